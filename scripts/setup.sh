@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what RBS needs outside the repo, once per machine: Debian packages, the Temporal CLI
+# (built from Go modules, cached under ~/.cache/rbs keyed by version) and npm dependencies.
+# Idempotent and quick when everything is already there; `npm start` and `npm test` run it first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=versions.env
+source scripts/versions.env
+CACHE=${RBS_CACHE:-$HOME/.cache/rbs}
+say() { echo "setup: $*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_packages=()
+command -v rsync >/dev/null || apt_packages+=(rsync)
+SPANNER_EMULATOR=/usr/lib/google-cloud-sdk/bin/cloud_spanner_emulator/gateway_main
+[ -x "$SPANNER_EMULATOR" ] || apt_packages+=(google-cloud-cli-spanner-emulator)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  say "installing Debian packages: ${apt_packages[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+fi
+
+temporal_dir="$CACHE/temporal-$TEMPORAL_CLI_VERSION"
+if [ ! -x "$temporal_dir/temporal" ]; then
+  command -v go >/dev/null || { say "Go is needed to build the Temporal CLI"; exit 1; }
+  say "building the Temporal CLI $TEMPORAL_CLI_VERSION (a few minutes, once)"
+  tmp=$(mktemp -d)
+  GOBIN="$tmp" go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
+  mkdir -p "$temporal_dir"
+  mv "$tmp/temporal" "$temporal_dir/temporal"
+  rmdir "$tmp"
+fi
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm dependencies"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+# `npx rbs` finds the CLI here (npm does not link a package's own bin into its node_modules).
+ln -sf ../../cli/rbs.js node_modules/.bin/rbs
