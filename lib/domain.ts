@@ -1,0 +1,64 @@
+/**
+ * The build-session domain model, shared by the orchestrator, the workflows, the activities and
+ * the stores. Pure types and constants only: workflow code imports this module, so it must not
+ * touch Node built-ins.
+ */
+
+/** Provisioning steps, in saga order. Each is also a phase an operator can filter on. */
+export const PROVISIONING_PHASES = [
+  'PROVISIONING_NAMESPACE',
+  'PROVISIONING_VOLUME',
+  'PROVISIONING_CREDENTIALS',
+  'PROVISIONING_AGENT',
+  'PROVISIONING_AGENT_READY',
+  'PROVISIONING_SYNC',
+] as const;
+
+export const SESSION_PHASES = [
+  ...PROVISIONING_PHASES,
+  'READY',
+  'SUSPENDING',
+  'SUSPENDED',
+  'RESUMING',
+  'ENDING',
+  'ENDED',
+  'FAILED',
+] as const;
+
+export type ProvisioningPhase = (typeof PROVISIONING_PHASES)[number];
+export type SessionPhase = (typeof SESSION_PHASES)[number];
+
+/** Phases after which the session's workflow has finished and nothing of it runs. */
+export const TERMINAL_PHASES: readonly SessionPhase[] = ['ENDED', 'FAILED'];
+
+export function isTerminal(phase: SessionPhase): boolean {
+  return TERMINAL_PHASES.includes(phase);
+}
+
+export function isSessionPhase(value: string): value is SessionPhase {
+  return (SESSION_PHASES as readonly string[]).includes(value);
+}
+
+/** Where a session runs, derived from (user, workspace) by lib/naming. */
+export interface SessionPlacement {
+  /** `<sanitized_user>-rbs-<hash>`: a DNS-1123 label. */
+  namespace: string;
+  /** Per-(user, workspace) volume name; outlives sessions. */
+  volume: string;
+}
+
+/** A session as the session store keeps it. */
+export interface SessionRecord extends SessionPlacement {
+  sessionId: string;
+  workflowId: string;
+  user: string;
+  /** Absolute workspace path on the developer's machine. */
+  workspace: string;
+  phase: SessionPhase;
+  /** host:port of the agent while READY, else null. */
+  agentAddress: string | null;
+  failureReason: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  lastActivityAt: Date;
+}
