@@ -1,0 +1,175 @@
+/**
+ * Mutual TLS for every gRPC hop. Both ends trust only the RBS CA, and a peer is known by the RBS
+ * identity in its certificate's SAN URIs (lib/pki/identity), never by hostname.
+ *
+ * Client certificates are requested but not required at the TLS handshake, so that a client
+ * without a valid one gets a gRPC UNAUTHENTICATED status saying why instead of a dropped
+ * connection. serverCredentials installs an interceptor that fails every such call, so no
+ * handler can forget to; handlers call peerIdentity to learn who is calling.
+ *
+ * grpc-js (1.14) only exposes the peer certificate when the handshake verified it against the
+ * CA, so the server cannot tell "no certificate" from "foreign CA" or "expired". RBS clients
+ * (channelCredentials) therefore check their own certificate before each call and fail it with
+ * the precise reason; the server's message covers the rest.
+ */
+// @peculiar/x509 needs the Reflect metadata API before it loads.
+import 'reflect-metadata';
+import { X509Certificate as NodeX509 } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import type { PeerCertificate } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import * as x509 from '@peculiar/x509';
+import { installFile } from '../pki/ca';
+import { describeIdentity, identityFromUris, type Identity } from '../pki/identity';
+
+export interface TlsMaterial {
+  caCertPem: string;
+  certPem: string;
+  keyPem: string;
+}
+
+/** The part of a server call (or server interceptor call) that knows the TLS peer. */
+export interface AuthenticatedCall {
+  getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null;
+}
+
+const NO_VERIFIED_CLIENT_CERTIFICATE =
+  'no client certificate issued by this RBS CA and currently valid (none was presented, or it is from another CA, or it has expired)';
+
+/** A status error as grpc-js handlers and interceptors return it. */
+function unauthenticated(message: string): grpc.ServiceError {
+  return Object.assign(new Error(message), {
+    code: grpc.status.UNAUTHENTICATED,
+    details: message,
+    metadata: new grpc.Metadata(),
+  });
+}
+
+/** The RBS identity in a DER certificate's SAN URIs; throws InvalidIdentityError. */
+function identityOfCertificate(der: Buffer): Identity {
+  const san = new x509.X509Certificate(der).getExtension(x509.SubjectAlternativeNameExtension);
+  const uris = san?.names.items.filter((n) => n.type === 'url').map((n) => n.value) ?? [];
+  return identityFromUris(uris);
+}
+
+/**
+ * Who is calling. OpenSSL verified the chain and validity at the handshake; expiry is checked
+ * again because a connection can outlive its certificate.
+ */
+export function peerIdentity(call: AuthenticatedCall): Identity {
+  const cert = call.getAuthContext()?.sslPeerCertificate;
+  if (!cert) throw unauthenticated(NO_VERIFIED_CLIENT_CERTIFICATE);
+  const expiry = new Date(cert.valid_to);
+  if (expiry.getTime() <= Date.now()) throw unauthenticated(`client certificate expired at ${expiry.toISOString()}`);
+  try {
+    return identityOfCertificate(cert.raw);
+  } catch (e) {
+    throw unauthenticated(`client certificate has no RBS identity: ${(e as Error).message}`);
+  }
+}
+
+/** TLS server credentials that ask for, but do not demand, a client certificate. */
+class ClientCertificateOptionalCredentials extends grpc.ServerCredentials {
+  constructor(m: TlsMaterial) {
+    super({ requestCert: true, rejectUnauthorized: false }, { ca: m.caCertPem, cert: m.certPem, key: m.keyPem });
+  }
+
+  _equals(other: grpc.ServerCredentials): boolean {
+    return other === this;
+  }
+}
+
+/** Fails every call whose client has no valid RBS certificate, before any handler runs. */
+const requirePeerIdentity: grpc.ServerInterceptor = (_method, call) =>
+  new grpc.ServerInterceptingCall(call, {
+    start: (next) =>
+      next({
+        onReceiveMetadata: (metadata, forward) => {
+          try {
+            peerIdentity(call);
+          } catch (e) {
+            call.sendStatus(e as grpc.ServiceError);
+            return;
+          }
+          forward(metadata);
+        },
+      }),
+  });
+
+export function serverCredentials(m: TlsMaterial): grpc.ServerCredentials {
+  return grpc.experimental.createServerCredentialsWithInterceptors(new ClientCertificateOptionalCredentials(m), [
+    requirePeerIdentity,
+  ]);
+}
+
+/** Why `m.certPem` would be refused by a server of `m.caCertPem`, or null if it would not be. */
+function ownCertificateProblem(m: TlsMaterial): () => string | null {
+  const ca = new NodeX509(m.caCertPem);
+  const cert = new NodeX509(m.certPem);
+  const issued = cert.checkIssued(ca) && cert.verify(ca.publicKey);
+  const validFrom = new Date(cert.validFrom);
+  const validTo = new Date(cert.validTo);
+  return () => {
+    if (!issued) return `client certificate is not issued by this RBS CA (issuer: ${cert.issuer.replace(/\n/g, ', ')})`;
+    const now = Date.now();
+    if (now < validFrom.getTime()) return `client certificate is not valid before ${validFrom.toISOString()}`;
+    if (now >= validTo.getTime()) return `client certificate expired at ${validTo.toISOString()}`;
+    return null;
+  };
+}
+
+/**
+ * Client credentials presenting `m`'s certificate and accepting only a server whose RBS identity
+ * satisfies `expectServer`.
+ */
+export function channelCredentials(m: TlsMaterial, expectServer: (id: Identity) => boolean): grpc.ChannelCredentials {
+  const problem = ownCertificateProblem(m);
+  const selfCheck = grpc.credentials.createFromMetadataGenerator((_params, callback) => {
+    const message = problem();
+    if (message) callback(unauthenticated(message));
+    else callback(null, new grpc.Metadata());
+  });
+  const tls = grpc.credentials.createSsl(Buffer.from(m.caCertPem), Buffer.from(m.keyPem), Buffer.from(m.certPem), {
+    checkServerIdentity: (_hostname, cert) => {
+      try {
+        const id = identityOfCertificate(cert.raw);
+        return expectServer(id) ? undefined : new Error(`server is ${describeIdentity(id)}, not the expected peer`);
+      } catch (e) {
+        return new Error(`server certificate has no RBS identity: ${(e as Error).message}`);
+      }
+    },
+  });
+  return tls.compose(selfCheck);
+}
+
+const FILES = (dir: string, name: string) => ({
+  caCertPem: path.join(dir, 'ca.crt'),
+  certPem: path.join(dir, `${name}.crt`),
+  keyPem: path.join(dir, `${name}.key`),
+});
+
+export async function readTlsMaterial(dir: string, name: string): Promise<TlsMaterial> {
+  const read = async (file: string) => {
+    try {
+      return await readFile(file, 'utf8');
+    } catch (e) {
+      const reason = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : `cannot be read: ${(e as Error).message}`;
+      throw new Error(`TLS material for ${name}: ${file} ${reason}`);
+    }
+  };
+  const files = FILES(dir, name);
+  const [caCertPem, certPem, keyPem] = await Promise.all([read(files.caCertPem), read(files.certPem), read(files.keyPem)]);
+  return { caCertPem, certPem, keyPem };
+}
+
+/** Writes each file atomically; the key readable by its owner only. */
+export async function writeTlsMaterial(dir: string, name: string, m: TlsMaterial): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const files = FILES(dir, name);
+  await Promise.all([
+    installFile(files.caCertPem, m.caCertPem, 0o644, true),
+    installFile(files.certPem, m.certPem, 0o644, true),
+    installFile(files.keyPem, m.keyPem, 0o600, true),
+  ]);
+}
