@@ -1,0 +1,234 @@
+/**
+ * The production session store: Cloud Spanner. init() creates what is missing (the instance only
+ * on the emulator; the database; the schema) and tolerates a concurrent init doing the same.
+ */
+import { Spanner, type Database, type Instance } from '@google-cloud/spanner';
+import { status } from '@grpc/grpc-js';
+import { isSessionPhase, type SessionRecord } from '../domain';
+import type { SessionFilter, SessionStore } from './session-store';
+
+export interface SpannerStoreOptions {
+  projectId: string;
+  instanceId: string;
+  databaseId: string;
+}
+
+const TABLE = 'Sessions';
+const INDEX = 'SessionsByUserCreatedAt';
+
+// IF NOT EXISTS makes a DDL race with another init harmless.
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS ${TABLE} (
+    SessionId      STRING(MAX) NOT NULL,
+    WorkflowId     STRING(MAX) NOT NULL,
+    User           STRING(MAX) NOT NULL,
+    Workspace      STRING(MAX) NOT NULL,
+    Namespace      STRING(MAX) NOT NULL,
+    Volume         STRING(MAX) NOT NULL,
+    Phase          STRING(MAX) NOT NULL,
+    AgentAddress   STRING(MAX),
+    FailureReason  STRING(MAX),
+    CreatedAt      TIMESTAMP NOT NULL,
+    UpdatedAt      TIMESTAMP NOT NULL,
+    LastActivityAt TIMESTAMP NOT NULL,
+  ) PRIMARY KEY (SessionId)`,
+  `CREATE INDEX IF NOT EXISTS ${INDEX} ON ${TABLE} (User, CreatedAt DESC)`,
+];
+
+interface Row {
+  SessionId: string;
+  WorkflowId: string;
+  User: string;
+  Workspace: string;
+  Namespace: string;
+  Volume: string;
+  Phase: string;
+  AgentAddress: string | null;
+  FailureReason: string | null;
+  CreatedAt: Date;
+  UpdatedAt: Date;
+  LastActivityAt: Date;
+}
+
+function toRow(r: SessionRecord): Row {
+  return {
+    SessionId: r.sessionId,
+    WorkflowId: r.workflowId,
+    User: r.user,
+    Workspace: r.workspace,
+    Namespace: r.namespace,
+    Volume: r.volume,
+    Phase: r.phase,
+    AgentAddress: r.agentAddress,
+    FailureReason: r.failureReason,
+    CreatedAt: r.createdAt,
+    UpdatedAt: r.updatedAt,
+    LastActivityAt: r.lastActivityAt,
+  };
+}
+
+function fromRow(row: Row): SessionRecord {
+  if (!isSessionPhase(row.Phase)) {
+    throw new Error(`session ${row.SessionId} has unknown phase ${JSON.stringify(row.Phase)}`);
+  }
+  // The client returns PreciseDate (a Date subclass with nanoseconds); callers get plain Dates.
+  return {
+    sessionId: row.SessionId,
+    workflowId: row.WorkflowId,
+    user: row.User,
+    workspace: row.Workspace,
+    namespace: row.Namespace,
+    volume: row.Volume,
+    phase: row.Phase,
+    agentAddress: row.AgentAddress,
+    failureReason: row.FailureReason,
+    createdAt: new Date(row.CreatedAt.getTime()),
+    updatedAt: new Date(row.UpdatedAt.getTime()),
+    lastActivityAt: new Date(row.LastActivityAt.getTime()),
+  };
+}
+
+function isAlreadyExists(err: unknown): boolean {
+  return (err as { code?: unknown }).code === status.ALREADY_EXISTS;
+}
+
+export class SpannerSessionStore implements SessionStore {
+  private readonly spanner: Spanner;
+  private readonly instance: Instance;
+  private readonly db: Database;
+  private readonly databasePath: string;
+
+  constructor(private readonly options: SpannerStoreOptions) {
+    // With SPANNER_EMULATOR_HOST set, the client talks plaintext to the emulator instead. The
+    // emulator answers a request for a multiplexed session with a regular one, which the client
+    // then fails to release ("Unable to release unknown resource"): use the session pool there.
+    // The client reads this variable when instance.database() builds its session factory.
+    if (process.env.SPANNER_EMULATOR_HOST) process.env.GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS ??= 'false';
+    this.spanner = new Spanner({ projectId: options.projectId });
+    this.instance = this.spanner.instance(options.instanceId);
+    this.db = this.instance.database(options.databaseId);
+    this.databasePath = `projects/${options.projectId}/instances/${options.instanceId}/databases/${options.databaseId}`;
+  }
+
+  async init(): Promise<void> {
+    await this.step('creating the instance', () => this.ensureInstance());
+    await this.step('creating the database', () => this.ensureDatabase());
+    await this.step('creating the schema', () => this.ensureSchema());
+  }
+
+  async put(record: SessionRecord): Promise<void> {
+    // All columns are given, so an upsert replaces the whole row.
+    await this.step(`writing session ${record.sessionId}`, () => this.db.table(TABLE).upsert(toRow(record)));
+  }
+
+  async get(sessionId: string): Promise<SessionRecord | null> {
+    const rows = await this.query(`reading session ${sessionId}`, `SELECT * FROM ${TABLE} WHERE SessionId = @id`, {
+      id: sessionId,
+    });
+    return rows[0] ?? null;
+  }
+
+  async list(filter: SessionFilter = {}): Promise<SessionRecord[]> {
+    const where: string[] = [];
+    const params: Record<string, unknown> = {};
+    if (filter.user !== undefined) {
+      where.push('User = @user');
+      params.user = filter.user;
+    }
+    const types: Record<string, unknown> = {};
+    if (filter.phases !== undefined) {
+      where.push('Phase IN UNNEST(@phases)');
+      params.phases = [...filter.phases];
+      // An empty array has no element type to infer.
+      types.phases = { type: 'array', child: 'string' };
+    }
+    const sql =
+      `SELECT * FROM ${TABLE}` +
+      (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
+      ' ORDER BY CreatedAt DESC, SessionId';
+    return this.query('listing sessions', sql, params, types);
+  }
+
+  async touch(sessionId: string, at: Date): Promise<void> {
+    // The condition is evaluated inside the transaction, so concurrent touches never move it back.
+    await this.step(`touching session ${sessionId}`, () =>
+      this.db.runTransactionAsync(async (tx) => {
+        await tx.runUpdate({
+          sql: `UPDATE ${TABLE} SET LastActivityAt = @at WHERE SessionId = @id AND LastActivityAt < @at`,
+          params: { id: sessionId, at },
+        });
+        await tx.commit();
+      }),
+    );
+  }
+
+  async delete(sessionId: string): Promise<void> {
+    await this.step(`deleting session ${sessionId}`, () => this.db.table(TABLE).deleteRows([sessionId]));
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+    await this.spanner.close();
+  }
+
+  private async ensureInstance(): Promise<void> {
+    const [exists] = await this.instance.exists();
+    if (exists) return;
+    // Real instances are capacity someone pays for: provisioned by operators, never by RBS.
+    if (!process.env.SPANNER_EMULATOR_HOST) {
+      throw new Error(`instance ${this.options.instanceId} does not exist (RBS creates instances only on the emulator)`);
+    }
+    try {
+      const [, operation] = await this.spanner.createInstance(this.options.instanceId, {
+        config: 'emulator-config',
+        nodes: 1,
+      });
+      await operation.promise();
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+  }
+
+  private async ensureDatabase(): Promise<void> {
+    const [exists] = await this.db.exists();
+    if (exists) return;
+    try {
+      const [, operation] = await this.instance.createDatabase(this.options.databaseId);
+      await operation.promise();
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+  }
+
+  private async ensureSchema(): Promise<void> {
+    // Checking first skips a schema change (slow on real Spanner) when nothing is missing.
+    const [rows] = await this.db.run({
+      sql: `SELECT COUNT(*) AS n FROM INFORMATION_SCHEMA.INDEXES
+            WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @table AND INDEX_NAME = @index`,
+      params: { table: TABLE, index: INDEX },
+      json: true,
+    });
+    if (Number((rows[0] as { n: unknown }).n) > 0) return;
+    const [operation] = await this.db.updateSchema(SCHEMA);
+    await operation.promise();
+  }
+
+  private async query(
+    what: string,
+    sql: string,
+    params: Record<string, unknown>,
+    types: Record<string, unknown> = {},
+  ): Promise<SessionRecord[]> {
+    const [rows] = await this.step(what, () => this.db.run({ sql, params, types, json: true }));
+    return (rows as unknown as Row[]).map(fromRow);
+  }
+
+  /** Runs one Spanner call, naming the database and the step in any error. */
+  private async step<T>(what: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      throw new Error(`Spanner ${this.databasePath}: ${what} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+}

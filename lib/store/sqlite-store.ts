@@ -1,0 +1,144 @@
+/**
+ * The embedded default session store: one SQLite file, dates as integer epoch milliseconds.
+ * better-sqlite3 is synchronous; the methods are async only to satisfy SessionStore.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { isSessionPhase, type SessionRecord } from '../domain';
+import type { SessionFilter, SessionStore } from './session-store';
+
+/** How long a writer waits for another connection's lock (e.g. a second process) before failing. */
+const BUSY_TIMEOUT_MS = 5000;
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS sessions (
+    session_id       TEXT PRIMARY KEY,
+    workflow_id      TEXT NOT NULL,
+    user             TEXT NOT NULL,
+    workspace        TEXT NOT NULL,
+    namespace        TEXT NOT NULL,
+    volume           TEXT NOT NULL,
+    phase            TEXT NOT NULL,
+    agent_address    TEXT,
+    failure_reason   TEXT,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    last_activity_at INTEGER NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user, created_at DESC);
+`;
+
+interface Row {
+  session_id: string;
+  workflow_id: string;
+  user: string;
+  workspace: string;
+  namespace: string;
+  volume: string;
+  phase: string;
+  agent_address: string | null;
+  failure_reason: string | null;
+  created_at: number;
+  updated_at: number;
+  last_activity_at: number;
+}
+
+function toRow(r: SessionRecord): Row {
+  return {
+    session_id: r.sessionId,
+    workflow_id: r.workflowId,
+    user: r.user,
+    workspace: r.workspace,
+    namespace: r.namespace,
+    volume: r.volume,
+    phase: r.phase,
+    agent_address: r.agentAddress,
+    failure_reason: r.failureReason,
+    created_at: r.createdAt.getTime(),
+    updated_at: r.updatedAt.getTime(),
+    last_activity_at: r.lastActivityAt.getTime(),
+  };
+}
+
+function fromRow(row: Row): SessionRecord {
+  if (!isSessionPhase(row.phase)) {
+    throw new Error(`session ${row.session_id} has unknown phase ${JSON.stringify(row.phase)}`);
+  }
+  return {
+    sessionId: row.session_id,
+    workflowId: row.workflow_id,
+    user: row.user,
+    workspace: row.workspace,
+    namespace: row.namespace,
+    volume: row.volume,
+    phase: row.phase,
+    agentAddress: row.agent_address,
+    failureReason: row.failure_reason,
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
+    lastActivityAt: new Date(row.last_activity_at),
+  };
+}
+
+export class SqliteSessionStore implements SessionStore {
+  private readonly db: Database.Database;
+
+  constructor(file: string) {
+    if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
+    // `timeout` is SQLite's busy_timeout.
+    this.db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
+    // WAL lets readers proceed while a writer commits.
+    this.db.pragma('journal_mode = WAL');
+  }
+
+  async init(): Promise<void> {
+    this.db.exec(SCHEMA);
+  }
+
+  async put(record: SessionRecord): Promise<void> {
+    const row = toRow(record);
+    const columns = Object.keys(row);
+    this.db
+      .prepare(`INSERT OR REPLACE INTO sessions (${columns.join(', ')}) VALUES (${columns.map((c) => `@${c}`).join(', ')})`)
+      .run(row);
+  }
+
+  async get(sessionId: string): Promise<SessionRecord | null> {
+    const row = this.db.prepare('SELECT * FROM sessions WHERE session_id = ?').get(sessionId) as Row | undefined;
+    return row ? fromRow(row) : null;
+  }
+
+  async list(filter: SessionFilter = {}): Promise<SessionRecord[]> {
+    const where: string[] = [];
+    const params: string[] = [];
+    if (filter.user !== undefined) {
+      where.push('user = ?');
+      params.push(filter.user);
+    }
+    if (filter.phases !== undefined) {
+      // `IN ()` is a syntax error; `IN (NULL)` matches nothing, as an empty phase list should.
+      where.push(`phase IN (${filter.phases.map(() => '?').join(', ') || 'NULL'})`);
+      params.push(...filter.phases);
+    }
+    const sql =
+      'SELECT * FROM sessions' +
+      (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
+      ' ORDER BY created_at DESC, session_id';
+    return (this.db.prepare(sql).all(...params) as Row[]).map(fromRow);
+  }
+
+  async touch(sessionId: string, at: Date): Promise<void> {
+    this.db
+      .prepare('UPDATE sessions SET last_activity_at = MAX(last_activity_at, ?) WHERE session_id = ?')
+      .run(at.getTime(), sessionId);
+  }
+
+  async delete(sessionId: string): Promise<void> {
+    this.db.prepare('DELETE FROM sessions WHERE session_id = ?').run(sessionId);
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * The behaviour every SessionStore must have, as one jest suite each store's test file runs.
+ * Every test uses fresh ids and user names, so suites and tests can share one database.
+ */
+import { randomUUID } from 'node:crypto';
+import type { SessionRecord } from '../../lib/domain';
+import type { SessionStore } from '../../lib/store/session-store';
+
+const T0 = Date.UTC(2024, 0, 15, 10, 30, 0, 123);
+
+function at(offsetMs: number): Date {
+  return new Date(T0 + offsetMs);
+}
+
+function uniqueUser(): string {
+  return `user-${randomUUID()}`;
+}
+
+function record(overrides: Partial<SessionRecord> = {}): SessionRecord {
+  const sessionId = `s-${randomUUID()}`;
+  return {
+    sessionId,
+    workflowId: `session-${sessionId}`,
+    user: uniqueUser(),
+    workspace: '/home/dev/src/project',
+    namespace: 'dev-rbs-0123abcd',
+    volume: 'dev-rbs-0123abcd-ws',
+    phase: 'PROVISIONING_NAMESPACE',
+    agentAddress: null,
+    failureReason: null,
+    createdAt: at(0),
+    updatedAt: at(1000),
+    lastActivityAt: at(2000),
+    ...overrides,
+  };
+}
+
+function ids(records: SessionRecord[]): string[] {
+  return records.map((r) => r.sessionId);
+}
+
+/**
+ * `open` must return a new, initialised store on the same data each call (so reopening can be
+ * tested); `close` releases what those stores share, after every store is closed.
+ */
+export function describeSessionStoreConformance(
+  name: string,
+  open: () => Promise<SessionStore>,
+  close?: () => Promise<void>,
+): void {
+  describe(`${name} conformance`, () => {
+    let store: SessionStore;
+
+    beforeAll(async () => {
+      store = await open();
+    });
+
+    afterAll(async () => {
+      await store?.close();
+      await close?.();
+    });
+
+    test('init is idempotent', async () => {
+      await store.init();
+      await store.init();
+    });
+
+    test.each<[string, Partial<SessionRecord>]>([
+      ['null agent address and failure reason', {}],
+      ['a READY session with an agent address', { phase: 'READY', agentAddress: '10.0.0.7:50051' }],
+      ['a FAILED session with a failure reason', { phase: 'FAILED', failureReason: 'volume quota exceeded: 💥' }],
+      ['a Unicode user name', { user: `Zoë-Ångström-用户-🚀-${randomUUID()}` }],
+      ['a long workspace path', { workspace: `/home/dev/${'very-deep-directory/'.repeat(200)}workspace` }],
+    ])('put then get round-trips every field: %s', async (_, overrides) => {
+      const r = record(overrides);
+      await store.put(r);
+      expect(await store.get(r.sessionId)).toEqual(r);
+    });
+
+    test('put replaces the row with the same sessionId', async () => {
+      const first = record({ phase: 'PROVISIONING_AGENT', failureReason: 'transient' });
+      const second: SessionRecord = {
+        ...first,
+        phase: 'READY',
+        agentAddress: '127.0.0.1:9000',
+        failureReason: null,
+        updatedAt: at(60_000),
+        lastActivityAt: at(60_000),
+      };
+      await store.put(first);
+      await store.put(second);
+      expect(await store.get(first.sessionId)).toEqual(second);
+      expect(ids(await store.list({ user: first.user }))).toEqual([first.sessionId]);
+    });
+
+    test('get of an unknown session is null', async () => {
+      expect(await store.get(`unknown-${randomUUID()}`)).toBeNull();
+    });
+
+    describe('list', () => {
+      // One user's sessions created at distinct times, put out of order, in a spread of phases.
+      const user = uniqueUser();
+      const oldest = record({ user, createdAt: at(-30_000), phase: 'ENDED' });
+      const middle = record({ user, createdAt: at(-20_000), phase: 'READY', agentAddress: '10.0.0.1:1' });
+      const newest = record({ user, createdAt: at(-10_000), phase: 'SUSPENDED' });
+      const otherUser = record({ createdAt: at(-15_000), phase: 'READY', agentAddress: '10.0.0.2:1' });
+
+      beforeAll(async () => {
+        for (const r of [middle, otherUser, newest, oldest]) await store.put(r);
+      });
+
+      test('without a filter: everything, newest first', async () => {
+        const all = await store.list();
+        const times = all.map((r) => r.createdAt.getTime());
+        expect(times).toEqual([...times].sort((a, b) => b - a));
+        const ours = new Set(ids([oldest, middle, newest, otherUser]));
+        expect(ids(all).filter((id) => ours.has(id))).toEqual(ids([newest, otherUser, middle, oldest]));
+      });
+
+      test('by user, newest first, whole records', async () => {
+        expect(await store.list({ user })).toEqual([newest, middle, oldest]);
+      });
+
+      test('by phases', async () => {
+        const found = await store.list({ phases: ['READY', 'SUSPENDED'] });
+        expect(found.every((r) => r.phase === 'READY' || r.phase === 'SUSPENDED')).toBe(true);
+        expect(ids(found)).toEqual(expect.arrayContaining(ids([newest, middle, otherUser])));
+        expect(ids(found)).not.toContain(oldest.sessionId);
+      });
+
+      test('by user and phases', async () => {
+        expect(ids(await store.list({ user, phases: ['READY', 'ENDED'] }))).toEqual(ids([middle, oldest]));
+      });
+
+      test('by an empty phase list: nothing', async () => {
+        expect(await store.list({ user, phases: [] })).toEqual([]);
+      });
+
+      test('by an unknown user: nothing', async () => {
+        expect(await store.list({ user: uniqueUser() })).toEqual([]);
+      });
+    });
+
+    test('touch moves lastActivityAt forward only', async () => {
+      const r = record({ lastActivityAt: at(5000) });
+      await store.put(r);
+
+      await store.touch(r.sessionId, at(9000));
+      expect(await store.get(r.sessionId)).toEqual({ ...r, lastActivityAt: at(9000) });
+
+      await store.touch(r.sessionId, at(7000));
+      expect((await store.get(r.sessionId))?.lastActivityAt).toEqual(at(9000));
+    });
+
+    test('touch of an unknown session is a no-op', async () => {
+      const sessionId = `unknown-${randomUUID()}`;
+      await store.touch(sessionId, at(0));
+      expect(await store.get(sessionId)).toBeNull();
+    });
+
+    test('delete removes the row; deleting again or an unknown session is a no-op', async () => {
+      const kept = record();
+      const deleted = record({ user: kept.user, createdAt: at(1) });
+      await store.put(kept);
+      await store.put(deleted);
+
+      await store.delete(deleted.sessionId);
+      await store.delete(deleted.sessionId);
+      await store.delete(`unknown-${randomUUID()}`);
+
+      expect(await store.get(deleted.sessionId)).toBeNull();
+      expect(await store.list({ user: kept.user })).toEqual([kept]);
+    });
+
+    test('50 concurrent puts of different sessions all land', async () => {
+      const user = uniqueUser();
+      const records = Array.from({ length: 50 }, (_, i) => record({ user, createdAt: at(i) }));
+      await Promise.all(records.map((r) => store.put(r)));
+      expect(await store.list({ user })).toEqual([...records].reverse());
+    });
+
+    test('data survives closing and reopening', async () => {
+      const r = record({ phase: 'READY', agentAddress: '10.1.2.3:4' });
+      const first = await open();
+      await first.put(r);
+      await first.close();
+
+      const second = await open();
+      try {
+        expect(await second.get(r.sessionId)).toEqual(r);
+      } finally {
+        await second.close();
+      }
+    });
+  });
+}

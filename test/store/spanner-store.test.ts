@@ -1,0 +1,39 @@
+import { randomBytes } from 'node:crypto';
+import { Spanner } from '@google-cloud/spanner';
+import { openSessionStore } from '../../lib/store';
+import { startSpannerEmulator, type SpannerEmulator } from '../harness/spanner-emulator';
+import { describeSessionStoreConformance } from './conformance';
+
+// The global setup normally provides the emulator; start one only when run on our own.
+let emulator: SpannerEmulator | undefined;
+
+beforeAll(async () => {
+  if (process.env.SPANNER_EMULATOR_HOST) return;
+  emulator = await startSpannerEmulator();
+  process.env.SPANNER_EMULATOR_HOST = emulator.host;
+});
+
+afterAll(async () => {
+  if (!emulator) return;
+  await emulator.stop();
+  delete process.env.SPANNER_EMULATOR_HOST;
+});
+
+// Its own database, so other test files can share the instance and the emulator.
+const options = { projectId: 'rbs-test', instanceId: 'rbs-test', databaseId: `sessions-${randomBytes(4).toString('hex')}` };
+
+/** Drops the database: the emulator caps how many an instance may hold. */
+async function dropDatabase(): Promise<void> {
+  const spanner = new Spanner({ projectId: options.projectId });
+  try {
+    await spanner.instance(options.instanceId).database(options.databaseId).delete();
+  } finally {
+    await spanner.close();
+  }
+}
+
+describeSessionStoreConformance(
+  'SpannerSessionStore',
+  () => openSessionStore({ kind: 'spanner', ...options }),
+  dropDatabase,
+);
