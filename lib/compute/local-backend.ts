@@ -1,0 +1,353 @@
+/**
+ * The compute backend of the embedded default: a namespace is a directory, a volume is a directory,
+ * and an agent is a detached local process that outlives the worker that started it. Running
+ * agents are found through /proc, so a crash that loses every file still leaves them killable.
+ */
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { readTlsMaterial, writeTlsMaterial } from '../grpc/tls';
+import { type Child, startChild } from '../local/child';
+import { isDns1123Label } from '../naming';
+import { installFile } from '../pki/ca';
+import type {
+  AgentCredentials,
+  AgentSpec,
+  ComputeBackend,
+  ManagedNamespace,
+  NamespaceSpec,
+  RunningAgent,
+} from './backend';
+
+/** What a namespace directory holds; the agent process (services/agent/main.ts) shares this layout. */
+export const NAMESPACE_FILES = {
+  record: 'namespace.json',
+  tls: 'tls',
+  agentInfo: 'agent.json',
+  agentLock: 'agent.pid',
+  agentLog: 'agent.log',
+} as const;
+
+/** Written by a serving agent to NAMESPACE_FILES.agentInfo. */
+export interface AgentInfo {
+  pid: number;
+  address: string;
+  startedAt: string;
+}
+
+/** The agent exits with this when another agent already serves its namespace. */
+export const AGENT_EXIT_ALREADY_RUNNING = 3;
+
+interface NamespaceRecord {
+  sessionId: string;
+  user: string;
+  createdAt: string;
+}
+
+const AGENT_START_TIMEOUT_MS = 10_000;
+const AGENT_STOP_GRACE_MS = 5_000;
+const AGENT_KILL_WAIT_MS = 2_000;
+const POLL_MS = 25;
+
+/**
+ * Top-level bazel-* convenience links point outside the workspace; .git is history the build does
+ * not need. Both are excluded rather than deleted, so what a build leaves in the volume survives.
+ */
+const RSYNC_FILTERS = ['--exclude=/bazel-*', '--exclude=.git/', '--filter=:- .gitignore'];
+
+/** The agent as built next to this module: in dist/ when compiled, in <repo>/dist when run from sources. */
+export function defaultAgentCommand(): string[] {
+  const up = path.resolve(__dirname, '..', '..');
+  const dist = path.basename(up) === 'dist' ? up : path.join(up, 'dist');
+  return [process.execPath, path.join(dist, 'services', 'agent', 'main.js')];
+}
+
+export class LocalBackend implements ComputeBackend {
+  readonly kind = 'local' as const;
+  private readonly home: string;
+  private readonly agentCommand: string[];
+
+  constructor(options: { home: string; agentCommand: string[] }) {
+    if (options.agentCommand.length === 0) throw new Error('LocalBackend needs a non-empty agentCommand');
+    this.home = path.resolve(options.home);
+    this.agentCommand = options.agentCommand;
+  }
+
+  async ensureNamespace(spec: NamespaceSpec): Promise<void> {
+    const dir = this.namespaceDir(spec.namespace);
+    const existing = readNamespaceRecord(dir);
+    if (existing?.sessionId === spec.sessionId) return;
+    if (fs.existsSync(dir)) {
+      const running = agentsServing(dir);
+      if (running.length > 0) {
+        throw new Error(
+          `namespace ${spec.namespace} belongs to session ${existing?.sessionId ?? '(unknown)'}, whose agent ` +
+            `${running.join(', ')} still runs; it cannot be given to session ${spec.sessionId}`,
+        );
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    // Built under a temporary name and renamed, so a namespace directory never lacks its record.
+    const root = path.dirname(dir);
+    fs.mkdirSync(root, { recursive: true });
+    const staging = fs.mkdtempSync(path.join(root, `.${spec.namespace}-`));
+    const record: NamespaceRecord = { sessionId: spec.sessionId, user: spec.user, createdAt: new Date().toISOString() };
+    fs.writeFileSync(path.join(staging, NAMESPACE_FILES.record), JSON.stringify(record));
+    try {
+      fs.renameSync(staging, dir);
+    } catch (err) {
+      fs.rmSync(staging, { recursive: true, force: true });
+      const winner = readNamespaceRecord(dir);
+      if (winner?.sessionId === spec.sessionId) return; // a concurrent ensureNamespace made the same one
+      throw new Error(`cannot create namespace ${spec.namespace} for session ${spec.sessionId}: ${errorMessage(err)}`);
+    }
+  }
+
+  async ensureVolume(namespace: string, volume: string): Promise<void> {
+    checkLabel('namespace', namespace);
+    fs.mkdirSync(this.workspaceDir(volume), { recursive: true });
+    await installFile(path.join(this.volumeDir(volume), 'namespace'), `${namespace}\n`, 0o644, true);
+  }
+
+  async hasAgentCredentials(namespace: string): Promise<boolean> {
+    try {
+      await readTlsMaterial(this.tlsDir(namespace), 'agent');
+      return true;
+    } catch {
+      return false; // missing or unreadable: either way the agent could not use it
+    }
+  }
+
+  async installAgentCredentials(namespace: string, credentials: AgentCredentials): Promise<void> {
+    this.requireNamespace(namespace);
+    await writeTlsMaterial(this.tlsDir(namespace), 'agent', credentials);
+  }
+
+  async startAgent(spec: AgentSpec): Promise<void> {
+    const dir = this.namespaceDir(spec.namespace);
+    const workspace = this.workspaceDir(spec.volume);
+    if (liveAgentInfo(dir)) return;
+    const record = this.requireNamespace(spec.namespace);
+    if (record.sessionId !== spec.sessionId) {
+      throw new Error(`namespace ${spec.namespace} belongs to session ${record.sessionId}, not ${spec.sessionId}`);
+    }
+    if (!fs.existsSync(workspace)) throw new Error(`volume ${spec.volume} does not exist: ensureVolume first`);
+    const child = this.spawnAgent(dir, spec.sessionId, workspace);
+    await this.awaitAgent(spec.namespace, child);
+  }
+
+  async agentAddress(namespace: string): Promise<string | null> {
+    return liveAgentInfo(this.namespaceDir(namespace))?.address ?? null;
+  }
+
+  async syncWorkspace(volume: string, sourceDir: string): Promise<void> {
+    const destination = this.workspaceDir(volume);
+    const source = path.resolve(sourceDir);
+    if (!isDirectory(source)) {
+      const err = new Error(`workspace ${source} does not exist or is not a directory on this machine`);
+      err.name = 'WorkspaceNotFound';
+      throw err;
+    }
+    if (!isDirectory(destination)) throw new Error(`volume ${volume} does not exist: ensureVolume first`);
+    const args = ['-a', '--delete', ...RSYNC_FILTERS, ...bazelignoreExcludes(source), `${source}/`, `${destination}/`];
+    try {
+      await promisify(execFile)('rsync', args, { maxBuffer: 16 * 1024 * 1024 });
+    } catch (err) {
+      const { code, stderr } = err as { code?: unknown; stderr?: string };
+      throw new Error(`rsync of ${source} into volume ${volume} failed (exit ${code}): ${stderr?.trim() || errorMessage(err)}`);
+    }
+  }
+
+  async stopAgent(namespace: string): Promise<void> {
+    const dir = this.namespaceDir(namespace);
+    await Promise.all(agentsServing(dir).map((pid) => terminateAgent(pid, dir)));
+  }
+
+  async deleteNamespace(namespace: string): Promise<void> {
+    await this.stopAgent(namespace);
+    fs.rmSync(this.namespaceDir(namespace), { recursive: true, force: true });
+  }
+
+  async deleteVolume(volume: string): Promise<void> {
+    fs.rmSync(this.volumeDir(volume), { recursive: true, force: true });
+  }
+
+  async listNamespaces(): Promise<ManagedNamespace[]> {
+    const root = path.join(this.home, 'namespaces');
+    const names = fs.existsSync(root) ? fs.readdirSync(root).filter(isDns1123Label) : [];
+    return names.flatMap((namespace) => {
+      const record = readNamespaceRecord(path.join(root, namespace));
+      return record ? [{ namespace, sessionId: record.sessionId, createdAt: new Date(record.createdAt) }] : [];
+    });
+  }
+
+  async listAgents(): Promise<RunningAgent[]> {
+    const root = path.join(this.home, 'namespaces');
+    return runningAgents()
+      .filter((agent) => path.dirname(agent.namespaceDir) === root)
+      .map((agent) => ({ namespace: path.basename(agent.namespaceDir), id: String(agent.pid) }));
+  }
+
+  async killAgent(agent: RunningAgent): Promise<void> {
+    const pid = Number(agent.id);
+    if (!Number.isSafeInteger(pid) || pid <= 0) throw new Error(`'${agent.id}' is not a local agent's pid`);
+    await terminateAgent(pid, this.namespaceDir(agent.namespace));
+  }
+
+  private spawnAgent(dir: string, sessionId: string, workspace: string): Child {
+    const [command, ...args] = this.agentCommand;
+    const flags = ['--namespace-dir', dir, '--session', sessionId, '--workspace-dir', workspace];
+    const child = startChild('agent', command, [...args, ...flags], { logFile: path.join(dir, NAMESPACE_FILES.agentLog) });
+    child.process.unref(); // the agent must outlive the worker that spawns it
+    return child;
+  }
+
+  /**
+   * Returns once agent.json names a live agent and `child` is either that agent or has exited
+   * because another one won the lock, so no duplicate is left starting behind the caller's back.
+   */
+  private async awaitAgent(namespace: string, child: Child): Promise<void> {
+    const dir = this.namespaceDir(namespace);
+    const deadline = Date.now() + AGENT_START_TIMEOUT_MS;
+    for (;;) {
+      const lostRace = child.process.exitCode === AGENT_EXIT_ALREADY_RUNNING;
+      const serving = liveAgentInfo(dir)?.pid;
+      if (serving !== undefined && (serving === child.process.pid || lostRace)) return;
+      let failure = lostRace ? null : child.exited();
+      if (failure === null && Date.now() > deadline) {
+        await this.stopAgent(namespace); // a hung agent would hold the lock against every retry
+        failure = `agent did not start within ${AGENT_START_TIMEOUT_MS / 1000} s`;
+      }
+      if (failure !== null) throw new Error(`namespace ${namespace}: ${failure}; its log ends with:\n${child.logTail()}`);
+      await sleep(POLL_MS);
+    }
+  }
+
+  private requireNamespace(namespace: string): NamespaceRecord {
+    const record = readNamespaceRecord(this.namespaceDir(namespace));
+    if (!record) throw new Error(`namespace ${namespace} does not exist: ensureNamespace first`);
+    return record;
+  }
+
+  private namespaceDir(namespace: string): string {
+    return path.join(this.home, 'namespaces', checkLabel('namespace', namespace));
+  }
+
+  private tlsDir(namespace: string): string {
+    return path.join(this.namespaceDir(namespace), NAMESPACE_FILES.tls);
+  }
+
+  private volumeDir(volume: string): string {
+    return path.join(this.home, 'volumes', checkLabel('volume', volume));
+  }
+
+  private workspaceDir(volume: string): string {
+    return path.join(this.volumeDir(volume), 'workspace');
+  }
+}
+
+/** Names become path components: anything but a DNS-1123 label could escape the home. */
+function checkLabel(what: string, name: string): string {
+  if (!isDns1123Label(name)) throw new Error(`invalid ${what} name '${name}': not a DNS-1123 label`);
+  return name;
+}
+
+/**
+ * The --namespace-dir of process `pid` if it is an agent, else null (gone, a zombie, or something
+ * else). Checking the command line, not just the pid, makes a recycled pid harmless.
+ */
+export function agentNamespaceDirOf(pid: number): string | null {
+  let argv: string[];
+  try {
+    argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return null;
+  }
+  const at = argv.indexOf('--namespace-dir');
+  return at >= 0 && argv.includes('--session') ? (argv[at + 1] ?? null) : null;
+}
+
+function runningAgents(): { pid: number; namespaceDir: string }[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .flatMap((entry) => {
+      const namespaceDir = agentNamespaceDirOf(Number(entry));
+      return namespaceDir ? [{ pid: Number(entry), namespaceDir }] : [];
+    });
+}
+
+function agentsServing(namespaceDir: string): number[] {
+  return runningAgents()
+    .filter((agent) => agent.namespaceDir === namespaceDir)
+    .map((agent) => agent.pid);
+}
+
+function liveAgentInfo(namespaceDir: string): AgentInfo | null {
+  const info = readJson<AgentInfo>(path.join(namespaceDir, NAMESPACE_FILES.agentInfo));
+  return info && agentNamespaceDirOf(info.pid) === namespaceDir ? info : null;
+}
+
+/** SIGTERM, then SIGKILL after the grace period; returns once `pid` no longer serves `namespaceDir`. */
+async function terminateAgent(pid: number, namespaceDir: string): Promise<void> {
+  const serving = () => agentNamespaceDirOf(pid) === namespaceDir;
+  for (const [signal, waitMs] of [['SIGTERM', AGENT_STOP_GRACE_MS], ['SIGKILL', AGENT_KILL_WAIT_MS]] as const) {
+    if (!serving()) return;
+    signalAgent(pid, signal);
+    for (const deadline = Date.now() + waitMs; serving() && Date.now() < deadline; ) await sleep(POLL_MS);
+  }
+  if (serving()) throw new Error(`agent ${pid} of ${namespaceDir} survived SIGKILL`);
+}
+
+/** Signals the agent's process group (it leads one when spawned detached), else the process alone. */
+function signalAgent(pid: number, signal: NodeJS.Signals): void {
+  for (const target of [-pid, pid]) {
+    try {
+      process.kill(target, signal);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    }
+  }
+}
+
+/** .bazelignore lists directories, relative to the workspace root, that Bazel never reads. */
+function bazelignoreExcludes(source: string): string[] {
+  const file = path.join(source, '.bazelignore');
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .map((line) => line.trim().replace(/^\.\//, '').replace(/\/+$/, ''))
+    .filter((line) => line !== '' && !line.startsWith('#'))
+    .map((dir) => `--exclude=/${dir.replace(/[*?[]/g, '\\$&')}/`); // Bazel reads the paths literally
+}
+
+function readNamespaceRecord(dir: string): NamespaceRecord | null {
+  return readJson<NamespaceRecord>(path.join(dir, NAMESPACE_FILES.record));
+}
+
+function readJson<T>(file: string): T | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    throw new Error(`${file} is not valid JSON: ${errorMessage(err)}`);
+  }
+}
+
+function isDirectory(dir: string): boolean {
+  return fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory() ?? false;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,233 @@
+/**
+ * LocalBackend against real agent processes (the compiled dist/services/agent/main.js), real rsync
+ * and real mTLS. Every test gets its own home, so parallel runs never see each other's agents.
+ */
+import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { LocalBackend, defaultAgentCommand } from '../../lib/compute/local-backend';
+import { protos } from '../../lib/grpc/protos';
+import { type TlsMaterial, channelCredentials } from '../../lib/grpc/tls';
+import { CertificateAuthority } from '../../lib/pki/ca';
+import type { Identity } from '../../lib/pki/identity';
+import { waitFor } from '../harness/wait';
+
+const SESSION = randomUUID();
+const OTHER_SESSION = randomUUID();
+const NAMESPACE = 'alice-rbs-0a1b2c';
+const VOLUME = 'alice-ws-0a1b2c';
+
+let home: string;
+let backend: LocalBackend;
+let ca: CertificateAuthority;
+const opened: grpc.Client[] = [];
+
+beforeAll(() => {
+  const [, agentMain] = defaultAgentCommand();
+  if (!fs.existsSync(agentMain)) throw new Error(`${agentMain} is missing: run 'npx tsc -p tsconfig.json' first`);
+});
+
+beforeEach(async () => {
+  home = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-local-backend-'));
+  backend = new LocalBackend({ home, agentCommand: defaultAgentCommand() });
+  ca = await CertificateAuthority.loadOrCreate(path.join(home, 'ca'));
+});
+
+afterEach(async () => {
+  opened.splice(0).forEach((client) => client.close());
+  for (const agent of await backend.listAgents()) await backend.killAgent(agent);
+  fs.rmSync(home, { recursive: true, force: true });
+});
+
+async function tlsFor(identity: Identity): Promise<TlsMaterial> {
+  const issued = await ca.issue(identity, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  return { caCertPem: ca.certPem, ...issued };
+}
+
+async function provision(): Promise<void> {
+  await backend.ensureNamespace({ namespace: NAMESPACE, sessionId: SESSION, user: 'alice' });
+  await backend.ensureVolume(NAMESPACE, VOLUME);
+  await backend.installAgentCredentials(NAMESPACE, await tlsFor({ kind: 'agent', sessionId: SESSION }));
+}
+
+/** Health and Agent clients of the agent at `address`, as `identity`, trusting only this session's agent. */
+async function connect(address: string, identity: Identity) {
+  const credentials = channelCredentials(
+    await tlsFor(identity),
+    (server) => server.kind === 'agent' && server.sessionId === SESSION,
+  );
+  const { health, agent } = protos();
+  const clients = {
+    health: new health.grpc.health.v1.Health(address, credentials),
+    agent: new agent.rbs.v1.Agent(address, credentials),
+  };
+  opened.push(clients.health, clients.agent);
+  return clients;
+}
+
+function unary<T>(invoke: (callback: grpc.requestCallback<T>) => void): Promise<T> {
+  return new Promise((resolve, reject) => invoke((err, response) => (err ? reject(err) : resolve(response!))));
+}
+
+/** Running, and not a zombie (a zombie's cmdline is empty). */
+function alive(pid: number): boolean {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8') !== '';
+  } catch {
+    return false;
+  }
+}
+
+test('provisions a session, serves it over mTLS, syncs its workspace and tears it down', async () => {
+  await provision();
+  await backend.ensureNamespace({ namespace: NAMESPACE, sessionId: SESSION, user: 'alice' });
+  expect(await backend.listNamespaces()).toEqual([
+    { namespace: NAMESPACE, sessionId: SESSION, createdAt: expect.any(Date) },
+  ]);
+  expect(await backend.hasAgentCredentials(NAMESPACE)).toBe(true);
+  expect(await backend.agentAddress(NAMESPACE)).toBeNull();
+
+  const spec = { namespace: NAMESPACE, sessionId: SESSION, volume: VOLUME };
+  await Promise.all([backend.startAgent(spec), backend.startAgent(spec)]);
+  const agents = await backend.listAgents();
+  expect(agents).toEqual([{ namespace: NAMESPACE, id: expect.any(String) }]);
+  const nsDir = path.join(home, 'namespaces', NAMESPACE);
+  expect(fs.readFileSync(path.join(nsDir, 'agent.log'), 'utf8')).toMatch(/already serves/);
+  await backend.startAgent(spec);
+  expect(await backend.listAgents()).toEqual(agents);
+
+  const address = await backend.agentAddress(NAMESPACE);
+  expect(address).toMatch(/^127\.0\.0\.1:\d+$/);
+  const worker = await connect(address!, { kind: 'service', name: 'worker' });
+  expect(await unary((done) => worker.health.check({}, done))).toEqual({ status: 'SERVING' });
+  expect(await unary((done) => worker.agent.ping({}, done))).toEqual({
+    sessionId: SESSION,
+    workspaceDir: path.join(home, 'volumes', VOLUME, 'workspace'),
+    startedAtMs: expect.any(Number),
+  });
+  const ownProxy = await connect(address!, { kind: 'proxy', sessionId: SESSION, user: 'alice' });
+  expect(await unary((done) => ownProxy.agent.ping({}, done))).toMatchObject({ sessionId: SESSION });
+  const otherProxy = await connect(address!, { kind: 'proxy', sessionId: OTHER_SESSION, user: 'bob' });
+  const denied = { code: grpc.status.PERMISSION_DENIED, details: expect.stringContaining(SESSION) };
+  await expect(unary((done) => otherProxy.health.check({}, done))).rejects.toMatchObject(denied);
+  await expect(unary((done) => otherProxy.agent.ping({}, done))).rejects.toMatchObject(denied);
+
+  await backend.stopAgent(NAMESPACE);
+  await backend.stopAgent(NAMESPACE);
+  expect(await backend.listAgents()).toEqual([]);
+  expect(await backend.agentAddress(NAMESPACE)).toBeNull();
+  expect(fs.readdirSync(nsDir).sort()).toEqual(['agent.log', 'namespace.json', 'tls']);
+
+  await backend.deleteNamespace(NAMESPACE);
+  await backend.deleteNamespace(NAMESPACE);
+  await backend.deleteVolume(VOLUME);
+  await backend.deleteVolume(VOLUME);
+  expect(await backend.listNamespaces()).toEqual([]);
+  expect(fs.readdirSync(path.join(home, 'namespaces'))).toEqual([]);
+  expect(fs.readdirSync(path.join(home, 'volumes'))).toEqual([]);
+});
+
+test('syncs a workspace like the developer sees it: ignored files, bazel links and .git stay out', async () => {
+  await provision();
+  const source = path.join(home, 'src');
+  const files: Record<string, string> = {
+    'BUILD.bazel': 'filegroup(name = "all")',
+    'pkg/lib.cc': 'int f();',
+    'pkg/gone.cc': 'int g();',
+    '.gitignore': '*.o\n/scratch/\n',
+    'pkg/.gitignore': 'local.txt\n',
+    'pkg/lib.o': 'object',
+    'pkg/local.txt': 'mine',
+    'scratch/notes': 'n',
+    '.bazelignore': '# generated\nnode_modules\n./third_party/cache/\n',
+    'node_modules/m.js': 'm',
+    'third_party/cache/blob': 'b',
+    'third_party/keep.txt': 'k',
+    '.git/HEAD': 'ref: refs/heads/main',
+  };
+  for (const [file, content] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(source, file)), { recursive: true });
+    fs.writeFileSync(path.join(source, file), content);
+  }
+  fs.symlinkSync(os.tmpdir(), path.join(source, 'bazel-bin'));
+
+  await backend.syncWorkspace(VOLUME, source);
+  fs.rmSync(path.join(source, 'pkg/gone.cc'));
+  await backend.syncWorkspace(VOLUME, source);
+
+  const workspace = path.join(home, 'volumes', VOLUME, 'workspace');
+  const synced = fs.readdirSync(workspace, { recursive: true, encoding: 'utf8' }).filter((entry) =>
+    fs.lstatSync(path.join(workspace, entry)).isFile(),
+  );
+  expect(synced.sort()).toEqual(
+    ['.bazelignore', '.gitignore', 'BUILD.bazel', 'pkg/.gitignore', 'pkg/lib.cc', 'third_party/keep.txt'].sort(),
+  );
+  expect(fs.existsSync(path.join(workspace, 'bazel-bin'))).toBe(false);
+
+  await expect(backend.syncWorkspace(VOLUME, path.join(home, 'nowhere'))).rejects.toMatchObject({
+    name: 'WorkspaceNotFound',
+    message: expect.stringContaining(path.join(home, 'nowhere')),
+  });
+});
+
+test('an agent whose namespace directory vanished is still listed and can be killed', async () => {
+  await provision();
+  await backend.startAgent({ namespace: NAMESPACE, sessionId: SESSION, volume: VOLUME });
+  fs.rmSync(path.join(home, 'namespaces', NAMESPACE), { recursive: true, force: true });
+
+  const [orphan, ...others] = await backend.listAgents();
+  expect(others).toEqual([]);
+  expect(orphan.namespace).toBe(NAMESPACE);
+  expect(await backend.agentAddress(NAMESPACE)).toBeNull();
+  await backend.killAgent(orphan);
+  await backend.killAgent(orphan);
+  expect(await backend.listAgents()).toEqual([]);
+  expect(alive(Number(orphan.id))).toBe(false);
+});
+
+test('an agent killed without warning leaves a stale lock that its successor takes over', async () => {
+  await provision();
+  const spec = { namespace: NAMESPACE, sessionId: SESSION, volume: VOLUME };
+  await backend.startAgent(spec);
+  const [killed] = await backend.listAgents();
+  process.kill(Number(killed.id), 'SIGKILL');
+  await waitFor(() => !alive(Number(killed.id)), 5000, 'the killed agent to be gone');
+  expect(await backend.agentAddress(NAMESPACE)).toBeNull();
+
+  await backend.startAgent(spec);
+  expect(await backend.agentAddress(NAMESPACE)).not.toBeNull();
+  const log = fs.readFileSync(path.join(home, 'namespaces', NAMESPACE, 'agent.log'), 'utf8');
+  expect(log).toContain('removing stale lock');
+});
+
+test('a namespace passes to a new session only once its agent is gone', async () => {
+  await provision();
+  await backend.startAgent({ namespace: NAMESPACE, sessionId: SESSION, volume: VOLUME });
+  const next = { namespace: NAMESPACE, sessionId: OTHER_SESSION, user: 'alice' };
+  await expect(backend.ensureNamespace(next)).rejects.toThrow(new RegExp(`${SESSION}.*still runs`));
+
+  await backend.stopAgent(NAMESPACE);
+  await backend.ensureNamespace(next);
+  expect(await backend.listNamespaces()).toEqual([{ namespace: NAMESPACE, sessionId: OTHER_SESSION, createdAt: expect.any(Date) }]);
+  expect(await backend.hasAgentCredentials(NAMESPACE)).toBe(false);
+});
+
+test('refuses names that are not DNS-1123 labels', async () => {
+  const refused = /not a DNS-1123 label/;
+  await expect(backend.ensureNamespace({ namespace: '../escape', sessionId: SESSION, user: 'alice' })).rejects.toThrow(refused);
+  await expect(backend.ensureVolume(NAMESPACE, 'a/b')).rejects.toThrow(refused);
+  await expect(backend.syncWorkspace('..', home)).rejects.toThrow(refused);
+  await expect(backend.deleteVolume('')).rejects.toThrow(refused);
+  await expect(backend.deleteNamespace('Upper')).rejects.toThrow(refused);
+  await expect(backend.killAgent({ namespace: '.', id: '1' })).rejects.toThrow(refused);
+});
+
+test('the agent rejects bad flags with its usage', () => {
+  const [node, agentMain] = defaultAgentCommand();
+  const run = spawnSync(node, [agentMain, '--session', SESSION], { encoding: 'utf8' });
+  expect(run.status).toBe(2);
+  expect(run.stderr).toMatch(/--namespace-dir.*required[\s\S]*usage: agent/);
+});
