@@ -1,0 +1,94 @@
+/** The provisioning and teardown steps of a session, each idempotent and safe to retry. */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { ComputeBackend } from '../lib/compute/backend';
+import type { CertificateAuthority } from '../lib/pki/ca';
+import type { TlsMaterial } from '../lib/grpc/tls';
+import { FAILURE } from '../workflows/messages';
+import { agentIsServing } from './agent-health';
+
+export interface SessionRef {
+  namespace: string;
+  volume: string;
+  sessionId: string;
+  user: string;
+}
+
+export interface ProvisioningDeps {
+  backend: ComputeBackend;
+  ca: CertificateAuthority;
+  /** The worker's control-plane identity, for talking to agents. */
+  workerTls: TlsMaterial;
+  /** How long an agent may take to start serving before the session fails. */
+  agentReadyTimeoutMs: number;
+}
+
+export function createProvisioningActivities({ backend, ca, workerTls, agentReadyTimeoutMs }: ProvisioningDeps) {
+  return {
+    async createNamespace({ namespace, sessionId, user }: SessionRef): Promise<void> {
+      await backend.ensureNamespace({ namespace, sessionId, user });
+    },
+
+    async bindVolume({ namespace, volume }: SessionRef): Promise<void> {
+      await backend.ensureVolume(namespace, volume);
+    },
+
+    /** Keys go straight from here to the backend: they never enter workflow history. */
+    async issueAgentCredentials({ namespace, sessionId }: SessionRef): Promise<void> {
+      if (await backend.hasAgentCredentials(namespace)) return;
+      const issued = await ca.issue({ kind: 'agent', sessionId }, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+      await backend.installAgentCredentials(namespace, { caCertPem: ca.certPem, ...issued });
+    },
+
+    async startAgent({ namespace, sessionId, volume }: SessionRef): Promise<void> {
+      await backend.startAgent({ namespace, sessionId, volume });
+    },
+
+    /** Returns the agent's address once it answers a health check over mTLS as its session's agent. */
+    async waitForAgent({ namespace, sessionId }: SessionRef): Promise<string> {
+      const ctx = Context.current();
+      const deadline = Date.now() + agentReadyTimeoutMs;
+      let lastProblem = 'it has not published an address';
+      while (Date.now() < deadline) {
+        const address = await backend.agentAddress(namespace);
+        if (address) {
+          const problem = await agentIsServing(address, sessionId, workerTls);
+          if (problem === null) return address;
+          lastProblem = problem;
+        }
+        ctx.heartbeat(lastProblem);
+        await ctx.sleep(50);
+      }
+      throw ApplicationFailure.nonRetryable(
+        `agent of session ${sessionId} in ${namespace} not ready after ${agentReadyTimeoutMs} ms: ${lastProblem}`,
+        'AgentNotReady',
+      );
+    },
+
+    async syncWorkspace({ volume, workspace }: { volume: string; workspace: string }): Promise<void> {
+      const ctx = Context.current();
+      const beat = setInterval(() => ctx.heartbeat(), 1000);
+      try {
+        await backend.syncWorkspace(volume, workspace);
+      } catch (err) {
+        if (err instanceof Error && err.name === FAILURE.WORKSPACE_NOT_FOUND) {
+          throw ApplicationFailure.nonRetryable(err.message, FAILURE.WORKSPACE_NOT_FOUND);
+        }
+        throw err;
+      } finally {
+        clearInterval(beat);
+      }
+    },
+
+    async stopAgent({ namespace }: Pick<SessionRef, 'namespace'>): Promise<void> {
+      await backend.stopAgent(namespace);
+    },
+
+    async deleteNamespace({ namespace }: Pick<SessionRef, 'namespace'>): Promise<void> {
+      await backend.deleteNamespace(namespace);
+    },
+
+    async deleteVolume({ volume }: Pick<SessionRef, 'volume'>): Promise<void> {
+      await backend.deleteVolume(volume);
+    },
+  };
+}

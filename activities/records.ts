@@ -1,0 +1,31 @@
+/** Keeps the session store in step with the workflow. */
+import type { SessionStore } from '../lib/store/session-store';
+import type { SessionView } from '../workflows/messages';
+
+export function createRecordActivities(store: SessionStore) {
+  return {
+    async recordSession(view: SessionView): Promise<void> {
+      // The orchestrator also moves lastActivityAt (heartbeats); never move it backward.
+      const existing = await store.get(view.sessionId);
+      const lastActivityAt = Math.max(view.lastActivityAtMs, existing?.lastActivityAt.getTime() ?? 0);
+      await store.put({
+        sessionId: view.sessionId,
+        workflowId: view.workflowId,
+        user: view.user,
+        workspace: view.workspace,
+        namespace: view.namespace,
+        volume: view.volume,
+        phase: view.phase,
+        agentAddress: view.agentAddress,
+        failureReason: view.failureReason,
+        createdAt: existing?.createdAt ?? new Date(view.createdAtMs),
+        updatedAt: new Date(),
+        lastActivityAt: new Date(lastActivityAt),
+      });
+    },
+
+    async deleteSessionRow(sessionId: string): Promise<void> {
+      await store.delete(sessionId);
+    },
+  };
+}

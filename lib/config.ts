@@ -1,0 +1,80 @@
+/**
+ * Configuration of the control plane, from RBS_* environment variables with local defaults.
+ * Services take the resulting object, so tests build one directly.
+ */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { SessionTimeouts } from '../workflows/messages';
+
+export type StoreConfig =
+  | { kind: 'sqlite'; file: string }
+  | { kind: 'spanner'; projectId: string; instanceId: string; databaseId: string };
+
+export interface RbsConfig {
+  /** Local state: CA, SQLite store, namespaces and volumes of the local backend. */
+  home: string;
+  temporal: { address: string; namespace: string; taskQueue: string };
+  orchestrator: { listen: string };
+  store: StoreConfig;
+  session: SessionTimeouts;
+  agentReadyTimeoutMs: number;
+  cleanup: { intervalMs: number; orphanGraceMs: number };
+}
+
+const MINUTE = 60_000;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): RbsConfig {
+  const home = path.resolve(env.RBS_HOME ?? path.join(os.homedir(), '.rbs'));
+  const int = (name: string, fallback: number) => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const value = Number(raw);
+    if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got '${raw}'`);
+    return value;
+  };
+  const storeKind = env.RBS_STORE ?? 'sqlite';
+  let store: StoreConfig;
+  if (storeKind === 'sqlite') {
+    store = { kind: 'sqlite', file: path.join(home, 'sessions.sqlite') };
+  } else if (storeKind === 'spanner') {
+    store = {
+      kind: 'spanner',
+      projectId: env.RBS_SPANNER_PROJECT ?? 'rbs-local',
+      instanceId: env.RBS_SPANNER_INSTANCE ?? 'rbs',
+      databaseId: env.RBS_SPANNER_DATABASE ?? 'rbs',
+    };
+  } else {
+    throw new Error(`RBS_STORE must be 'sqlite' or 'spanner', got '${storeKind}'`);
+  }
+  return {
+    home,
+    temporal: {
+      address: env.RBS_TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
+      namespace: env.RBS_TEMPORAL_NAMESPACE ?? 'default',
+      taskQueue: env.RBS_TASK_QUEUE ?? 'rbs-sessions',
+    },
+    orchestrator: { listen: env.RBS_ORCHESTRATOR_LISTEN ?? '127.0.0.1:7443' },
+    store,
+    session: {
+      idleTimeoutMs: int('RBS_IDLE_TIMEOUT_MS', 30 * MINUTE),
+      retentionMs: int('RBS_RETENTION_MS', 7 * 24 * 60 * MINUTE),
+      maxHistoryEvents: int('RBS_MAX_HISTORY_EVENTS', 2000),
+    },
+    agentReadyTimeoutMs: int('RBS_AGENT_READY_TIMEOUT_MS', MINUTE),
+    cleanup: {
+      intervalMs: int('RBS_CLEANUP_INTERVAL_MS', 5 * MINUTE),
+      orphanGraceMs: int('RBS_ORPHAN_GRACE_MS', MINUTE),
+    },
+  };
+}
+
+/** Files under RBS_HOME that several processes agree on. */
+export const homePaths = (home: string) => ({
+  pki: path.join(home, 'pki'),
+  /** Where `rbs up` says where everything is, for the CLI. */
+  stack: path.join(home, 'stack.json'),
+  logs: path.join(home, 'logs'),
+  temporalDb: path.join(home, 'temporal.sqlite'),
+  /** The CLI's per-user client credentials, from `rbs login`. */
+  credentials: path.join(home, 'credentials'),
+});

@@ -1,0 +1,2 @@
+export { sessionWorkflow } from './session';
+export { cleanupWorkflow } from './cleanup';

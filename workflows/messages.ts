@@ -1,0 +1,59 @@
+/**
+ * The session workflow's messages, shared by the orchestrator (client side) and the workflow.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { SessionPlacement, SessionRecord } from '../lib/domain';
+
+export interface SessionTimeouts {
+  /** READY with no activity for this long → SUSPENDED. */
+  idleTimeoutMs: number;
+  /** SUSPENDED for this long → the session expires and everything, volume included, goes. */
+  retentionMs: number;
+  /** Continue-as-new once the history has this many events. */
+  maxHistoryEvents: number;
+}
+
+/** What a run hands to the next one across continue-as-new. */
+export interface CarriedSession {
+  sessionId: string;
+  phase: 'READY' | 'SUSPENDED';
+  agentAddress: string | null;
+  createdAtMs: number;
+  lastActivityAtMs: number;
+}
+
+export interface SessionInput extends SessionPlacement {
+  user: string;
+  workspace: string;
+  timeouts: SessionTimeouts;
+  carried?: CarriedSession;
+}
+
+/**
+ * The session as the workflow sees it; what GetServer and DescribeSession return. Times are epoch
+ * milliseconds, since workflow arguments and results travel as JSON.
+ */
+export type SessionView = Omit<SessionRecord, 'createdAt' | 'updatedAt' | 'lastActivityAt'> & {
+  createdAtMs: number;
+  lastActivityAtMs: number;
+};
+
+/** Failure types the orchestrator maps to gRPC statuses. */
+export const FAILURE = {
+  SESSION_FAILED: 'SessionFailed',
+  SESSION_ENDING: 'SessionEnding',
+  SESSION_NOT_FOUND: 'SessionNotFound',
+  WORKSPACE_NOT_FOUND: 'WorkspaceNotFound',
+  QUOTA_EXCEEDED: 'QuotaExceeded',
+} as const;
+
+/** Start-or-attach: resolves once the session is READY (resuming it if suspended). */
+export const getServerUpdate = defineUpdate<SessionView>('getServer');
+/**
+ * Ends the session with this id; resolves once it has ENDED. The id guards against ending a newer
+ * session that took the same workflow id.
+ */
+export const endUpdate = defineUpdate<SessionView, [sessionId: string]>('end');
+/** Any sign of use of the session with this id: keeps it from going idle. */
+export const heartbeatSignal = defineSignal<[sessionId: string]>('heartbeat');
+export const sessionQuery = defineQuery<SessionView>('session');
