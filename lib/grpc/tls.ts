@@ -123,6 +123,13 @@ function ownCertificateProblem(m: TlsMaterial): () => string | null {
  * Client credentials presenting `m`'s certificate and accepting only a server whose RBS identity
  * satisfies `expectServer`.
  */
+/**
+ * Channel options for every client of channelCredentials. Peers are verified by their identity
+ * URI, not their host name, so a fixed TLS server name costs nothing and keeps Node from sending
+ * an IP address as the ServerName (RFC 6066, DEP0123).
+ */
+export const TLS_CHANNEL_OPTIONS: grpc.ChannelOptions = { 'grpc.ssl_target_name_override': 'rbs' };
+
 export function channelCredentials(m: TlsMaterial, expectServer: (id: Identity) => boolean): grpc.ChannelCredentials {
   const problem = ownCertificateProblem(m);
   const selfCheck = grpc.credentials.createFromMetadataGenerator((_params, callback) => {

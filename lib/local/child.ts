@@ -9,7 +9,7 @@ export interface Child {
   /** null while it runs; else why it is gone. */
   exited(): string | null;
   logTail(lines?: number): string;
-  /** SIGTERM its process group, then SIGKILL after graceMs. */
+  /** SIGTERM its process group, then SIGKILL after graceMs (0: SIGKILL at once). */
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -53,12 +53,15 @@ export function startChild(name: string, command: string, args: string[], option
       }
     },
     async stop(graceMs = 5000) {
-      if (exitReason === null && child.pid) {
-        signalGroup('SIGTERM');
-        const timer = setTimeout(() => signalGroup('SIGKILL'), graceMs);
-        await exit;
-        clearTimeout(timer);
+      if (!child.pid) return;
+      if (exitReason !== null) {
+        signalGroup('SIGKILL'); // the leader is gone; its children may not be
+        return;
       }
+      signalGroup(graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
+      const timer = setTimeout(() => signalGroup('SIGKILL'), graceMs);
+      await exit;
+      clearTimeout(timer);
     },
   };
 }

@@ -1,0 +1,65 @@
+/** A promise-shaped client for the orchestrator, used by the CLI, the proxy, tests and benchmarks. */
+import * as grpc from '@grpc/grpc-js';
+import type { OrchestratorClient as RawClient } from '../../gen/proto/rbs/v1/Orchestrator';
+import type { GetServerResponse__Output } from '../../gen/proto/rbs/v1/GetServerResponse';
+import type { HeartbeatResponse__Output } from '../../gen/proto/rbs/v1/HeartbeatResponse';
+import type { ListSessionsResponse__Output } from '../../gen/proto/rbs/v1/ListSessionsResponse';
+import type { Session__Output } from '../../gen/proto/rbs/v1/Session';
+import type { SessionProgress__Output } from '../../gen/proto/rbs/v1/SessionProgress';
+import type { WatchSessionRequest } from '../../gen/proto/rbs/v1/WatchSessionRequest';
+import { protos } from './protos';
+import { TLS_CHANNEL_OPTIONS, channelCredentials, type TlsMaterial } from './tls';
+
+export type Session = Session__Output;
+
+type Invoke<Res> = (options: grpc.CallOptions, callback: grpc.requestCallback<Res>) => unknown;
+
+function call<Res>(invoke: Invoke<Res>, timeoutMs?: number): Promise<Res> {
+  return new Promise<Res>((resolve, reject) =>
+    invoke(timeoutMs ? { deadline: Date.now() + timeoutMs } : {}, (err, res) => (err ? reject(err) : resolve(res!))),
+  );
+}
+
+export class OrchestratorClient {
+  private readonly raw: RawClient;
+
+  constructor(address: string, tls: TlsMaterial) {
+    const credentials = channelCredentials(tls, (id) => id.kind === 'service' && id.name === 'orchestrator');
+    this.raw = new (protos().orchestrator.rbs.v1.Orchestrator)(address, credentials, TLS_CHANNEL_OPTIONS) as unknown as RawClient;
+  }
+
+  async getServer(workspace: string, timeoutMs?: number): Promise<Session> {
+    const res = await call<GetServerResponse__Output>((o, cb) => this.raw.getServer({ workspace }, o, cb), timeoutMs);
+    return res.session!;
+  }
+
+  watch(target: WatchSessionRequest, onProgress: (p: SessionProgress__Output) => void): { done: Promise<void>; cancel(): void } {
+    const stream = this.raw.watchSession(target);
+    stream.on('data', onProgress);
+    const done = new Promise<void>((resolve, reject) => {
+      stream.on('end', resolve);
+      stream.on('error', (err: grpc.ServiceError) => (err.code === grpc.status.CANCELLED ? resolve() : reject(err)));
+    });
+    return { done, cancel: () => stream.cancel() };
+  }
+
+  async heartbeat(sessionId: string): Promise<string> {
+    return (await call<HeartbeatResponse__Output>((o, cb) => this.raw.heartbeat({ sessionId }, o, cb))).phase;
+  }
+
+  async listSessions(options: { allUsers?: boolean; includeFinished?: boolean } = {}): Promise<Session[]> {
+    return (await call<ListSessionsResponse__Output>((o, cb) => this.raw.listSessions(options, o, cb))).sessions;
+  }
+
+  describeSession(sessionId: string): Promise<Session> {
+    return call<Session>((o, cb) => this.raw.describeSession({ sessionId }, o, cb));
+  }
+
+  endSession(sessionId: string): Promise<Session> {
+    return call<Session>((o, cb) => this.raw.endSession({ sessionId }, o, cb));
+  }
+
+  close(): void {
+    this.raw.close();
+  }
+}

@@ -1,0 +1,49 @@
+/** The real Temporal server, as the Temporal CLI's dev server (SQLite persistence, Web UI). */
+import { Connection } from '@temporalio/client';
+import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import { startChild, type Child } from './child';
+import { freePort, waitForPort } from './ports';
+import { temporalBinary } from './tools';
+
+export interface TemporalDevServer {
+  address: string;
+  uiUrl: string | null;
+  namespace: string;
+  child: Child;
+}
+
+export async function startTemporalDevServer(options: {
+  logFile: string;
+  /** Persist to this SQLite file; in memory when absent. */
+  dbFile?: string;
+  port?: number;
+  uiPort?: number;
+  ui?: boolean;
+}): Promise<TemporalDevServer> {
+  const port = options.port ?? (await freePort());
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--namespace', 'default'];
+  args.push('--log-format', 'json', '--log-level', 'warn');
+  let uiUrl: string | null = null;
+  if (options.ui) {
+    const uiPort = options.uiPort ?? (await freePort());
+    args.push('--ui-port', String(uiPort));
+    uiUrl = `http://127.0.0.1:${uiPort}`;
+  } else {
+    args.push('--headless');
+  }
+  if (options.dbFile) args.push('--db-filename', options.dbFile);
+  for (const key of ALL_SEARCH_ATTRIBUTES) args.push('--search-attribute', `${key.name}=Keyword`);
+
+  const child = startChild('temporal', temporalBinary(), args, { logFile: options.logFile });
+  const failed = () => (child.exited() ? `${child.exited()}:\n${child.logTail()}` : null);
+  await waitForPort('127.0.0.1', port, 60_000, failed);
+  const address = `127.0.0.1:${port}`;
+  // The frontend accepts connections a little before it serves; wait until it answers.
+  const connection = await Connection.connect({ address });
+  try {
+    await connection.ensureConnected();
+  } finally {
+    await connection.close();
+  }
+  return { address, uiUrl, namespace: 'default', child };
+}

@@ -1,0 +1,42 @@
+/** How failures become gRPC statuses: one place, so every RPC answers the same way. */
+import * as grpc from '@grpc/grpc-js';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { InvalidInputError } from '../../lib/validate';
+import { FAILURE } from '../../workflows/messages';
+
+export class RpcError extends Error {
+  constructor(
+    readonly code: grpc.status,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The application failure a workflow update was rejected with, if any. */
+export function updateFailure(err: unknown): ApplicationFailure | null {
+  if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) return err.cause;
+  return null;
+}
+
+const FAILURE_STATUS: Record<string, grpc.status> = {
+  [FAILURE.SESSION_FAILED]: grpc.status.FAILED_PRECONDITION,
+  [FAILURE.SESSION_ENDING]: grpc.status.UNAVAILABLE,
+  [FAILURE.SESSION_NOT_FOUND]: grpc.status.NOT_FOUND,
+  [FAILURE.QUOTA_EXCEEDED]: grpc.status.RESOURCE_EXHAUSTED,
+};
+
+export function toServiceError(err: unknown, rpc: string): Partial<grpc.ServiceError> {
+  if (err instanceof RpcError) return { code: err.code, details: err.message };
+  if (err instanceof InvalidInputError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
+  if (typeof err === 'object' && err !== null && 'code' in err && 'details' in err) {
+    return err as Partial<grpc.ServiceError>; // already a status (e.g. from peerIdentity)
+  }
+  const failure = updateFailure(err);
+  if (failure?.type && failure.type in FAILURE_STATUS) {
+    return { code: FAILURE_STATUS[failure.type], details: failure.message };
+  }
+  console.error(`rbs orchestrator: ${rpc} failed:`, err);
+  return { code: grpc.status.INTERNAL, details: `${rpc} failed: internal error` };
+}

@@ -1,0 +1,136 @@
+/**
+ * What the orchestrator does with sessions, in domain terms: start-or-attach, watch, heartbeat,
+ * end. Identity checks happen before these are called; ownership checks happen here.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { WithStartWorkflowOperation, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { isTerminal, type SessionRecord } from '../../lib/domain';
+import { placementFor, workflowIdFor } from '../../lib/naming';
+import type { SessionStore } from '../../lib/store/session-store';
+import { validateSessionId, validateWorkspacePath } from '../../lib/validate';
+import {
+  FAILURE,
+  endUpdate,
+  getServerUpdate,
+  heartbeatSignal,
+  sessionQuery,
+  type SessionTimeouts,
+  type SessionView,
+} from '../../workflows/messages';
+import { SESSION_NAMESPACE, SESSION_PHASE, SESSION_USER } from '../../workflows/search-attributes';
+import type { sessionWorkflow } from '../../workflows';
+import { RpcError, updateFailure } from './errors';
+
+export interface Caller {
+  user: string;
+  operator: boolean;
+}
+
+export interface SessionsOptions {
+  temporal: Client;
+  store: SessionStore;
+  taskQueue: string;
+  timeouts: SessionTimeouts;
+}
+
+/** A session that is ending cannot be attached to; wait for it to finish, then start anew. */
+const MAX_ATTACH_ATTEMPTS = 3;
+
+export class Sessions {
+  constructor(private readonly options: SessionsOptions) {}
+
+  async getServer(caller: Caller, rawWorkspace: string): Promise<SessionView> {
+    const workspace = validateWorkspacePath(rawWorkspace);
+    const placement = placementFor(caller.user, workspace);
+    const workflowId = workflowIdFor(placement.namespace);
+    for (let attempt = 1; ; attempt++) {
+      const start = new WithStartWorkflowOperation<typeof sessionWorkflow>('sessionWorkflow', {
+        workflowId,
+        taskQueue: this.options.taskQueue,
+        args: [{ user: caller.user, workspace, ...placement, timeouts: this.options.timeouts }],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        typedSearchAttributes: [
+          { key: SESSION_USER, value: caller.user },
+          { key: SESSION_NAMESPACE, value: placement.namespace },
+          { key: SESSION_PHASE, value: 'PROVISIONING_NAMESPACE' },
+        ],
+      });
+      try {
+        return await this.options.temporal.workflow.executeUpdateWithStart(getServerUpdate, {
+          startWorkflowOperation: start,
+        });
+      } catch (err) {
+        if (updateFailure(err)?.type !== FAILURE.SESSION_ENDING || attempt >= MAX_ATTACH_ATTEMPTS) throw err;
+        await (await start.workflowHandle()).result().catch(() => undefined);
+      }
+    }
+  }
+
+  /** The current state of the caller's session for a workspace, or null before it exists. */
+  async viewByWorkspace(caller: Caller, rawWorkspace: string): Promise<SessionView | null> {
+    const workspace = validateWorkspacePath(rawWorkspace);
+    return this.query(workflowIdFor(placementFor(caller.user, workspace).namespace));
+  }
+
+  async viewById(caller: Caller, sessionId: string): Promise<SessionView | null> {
+    const record = await this.owned(caller, sessionId);
+    const view = await this.query(record.workflowId);
+    return view?.sessionId === record.sessionId ? view : null;
+  }
+
+  async heartbeat(caller: Caller, sessionId: string): Promise<SessionRecord> {
+    const record = await this.owned(caller, sessionId);
+    if (isTerminal(record.phase)) {
+      throw new RpcError(grpc.status.FAILED_PRECONDITION, `session ${sessionId} has ${record.phase}`);
+    }
+    const now = new Date();
+    await Promise.all([
+      this.options.temporal.workflow.getHandle(record.workflowId).signal(heartbeatSignal, sessionId),
+      this.options.store.touch(sessionId, now),
+    ]);
+    return { ...record, lastActivityAt: now };
+  }
+
+  async list(caller: Caller, allUsers: boolean, includeFinished: boolean): Promise<SessionRecord[]> {
+    if (allUsers && !caller.operator) {
+      throw new RpcError(grpc.status.PERMISSION_DENIED, `user '${caller.user}' is not an operator: cannot list all sessions`);
+    }
+    const sessions = await this.options.store.list(allUsers ? {} : { user: caller.user });
+    return includeFinished ? sessions : sessions.filter((s) => !isTerminal(s.phase));
+  }
+
+  async describe(caller: Caller, sessionId: string): Promise<SessionRecord> {
+    return this.owned(caller, sessionId);
+  }
+
+  async end(caller: Caller, sessionId: string): Promise<SessionRecord> {
+    const record = await this.owned(caller, sessionId);
+    if (isTerminal(record.phase)) return record;
+    try {
+      await this.options.temporal.workflow.getHandle(record.workflowId).executeUpdate(endUpdate, { args: [sessionId] });
+    } catch (err) {
+      // The workflow has already finished (or is a newer session): the store row says how it ended.
+      if (!(err instanceof WorkflowNotFoundError) && updateFailure(err)?.type !== FAILURE.SESSION_NOT_FOUND) throw err;
+    }
+    return this.owned(caller, sessionId);
+  }
+
+  /** The session's row, if the caller may see it; NOT_FOUND otherwise (never reveals others' sessions). */
+  private async owned(caller: Caller, rawSessionId: string): Promise<SessionRecord> {
+    const sessionId = validateSessionId(rawSessionId);
+    const record = await this.options.store.get(sessionId);
+    if (!record || (record.user !== caller.user && !caller.operator)) {
+      throw new RpcError(grpc.status.NOT_FOUND, `session ${sessionId} not found`);
+    }
+    return record;
+  }
+
+  private async query(workflowId: string): Promise<SessionView | null> {
+    try {
+      return await this.options.temporal.workflow.getHandle(workflowId).query(sessionQuery);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,92 @@
+/** The Temporal worker that runs session and cleanup workflows and their activities. */
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
+import { createActivities } from '../../activities';
+import type { ComputeBackend } from '../../lib/compute/backend';
+import { LocalBackend, defaultAgentCommand } from '../../lib/compute/local-backend';
+import { homePaths, type RbsConfig } from '../../lib/config';
+import { CertificateAuthority } from '../../lib/pki/ca';
+import { openSessionStore } from '../../lib/store';
+import type { SessionStore } from '../../lib/store/session-store';
+import { ensureCleanupSchedule } from './cleanup-schedule';
+
+const WORKFLOWS = require.resolve('../../workflows');
+
+let bundle: Promise<WorkflowBundle> | undefined;
+let runtimeInstalled = false;
+
+/** The SDK logs every worker state change at INFO; keep warnings and errors only. */
+function installRuntime(): void {
+  if (runtimeInstalled) return;
+  Runtime.install({ logger: new DefaultLogger((process.env.RBS_LOG_LEVEL as 'INFO') ?? 'WARN') });
+  runtimeInstalled = true;
+}
+
+/** Bundling the workflows takes seconds: do it once per process. */
+function workflowBundle(): Promise<WorkflowBundle> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS, logger: quietBundlerLogger });
+  return bundle;
+}
+
+const quietBundlerLogger = {
+  log() {},
+  trace() {},
+  debug() {},
+  info() {},
+  warn(message: string) {
+    console.warn(message);
+  },
+  error(message: string) {
+    console.error(message);
+  },
+};
+
+export interface SessionWorker {
+  worker: Worker;
+  store: SessionStore;
+  backend: ComputeBackend;
+  /** Runs until shutdown() and closes what it opened. */
+  run(): Promise<void>;
+  shutdown(): void;
+}
+
+export async function createSessionWorker(config: RbsConfig, options: { backend?: ComputeBackend } = {}): Promise<SessionWorker> {
+  installRuntime();
+  const ca = await CertificateAuthority.loadOrCreate(homePaths(config.home).pki);
+  const workerTls = { caCertPem: ca.certPem, ...(await ca.issue({ kind: 'service', name: 'worker' })) };
+  const store = await openSessionStore(config.store);
+  const backend = options.backend ?? new LocalBackend({ home: config.home, agentCommand: defaultAgentCommand() });
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const clientConnection = await Connection.connect({ address: config.temporal.address });
+  const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
+  await ensureCleanupSchedule(temporal, config);
+
+  const worker = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: config.temporal.taskQueue,
+    workflowBundle: await workflowBundle(),
+    activities: createActivities({
+      backend,
+      store,
+      ca,
+      workerTls,
+      temporal,
+      agentReadyTimeoutMs: config.agentReadyTimeoutMs,
+      orphanGraceMs: config.cleanup.orphanGraceMs,
+    }),
+  });
+  return {
+    worker,
+    store,
+    backend,
+    async run() {
+      try {
+        await worker.run();
+      } finally {
+        await Promise.allSettled([store.close(), connection.close(), clientConnection.close()]);
+      }
+    },
+    shutdown: () => worker.shutdown(),
+  };
+}
