@@ -1,0 +1,62 @@
+/** `rbs`: the command line of the Remote Build Server. */
+import * as grpc from '@grpc/grpc-js';
+import { parseArgs } from 'node:util';
+import { InvalidInputError } from '../lib/validate';
+import { login } from './login';
+import { endSession, getServer, listSessions } from './sessions';
+import { up } from './up';
+import { UsageError } from './usage';
+
+const USAGE = `usage: rbs <command> [options]
+
+  up                                   run the local stack in the foreground (npm start)
+  login --user NAME [--operator]       get a client certificate from the local CA
+  get-server [--workspace DIR] [--json]
+                                       start or attach to your session for a workspace
+  sessions [--all] [--finished] [--json]
+                                       list sessions (--all: every user's; operators only)
+  end SESSION                          end a session and remove what it created`;
+
+async function run(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  const flags = (options: Record<string, { type: 'string' | 'boolean' }>) => {
+    try {
+      return parseArgs({ args: rest, options, allowPositionals: true });
+    } catch (err) {
+      throw new UsageError(`${(err as Error).message}\n\n${USAGE}`);
+    }
+  };
+  switch (command) {
+    case 'up':
+      return up();
+    case 'login':
+      return login(flags({ user: { type: 'string' }, operator: { type: 'boolean' } }).values);
+    case 'get-server':
+      return getServer(flags({ workspace: { type: 'string' }, json: { type: 'boolean' } }).values);
+    case 'sessions':
+      return listSessions(flags({ json: { type: 'boolean' }, all: { type: 'boolean' }, finished: { type: 'boolean' } }).values);
+    case 'end':
+      return endSession(flags({}).positionals[0]);
+    case undefined:
+    case 'help':
+    case '--help':
+      console.log(USAGE);
+      return;
+    default:
+      throw new UsageError(`unknown command '${command}'\n\n${USAGE}`);
+  }
+}
+
+run(process.argv.slice(2)).catch((err) => {
+  if (err instanceof UsageError || err instanceof InvalidInputError) {
+    console.error(`rbs: ${err.message}`);
+    process.exit(2);
+  }
+  const status = err as Partial<grpc.ServiceError>;
+  if (typeof status.code === 'number' && status.details !== undefined) {
+    console.error(`rbs: ${grpc.status[status.code]}: ${status.details}`);
+    process.exit(status.code === grpc.status.INVALID_ARGUMENT ? 2 : 1);
+  }
+  console.error(`rbs: ${err instanceof Error ? err.message : err}`);
+  process.exit(1);
+});

@@ -1,0 +1,84 @@
+/** The session commands: get-server, sessions, end. */
+import * as fs from 'node:fs';
+import type { Session } from '../lib/grpc/orchestrator-client';
+import { connect } from './connect';
+import { UsageError } from './usage';
+
+/** What each phase means to someone waiting for their session. */
+const PROGRESS: Record<string, string> = {
+  PROVISIONING_NAMESPACE: 'creating the session namespace',
+  PROVISIONING_VOLUME: 'binding the workspace volume',
+  PROVISIONING_CREDENTIALS: 'issuing session credentials',
+  PROVISIONING_AGENT: 'starting the agent',
+  PROVISIONING_AGENT_READY: 'waiting for the agent',
+  PROVISIONING_SYNC: 'syncing the workspace',
+  RESUMING: 'resuming the suspended session',
+  SUSPENDING: 'waiting for the session to finish suspending',
+};
+
+function summary(s: Session) {
+  return {
+    sessionId: s.sessionId,
+    state: s.phase,
+    user: s.user,
+    workspace: s.workspace,
+    namespace: s.namespace,
+    volume: s.volume,
+    agentAddress: s.agentAddress || null,
+    failureReason: s.failureReason || null,
+    lastActivity: new Date(s.lastActivityAtMs).toISOString(),
+  };
+}
+
+export async function getServer(options: { workspace?: string; json?: boolean }): Promise<void> {
+  const dir = options.workspace ?? process.cwd();
+  let workspace: string;
+  try {
+    workspace = fs.realpathSync(dir);
+  } catch {
+    throw new UsageError(`workspace ${dir} does not exist`);
+  }
+  const client = await connect();
+  try {
+    // Progress goes to stderr while GetServer waits, so --json output stays one object on stdout.
+    const watch = options.json
+      ? null
+      : client.watch({ workspace }, (p) => process.stderr.write(`  ${PROGRESS[p.phase] ?? p.phase.toLowerCase()}\n`));
+    const session = await client.getServer(workspace).finally(() => watch?.cancel());
+    if (options.json) {
+      console.log(JSON.stringify(summary(session)));
+    } else {
+      console.log(`session ${session.sessionId} is ${session.phase}: agent ${session.agentAddress}, namespace ${session.namespace}`);
+    }
+  } finally {
+    client.close();
+  }
+}
+
+export async function listSessions(options: { json?: boolean; all?: boolean; finished?: boolean }): Promise<void> {
+  const client = await connect();
+  try {
+    const sessions = (await client.listSessions({ allUsers: options.all, includeFinished: options.finished })).map(summary);
+    if (options.json) {
+      console.log(JSON.stringify(sessions));
+      return;
+    }
+    const rows = [['SESSION', 'STATE', 'USER', 'LAST ACTIVITY', 'WORKSPACE']];
+    for (const s of sessions) rows.push([s.sessionId, s.state, s.user, s.lastActivity, s.workspace]);
+    const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+    for (const row of rows) console.log(row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd());
+  } finally {
+    client.close();
+  }
+}
+
+export async function endSession(sessionId: string | undefined): Promise<void> {
+  if (!sessionId) throw new UsageError('usage: rbs end SESSION');
+  const client = await connect();
+  try {
+    const session = await client.endSession(sessionId);
+    console.log(`session ${session.sessionId} is ${session.phase}`);
+  } finally {
+    client.close();
+  }
+}
