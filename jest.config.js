@@ -7,5 +7,6 @@ module.exports = {
   globalSetup: '<rootDir>/test/harness/global-setup.ts',
   globalTeardown: '<rootDir>/test/harness/global-teardown.ts',
   testTimeout: 120000,
+  reporters: ['default', '<rootDir>/test/harness/summary-reporter.js'],
   verbose: true,
 };

@@ -1,0 +1,38 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { cleanupScheduleId } from '../../services/worker/cleanup-schedule';
+import { useStack } from '../harness/stack';
+import { waitFor } from '../harness/wait';
+
+const stack = useStack();
+
+test('the cleanup schedule removes orphaned agents, namespaces and store rows, and keeps live sessions', async () => {
+  const gina = await stack().client('gina');
+  const live = await gina.getServer(stack().workspace());
+  // Orphans the way they really happen: an operator terminates workflows, so nothing tears down.
+  const orphan = await gina.getServer(stack().workspace());
+  const headless = await gina.getServer(stack().workspace());
+  for (const s of [orphan, headless]) await stack().temporal.workflow.getHandle(s.workflowId).terminate('test: orphan it');
+  // An agent whose namespace directory is gone.
+  fs.rmSync(path.join(stack().config.home, 'namespaces', headless.namespace), { recursive: true });
+  // A row with no workflow at all.
+  const ghost = randomUUID();
+  await stack().worker.store.put({
+    ...(await stack().worker.store.get(live.sessionId))!,
+    sessionId: ghost,
+    workflowId: 'rbs-session-ghost-rbs-000000000000',
+    updatedAt: new Date(Date.now() - 60_000),
+  });
+  expect(await stack().worker.backend.listAgents()).toHaveLength(3);
+
+  await stack().temporal.schedule.getHandle(cleanupScheduleId(stack().config.temporal.taskQueue)).trigger();
+
+  await waitFor(async () => (await stack().worker.backend.listAgents()).length === 1, 20_000, 'orphaned agents to go');
+  await waitFor(async () => (await stack().worker.store.get(ghost)) === null, 20_000, 'the ghost row to go');
+  expect((await stack().worker.backend.listAgents())[0].namespace).toBe(live.namespace);
+  expect((await stack().worker.backend.listNamespaces()).map((n) => n.namespace)).toEqual([live.namespace]);
+  expect(await stack().worker.store.get(orphan.sessionId)).toBeNull();
+  expect((await gina.describeSession(live.sessionId)).phase).toBe('READY');
+  await gina.endSession(live.sessionId);
+});

@@ -1,0 +1,53 @@
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { useStack } from '../harness/stack';
+
+const RBS = path.resolve(__dirname, '../../cli/rbs.js');
+
+const stack = useStack();
+
+function rbs(args: string[], user = 'jo'): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = {
+    ...process.env,
+    RBS_HOME: stack().config.home,
+    RBS_ORCHESTRATOR: stack().orchestrator.address,
+    RBS_CREDENTIALS: path.join(stack().config.home, 'credentials', Buffer.from(user).toString('hex')),
+  };
+  return new Promise((resolve) =>
+    execFile(process.execPath, [RBS, ...args], { env }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    ),
+  );
+}
+
+test('login, get-server --json, sessions --json, end', async () => {
+  expect(await rbs(['login', '--user', 'jo'])).toMatchObject({ code: 0, stdout: expect.stringContaining("logged in as 'jo'") });
+  const workspace = stack().workspace();
+
+  const got = await rbs(['get-server', '--workspace', workspace, '--json']);
+  expect(got.code).toBe(0);
+  const session = JSON.parse(got.stdout);
+  expect(session).toMatchObject({ state: 'READY', workspace, namespace: expect.stringMatching(/^jo-rbs-/), agentAddress: expect.any(String) });
+
+  const human = await rbs(['get-server', '--workspace', workspace]);
+  expect(human.stdout).toContain(`session ${session.sessionId} is READY`);
+
+  const listed = JSON.parse((await rbs(['sessions', '--json'])).stdout);
+  expect(listed).toEqual([expect.objectContaining({ sessionId: session.sessionId, state: 'READY', lastActivity: expect.any(String) })]);
+
+  expect(await rbs(['end', session.sessionId])).toMatchObject({ code: 0, stdout: `session ${session.sessionId} is ENDED\n` });
+  expect(JSON.parse((await rbs(['sessions', '--json'])).stdout)).toEqual([]);
+});
+
+test('bad input exits 2 with a clear message and creates nothing', async () => {
+  expect(await rbs(['login', '--user', 'a/b'])).toMatchObject({ code: 2, stderr: expect.stringContaining("user name contains '/'") });
+  expect(await rbs(['login', '--user', ''])).toMatchObject({ code: 2 });
+  expect(await rbs(['frobnicate'])).toMatchObject({ code: 2, stderr: expect.stringContaining("unknown command 'frobnicate'") });
+  await rbs(['login', '--user', 'kim'], 'kim');
+  expect(await rbs(['get-server', '--workspace', '/does/not/exist'], 'kim')).toMatchObject({ code: 2, stderr: expect.stringContaining('does not exist') });
+  expect(await rbs(['end', 'nope'], 'kim')).toMatchObject({ code: 2, stderr: expect.stringContaining('INVALID_ARGUMENT') });
+  expect(await rbs(['sessions', '--all'], 'kim')).toMatchObject({ code: 1, stderr: expect.stringContaining('PERMISSION_DENIED') });
+  expect(await rbs(['sessions'], 'nobody')).toMatchObject({ code: 2, stderr: expect.stringContaining('not logged in') });
+  expect(fs.readdirSync(path.join(stack().config.home, 'namespaces'), { withFileTypes: true }).filter((d) => d.name.startsWith('kim'))).toEqual([]);
+});
