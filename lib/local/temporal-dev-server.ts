@@ -5,6 +5,17 @@ import { startChild, type Child } from './child';
 import { freePort, waitForPort } from './ports';
 import { temporalBinary } from './tools';
 
+/**
+ * One machine, one worker per queue: a single task-queue partition lets a task meet the waiting
+ * poller at once (with the default four, it may sit in a partition nobody polls), and eager
+ * dispatch hands an activity to the worker that scheduled it without another poll.
+ */
+const DYNAMIC_CONFIG: Record<string, unknown> = {
+  'matching.numTaskqueueReadPartitions': 1,
+  'matching.numTaskqueueWritePartitions': 1,
+  'system.enableActivityEagerExecution': true,
+};
+
 export interface TemporalDevServer {
   address: string;
   uiUrl: string | null;
@@ -32,6 +43,7 @@ export async function startTemporalDevServer(options: {
     args.push('--headless');
   }
   if (options.dbFile) args.push('--db-filename', options.dbFile);
+  for (const [key, value] of Object.entries(DYNAMIC_CONFIG)) args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
   for (const key of ALL_SEARCH_ATTRIBUTES) args.push('--search-attribute', `${key.name}=Keyword`);
 
   const child = startChild('temporal', temporalBinary(), args, { logFile: options.logFile });
