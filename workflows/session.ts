@@ -11,6 +11,7 @@ import {
   continueAsNew,
   isCancellation,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   uuid4,
@@ -49,6 +50,9 @@ const waits = proxyActivities<Activities>({
   retry: RETRY,
 });
 
+/** Store writes of phase changes: quick, and run in the worker without a task dispatch of their own. */
+const records = proxyLocalActivities<Activities>({ startToCloseTimeout: '10s', retry: RETRY });
+
 /** Teardown must finish: retried until it does. */
 const teardown = proxyActivities<Activities>({ startToCloseTimeout: '1m', retry: RETRY });
 
@@ -80,8 +84,11 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
   };
 
   setHandler(sessionQuery, () => ({ ...session }));
+  // A heartbeat means someone is using the session: one that is (being) suspended comes back.
   setHandler(heartbeatSignal, (sessionId) => {
-    if (sessionId === session.sessionId) touch();
+    if (sessionId !== session.sessionId) return;
+    touch();
+    if (session.phase === 'SUSPENDING' || session.phase === 'SUSPENDED') resumeRequested = true;
   });
   setHandler(getServerUpdate, async () => {
     touch();
@@ -116,7 +123,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
 
   /** Records the phase first, so whoever sees the new phase finds the store already agreeing. */
   async function enter(phase: SessionPhase): Promise<void> {
-    await CancellationScope.nonCancellable(() => steps.recordSession({ ...session, phase }));
+    await CancellationScope.nonCancellable(() => records.recordSession({ ...session, phase }));
     session.phase = phase;
     upsertSearchAttributes([
       { key: SESSION_PHASE, value: phase },
