@@ -37,12 +37,19 @@ export interface SessionsOptions {
 const MAX_ATTACH_ATTEMPTS = 3;
 
 export class Sessions {
-  constructor(private readonly options: SessionsOptions) {}
+  /** At most one heartbeat signal per session per window on the GetServer fast path. */
+  private readonly heartbeatDebounceMs: number;
+
+  constructor(private readonly options: SessionsOptions) {
+    this.heartbeatDebounceMs = Math.min(5000, options.timeouts.idleTimeoutMs / 10);
+  }
 
   async getServer(caller: Caller, rawWorkspace: string): Promise<SessionView> {
     const workspace = validateWorkspacePath(rawWorkspace);
     const placement = placementFor(caller.user, workspace);
     const workflowId = workflowIdFor(placement.namespace);
+    const ready = await this.attachReady(caller, workflowId);
+    if (ready) return ready;
     for (let attempt = 1; ; attempt++) {
       const start = new WithStartWorkflowOperation<typeof sessionWorkflow>('sessionWorkflow', {
         workflowId,
@@ -64,6 +71,36 @@ export class Sessions {
         await (await start.workflowHandle()).result().catch(() => undefined);
       }
     }
+  }
+
+  /**
+   * The fast path for a session the store shows READY: delivering a heartbeat proves its workflow
+   * runs (a server-side write; no round trip through the worker, unlike an update) and counts as
+   * activity. The workflow needs to hear of activity only a few times per idle period, so within
+   * the debounce window since the last recorded activity only the store is touched. Should the
+   * session be suspending at this very moment, the heartbeat resumes it and a client that finds the
+   * old agent gone asks again. Anything else takes Update-With-Start.
+   */
+  private async attachReady(caller: Caller, workflowId: string): Promise<SessionView | null> {
+    const ready = (await this.options.store.list({ user: caller.user, phases: ['READY'] })).find((r) => r.workflowId === workflowId);
+    if (!ready) return null;
+    const now = new Date();
+    let lastActivityAt = ready.lastActivityAt;
+    // The store's lastActivityAt marks the last heartbeat the workflow was sent.
+    if (now.getTime() - lastActivityAt.getTime() >= this.heartbeatDebounceMs) {
+      try {
+        await Promise.all([
+          this.options.temporal.workflow.getHandle(workflowId).signal(heartbeatSignal, ready.sessionId),
+          this.options.store.touch(ready.sessionId, now),
+        ]);
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return null;
+        throw err;
+      }
+      lastActivityAt = now;
+    }
+    const { createdAt, updatedAt: _updated, lastActivityAt: _last, ...rest } = ready;
+    return { ...rest, createdAtMs: createdAt.getTime(), lastActivityAtMs: lastActivityAt.getTime() };
   }
 
   /** The current state of the caller's session for a workspace, or null before it exists. */

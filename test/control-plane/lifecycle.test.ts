@@ -25,6 +25,13 @@ test('get-server → READY → heartbeat → idle suspend → resume on the same
   }
   expect((await alice.describeSession(session.sessionId)).phase).toBe('READY');
 
+  // So do GetServer calls, more often than the fast path's heartbeat debounce (idle / 10 here).
+  for (let deadline = Date.now() + 3000; Date.now() < deadline; ) {
+    expect(await alice.getServer(workspace)).toMatchObject({ sessionId: session.sessionId, agentAddress: session.agentAddress });
+    await new Promise((r) => setTimeout(r, 30));
+  }
+  expect((await alice.describeSession(session.sessionId)).phase).toBe('READY');
+
   // Idle: suspended, agent stopped, volume kept.
   await waitFor(async () => (await alice.describeSession(session.sessionId)).phase === 'SUSPENDED', 10_000);
   expect(await stack().worker.backend.listAgents()).toHaveLength(0);
@@ -67,4 +74,14 @@ test('sessions are listed for their owner only; operators see everyone', async (
   expect((await operator.endSession(session.sessionId)).phase).toBe('ENDED');
   expect(await bob.listSessions()).toEqual([]);
   expect((await bob.listSessions({ includeFinished: true }))[0]).toMatchObject({ sessionId: session.sessionId, phase: 'ENDED' });
+});
+
+test('a heartbeat to a suspended session resumes it', async () => {
+  const lee = await stack().client('lee');
+  const session = await lee.getServer(stack().workspace());
+  await waitFor(async () => (await lee.describeSession(session.sessionId)).phase === 'SUSPENDED', 10_000, 'idle suspend');
+  await lee.heartbeat(session.sessionId);
+  await waitFor(async () => (await lee.describeSession(session.sessionId)).phase === 'READY', 10_000, 'resume');
+  expect(await stack().worker.backend.listAgents()).toHaveLength(1);
+  await lee.endSession(session.sessionId);
 });
