@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { readTlsMaterial, writeTlsMaterial } from '../grpc/tls';
 import { type Child, startChild } from '../local/child';
 import { isDns1123Label } from '../naming';
-import { installFile } from '../pki/ca';
+import { installFile } from '../files';
 import type {
   AgentCredentials,
   AgentSpec,

@@ -5,9 +5,10 @@
 // @peculiar/x509 needs the Reflect metadata API before it loads.
 import 'reflect-metadata';
 import { createPrivateKey, createPublicKey, randomBytes, webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
-import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import * as x509 from '@peculiar/x509';
+import { installFile } from '../files';
 import { describeIdentity, identityUris, type Identity } from './identity';
 
 x509.cryptoProvider.set(webcrypto);
@@ -37,29 +38,6 @@ const CLOCK_SKEW_MS = 5 * 60 * 1000;
 const MAX_CN_LENGTH = 64;
 const EC_KEY = { name: 'ECDSA', namedCurve: 'P-256' };
 const SIGNING = { name: 'ECDSA', hash: 'SHA-256' };
-
-/**
- * Puts `data` at `target` all at once, through a temp file in the same directory. With
- * `replace: false` an existing target is kept (and false returned): link(2) refuses to overwrite,
- * which makes creation race-safe between processes.
- */
-export async function installFile(target: string, data: string, mode: number, replace: boolean): Promise<boolean> {
-  const temp = `${target}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  await writeFile(temp, data, { mode, flag: 'wx' });
-  try {
-    if (replace) {
-      await rename(temp, target);
-      return true;
-    }
-    await link(temp, target);
-    return true;
-  } catch (e) {
-    if (!replace && (e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw e;
-  } finally {
-    await unlink(temp).catch(() => undefined); // gone already after a rename
-  }
-}
 
 /** Reads `file`, first creating it with `make()` unless it exists or another process wins the race. */
 async function readOrCreate(file: string, mode: number, make: () => Promise<string>): Promise<string> {

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { AGENT_EXIT_ALREADY_RUNNING, type AgentInfo, NAMESPACE_FILES, agentNamespaceDirOf } from '../../lib/compute/local-backend';
 import { readTlsMaterial } from '../../lib/grpc/tls';
-import { installFile } from '../../lib/pki/ca';
+import { installFile } from '../../lib/files';
 import { startAgentServer } from './server';
 
 const USAGE = 'usage: agent --namespace-dir DIR --session ID --workspace-dir DIR [--listen HOST:PORT]';

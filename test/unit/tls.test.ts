@@ -9,12 +9,13 @@ import {
   type TlsMaterial,
   channelCredentials,
   peerIdentity,
+  sanUris,
   readTlsMaterial,
   serverCredentials,
   writeTlsMaterial,
 } from '../../lib/grpc/tls';
 import { CertificateAuthority, type IssueOptions } from '../../lib/pki/ca';
-import type { Identity } from '../../lib/pki/identity';
+import { identityUris, type Identity } from '../../lib/pki/identity';
 
 const json = {
   serialize: (value: unknown) => Buffer.from(JSON.stringify(value)),
@@ -198,5 +199,23 @@ describe('TLS material files', () => {
   it('name the missing file', async () => {
     const dir = path.join(root, 'material');
     await expect(readTlsMaterial(dir, 'bob')).rejects.toThrow(`TLS material for bob: ${path.join(dir, 'bob.crt')} is missing`);
+  });
+});
+
+describe('sanUris', () => {
+  test.each([
+    ['URI:spiffe://rbs/user/alice, URI:spiffe://rbs/role/operator', ['spiffe://rbs/user/alice', 'spiffe://rbs/role/operator']],
+    ['IP Address:127.0.0.1, URI:spiffe://rbs/service/worker, DNS:localhost', ['spiffe://rbs/service/worker']],
+    ['DNS:"a,b", URI:"spiffe://rbs/user/x,y"', ['spiffe://rbs/user/x,y']],
+    ['DNS:localhost', []],
+    ['', []],
+  ])('%j', (rendered, uris) => {
+    expect(sanUris(rendered)).toEqual(uris);
+  });
+
+  test('agrees with Node on a certificate the CA issued', async () => {
+    const ca = await CertificateAuthority.loadOrCreate(await mkdtemp(path.join(tmpdir(), 'rbs-san-')));
+    const { certPem } = await ca.issue({ kind: 'user', user: 'Zoë, "the" admin', operator: true }, { ipAddresses: ['127.0.0.1'], dnsNames: ['localhost'] });
+    expect(sanUris(new X509Certificate(certPem).subjectAltName)).toEqual(identityUris({ kind: 'user', user: 'Zoë, "the" admin', operator: true }));
   });
 });
