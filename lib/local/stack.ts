@@ -1,0 +1,70 @@
+/**
+ * The control plane as separate local processes, the way it deploys: the Temporal dev server, a
+ * worker and the orchestrator. `rbs up` runs it in the foreground; benchmarks measure it.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { homePaths, type RbsConfig } from '../config';
+import { CertificateAuthority } from '../pki/ca';
+import { startChild, type Child } from './child';
+import { waitForPort } from './ports';
+import { startTemporalDevServer } from './temporal-dev-server';
+import { repoRoot } from './tools';
+
+export interface LocalStack {
+  orchestrator: string;
+  temporal: string;
+  temporalUi: string | null;
+  children: Child[];
+  /** Why a process of the stack is gone, or null while all run. */
+  failed(): string | null;
+  stop(): Promise<void>;
+}
+
+export async function startLocalStack(config: RbsConfig, options: { ui: boolean; persist: boolean }): Promise<LocalStack> {
+  const paths = homePaths(config.home);
+  fs.mkdirSync(paths.logs, { recursive: true });
+  await CertificateAuthority.loadOrCreate(paths.pki); // once, before two processes race to create it
+  const [temporalHost, temporalPort] = splitAddress(config.temporal.address);
+  if (temporalHost !== '127.0.0.1') throw new Error(`the local stack runs Temporal on 127.0.0.1, not ${temporalHost}`);
+
+  const children: Child[] = [];
+  const stop = async () => {
+    for (const child of [...children].reverse()) await child.stop();
+  };
+  const failed = () => children.map((c) => c.exited() && `${c.exited()}:\n${c.logTail()}`).find(Boolean) || null;
+  try {
+    const temporal = await startTemporalDevServer({
+      logFile: path.join(paths.logs, 'temporal.log'),
+      dbFile: options.persist ? paths.temporalDb : undefined,
+      port: temporalPort || undefined,
+      uiPort: options.ui ? Number(process.env.RBS_TEMPORAL_UI_PORT ?? temporalPort + 1000) : undefined,
+      ui: options.ui,
+    });
+    children.push(temporal.child);
+    const env = {
+      ...process.env,
+      RBS_HOME: config.home,
+      RBS_TEMPORAL_ADDRESS: temporal.address,
+      RBS_TASK_QUEUE: config.temporal.taskQueue,
+      RBS_ORCHESTRATOR_LISTEN: config.orchestrator.listen,
+    };
+    const service = (name: string) =>
+      startChild(name, process.execPath, [path.join(repoRoot(), 'dist', 'services', name, 'main.js')], {
+        logFile: path.join(paths.logs, `${name}.log`),
+        env,
+      });
+    children.push(service('worker'), service('orchestrator'));
+    const [host, port] = splitAddress(config.orchestrator.listen);
+    await waitForPort(host, port, 60_000, failed);
+    return { orchestrator: config.orchestrator.listen, temporal: temporal.address, temporalUi: temporal.uiUrl, children, failed, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+function splitAddress(address: string): [string, number] {
+  const at = address.lastIndexOf(':');
+  return [address.slice(0, at), Number(address.slice(at + 1))];
+}
