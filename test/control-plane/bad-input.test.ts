@@ -2,7 +2,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
+import { protos } from '../../lib/grpc/protos';
+import { TLS_CHANNEL_OPTIONS } from '../../lib/grpc/tls';
 import { OrchestratorClient } from '../../lib/grpc/orchestrator-client';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { isDns1123Label } from '../../lib/naming';
@@ -37,6 +40,19 @@ test('session ids: malformed is INVALID_ARGUMENT, unknown is NOT_FOUND', async (
   await expect(frank.endSession('')).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
   await expect(frank.heartbeat(randomUUID())).rejects.toMatchObject({ code: status.NOT_FOUND });
   await expect(frank.endSession(randomUUID())).rejects.toMatchObject({ code: status.NOT_FOUND });
+});
+
+test('no client certificate is UNAUTHENTICATED', async () => {
+  const Orchestrator = protos().orchestrator.rbs.v1.Orchestrator;
+  // Trusts the server (its identity is not the point here) and presents no certificate.
+  const credentials = grpc.credentials.createSsl(Buffer.from(stack().ca.certPem), null, null, { checkServerIdentity: () => undefined });
+  const anonymous = new Orchestrator(stack().orchestrator.address, credentials, TLS_CHANNEL_OPTIONS);
+  try {
+    const err = await new Promise<grpc.ServiceError>((resolve) => anonymous.listSessions({}, (e) => resolve(e!)));
+    expect(err).toMatchObject({ code: status.UNAUTHENTICATED, details: expect.stringContaining('certificate') });
+  } finally {
+    anonymous.close();
+  }
 });
 
 test('certificates: foreign CA and expired are UNAUTHENTICATED; a non-user identity is PERMISSION_DENIED', async () => {
