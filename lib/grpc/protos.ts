@@ -4,6 +4,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType as OrchestratorProto } from '../../gen/proto/orchestrator';
 import type { ProtoGrpcType as AgentProto } from '../../gen/proto/agent';
 import type { ProtoGrpcType as HealthProto } from '../../gen/proto/health';
+import type { ProtoGrpcType as BazelProto } from '../../gen/proto/command_server';
 
 /** proto/ sits at the repository root, both from sources and from dist/. */
 const PROTO_ROOT = path.resolve(__dirname, '..', '..', ...(__dirname.includes(`${path.sep}dist${path.sep}`) ? ['..'] : []), 'proto');
@@ -22,7 +23,7 @@ function load<T>(file: string): T {
   return grpc.loadPackageDefinition(definition) as unknown as T;
 }
 
-let cache: { orchestrator: OrchestratorProto; agent: AgentProto; health: HealthProto } | undefined;
+let cache: { orchestrator: OrchestratorProto; agent: AgentProto; health: HealthProto; bazel: BazelProto } | undefined;
 
 /** The loaded service definitions, parsed once per process. */
 export function protos() {
@@ -30,6 +31,7 @@ export function protos() {
     orchestrator: load<OrchestratorProto>('rbs/v1/orchestrator.proto'),
     agent: load<AgentProto>('rbs/v1/agent.proto'),
     health: load<HealthProto>('grpc/health/v1/health.proto'),
+    bazel: load<BazelProto>('bazel/command_server.proto'),
   };
   return cache;
 }
