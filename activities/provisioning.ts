@@ -1,10 +1,13 @@
 /** The provisioning and teardown steps of a session, each idempotent and safe to retry. */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ComputeBackend } from '../lib/compute/backend';
-import type { CertificateAuthority } from '../lib/pki/ca';
+import { InvalidPublicKeyError, type CertificateAuthority } from '../lib/pki/ca';
 import type { TlsMaterial } from '../lib/grpc/tls';
 import { FAILURE } from '../workflows/messages';
 import { agentIsServing } from './agent-health';
+
+/** A proxy renews its certificate when it starts; a working day covers any one proxy's life. */
+const PROXY_CERTIFICATE_VALIDITY_MS = 12 * 60 * 60 * 1000;
 
 export interface SessionRef {
   namespace: string;
@@ -37,6 +40,16 @@ export function createProvisioningActivities({ backend, ca, workerTls, agentRead
       if (await backend.hasAgentCredentials(namespace)) return;
       const issued = await ca.issue({ kind: 'agent', sessionId }, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
       await backend.installAgentCredentials(namespace, { caCertPem: ca.certPem, ...issued });
+    },
+
+    /** The session's proxy certificate, for a key the proxy holds. */
+    async issueProxyCertificate({ sessionId, user, publicKeyPem }: { sessionId: string; user: string; publicKeyPem: string }): Promise<string> {
+      try {
+        return await ca.certifyPublicKey({ kind: 'proxy', sessionId, user }, publicKeyPem, { validityMs: PROXY_CERTIFICATE_VALIDITY_MS });
+      } catch (err) {
+        if (err instanceof InvalidPublicKeyError) throw ApplicationFailure.nonRetryable(err.message, FAILURE.INVALID_PUBLIC_KEY);
+        throw err;
+      }
     },
 
     async startAgent({ namespace, sessionId, volume }: SessionRef): Promise<void> {

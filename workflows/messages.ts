@@ -43,6 +43,7 @@ export const FAILURE = {
   SESSION_FAILED: 'SessionFailed',
   SESSION_ENDING: 'SessionEnding',
   SESSION_NOT_FOUND: 'SessionNotFound',
+  INVALID_PUBLIC_KEY: 'InvalidPublicKey',
   WORKSPACE_NOT_FOUND: 'WorkspaceNotFound',
   QUOTA_EXCEEDED: 'QuotaExceeded',
 } as const;
@@ -54,6 +55,11 @@ export const getServerUpdate = defineUpdate<SessionView>('getServer');
  * session that took the same workflow id.
  */
 export const endUpdate = defineUpdate<SessionView, [sessionId: string]>('end');
+/**
+ * Certifies a proxy's public key (SPKI PEM) as this session's proxy; resolves to the certificate
+ * PEM. Certificates are public: they may sit in history; keys never come here.
+ */
+export const issueProxyCertificateUpdate = defineUpdate<string, [sessionId: string, publicKeyPem: string]>('issueProxyCertificate');
 /** Any sign of use of the session with this id: keeps it from going idle. */
 export const heartbeatSignal = defineSignal<[sessionId: string]>('heartbeat');
 export const sessionQuery = defineQuery<SessionView>('session');

@@ -25,6 +25,7 @@ import {
   endUpdate,
   getServerUpdate,
   heartbeatSignal,
+  issueProxyCertificateUpdate,
   sessionQuery,
   type SessionInput,
   type SessionView,
@@ -122,6 +123,27 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
   });
 
   /** Records the phase first, so whoever sees the new phase finds the store already agreeing. */
+  setHandler(
+    issueProxyCertificateUpdate,
+    async (_sessionId, publicKeyPem) => {
+      touch();
+      return steps.issueProxyCertificate({ sessionId: session.sessionId, user, publicKeyPem });
+    },
+    {
+      validator: (sessionId, publicKeyPem) => {
+        if (sessionId !== session.sessionId) {
+          throw ApplicationFailure.create({ type: FAILURE.SESSION_NOT_FOUND, message: `session ${sessionId} is not the one in ${session.workflowId}`, nonRetryable: true });
+        }
+        if (session.phase === 'ENDING' || isTerminal(session.phase)) {
+          throw ApplicationFailure.create({ type: FAILURE.SESSION_ENDING, message: `session ${sessionId} is ${session.phase}`, nonRetryable: true });
+        }
+        if (typeof publicKeyPem !== 'string' || publicKeyPem.length > 4096) {
+          throw ApplicationFailure.create({ type: FAILURE.INVALID_PUBLIC_KEY, message: 'public key must be a PEM of at most 4096 characters', nonRetryable: true });
+        }
+      },
+    },
+  );
+
   async function enter(phase: SessionPhase): Promise<void> {
     await CancellationScope.nonCancellable(() => records.recordSession({ ...session, phase }));
     session.phase = phase;

@@ -2,6 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { OrchestratorClient as RawClient } from '../../gen/proto/rbs/v1/Orchestrator';
 import type { GetServerResponse__Output } from '../../gen/proto/rbs/v1/GetServerResponse';
+import type { IssueProxyCertificateResponse__Output } from '../../gen/proto/rbs/v1/IssueProxyCertificateResponse';
 import type { HeartbeatResponse__Output } from '../../gen/proto/rbs/v1/HeartbeatResponse';
 import type { ListSessionsResponse__Output } from '../../gen/proto/rbs/v1/ListSessionsResponse';
 import type { Session__Output } from '../../gen/proto/rbs/v1/Session';
@@ -57,6 +58,10 @@ export class OrchestratorClient {
 
   endSession(sessionId: string): Promise<Session> {
     return call<Session>((o, cb) => this.raw.endSession({ sessionId }, o, cb));
+  }
+
+  async issueProxyCertificate(sessionId: string, publicKeyPem: string): Promise<{ certificatePem: string; caCertificatePem: string }> {
+    return call<IssueProxyCertificateResponse__Output>((o, cb) => this.raw.issueProxyCertificate({ sessionId, publicKeyPem }, o, cb));
   }
 
   close(): void {

@@ -115,9 +115,28 @@ export class CertificateAuthority {
     return new CertificateAuthority(certPem, new x509.X509Certificate(certPem), keys.privateKey);
   }
 
-  /** A leaf certificate for `identity`, usable both as a TLS server and as a TLS client. */
+  /** A key pair and a leaf certificate for `identity`, usable as a TLS server and as a TLS client. */
   async issue(identity: Identity, options: IssueOptions = {}): Promise<IssuedCertificate> {
     const keys = await generateKeys();
+    return { certPem: await this.certify(identity, keys.publicKey, options), keyPem: await keyPem(keys.privateKey) };
+  }
+
+  /**
+   * A leaf certificate for a key pair someone else holds (an SPKI PEM public key, ECDSA P-256), so
+   * the private key never leaves its owner. Throws InvalidPublicKeyError for anything else.
+   */
+  async certifyPublicKey(identity: Identity, publicKeyPem: string, options: IssueOptions = {}): Promise<string> {
+    let publicKey: CryptoKey;
+    try {
+      const spki = createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' });
+      publicKey = await webcrypto.subtle.importKey('spki', spki, EC_KEY, true, ['verify']);
+    } catch (e) {
+      throw new InvalidPublicKeyError(`public key must be an ECDSA P-256 key in SPKI PEM: ${(e as Error).message}`);
+    }
+    return this.certify(identity, publicKey, options);
+  }
+
+  private async certify(identity: Identity, publicKey: CryptoKey, options: IssueOptions): Promise<string> {
     const notBefore = options.notBefore ?? new Date(Date.now() - CLOCK_SKEW_MS);
     const names: x509.JsonGeneralName[] = [
       ...identityUris(identity).map((value) => ({ type: 'url' as const, value })),
@@ -132,16 +151,20 @@ export class CertificateAuthority {
       notAfter: new Date(notBefore.getTime() + (options.validityMs ?? LEAF_VALIDITY_MS)),
       signingAlgorithm: SIGNING,
       signingKey: this.signingKey,
-      publicKey: keys.publicKey,
+      publicKey,
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
         new x509.SubjectAlternativeNameExtension(names),
         await x509.AuthorityKeyIdentifierExtension.create(this.cert.publicKey),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+        await x509.SubjectKeyIdentifierExtension.create(publicKey),
       ],
     });
-    return { certPem: cert.toString('pem'), keyPem: await keyPem(keys.privateKey) };
+    return cert.toString('pem');
   }
+}
+
+export class InvalidPublicKeyError extends Error {
+  override name = 'InvalidPublicKeyError';
 }

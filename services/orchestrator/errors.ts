@@ -14,9 +14,15 @@ export class RpcError extends Error {
   }
 }
 
-/** The application failure a workflow update was rejected with, if any. */
+/**
+ * The application failure a workflow update failed with, if any: thrown by the handler itself or
+ * by an activity it ran (then wrapped in an ActivityFailure).
+ */
 export function updateFailure(err: unknown): ApplicationFailure | null {
-  if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) return err.cause;
+  if (!(err instanceof WorkflowUpdateFailedError)) return null;
+  for (let cause: unknown = err.cause; cause instanceof Error; cause = cause.cause) {
+    if (cause instanceof ApplicationFailure) return cause;
+  }
   return null;
 }
 
@@ -25,6 +31,7 @@ const FAILURE_STATUS: Record<string, grpc.status> = {
   [FAILURE.SESSION_ENDING]: grpc.status.UNAVAILABLE,
   [FAILURE.SESSION_NOT_FOUND]: grpc.status.NOT_FOUND,
   [FAILURE.QUOTA_EXCEEDED]: grpc.status.RESOURCE_EXHAUSTED,
+  [FAILURE.INVALID_PUBLIC_KEY]: grpc.status.INVALID_ARGUMENT,
 };
 
 export function toServiceError(err: unknown, rpc: string): Partial<grpc.ServiceError> {

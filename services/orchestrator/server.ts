@@ -54,7 +54,7 @@ function unary<Req, Res>(rpc: string, handle: (caller: Caller, request: Req) => 
   };
 }
 
-function handlers(sessions: Sessions): OrchestratorHandlers {
+function handlers(sessions: Sessions, caCertPem: string): OrchestratorHandlers {
   return {
     GetServer: unary('GetServer', async (caller, request) => ({ session: toSession(await sessions.getServer(caller, request.workspace ?? '')) })),
     Heartbeat: unary('Heartbeat', async (caller, request) => ({ phase: (await sessions.heartbeat(caller, request.sessionId ?? '')).phase })),
@@ -63,6 +63,10 @@ function handlers(sessions: Sessions): OrchestratorHandlers {
     })),
     DescribeSession: unary('DescribeSession', async (caller, request) => toSession(await sessions.describe(caller, request.sessionId ?? ''))),
     EndSession: unary('EndSession', async (caller, request) => toSession(await sessions.end(caller, request.sessionId ?? ''))),
+    IssueProxyCertificate: unary('IssueProxyCertificate', async (caller, request) => ({
+      certificatePem: await sessions.issueProxyCertificate(caller, request.sessionId ?? '', request.publicKeyPem ?? ''),
+      caCertificatePem: caCertPem,
+    })),
     WatchSession: (call) => {
       let cancelled = false;
       call.on('cancelled', () => (cancelled = true));
@@ -92,7 +96,7 @@ function handlers(sessions: Sessions): OrchestratorHandlers {
 
 export async function startOrchestrator(options: { listen: string; tls: TlsMaterial; sessions: Sessions }): Promise<Orchestrator> {
   const server = new grpc.Server();
-  server.addService(protos().orchestrator.rbs.v1.Orchestrator.service, handlers(options.sessions));
+  server.addService(protos().orchestrator.rbs.v1.Orchestrator.service, handlers(options.sessions, options.tls.caCertPem));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(options.listen, serverCredentials(options.tls), (err, p) => (err ? reject(err) : resolve(p))),
   );

@@ -13,6 +13,7 @@ import {
   endUpdate,
   getServerUpdate,
   heartbeatSignal,
+  issueProxyCertificateUpdate,
   sessionQuery,
   type SessionTimeouts,
   type SessionView,
@@ -150,6 +151,17 @@ export class Sessions {
       if (!(err instanceof WorkflowNotFoundError) && updateFailure(err)?.type !== FAILURE.SESSION_NOT_FOUND) throw err;
     }
     return this.owned(caller, sessionId);
+  }
+
+  /** A certificate for the caller's proxy of one of its own sessions (operators get none for others'). */
+  async issueProxyCertificate(caller: Caller, sessionId: string, publicKeyPem: string): Promise<string> {
+    const record = await this.owned({ ...caller, operator: false }, sessionId);
+    if (isTerminal(record.phase)) {
+      throw new RpcError(grpc.status.FAILED_PRECONDITION, `session ${sessionId} has ${record.phase}`);
+    }
+    return this.options.temporal.workflow
+      .getHandle(record.workflowId)
+      .executeUpdate(issueProxyCertificateUpdate, { args: [record.sessionId, publicKeyPem] });
   }
 
   /** The session's row, if the caller may see it; NOT_FOUND otherwise (never reveals others' sessions). */
