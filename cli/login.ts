@@ -4,7 +4,7 @@ import { homePaths, loadConfig } from '../lib/config';
 import { writeTlsMaterial } from '../lib/grpc/tls';
 import { CertificateAuthority } from '../lib/pki/ca';
 import { validateUserName } from '../lib/validate';
-import { credentialsDir } from './connect';
+import { credentialsDir } from '../lib/client-config';
 
 export async function login(options: { user?: string; operator?: boolean }): Promise<void> {
   const user = validateUserName(options.user ?? '');

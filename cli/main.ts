@@ -1,6 +1,7 @@
 /** `rbs`: the command line of the Remote Build Server. */
 import * as grpc from '@grpc/grpc-js';
 import { parseArgs } from 'node:util';
+import { SetupError } from '../lib/client-config';
 import { InvalidInputError } from '../lib/validate';
 import { login } from './login';
 import { endSession, getServer, listSessions } from './sessions';
@@ -48,7 +49,7 @@ async function run(argv: string[]): Promise<void> {
 }
 
 run(process.argv.slice(2)).catch((err) => {
-  if (err instanceof UsageError || err instanceof InvalidInputError) {
+  if (err instanceof UsageError || err instanceof SetupError || err instanceof InvalidInputError) {
     console.error(`rbs: ${err.message}`);
     process.exit(2);
   }

@@ -1,7 +1,7 @@
 /** The session commands: get-server, sessions, end. */
 import * as fs from 'node:fs';
 import type { Session } from '../lib/grpc/orchestrator-client';
-import { connect } from './connect';
+import { connect } from '../lib/client-config';
 import { UsageError } from './usage';
 
 /** What each phase means to someone waiting for their session. */

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import { homePaths, loadConfig } from '../lib/config';
 import { startLocalStack } from '../lib/local/stack';
-import type { StackInfo } from './connect';
+import type { StackInfo } from '../lib/client-config';
 
 export async function up(): Promise<void> {
   const config = loadConfig();

@@ -1,10 +1,12 @@
-/** How the CLI finds the orchestrator and the caller's credentials. */
+/** How the CLI and the proxy find the orchestrator and the caller's credentials. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { homePaths, loadConfig } from '../lib/config';
-import { OrchestratorClient } from '../lib/grpc/orchestrator-client';
-import { readTlsMaterial } from '../lib/grpc/tls';
-import { UsageError } from './usage';
+import { homePaths, loadConfig } from './config';
+import { OrchestratorClient } from './grpc/orchestrator-client';
+import { readTlsMaterial } from './grpc/tls';
+
+/** The caller must fix how it is set up (exit code 2 in the CLI). */
+export class SetupError extends Error {}
 
 export interface StackInfo {
   orchestrator: string;
@@ -25,14 +27,14 @@ export function orchestratorAddress(): string {
   try {
     return (JSON.parse(fs.readFileSync(file, 'utf8')) as StackInfo).orchestrator;
   } catch {
-    throw new UsageError(`no orchestrator: start the local stack with \`npm start\` or set RBS_ORCHESTRATOR (looked for ${file})`);
+    throw new SetupError(`no orchestrator: start the local stack with \`npm start\` or set RBS_ORCHESTRATOR (looked for ${file})`);
   }
 }
 
 export async function connect(): Promise<OrchestratorClient> {
   const dir = credentialsDir();
   if (!fs.existsSync(path.join(dir, 'user.crt'))) {
-    throw new UsageError(`not logged in: no certificate in ${dir}; run \`rbs login --user NAME\``);
+    throw new SetupError(`not logged in: no certificate in ${dir}; run \`rbs login --user NAME\``);
   }
   return new OrchestratorClient(orchestratorAddress(), await readTlsMaterial(dir, 'user'));
 }
