@@ -3,7 +3,6 @@ import type { Client } from '@temporalio/client';
 import type { ComputeBackend, RunningAgent } from '../lib/compute/backend';
 import { TERMINAL_PHASES, SESSION_PHASES } from '../lib/domain';
 import type { SessionStore } from '../lib/store/session-store';
-import { namespaceOfWorkflowId } from '../lib/naming';
 import { SESSION_ID } from '../workflows/search-attributes';
 
 export interface CleanupDeps {
@@ -23,36 +22,35 @@ export interface Orphans {
 const LIVE_PHASES = SESSION_PHASES.filter((p) => !TERMINAL_PHASES.includes(p));
 
 export function createCleanupActivities({ backend, store, temporal, orphanGraceMs }: CleanupDeps) {
-  async function liveSessions(): Promise<{ namespaces: Set<string>; sessionIds: Set<string> }> {
-    const namespaces = new Set<string>();
-    const sessionIds = new Set<string>();
+  /** Ids of the sessions whose workflows run now. */
+  async function liveSessionIds(): Promise<Set<string>> {
+    const ids = new Set<string>();
     const query = `WorkflowType = 'sessionWorkflow' AND ExecutionStatus = 'Running'`;
     for await (const wf of temporal.workflow.list({ query })) {
-      const namespace = namespaceOfWorkflowId(wf.workflowId);
-      if (namespace) namespaces.add(namespace);
       const sessionId = wf.typedSearchAttributes.get(SESSION_ID);
-      if (sessionId) sessionIds.add(sessionId);
+      if (sessionId) ids.add(sessionId);
     }
-    return { namespaces, sessionIds };
+    return ids;
   }
 
   return {
+    /**
+     * Resources are listed before live sessions, so anything listed was created before the
+     * liveness check; the grace period covers sessions not yet visible in the workflow listing.
+     */
     async findOrphans(): Promise<Orphans> {
       const cutoff = Date.now() - orphanGraceMs;
-      const live = await liveSessions();
       const [namespaces, agents, rows] = await Promise.all([
         backend.listNamespaces(),
         backend.listAgents(),
         store.list({ phases: LIVE_PHASES }),
       ]);
+      const live = await liveSessionIds();
+      const orphan = (sessionId: string, since: Date) => !live.has(sessionId) && since.getTime() < cutoff;
       return {
-        namespaces: namespaces
-          .filter((n) => !live.namespaces.has(n.namespace) && n.createdAt.getTime() < cutoff)
-          .map((n) => n.namespace),
-        agents: agents.filter((a) => !live.namespaces.has(a.namespace)),
-        sessionRows: rows
-          .filter((r) => !live.sessionIds.has(r.sessionId) && r.updatedAt.getTime() < cutoff)
-          .map((r) => r.sessionId),
+        namespaces: namespaces.filter((n) => orphan(n.sessionId, n.createdAt)).map((n) => n.namespace),
+        agents: agents.filter((a) => orphan(a.sessionId, a.startedAt)),
+        sessionRows: rows.filter((r) => orphan(r.sessionId, r.updatedAt)).map((r) => r.sessionId),
       };
     },
 

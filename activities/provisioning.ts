@@ -9,6 +9,9 @@ import { agentIsServing } from './agent-health';
 /** A proxy renews its certificate when it starts; a working day covers any one proxy's life. */
 const PROXY_CERTIFICATE_VALIDITY_MS = 12 * 60 * 60 * 1000;
 
+const PROBE_ATTEMPTS = 3;
+const PROBE_RETRY_MS = 1000;
+
 export interface SessionRef {
   namespace: string;
   volume: string;
@@ -75,6 +78,21 @@ export function createProvisioningActivities({ backend, ca, workerTls, agentRead
         `agent of session ${sessionId} in ${namespace} not ready after ${agentReadyTimeoutMs} ms: ${lastProblem}`,
         'AgentNotReady',
       );
+    },
+
+    /**
+     * Whether the session's agent still answers: null if it does, else what is wrong. Restarting
+     * an agent kills the builds it runs, so one slow answer is not enough: it must fail thrice.
+     */
+    async probeAgent({ namespace, sessionId }: SessionRef): Promise<string | null> {
+      let problem: string | null = null;
+      for (let attempt = 1; attempt <= PROBE_ATTEMPTS; attempt++) {
+        const address = await backend.agentAddress(namespace);
+        problem = address ? await agentIsServing(address, sessionId, workerTls) : `agent of session ${sessionId} is not running`;
+        if (problem === null) return null;
+        if (attempt < PROBE_ATTEMPTS) await Context.current().sleep(PROBE_RETRY_MS);
+      }
+      return problem;
     },
 
     async syncWorkspace({ volume, workspace }: { volume: string; workspace: string }): Promise<void> {

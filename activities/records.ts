@@ -8,17 +8,10 @@ export function createRecordActivities(store: SessionStore) {
       // The orchestrator also moves lastActivityAt (heartbeats); never move it backward.
       const existing = await store.get(view.sessionId);
       const lastActivityAt = Math.max(view.lastActivityAtMs, existing?.lastActivityAt.getTime() ?? 0);
+      const { createdAtMs, lastActivityAtMs: _seen, ...fields } = view;
       await store.put({
-        sessionId: view.sessionId,
-        workflowId: view.workflowId,
-        user: view.user,
-        workspace: view.workspace,
-        namespace: view.namespace,
-        volume: view.volume,
-        phase: view.phase,
-        agentAddress: view.agentAddress,
-        failureReason: view.failureReason,
-        createdAt: existing?.createdAt ?? new Date(view.createdAtMs),
+        ...fields,
+        createdAt: existing?.createdAt ?? new Date(createdAtMs),
         updatedAt: new Date(),
         lastActivityAt: new Date(lastActivityAt),
       });

@@ -59,6 +59,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RbsConfig {
       idleTimeoutMs: int('RBS_IDLE_TIMEOUT_MS', 30 * MINUTE),
       retentionMs: int('RBS_RETENTION_MS', 7 * 24 * 60 * MINUTE),
       maxHistoryEvents: int('RBS_MAX_HISTORY_EVENTS', 2000),
+      agentProbeIntervalMs: int('RBS_AGENT_PROBE_INTERVAL_MS', MINUTE),
     },
     agentReadyTimeoutMs: int('RBS_AGENT_READY_TIMEOUT_MS', MINUTE),
     cleanup: {

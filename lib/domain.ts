@@ -51,6 +51,8 @@ export interface SessionPlacement {
 export interface SessionRecord extends SessionPlacement {
   sessionId: string;
   workflowId: string;
+  /** The workflow run that owns the session now (continue-as-new moves it on). */
+  runId: string;
   user: string;
   /** Absolute workspace path on the developer's machine. */
   workspace: string;

@@ -48,9 +48,3 @@ const WORKFLOW_ID_PREFIX = 'rbs-session-';
 export function workflowIdFor(namespace: string): string {
   return `${WORKFLOW_ID_PREFIX}${namespace}`;
 }
-
-/** The namespace a session workflow id was made from, or null for another kind of workflow id. */
-export function namespaceOfWorkflowId(workflowId: string): string | null {
-  const namespace = workflowId.startsWith(WORKFLOW_ID_PREFIX) ? workflowId.slice(WORKFLOW_ID_PREFIX.length) : '';
-  return isDns1123Label(namespace) ? namespace : null;
-}

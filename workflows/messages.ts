@@ -11,6 +11,8 @@ export interface SessionTimeouts {
   retentionMs: number;
   /** Continue-as-new once the history has this many events. */
   maxHistoryEvents: number;
+  /** How often a READY session checks that its agent still answers (and restarts it if not). */
+  agentProbeIntervalMs: number;
 }
 
 /** What a run hands to the next one across continue-as-new. */

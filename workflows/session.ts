@@ -65,6 +65,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
   const session: SessionView = {
     sessionId: carried?.sessionId ?? uuid4(),
     workflowId: workflowInfo().workflowId,
+    runId: workflowInfo().runId,
     user,
     workspace,
     namespace,
@@ -75,8 +76,12 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     createdAtMs: carried?.createdAtMs ?? Date.now(),
     lastActivityAtMs: carried?.lastActivityAtMs ?? Date.now(),
   };
+  /** Bumped by every sign of use; the idle timer and "wanted back" are judged against it. */
   let activitySeq = 0;
-  let resumeRequested = false;
+  /** The activity count when the session was last suspended: any use since means resume. */
+  let suspendedAtSeq = 0;
+  /** The phase being recorded right now: set at once, so nobody is handed a READY we are leaving. */
+  let pending: SessionPhase | null = null;
   let endRequested = false;
 
   const touch = () => {
@@ -87,15 +92,13 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
   setHandler(sessionQuery, () => ({ ...session }));
   // A heartbeat means someone is using the session: one that is (being) suspended comes back.
   setHandler(heartbeatSignal, (sessionId) => {
-    if (sessionId !== session.sessionId) return;
-    touch();
-    if (session.phase === 'SUSPENDING' || session.phase === 'SUSPENDED') resumeRequested = true;
+    if (sessionId === session.sessionId) touch();
   });
   setHandler(getServerUpdate, async () => {
     touch();
-    if (session.phase === 'SUSPENDING' || session.phase === 'SUSPENDED') resumeRequested = true;
-    await condition(() => session.phase === 'READY' || session.phase === 'ENDING' || isTerminal(session.phase));
-    if (session.phase === 'READY') return { ...session };
+    const ending = () => session.phase === 'ENDING' || pending === 'ENDING' || isTerminal(session.phase);
+    await condition(() => (session.phase === 'READY' && pending === null) || ending());
+    if (!ending()) return { ...session };
     if (session.phase === 'FAILED') {
       throw ApplicationFailure.create({
         type: FAILURE.SESSION_FAILED,
@@ -122,7 +125,6 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     return { ...session };
   });
 
-  /** Records the phase first, so whoever sees the new phase finds the store already agreeing. */
   setHandler(
     issueProxyCertificateUpdate,
     async (_sessionId, publicKeyPem) => {
@@ -144,9 +146,12 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     },
   );
 
+  /** Records the phase first, so whoever sees the new phase finds the store already agreeing. */
   async function enter(phase: SessionPhase): Promise<void> {
+    pending = phase;
     await CancellationScope.nonCancellable(() => records.recordSession({ ...session, phase }));
     session.phase = phase;
+    pending = null;
     upsertSearchAttributes([
       { key: SESSION_PHASE, value: phase },
       { key: SESSION_ID, value: session.sessionId },
@@ -187,19 +192,27 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
   }
 
   async function suspend(): Promise<void> {
+    suspendedAtSeq = activitySeq;
     await enter('SUSPENDING');
     await teardown.stopAgent(ref);
     session.agentAddress = null;
     await enter('SUSPENDED');
   }
 
+  const wantedBack = () => activitySeq !== suspendedAtSeq;
+
+  /** (Re)starts the agent: after a suspension, or when the running one stopped answering. */
   async function resume(): Promise<void> {
-    resumeRequested = false;
-    await enter('RESUMING');
-    await steps.startAgent(ref);
-    session.agentAddress = await waits.waitForAgent(ref);
-    touch();
-    await enter('READY');
+    try {
+      await enter('RESUMING');
+      await steps.startAgent(ref);
+      session.agentAddress = await waits.waitForAgent(ref);
+      touch();
+      await enter('READY');
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      await end(`agent restart failed: ${failureMessage(err)}`, false, 'FAILED');
+    }
   }
 
   /** Removes what the session created; the volume only when the session expires. */
@@ -221,28 +234,43 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
   const historyFull = () =>
     workflowInfo().historyLength >= timeouts.maxHistoryEvents || workflowInfo().continueAsNewSuggested;
 
+  /** READY until idle: the idle timer restarts on every use; the agent is probed meanwhile. */
+  async function serve(): Promise<void> {
+    const seen = activitySeq;
+    const idleDeadline = Date.now() + timeouts.idleTimeoutMs;
+    while (activitySeq === seen && !endRequested && !historyFull()) {
+      const wait = Math.min(timeouts.agentProbeIntervalMs, idleDeadline - Date.now());
+      if (wait <= 0) return suspend();
+      if (await condition(() => activitySeq !== seen || endRequested || historyFull(), wait)) return;
+      if (activitySeq !== seen || Date.now() >= idleDeadline) continue;
+      if ((await steps.probeAgent(ref)) !== null) {
+        await teardown.stopAgent(ref); // alive but not answering is as good as dead
+        return resume();
+      }
+    }
+  }
+
+  async function rest(): Promise<void> {
+    const wanted = await condition(() => wantedBack() || endRequested || historyFull(), timeouts.retentionMs);
+    if (!wanted) return end('expired after retention', true);
+    if (wantedBack() && !endRequested) return resume();
+  }
+
   try {
-    if (!carried) await provision();
+    // A continued run records itself, so the store names the run that now owns the session.
+    if (carried) await enter(carried.phase);
+    else await provision();
     while (!isTerminal(session.phase)) {
       if (endRequested) {
         await end(null, false);
       } else if (session.phase === 'READY') {
-        const seen = activitySeq;
-        const active = await condition(() => activitySeq !== seen || endRequested || historyFull(), timeouts.idleTimeoutMs);
-        if (!active) await suspend();
+        await serve();
       } else if (session.phase === 'SUSPENDED') {
-        if (!resumeRequested) {
-          const wanted = await condition(() => resumeRequested || endRequested || historyFull(), timeouts.retentionMs);
-          if (!wanted) await end('expired after retention', true);
-        }
-        if (resumeRequested && !endRequested) {
-          await resume().catch((err) => {
-            if (isCancellation(err)) throw err;
-            return end(`resume failed: ${failureMessage(err)}`, false, 'FAILED');
-          });
-        }
+        await rest();
       }
-      if (!isTerminal(session.phase) && !endRequested && historyFull()) {
+      // Continue as new only at rest: nothing pending that only this run's loop would carry out.
+      const atRest = session.phase === 'READY' || (session.phase === 'SUSPENDED' && !wantedBack());
+      if (atRest && !endRequested && historyFull()) {
         await condition(allHandlersFinished);
         const phase = session.phase as 'READY' | 'SUSPENDED';
         await continueAsNew<typeof sessionWorkflow>({ ...input, carried: { ...session, phase } });

@@ -33,6 +33,8 @@ export interface ManagedNamespace {
 /** A running agent, as found when listing (an agent may outlive its namespace after a crash). */
 export interface RunningAgent {
   namespace: string;
+  sessionId: string;
+  startedAt: Date;
   /** Backend-specific handle: a pid locally, a pod name on Kubernetes. */
   id: string;
 }

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { readTlsMaterial, writeTlsMaterial } from '../grpc/tls';
 import { type Child, startChild } from '../local/child';
 import { isDns1123Label } from '../naming';
+import { workspaceFilters } from '../sync/filters';
 import { installFile } from '../files';
 import type {
   AgentCredentials,
@@ -51,12 +52,6 @@ const AGENT_STOP_GRACE_MS = 5_000;
 const AGENT_KILL_WAIT_MS = 2_000;
 const POLL_MS = 25;
 
-/**
- * Top-level bazel-* convenience links point outside the workspace; .git is history the build does
- * not need. Both are excluded rather than deleted, so what a build leaves in the volume survives.
- */
-const RSYNC_FILTERS = ['--exclude=/bazel-*', '--exclude=.git/', '--filter=:- .gitignore'];
-
 /** The agent as built next to this module: in dist/ when compiled, in <repo>/dist when run from sources. */
 export function defaultAgentCommand(): string[] {
   const up = path.resolve(__dirname, '..', '..');
@@ -80,13 +75,9 @@ export class LocalBackend implements ComputeBackend {
     const existing = readNamespaceRecord(dir);
     if (existing?.sessionId === spec.sessionId) return;
     if (fs.existsSync(dir)) {
-      const running = agentsServing(dir);
-      if (running.length > 0) {
-        throw new Error(
-          `namespace ${spec.namespace} belongs to session ${existing?.sessionId ?? '(unknown)'}, whose agent ` +
-            `${running.join(', ')} still runs; it cannot be given to session ${spec.sessionId}`,
-        );
-      }
+      // One workflow owns a namespace at a time, and a new session exists only once the old one's
+      // workflow has finished: whatever the old session left behind is an orphan.
+      for (const pid of agentsServing(dir)) await terminateAgent(pid, dir);
       fs.rmSync(dir, { recursive: true, force: true });
     }
     // Built under a temporary name and renamed, so a namespace directory never lacks its record.
@@ -151,7 +142,7 @@ export class LocalBackend implements ComputeBackend {
       throw err;
     }
     if (!isDirectory(destination)) throw new Error(`volume ${volume} does not exist: ensureVolume first`);
-    const args = ['-a', '--delete', ...RSYNC_FILTERS, ...bazelignoreExcludes(source), `${source}/`, `${destination}/`];
+    const args = ['-a', '--delete', ...workspaceFilters(source), `${source}/`, `${destination}/`];
     try {
       await promisify(execFile)('rsync', args, { maxBuffer: 16 * 1024 * 1024 });
     } catch (err) {
@@ -187,7 +178,12 @@ export class LocalBackend implements ComputeBackend {
     const root = path.join(this.home, 'namespaces');
     return runningAgents()
       .filter((agent) => path.dirname(agent.namespaceDir) === root)
-      .map((agent) => ({ namespace: path.basename(agent.namespaceDir), id: String(agent.pid) }));
+      .map((agent) => ({
+        namespace: path.basename(agent.namespaceDir),
+        sessionId: agent.sessionId,
+        startedAt: agent.startedAt,
+        id: String(agent.pid),
+      }));
   }
 
   async killAgent(agent: RunningAgent): Promise<void> {
@@ -199,7 +195,12 @@ export class LocalBackend implements ComputeBackend {
   private spawnAgent(dir: string, sessionId: string, workspace: string): Child {
     const [command, ...args] = this.agentCommand;
     const flags = ['--namespace-dir', dir, '--session', sessionId, '--workspace-dir', workspace];
-    const child = startChild('agent', command, [...args, ...flags], { logFile: path.join(dir, NAMESPACE_FILES.agentLog) });
+    // Builds run under the agent: it gets nothing of the worker's environment (credentials
+    // included), and a home on the volume, so Bazel's per-user state lives with the workspace.
+    const home = path.join(path.dirname(workspace), 'home');
+    fs.mkdirSync(home, { recursive: true });
+    const env = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8' };
+    const child = startChild('agent', command, [...args, ...flags], { logFile: path.join(dir, NAMESPACE_FILES.agentLog), env });
     child.process.unref(); // the agent must outlive the worker that spawns it
     return child;
   }
@@ -254,29 +255,42 @@ function checkLabel(what: string, name: string): string {
   return name;
 }
 
+interface AgentProcess {
+  pid: number;
+  namespaceDir: string;
+  sessionId: string;
+  startedAt: Date;
+}
+
 /**
- * The --namespace-dir of process `pid` if it is an agent, else null (gone, a zombie, or something
- * else). Checking the command line, not just the pid, makes a recycled pid harmless.
+ * Process `pid` if it is an agent, else null (gone, a zombie, or something else). Checking the
+ * command line, not just the pid, makes a recycled pid harmless.
  */
-export function agentNamespaceDirOf(pid: number): string | null {
+function agentProcessOf(pid: number): AgentProcess | null {
   let argv: string[];
+  let startedAt: Date;
   try {
     argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    startedAt = new Date(fs.statSync(`/proc/${pid}`).ctimeMs); // /proc/<pid> appears when the process starts
   } catch {
     return null;
   }
-  const at = argv.indexOf('--namespace-dir');
-  return at >= 0 && argv.includes('--session') ? (argv[at + 1] ?? null) : null;
+  const flag = (name: string) => (argv.includes(name) ? (argv[argv.indexOf(name) + 1] ?? null) : null);
+  const namespaceDir = flag('--namespace-dir');
+  const sessionId = flag('--session');
+  return namespaceDir && sessionId ? { pid, namespaceDir, sessionId, startedAt } : null;
 }
 
-function runningAgents(): { pid: number; namespaceDir: string }[] {
+/** The --namespace-dir of process `pid` if it is an agent, else null. */
+export function agentNamespaceDirOf(pid: number): string | null {
+  return agentProcessOf(pid)?.namespaceDir ?? null;
+}
+
+function runningAgents(): AgentProcess[] {
   return fs
     .readdirSync('/proc')
     .filter((entry) => /^\d+$/.test(entry))
-    .flatMap((entry) => {
-      const namespaceDir = agentNamespaceDirOf(Number(entry));
-      return namespaceDir ? [{ pid: Number(entry), namespaceDir }] : [];
-    });
+    .flatMap((entry) => agentProcessOf(Number(entry)) ?? []);
 }
 
 function agentsServing(namespaceDir: string): number[] {
@@ -311,18 +325,6 @@ function signalAgent(pid: number, signal: NodeJS.Signals): void {
       if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
     }
   }
-}
-
-/** .bazelignore lists directories, relative to the workspace root, that Bazel never reads. */
-function bazelignoreExcludes(source: string): string[] {
-  const file = path.join(source, '.bazelignore');
-  if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .map((line) => line.trim().replace(/^\.\//, '').replace(/\/+$/, ''))
-    .filter((line) => line !== '' && !line.startsWith('#'))
-    .map((dir) => `--exclude=/${dir.replace(/[*?[]/g, '\\$&')}/`); // Bazel reads the paths literally
 }
 
 function readNamespaceRecord(dir: string): NamespaceRecord | null {

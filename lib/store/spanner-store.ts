@@ -21,6 +21,7 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS ${TABLE} (
     SessionId      STRING(MAX) NOT NULL,
     WorkflowId     STRING(MAX) NOT NULL,
+    RunId          STRING(MAX) NOT NULL,
     User           STRING(MAX) NOT NULL,
     Workspace      STRING(MAX) NOT NULL,
     Namespace      STRING(MAX) NOT NULL,
@@ -38,6 +39,7 @@ const SCHEMA = [
 interface Row {
   SessionId: string;
   WorkflowId: string;
+  RunId: string;
   User: string;
   Workspace: string;
   Namespace: string;
@@ -54,6 +56,7 @@ function toRow(r: SessionRecord): Row {
   return {
     SessionId: r.sessionId,
     WorkflowId: r.workflowId,
+    RunId: r.runId,
     User: r.user,
     Workspace: r.workspace,
     Namespace: r.namespace,
@@ -75,6 +78,7 @@ function fromRow(row: Row): SessionRecord {
   return {
     sessionId: row.SessionId,
     workflowId: row.WorkflowId,
+    runId: row.RunId,
     user: row.User,
     workspace: row.Workspace,
     namespace: row.Namespace,

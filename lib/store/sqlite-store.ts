@@ -15,6 +15,7 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS sessions (
     session_id       TEXT PRIMARY KEY,
     workflow_id      TEXT NOT NULL,
+    run_id           TEXT NOT NULL,
     user             TEXT NOT NULL,
     workspace        TEXT NOT NULL,
     namespace        TEXT NOT NULL,
@@ -32,6 +33,7 @@ const SCHEMA = `
 interface Row {
   session_id: string;
   workflow_id: string;
+  run_id: string;
   user: string;
   workspace: string;
   namespace: string;
@@ -48,6 +50,7 @@ function toRow(r: SessionRecord): Row {
   return {
     session_id: r.sessionId,
     workflow_id: r.workflowId,
+    run_id: r.runId,
     user: r.user,
     workspace: r.workspace,
     namespace: r.namespace,
@@ -68,6 +71,7 @@ function fromRow(row: Row): SessionRecord {
   return {
     sessionId: row.session_id,
     workflowId: row.workflow_id,
+    runId: row.run_id,
     user: row.user,
     workspace: row.workspace,
     namespace: row.namespace,

@@ -75,8 +75,9 @@ export class Sessions {
   }
 
   /**
-   * The fast path for a session the store shows READY: delivering a heartbeat proves its workflow
-   * runs (a server-side write; no round trip through the worker, unlike an update) and counts as
+   * The fast path for a session the store shows READY: delivering a heartbeat to the run the store
+   * names proves that run still owns the session (a server-side write; no round trip through the
+   * worker, unlike an update) and counts as
    * activity. The workflow needs to hear of activity only a few times per idle period, so within
    * the debounce window since the last recorded activity only the store is touched. Should the
    * session be suspending at this very moment, the heartbeat resumes it and a client that finds the
@@ -91,7 +92,8 @@ export class Sessions {
     if (now.getTime() - lastActivityAt.getTime() >= this.heartbeatDebounceMs) {
       try {
         await Promise.all([
-          this.options.temporal.workflow.getHandle(workflowId).signal(heartbeatSignal, ready.sessionId),
+          // The run the store names: a run that has finished (say, terminated) is not found.
+          this.options.temporal.workflow.getHandle(workflowId, ready.runId).signal(heartbeatSignal, ready.sessionId),
           this.options.store.touch(ready.sessionId, now),
         ]);
       } catch (err) {

@@ -93,7 +93,7 @@ test('provisions a session, serves it over mTLS, syncs its workspace and tears i
   const spec = { namespace: NAMESPACE, sessionId: SESSION, volume: VOLUME };
   await Promise.all([backend.startAgent(spec), backend.startAgent(spec)]);
   const agents = await backend.listAgents();
-  expect(agents).toEqual([{ namespace: NAMESPACE, id: expect.any(String) }]);
+  expect(agents).toEqual([{ namespace: NAMESPACE, sessionId: SESSION, startedAt: expect.any(Date), id: expect.any(String) }]);
   const nsDir = path.join(home, 'namespaces', NAMESPACE);
   expect(fs.readFileSync(path.join(nsDir, 'agent.log'), 'utf8')).toMatch(/already serves/);
   await backend.startAgent(spec);
@@ -203,14 +203,13 @@ test('an agent killed without warning leaves a stale lock that its successor tak
   expect(log).toContain('removing stale lock');
 });
 
-test('a namespace passes to a new session only once its agent is gone', async () => {
+test("a namespace given to a new session stops what the old session left in it", async () => {
   await provision();
   await backend.startAgent({ namespace: NAMESPACE, sessionId: SESSION, volume: VOLUME });
   const next = { namespace: NAMESPACE, sessionId: OTHER_SESSION, user: 'alice' };
-  await expect(backend.ensureNamespace(next)).rejects.toThrow(new RegExp(`${SESSION}.*still runs`));
 
-  await backend.stopAgent(NAMESPACE);
   await backend.ensureNamespace(next);
+  expect(await backend.listAgents()).toEqual([]);
   expect(await backend.listNamespaces()).toEqual([{ namespace: NAMESPACE, sessionId: OTHER_SESSION, createdAt: expect.any(Date) }]);
   expect(await backend.hasAgentCredentials(NAMESPACE)).toBe(false);
 });
@@ -222,7 +221,7 @@ test('refuses names that are not DNS-1123 labels', async () => {
   await expect(backend.syncWorkspace('..', home)).rejects.toThrow(refused);
   await expect(backend.deleteVolume('')).rejects.toThrow(refused);
   await expect(backend.deleteNamespace('Upper')).rejects.toThrow(refused);
-  await expect(backend.killAgent({ namespace: '.', id: '1' })).rejects.toThrow(refused);
+  await expect(backend.killAgent({ namespace: '.', sessionId: SESSION, startedAt: new Date(), id: '1' })).rejects.toThrow(refused);
 });
 
 test('the agent rejects bad flags with its usage', () => {

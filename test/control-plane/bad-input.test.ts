@@ -6,7 +6,6 @@ import * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { protos } from '../../lib/grpc/protos';
 import { TLS_CHANNEL_OPTIONS } from '../../lib/grpc/tls';
-import { OrchestratorClient } from '../../lib/grpc/orchestrator-client';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { isDns1123Label } from '../../lib/naming';
 import { useStack } from '../harness/stack';
@@ -42,35 +41,44 @@ test('session ids: malformed is INVALID_ARGUMENT, unknown is NOT_FOUND', async (
   await expect(frank.endSession(randomUUID())).rejects.toMatchObject({ code: status.NOT_FOUND });
 });
 
-test('no client certificate is UNAUTHENTICATED', async () => {
+/** A raw client: it trusts the server and presents exactly the given certificate (or none). */
+async function listWith(key?: { certPem: string; keyPem: string }): Promise<grpc.ServiceError> {
   const Orchestrator = protos().orchestrator.rbs.v1.Orchestrator;
-  // Trusts the server (its identity is not the point here) and presents no certificate.
-  const credentials = grpc.credentials.createSsl(Buffer.from(stack().ca.certPem), null, null, { checkServerIdentity: () => undefined });
-  const anonymous = new Orchestrator(stack().orchestrator.address, credentials, TLS_CHANNEL_OPTIONS);
+  const credentials = grpc.credentials.createSsl(
+    Buffer.from(stack().ca.certPem),
+    key ? Buffer.from(key.keyPem) : null,
+    key ? Buffer.from(key.certPem) : null,
+    { checkServerIdentity: () => undefined },
+  );
+  const client = new Orchestrator(stack().orchestrator.address, credentials, TLS_CHANNEL_OPTIONS);
   try {
-    const err = await new Promise<grpc.ServiceError>((resolve) => anonymous.listSessions({}, (e) => resolve(e!)));
-    expect(err).toMatchObject({ code: status.UNAUTHENTICATED, details: expect.stringContaining('certificate') });
+    return await new Promise<grpc.ServiceError>((resolve) => client.listSessions({}, (e) => resolve(e!)));
   } finally {
-    anonymous.close();
+    client.close();
   }
+}
+
+test('the orchestrator refuses a missing, foreign-CA or expired client certificate: UNAUTHENTICATED', async () => {
+  const foreignCa = await CertificateAuthority.loadOrCreate(fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-foreign-ca-')));
+  const foreign = await foreignCa.issue({ kind: 'user', user: 'mallory', operator: true });
+  const expired = await stack().ca.issue({ kind: 'user', user: 'frank', operator: false }, {
+    notBefore: new Date(Date.now() - 3 * 86_400_000),
+    validityMs: 86_400_000,
+  });
+  for (const key of [undefined, foreign, expired]) {
+    expect(await listWith(key)).toMatchObject({ code: status.UNAUTHENTICATED, details: expect.stringContaining('certificate') });
+  }
+  await nothingCreated();
 });
 
-test('certificates: foreign CA and expired are UNAUTHENTICATED; a non-user identity is PERMISSION_DENIED', async () => {
-  const foreignCa = await CertificateAuthority.loadOrCreate(fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-foreign-ca-')));
-  const foreign = new OrchestratorClient(stack().orchestrator.address, {
-    caCertPem: stack().ca.certPem, // trusts our server, presents a certificate of another CA
-    ...(await foreignCa.issue({ kind: 'user', user: 'mallory', operator: true })),
-  });
+test('RBS clients name the problem with their own certificate before sending anything', async () => {
   const expired = await stack().client('frank', { notBefore: new Date(Date.now() - 3 * 86_400_000), validityMs: 86_400_000 });
+  await expect(expired.getServer('/home/frank/ws')).rejects.toMatchObject({ code: status.UNAUTHENTICATED, details: expect.stringContaining('expired') });
+});
+
+test('a certificate of another kind than a user is PERMISSION_DENIED', async () => {
   const agent = await stack().client('frank', { identity: { kind: 'agent', sessionId: randomUUID() } });
-  try {
-    for (const client of [foreign, expired]) {
-      await expect(client.getServer('/home/frank/ws')).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
-    }
-    await expect(agent.listSessions()).rejects.toMatchObject({ code: status.PERMISSION_DENIED, details: expect.stringContaining('user certificate') });
-  } finally {
-    foreign.close();
-  }
+  await expect(agent.listSessions()).rejects.toMatchObject({ code: status.PERMISSION_DENIED, details: expect.stringContaining('user certificate') });
   await nothingCreated();
 });
 

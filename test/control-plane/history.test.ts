@@ -1,3 +1,4 @@
+import { getServerUpdate } from '../../workflows/messages';
 import { useStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 
@@ -10,12 +11,14 @@ test('a busy session continues as new: history stays bounded, the session carrie
   const firstRun = (await handle.describe()).runId;
 
   for (let i = 0; i < 60; i++) await ivy.heartbeat(session.sessionId);
-  await waitFor(async () => (await handle.describe()).runId !== firstRun, 10_000, 'continue-as-new');
+  await waitFor(async () => (await handle.describe()).runId !== firstRun, 30_000, 'continue-as-new');
 
   const current = await handle.describe();
   expect(current.historyLength).toBeLessThan(60);
-  const again = await ivy.getServer(session.workspace);
-  expect(again).toMatchObject({ sessionId: session.sessionId, agentAddress: session.agentAddress, phase: 'READY' });
+  // The new run itself answers (an update, not the orchestrator's store fast path).
+  const again = await handle.executeUpdate(getServerUpdate);
+  expect(again).toMatchObject({ sessionId: session.sessionId, agentAddress: session.agentAddress, phase: 'READY', runId: current.runId });
+  expect((await stack().worker.store.get(session.sessionId))?.runId).toBe(current.runId);
   expect(await stack().worker.backend.listAgents()).toHaveLength(1);
   expect((await ivy.endSession(session.sessionId)).phase).toBe('ENDED');
 });

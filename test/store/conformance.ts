@@ -21,6 +21,7 @@ function record(overrides: Partial<SessionRecord> = {}): SessionRecord {
   return {
     sessionId,
     workflowId: `session-${sessionId}`,
+    runId: `run-${sessionId}`,
     user: uniqueUser(),
     workspace: '/home/dev/src/project',
     namespace: 'dev-rbs-0123abcd',
