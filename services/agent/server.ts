@@ -1,14 +1,21 @@
 /**
- * The agent's gRPC server: health and Ping over mTLS, callable only by its own session's proxy and
- * by the control plane. A user never talks to the agent directly: the proxy stands in for them.
+ * The agent's gRPC server: health, Ping and workspace Sync over mTLS, callable only by its own
+ * session's proxy and by the control plane. A user never talks to the agent directly: the proxy
+ * stands in for them.
  */
 import * as grpc from '@grpc/grpc-js';
 import { protos } from '../../lib/grpc/protos';
-import { type TlsMaterial, peerIdentity, serverCredentials } from '../../lib/grpc/tls';
+import { shutdownGracefully } from '../../lib/grpc/shutdown';
+import { type AuthenticatedCall, type TlsMaterial, peerIdentity, serverCredentials } from '../../lib/grpc/tls';
 import { describeIdentity } from '../../lib/pki/identity';
+import * as path from 'node:path';
+import { BazelServer } from './bazel-server';
+import { type RunCall, cancelCommand, serveRun, shutdownBazel } from './commands';
+import { type SyncCall, SyncLedger, serveSync } from './sync';
 
 export interface AgentServerOptions {
   sessionId: string;
+  /** The workspace copy on the session volume. Bazel's output base is its sibling `output_base`. */
   workspaceDir: string;
   tls: TlsMaterial;
   /** host:port; port 0 picks a free one. */
@@ -18,11 +25,13 @@ export interface AgentServerOptions {
 export interface AgentServer {
   /** host:port actually bound. */
   address: string;
+  /** Which workspace sync the agent's copy matches. */
+  syncs: SyncLedger;
   stop(): Promise<void>;
 }
 
-/** In-flight calls get this long to finish on stop before connections are cut. */
-const SHUTDOWN_GRACE_MS = 2000;
+/** A Bazel server whose agent died without stopping it goes away by itself after this. */
+const BAZEL_MAX_IDLE_SECS = 3 * 60 * 60;
 
 /** Health answers for the whole server ('') and for the one service it hosts, per the health spec. */
 const HEALTH_SERVICES = new Set(['', 'rbs.v1.Agent']);
@@ -31,16 +40,39 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   const { sessionId, workspaceDir } = options;
   const startedAtMs = Date.now();
   const { health, agent } = protos();
+  const syncs = new SyncLedger();
+  // On the volume beside the workspace, so Bazel's caches survive agent restarts and suspensions.
+  const bazel = new BazelServer({
+    workspaceDir,
+    outputBase: path.join(path.dirname(workspaceDir), 'output_base'),
+    maxIdleSecs: BAZEL_MAX_IDLE_SECS,
+  });
 
   /** Wraps a unary handler so that it runs only for an authorized peer. */
-  function guarded<Req, Res>(handle: (request: Req) => Res): grpc.handleUnaryCall<Req, Res> {
+  function guarded<Req, Res>(handle: (request: Req) => Res | Promise<Res>): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
+      Promise.resolve()
+        .then(() => {
+          authorize(call, sessionId);
+          return handle(call.request);
+        })
+        .then(
+          (response) => callback(null, response),
+          (err) => callback(err as grpc.ServiceError),
+        );
+    };
+  }
+
+  /** Wraps a streaming handler so that it runs only for an authorized peer. */
+  function guardedStream<Call extends AuthenticatedCall & NodeJS.EventEmitter>(handle: (call: Call) => void) {
+    return (call: Call) => {
       try {
         authorize(call, sessionId);
-        callback(null, handle(call.request));
       } catch (err) {
-        callback(err as grpc.ServiceError);
+        call.emit('error', err); // grpc-js ends a streaming call with an emitted error's status
+        return;
       }
+      handle(call);
     };
   }
 
@@ -55,6 +87,10 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   });
   server.addService(agent.rbs.v1.Agent.service, {
     Ping: guarded(() => ({ sessionId, workspaceDir, startedAtMs })),
+    Sync: guardedStream((call: SyncCall) => serveSync(call, workspaceDir, syncs)),
+    Run: guardedStream((call: RunCall) => serveRun(call, bazel, syncs)),
+    Cancel: guarded((request: { commandId: string }) => cancelCommand(bazel, request.commandId)),
+    ShutdownBazel: guarded(() => shutdownBazel(bazel)),
   });
 
   const host = listenHost(options.listen);
@@ -66,22 +102,18 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
 
   return {
     address: `${host}:${port}`,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        const force = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, SHUTDOWN_GRACE_MS);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      }),
+    syncs,
+    async stop() {
+      await shutdownGracefully(server);
+      // A suspended or ended session keeps no JVM running; its caches stay on the volume.
+      await bazel.shutdown();
+      bazel.close();
+    },
   };
 }
 
 /** Only this session's proxy and the control-plane services may call; users and agents may not. */
-function authorize(call: grpc.ServerUnaryCall<unknown, unknown>, sessionId: string): void {
+function authorize(call: AuthenticatedCall, sessionId: string): void {
   const identity = peerIdentity(call);
   if (identity.kind === 'service') return;
   if (identity.kind === 'proxy' && identity.sessionId === sessionId) return;

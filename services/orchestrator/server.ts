@@ -5,6 +5,7 @@ import type { Session } from '../../gen/proto/rbs/v1/Session';
 import type { SessionProgress } from '../../gen/proto/rbs/v1/SessionProgress';
 import type { SessionRecord } from '../../lib/domain';
 import { protos } from '../../lib/grpc/protos';
+import { shutdownGracefully } from '../../lib/grpc/shutdown';
 import { peerIdentity, serverCredentials, type TlsMaterial } from '../../lib/grpc/tls';
 import { describeIdentity } from '../../lib/pki/identity';
 import type { SessionView } from '../../workflows/messages';
@@ -103,13 +104,6 @@ export async function startOrchestrator(options: { listen: string; tls: TlsMater
   const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
   return {
     address: `${host}:${port}`,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        const force = setTimeout(() => server.forceShutdown(), 2000);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      }),
+    stop: () => shutdownGracefully(server),
   };
 }

@@ -1,0 +1,50 @@
+/**
+ * The agent's Bazel commands: Run, Cancel and ShutdownBazel, relayed to the session's own Bazel
+ * server. A command runs only against the workspace state its proxy synced for it.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { RunResponse } from '../../gen/proto/command_server/RunResponse';
+import type { AgentRunRequest__Output } from '../../gen/proto/rbs/v1/AgentRunRequest';
+import type { BazelServer } from './bazel-server';
+import type { SyncLedger } from './sync';
+
+export type RunCall = grpc.ServerWritableStream<AgentRunRequest__Output, RunResponse>;
+
+function status(code: grpc.status, details: string): Partial<grpc.ServiceError> {
+  return Object.assign(new Error(details), { code, details });
+}
+
+/** Serves one Run call for an already authorized peer. */
+export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger): void {
+  const { request, clientWorkspace, clientOutputBase, syncId } = call.request;
+  const fail = (code: grpc.status, details: string): void => void call.destroy(status(code, details) as Error);
+  if (!request || (request.arg ?? []).length === 0) return fail(grpc.status.INVALID_ARGUMENT, 'Run needs a Bazel command');
+  if (!clientWorkspace?.startsWith('/')) return fail(grpc.status.INVALID_ARGUMENT, 'Run needs the absolute client_workspace');
+  const synced = syncs.lastCompleted();
+  if (!syncId || syncId !== synced) {
+    return fail(
+      grpc.status.FAILED_PRECONDITION,
+      `the workspace is at sync ${synced ?? '(none)'}, not ${syncId || '(none)'}: sync it before running a command`,
+    );
+  }
+  // The caller going away (Ctrl-C, a killed client, a dropped network) cancels the command.
+  const abort = new AbortController();
+  call.on('cancelled', () => abort.abort());
+  bazel
+    .run(request, { clientWorkspace, clientOutputBase: clientOutputBase || undefined }, (r) => call.write(r), abort.signal)
+    .then(
+      () => call.end(),
+      (err: Error) => fail(grpc.status.UNAVAILABLE, `the session's Bazel server failed: ${err.message}`),
+    );
+}
+
+export async function cancelCommand(bazel: BazelServer, commandId: string): Promise<Record<string, never>> {
+  if (!commandId) throw status(grpc.status.INVALID_ARGUMENT, 'Cancel needs a command_id');
+  await bazel.cancel(commandId);
+  return {};
+}
+
+export async function shutdownBazel(bazel: BazelServer): Promise<Record<string, never>> {
+  await bazel.shutdown();
+  return {};
+}

@@ -1,0 +1,130 @@
+/**
+ * The agent's end of Sync: the developer's rsync pushes the workspace as it would over ssh, the
+ * stream standing in for the ssh channel. The agent runs the receiving `rsync --server` in the
+ * workspace, without a shell, on arguments it has vetted (sync-args), and relays its stdio.
+ */
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { constants } from 'node:os';
+import * as grpc from '@grpc/grpc-js';
+import type { SyncFrame, SyncFrame__Output } from '../../gen/proto/rbs/v1/SyncFrame';
+import { RefusedSyncError, checkSyncStart } from './sync-args';
+
+export type SyncCall = grpc.ServerDuplexStream<SyncFrame__Output, SyncFrame>;
+
+/** rsync's diagnostics end with the reason it failed; this much of their tail is reported. */
+const STDERR_TAIL_BYTES = 8 * 1024;
+
+/**
+ * Which sync the workspace matches. One sync writes at a time, and while it does the workspace
+ * matches none: a command must not start on a half-updated tree.
+ */
+export class SyncLedger {
+  private completed: string | null = null;
+  private running: string | null = null;
+
+  /** The sync_id of the last sync that completed, unless another has started since. */
+  lastCompleted(): string | null {
+    return this.completed;
+  }
+
+  /** Throws a gRPC ABORTED status if another sync is writing the workspace. */
+  begin(syncId: string): void {
+    if (this.running !== null) {
+      const why = `sync ${this.running} is still writing the workspace; retry sync ${syncId} after it`;
+      throw status(grpc.status.ABORTED, why);
+    }
+    this.running = syncId;
+    this.completed = null;
+  }
+
+  /** `succeeded`: rsync exited 0, so the workspace now matches the sync. */
+  end(succeeded: boolean): void {
+    if (succeeded) this.completed = this.running;
+    this.running = null;
+  }
+}
+
+/** Serves one Sync call for an already authorized peer. */
+export function serveSync(call: SyncCall, workspaceDir: string, ledger: SyncLedger): void {
+  let rsync: ChildProcessWithoutNullStreams | undefined;
+  /** Ends the call with `error` unless it has already ended. */
+  const fail = (error: grpc.StatusObject) => {
+    if (call.writableEnded) return;
+    rsync?.kill();
+    call.emit('error', error);
+  };
+
+  call.on('data', (frame: SyncFrame__Output) => {
+    if (call.writableEnded) return; // frames that were in flight when the call failed
+    try {
+      if (!rsync) rsync = startReceiver(call, frame, workspaceDir, ledger, fail);
+      else if (frame.frame === 'data') feed(call, rsync, frame.data!);
+      else if (frame.frame === 'eof') rsync.stdin.end();
+      else throw status(grpc.status.INVALID_ARGUMENT, `unexpected ${frame.frame} frame after the sync started`);
+    } catch (err) {
+      fail(err as grpc.StatusObject);
+    }
+  });
+  // A half-close is the proxy's last word: nothing more will reach rsync's stdin either way.
+  call.on('end', () =>
+    rsync ? rsync.stdin.end() : fail(status(grpc.status.INVALID_ARGUMENT, 'the stream ended before its SyncStart')),
+  );
+  // The proxy is gone (cancelled, or its connection dropped): stop writing its workspace.
+  call.on('cancelled', () => rsync?.kill());
+}
+
+/** Vets the first frame and starts rsync on it; throws a gRPC status if it may not run. */
+function startReceiver(
+  call: SyncCall,
+  frame: SyncFrame__Output,
+  workspaceDir: string,
+  ledger: SyncLedger,
+  fail: (error: grpc.StatusObject) => void,
+): ChildProcessWithoutNullStreams {
+  if (frame.frame !== 'start') {
+    throw status(grpc.status.INVALID_ARGUMENT, `the first frame must be a SyncStart, not ${frame.frame}`);
+  }
+  let vetted: ReturnType<typeof checkSyncStart>;
+  try {
+    vetted = checkSyncStart(frame.start!);
+  } catch (err) {
+    if (err instanceof RefusedSyncError) throw status(grpc.status.INVALID_ARGUMENT, err.message);
+    throw err;
+  }
+  ledger.begin(vetted.syncId);
+  // Only PATH: rsync also reads options from RSYNC_* variables, which must not widen what was vetted.
+  const rsync = spawn('rsync', vetted.rsyncArgs, { cwd: workspaceDir, env: { PATH: process.env.PATH } });
+  let stderr = Buffer.alloc(0);
+  let spawnError: Error | undefined;
+  rsync.stderr.on('data', (chunk: Buffer) => (stderr = Buffer.concat([stderr, chunk]).subarray(-STDERR_TAIL_BYTES)));
+  rsync.stdout.on('data', (chunk: Buffer) => {
+    if (call.write({ data: chunk })) return;
+    rsync.stdout.pause();
+    call.once('drain', () => rsync.stdout.resume());
+  });
+  // EPIPE once rsync has exited and stops reading; its exit status tells why.
+  rsync.stdin.on('error', () => undefined);
+  rsync.on('error', (err) => (spawnError = err));
+  rsync.on('close', (code, signal) => {
+    ledger.end(code === 0 && !call.cancelled);
+    if (spawnError) {
+      return fail(status(grpc.status.INTERNAL, `cannot run rsync in ${workspaceDir}: ${spawnError.message}`));
+    }
+    if (call.cancelled || call.writableEnded) return;
+    const message = stderr.toString('utf8').trim() || (signal ? `rsync was killed by ${signal}` : '');
+    call.write({ exit: { code: code ?? 128 + constants.signals[signal!], message } });
+    call.end();
+  });
+  return rsync;
+}
+
+/** Hands proxy bytes to rsync, holding further frames back while its stdin is full. */
+function feed(call: SyncCall, rsync: ChildProcessWithoutNullStreams, data: Buffer): void {
+  if (rsync.stdin.write(data)) return;
+  call.pause();
+  rsync.stdin.once('drain', () => call.resume());
+}
+
+function status(code: grpc.status, details: string): grpc.StatusObject {
+  return { code, details, metadata: new grpc.Metadata() };
+}
