@@ -3,6 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { parseArgs } from 'node:util';
 import { SetupError } from '../lib/client-config';
 import { InvalidInputError } from '../lib/validate';
+import { javabase } from './javabase';
 import { login } from './login';
 import { endSession, getServer, listSessions } from './sessions';
 import { up } from './up';
@@ -16,7 +17,9 @@ const USAGE = `usage: rbs <command> [options]
                                        start or attach to your session for a workspace
   sessions [--all] [--finished] [--json]
                                        list sessions (--all: every user's; operators only)
-  end SESSION                          end a session and remove what it created`;
+  end SESSION                          end a session and remove what it created
+  javabase                             print the --server_javabase that makes Bazel build remotely:
+                                         bazel --server_javabase=$(npx rbs javabase) build //...`;
 
 async function run(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
@@ -38,6 +41,8 @@ async function run(argv: string[]): Promise<void> {
       return listSessions(flags({ json: { type: 'boolean' }, all: { type: 'boolean' }, finished: { type: 'boolean' } }).values);
     case 'end':
       return endSession(flags({}).positionals[0]);
+    case 'javabase':
+      return javabase();
     case undefined:
     case 'help':
     case '--help':

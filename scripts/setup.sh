@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what RBS needs outside the repo, once per machine: Debian packages, the Temporal CLI
+# Installs what RBS needs outside the repo, once per machine: Debian packages (rsync, Bazel), the Temporal CLI
 # (built from Go modules, cached under ~/.cache/rbs keyed by version) and npm dependencies.
 # Idempotent and quick when everything is already there; `npm start` and `npm test` run it first.
 set -euo pipefail
@@ -13,6 +13,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_packages=()
 command -v rsync >/dev/null || apt_packages+=(rsync)
+# The real Bazel client and server (4.2.3, runs offline), for the data path and its tests.
+command -v bazel >/dev/null || apt_packages+=(bazel-bootstrap)
 SPANNER_EMULATOR=/usr/lib/google-cloud-sdk/bin/cloud_spanner_emulator/gateway_main
 [ -x "$SPANNER_EMULATOR" ] || apt_packages+=(google-cloud-cli-spanner-emulator)
 if [ ${#apt_packages[@]} -gt 0 ]; then

@@ -1,0 +1,122 @@
+/**
+ * The production CommandRelay: each command syncs the workspace, then runs on the session's agent,
+ * with heartbeats keeping the session from going idle while it runs.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { CommandRelay, RunRequest, RunResponse } from './command-server';
+import { openSession, type SessionLink } from './session';
+import { AgentUnreachableError, syncWorkspace } from './sync';
+import { watchWorkspace } from './workspace-watch';
+
+/** Well inside any sensible idle timeout, and rare enough to cost nothing. */
+const HEARTBEAT_MS = 30_000;
+
+export interface AgentRelayOptions {
+  /** The workspace on this machine (the client's --workspace_directory). */
+  workspace: string;
+  /** The client's output base on this machine, which the agent maps to its own. */
+  outputBase: string;
+  /** Progress for the developer, e.g. to the proxy's log. */
+  log: (message: string) => void;
+}
+
+export interface AgentRelay extends CommandRelay {
+  /** Stops the session's Bazel server (the client asked its server to go away). */
+  shutdown(): Promise<void>;
+  close(): void;
+}
+
+export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): AgentRelay {
+  let link: Promise<SessionLink> | undefined;
+  // Watching starts before the first sync, so nothing edited during a sync goes unnoticed.
+  const changes = watchWorkspace(workspace, log);
+  /** The last sync that completed, per session: what a command runs against when nothing changed. */
+  let synced: { sessionId: string; syncId: string } | null = null;
+
+  async function sync(l: SessionLink): Promise<string> {
+    const sessionId = l.session.sessionId;
+    if (!changes.takeDirty() && synced?.sessionId === sessionId) return synced.syncId;
+    try {
+      const { syncId, ms } = await syncWorkspace({ workspace, agentAddress: l.session.agentAddress, tls: l.tls, sessionId });
+      log(`synced in ${ms} ms`);
+      synced = { sessionId, syncId };
+      return syncId;
+    } catch (err) {
+      changes.markDirty();
+      throw err;
+    }
+  }
+
+  const session = () => (link ??= openSession(workspace).then((l) => (log(`session ${l.session.sessionId}: agent ${l.session.agentAddress}`), l)));
+  /** After the agent moved (the session was suspended and resumed), start over once. */
+  const reopen = async (stale: SessionLink) => {
+    if ((await link) === stale) {
+      stale.close();
+      link = undefined;
+    }
+    return session();
+  };
+
+  /** Resolves false if the command never reached the agent (gone, or it lost our sync): retry. */
+  async function runOn(l: SessionLink, request: RunRequest, onResponse: (r: RunResponse) => void, signal: AbortSignal): Promise<boolean> {
+    const syncId = await sync(l);
+    const heartbeat = setInterval(() => l.orchestrator.heartbeat(l.session.sessionId).catch(() => undefined), HEARTBEAT_MS);
+    try {
+      return await new Promise<boolean>((resolve, reject) => {
+        let streamed = false;
+        const call = l.agent.run({ request, clientWorkspace: workspace, clientOutputBase: outputBase, syncId });
+        const cancel = () => call.cancel();
+        signal.addEventListener('abort', cancel, { once: true });
+        call.on('data', (response: RunResponse) => {
+          streamed = true;
+          onResponse(response);
+        });
+        call.on('end', () => resolve(true));
+        call.on('error', (err: grpc.ServiceError) => {
+          signal.removeEventListener('abort', cancel);
+          if (err.code === grpc.status.CANCELLED && signal.aborted) resolve(true);
+          else if (err.code === grpc.status.UNAVAILABLE && !streamed) resolve(false); // the agent is gone: retry elsewhere
+          else if (err.code === grpc.status.FAILED_PRECONDITION && !streamed) {
+            changes.markDirty(); // e.g. a restarted agent that has not seen our sync: sync again
+            resolve(false);
+          } else reject(new Error(`the session's agent: ${err.details ?? err.message}`));
+        });
+      });
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+
+  return {
+    async run(request, onResponse, signal) {
+      const first = await session();
+      if (await runOn(first, request, onResponse, signal).catch(unreachable)) return;
+      const second = await reopen(first);
+      if (!(await runOn(second, request, onResponse, signal))) {
+        throw new Error(`the agent of session ${second.session.sessionId} at ${second.session.agentAddress} is unreachable`);
+      }
+    },
+
+    async cancel(commandId) {
+      const l = await session();
+      await new Promise<void>((resolve, reject) => l.agent.cancel({ commandId }, (err) => (err ? reject(err) : resolve())));
+    },
+
+    async shutdown() {
+      if (!link) return;
+      const l = await link;
+      await new Promise<void>((resolve, reject) => l.agent.shutdownBazel({}, (err) => (err ? reject(err) : resolve())));
+    },
+
+    close() {
+      changes.close();
+      void link?.then((l) => l.close(), () => undefined);
+    },
+  };
+}
+
+/** A sync that cannot reach the agent means the same as a Run that cannot: try a fresh session. */
+function unreachable(err: Error): boolean {
+  if (err instanceof AgentUnreachableError) return false;
+  throw err;
+}

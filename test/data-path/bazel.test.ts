@@ -1,0 +1,220 @@
+/**
+ * The whole data path with real parts only: the stock Bazel 4.2.3 client starts the RBS proxy
+ * (through `rbs javabase`); the proxy gets a session from the orchestrator, syncs with real rsync
+ * over mTLS and relays to the session's agent, which drives a real Bazel server on the volume.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { CommandServerClient } from '../../gen/proto/command_server/CommandServer';
+import type { RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
+import { protos } from '../../lib/grpc/protos';
+import { writeTlsMaterial } from '../../lib/grpc/tls';
+import { encodeServerInfo, processStartTime } from '../../services/proxy/server-files';
+import { useStack } from '../harness/stack';
+import { BazelWorkspace, isAlive, waitFor } from './fixture';
+
+jest.setTimeout(120_000);
+
+const stack = useStack();
+let ws: BazelWorkspace;
+let user = 0;
+
+beforeEach(async () => {
+  const name = `dev${user++}`;
+  const credentials = path.join(stack().config.home, 'credentials', name);
+  const issued = await stack().ca.issue({ kind: 'user', user: name, operator: false });
+  await writeTlsMaterial(credentials, 'user', { caCertPem: stack().ca.certPem, ...issued });
+  ws = new BazelWorkspace({
+    ...process.env,
+    RBS_HOME: stack().config.home,
+    RBS_ORCHESTRATOR: stack().orchestrator.address,
+    RBS_CREDENTIALS: credentials,
+  });
+});
+afterEach(() => ws.destroy());
+
+/** Where the session keeps this workspace: its copy and Bazel's output base, on the volume. */
+async function remote() {
+  const [session] = (await stack().worker.store.list()).filter((s) => s.workspace === ws.workspace && s.phase === 'READY');
+  if (!session) throw new Error(`no READY session for ${ws.workspace}`);
+  const volume = path.join(stack().config.home, 'volumes', session.volume);
+  return { session, workspace: path.join(volume, 'workspace'), outputBase: path.join(volume, 'output_base') };
+}
+
+const build = (...targets: string[]) => ws.bazel(['build', ...ws.buildOptions, ...targets]);
+
+it('builds remotely, with the output a local build gives; info, query and test work', async () => {
+  expect(await build('//:gen')).toMatchObject({ code: 0 });
+  const { workspace } = await remote();
+  expect(fs.existsSync(path.join(ws.workspace, 'bazel-bin'))).toBe(false); // nothing ran here
+  expect((await ws.local(['build', ...ws.buildOptions, '//:gen'])).code).toBe(0);
+  expect(fs.readFileSync(path.join(workspace, 'bazel-bin', 'gen.txt'), 'utf8')).toBe(
+    fs.readFileSync(path.join(ws.workspace, 'bazel-bin', 'gen.txt'), 'utf8'),
+  );
+
+  expect(await ws.bazel(['info', 'release'])).toMatchObject({ code: 0, stdout: 'development version\n' });
+  const query = await ws.bazel(['query', '//:all']);
+  expect(query.stdout.split('\n').sort()).toEqual(['', '//:fail', '//:gen', '//:pass', '//:slow']);
+  expect((await ws.bazel(['test', ...ws.buildOptions, '//:pass'])).code).toBe(0);
+});
+
+it('passes exit codes through: 1 broken BUILD, 2 bad flag, 3 failing test', async () => {
+  const broken = await build('//broken:x');
+  expect(broken.code).toBe(1);
+  expect(broken.stderr).toMatch(/broken\/BUILD/);
+  const badFlag = await ws.bazel(['build', '--no_such_flag', '//:gen']);
+  expect(badFlag.code).toBe(2);
+  expect(badFlag.stderr).toMatch(/Unrecognized option: --no_such_flag/);
+  expect((await ws.bazel(['test', ...ws.buildOptions, '//:fail'])).code).toBe(3);
+});
+
+it('syncs before every command: edits are seen, deletions follow, ignored files stay home', async () => {
+  fs.writeFileSync(path.join(ws.workspace, '.gitignore'), 'secret.txt\n');
+  fs.writeFileSync(path.join(ws.workspace, 'secret.txt'), 'do not send\n');
+  fs.writeFileSync(path.join(ws.workspace, 'extra.txt'), 'extra\n');
+  expect((await build('//:gen')).code).toBe(0);
+  const { workspace } = await remote();
+  expect(fs.existsSync(path.join(workspace, 'extra.txt'))).toBe(true);
+  expect(fs.existsSync(path.join(workspace, 'secret.txt'))).toBe(false);
+
+  fs.writeFileSync(path.join(ws.workspace, 'in.txt'), 'edited\n');
+  fs.rmSync(path.join(ws.workspace, 'extra.txt'));
+  expect((await build('//:gen')).code).toBe(0);
+  expect(fs.readFileSync(path.join(workspace, 'bazel-bin', 'gen.txt'), 'utf8')).toBe('edited\n');
+  expect(fs.existsSync(path.join(workspace, 'extra.txt'))).toBe(false);
+});
+
+it('skips the sync when nothing changed since the last one, and not otherwise', async () => {
+  const syncs = () => (ws.serverFile('jvm.out') ?? '').match(/synced in \d+ ms/g)?.length ?? 0;
+  expect((await build('//:gen')).code).toBe(0);
+  expect(syncs()).toBe(1);
+  expect((await build('//:gen')).code).toBe(0);
+  expect(syncs()).toBe(1);
+  fs.writeFileSync(path.join(ws.workspace, 'in.txt'), 'changed\n');
+  expect((await build('//:gen')).code).toBe(0);
+  expect(syncs()).toBe(2);
+  expect(fs.readFileSync(path.join((await remote()).workspace, 'bazel-bin', 'gen.txt'), 'utf8')).toBe('changed\n');
+});
+
+it('publishes what the client reads, as the real server does', async () => {
+  expect((await ws.bazel(['info', 'release'])).code).toBe(0);
+  const pid = ws.proxyPid();
+  expect(ws.serverFile('command_port')).toMatch(/^127\.0\.0\.1:\d+$/);
+  expect(ws.serverFile('server.starttime')).toBe(await processStartTime(pid));
+  const announced = {
+    pid,
+    address: ws.serverFile('command_port')!,
+    requestCookie: ws.serverFile('request_cookie')!,
+    responseCookie: ws.serverFile('response_cookie')!,
+  };
+  expect(Buffer.from(ws.serverFile('server_info.rawproto')!, 'latin1')).toEqual(encodeServerInfo(announced));
+
+  // The real server on the agent encodes its ServerInfo byte for byte as we do.
+  const { outputBase } = await remote();
+  const real = {
+    pid: Number(ws.serverFile('server.pid.txt', outputBase)),
+    address: ws.serverFile('command_port', outputBase)!,
+    requestCookie: ws.serverFile('request_cookie', outputBase)!,
+    responseCookie: ws.serverFile('response_cookie', outputBase)!,
+  };
+  expect(encodeServerInfo(real)).toEqual(Buffer.from(ws.serverFile('server_info.rawproto', outputBase)!, 'latin1'));
+});
+
+it('`bazel shutdown` stops proxy and remote server; the next build starts both, with warm caches', async () => {
+  expect((await build('//:gen')).code).toBe(0);
+  const first = ws.proxyPid();
+  const { outputBase } = await remote();
+  const realPid = Number(ws.serverFile('server.pid.txt', outputBase));
+  expect((await ws.bazel(['shutdown'])).code).toBe(0);
+  await waitFor('the proxy to exit', () => !isAlive(first), 10_000);
+  await waitFor('the remote server to exit', () => !isAlive(realPid), 20_000);
+  expect(ws.serverFile('command_port')).toBeUndefined();
+
+  const again = await build('//:gen');
+  expect(again.code).toBe(0);
+  expect(ws.proxyPid()).not.toBe(first);
+  // The action cache lives on the volume: nothing had to run again.
+  expect(again.stderr).toMatch(/\b1 process: 1 internal\b/);
+});
+
+it('Ctrl-C: exit 8 at once, and the remote action is gone within 2 s', async () => {
+  const { child, done } = ws.start(['build', ...ws.buildOptions, '//:slow']);
+  await waitFor('the genrule to start sleeping', () => ws.sleepers().length > 0, 60_000);
+  const interruptedAt = Date.now();
+  child.kill('SIGINT');
+  const result = await done;
+  expect(Date.now() - interruptedAt).toBeLessThan(5000);
+  expect(result.code).toBe(8);
+  await waitFor('the remote action to stop', () => ws.sleepers().length === 0, 2000);
+});
+
+it('a SIGKILLed client: its remote command is cancelled and the next build is not blocked', async () => {
+  const { child, done } = ws.start(['build', ...ws.buildOptions, '//:slow']);
+  await waitFor('the genrule to start sleeping', () => ws.sleepers().length > 0, 60_000);
+  child.kill('SIGKILL');
+  await done;
+  const next = await build('//:gen');
+  expect(next.code).toBe(0);
+  expect(next.ms).toBeLessThan(10_000);
+  expect(ws.sleepers()).toEqual([]);
+});
+
+it('refuses wrong cookies and junk without crashing', async () => {
+  expect((await ws.bazel(['info', 'release'])).code).toBe(0);
+  const pid = ws.proxyPid();
+  const address = ws.serverFile('command_port')!;
+  const client = new (protos().bazel.command_server.CommandServer)(address, grpc.credentials.createInsecure()) as CommandServerClient;
+  try {
+    // As the real server: a ping without our cookie, a run that ends at once without our cookie.
+    const ping = await new Promise((resolve, reject) => client.Ping({ cookie: 'wrong' }, (err, r) => (err ? reject(err) : resolve(r))));
+    expect(ping).toEqual({ cookie: '' });
+    const responses = await new Promise<RunResponse__Output[]>((resolve, reject) => {
+      const seen: RunResponse__Output[] = [];
+      const call = client.Run({ cookie: 'wrong', arg: [Buffer.from('info')], clientDescription: 'test' });
+      call.on('data', (r: RunResponse__Output) => seen.push(r));
+      call.on('end', () => resolve(seen));
+      call.on('error', reject);
+    });
+    expect(responses).toEqual([expect.objectContaining({ cookie: '', exitCode: 36, finished: false })]);
+    const cancel = await new Promise<grpc.ServiceError | null>((resolve) => client.Cancel({ cookie: 'wrong', commandId: 'x' }, (err) => resolve(err)));
+    expect(cancel?.code).toBe(grpc.status.PERMISSION_DENIED);
+    const junk = await new Promise<grpc.StatusObject>((resolve) => {
+      const call = client.makeServerStreamRequest('/command_server.CommandServer/Run', (b: Buffer) => b, (b: Buffer) => b, Buffer.from([0xff, 0xff, 0xff, 0xff]));
+      call.on('data', () => undefined);
+      call.on('status', resolve);
+      call.on('error', () => undefined);
+    });
+    expect(junk.code).not.toBe(grpc.status.OK);
+  } finally {
+    client.close();
+  }
+  // Bytes that are not even HTTP/2.
+  const port = Number(address.slice(address.lastIndexOf(':') + 1));
+  await new Promise<void>((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.end(Buffer.from('GET / HTTP/1.1\r\n\r\n\x00\xff garbage')));
+    socket.resume();
+    socket.on('error', () => resolve());
+    socket.on('close', () => resolve());
+  });
+  expect(isAlive(pid)).toBe(true);
+  expect(await ws.bazel(['info', 'release'])).toMatchObject({ code: 0, stdout: 'development version\n' });
+  expect(ws.proxyPid()).toBe(pid);
+});
+
+it('after --max_idle_secs without commands the proxy exits and stops the remote server', async () => {
+  expect((await ws.bazel(['info', 'release'], ['--max_idle_secs=2'])).code).toBe(0);
+  const pid = ws.proxyPid();
+  const realPid = Number(ws.serverFile('server.pid.txt', (await remote()).outputBase));
+  await waitFor('the idle proxy to exit', () => !isAlive(pid), 20_000);
+  expect(ws.serverFile('command_port')).toBeUndefined();
+  await waitFor('the remote server to exit', () => !isAlive(realPid), 20_000);
+});
+
+it('without a session to be had, a command fails with the reason on the terminal', async () => {
+  ws = Object.assign(ws, { env: { ...ws.env, RBS_CREDENTIALS: path.join(ws.root, 'nobody') } });
+  const result = await build('//:gen');
+  expect(result.code).toBe(37);
+  expect(result.stderr).toMatch(/RBS proxy: .*not logged in/);
+});

@@ -1,0 +1,158 @@
+/**
+ * A throwaway workspace driven by the real Bazel client, whose server is the RBS proxy: the
+ * client is given `rbs javabase` and the environment that points the proxy at a test stack.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { repoRoot } from '../../lib/local/tools';
+
+const RBS = path.join(repoRoot(), 'cli', 'rbs.js');
+
+/**
+ * Test rules depend on three repositories Bazel 4.2.3 would download; offline, stubs forwarding to
+ * the native rules stand in for them (outside the workspace: the local backend's agent shares this
+ * machine's file system).
+ */
+const forward = (rules: string[]) => rules.map((rule) => `${rule} = native.${rule}\n`).join('');
+const STUBS: Record<string, Record<string, string>> = {
+  rules_cc: { WORKSPACE: '', BUILD: '', 'cc/BUILD': '', 'cc/defs.bzl': forward(['cc_binary', 'cc_library', 'cc_test', 'cc_toolchain', 'cc_toolchain_suite']) },
+  rules_java: { WORKSPACE: '', BUILD: '', 'java/BUILD': '', 'java/defs.bzl': forward(['java_binary', 'java_import', 'java_library', 'java_runtime', 'java_test', 'java_toolchain']) },
+  remote_coverage_tools: {
+    WORKSPACE: '',
+    BUILD: 'package(default_visibility = ["//visibility:public"])\nfilegroup(name = "lcov_merger")\nfilegroup(name = "coverage_report_generator")\n',
+  },
+};
+
+export function writeFiles(dir: string, files: Record<string, string>): void {
+  for (const [name, content] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    fs.writeFileSync(path.join(dir, name), content, { mode: name.endsWith('.sh') ? 0o755 : 0o644 });
+  }
+}
+
+export interface BazelResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+export class BazelWorkspace {
+  readonly root = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-bazel-'));
+  readonly workspace = path.join(this.root, 'ws');
+  readonly outputBase = path.join(this.root, 'ob');
+  readonly javabase: string;
+  /** A duration no other process on the machine sleeps for, to find our genrule's sleep. */
+  readonly sleepSeconds = `30.${process.pid}${Date.now() % 1000}`;
+  /** Build options every build and test here takes (the stubs; no sandbox debug output). */
+  readonly buildOptions: string[];
+
+  /** `env` points the proxy at a stack: RBS_HOME, RBS_ORCHESTRATOR, RBS_CREDENTIALS. */
+  constructor(readonly env: NodeJS.ProcessEnv) {
+    this.javabase = execFileSync(process.execPath, [RBS, 'javabase'], { env, encoding: 'utf8' }).trim();
+    const stubs = path.join(this.root, 'stubs');
+    for (const [name, files] of Object.entries(STUBS)) writeFiles(path.join(stubs, name), files);
+    this.buildOptions = ['--nosandbox_debug', ...Object.keys(STUBS).map((name) => `--override_repository=${name}=${path.join(stubs, name)}`)];
+    writeFiles(this.workspace, {
+      WORKSPACE: '',
+      'in.txt': 'hello\n',
+      BUILD: [
+        'genrule(name = "gen", srcs = ["in.txt"], outs = ["gen.txt"], cmd = "cp $< $@")',
+        `genrule(name = "slow", outs = ["slow.txt"], cmd = "sleep ${this.sleepSeconds}; touch $@")`,
+        'sh_test(name = "pass", srcs = ["pass.sh"])',
+        'sh_test(name = "fail", srcs = ["fail.sh"])',
+      ].join('\n'),
+      'pass.sh': '#!/bin/sh\nexit 0\n',
+      'fail.sh': '#!/bin/sh\nexit 1\n',
+      'broken/BUILD': 'genrule(name = "x", outs = [\n',
+    });
+  }
+
+  /** Starts the stock client with the proxy as its server; startup options go before the command. */
+  start(args: string[], startupOptions: string[] = []): { child: ChildProcess; done: Promise<BazelResult> } {
+    return this.client([`--output_base=${this.outputBase}`, `--server_javabase=${this.javabase}`, ...startupOptions, ...args]);
+  }
+
+  bazel(args: string[], startupOptions: string[] = []): Promise<BazelResult> {
+    return this.start(args, startupOptions).done;
+  }
+
+  /** A plain local Bazel in its own output base, for comparison. */
+  local(args: string[]): Promise<BazelResult> {
+    return this.client([`--output_base=${path.join(this.root, 'local-ob')}`, ...args]).done;
+  }
+
+  private client(argv: string[]): { child: ChildProcess; done: Promise<BazelResult> } {
+    const started = Date.now();
+    const child = spawn('/usr/bin/bazel', argv, { cwd: this.workspace, env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    const done = new Promise<BazelResult>((resolve) =>
+      child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - started })),
+    );
+    return { child, done };
+  }
+
+  /** A file the proxy (or the client) wrote into the server directory, or undefined. */
+  serverFile(name: string, outputBase = this.outputBase): string | undefined {
+    const file = path.join(outputBase, 'server', name);
+    return fs.existsSync(file) ? fs.readFileSync(file, 'latin1') : undefined;
+  }
+
+  proxyPid(): number {
+    const pid = Number(this.serverFile('server.pid.txt'));
+    if (!pid) throw new Error(`no proxy published in ${this.outputBase}`);
+    return pid;
+  }
+
+  /** Pids of our genrule's sleep. */
+  sleepers(): number[] {
+    return pidsWhere((cmdline) => cmdline === `sleep\0${this.sleepSeconds}\0`);
+  }
+
+  /** Kills every process started for this workspace (proxies, local servers, clients) and deletes it. */
+  destroy(): void {
+    for (const pid of [...pidsWhere((cmdline) => cmdline.includes(this.root)), ...this.sleepers()]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+    fs.rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !fs.readFileSync(`/proc/${pid}/stat`, 'latin1').includes(') Z ');
+  } catch {
+    return false;
+  }
+}
+
+export async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 30000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function pidsWhere(matches: (cmdline: string) => boolean): number[] {
+  return fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid).flatMap((name) => {
+    try {
+      return matches(fs.readFileSync(`/proc/${name}/cmdline`, 'latin1')) ? [Number(name)] : [];
+    } catch {
+      return [];
+    }
+  });
+}
