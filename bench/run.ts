@@ -1,7 +1,13 @@
 /** `npm run bench`: runs every benchmark, prints a table each and writes bench/results/<name>.json. */
 import { benchControlPlane } from './control-plane';
+import { benchDataPath } from './data-path';
 
-benchControlPlane().then(
+async function main() {
+  await benchControlPlane();
+  await benchDataPath();
+}
+
+main().then(
   () => process.exit(0),
   (err) => {
     console.error(err);
