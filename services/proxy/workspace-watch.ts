@@ -17,7 +17,9 @@ export function watchWorkspace(workspace: string, log: (message: string) => void
   let dirty = true;
   let watcher: fs.FSWatcher | null = null;
   try {
-    watcher = fs.watch(workspace, { recursive: true }, () => (dirty = true));
+    watcher = fs.watch(workspace, { recursive: true }, (_event, file) => {
+      if (file === null || !neverSynced(file.toString())) dirty = true;
+    });
     watcher.on('error', (err) => {
       log(`cannot watch ${workspace} (${err.message}): syncing before every command`);
       watcher?.close();
@@ -39,4 +41,13 @@ export function watchWorkspace(workspace: string, log: (message: string) => void
       watcher?.close();
     },
   };
+}
+
+/**
+ * Paths the sync never sends (lib/sync/filters): changes there need no sync. A local Bazel in the
+ * same workspace rewrites its bazel-* links on every build.
+ */
+function neverSynced(file: string): boolean {
+  const [top] = file.split('/');
+  return top.startsWith('bazel-') || top === '.git';
 }
