@@ -11,8 +11,13 @@ import { repoRoot } from '../lib/local/tools';
 
 const shellQuote = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`;
 
+/** Prints the javabase for this RBS_HOME, writing it first. */
 export async function javabase(): Promise<void> {
-  const { home } = loadConfig();
+  console.log(await writeJavabase(loadConfig().home));
+}
+
+/** Writes (again: the paths in it may have moved) the javabase for `home`; returns its path. */
+export async function writeJavabase(home: string): Promise<string> {
   const dir = path.join(home, 'javabase');
   const proxy = path.join(repoRoot(), 'dist', 'services', 'proxy', 'main.js');
   if (!fs.existsSync(proxy)) throw new Error(`${proxy} is missing: run \`npm run build\``);
@@ -27,5 +32,5 @@ export async function javabase(): Promise<void> {
   ].join('\n');
   fs.mkdirSync(path.join(dir, 'bin'), { recursive: true });
   await installFile(path.join(dir, 'bin', 'java'), script, 0o755, true);
-  console.log(dir);
+  return dir;
 }

@@ -8,11 +8,13 @@ import * as fs from 'node:fs';
 import { homePaths, loadConfig } from '../lib/config';
 import { startLocalStack } from '../lib/local/stack';
 import type { StackInfo } from '../lib/client-config';
+import { writeJavabase } from './javabase';
 
 export async function up(): Promise<void> {
   const config = loadConfig();
   const paths = homePaths(config.home);
   const stack = await startLocalStack(config, { ui: true, persist: true });
+  const javabase = await writeJavabase(config.home);
   try {
     const info: StackInfo = {
       orchestrator: stack.orchestrator,
@@ -31,7 +33,8 @@ export async function up(): Promise<void> {
         `  session store  ${config.store.kind === 'sqlite' ? config.store.file : `spanner ${config.store.databaseId}`}`,
         `  home           ${config.home} (logs in ${paths.logs})`,
         '',
-        'next: npx rbs login --user $USER && npx rbs get-server --workspace .',
+        'next: npx rbs login --user $USER, then in any Bazel workspace:',
+        `  bazel --server_javabase=${javabase} build //...`,
       ].join('\n'),
     );
     await new Promise<void>((resolve, reject) => {
