@@ -45,7 +45,7 @@ async function remote() {
 
 const build = (...targets: string[]) => ws.bazel(['build', ...ws.buildOptions, ...targets]);
 
-it('builds remotely, with the output a local build gives; info, query and test work', async () => {
+it('builds remotely, with the output a local build gives; info, query, test and clean work', async () => {
   expect(await build('//:gen')).toMatchObject({ code: 0 });
   const { workspace } = await remote();
   expect(fs.existsSync(path.join(ws.workspace, 'bazel-bin'))).toBe(false); // nothing ran here
@@ -58,6 +58,9 @@ it('builds remotely, with the output a local build gives; info, query and test w
   const query = await ws.bazel(['query', '//:all']);
   expect(query.stdout.split('\n').sort()).toEqual(['', '//:fail', '//:gen', '//:pass', '//:slow']);
   expect((await ws.bazel(['test', ...ws.buildOptions, '//:pass'])).code).toBe(0);
+
+  expect((await ws.bazel(['clean'])).code).toBe(0);
+  expect(fs.existsSync(path.join(workspace, 'bazel-bin', 'gen.txt'))).toBe(false);
 });
 
 it('passes exit codes through: 1 broken BUILD, 2 bad flag, 3 failing test', async () => {
