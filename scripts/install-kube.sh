@@ -26,6 +26,8 @@ mkdir -p "$CACHE"
 tmp_dirs=()
 cleanup() { [ ${#tmp_dirs[@]} -eq 0 ] || rm -rf "${tmp_dirs[@]}"; }
 trap cleanup EXIT
+trap 'exit 130' INT # so that an interrupted run also cleans up
+trap 'exit 143' TERM
 # Sets $tmp to a new temporary directory on the cache's filesystem (so that moving a finished build into place
 # is a rename), removed on exit. Not called as $(new_tmp): the cleanup list must be updated in this shell.
 new_tmp() {
