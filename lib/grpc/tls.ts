@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { installFile } from '../files';
+import { statusError } from './status';
 import { describeIdentity, identityFromUris, type Identity } from '../pki/identity';
 
 export interface TlsMaterial {
@@ -34,14 +35,7 @@ export interface AuthenticatedCall {
 const NO_VERIFIED_CLIENT_CERTIFICATE =
   'no client certificate issued by this RBS CA and currently valid (none was presented, or it is from another CA, or it has expired)';
 
-/** A status error as grpc-js handlers and interceptors return it. */
-function unauthenticated(message: string): grpc.ServiceError {
-  return Object.assign(new Error(message), {
-    code: grpc.status.UNAUTHENTICATED,
-    details: message,
-    metadata: new grpc.Metadata(),
-  });
-}
+const unauthenticated = (message: string) => statusError(grpc.status.UNAUTHENTICATED, message);
 
 /**
  * The URIs in Node's rendering of a subjectAltName: entries joined by ', ', each `TYPE:value`,

@@ -3,6 +3,7 @@
  * server. A command runs only against the workspace state its proxy synced for it.
  */
 import * as grpc from '@grpc/grpc-js';
+import { statusError } from '../../lib/grpc/status';
 import type { RunResponse } from '../../gen/proto/command_server/RunResponse';
 import type { AgentRunRequest__Output } from '../../gen/proto/rbs/v1/AgentRunRequest';
 import type { BazelServer } from './bazel-server';
@@ -10,14 +11,10 @@ import type { SyncLedger } from './sync';
 
 export type RunCall = grpc.ServerWritableStream<AgentRunRequest__Output, RunResponse>;
 
-function status(code: grpc.status, details: string): Partial<grpc.ServiceError> {
-  return Object.assign(new Error(details), { code, details });
-}
-
 /** Serves one Run call for an already authorized peer. */
 export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger): void {
   const { request, clientWorkspace, clientOutputBase, syncId } = call.request;
-  const fail = (code: grpc.status, details: string): void => void call.destroy(status(code, details) as Error);
+  const fail = (code: grpc.status, details: string): void => void call.destroy(statusError(code, details));
   if (!request || (request.arg ?? []).length === 0) return fail(grpc.status.INVALID_ARGUMENT, 'Run needs a Bazel command');
   if (!clientWorkspace?.startsWith('/')) return fail(grpc.status.INVALID_ARGUMENT, 'Run needs the absolute client_workspace');
   const synced = syncs.lastCompleted();
@@ -39,7 +36,7 @@ export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger): 
 }
 
 export async function cancelCommand(bazel: BazelServer, commandId: string): Promise<Record<string, never>> {
-  if (!commandId) throw status(grpc.status.INVALID_ARGUMENT, 'Cancel needs a command_id');
+  if (!commandId) throw statusError(grpc.status.INVALID_ARGUMENT, 'Cancel needs a command_id');
   await bazel.cancel(commandId);
   return {};
 }

@@ -6,6 +6,7 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
+import { statusError } from '../../lib/grpc/status';
 import type { SyncFrame, SyncFrame__Output } from '../../gen/proto/rbs/v1/SyncFrame';
 import { RefusedSyncError, checkSyncStart } from './sync-args';
 
@@ -31,7 +32,7 @@ export class SyncLedger {
   begin(syncId: string): void {
     if (this.running !== null) {
       const why = `sync ${this.running} is still writing the workspace; retry sync ${syncId} after it`;
-      throw status(grpc.status.ABORTED, why);
+      throw statusError(grpc.status.ABORTED, why);
     }
     this.running = syncId;
     this.completed = null;
@@ -60,14 +61,14 @@ export function serveSync(call: SyncCall, workspaceDir: string, ledger: SyncLedg
       if (!rsync) rsync = startReceiver(call, frame, workspaceDir, ledger, fail);
       else if (frame.frame === 'data') feed(call, rsync, frame.data!);
       else if (frame.frame === 'eof') rsync.stdin.end();
-      else throw status(grpc.status.INVALID_ARGUMENT, `unexpected ${frame.frame} frame after the sync started`);
+      else throw statusError(grpc.status.INVALID_ARGUMENT, `unexpected ${frame.frame} frame after the sync started`);
     } catch (err) {
       fail(err as grpc.StatusObject);
     }
   });
   // A half-close is the proxy's last word: nothing more will reach rsync's stdin either way.
   call.on('end', () =>
-    rsync ? rsync.stdin.end() : fail(status(grpc.status.INVALID_ARGUMENT, 'the stream ended before its SyncStart')),
+    rsync ? rsync.stdin.end() : fail(statusError(grpc.status.INVALID_ARGUMENT, 'the stream ended before its SyncStart')),
   );
   // The proxy is gone (cancelled, or its connection dropped): stop writing its workspace.
   call.on('cancelled', () => rsync?.kill());
@@ -82,13 +83,13 @@ function startReceiver(
   fail: (error: grpc.StatusObject) => void,
 ): ChildProcessWithoutNullStreams {
   if (frame.frame !== 'start') {
-    throw status(grpc.status.INVALID_ARGUMENT, `the first frame must be a SyncStart, not ${frame.frame}`);
+    throw statusError(grpc.status.INVALID_ARGUMENT, `the first frame must be a SyncStart, not ${frame.frame}`);
   }
   let vetted: ReturnType<typeof checkSyncStart>;
   try {
     vetted = checkSyncStart(frame.start!);
   } catch (err) {
-    if (err instanceof RefusedSyncError) throw status(grpc.status.INVALID_ARGUMENT, err.message);
+    if (err instanceof RefusedSyncError) throw statusError(grpc.status.INVALID_ARGUMENT, err.message);
     throw err;
   }
   ledger.begin(vetted.syncId);
@@ -108,7 +109,7 @@ function startReceiver(
   rsync.on('close', (code, signal) => {
     ledger.end(code === 0 && !call.cancelled);
     if (spawnError) {
-      return fail(status(grpc.status.INTERNAL, `cannot run rsync in ${workspaceDir}: ${spawnError.message}`));
+      return fail(statusError(grpc.status.INTERNAL, `cannot run rsync in ${workspaceDir}: ${spawnError.message}`));
     }
     if (call.cancelled || call.writableEnded) return;
     const message = stderr.toString('utf8').trim() || (signal ? `rsync was killed by ${signal}` : '');
@@ -123,8 +124,4 @@ function feed(call: SyncCall, rsync: ChildProcessWithoutNullStreams, data: Buffe
   if (rsync.stdin.write(data)) return;
   call.pause();
   rsync.stdin.once('drain', () => call.resume());
-}
-
-function status(code: grpc.status, details: string): grpc.StatusObject {
-  return { code, details, metadata: new grpc.Metadata() };
 }
