@@ -11,8 +11,9 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { writeTlsMaterial } from '../lib/grpc/tls';
 import { startTemporalDevServer } from '../lib/local/temporal-dev-server';
-import { BazelWorkspace, waitFor, writeFiles } from '../test/data-path/fixture';
+import { BazelWorkspace, writeFiles } from '../test/data-path/fixture';
 import { startStack } from '../test/harness/stack';
+import { waitFor } from '../test/harness/wait';
 import { empty, startFixture, writeTree } from '../test/sync/fixture';
 import { percentile, report, type Row } from './stats';
 
@@ -95,12 +96,12 @@ async function bazelFigures(): Promise<Row[]> {
     }
 
     const { child, done } = ws.start(['build', ...ws.buildOptions, '//:slow']);
-    await waitFor('the genrule to start sleeping', () => ws!.sleepers().length > 0, 60_000);
+    await waitFor(() => ws!.sleepers().length > 0, 60_000, 'the genrule to start sleeping');
     const interrupted = performance.now();
     child.kill('SIGINT');
     await done;
     const clientExit = performance.now() - interrupted;
-    await waitFor('the remote action to stop', () => ws!.sleepers().length === 0, 10_000);
+    await waitFor(() => ws!.sleepers().length === 0, 10_000, 'the remote action to stop');
     const remoteStop = performance.now() - interrupted;
 
     const median = (xs: number[]) => percentile(xs, 50);

@@ -13,7 +13,8 @@ import { protos } from '../../lib/grpc/protos';
 import { writeTlsMaterial } from '../../lib/grpc/tls';
 import { encodeServerInfo, processStartTime } from '../../services/proxy/server-files';
 import { useStack } from '../harness/stack';
-import { BazelWorkspace, isAlive, waitFor } from './fixture';
+import { waitFor } from '../harness/wait';
+import { BazelWorkspace, isAlive } from './fixture';
 
 jest.setTimeout(120_000);
 
@@ -131,8 +132,8 @@ it('`bazel shutdown` stops proxy and remote server; the next build starts both, 
   const { outputBase } = await remote();
   const realPid = Number(ws.serverFile('server.pid.txt', outputBase));
   expect((await ws.bazel(['shutdown'])).code).toBe(0);
-  await waitFor('the proxy to exit', () => !isAlive(first), 10_000);
-  await waitFor('the remote server to exit', () => !isAlive(realPid), 20_000);
+  await waitFor(() => !isAlive(first), 10_000, 'the proxy to exit');
+  await waitFor(() => !isAlive(realPid), 20_000, 'the remote server to exit');
   expect(ws.serverFile('command_port')).toBeUndefined();
 
   const again = await build('//:gen');
@@ -144,18 +145,18 @@ it('`bazel shutdown` stops proxy and remote server; the next build starts both, 
 
 it('Ctrl-C: exit 8 at once, and the remote action is gone within 2 s', async () => {
   const { child, done } = ws.start(['build', ...ws.buildOptions, '//:slow']);
-  await waitFor('the genrule to start sleeping', () => ws.sleepers().length > 0, 60_000);
+  await waitFor(() => ws.sleepers().length > 0, 60_000, 'the genrule to start sleeping');
   const interruptedAt = Date.now();
   child.kill('SIGINT');
   const result = await done;
   expect(Date.now() - interruptedAt).toBeLessThan(5000);
   expect(result.code).toBe(8);
-  await waitFor('the remote action to stop', () => ws.sleepers().length === 0, 2000);
+  await waitFor(() => ws.sleepers().length === 0, 2000, 'the remote action to stop');
 });
 
 it('a SIGKILLed client: its remote command is cancelled and the next build is not blocked', async () => {
   const { child, done } = ws.start(['build', ...ws.buildOptions, '//:slow']);
-  await waitFor('the genrule to start sleeping', () => ws.sleepers().length > 0, 60_000);
+  await waitFor(() => ws.sleepers().length > 0, 60_000, 'the genrule to start sleeping');
   child.kill('SIGKILL');
   await done;
   const next = await build('//:gen');
@@ -210,9 +211,9 @@ it('after --max_idle_secs without commands the proxy exits and stops the remote 
   expect((await ws.bazel(['info', 'release'], ['--max_idle_secs=2'])).code).toBe(0);
   const pid = ws.proxyPid();
   const realPid = Number(ws.serverFile('server.pid.txt', (await remote()).outputBase));
-  await waitFor('the idle proxy to exit', () => !isAlive(pid), 20_000);
+  await waitFor(() => !isAlive(pid), 20_000, 'the idle proxy to exit');
   expect(ws.serverFile('command_port')).toBeUndefined();
-  await waitFor('the remote server to exit', () => !isAlive(realPid), 20_000);
+  await waitFor(() => !isAlive(realPid), 20_000, 'the remote server to exit');
 });
 
 it('without a session to be had, a command fails with the reason on the terminal', async () => {
