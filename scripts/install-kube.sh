@@ -13,7 +13,8 @@ source scripts/versions.env
 CACHE=${RBS_CACHE:-$HOME/.cache/rbs}
 say() { echo "install-kube: $*" >&2; }
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# shellcheck source=lib.sh
+source scripts/lib.sh
 
 need_go() {
   command -v go >/dev/null || {
@@ -50,8 +51,7 @@ seconds_since() { echo $(($(date +%s) - $1)); }
 # --- etcd (the apiserver's storage) -----------------------------------------------------------------------
 if ! command -v etcd >/dev/null; then
   say "installing Debian package etcd-server"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null
+  apt_install etcd-server
   # The package starts a system etcd on the default ports; tests run their own instances on free ports.
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
     as_root systemctl disable --now etcd >/dev/null 2>&1 || true

@@ -9,7 +9,8 @@ source scripts/versions.env
 CACHE=${RBS_CACHE:-$HOME/.cache/rbs}
 say() { echo "setup: $*" >&2; }
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# shellcheck source=lib.sh
+source scripts/lib.sh
 
 apt_packages=()
 command -v rsync >/dev/null || apt_packages+=(rsync)
@@ -19,8 +20,7 @@ SPANNER_EMULATOR=/usr/lib/google-cloud-sdk/bin/cloud_spanner_emulator/gateway_ma
 [ -x "$SPANNER_EMULATOR" ] || apt_packages+=(google-cloud-cli-spanner-emulator)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   say "installing Debian packages: ${apt_packages[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+  apt_install "${apt_packages[@]}"
 fi
 
 temporal_dir="$CACHE/temporal-$TEMPORAL_CLI_VERSION"
