@@ -15,11 +15,12 @@ export class RefusedSyncError extends Error {
 }
 
 /**
- * Letters of the short-option cluster: recursive, links, times, executability. Refused with them:
+ * Letters of the short-option cluster: recursive, links, times, executability, and ignore-times
+ * (a sync of the paths the proxy saw change transfers them even where size and mtime agree). Refused with them:
  * -p/-o/-g/-D (the laptop's modes, setuid bits, ids and device nodes), -R/-K (write through
  * receiver-side symlinks), -s (arguments over the protocol, past this check) and the rest.
  */
-const CLUSTER_LETTERS = new Set('rltE');
+const CLUSTER_LETTERS = new Set('rltEI');
 /** The cluster ends in -e, which for a server carries protocol compatibility flags, not a shell. */
 const COMPAT_FLAGS = /^e(?:\d+\.\d+|\.)[A-Za-z]*$/;
 const LONG_OPTIONS = new Set(['--delete']);

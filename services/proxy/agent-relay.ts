@@ -35,10 +35,16 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
 
   async function sync(l: SessionLink): Promise<string> {
     const sessionId = l.session.sessionId;
-    if (!changes.takeDirty() && synced?.sessionId === sessionId) return synced.syncId;
+    await changes.ready;
+    await new Promise(setImmediate); // events of edits made just before this command are in
+    const taken = changes.take();
+    // A session this proxy has not synced yet (a new one, or the agent moved) gets everything.
+    const changed = synced?.sessionId === sessionId ? taken : { kind: 'everything' as const };
+    if (changed.kind === 'none') return synced!.syncId;
     try {
-      const { syncId, ms } = await syncWorkspace({ workspace, agentAddress: l.session.agentAddress, tls: l.tls, sessionId });
-      log(`synced in ${ms} ms`);
+      const paths = changed.kind === 'paths' ? changed.paths : undefined;
+      const { syncId, ms } = await syncWorkspace({ workspace, agent: l.agent, sessionId, changed: paths });
+      log(`synced ${paths ? `${paths.length} changed paths` : 'everything'} in ${ms} ms`);
       synced = { sessionId, syncId };
       return syncId;
     } catch (err) {

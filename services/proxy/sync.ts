@@ -1,27 +1,29 @@
 /**
- * Pushes the developer's workspace to the session's agent with the local rsync, through the
- * agent's Sync stream (rsh.ts is rsync's remote shell). rsync's own delta algorithm and quick check
- * make a sync after a small edit cost about a file-list exchange.
+ * Pushes the developer's workspace to the session's agent with the local rsync (the transport is
+ * rsync-transport.ts). A full sync walks the whole tree; when the workspace watch knows which paths
+ * changed, the sync walks only those paths and the directories leading to them.
  */
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { TlsMaterial } from '../../lib/grpc/tls';
-import { repoRoot } from '../../lib/local/tools';
+import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
 import { workspaceFilters } from '../../lib/sync/filters';
-import { rshEnv } from './rsh';
+import { rsyncToAgent } from './rsync-transport';
+
+export { AgentUnreachableError } from './rsync-transport';
 
 export interface SyncWorkspaceOptions {
   /** The workspace on this machine. */
   workspace: string;
-  /** host:port of the session's agent. */
-  agentAddress: string;
-  /** The proxy's certificate for the session. */
-  tls: TlsMaterial;
+  /** The mTLS client of the session's agent: the sync rides on its connection. */
+  agent: AgentClient;
   sessionId: string;
   /** Names the resulting state for the agent's Run; a fresh one by default. */
   syncId?: string;
+  /**
+   * Workspace-relative paths (files or whole trees, present or deleted) that are all that changed
+   * since the last sync; everything when absent. Paths onlyChangesOf cannot express are refused.
+   */
+  changed?: string[];
 }
 
 /**
@@ -34,61 +36,47 @@ export interface SyncWorkspaceOptions {
  */
 const RSYNC_FLAGS = ['--recursive', '--links', '--times', '--executability', '--delete'];
 
-/** The node script rsync runs as its remote shell, as compiled to dist/. */
-const RSH_MAIN = path.join(repoRoot(), 'dist', 'services', 'proxy', 'rsh-main.js');
-
-/** rsync's exit code when its remote shell failed: ours exits so when it cannot reach the agent. */
-const REMOTE_SHELL_FAILED = 255;
-
-/** The agent could not be reached at all (it may have moved): worth asking for the session again. */
-export class AgentUnreachableError extends Error {
-  override name = 'AgentUnreachableError';
-}
-
-/** Last bytes of rsync's stderr kept for an error message. */
-const STDERR_TAIL_BYTES = 4 * 1024;
-
 export async function syncWorkspace(options: SyncWorkspaceOptions): Promise<{ syncId: string; ms: number }> {
-  const { agentAddress, sessionId, tls } = options;
+  const { agent, sessionId } = options;
   const syncId = options.syncId ?? randomUUID();
   const workspace = path.resolve(options.workspace);
-  if (!fs.existsSync(RSH_MAIN)) throw new Error(`${RSH_MAIN} is missing: build with 'npx tsc -p tsconfig.json'`);
-  const rsh = [process.execPath, RSH_MAIN].map(rsyncQuote).join(' ');
-  const args = [...RSYNC_FLAGS, ...workspaceFilters(workspace), '-e', rsh, `${workspace}/`, 'agent:.'];
-  const env = { ...withoutRsyncVariables(process.env), ...rshEnv({ agentAddress, sessionId, syncId, tls }) };
-
+  // rsync's quick check compares whole seconds: a same-size edit within the second of the last
+  // sync would look unchanged, so paths known to have changed skip it.
+  const scope = options.changed ? ['--ignore-times', ...onlyChangesOf(options.changed)] : [];
+  const args = [...RSYNC_FLAGS, ...workspaceFilters(workspace), ...scope, './', 'agent:.'];
   const started = performance.now();
-  const { failure, stderr, code } = await run('rsync', args, env);
-  if (failure !== null) {
-    const message = `rsync of ${workspace} to the agent of session ${sessionId} at ${agentAddress} failed (${failure}): ${stderr}`;
-    throw code === REMOTE_SHELL_FAILED ? new AgentUnreachableError(message) : new Error(message);
-  }
+  const what = options.changed ? `${options.changed.length} changed paths of ${workspace}` : workspace;
+  await rsyncToAgent({ agent, syncId, args, cwd: workspace, describe: `sync ${syncId} of ${what} to the agent of session ${sessionId}` });
   return { syncId, ms: Math.round(performance.now() - started) };
 }
 
-/** rsync splits -e itself: a single-quoted word is literal, and '' inside it is one quote. */
-function rsyncQuote(word: string): string {
-  return `'${word.replace(/'/g, "''")}'`;
+/** Characters a changed path may hold for onlyChangesOf: others make the caller sync everything. */
+const EXPRESSIBLE = /^[^\\\0-\x1f\x7f]+$/;
+
+/** Whether onlyChangesOf can express `changed` exactly. */
+export function canSyncOnly(changed: string): boolean {
+  return EXPRESSIBLE.test(changed) && !path.isAbsolute(changed) && !changed.split('/').some((part) => part === '..' || part === '' || part === '.');
 }
 
-/** rsync takes options from RSYNC_* variables (e.g. RSYNC_PROTECT_ARGS), which the agent would refuse. */
-function withoutRsyncVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith('RSYNC_')));
+/**
+ * Filter rules, placed after the workspace's own (so .gitignore and friends still win), that let
+ * rsync into the changed paths and their parent directories and nowhere else. Each path is a file or
+ * a whole tree, present or deleted: in the directories it enters, rsync's --delete removes what the
+ * sender no longer has, and what the rules exclude is protected from deletion on the receiver.
+ */
+export function onlyChangesOf(changed: string[]): string[] {
+  const rules = new Set<string>();
+  for (const file of changed) {
+    if (!canSyncOnly(file)) throw new Error(`cannot sync only ${JSON.stringify(file)}: sync everything instead`);
+    const parts = file.split('/').map(escapeWildcards);
+    for (let depth = 1; depth < parts.length; depth++) rules.add(`--include=/${parts.slice(0, depth).join('/')}/`);
+    rules.add(`--include=/${parts.join('/')}`);
+    rules.add(`--include=/${parts.join('/')}/***`);
+  }
+  return [...rules, '--exclude=*'];
 }
 
-/** Runs `command`; resolves to why it failed (null if it exited 0) and the tail of its stderr. */
-function run(command: string, args: string[], env: NodeJS.ProcessEnv) {
-  return new Promise<{ failure: string | null; stderr: string; code: number | null }>((resolve) => {
-    const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = Buffer.alloc(0);
-    child.stderr.on('data', (chunk: Buffer) => (stderr = Buffer.concat([stderr, chunk]).subarray(-STDERR_TAIL_BYTES)));
-    child.on('error', (err) => resolve({ failure: `cannot run ${command}: ${err.message}`, stderr: '', code: null }));
-    child.on('close', (code, signal) =>
-      resolve({
-        failure: code === 0 ? null : signal ? `killed by ${signal}` : `exit ${code}`,
-        stderr: stderr.toString('utf8').trim(),
-        code,
-      }),
-    );
-  });
+/** rsync honours backslash escapes in a pattern that has wildcards; every pattern here may get one. */
+function escapeWildcards(part: string): string {
+  return part.replace(/[*?[]/g, '\\$&');
 }

@@ -1,34 +1,92 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { watchWorkspace } from '../../services/proxy/workspace-watch';
+import { type WorkspaceChanges, type WorkspaceWatch, watchWorkspace } from '../../services/proxy/workspace-watch';
 
 const settle = () => new Promise((r) => setTimeout(r, 200));
+const paths = (...names: string[]): WorkspaceChanges => ({ kind: 'paths', paths: names });
 
-test('dirty at first, then only after a change the sync would send', async () => {
-  const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-watch-'));
-  fs.mkdirSync(path.join(workspace, 'src'));
-  const watch = watchWorkspace(workspace, () => undefined);
-  try {
-    expect(watch.takeDirty()).toBe(true);
-    expect(watch.takeDirty()).toBe(false);
+let workspace: string;
+let watch: WorkspaceWatch;
+let logged: string[];
 
-    // What a local Bazel or git does in the workspace is never synced: still clean.
+beforeEach(async () => {
+  workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-watch-'));
+  fs.mkdirSync(path.join(workspace, 'src', 'deep'), { recursive: true });
+  fs.writeFileSync(path.join(workspace, 'src', 'deep', 'old.c'), 'old');
+  logged = [];
+  watch = watchWorkspace(workspace, (message) => logged.push(message));
+  await watch.ready;
+});
+afterEach(() => {
+  watch.close();
+  fs.rmSync(workspace, { recursive: true, force: true });
+});
+
+/** What the watch reports after `change`, paths in order. */
+async function after(change: () => void): Promise<WorkspaceChanges> {
+  change();
+  await settle();
+  const taken = watch.take();
+  return taken.kind === 'paths' ? paths(...taken.paths.sort()) : taken;
+}
+
+test('everything at first, then nothing until a change', async () => {
+  expect(watch.take()).toEqual({ kind: 'everything' });
+  expect(watch.take()).toEqual({ kind: 'none' });
+});
+
+test('names the files edited, created and deleted, at any depth', async () => {
+  watch.take();
+  const changes = await after(() => {
+    fs.writeFileSync(path.join(workspace, 'src', 'main.c'), 'int main;');
+    fs.appendFileSync(path.join(workspace, 'src', 'deep', 'old.c'), 'edit');
+  });
+  expect(changes).toEqual(paths('src/deep/old.c', 'src/main.c'));
+  expect(await after(() => fs.rmSync(path.join(workspace, 'src', 'deep', 'old.c')))).toEqual(paths('src/deep/old.c'));
+  expect(watch.take()).toEqual({ kind: 'none' });
+});
+
+test('a new directory tree is named, and watched from then on', async () => {
+  watch.take();
+  const created = await after(() => {
+    fs.mkdirSync(path.join(workspace, 'src', 'new', 'a', 'b'), { recursive: true });
+    fs.writeFileSync(path.join(workspace, 'src', 'new', 'a', 'b', 'f.c'), 'made at once');
+  });
+  expect(created.kind).toBe('paths');
+  expect((created as { paths: string[] }).paths).toContain('src/new'); // the sync sends the tree whole
+  expect(await after(() => fs.writeFileSync(path.join(workspace, 'src', 'new', 'a', 'b', 'f.c'), 'edited later'))).toEqual(
+    paths('src/new/a/b/f.c'),
+  );
+  expect(await after(() => fs.rmSync(path.join(workspace, 'src', 'new'), { recursive: true }))).toMatchObject({
+    kind: 'paths',
+    paths: expect.arrayContaining(['src/new']),
+  });
+});
+
+test('what the sync never sends is not a change; ignore files change everything', async () => {
+  watch.take();
+  const unsynced = await after(() => {
     fs.symlinkSync('/tmp', path.join(workspace, 'bazel-out'));
     fs.mkdirSync(path.join(workspace, '.git'));
     fs.writeFileSync(path.join(workspace, '.git', 'index'), 'x');
-    await settle();
-    expect(watch.takeDirty()).toBe(false);
+  });
+  expect(unsynced).toEqual({ kind: 'none' });
+  expect(await after(() => fs.writeFileSync(path.join(workspace, 'src', '.gitignore'), '*.o\n'))).toEqual({ kind: 'everything' });
+});
 
-    fs.writeFileSync(path.join(workspace, 'src', 'main.c'), 'int main;');
-    await settle();
-    expect(watch.takeDirty()).toBe(true);
-    expect(watch.takeDirty()).toBe(false);
+test('a name a change list cannot carry, or too many changes, mean everything', async () => {
+  watch.take();
+  expect(await after(() => fs.writeFileSync(path.join(workspace, 'src', 'back\\slash'), 'x'))).toEqual({ kind: 'everything' });
+  const many = await after(() => {
+    for (let i = 0; i < 1001; i++) fs.writeFileSync(path.join(workspace, 'src', `f${i}`), 'x');
+  });
+  expect(many).toEqual({ kind: 'everything' });
+});
 
-    watch.markDirty();
-    expect(watch.takeDirty()).toBe(true);
-  } finally {
-    watch.close();
-    fs.rmSync(workspace, { recursive: true, force: true });
-  }
+test('markDirty makes the next take everything', () => {
+  watch.take();
+  watch.markDirty();
+  expect(watch.take()).toEqual({ kind: 'everything' });
+  expect(logged).toEqual([]);
 });

@@ -2,13 +2,11 @@
  * What a proxy cannot make the agent's rsync do: run other than as a receiver into the workspace,
  * or write outside the workspace through symlinks.
  */
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { repoRoot } from '../../lib/local/tools';
-import { rshEnv } from '../../services/proxy/rsh';
-import { type Fixture, PUSH_ARGS, SESSION, snapshot, startFixture, write } from './fixture';
+import { REMOTE_SHELL, rsyncToAgent } from '../../services/proxy/rsync-transport';
+import { type Fixture, PUSH_ARGS, snapshot, startFixture, write } from './fixture';
 
 const CLUSTER = '-ltEre.iLsfxCIvu';
 
@@ -102,23 +100,26 @@ test('a file list naming a path through a planted symlink does not write through
   fs.symlinkSync(f.canary, path.join(f.workspace, 'planted'));
   write(f.source, { 'planted/file': 'owned' });
   const hidingRsh = path.join(f.root, 'hiding-rsh.sh');
-  const rshMain = path.join(repoRoot(), 'dist', 'services', 'proxy', 'rsh-main.js');
   const script = [
     '#!/bin/bash',
     'args=()',
     'for a in "$@"; do case "$a" in --no-implied-dirs) ;; -*R*) args+=("${a//R/}") ;; *) args+=("$a") ;; esac; done',
-    `exec '${process.execPath}' '${rshMain}' "\${args[@]}"`,
+    `exec ${REMOTE_SHELL.map((word) => `'${word.replace(/'/g, `'\\''`)}'`).join(' ')} "\${args[@]}"`,
   ];
   fs.writeFileSync(hidingRsh, `${script.join('\n')}\n`, { mode: 0o755 });
-  const target = { agentAddress: f.agent.address, sessionId: SESSION, syncId: 'hostile', tls: f.proxyTls };
-  const args = ['-rltE', '--relative', '--no-implied-dirs', '-e', hidingRsh, './planted/file', 'agent:.'];
-
-  // Not execFileSync: the agent serves from this very event loop.
-  const outcome = await new Promise<string>((resolve) =>
-    execFile('rsync', args, { cwd: f.source, env: { ...process.env, ...rshEnv(target) } }, (err, _stdout, stderr) =>
-      resolve(`exit ${err?.code ?? 0}: ${stderr.trim()}`),
-    ),
+  const agent = f.client();
+  const outcome = await rsyncToAgent({
+    agent,
+    syncId: 'hostile',
+    args: ['-rltE', '--relative', '--no-implied-dirs', './planted/file', 'agent:.'],
+    cwd: f.source,
+    describe: 'a hostile sync',
+    remoteShell: [hidingRsh],
+  }).then(
+    () => 'succeeded',
+    (err: Error) => err.message,
   );
+  agent.close();
 
   console.log(`rsync through a planted symlink: ${outcome}`);
   expect(fs.readdirSync(f.canary)).toEqual([]);

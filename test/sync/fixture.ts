@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
 import type { SyncFrame, SyncFrame__Output } from '../../gen/proto/rbs/v1/SyncFrame';
 import { protos } from '../../lib/grpc/protos';
 import { TLS_CHANNEL_OPTIONS, type TlsMaterial, channelCredentials } from '../../lib/grpc/tls';
@@ -31,7 +32,10 @@ export interface Fixture {
   agent: AgentServer;
   proxyTls: TlsMaterial;
   otherProxyTls: TlsMaterial;
-  sync(options?: { tls?: TlsMaterial; sessionId?: string; syncId?: string }): Promise<{ syncId: string; ms: number }>;
+  /** The proxy's syncWorkspace from `source`, as this session's proxy unless `tls` says otherwise. */
+  sync(options?: { tls?: TlsMaterial; sessionId?: string; syncId?: string; changed?: string[] }): Promise<{ syncId: string; ms: number }>;
+  /** An mTLS client of the agent, as this session's proxy unless `tls` says otherwise; close it after use. */
+  client(tls?: TlsMaterial): AgentClient;
   /** rawSync to this agent, as this session's proxy unless `tls` says otherwise. */
   raw(frames: SyncFrame[], tls?: TlsMaterial): ReturnType<typeof rawSync>;
   /** Empties the workspace, source and canary; the agent keeps running. */
@@ -61,8 +65,15 @@ export async function startFixture(): Promise<Fixture> {
     agent,
     proxyTls,
     otherProxyTls: await tlsFor({ kind: 'proxy', sessionId: OTHER_SESSION, user: 'bob' }),
-    sync: (options = {}) =>
-      syncWorkspace({ workspace: source, agentAddress: agent.address, tls: proxyTls, sessionId: SESSION, ...options }),
+    sync: async ({ tls = proxyTls, sessionId = SESSION as string, ...options } = {}) => {
+      const client = agentClient(agent.address, tls, sessionId);
+      try {
+        return await syncWorkspace({ workspace: source, agent: client, sessionId, ...options });
+      } finally {
+        client.close();
+      }
+    },
+    client: (tls = proxyTls) => agentClient(agent.address, tls),
     raw: (frames, tls = proxyTls) => rawSync(agent.address, tls, frames),
     reset: () => dirs.forEach(empty),
     stop: async () => {
@@ -76,12 +87,17 @@ export function empty(dir: string): void {
   for (const entry of fs.readdirSync(dir)) fs.rmSync(path.join(dir, entry), { recursive: true });
 }
 
+/** A client of the agent at `address` that accepts only the agent of `sessionId`. */
+function agentClient(address: string, tls: TlsMaterial, sessionId: string = SESSION): AgentClient {
+  const { Agent } = protos().agent.rbs.v1;
+  const isAgent = (id: Identity) => id.kind === 'agent' && id.sessionId === sessionId;
+  return new Agent(address, channelCredentials(tls, isAgent), TLS_CHANNEL_OPTIONS) as unknown as AgentClient;
+}
+
 /** A Sync call spoken directly, as a client that is not rsync could. */
 export function openSync(address: string, tls: TlsMaterial): grpc.ClientDuplexStream<SyncFrame, SyncFrame__Output> {
-  const { Agent } = protos().agent.rbs.v1;
-  const isAgent = (id: Identity) => id.kind === 'agent' && id.sessionId === SESSION;
-  const client = new Agent(address, channelCredentials(tls, isAgent), TLS_CHANNEL_OPTIONS);
-  const call = client.Sync();
+  const client = agentClient(address, tls);
+  const call = client.sync();
   call.on('status', () => client.close());
   return call;
 }
