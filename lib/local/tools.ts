@@ -1,4 +1,4 @@
-/** Where the project's own setup (scripts/setup.sh) caches the tools it installs. */
+/** Where the project's install scripts (scripts/setup.sh, scripts/install-kube.sh) cache the tools they install. */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -30,9 +30,54 @@ export function cacheDir(): string {
   return process.env.RBS_CACHE ?? path.join(os.homedir(), '.cache', 'rbs');
 }
 
+/** A tool the install scripts cached under cacheDir()/dir; `install` says how to get it. */
+function cachedTool(dir: string, name: string, install: string): string {
+  const file = path.join(cacheDir(), dir, name);
+  if (!fs.existsSync(file)) throw new Error(`${name} not found at ${file}: ${install}`);
+  return file;
+}
+
 export function temporalBinary(): string {
   if (process.env.RBS_TEMPORAL_BIN) return process.env.RBS_TEMPORAL_BIN;
-  const file = path.join(cacheDir(), `temporal-${versions().TEMPORAL_CLI_VERSION}`, 'temporal');
-  if (!fs.existsSync(file)) throw new Error(`Temporal CLI not found at ${file}: run \`npm run setup\``);
-  return file;
+  return cachedTool(`temporal-${versions().TEMPORAL_CLI_VERSION}`, 'temporal', 'run `npm run setup`');
+}
+
+/** The real Kubernetes control plane the tests and benchmarks run (installed by scripts/install-kube.sh). */
+export interface KubeTools {
+  apiserver: string;
+  controllerManager: string;
+  scheduler: string;
+  kwok: string;
+  etcd: string;
+}
+
+const INSTALL_KUBE = 'run `bash scripts/install-kube.sh` (npm test and npm run bench do)';
+
+/** A tool from a Debian package (etcd), found on PATH as a shell would. */
+function onPath(name: string): string {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
+    const file = path.join(dir, name);
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      return file;
+    } catch {
+      /* not in this directory */
+    }
+  }
+  throw new Error(`${name} not found on PATH: ${INSTALL_KUBE}`);
+}
+
+export function kubeTools(): KubeTools {
+  const kube = `kubernetes-${versions().KUBERNETES_VERSION}`;
+  return {
+    apiserver: cachedTool(kube, 'kube-apiserver', INSTALL_KUBE),
+    controllerManager: cachedTool(kube, 'kube-controller-manager', INSTALL_KUBE),
+    scheduler: cachedTool(kube, 'kube-scheduler', INSTALL_KUBE),
+    kwok: cachedTool(`kwok-${versions().KWOK_VERSION}`, 'kwok', INSTALL_KUBE),
+    etcd: onPath('etcd'),
+  };
+}
+
+export function helmBinary(): string {
+  return cachedTool(`helm-${versions().HELM_VERSION}`, 'helm', INSTALL_KUBE);
 }
