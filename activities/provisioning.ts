@@ -1,10 +1,8 @@
 /** The provisioning and teardown steps of a session, each idempotent and safe to retry. */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { ComputeBackend } from '../lib/compute/backend';
+import { AgentStartError, type ComputeBackend } from '../lib/compute/backend';
 import { InvalidPublicKeyError, type CertificateAuthority } from '../lib/pki/ca';
-import type { TlsMaterial } from '../lib/grpc/tls';
 import { FAILURE } from '../workflows/messages';
-import { agentIsServing } from './agent-health';
 
 /** A proxy renews its certificate when it starts; a working day covers any one proxy's life. */
 const PROXY_CERTIFICATE_VALIDITY_MS = 12 * 60 * 60 * 1000;
@@ -22,16 +20,35 @@ export interface SessionRef {
 export interface ProvisioningDeps {
   backend: ComputeBackend;
   ca: CertificateAuthority;
-  /** The worker's control-plane identity, for talking to agents. */
-  workerTls: TlsMaterial;
   /** How long an agent may take to start serving before the session fails. */
   agentReadyTimeoutMs: number;
 }
 
-export function createProvisioningActivities({ backend, ca, workerTls, agentReadyTimeoutMs }: ProvisioningDeps) {
+/** A failure the backend knows to be permanent ends the saga at once, with its reason. */
+function permanent(err: unknown): unknown {
+  if (!(err instanceof AgentStartError)) return err;
+  return ApplicationFailure.create({ type: FAILURE.AGENT_START_FAILED, message: err.message, nonRetryable: true, details: [err.reason] });
+}
+
+/** Runs `work` while heartbeating every second with the latest detail it reported. */
+async function heartbeating<T>(work: (report: (detail: unknown) => void) => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  let latest: unknown;
+  const beat = setInterval(() => ctx.heartbeat(latest), 1000);
+  try {
+    return await work((detail) => {
+      latest = detail;
+      ctx.heartbeat(detail);
+    });
+  } finally {
+    clearInterval(beat);
+  }
+}
+
+export function createProvisioningActivities({ backend, ca, agentReadyTimeoutMs }: ProvisioningDeps) {
   return {
-    async createNamespace({ namespace, sessionId, user }: SessionRef): Promise<void> {
-      await backend.ensureNamespace({ namespace, sessionId, user });
+    async createNamespace({ namespace, sessionId, user, volume }: SessionRef): Promise<void> {
+      await backend.ensureNamespace({ namespace, sessionId, user, volume });
     },
 
     async bindVolume({ namespace, volume }: SessionRef): Promise<void> {
@@ -41,7 +58,7 @@ export function createProvisioningActivities({ backend, ca, workerTls, agentRead
     /** Keys go straight from here to the backend: they never enter workflow history. */
     async issueAgentCredentials({ namespace, sessionId }: SessionRef): Promise<void> {
       if (await backend.hasAgentCredentials(namespace)) return;
-      const issued = await ca.issue({ kind: 'agent', sessionId }, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+      const issued = await ca.issue({ kind: 'agent', sessionId }, backend.agentTlsNames(namespace));
       await backend.installAgentCredentials(namespace, { caCertPem: ca.certPem, ...issued });
     },
 
@@ -56,28 +73,19 @@ export function createProvisioningActivities({ backend, ca, workerTls, agentRead
     },
 
     async startAgent({ namespace, sessionId, volume }: SessionRef): Promise<void> {
-      await backend.startAgent({ namespace, sessionId, volume });
+      await backend.startAgent({ namespace, sessionId, volume }).catch((err) => {
+        throw permanent(err);
+      });
     },
 
-    /** Returns the agent's address once it answers a health check over mTLS as its session's agent. */
-    async waitForAgent({ namespace, sessionId }: SessionRef): Promise<string> {
-      const ctx = Context.current();
-      const deadline = Date.now() + agentReadyTimeoutMs;
-      let lastProblem = 'it has not published an address';
-      while (Date.now() < deadline) {
-        const address = await backend.agentAddress(namespace);
-        if (address) {
-          const problem = await agentIsServing(address, sessionId, workerTls);
-          if (problem === null) return address;
-          lastProblem = problem;
-        }
-        ctx.heartbeat(lastProblem);
-        await ctx.sleep(50);
-      }
-      throw ApplicationFailure.nonRetryable(
-        `agent of session ${sessionId} in ${namespace} not ready after ${agentReadyTimeoutMs} ms: ${lastProblem}`,
-        'AgentNotReady',
-      );
+    /** Returns the agent's address once it serves; its progress goes to the heartbeats. */
+    async waitForAgent({ namespace, sessionId, volume }: SessionRef): Promise<string> {
+      const { cancellationSignal: signal } = Context.current();
+      return heartbeating((onProgress) =>
+        backend.waitForAgent({ namespace, sessionId, volume }, { deadlineMs: agentReadyTimeoutMs, onProgress, signal }),
+      ).catch((err) => {
+        throw permanent(err);
+      });
     },
 
     /**
@@ -87,8 +95,7 @@ export function createProvisioningActivities({ backend, ca, workerTls, agentRead
     async probeAgent({ namespace, sessionId }: SessionRef): Promise<string | null> {
       let problem: string | null = null;
       for (let attempt = 1; attempt <= PROBE_ATTEMPTS; attempt++) {
-        const address = await backend.agentAddress(namespace);
-        problem = address ? await agentIsServing(address, sessionId, workerTls) : `agent of session ${sessionId} is not running`;
+        problem = await backend.agentProblem(namespace, sessionId);
         if (problem === null) return null;
         if (attempt < PROBE_ATTEMPTS) await Context.current().sleep(PROBE_RETRY_MS);
       }
@@ -96,17 +103,13 @@ export function createProvisioningActivities({ backend, ca, workerTls, agentRead
     },
 
     async syncWorkspace({ volume, workspace }: { volume: string; workspace: string }): Promise<void> {
-      const ctx = Context.current();
-      const beat = setInterval(() => ctx.heartbeat(), 1000);
       try {
-        await backend.syncWorkspace(volume, workspace);
+        await heartbeating(() => backend.syncWorkspace(volume, workspace));
       } catch (err) {
         if (err instanceof Error && err.name === FAILURE.WORKSPACE_NOT_FOUND) {
           throw ApplicationFailure.nonRetryable(err.message, FAILURE.WORKSPACE_NOT_FOUND);
         }
         throw err;
-      } finally {
-        clearInterval(beat);
       }
     },
 

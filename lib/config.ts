@@ -5,10 +5,14 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { SessionTimeouts } from '../workflows/messages';
+import { type KubernetesBackendConfig, kubernetesConfigFromEnv } from './compute/kubernetes/config';
 
 export type StoreConfig =
   | { kind: 'sqlite'; file: string }
   | { kind: 'spanner'; projectId: string; instanceId: string; databaseId: string };
+
+/** What runs sessions: local processes, or pods in the cluster of the default kubeconfig. */
+export type BackendConfig = { kind: 'local' } | { kind: 'kubernetes'; kubernetes: KubernetesBackendConfig };
 
 export interface RbsConfig {
   /** Local state: CA, SQLite store, namespaces and volumes of the local backend. */
@@ -16,6 +20,7 @@ export interface RbsConfig {
   temporal: { address: string; namespace: string; taskQueue: string };
   orchestrator: { listen: string };
   store: StoreConfig;
+  backend: BackendConfig;
   session: SessionTimeouts;
   agentReadyTimeoutMs: number;
   cleanup: { intervalMs: number; orphanGraceMs: number };
@@ -46,6 +51,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RbsConfig {
   } else {
     throw new Error(`RBS_STORE must be 'sqlite' or 'spanner', got '${storeKind}'`);
   }
+  const backendKind = env.RBS_BACKEND || 'local';
+  let backend: BackendConfig;
+  if (backendKind === 'local') backend = { kind: 'local' };
+  else if (backendKind === 'kubernetes') backend = { kind: 'kubernetes', kubernetes: kubernetesConfigFromEnv(env) };
+  else throw new Error(`RBS_BACKEND must be 'local' or 'kubernetes', got '${backendKind}'`);
   return {
     home,
     temporal: {
@@ -55,6 +65,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RbsConfig {
     },
     orchestrator: { listen: env.RBS_ORCHESTRATOR_LISTEN ?? '127.0.0.1:7443' },
     store,
+    backend,
     session: {
       idleTimeoutMs: int('RBS_IDLE_TIMEOUT_MS', 30 * MINUTE),
       retentionMs: int('RBS_RETENTION_MS', 7 * 24 * 60 * MINUTE),

@@ -48,6 +48,8 @@ export const FAILURE = {
   INVALID_PUBLIC_KEY: 'InvalidPublicKey',
   WORKSPACE_NOT_FOUND: 'WorkspaceNotFound',
   QUOTA_EXCEEDED: 'QuotaExceeded',
+  /** The agent cannot start, for good; details[0] is the backend's AgentStartFailure reason. */
+  AGENT_START_FAILED: 'AgentStartFailed',
 } as const;
 
 /** Start-or-attach: resolves once the session is READY (resuming it if suspended). */

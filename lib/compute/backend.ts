@@ -8,6 +8,8 @@ export interface NamespaceSpec {
   namespace: string;
   sessionId: string;
   user: string;
+  /** The (user, workspace) volume the session will use: recorded with the namespace. */
+  volume: string;
 }
 
 export interface AgentSpec {
@@ -21,6 +23,12 @@ export interface AgentCredentials {
   caCertPem: string;
   certPem: string;
   keyPem: string;
+}
+
+/** The names the agent's certificate must carry so that clients reach it by TLS host name (and SNI). */
+export interface AgentTlsNames {
+  dnsNames: string[];
+  ipAddresses: string[];
 }
 
 /** A namespace this backend created, as found when listing. */
@@ -39,18 +47,68 @@ export interface RunningAgent {
   id: string;
 }
 
+/** How far a starting agent has come; reported while waiting for it. */
+export interface AgentProgress {
+  stage: 'waiting' | 'scheduled' | 'image pulled' | 'ready';
+  detail: string;
+}
+
+export interface AgentWait {
+  /** How long the agent may take to become ready before waitForAgent gives up (AgentStartError 'Timeout'). */
+  deadlineMs: number;
+  onProgress(progress: AgentProgress): void;
+  /** Aborts the wait (the activity was cancelled). */
+  signal?: AbortSignal;
+}
+
+/** Why an agent cannot start, for good: retrying the same step would fail the same way. */
+export const AGENT_START_FAILURES = [
+  'ImagePullBackOff',
+  'CrashLoopBackOff',
+  'ContainerConfigError',
+  'QuotaExceeded',
+  'PodRejected',
+  'PodFailed',
+  'Unschedulable',
+  'Timeout',
+] as const;
+export type AgentStartFailure = (typeof AGENT_START_FAILURES)[number];
+
+/** A permanent failure to start or reach an agent; activities turn it into a non-retryable failure. */
+export class AgentStartError extends Error {
+  constructor(
+    readonly reason: AgentStartFailure,
+    message: string,
+  ) {
+    super(`${reason}: ${message}`);
+    this.name = 'AgentStartError';
+  }
+}
+
 export interface ComputeBackend {
   readonly kind: 'local' | 'kubernetes';
   ensureNamespace(spec: NamespaceSpec): Promise<void>;
   /** Makes the (user, workspace) volume exist and available to the namespace; keeps its data. */
   ensureVolume(namespace: string, volume: string): Promise<void>;
   hasAgentCredentials(namespace: string): Promise<boolean>;
+  /** DNS names and IPs for the agent certificate of `namespace`. */
+  agentTlsNames(namespace: string): AgentTlsNames;
   installAgentCredentials(namespace: string, credentials: AgentCredentials): Promise<void>;
-  /** Starts the agent unless it already runs. */
+  /** Starts the agent unless it already runs. Throws AgentStartError when it cannot, for good. */
   startAgent(spec: AgentSpec): Promise<void>;
-  /** Where the agent listens once it has started, or null while it has not. */
-  agentAddress(namespace: string): Promise<string | null>;
-  /** Copies the developer's workspace into the volume (the initial sync). */
+  /**
+   * Resolves to the address the proxy reaches the agent by once the agent serves; throws
+   * AgentStartError when it fails for good or is not ready by the deadline.
+   */
+  waitForAgent(spec: AgentSpec, wait: AgentWait): Promise<string>;
+  /** Null while the session's agent serves, else what is wrong with it (one look, no retries). */
+  agentProblem(namespace: string, sessionId: string): Promise<string | null>;
+  /**
+   * The initial sync of the developer's workspace into the volume. Local: the worker runs where the
+   * workspace is and copies it (throws an error named WorkspaceNotFound if it is missing).
+   * Kubernetes: the worker cannot read the developer's machine; the proxy's first (full) rsync over
+   * the agent's mTLS Sync stream is the initial sync, so this only checks that the volume is bound.
+   */
   syncWorkspace(volume: string, sourceDir: string): Promise<void>;
   /** Stops the agent, keeping the namespace and the volume (suspend). */
   stopAgent(namespace: string): Promise<void>;

@@ -8,18 +8,23 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { readTlsMaterial, writeTlsMaterial } from '../grpc/tls';
+import { type TlsMaterial, readTlsMaterial, writeTlsMaterial } from '../grpc/tls';
 import { type Child, startChild } from '../local/child';
 import { isDns1123Label } from '../naming';
 import { workspaceFilters } from '../sync/filters';
 import { installFile } from '../files';
-import type {
-  AgentCredentials,
-  AgentSpec,
-  ComputeBackend,
-  ManagedNamespace,
-  NamespaceSpec,
-  RunningAgent,
+import { agentIsServing } from './agent-health';
+import { checkLabel } from './names';
+import {
+  type AgentCredentials,
+  type AgentSpec,
+  AgentStartError,
+  type AgentTlsNames,
+  type AgentWait,
+  type ComputeBackend,
+  type ManagedNamespace,
+  type NamespaceSpec,
+  type RunningAgent,
 } from './backend';
 
 /** What a namespace directory holds; the agent process (services/agent/main.ts) shares this layout. */
@@ -51,6 +56,8 @@ const AGENT_START_TIMEOUT_MS = 10_000;
 const AGENT_STOP_GRACE_MS = 5_000;
 const AGENT_KILL_WAIT_MS = 2_000;
 const POLL_MS = 25;
+/** Between health checks of a starting agent (each is a TLS handshake). */
+const READY_POLL_MS = 50;
 
 /** The agent as built next to this module: in dist/ when compiled, in <repo>/dist when run from sources. */
 export function defaultAgentCommand(): string[] {
@@ -59,15 +66,24 @@ export function defaultAgentCommand(): string[] {
   return [process.execPath, path.join(dist, 'services', 'agent', 'main.js')];
 }
 
+export interface LocalBackendOptions {
+  home: string;
+  agentCommand: string[];
+  /** The worker's identity, for the health checks of waitForAgent and agentProblem. */
+  workerTls?: TlsMaterial;
+}
+
 export class LocalBackend implements ComputeBackend {
   readonly kind = 'local' as const;
   private readonly home: string;
   private readonly agentCommand: string[];
+  private readonly workerTls: TlsMaterial | undefined;
 
-  constructor(options: { home: string; agentCommand: string[] }) {
+  constructor(options: LocalBackendOptions) {
     if (options.agentCommand.length === 0) throw new Error('LocalBackend needs a non-empty agentCommand');
     this.home = path.resolve(options.home);
     this.agentCommand = options.agentCommand;
+    this.workerTls = options.workerTls;
   }
 
   async ensureNamespace(spec: NamespaceSpec): Promise<void> {
@@ -111,6 +127,11 @@ export class LocalBackend implements ComputeBackend {
     }
   }
 
+  /** Agents listen on loopback, and clients dial them by IP or as localhost. */
+  agentTlsNames(): AgentTlsNames {
+    return { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] };
+  }
+
   async installAgentCredentials(namespace: string, credentials: AgentCredentials): Promise<void> {
     this.requireNamespace(namespace);
     await writeTlsMaterial(this.tlsDir(namespace), 'agent', credentials);
@@ -129,8 +150,37 @@ export class LocalBackend implements ComputeBackend {
     await this.awaitAgent(spec.namespace, child);
   }
 
+  /** Where the agent listens once it has started, or null while it has not. */
   async agentAddress(namespace: string): Promise<string | null> {
     return liveAgentInfo(this.namespaceDir(namespace))?.address ?? null;
+  }
+
+  /** Ready means: the agent answers a health check over mTLS as its session's agent. */
+  async waitForAgent({ namespace, sessionId }: AgentSpec, { deadlineMs, onProgress, signal }: AgentWait): Promise<string> {
+    const deadline = Date.now() + deadlineMs;
+    let problem = 'it has not published an address';
+    for (;;) {
+      const address = await this.agentAddress(namespace);
+      if (address) {
+        const answer = await agentIsServing(address, sessionId, this.requireWorkerTls());
+        if (answer === null) {
+          onProgress({ stage: 'ready', detail: address });
+          return address;
+        }
+        problem = answer;
+      }
+      if (Date.now() >= deadline) {
+        throw new AgentStartError('Timeout', `agent of session ${sessionId} in ${namespace} not ready after ${deadlineMs} ms: ${problem}`);
+      }
+      onProgress({ stage: 'waiting', detail: problem });
+      await sleep(READY_POLL_MS, undefined, { signal });
+    }
+  }
+
+  async agentProblem(namespace: string, sessionId: string): Promise<string | null> {
+    const address = await this.agentAddress(namespace);
+    if (!address) return `agent of session ${sessionId} is not running`;
+    return agentIsServing(address, sessionId, this.requireWorkerTls());
   }
 
   async syncWorkspace(volume: string, sourceDir: string): Promise<void> {
@@ -226,6 +276,11 @@ export class LocalBackend implements ComputeBackend {
     }
   }
 
+  private requireWorkerTls(): TlsMaterial {
+    if (!this.workerTls) throw new Error('this LocalBackend was built without workerTls: it cannot check agents');
+    return this.workerTls;
+  }
+
   private requireNamespace(namespace: string): NamespaceRecord {
     const record = readNamespaceRecord(this.namespaceDir(namespace));
     if (!record) throw new Error(`namespace ${namespace} does not exist: ensureNamespace first`);
@@ -247,12 +302,6 @@ export class LocalBackend implements ComputeBackend {
   private workspaceDir(volume: string): string {
     return path.join(this.volumeDir(volume), 'workspace');
   }
-}
-
-/** Names become path components: anything but a DNS-1123 label could escape the home. */
-function checkLabel(what: string, name: string): string {
-  if (!isDns1123Label(name)) throw new Error(`invalid ${what} name '${name}': not a DNS-1123 label`);
-  return name;
 }
 
 interface AgentProcess {

@@ -1,6 +1,8 @@
 /**
- * The agent process: serves one session from its namespace directory until SIGTERM/SIGINT.
- * Exit codes: 0 stopped, 1 failed, 2 bad flags, 3 another agent already serves the namespace.
+ * The agent process: serves one session until SIGTERM/SIGINT. Two ways to run it:
+ * - local (LocalBackend): flags name the namespace directory, whose lock makes it the only agent there;
+ * - in a pod (KubernetesBackend): no flags, RBS_AGENT_* variables; Kubernetes keeps it the only one.
+ * Exit codes: 0 stopped, 1 failed, 2 bad flags or settings, 3 another agent already serves the namespace.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -8,9 +10,14 @@ import { parseArgs } from 'node:util';
 import { AGENT_EXIT_ALREADY_RUNNING, type AgentInfo, NAMESPACE_FILES, agentNamespaceDirOf } from '../../lib/compute/local-backend';
 import { readTlsMaterial } from '../../lib/grpc/tls';
 import { installFile } from '../../lib/files';
-import { startAgentServer } from './server';
+import { InvalidInputError, validateSessionId } from '../../lib/validate';
+import { type AgentServer, type AgentServerOptions, startAgentServer } from './server';
 
-const USAGE = 'usage: agent --namespace-dir DIR --session ID --workspace-dir DIR [--listen HOST:PORT]';
+const USAGE = [
+  'usage: agent --namespace-dir DIR --session ID --workspace-dir DIR [--listen HOST:PORT]',
+  '   or: agent, in a pod, with RBS_AGENT_SESSION, RBS_AGENT_TLS_DIR and RBS_AGENT_VOLUME_DIR set',
+  '       (and optionally RBS_AGENT_LISTEN, default 0.0.0.0:9443, and RBS_AGENT_HEALTH_LISTEN)',
+].join('\n');
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
 const LOCK_ATTEMPTS = 5;
@@ -53,6 +60,30 @@ function parseFlags(argv: string[]) {
   return { namespaceDir, sessionId, workspaceDir: path.resolve(workspaceDir), listen };
 }
 
+/** The pod's settings (lib/compute/kubernetes/objects.ts agentPod sets them). */
+function podSettings(env: NodeJS.ProcessEnv) {
+  const required = (name: string) => {
+    const value = env[name];
+    if (!value) throw new ExitError(EXIT_USAGE, `${name} is required in a pod`);
+    if (name.endsWith('_DIR') && !path.isAbsolute(value)) throw new ExitError(EXIT_USAGE, `${name} must be an absolute path, got '${value}'`);
+    return value;
+  };
+  let sessionId: string;
+  try {
+    sessionId = validateSessionId(required('RBS_AGENT_SESSION'));
+  } catch (err) {
+    if (err instanceof InvalidInputError) throw new ExitError(EXIT_USAGE, `RBS_AGENT_SESSION: ${err.message}`);
+    throw err;
+  }
+  return {
+    sessionId,
+    tlsDir: required('RBS_AGENT_TLS_DIR'),
+    volumeDir: required('RBS_AGENT_VOLUME_DIR'),
+    listen: env.RBS_AGENT_LISTEN || '0.0.0.0:9443',
+    healthListen: env.RBS_AGENT_HEALTH_LISTEN || undefined,
+  };
+}
+
 function readPid(file: string): number | null {
   try {
     const pid = Number(fs.readFileSync(file, 'utf8').trim());
@@ -86,17 +117,49 @@ async function main(): Promise<number> {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
-  const { namespaceDir, sessionId, workspaceDir, listen } = parseFlags(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  if (argv.length === 0 && process.env.RBS_AGENT_SESSION !== undefined) return runInPod(podSettings(process.env), stopRequested);
+  return runLocal(parseFlags(argv), stopRequested);
+}
+
+/** Serves until a stop signal, then stops the server (and the Bazel server it drives). */
+async function serveUntilStopped(server: AgentServer, stopRequested: Promise<NodeJS.Signals>): Promise<number> {
+  log(`${await stopRequested}: stopping`);
+  await server.stop();
+  return 0;
+}
+
+async function start(options: AgentServerOptions): Promise<AgentServer> {
+  if (!fs.statSync(options.workspaceDir, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new Error(`workspace ${options.workspaceDir} is not a directory`);
+  }
+  const server = await startAgentServer(options);
+  const health = server.healthAddress ? `, health on ${server.healthAddress}` : '';
+  log(`serving session ${options.sessionId} on ${server.address}${health} (workspace ${options.workspaceDir})`);
+  return server;
+}
+
+/**
+ * The volume is mounted at volumeDir and holds the workspace copy, Bazel's output base beside it
+ * (server.ts) and HOME (set by the pod): all survive the pod. A new volume starts empty.
+ */
+async function runInPod(settings: ReturnType<typeof podSettings>, stopRequested: Promise<NodeJS.Signals>): Promise<number> {
+  const { sessionId, tlsDir, volumeDir, listen, healthListen } = settings;
+  const workspaceDir = path.join(volumeDir, 'workspace');
+  for (const dir of [workspaceDir, process.env.HOME]) if (dir) fs.mkdirSync(dir, { recursive: true });
+  const tls = await readTlsMaterial(tlsDir, 'agent');
+  return serveUntilStopped(await start({ sessionId, workspaceDir, tls, listen, healthListen }), stopRequested);
+}
+
+async function runLocal(flags: ReturnType<typeof parseFlags>, stopRequested: Promise<NodeJS.Signals>): Promise<number> {
+  const { namespaceDir, sessionId, workspaceDir, listen } = flags;
   const lockFile = path.join(namespaceDir, NAMESPACE_FILES.agentLock);
   const infoFile = path.join(namespaceDir, NAMESPACE_FILES.agentInfo);
 
   await acquireLock(lockFile, namespaceDir);
   try {
-    if (!fs.statSync(workspaceDir, { throwIfNoEntry: false })?.isDirectory()) {
-      throw new Error(`workspace ${workspaceDir} is not a directory`);
-    }
     const tls = await readTlsMaterial(path.join(namespaceDir, NAMESPACE_FILES.tls), 'agent');
-    const server = await startAgentServer({ sessionId, workspaceDir, tls, listen });
+    const server = await start({ sessionId, workspaceDir, tls, listen });
     // Two agents breaking the same stale lock can both think they won; the one still named keeps it.
     if (readPid(lockFile) !== process.pid) {
       await server.stop();
@@ -104,11 +167,7 @@ async function main(): Promise<number> {
     }
     const info: AgentInfo = { pid: process.pid, address: server.address, startedAt: new Date().toISOString() };
     await installFile(infoFile, JSON.stringify(info), 0o644, true);
-    log(`serving session ${sessionId} on ${server.address} (workspace ${workspaceDir})`);
-
-    log(`${await stopRequested}: stopping`);
-    await server.stop();
-    return 0;
+    return await serveUntilStopped(server, stopRequested);
   } finally {
     // Only the lock's holder owns agent.json; an agent that lost the lock must not touch either.
     if (readPid(lockFile) === process.pid) {

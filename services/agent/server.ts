@@ -20,11 +20,18 @@ export interface AgentServerOptions {
   tls: TlsMaterial;
   /** host:port; port 0 picks a free one. */
   listen: string;
+  /**
+   * host:port of a plaintext server that answers grpc.health.v1 Check and nothing else: the
+   * kubelet's gRPC readiness probe does not speak TLS. Off when unset (local agents).
+   */
+  healthListen?: string;
 }
 
 export interface AgentServer {
   /** host:port actually bound. */
   address: string;
+  /** host:port of the plaintext health server, if there is one. */
+  healthAddress?: string;
   /** Which workspace sync the agent's copy matches. */
   syncs: SyncLedger;
   stop(): Promise<void>;
@@ -77,14 +84,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   }
 
   const server = new grpc.Server();
-  server.addService(health.grpc.health.v1.Health.service, {
-    Check: guarded((request: { service: string }) => {
-      if (!HEALTH_SERVICES.has(request.service)) {
-        throw { code: grpc.status.NOT_FOUND, details: `the agent serves no health for service '${request.service}'` };
-      }
-      return { status: 'SERVING' as const };
-    }),
-  });
+  server.addService(health.grpc.health.v1.Health.service, { Check: guarded(checkHealth) });
   server.addService(agent.rbs.v1.Agent.service, {
     Ping: guarded(() => ({ sessionId, workspaceDir, startedAtMs })),
     Sync: guardedStream((call: SyncCall) => serveSync(call, workspaceDir, syncs)),
@@ -93,23 +93,55 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     ShutdownBazel: guarded(() => shutdownBazel(bazel)),
   });
 
-  const host = listenHost(options.listen);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(options.listen, serverCredentials(options.tls), (err, bound) =>
-      err ? reject(new Error(`agent cannot listen on ${options.listen}: ${err.message}`)) : resolve(bound),
-    ),
-  );
+  const address = await bind(server, options.listen, serverCredentials(options.tls));
+  let healthServer: grpc.Server | undefined;
+  let healthAddress: string | undefined;
+  if (options.healthListen) {
+    healthServer = new grpc.Server();
+    healthServer.addService(health.grpc.health.v1.Health.service, {
+      Check: (call: grpc.ServerUnaryCall<{ service: string }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        try {
+          callback(null, checkHealth(call.request));
+        } catch (err) {
+          callback(err as grpc.ServiceError);
+        }
+      },
+    });
+    healthAddress = await bind(healthServer, options.healthListen, grpc.ServerCredentials.createInsecure());
+  }
 
   return {
-    address: `${host}:${port}`,
+    address,
+    healthAddress,
     syncs,
     async stop() {
+      // Not ready first, so no new client is sent here while the agent stops.
+      if (healthServer) await shutdownGracefully(healthServer);
       await shutdownGracefully(server);
       // A suspended or ended session keeps no JVM running; its caches stay on the volume.
       await bazel.shutdown();
       bazel.close();
     },
   };
+}
+
+/** SERVING whenever it answers: an agent that could not serve would not have started its servers. */
+function checkHealth(request: { service: string }): { status: 'SERVING' } {
+  if (!HEALTH_SERVICES.has(request.service)) {
+    throw { code: grpc.status.NOT_FOUND, details: `the agent serves no health for service '${request.service}'` };
+  }
+  return { status: 'SERVING' };
+}
+
+/** Binds `server` to `listen` (host:port, port 0 for a free one); returns the host:port bound. */
+async function bind(server: grpc.Server, listen: string, credentials: grpc.ServerCredentials): Promise<string> {
+  const host = listenHost(listen);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(listen, credentials, (err, bound) =>
+      err ? reject(new Error(`agent cannot listen on ${listen}: ${err.message}`)) : resolve(bound),
+    ),
+  );
+  return `${host}:${port}`;
 }
 
 /** Only this session's proxy and the control-plane services may call; users and agents may not. */

@@ -4,6 +4,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, t
 import { createActivities } from '../../activities';
 import type { ComputeBackend } from '../../lib/compute/backend';
 import { LocalBackend, defaultAgentCommand } from '../../lib/compute/local-backend';
+import type { TlsMaterial } from '../../lib/grpc/tls';
 import { homePaths, type RbsConfig } from '../../lib/config';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { openSessionStore } from '../../lib/store';
@@ -41,6 +42,21 @@ const quietBundlerLogger = {
   },
 };
 
+/**
+ * The backend RBS_BACKEND names; Kubernetes from the default kubeconfig (in-cluster, KUBECONFIG or
+ * ~/.kube/config). The Kubernetes client is large: loaded only when used.
+ */
+async function backendFor(config: RbsConfig, workerTls: TlsMaterial): Promise<ComputeBackend> {
+  if (config.backend.kind === 'local') return new LocalBackend({ home: config.home, agentCommand: defaultAgentCommand(), workerTls });
+  const [{ KubeConfig }, { KubernetesBackend }] = await Promise.all([
+    import('@kubernetes/client-node'),
+    import('../../lib/compute/kubernetes/backend'),
+  ]);
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromDefault();
+  return new KubernetesBackend({ kubeConfig, config: config.backend.kubernetes });
+}
+
 export interface SessionWorker {
   worker: Worker;
   store: SessionStore;
@@ -55,7 +71,7 @@ export async function createSessionWorker(config: RbsConfig, options: { backend?
   const ca = await CertificateAuthority.loadOrCreate(homePaths(config.home).pki);
   const workerTls = { caCertPem: ca.certPem, ...(await ca.issue({ kind: 'service', name: 'worker' })) };
   const store = await openSessionStore(config.store);
-  const backend = options.backend ?? new LocalBackend({ home: config.home, agentCommand: defaultAgentCommand() });
+  const backend = options.backend ?? (await backendFor(config, workerTls));
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const clientConnection = await Connection.connect({ address: config.temporal.address });
   const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
@@ -70,7 +86,6 @@ export async function createSessionWorker(config: RbsConfig, options: { backend?
       backend,
       store,
       ca,
-      workerTls,
       temporal,
       agentReadyTimeoutMs: config.agentReadyTimeoutMs,
       orphanGraceMs: config.cleanup.orphanGraceMs,

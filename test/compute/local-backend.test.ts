@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import type { AgentProgress } from '../../lib/compute/backend';
 import { LocalBackend, defaultAgentCommand } from '../../lib/compute/local-backend';
 import { protos } from '../../lib/grpc/protos';
 import { type TlsMaterial, channelCredentials } from '../../lib/grpc/tls';
@@ -32,8 +33,8 @@ beforeAll(() => {
 
 beforeEach(async () => {
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-local-backend-'));
-  backend = new LocalBackend({ home, agentCommand: defaultAgentCommand() });
   ca = await CertificateAuthority.loadOrCreate(path.join(home, 'ca'));
+  backend = new LocalBackend({ home, agentCommand: defaultAgentCommand(), workerTls: await tlsFor({ kind: 'service', name: 'worker' }) });
 });
 
 afterEach(async () => {
@@ -48,7 +49,7 @@ async function tlsFor(identity: Identity): Promise<TlsMaterial> {
 }
 
 async function provision(): Promise<void> {
-  await backend.ensureNamespace({ namespace: NAMESPACE, sessionId: SESSION, user: 'alice' });
+  await backend.ensureNamespace({ namespace: NAMESPACE, sessionId: SESSION, user: 'alice', volume: VOLUME });
   await backend.ensureVolume(NAMESPACE, VOLUME);
   await backend.installAgentCredentials(NAMESPACE, await tlsFor({ kind: 'agent', sessionId: SESSION }));
 }
@@ -83,7 +84,7 @@ function alive(pid: number): boolean {
 
 test('provisions a session, serves it over mTLS, syncs its workspace and tears it down', async () => {
   await provision();
-  await backend.ensureNamespace({ namespace: NAMESPACE, sessionId: SESSION, user: 'alice' });
+  await backend.ensureNamespace({ namespace: NAMESPACE, sessionId: SESSION, user: 'alice', volume: VOLUME });
   expect(await backend.listNamespaces()).toEqual([
     { namespace: NAMESPACE, sessionId: SESSION, createdAt: expect.any(Date) },
   ]);
@@ -128,6 +129,33 @@ test('provisions a session, serves it over mTLS, syncs its workspace and tears i
   expect(await backend.listNamespaces()).toEqual([]);
   expect(fs.readdirSync(path.join(home, 'namespaces'))).toEqual([]);
   expect(fs.readdirSync(path.join(home, 'volumes'))).toEqual([]);
+});
+
+test('waitForAgent returns the address once the agent answers over mTLS; agentProblem says what is wrong', async () => {
+  await provision();
+  const spec = { namespace: NAMESPACE, sessionId: SESSION, volume: VOLUME };
+  expect(await backend.agentProblem(NAMESPACE, SESSION)).toBe(`agent of session ${SESSION} is not running`);
+  await expect(backend.waitForAgent(spec, { deadlineMs: 300, onProgress: () => undefined })).rejects.toMatchObject({
+    name: 'AgentStartError',
+    reason: 'Timeout',
+    message: expect.stringContaining('it has not published an address'),
+  });
+
+  await backend.startAgent(spec);
+  const progress: AgentProgress[] = [];
+  const address = await backend.waitForAgent(spec, { deadlineMs: 10_000, onProgress: (p) => progress.push(p) });
+  expect(address).toBe(await backend.agentAddress(NAMESPACE));
+  expect(progress.at(-1)).toEqual({ stage: 'ready', detail: address });
+  expect(backend.agentTlsNames()).toEqual({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  expect(await backend.agentProblem(NAMESPACE, SESSION)).toBeNull();
+  // The agent serves, but as another session's agent: not this session's.
+  expect(await backend.agentProblem(NAMESPACE, OTHER_SESSION)).toMatch(/health check failed/);
+
+  await backend.stopAgent(NAMESPACE);
+  expect(await backend.agentProblem(NAMESPACE, SESSION)).toMatch(/is not running/);
+  const aborted = new AbortController();
+  const waiting = backend.waitForAgent(spec, { deadlineMs: 60_000, onProgress: () => aborted.abort(), signal: aborted.signal });
+  await expect(waiting).rejects.toMatchObject({ name: 'AbortError' });
 });
 
 test('syncs a workspace like the developer sees it: ignored files, bazel links and .git stay out', async () => {
@@ -206,7 +234,7 @@ test('an agent killed without warning leaves a stale lock that its successor tak
 test("a namespace given to a new session stops what the old session left in it", async () => {
   await provision();
   await backend.startAgent({ namespace: NAMESPACE, sessionId: SESSION, volume: VOLUME });
-  const next = { namespace: NAMESPACE, sessionId: OTHER_SESSION, user: 'alice' };
+  const next = { namespace: NAMESPACE, sessionId: OTHER_SESSION, user: 'alice', volume: VOLUME };
 
   await backend.ensureNamespace(next);
   expect(await backend.listAgents()).toEqual([]);
@@ -216,7 +244,7 @@ test("a namespace given to a new session stops what the old session left in it",
 
 test('refuses names that are not DNS-1123 labels', async () => {
   const refused = /not a DNS-1123 label/;
-  await expect(backend.ensureNamespace({ namespace: '../escape', sessionId: SESSION, user: 'alice' })).rejects.toThrow(refused);
+  await expect(backend.ensureNamespace({ namespace: '../escape', sessionId: SESSION, user: 'alice', volume: VOLUME })).rejects.toThrow(refused);
   await expect(backend.ensureVolume(NAMESPACE, 'a/b')).rejects.toThrow(refused);
   await expect(backend.syncWorkspace('..', home)).rejects.toThrow(refused);
   await expect(backend.deleteVolume('')).rejects.toThrow(refused);

@@ -2,26 +2,20 @@ import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { homePaths } from '../../lib/config';
 import { LocalBackend, defaultAgentCommand } from '../../lib/compute/local-backend';
-import { startChild, type Child } from '../../lib/local/child';
+import type { Child } from '../../lib/local/child';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { OrchestratorClient } from '../../lib/grpc/orchestrator-client';
 import { runOrchestrator } from '../../services/orchestrator/orchestrator';
 import { cleanupScheduleId } from '../../services/worker/cleanup-schedule';
 import { testConfig } from '../harness/stack';
+import { startWorkerProcess } from '../harness/worker-process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 
-const WORKER_MAIN = path.resolve(__dirname, '../../dist/services/worker/main.js');
 
 test('a worker SIGKILLed in the middle of provisioning: after a restart the session reaches READY, nothing created twice', async () => {
   const config = testConfig();
-  const env = {
-    ...process.env,
-    RBS_HOME: config.home,
-    RBS_TEMPORAL_ADDRESS: config.temporal.address,
-    RBS_TASK_QUEUE: config.temporal.taskQueue,
-  };
-  const startWorker = () => startChild('worker', process.execPath, [WORKER_MAIN], { logFile: path.join(config.home, 'worker.log'), env });
+  const startWorker = () => startWorkerProcess(config);
   const ca = await CertificateAuthority.loadOrCreate(homePaths(config.home).pki);
   const orchestrator = await runOrchestrator(config);
   const client = new OrchestratorClient(orchestrator.address, { caCertPem: ca.certPem, ...(await ca.issue({ kind: 'user', user: 'hank', operator: false })) });

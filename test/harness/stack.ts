@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
+import type { ComputeBackend } from '../../lib/compute/backend';
 import { homePaths, loadConfig, type RbsConfig } from '../../lib/config';
 import { OrchestratorClient } from '../../lib/grpc/orchestrator-client';
 import { CertificateAuthority } from '../../lib/pki/ca';
@@ -45,10 +46,15 @@ export function testConfig(env: Record<string, string> = {}): RbsConfig {
   });
 }
 
-export async function startStack(env: Record<string, string> = {}): Promise<TestStack> {
+export interface StackOptions {
+  /** The worker's compute backend (and its restarts'); by default the one the config names. */
+  backend?: ComputeBackend;
+}
+
+export async function startStack(env: Record<string, string> = {}, options: StackOptions = {}): Promise<TestStack> {
   const config = testConfig(env);
   const ca = await CertificateAuthority.loadOrCreate(homePaths(config.home).pki);
-  let worker = await createSessionWorker(config);
+  let worker = await createSessionWorker(config, options);
   let running = worker.run();
   const orchestrator = await runOrchestrator(config);
   const connection = await Connection.connect({ address: config.temporal.address });
@@ -80,7 +86,7 @@ export async function startStack(env: Record<string, string> = {}): Promise<Test
       return dir;
     },
     async startWorker() {
-      worker = await createSessionWorker(config);
+      worker = await createSessionWorker(config, options);
       running = worker.run();
     },
     async stopWorker() {
@@ -102,10 +108,10 @@ export async function startStack(env: Record<string, string> = {}): Promise<Test
 }
 
 /** One stack for the whole test file: started before its tests, stopped after them. */
-export function useStack(env: Record<string, string> = {}): () => TestStack {
+export function useStack(env: Record<string, string> = {}, options: () => StackOptions = () => ({})): () => TestStack {
   let stack: TestStack | undefined;
   beforeAll(async () => {
-    stack = await startStack(env);
+    stack = await startStack(env, options());
   });
   afterAll(() => stack?.stop());
   return () => {

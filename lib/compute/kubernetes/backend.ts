@@ -1,0 +1,206 @@
+/**
+ * Sessions as Kubernetes namespaces: `<user>-rbs-<hash>` holds the agent pod, its Service,
+ * ServiceAccount, TLS Secret, NetworkPolicies, quota and limits, and the claim of the (user,
+ * workspace) volume, which outlives the namespace as a retained PV (volumes.ts). Everything is
+ * server-side applied, so each step converges however often it runs.
+ */
+import type { KubeConfig, V1Namespace, V1Pod } from '@kubernetes/client-node';
+import type {
+  AgentCredentials,
+  AgentSpec,
+  AgentTlsNames,
+  AgentWait,
+  ComputeBackend,
+  ManagedNamespace,
+  NamespaceSpec,
+  RunningAgent,
+} from '../backend';
+import { checkLabel } from '../names';
+import { type KubeApi, kubeApi } from './api';
+import { apply } from './apply';
+import type { KubernetesBackendConfig } from './config';
+import {
+  AGENT,
+  LABEL,
+  MANAGED_BY,
+  MANAGED_SELECTOR,
+  agentAddress,
+  agentPod,
+  agentTlsNames,
+  namespaceContents,
+  namespaceObject,
+  tlsSecret,
+} from './objects';
+import { judgePod, podRejection } from './pod-status';
+import { waitForAgentPod } from './readiness';
+import { deleteIfPresent, kubeRequest, readOrNull, waitUntilGone } from './requests';
+import { type WorkspaceStorageHooks, WorkspaceVolumes } from './volumes';
+
+export interface KubernetesBackendDeps {
+  kubeConfig: KubeConfig;
+  config: KubernetesBackendConfig;
+  /** lib/filestore's capacity check and backups, once wired; without them the StorageClass decides. */
+  workspaceStorage?: WorkspaceStorageHooks;
+}
+
+/** Under the teardown activity's one-minute limit: a slower deletion is picked up by its retry. */
+const DELETE_WAIT_MS = 45_000;
+
+export class KubernetesBackend implements ComputeBackend {
+  readonly kind = 'kubernetes' as const;
+  private readonly api: KubeApi;
+  private readonly config: KubernetesBackendConfig;
+  private readonly volumes: WorkspaceVolumes;
+
+  constructor({ kubeConfig, config, workspaceStorage }: KubernetesBackendDeps) {
+    this.api = kubeApi(kubeConfig);
+    this.config = config;
+    this.volumes = new WorkspaceVolumes(this.api, config, workspaceStorage);
+  }
+
+  async ensureNamespace(spec: NamespaceSpec): Promise<void> {
+    const existing = await this.readNamespace(spec.namespace);
+    // One workflow owns a namespace at a time, and a new session starts only once the old one's
+    // workflow has finished: a namespace of another session (or one going away) is an orphan.
+    if (existing && (sessionOf(existing) !== spec.sessionId || existing.metadata?.deletionTimestamp)) {
+      await this.deleteNamespace(spec.namespace);
+    }
+    await apply(this.api, namespaceObject(spec));
+    await Promise.all(namespaceContents(spec, this.config).map((object) => apply(this.api, object)));
+  }
+
+  async ensureVolume(namespace: string, volume: string): Promise<void> {
+    checkLabel('volume', volume);
+    const sessionId = sessionOf(await this.requireNamespace(namespace));
+    await this.volumes.ensure(namespace, volume, sessionId);
+  }
+
+  async hasAgentCredentials(namespace: string): Promise<boolean> {
+    checkLabel('namespace', namespace);
+    const secret = await readOrNull(`read secret ${namespace}/${AGENT.tlsSecret}`, () =>
+      this.api.core.readNamespacedSecret({ name: AGENT.tlsSecret, namespace }),
+    );
+    return secret !== null;
+  }
+
+  agentTlsNames(namespace: string): AgentTlsNames {
+    return agentTlsNames(checkLabel('namespace', namespace), this.config);
+  }
+
+  async installAgentCredentials(namespace: string, credentials: AgentCredentials): Promise<void> {
+    const labels = (await this.requireNamespace(namespace)).metadata!.labels!;
+    await apply(this.api, tlsSecret(namespace, labels[LABEL.sessionId], labels[LABEL.volume], credentials));
+  }
+
+  async startAgent(spec: AgentSpec): Promise<void> {
+    const existing = await this.readAgentPod(spec.namespace);
+    if (existing && isLiveAgentOf(existing, spec.sessionId)) return;
+    if (existing) await this.stopAgent(spec.namespace); // a pod cannot be restarted in place: replace it
+    try {
+      await apply(this.api, agentPod(spec, this.config));
+    } catch (err) {
+      // A concurrent start won: its pod already counted against the quota when ours was checked.
+      const winner = await this.readAgentPod(spec.namespace);
+      if (winner && isLiveAgentOf(winner, spec.sessionId)) return;
+      throw podRejection(err, spec.namespace, spec.sessionId) ?? err;
+    }
+  }
+
+  /** Ready is the pod's Ready condition (the kubelet's gRPC probe); then the volume is kept for good. */
+  async waitForAgent(spec: AgentSpec, wait: AgentWait): Promise<string> {
+    await waitForAgentPod(this.api, checkLabel('namespace', spec.namespace), spec.sessionId, wait);
+    await this.volumes.retain(spec.namespace, spec.volume);
+    return agentAddress(spec.namespace, this.config);
+  }
+
+  async agentProblem(namespace: string, sessionId: string): Promise<string | null> {
+    const verdict = judgePod(await this.readAgentPod(namespace), sessionId);
+    if (verdict.kind === 'ready') return null;
+    const problem = verdict.kind === 'failed' ? `${verdict.reason}: ${verdict.detail}` : verdict.progress.detail;
+    return `agent of session ${sessionId} is not ready: ${problem}`;
+  }
+
+  /**
+   * The worker cannot read the developer's machine: the proxy's first rsync (full, over the
+   * agent's mTLS Sync stream) is the initial sync. All this step can ensure is that the volume
+   * it will land on is bound; `sourceDir` is a path on the laptop and deliberately not looked at.
+   */
+  async syncWorkspace(volume: string, _sourceDir: string): Promise<void> {
+    await this.volumes.checkBound(checkLabel('volume', volume));
+  }
+
+  async stopAgent(namespace: string): Promise<void> {
+    checkLabel('namespace', namespace);
+    await this.deletePod(namespace, AGENT.name);
+  }
+
+  async deleteNamespace(namespace: string): Promise<void> {
+    const existing = await this.readNamespace(namespace);
+    if (!existing) return;
+    if (existing.metadata?.labels?.[LABEL.managedBy] !== MANAGED_BY) {
+      throw new Error(`namespace ${namespace} is not managed by rbs (no ${MANAGED_SELECTOR} label): not deleting it`);
+    }
+    await deleteIfPresent(`delete namespace ${namespace}`, () => this.api.core.deleteNamespace({ name: namespace }));
+    await waitUntilGone(`namespace ${namespace}`, () => this.readNamespace(namespace), DELETE_WAIT_MS);
+  }
+
+  async deleteVolume(volume: string): Promise<void> {
+    await this.volumes.remove(checkLabel('volume', volume));
+  }
+
+  async listNamespaces(): Promise<ManagedNamespace[]> {
+    const list = await kubeRequest('list managed namespaces', () => this.api.core.listNamespace({ labelSelector: MANAGED_SELECTOR }));
+    return list.items.map((ns) => ({
+      namespace: ns.metadata!.name!,
+      sessionId: sessionOf(ns),
+      createdAt: new Date(ns.metadata!.creationTimestamp!),
+    }));
+  }
+
+  async listAgents(): Promise<RunningAgent[]> {
+    const labelSelector = `${MANAGED_SELECTOR},${LABEL.name}=${AGENT.appName}`;
+    const list = await kubeRequest('list agent pods', () => this.api.core.listPodForAllNamespaces({ labelSelector }));
+    return list.items.map((pod) => ({
+      namespace: pod.metadata!.namespace!,
+      sessionId: pod.metadata!.labels![LABEL.sessionId],
+      startedAt: new Date(pod.metadata!.creationTimestamp!),
+      id: pod.metadata!.name!,
+    }));
+  }
+
+  async killAgent(agent: RunningAgent): Promise<void> {
+    await this.deletePod(checkLabel('namespace', agent.namespace), checkLabel('pod', agent.id));
+  }
+
+  private async deletePod(namespace: string, name: string): Promise<void> {
+    const read = () => readOrNull(`read pod ${namespace}/${name}`, () => this.api.core.readNamespacedPod({ name, namespace }));
+    await deleteIfPresent(`delete pod ${namespace}/${name}`, () => this.api.core.deleteNamespacedPod({ name, namespace }));
+    await waitUntilGone(`pod ${namespace}/${name}`, read, DELETE_WAIT_MS);
+  }
+
+  private readAgentPod(namespace: string): Promise<V1Pod | null> {
+    checkLabel('namespace', namespace);
+    return readOrNull(`read pod ${namespace}/${AGENT.name}`, () => this.api.core.readNamespacedPod({ name: AGENT.name, namespace }));
+  }
+
+  private readNamespace(namespace: string): Promise<V1Namespace | null> {
+    checkLabel('namespace', namespace);
+    return readOrNull(`read namespace ${namespace}`, () => this.api.core.readNamespace({ name: namespace }));
+  }
+
+  private async requireNamespace(namespace: string): Promise<V1Namespace> {
+    const existing = await this.readNamespace(namespace);
+    if (!existing) throw new Error(`namespace ${namespace} does not exist: ensureNamespace first`);
+    return existing;
+  }
+}
+
+/** The session's agent pod, neither ended nor going away. */
+function isLiveAgentOf(pod: V1Pod, sessionId: string): boolean {
+  const ended = pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded';
+  return pod.metadata?.labels?.[LABEL.sessionId] === sessionId && !ended && !pod.metadata?.deletionTimestamp;
+}
+
+function sessionOf(namespace: V1Namespace): string {
+  return namespace.metadata?.labels?.[LABEL.sessionId] ?? '';
+}

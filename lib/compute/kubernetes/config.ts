@@ -1,0 +1,132 @@
+/**
+ * Settings of the Kubernetes backend, from RBS_KUBE_* environment variables (lib/config.ts reads
+ * them when RBS_BACKEND=kubernetes). Every value is checked here, so a bad one stops the worker at
+ * start with the variable's name instead of failing each session later.
+ */
+import * as net from 'node:net';
+import { parseQuantity } from './quantity';
+
+export interface ResourceProfile {
+  /** Of the agent container. */
+  requests: { cpu: string; memory: string };
+  limits: { cpu: string; memory: string };
+  /** The namespace's hard cap, on requests and on limits alike. */
+  quota: { cpu: string; memory: string };
+  /** The size of a new workspace volume. */
+  volumeSize: string;
+}
+
+/** Who may open the agent's mTLS port: pods in namespaces with these labels, and these CIDRs. */
+export interface AgentIngress {
+  namespaceLabels: Record<string, string>;
+  cidrs: string[];
+}
+
+export interface KubernetesBackendConfig {
+  agentImage: string;
+  /** ReadWriteMany class of workspace volumes, e.g. Filestore's `enterprise-multishare-rwx`. */
+  storageClass: string;
+  profile: ResourceProfile;
+  ingress: AgentIngress;
+  /** host:port the proxy dials, `{namespace}` standing for the session's namespace. */
+  agentAddressTemplate: string;
+}
+
+export const DEFAULT_AGENT_ADDRESS_TEMPLATE = 'agent.{namespace}.svc:9443';
+
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL_NAME = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$/;
+const LABEL_VALUE = /^(([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?)$/;
+
+export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv): KubernetesBackendConfig {
+  const get = (name: string, fallback: string) => (env[name] === undefined || env[name] === '' ? fallback : env[name]!.trim());
+  const quantity = (name: string, fallback: string) => {
+    const value = get(name, fallback);
+    try {
+      return { value, amount: parseQuantity(value) };
+    } catch (err) {
+      throw new Error(`${name}: ${(err as Error).message}`);
+    }
+  };
+  const agentImage = get('RBS_KUBE_AGENT_IMAGE', '');
+  if (!agentImage || /\s/.test(agentImage)) throw new Error(`RBS_KUBE_AGENT_IMAGE must name the agent's image, got '${agentImage}'`);
+  const storageClass = get('RBS_KUBE_STORAGE_CLASS', 'enterprise-multishare-rwx');
+  if (!DNS_SUBDOMAIN.test(storageClass)) throw new Error(`RBS_KUBE_STORAGE_CLASS '${storageClass}' is not a StorageClass name`);
+
+  const cpu = ordered([
+    ['RBS_KUBE_CPU_REQUEST', quantity('RBS_KUBE_CPU_REQUEST', '2')],
+    ['RBS_KUBE_CPU_LIMIT', quantity('RBS_KUBE_CPU_LIMIT', '4')],
+    ['RBS_KUBE_QUOTA_CPU', quantity('RBS_KUBE_QUOTA_CPU', get('RBS_KUBE_CPU_LIMIT', '4'))],
+  ]);
+  const memory = ordered([
+    ['RBS_KUBE_MEMORY_REQUEST', quantity('RBS_KUBE_MEMORY_REQUEST', '8Gi')],
+    ['RBS_KUBE_MEMORY_LIMIT', quantity('RBS_KUBE_MEMORY_LIMIT', '8Gi')],
+    ['RBS_KUBE_QUOTA_MEMORY', quantity('RBS_KUBE_QUOTA_MEMORY', get('RBS_KUBE_MEMORY_LIMIT', '8Gi'))],
+  ]);
+  const volumeSize = quantity('RBS_KUBE_VOLUME_SIZE', '100Gi').value;
+
+  const ingress = {
+    namespaceLabels: parseLabels(get('RBS_KUBE_INGRESS_NAMESPACE_LABELS', '')),
+    cidrs: parseCidrs(get('RBS_KUBE_INGRESS_CIDRS', '')),
+  };
+  if (Object.keys(ingress.namespaceLabels).length === 0 && ingress.cidrs.length === 0) {
+    throw new Error('set RBS_KUBE_INGRESS_NAMESPACE_LABELS and/or RBS_KUBE_INGRESS_CIDRS: with neither, nothing may reach an agent');
+  }
+  const agentAddressTemplate = get('RBS_KUBE_AGENT_ADDRESS', DEFAULT_AGENT_ADDRESS_TEMPLATE);
+  if (!agentAddressTemplate.includes('{namespace}') || !/:\d{1,5}$/.test(agentAddressTemplate)) {
+    throw new Error(`RBS_KUBE_AGENT_ADDRESS must be host:port with {namespace} in it, got '${agentAddressTemplate}'`);
+  }
+  return {
+    agentImage,
+    storageClass,
+    profile: {
+      requests: { cpu: cpu[0], memory: memory[0] },
+      limits: { cpu: cpu[1], memory: memory[1] },
+      quota: { cpu: cpu[2], memory: memory[2] },
+      volumeSize,
+    },
+    ingress,
+    agentAddressTemplate,
+  };
+}
+
+/** A request above its limit, or a limit above the quota, could never be admitted. */
+function ordered(quantities: Array<[string, { value: string; amount: number }]>): string[] {
+  for (let i = 1; i < quantities.length; i++) {
+    const [lower, below] = quantities[i - 1];
+    const [upper, above] = quantities[i];
+    if (below.amount > above.amount) throw new Error(`${lower} (${below.value}) exceeds ${upper} (${above.value})`);
+  }
+  return quantities.map(([, q]) => q.value);
+}
+
+/** 'k=v,k2=v2' → { k: 'v', k2: 'v2' } (keys may carry a DNS prefix: 'kubernetes.io/metadata.name=gw'). */
+function parseLabels(text: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const pair of text.split(',').filter((p) => p.trim() !== '')) {
+    const [key, value, ...rest] = pair.trim().split('=');
+    const [prefix, name] = key.includes('/') ? key.split('/', 2) : [undefined, key];
+    const validKey = (prefix === undefined || DNS_SUBDOMAIN.test(prefix)) && name.length <= 63 && LABEL_NAME.test(name);
+    if (rest.length > 0 || value === undefined || !validKey || value.length > 63 || !LABEL_VALUE.test(value)) {
+      throw new Error(`RBS_KUBE_INGRESS_NAMESPACE_LABELS: '${pair}' is not a label key=value`);
+    }
+    labels[key] = value;
+  }
+  return labels;
+}
+
+function parseCidrs(text: string): string[] {
+  return text
+    .split(',')
+    .map((c) => c.trim())
+    .filter((c) => c !== '')
+    .map((cidr) => {
+      const [address, prefix, ...rest] = cidr.split('/');
+      const family = net.isIP(address);
+      const bits = Number(prefix);
+      if (rest.length > 0 || family === 0 || !/^\d+$/.test(prefix ?? '') || bits > (family === 4 ? 32 : 128)) {
+        throw new Error(`RBS_KUBE_INGRESS_CIDRS: '${cidr}' is not a CIDR (e.g. 10.0.0.0/8)`);
+      }
+      return cidr;
+    });
+}

@@ -1,0 +1,275 @@
+/**
+ * The objects of a session namespace, built from the session and the backend's config. Pure: no
+ * API calls, so what a session gets is readable (and unit-tested) in one place. Applied with
+ * server-side apply, so each builder states the whole of what the backend wants of its object.
+ */
+import { isIP } from 'node:net';
+import type {
+  KubernetesObject,
+  V1LimitRange,
+  V1Namespace,
+  V1NetworkPolicy,
+  V1NetworkPolicySpec,
+  V1PersistentVolumeClaim,
+  V1Pod,
+  V1ResourceQuota,
+  V1Secret,
+  V1Service,
+  V1ServiceAccount,
+} from '@kubernetes/client-node';
+import type { AgentCredentials, AgentSpec, AgentTlsNames, NamespaceSpec } from '../backend';
+import type { KubernetesBackendConfig } from './config';
+
+export const LABEL = {
+  managedBy: 'app.kubernetes.io/managed-by',
+  name: 'app.kubernetes.io/name',
+  sessionId: 'rbs.dev/session-id',
+  volume: 'rbs.dev/volume',
+} as const;
+export const MANAGED_BY = 'rbs';
+/** The raw user name: any Unicode, so an annotation, never a label (nor part of a name). */
+export const USER_ANNOTATION = 'rbs.dev/user';
+/** Selects the namespaces (and PVs, pods) this backend manages. */
+export const MANAGED_SELECTOR = `${LABEL.managedBy}=${MANAGED_BY}`;
+
+/** Names inside a session namespace: one session, one of each. */
+export const AGENT = {
+  name: 'agent',
+  appName: 'rbs-agent',
+  tlsSecret: 'agent-tls',
+  claim: 'workspace',
+  port: 9443,
+  /** Plaintext, health only: the kubelet's gRPC probe does not speak TLS. */
+  healthPort: 9444,
+  volumeMount: '/workspace',
+  tlsMount: '/etc/rbs/tls',
+} as const;
+
+/**
+ * The agent image's group (the Dockerfile's GID): the volume and the TLS files are made
+ * readable and writable by it. The user itself is the image's (numeric, non-root) USER.
+ */
+export const AGENT_FS_GROUP = 10001;
+
+const POD_SECURITY = Object.fromEntries(
+  ['enforce', 'audit', 'warn'].flatMap((mode) => [
+    [`pod-security.kubernetes.io/${mode}`, 'restricted'],
+    [`pod-security.kubernetes.io/${mode}-version`, 'latest'],
+  ]),
+);
+
+/** Address ranges an agent's builds must not reach: the cluster, the VPC, link-local (metadata server). */
+const PRIVATE_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16'];
+
+export function sessionLabels(sessionId: string, volume: string): Record<string, string> {
+  return { [LABEL.managedBy]: MANAGED_BY, [LABEL.sessionId]: sessionId, [LABEL.volume]: volume };
+}
+
+const agentSelector = { [LABEL.name]: AGENT.appName };
+
+export function namespaceObject({ namespace, sessionId, user, volume }: NamespaceSpec): V1Namespace {
+  return {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: {
+      name: namespace,
+      labels: { ...sessionLabels(sessionId, volume), ...POD_SECURITY },
+      annotations: { [USER_ANNOTATION]: user },
+    },
+  };
+}
+
+/** Everything of the namespace that does not depend on credentials, the volume or the agent's run. */
+export function namespaceContents(spec: NamespaceSpec, config: KubernetesBackendConfig): KubernetesObject[] {
+  const metadata = (name: string) => ({ name, namespace: spec.namespace, labels: sessionLabels(spec.sessionId, spec.volume) });
+  const { profile } = config;
+  const serviceAccount: V1ServiceAccount = {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: metadata(AGENT.name),
+    // The agent never calls the Kubernetes API: no token, and no Role.
+    automountServiceAccountToken: false,
+  };
+  const policy = (name: string, spec: V1NetworkPolicySpec): V1NetworkPolicy => ({
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: metadata(name),
+    spec,
+  });
+  const defaultDeny = policy('default-deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
+  const from = [
+    ...(Object.keys(config.ingress.namespaceLabels).length > 0 ? [{ namespaceSelector: { matchLabels: config.ingress.namespaceLabels } }] : []),
+    ...config.ingress.cidrs.map((cidr) => ({ ipBlock: { cidr } })),
+  ];
+  const agentIngress = policy('agent-ingress', {
+    podSelector: { matchLabels: agentSelector },
+    policyTypes: ['Ingress'],
+    ingress: [{ _from: from, ports: [{ protocol: 'TCP', port: AGENT.port }] }],
+  });
+  // Builds fetch dependencies: DNS and the public internet, but nothing private (other sessions,
+  // the control plane, the node's metadata server).
+  const agentEgress = policy('agent-egress', {
+    podSelector: { matchLabels: agentSelector },
+    policyTypes: ['Egress'],
+    egress: [
+      { ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] },
+      { to: [{ ipBlock: { cidr: '0.0.0.0/0', except: PRIVATE_RANGES } }] },
+    ],
+  });
+  const quota: V1ResourceQuota = {
+    apiVersion: 'v1',
+    kind: 'ResourceQuota',
+    metadata: metadata('session-quota'),
+    spec: {
+      hard: {
+        'requests.cpu': profile.quota.cpu,
+        'limits.cpu': profile.quota.cpu,
+        'requests.memory': profile.quota.memory,
+        'limits.memory': profile.quota.memory,
+      },
+    },
+  };
+  const limits: V1LimitRange = {
+    apiVersion: 'v1',
+    kind: 'LimitRange',
+    metadata: metadata('session-limits'),
+    spec: { limits: [{ type: 'Container', defaultRequest: { ...profile.requests }, _default: { ...profile.limits } }] },
+  };
+  const service: V1Service = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: metadata(AGENT.name),
+    spec: {
+      type: 'ClusterIP',
+      selector: agentSelector,
+      ports: [{ name: 'agent', protocol: 'TCP', port: AGENT.port, targetPort: AGENT.port, appProtocol: 'grpc' }],
+    },
+  };
+  return [serviceAccount, defaultDeny, agentIngress, agentEgress, quota, limits, service];
+}
+
+/**
+ * The workspace claim. `bound` names a retained volume of an earlier session (lib/compute/kubernetes/volumes.ts):
+ * the claim asks for exactly that volume, at its size.
+ */
+export function workspaceClaim(
+  namespace: string,
+  volume: string,
+  sessionId: string,
+  config: KubernetesBackendConfig,
+  bound?: { persistentVolume: string; capacity: string },
+): V1PersistentVolumeClaim {
+  return {
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: { name: AGENT.claim, namespace, labels: sessionLabels(sessionId, volume) },
+    spec: {
+      accessModes: ['ReadWriteMany'],
+      storageClassName: config.storageClass,
+      resources: { requests: { storage: bound?.capacity ?? config.profile.volumeSize } },
+      ...(bound ? { volumeName: bound.persistentVolume } : {}),
+    },
+  };
+}
+
+/** Mounted as the files lib/grpc/tls readTlsMaterial(dir, 'agent') reads. */
+const TLS_FILES = { 'ca.crt': 'ca.crt', 'tls.crt': 'agent.crt', 'tls.key': 'agent.key' } as const;
+
+export function tlsSecret(namespace: string, sessionId: string, volume: string, credentials: AgentCredentials): V1Secret {
+  const base64 = (pem: string) => Buffer.from(pem, 'utf8').toString('base64');
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: AGENT.tlsSecret, namespace, labels: sessionLabels(sessionId, volume) },
+    type: 'kubernetes.io/tls',
+    data: { 'ca.crt': base64(credentials.caCertPem), 'tls.crt': base64(credentials.certPem), 'tls.key': base64(credentials.keyPem) },
+  };
+}
+
+/** The agent in pod mode (services/agent/main.ts reads this environment). */
+export function agentPod({ namespace, sessionId, volume }: AgentSpec, config: KubernetesBackendConfig): V1Pod {
+  const { profile } = config;
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: AGENT.name, namespace, labels: { ...sessionLabels(sessionId, volume), ...agentSelector } },
+    spec: {
+      serviceAccountName: AGENT.name,
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      restartPolicy: 'Always',
+      terminationGracePeriodSeconds: 30,
+      securityContext: {
+        runAsNonRoot: true,
+        fsGroup: AGENT_FS_GROUP,
+        fsGroupChangePolicy: 'OnRootMismatch',
+        seccompProfile: { type: 'RuntimeDefault' },
+      },
+      containers: [
+        {
+          name: AGENT.name,
+          image: config.agentImage,
+          imagePullPolicy: 'IfNotPresent',
+          // Run by the image's entry point (tini) in its WORKDIR, as the Dockerfile's agent target has them.
+          args: ['node', 'dist/services/agent/main.js'],
+          env: [
+            { name: 'RBS_AGENT_SESSION', value: sessionId },
+            { name: 'RBS_AGENT_LISTEN', value: `0.0.0.0:${AGENT.port}` },
+            { name: 'RBS_AGENT_HEALTH_LISTEN', value: `0.0.0.0:${AGENT.healthPort}` },
+            { name: 'RBS_AGENT_TLS_DIR', value: AGENT.tlsMount },
+            { name: 'RBS_AGENT_VOLUME_DIR', value: AGENT.volumeMount },
+            // Bazel's per-user state lives with the workspace; scratch stays off the read-only root.
+            { name: 'HOME', value: `${AGENT.volumeMount}/home` },
+            { name: 'TMPDIR', value: '/tmp' },
+          ],
+          ports: [
+            { name: 'agent', containerPort: AGENT.port, protocol: 'TCP' },
+            { name: 'health', containerPort: AGENT.healthPort, protocol: 'TCP' },
+          ],
+          readinessProbe: { grpc: { port: AGENT.healthPort }, periodSeconds: 2, failureThreshold: 3 },
+          resources: { requests: { ...profile.requests }, limits: { ...profile.limits } },
+          securityContext: {
+            runAsNonRoot: true,
+            allowPrivilegeEscalation: false,
+            readOnlyRootFilesystem: true,
+            capabilities: { drop: ['ALL'] },
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          volumeMounts: [
+            { name: 'workspace', mountPath: AGENT.volumeMount },
+            { name: 'tls', mountPath: AGENT.tlsMount, readOnly: true },
+            { name: 'tmp', mountPath: '/tmp' },
+          ],
+        },
+      ],
+      volumes: [
+        { name: 'workspace', persistentVolumeClaim: { claimName: AGENT.claim } },
+        {
+          name: 'tls',
+          secret: {
+            secretName: AGENT.tlsSecret,
+            defaultMode: 0o440,
+            items: Object.entries(TLS_FILES).map(([key, path]) => ({ key, path })),
+          },
+        },
+        { name: 'tmp', emptyDir: {} },
+      ],
+    },
+  };
+}
+
+/** Where the proxy dials the agent of `namespace`. */
+export function agentAddress(namespace: string, config: KubernetesBackendConfig): string {
+  return config.agentAddressTemplate.replaceAll('{namespace}', namespace);
+}
+
+/** The Service's names, and the host of the configured address (a gateway's SNI host, say). */
+export function agentTlsNames(namespace: string, config: KubernetesBackendConfig): AgentTlsNames {
+  const host = agentAddress(namespace, config).replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+  const serviceNames = [`${AGENT.name}.${namespace}.svc`, `${AGENT.name}.${namespace}.svc.cluster.local`];
+  const isIp = isIP(host) !== 0;
+  return {
+    dnsNames: [...new Set([...serviceNames, ...(isIp ? [] : [host])])],
+    ipAddresses: isIp ? [host] : [],
+  };
+}

@@ -1,0 +1,29 @@
+/**
+ * Exactly the API access KubernetesBackend uses, as RBAC rules: the helm chart's ClusterRole for
+ * the worker is checked against this list, and the backend's tests run with nothing more.
+ *
+ * Server-side apply is a `patch` that needs `create` too when the object does not exist yet.
+ * Secrets: the worker writes one per session and reads only that one (by name), never the rest.
+ */
+import type { V1PolicyRule } from '@kubernetes/client-node';
+import { AGENT } from './objects';
+
+export const BACKEND_RULES: V1PolicyRule[] = [
+  // ensureNamespace reads and applies; deleteNamespace deletes and waits; cleanup lists.
+  { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'create', 'patch', 'delete'] },
+  // The namespace's fixed contents and the workspace claim, applied.
+  {
+    apiGroups: [''],
+    resources: ['serviceaccounts', 'services', 'resourcequotas', 'limitranges', 'persistentvolumeclaims'],
+    verbs: ['create', 'patch'],
+  },
+  { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: ['create', 'patch'] },
+  // retain() reads which PV the claim is bound to.
+  { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get'] },
+  { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+  { apiGroups: [''], resources: ['secrets'], resourceNames: [AGENT.tlsSecret], verbs: ['get', 'patch'] },
+  // The agent: applied, read, watched until ready, listed by cleanup, deleted on suspend.
+  { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
+  // Volumes: found by label, re-bound and retained (patch), deleted when they expire.
+  { apiGroups: [''], resources: ['persistentvolumes'], verbs: ['get', 'list', 'patch', 'delete'] },
+];

@@ -1,0 +1,72 @@
+/**
+ * What the agent pod's status, or the apiserver's refusal to create it, says: ready, failed for
+ * good (with a reason the session can end on), or still coming. Pure, so every case is unit-tested.
+ */
+import type { V1Pod } from '@kubernetes/client-node';
+import { AgentStartError, type AgentProgress, type AgentStartFailure } from '../backend';
+import { AGENT, LABEL } from './objects';
+import { KubeRequestError } from './requests';
+
+/** A pull that failed once (ErrImagePull) is retried by the kubelet; these are past hoping. */
+const IMAGE_FAILURES = ['ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull'];
+const CONFIG_FAILURES = ['CreateContainerConfigError', 'CreateContainerError'];
+
+/** What a pod's status says about the agent. */
+export type PodVerdict =
+  | { kind: 'ready' }
+  | { kind: 'failed'; reason: AgentStartFailure; detail: string }
+  | { kind: 'pending'; progress: AgentProgress; unschedulable: boolean };
+
+const pending = (stage: AgentProgress['stage'], detail: string, unschedulable = false): PodVerdict => ({
+  kind: 'pending',
+  progress: { stage, detail },
+  unschedulable,
+});
+
+export function judgePod(pod: V1Pod | null, sessionId: string): PodVerdict {
+  if (!pod) return pending('waiting', 'the agent pod does not exist');
+  if (pod.metadata?.labels?.[LABEL.sessionId] !== sessionId) {
+    return pending('waiting', `the agent pod belongs to session ${pod.metadata?.labels?.[LABEL.sessionId]}`);
+  }
+  if (pod.metadata?.deletionTimestamp) return pending('waiting', 'the agent pod is terminating');
+  const status = pod.status ?? {};
+  if (status.phase === 'Failed' || status.phase === 'Succeeded') {
+    return { kind: 'failed', reason: 'PodFailed', detail: `the agent pod ended (${status.phase}): ${status.reason ?? ''} ${status.message ?? ''}`.trim() };
+  }
+  const container = status.containerStatuses?.find((c) => c.name === AGENT.name);
+  const waiting = container?.state?.waiting;
+  const why = waiting?.message ? `${waiting.reason}: ${waiting.message}` : `${waiting?.reason}`;
+  if (waiting?.reason && IMAGE_FAILURES.includes(waiting.reason)) {
+    return { kind: 'failed', reason: 'ImagePullBackOff', detail: `cannot pull image ${container?.image}: ${why}` };
+  }
+  if (waiting?.reason === 'CrashLoopBackOff') {
+    const last = container?.lastState?.terminated;
+    const exit = last ? `; last exit ${last.exitCode} (${last.reason ?? ''}) ${last.message ?? ''}`.trimEnd() : '';
+    return { kind: 'failed', reason: 'CrashLoopBackOff', detail: `the agent keeps crashing: ${why}${exit}` };
+  }
+  if (waiting?.reason && CONFIG_FAILURES.includes(waiting.reason)) {
+    return { kind: 'failed', reason: 'ContainerConfigError', detail: `the agent container cannot be created: ${why}` };
+  }
+  const condition = (type: string) => status.conditions?.find((c) => c.type === type);
+  if (condition('Ready')?.status === 'True') return { kind: 'ready' };
+  const scheduled = condition('PodScheduled');
+  if (scheduled?.status === 'False') {
+    // The cluster may yet grow a node for it: unschedulable is final only at the deadline.
+    const unschedulable = scheduled.reason === 'Unschedulable';
+    return pending('waiting', `not scheduled: ${scheduled.reason ?? ''} ${scheduled.message ?? ''}`.trim(), unschedulable);
+  }
+  if (container?.state?.running || container?.imageID) return pending('image pulled', 'waiting for the readiness probe');
+  if (scheduled?.status === 'True' || pod.spec?.nodeName) return pending('scheduled', `on node ${pod.spec?.nodeName ?? '?'}`);
+  return pending('waiting', 'waiting to be scheduled');
+}
+
+/** A pod create the apiserver refused for good (quota, Pod Security, invalid spec), else null. */
+export function podRejection(err: unknown, namespace: string, sessionId: string): AgentStartError | null {
+  if (!(err instanceof KubeRequestError)) return null;
+  const agent = `agent of session ${sessionId} in ${namespace}`;
+  // "status unknown for quota" is only the quota controller not having counted yet: retried.
+  if (err.code === 403 && err.detail.includes('exceeded quota')) return new AgentStartError('QuotaExceeded', `${agent}: ${err.detail}`);
+  if (err.code === 403 && err.detail.includes('violates PodSecurity')) return new AgentStartError('PodRejected', `${agent}: ${err.detail}`);
+  if (err.code === 422) return new AgentStartError('PodRejected', `${agent}: ${err.detail}`);
+  return null;
+}

@@ -1,0 +1,106 @@
+/**
+ * Waiting for the agent pod: its Ready condition is the kubelet's gRPC readiness probe of the
+ * agent, so the worker never dials agents in the cluster. A watch (re-listed when it ends or
+ * expires with 410 Gone) follows the pod until it is ready, fails for good, or the deadline passes.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { V1Pod } from '@kubernetes/client-node';
+import { AgentStartError, type AgentWait } from '../backend';
+import type { KubeApi } from './api';
+import { AGENT } from './objects';
+import { type PodVerdict, judgePod } from './pod-status';
+import { kubeRequest } from './requests';
+
+/** Longest single watch request: the apiserver ends it, and a re-list picks up from there. */
+const MAX_WATCH_MS = 60_000;
+/** After a watch that failed at once (not merely ended), before listing again. */
+const WATCH_RETRY_MS = 1_000;
+
+/** Resolves once the session's agent pod is Ready; throws AgentStartError if it fails or the deadline passes. */
+export async function waitForAgentPod(api: KubeApi, namespace: string, sessionId: string, wait: AgentWait): Promise<void> {
+  const deadline = Date.now() + wait.deadlineMs;
+  let reported = '';
+  const judge = (pod: V1Pod | null): PodVerdict => {
+    const verdict = judgePod(pod, sessionId);
+    const progress = verdict.kind === 'pending' ? verdict.progress : verdict.kind === 'ready' ? { stage: 'ready' as const, detail: 'ready' } : null;
+    if (progress && JSON.stringify(progress) !== reported) {
+      reported = JSON.stringify(progress);
+      wait.onProgress(progress);
+    }
+    return verdict;
+  };
+  let verdict: PodVerdict;
+  for (;;) {
+    wait.signal?.throwIfAborted();
+    const list = await kubeRequest(`list pod ${namespace}/${AGENT.name}`, () =>
+      api.core.listNamespacedPod({ namespace, fieldSelector: `metadata.name=${AGENT.name}` }),
+    );
+    verdict = judge(list.items[0] ?? null);
+    const remainingMs = deadline - Date.now();
+    if (verdict.kind !== 'pending' || remainingMs <= 0) break;
+    const watched = await watchPod(api, namespace, list.metadata?.resourceVersion, Math.min(remainingMs, MAX_WATCH_MS), judge, wait.signal);
+    if (watched === 'failed') await sleep(Math.min(WATCH_RETRY_MS, Math.max(0, deadline - Date.now())));
+    else if (watched !== 'ended') verdict = watched;
+    if (verdict.kind !== 'pending') break;
+  }
+  if (verdict.kind === 'ready') return;
+  const agent = `agent of session ${sessionId} in ${namespace}`;
+  if (verdict.kind === 'failed') throw new AgentStartError(verdict.reason, `${agent}: ${verdict.detail}`);
+  const reason = verdict.unschedulable ? 'Unschedulable' : 'Timeout';
+  throw new AgentStartError(reason, `${agent} not ready after ${wait.deadlineMs} ms: ${verdict.progress.detail}`);
+}
+
+/**
+ * One watch request from `resourceVersion`, for at most `windowMs`: resolves with the first final
+ * verdict, 'ended' when the watch ends (time up, 410 Gone, closed), 'failed' when it could not start.
+ */
+function watchPod(
+  api: KubeApi,
+  namespace: string,
+  resourceVersion: string | undefined,
+  windowMs: number,
+  judge: (pod: V1Pod | null) => PodVerdict,
+  signal?: AbortSignal,
+): Promise<PodVerdict | 'ended' | 'failed'> {
+  return new Promise((resolve) => {
+    let controller: AbortController | undefined;
+    let settled = false;
+    const finish = (outcome: PodVerdict | 'ended' | 'failed') => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      controller?.abort();
+      resolve(outcome);
+    };
+    const onAbort = () => finish('ended');
+    const timer = setTimeout(() => finish('ended'), windowMs);
+    signal?.addEventListener('abort', onAbort);
+    const path = `/api/v1/namespaces/${namespace}/pods`;
+    const query = {
+      fieldSelector: `metadata.name=${AGENT.name}`,
+      resourceVersion,
+      allowWatchBookmarks: true,
+      timeoutSeconds: Math.ceil(windowMs / 1000) + 1,
+    };
+    api.watch
+      .watch(
+        path,
+        query,
+        (type: string, object: V1Pod) => {
+          if (type === 'ERROR') return finish('ended'); // 410 Gone and its like: list afresh
+          if (type === 'BOOKMARK') return;
+          const verdict = judge(type === 'DELETED' ? null : object);
+          if (verdict.kind !== 'pending') finish(verdict);
+        },
+        (err: unknown) => finish(err ? 'failed' : 'ended'),
+      )
+      .then(
+        (c) => {
+          controller = c;
+          if (settled) c.abort();
+        },
+        () => finish('failed'),
+      );
+  });
+}

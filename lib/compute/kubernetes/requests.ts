@@ -1,0 +1,73 @@
+/**
+ * Kubernetes API requests as the backend makes them: errors that say which request failed and why
+ * (the apiserver's own message), reads where absence is an answer, and waiting for an object to go.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** A failed API request: `code` is the HTTP status, the message names the request and the apiserver's reason. */
+export class KubeRequestError extends Error {
+  constructor(
+    readonly request: string,
+    readonly code: number | undefined,
+    readonly detail: string,
+  ) {
+    super(`${request}: ${code ?? 'no response'}: ${detail}`);
+    this.name = 'KubeRequestError';
+  }
+}
+
+/** Runs one API request; any failure becomes a KubeRequestError naming `request`. */
+export async function kubeRequest<T>(request: string, send: () => Promise<T>): Promise<T> {
+  try {
+    return await send();
+  } catch (err) {
+    throw asKubeRequestError(request, err);
+  }
+}
+
+/** ApiException (client-node) carries `code` and the response body, a JSON Status as text. */
+function asKubeRequestError(request: string, err: unknown): KubeRequestError {
+  if (err instanceof KubeRequestError) return err;
+  const { code, body, message } = err as { code?: unknown; body?: unknown; message?: string };
+  if (typeof code !== 'number') return new KubeRequestError(request, undefined, message ?? String(err));
+  let detail = typeof body === 'string' ? body : JSON.stringify(body);
+  try {
+    detail = (JSON.parse(detail) as { message?: string }).message ?? detail;
+  } catch {
+    // not a Status: keep the body as it came
+  }
+  return new KubeRequestError(request, code, detail || 'no details');
+}
+
+export function hasStatus(err: unknown, code: number): boolean {
+  return err instanceof KubeRequestError && err.code === code;
+}
+
+/** The object read by `read`, or null if it does not exist. */
+export async function readOrNull<T>(request: string, read: () => Promise<T>): Promise<T | null> {
+  try {
+    return await kubeRequest(request, read);
+  } catch (err) {
+    if (hasStatus(err, 404)) return null;
+    throw err;
+  }
+}
+
+/** Deletes an object; one that is already gone is fine. */
+export async function deleteIfPresent(request: string, remove: () => Promise<unknown>): Promise<void> {
+  await readOrNull(request, remove);
+}
+
+const GONE_POLL_MS = 200;
+
+/**
+ * Polls `read` until the object is gone (null). A deletion with finalizers (namespaces, volumes)
+ * takes as long as its controllers do; past `timeoutMs` the caller's retry takes over.
+ */
+export async function waitUntilGone(what: string, read: () => Promise<unknown>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await read()) !== null) {
+    if (Date.now() > deadline) throw new Error(`${what} is still there ${timeoutMs} ms after its deletion`);
+    await sleep(GONE_POLL_MS);
+  }
+}

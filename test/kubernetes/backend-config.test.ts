@@ -1,0 +1,79 @@
+/** RBS_BACKEND=kubernetes settings: good ones parse, bad ones stop the worker with the variable's name. */
+import { loadConfig } from '../../lib/config';
+import { parseQuantity } from '../../lib/compute/kubernetes/quantity';
+
+const base = { RBS_HOME: '/tmp/rbs-config-test', RBS_BACKEND: 'kubernetes', RBS_KUBE_AGENT_IMAGE: 'rbs-agent:1', RBS_KUBE_INGRESS_CIDRS: '10.0.0.0/8' };
+
+test('the local backend is the default', () => {
+  expect(loadConfig({ RBS_HOME: '/tmp/x' }).backend).toEqual({ kind: 'local' });
+  expect(() => loadConfig({ RBS_HOME: '/tmp/x', RBS_BACKEND: 'docker' })).toThrow(/RBS_BACKEND must be 'local' or 'kubernetes', got 'docker'/);
+});
+
+test('kubernetes settings with their defaults', () => {
+  expect(loadConfig(base).backend).toEqual({
+    kind: 'kubernetes',
+    kubernetes: {
+      agentImage: 'rbs-agent:1',
+      storageClass: 'enterprise-multishare-rwx',
+      profile: {
+        requests: { cpu: '2', memory: '8Gi' },
+        limits: { cpu: '4', memory: '8Gi' },
+        quota: { cpu: '4', memory: '8Gi' },
+        volumeSize: '100Gi',
+      },
+      ingress: { namespaceLabels: {}, cidrs: ['10.0.0.0/8'] },
+      agentAddressTemplate: 'agent.{namespace}.svc:9443',
+    },
+  });
+});
+
+test('every setting can be given', () => {
+  const { backend } = loadConfig({
+    ...base,
+    RBS_KUBE_STORAGE_CLASS: 'zonal-rwx',
+    RBS_KUBE_VOLUME_SIZE: '1Ti',
+    RBS_KUBE_CPU_REQUEST: '500m',
+    RBS_KUBE_CPU_LIMIT: '1',
+    RBS_KUBE_MEMORY_REQUEST: '1Gi',
+    RBS_KUBE_MEMORY_LIMIT: '2Gi',
+    RBS_KUBE_QUOTA_CPU: '2',
+    RBS_KUBE_QUOTA_MEMORY: '4Gi',
+    RBS_KUBE_INGRESS_NAMESPACE_LABELS: 'kubernetes.io/metadata.name=rbs-gateway, team=build',
+    RBS_KUBE_INGRESS_CIDRS: '10.0.0.0/8, fd00::/8',
+    RBS_KUBE_AGENT_ADDRESS: '{namespace}.agents.example.com:443',
+  });
+  expect(backend).toMatchObject({
+    kubernetes: {
+      storageClass: 'zonal-rwx',
+      profile: { requests: { cpu: '500m', memory: '1Gi' }, limits: { cpu: '1', memory: '2Gi' }, quota: { cpu: '2', memory: '4Gi' }, volumeSize: '1Ti' },
+      ingress: { namespaceLabels: { 'kubernetes.io/metadata.name': 'rbs-gateway', team: 'build' }, cidrs: ['10.0.0.0/8', 'fd00::/8'] },
+      agentAddressTemplate: '{namespace}.agents.example.com:443',
+    },
+  });
+});
+
+test.each([
+  [{ RBS_KUBE_AGENT_IMAGE: '' }, /RBS_KUBE_AGENT_IMAGE must name the agent's image/],
+  [{ RBS_KUBE_STORAGE_CLASS: 'Bad_Class' }, /RBS_KUBE_STORAGE_CLASS 'Bad_Class' is not a StorageClass name/],
+  [{ RBS_KUBE_CPU_LIMIT: 'lots' }, /RBS_KUBE_CPU_LIMIT: 'lots' is not a Kubernetes quantity/],
+  [{ RBS_KUBE_CPU_REQUEST: '8' }, /RBS_KUBE_CPU_REQUEST \(8\) exceeds RBS_KUBE_CPU_LIMIT \(4\)/],
+  [{ RBS_KUBE_QUOTA_MEMORY: '4Gi' }, /RBS_KUBE_MEMORY_LIMIT \(8Gi\) exceeds RBS_KUBE_QUOTA_MEMORY \(4Gi\)/],
+  [{ RBS_KUBE_VOLUME_SIZE: '10 GB' }, /RBS_KUBE_VOLUME_SIZE: '10 GB' is not a Kubernetes quantity/],
+  [{ RBS_KUBE_INGRESS_CIDRS: '' }, /set RBS_KUBE_INGRESS_NAMESPACE_LABELS and\/or RBS_KUBE_INGRESS_CIDRS/],
+  [{ RBS_KUBE_INGRESS_CIDRS: '10.0.0.0/33' }, /RBS_KUBE_INGRESS_CIDRS: '10.0.0.0\/33' is not a CIDR/],
+  [{ RBS_KUBE_INGRESS_CIDRS: 'example.com/8' }, /is not a CIDR/],
+  [{ RBS_KUBE_INGRESS_NAMESPACE_LABELS: 'team' }, /RBS_KUBE_INGRESS_NAMESPACE_LABELS: 'team' is not a label key=value/],
+  [{ RBS_KUBE_INGRESS_NAMESPACE_LABELS: 'team=a b' }, /is not a label key=value/],
+  [{ RBS_KUBE_AGENT_ADDRESS: 'agent.svc:9443' }, /RBS_KUBE_AGENT_ADDRESS must be host:port with \{namespace\} in it/],
+  [{ RBS_KUBE_AGENT_ADDRESS: 'agent.{namespace}.svc' }, /RBS_KUBE_AGENT_ADDRESS must be host:port/],
+])('refuses %j', (env, message) => {
+  expect(() => loadConfig({ ...base, ...env })).toThrow(message);
+});
+
+test('quantities', () => {
+  expect(parseQuantity('500m')).toBe(0.5);
+  expect(parseQuantity('2')).toBe(2);
+  expect(parseQuantity('1.5G')).toBe(1.5e9);
+  expect(parseQuantity('8Gi')).toBe(8 * 2 ** 30);
+  for (const bad of ['', '-1', '1gi', '1 Gi', 'Gi', '1e3']) expect(() => parseQuantity(bad)).toThrow(/not a Kubernetes quantity/);
+});

@@ -1,0 +1,111 @@
+/**
+ * What the Kubernetes backend's tests share: a real control plane (test/harness/kube-control-plane),
+ * the fake volume provisioner in place of the Filestore CSI driver, and a worker identity holding
+ * exactly BACKEND_RULES, so every test also proves those rules suffice.
+ */
+import {
+  CoreV1Api,
+  KubeConfig,
+  NetworkingV1Api,
+  RbacAuthorizationV1Api,
+  type V1Namespace,
+} from '@kubernetes/client-node';
+import { KubernetesBackend } from '../../lib/compute/kubernetes/backend';
+import { DEFAULT_AGENT_ADDRESS_TEMPLATE, type KubernetesBackendConfig } from '../../lib/compute/kubernetes/config';
+import { BACKEND_RULES } from '../../lib/compute/kubernetes/permissions';
+import type { WorkspaceStorageHooks } from '../../lib/compute/kubernetes/volumes';
+import { FAKE_STORAGE_CLASS, type FakeVolumeProvisioner, startFakeVolumeProvisioner } from '../fakes/fake-volume-provisioner';
+import { type KubeControlPlane, startKubeControlPlane } from '../harness/kube-control-plane';
+import { waitFor } from '../harness/wait';
+
+export const WORKER_USER = 'rbs-worker';
+
+export const TEST_BACKEND_CONFIG: KubernetesBackendConfig = {
+  agentImage: 'registry.rbs.test/rbs-agent:test',
+  storageClass: FAKE_STORAGE_CLASS,
+  profile: {
+    requests: { cpu: '500m', memory: '1Gi' },
+    limits: { cpu: '1', memory: '2Gi' },
+    quota: { cpu: '1', memory: '2Gi' },
+    volumeSize: '10Gi',
+  },
+  ingress: { namespaceLabels: { 'kubernetes.io/metadata.name': 'rbs-system' }, cidrs: ['10.9.0.0/16'] },
+  agentAddressTemplate: DEFAULT_AGENT_ADDRESS_TEMPLATE,
+};
+
+/** Limits above the namespace's quota: quota admission refuses the agent pod. */
+export const OVER_QUOTA = { ...TEST_BACKEND_CONFIG.profile, quota: { cpu: '500m', memory: '2Gi' } };
+
+/** The same settings as RBS_* variables, for a worker process (lib/config.ts parses them). */
+export const TEST_BACKEND_ENV = {
+  RBS_BACKEND: 'kubernetes',
+  RBS_KUBE_AGENT_IMAGE: TEST_BACKEND_CONFIG.agentImage,
+  RBS_KUBE_STORAGE_CLASS: FAKE_STORAGE_CLASS,
+  RBS_KUBE_CPU_REQUEST: '500m',
+  RBS_KUBE_CPU_LIMIT: '1',
+  RBS_KUBE_MEMORY_REQUEST: '1Gi',
+  RBS_KUBE_MEMORY_LIMIT: '2Gi',
+  RBS_KUBE_VOLUME_SIZE: '10Gi',
+  RBS_KUBE_INGRESS_NAMESPACE_LABELS: 'kubernetes.io/metadata.name=rbs-system',
+  RBS_KUBE_INGRESS_CIDRS: '10.9.0.0/16',
+};
+
+export interface KubeBackendFixture {
+  controlPlane: KubeControlPlane;
+  provisioner: FakeVolumeProvisioner;
+  /** The worker's kubeconfig: BACKEND_RULES and nothing else. */
+  workerKubeconfigPath: string;
+  /** A backend as the worker builds it, with `config` over the test defaults. */
+  backend(config?: Partial<KubernetesBackendConfig>, workspaceStorage?: WorkspaceStorageHooks): KubernetesBackend;
+  /** Cluster-admin clients, for looking at (and tampering with) what the backend made. */
+  admin: { core: CoreV1Api; networking: NetworkingV1Api };
+  /** The namespace, or null once it is gone. */
+  namespace(name: string): Promise<V1Namespace | null>;
+  /** Waits until the namespace is gone (the namespace controller takes some seconds). */
+  namespaceGone(name: string): Promise<void>;
+}
+
+export function useKubeBackend(): () => KubeBackendFixture {
+  let fixture: KubeBackendFixture | undefined;
+  beforeAll(async () => {
+    const controlPlane = await startKubeControlPlane({ nodes: 2 });
+    const rbac = controlPlane.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
+    await rbac.createClusterRole({ body: { metadata: { name: WORKER_USER }, rules: BACKEND_RULES } });
+    await rbac.createClusterRoleBinding({
+      body: {
+        metadata: { name: WORKER_USER },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: WORKER_USER },
+        subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: WORKER_USER }],
+      },
+    });
+    const workerKubeconfigPath = controlPlane.kubeconfigFor(WORKER_USER);
+    const provisioner = await startFakeVolumeProvisioner(controlPlane.kubeConfig);
+    const core = controlPlane.kubeConfig.makeApiClient(CoreV1Api);
+    const namespace = (name: string) =>
+      core.readNamespace({ name }).catch((err: { code?: number }) => {
+        if (err.code === 404) return null;
+        throw err;
+      });
+    fixture = {
+      controlPlane,
+      provisioner,
+      workerKubeconfigPath,
+      backend(config = {}, workspaceStorage) {
+        const kubeConfig = new KubeConfig();
+        kubeConfig.loadFromFile(workerKubeconfigPath);
+        return new KubernetesBackend({ kubeConfig, config: { ...TEST_BACKEND_CONFIG, ...config }, workspaceStorage });
+      },
+      admin: { core, networking: controlPlane.kubeConfig.makeApiClient(NetworkingV1Api) },
+      namespace,
+      namespaceGone: (name) => waitFor(async () => (await namespace(name)) === null, 60_000, `namespace ${name} to go`),
+    };
+  });
+  afterAll(async () => {
+    await fixture?.provisioner.stop();
+    await fixture?.controlPlane.stop();
+  });
+  return () => {
+    if (!fixture) throw new Error('the Kubernetes fixture did not start (see beforeAll)');
+    return fixture;
+  };
+}

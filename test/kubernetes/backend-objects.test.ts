@@ -1,0 +1,143 @@
+/** The manifests of a session namespace, as built (the integration tests check what the apiserver makes of them). */
+import type { KubernetesBackendConfig } from '../../lib/compute/kubernetes/config';
+import {
+  AGENT,
+  USER_ANNOTATION,
+  agentAddress,
+  agentPod,
+  agentTlsNames,
+  namespaceContents,
+  namespaceObject,
+  tlsSecret,
+  workspaceClaim,
+} from '../../lib/compute/kubernetes/objects';
+
+const config: KubernetesBackendConfig = {
+  agentImage: 'registry.example/rbs-agent:1',
+  storageClass: 'enterprise-multishare-rwx',
+  profile: {
+    requests: { cpu: '1', memory: '2Gi' },
+    limits: { cpu: '2', memory: '4Gi' },
+    quota: { cpu: '3', memory: '6Gi' },
+    volumeSize: '50Gi',
+  },
+  ingress: { namespaceLabels: { 'kubernetes.io/metadata.name': 'rbs' }, cidrs: ['10.8.0.0/16'] },
+  agentAddressTemplate: 'agent.{namespace}.svc:9443',
+};
+const spec = { namespace: 'zoe-rbs-0123456789ab', sessionId: '3f2c7a4e-1b2d-4c5e-8f9a-0b1c2d3e4f50', user: 'Zoë Ünicode', volume: 'zoe-vol-0123456789ab' };
+const labels = { 'app.kubernetes.io/managed-by': 'rbs', 'rbs.dev/session-id': spec.sessionId, 'rbs.dev/volume': spec.volume };
+
+test('the namespace carries ownership labels and Pod Security restricted; the raw user name only in an annotation', () => {
+  const ns = namespaceObject(spec);
+  expect(ns.metadata?.labels).toEqual({
+    ...labels,
+    'pod-security.kubernetes.io/enforce': 'restricted',
+    'pod-security.kubernetes.io/enforce-version': 'latest',
+    'pod-security.kubernetes.io/audit': 'restricted',
+    'pod-security.kubernetes.io/audit-version': 'latest',
+    'pod-security.kubernetes.io/warn': 'restricted',
+    'pod-security.kubernetes.io/warn-version': 'latest',
+  });
+  expect(ns.metadata?.annotations).toEqual({ [USER_ANNOTATION]: 'Zoë Ünicode' });
+});
+
+test('the namespace holds a token-less ServiceAccount, deny-by-default policies, quota and limits from the profile, and the Service', () => {
+  const objects = namespaceContents(spec, config);
+  expect(objects.map((o) => `${o.kind}/${o.metadata?.name}`)).toEqual([
+    'ServiceAccount/agent',
+    'NetworkPolicy/default-deny',
+    'NetworkPolicy/agent-ingress',
+    'NetworkPolicy/agent-egress',
+    'ResourceQuota/session-quota',
+    'LimitRange/session-limits',
+    'Service/agent',
+  ]);
+  for (const o of objects) expect(o.metadata).toMatchObject({ namespace: spec.namespace, labels });
+  const [account, deny, ingress, egress, quota, limits, service] = objects as any[];
+  expect(account.automountServiceAccountToken).toBe(false);
+  expect(deny.spec).toEqual({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
+  expect(ingress.spec.ingress).toEqual([
+    {
+      _from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'rbs' } } }, { ipBlock: { cidr: '10.8.0.0/16' } }],
+      ports: [{ protocol: 'TCP', port: 9443 }],
+    },
+  ]);
+  expect(egress.spec.egress[1].to[0].ipBlock.except).toEqual(expect.arrayContaining(['10.0.0.0/8', '169.254.0.0/16']));
+  expect(quota.spec.hard).toEqual({ 'requests.cpu': '3', 'limits.cpu': '3', 'requests.memory': '6Gi', 'limits.memory': '6Gi' });
+  expect(limits.spec.limits).toEqual([{ type: 'Container', defaultRequest: { cpu: '1', memory: '2Gi' }, _default: { cpu: '2', memory: '4Gi' } }]);
+  expect(service.spec).toMatchObject({ type: 'ClusterIP', selector: { 'app.kubernetes.io/name': 'rbs-agent' } });
+});
+
+test('an ingress of CIDRs only has no namespace selector (which would admit every namespace)', () => {
+  const cidrsOnly = { ...config, ingress: { namespaceLabels: {}, cidrs: ['192.0.2.0/24'] } };
+  const ingress = namespaceContents(spec, cidrsOnly).find((o) => o.metadata?.name === 'agent-ingress') as any;
+  expect(ingress.spec.ingress[0]._from).toEqual([{ ipBlock: { cidr: '192.0.2.0/24' } }]);
+});
+
+test('the workspace claim is RWX on the configured class; a re-bound one names its PV at its size', () => {
+  const fresh = workspaceClaim(spec.namespace, spec.volume, spec.sessionId, config);
+  expect(fresh.spec).toEqual({ accessModes: ['ReadWriteMany'], storageClassName: config.storageClass, resources: { requests: { storage: '50Gi' } } });
+  const rebound = workspaceClaim(spec.namespace, spec.volume, spec.sessionId, config, { persistentVolume: 'pvc-1', capacity: '1Ti' });
+  expect(rebound.spec).toMatchObject({ volumeName: 'pvc-1', resources: { requests: { storage: '1Ti' } } });
+});
+
+test('the TLS secret holds the PEMs and is mounted as the files the agent reads', () => {
+  const secret = tlsSecret(spec.namespace, spec.sessionId, spec.volume, { caCertPem: 'CA', certPem: 'CERT', keyPem: 'KEY' });
+  expect(secret).toMatchObject({ type: 'kubernetes.io/tls', metadata: { labels } });
+  expect(secret.data).toEqual({ 'ca.crt': 'Q0E=', 'tls.crt': 'Q0VSVA==', 'tls.key': 'S0VZ' });
+  const volume = agentPod(spec, config).spec!.volumes!.find((v) => v.name === 'tls')!;
+  expect(volume.secret).toEqual({
+    secretName: AGENT.tlsSecret,
+    defaultMode: 0o440,
+    items: [
+      { key: 'ca.crt', path: 'ca.crt' },
+      { key: 'tls.crt', path: 'agent.crt' },
+      { key: 'tls.key', path: 'agent.key' },
+    ],
+  });
+});
+
+test('the agent pod is restricted, token-less, sized by the profile, probed over plaintext gRPC health, with /workspace mounted', () => {
+  const pod = agentPod(spec, config);
+  const podSpec = pod.spec!;
+  const [container] = podSpec.containers;
+  expect(pod.metadata?.labels).toEqual({ ...labels, 'app.kubernetes.io/name': 'rbs-agent' });
+  expect(podSpec).toMatchObject({ serviceAccountName: 'agent', automountServiceAccountToken: false, enableServiceLinks: false });
+  expect(podSpec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+  expect(container.securityContext).toEqual({
+    runAsNonRoot: true,
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true,
+    capabilities: { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
+  });
+  expect(container.image).toBe(config.agentImage);
+  expect(container.resources).toEqual({ requests: { cpu: '1', memory: '2Gi' }, limits: { cpu: '2', memory: '4Gi' } });
+  expect(container.readinessProbe?.grpc).toEqual({ port: AGENT.healthPort });
+  expect(container.volumeMounts).toEqual([
+    { name: 'workspace', mountPath: '/workspace' },
+    { name: 'tls', mountPath: '/etc/rbs/tls', readOnly: true },
+    { name: 'tmp', mountPath: '/tmp' },
+  ]);
+  expect(podSpec.volumes![0]).toEqual({ name: 'workspace', persistentVolumeClaim: { claimName: 'workspace' } });
+  const env = Object.fromEntries(container.env!.map((e) => [e.name, e.value]));
+  expect(env).toMatchObject({
+    RBS_AGENT_SESSION: spec.sessionId,
+    RBS_AGENT_LISTEN: '0.0.0.0:9443',
+    RBS_AGENT_HEALTH_LISTEN: '0.0.0.0:9444',
+    RBS_AGENT_TLS_DIR: '/etc/rbs/tls',
+    RBS_AGENT_VOLUME_DIR: '/workspace',
+    HOME: '/workspace/home',
+  });
+});
+
+test("the agent's address comes from the template, and its certificate names the Service and that host", () => {
+  expect(agentAddress(spec.namespace, config)).toBe(`agent.${spec.namespace}.svc:9443`);
+  expect(agentTlsNames(spec.namespace, config)).toEqual({
+    dnsNames: [`agent.${spec.namespace}.svc`, `agent.${spec.namespace}.svc.cluster.local`],
+    ipAddresses: [],
+  });
+  const gateway = { ...config, agentAddressTemplate: '{namespace}.agents.rbs.example.com:443' };
+  expect(agentAddress(spec.namespace, gateway)).toBe(`${spec.namespace}.agents.rbs.example.com:443`);
+  expect(agentTlsNames(spec.namespace, gateway).dnsNames).toContain(`${spec.namespace}.agents.rbs.example.com`);
+});

@@ -1,0 +1,87 @@
+/** How the agent pod's status (as the kubelet and scheduler write it) and pod-create refusals are read. */
+import type { V1Pod } from '@kubernetes/client-node';
+import { judgePod, podRejection } from '../../lib/compute/kubernetes/pod-status';
+import { KubeRequestError } from '../../lib/compute/kubernetes/requests';
+
+const SESSION = '3f2c7a4e-1b2d-4c5e-8f9a-0b1c2d3e4f50';
+
+function pod(status: V1Pod['status'], extra: Partial<V1Pod['metadata']> = {}, nodeName?: string): V1Pod {
+  return { metadata: { name: 'agent', labels: { 'rbs.dev/session-id': SESSION }, ...extra }, spec: { containers: [], nodeName }, status };
+}
+const waitingFor = (reason: string, message = 'why', extra = {}) => ({
+  phase: 'Pending',
+  containerStatuses: [{ name: 'agent', image: 'img:1', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason, message } }, ...extra }],
+});
+
+test('progress: waiting to be scheduled, scheduled, image pulled, ready', () => {
+  expect(judgePod(null, SESSION)).toMatchObject({ kind: 'pending', progress: { stage: 'waiting' } });
+  expect(judgePod(pod({ phase: 'Pending' }), SESSION)).toMatchObject({ kind: 'pending', progress: { stage: 'waiting', detail: 'waiting to be scheduled' } });
+  const scheduled = pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'True' }] }, {}, 'node-1');
+  expect(judgePod(scheduled, SESSION)).toMatchObject({ kind: 'pending', progress: { stage: 'scheduled', detail: 'on node node-1' } });
+  const running = pod({
+    phase: 'Running',
+    conditions: [{ type: 'PodScheduled', status: 'True' }, { type: 'Ready', status: 'False' }],
+    containerStatuses: [{ name: 'agent', image: 'img:1', imageID: 'sha256:1', ready: false, restartCount: 0, state: { running: {} } }],
+  });
+  expect(judgePod(running, SESSION)).toMatchObject({ kind: 'pending', progress: { stage: 'image pulled' } });
+  const ready = pod({ phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] });
+  expect(judgePod(ready, SESSION)).toEqual({ kind: 'ready' });
+});
+
+test("another session's pod, or one terminating, is not this session's agent", () => {
+  const ready = { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] };
+  expect(judgePod(pod(ready, { labels: { 'rbs.dev/session-id': 'other' } }), SESSION)).toMatchObject({ kind: 'pending', progress: { detail: expect.stringContaining('session other') } });
+  expect(judgePod(pod(ready, { deletionTimestamp: new Date() }), SESSION)).toMatchObject({ kind: 'pending', progress: { detail: 'the agent pod is terminating' } });
+});
+
+test('image pull back-off and its like fail for good; a first ErrImagePull does not', () => {
+  for (const reason of ['ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull']) {
+    expect(judgePod(pod(waitingFor(reason, 'nope')), SESSION)).toEqual({
+      kind: 'failed',
+      reason: 'ImagePullBackOff',
+      detail: `cannot pull image img:1: ${reason}: nope`,
+    });
+  }
+  expect(judgePod(pod(waitingFor('ErrImagePull')), SESSION).kind).toBe('pending');
+});
+
+test('a crash loop fails with the last exit; a container that cannot be created fails too', () => {
+  const crashing = waitingFor('CrashLoopBackOff', 'back-off 10s', { lastState: { terminated: { exitCode: 2, reason: 'Error', message: 'bad flags' } } });
+  expect(judgePod(pod(crashing), SESSION)).toEqual({
+    kind: 'failed',
+    reason: 'CrashLoopBackOff',
+    detail: 'the agent keeps crashing: CrashLoopBackOff: back-off 10s; last exit 2 (Error) bad flags',
+  });
+  expect(judgePod(pod(waitingFor('CreateContainerConfigError', 'secret "agent-tls" not found')), SESSION)).toMatchObject({
+    kind: 'failed',
+    reason: 'ContainerConfigError',
+  });
+});
+
+test('an ended pod fails; an unschedulable one waits, marked as such, for the deadline', () => {
+  expect(judgePod(pod({ phase: 'Failed', reason: 'Evicted', message: 'low on memory' }), SESSION)).toEqual({
+    kind: 'failed',
+    reason: 'PodFailed',
+    detail: 'the agent pod ended (Failed): Evicted low on memory',
+  });
+  const unschedulable = pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available' }] });
+  expect(judgePod(unschedulable, SESSION)).toEqual({
+    kind: 'pending',
+    progress: { stage: 'waiting', detail: 'not scheduled: Unschedulable 0/3 nodes are available' },
+    unschedulable: true,
+  });
+});
+
+test('pod-create refusals: quota and Pod Security are final, an uncounted quota and other errors are retried', () => {
+  const refusal = (code: number, detail: string) => podRejection(new KubeRequestError('apply Pod ns/agent', code, detail), 'ns', SESSION);
+  expect(refusal(403, 'pods "agent" is forbidden: exceeded quota: session-quota, requested: limits.cpu=2')).toMatchObject({
+    name: 'AgentStartError',
+    reason: 'QuotaExceeded',
+    message: expect.stringMatching(/^QuotaExceeded: agent of session .* in ns: pods "agent" is forbidden: exceeded quota/),
+  });
+  expect(refusal(403, 'pods "agent" is forbidden: violates PodSecurity "restricted:latest"')).toMatchObject({ reason: 'PodRejected' });
+  expect(refusal(422, 'Pod "agent" is invalid')).toMatchObject({ reason: 'PodRejected' });
+  expect(refusal(403, 'pods "agent" is forbidden: status unknown for quota: session-quota')).toBeNull();
+  expect(refusal(500, 'etcd timeout')).toBeNull();
+  expect(podRejection(new Error('socket hang up'), 'ns', SESSION)).toBeNull();
+});

@@ -1,0 +1,115 @@
+/**
+ * Sessions on the Kubernetes backend through the real workflow: orchestrator, Temporal worker and
+ * KubernetesBackend (as a worker holding exactly BACKEND_RULES) on a real control plane with kwok nodes.
+ */
+import { X509Certificate, randomUUID } from 'node:crypto';
+import type { V1Pod } from '@kubernetes/client-node';
+import { cleanupScheduleId } from '../../services/worker/cleanup-schedule';
+import { useStack } from '../harness/stack';
+import { waitFor } from '../harness/wait';
+import { TEST_BACKEND_CONFIG, useKubeBackend } from './backend-fixture';
+
+const kube = useKubeBackend();
+
+const sessionLabels = (sessionId: string, volume: string) => ({
+  'app.kubernetes.io/managed-by': 'rbs',
+  'rbs.dev/session-id': sessionId,
+  'rbs.dev/volume': volume,
+});
+
+async function persistentVolumesOf(volume: string) {
+  return (await kube().admin.core.listPersistentVolume({ labelSelector: `rbs.dev/volume=${volume}` })).items;
+}
+
+// In a describe block, so that the stack stops (its afterAll runs) before the cluster does.
+describe('sessions on the Kubernetes backend', () => {
+  const stack = useStack({}, () => ({ backend: kube().backend() }));
+
+  test('a session reaches READY with every object as specified; ending it removes the namespace, keeps the volume for the next session', async () => {
+    const uma = await stack().client('Uma Ünicode');
+    const workspace = stack().workspace();
+    const session = await uma.getServer(workspace);
+    const { namespace, volume, sessionId } = session;
+    expect(session).toMatchObject({ phase: 'READY', agentAddress: `agent.${namespace}.svc:9443` });
+    expect(namespace).toMatch(/^uma-nicode-rbs-[0-9a-f]{12}$/);
+    const labels = sessionLabels(sessionId, volume);
+    const { core, networking } = kube().admin;
+
+    const ns = (await kube().namespace(namespace))!;
+    expect(ns.metadata?.labels).toMatchObject({ ...labels, 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/warn': 'restricted' });
+    expect(ns.metadata?.annotations?.['rbs.dev/user']).toBe('Uma Ünicode');
+
+    const account = await core.readNamespacedServiceAccount({ name: 'agent', namespace });
+    expect(account.automountServiceAccountToken).toBe(false);
+    const policies = (await networking.listNamespacedNetworkPolicy({ namespace })).items;
+    expect(policies.map((p) => p.metadata?.name).sort()).toEqual(['agent-egress', 'agent-ingress', 'default-deny']);
+    expect(policies.find((p) => p.metadata?.name === 'default-deny')?.spec).toMatchObject({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
+    expect(policies.find((p) => p.metadata?.name === 'agent-ingress')?.spec?.ingress?.[0]).toMatchObject({
+      _from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'rbs-system' } } }, { ipBlock: { cidr: '10.9.0.0/16' } }],
+      ports: [{ protocol: 'TCP', port: 9443 }],
+    });
+    const quota = await core.readNamespacedResourceQuota({ name: 'session-quota', namespace });
+    expect(quota.spec?.hard).toEqual({ 'limits.cpu': '1', 'limits.memory': '2Gi', 'requests.cpu': '1', 'requests.memory': '2Gi' });
+    expect(quota.status?.used).toMatchObject({ 'limits.cpu': '1', 'requests.cpu': '500m' });
+    const limits = await core.readNamespacedLimitRange({ name: 'session-limits', namespace });
+    expect(limits.spec?.limits[0]).toMatchObject({ type: 'Container', _default: { cpu: '1', memory: '2Gi' }, defaultRequest: { cpu: '500m', memory: '1Gi' } });
+
+    const claim = await core.readNamespacedPersistentVolumeClaim({ name: 'workspace', namespace });
+    expect(claim.metadata?.labels).toEqual(labels);
+    expect(claim.spec).toMatchObject({ accessModes: ['ReadWriteMany'], storageClassName: TEST_BACKEND_CONFIG.storageClass });
+    expect(claim.status?.phase).toBe('Bound');
+    const secret = await core.readNamespacedSecret({ name: 'agent-tls', namespace });
+    expect(secret.type).toBe('kubernetes.io/tls');
+    expect(Object.keys(secret.data ?? {}).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
+    // The agent's certificate names the address the proxy dials.
+    const certificate = Buffer.from(secret.data!['tls.crt'], 'base64').toString();
+    expect(new X509Certificate(certificate).subjectAltName).toContain(`DNS:agent.${namespace}.svc`);
+
+    const pod: V1Pod = await core.readNamespacedPod({ name: 'agent', namespace });
+    expect(pod.metadata?.labels).toMatchObject({ ...labels, 'app.kubernetes.io/name': 'rbs-agent' });
+    expect(pod.spec).toMatchObject({ serviceAccountName: 'agent', automountServiceAccountToken: false });
+    expect(kube().controlPlane.nodes).toContain(pod.spec?.nodeName);
+    expect(pod.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+    const [container] = pod.spec!.containers;
+    expect(container.securityContext).toMatchObject({ runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(pod.spec?.securityContext?.seccompProfile).toEqual({ type: 'RuntimeDefault' });
+    expect(container.readinessProbe?.grpc?.port).toBe(9444);
+    expect(container.resources).toEqual({ requests: { cpu: '500m', memory: '1Gi' }, limits: { cpu: '1', memory: '2Gi' } });
+    expect(container.volumeMounts).toEqual(expect.arrayContaining([{ name: 'workspace', mountPath: '/workspace' }, { name: 'tls', mountPath: '/etc/rbs/tls', readOnly: true }]));
+    const service = await core.readNamespacedService({ name: 'agent', namespace });
+    expect(service.spec).toMatchObject({ type: 'ClusterIP', selector: { 'app.kubernetes.io/name': 'rbs-agent' }, ports: [{ port: 9443, targetPort: 9443 }] });
+
+    const [pv] = await persistentVolumesOf(volume);
+    expect(pv.spec?.persistentVolumeReclaimPolicy).toBe('Retain');
+
+    expect((await uma.endSession(sessionId)).phase).toBe('ENDED');
+    expect(await kube().namespace(namespace)).toBeNull();
+    expect((await persistentVolumesOf(volume)).map((v) => [v.metadata?.name, v.status?.phase])).toEqual([[pv.metadata?.name, 'Released']]);
+
+    // The next session of the same user and workspace finds the same volume.
+    const next = await uma.getServer(workspace);
+    expect(next).toMatchObject({ phase: 'READY', namespace, volume });
+    expect(next.sessionId).not.toBe(sessionId);
+    const rebound = await core.readNamespacedPersistentVolumeClaim({ name: 'workspace', namespace });
+    expect(rebound.spec?.volumeName).toBe(pv.metadata?.name);
+    expect(await persistentVolumesOf(volume)).toHaveLength(1);
+    await uma.endSession(next.sessionId);
+    expect(await kube().namespace(namespace)).toBeNull();
+  });
+
+  test('the cleanup schedule removes a managed namespace without a live session and keeps live ones', async () => {
+    const vic = await stack().client('vic');
+    const live = await vic.getServer(stack().workspace());
+    const backend = stack().worker.backend;
+    const orphan = { namespace: 'orphan-rbs-0123456789ab', volume: 'orphan-vol-0123456789ab', sessionId: randomUUID(), user: 'nobody' };
+    await backend.ensureNamespace(orphan);
+    await backend.ensureVolume(orphan.namespace, orphan.volume);
+
+    await stack().temporal.schedule.getHandle(cleanupScheduleId(stack().config.temporal.taskQueue)).trigger();
+
+    await waitFor(async () => (await kube().namespace(orphan.namespace)) === null, 90_000, 'the orphaned namespace to go');
+    expect((await backend.listNamespaces()).map((n) => n.namespace)).toEqual([live.namespace]);
+    expect((await vic.describeSession(live.sessionId)).phase).toBe('READY');
+    await vic.endSession(live.sessionId);
+  });
+});
