@@ -1,0 +1,165 @@
+{{/* Names: <release>-rbs (or the release name when it already says rbs), then -orchestrator / -worker. */}}
+{{- define "rbs.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "rbs.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "rbs.labels" -}}
+{{ include "rbs.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{/* "repository:tag" of an image value (index . 0), the tag defaulting to the chart's appVersion. */}}
+{{- define "rbs.image" -}}
+{{- $image := index . 0 -}}
+{{- printf "%s:%s" $image.repository ($image.tag | default (index . 1).Chart.AppVersion) -}}
+{{- end -}}
+
+{{/* Stops the render naming every required value that is missing, all at once. */}}
+{{- define "rbs.checkValues" -}}
+{{- $v := .Values -}}
+{{- $missing := list -}}
+{{- range $name, $value := dict
+  "image.repository" $v.image.repository
+  "agents.image.repository" $v.agents.image.repository
+  "temporal.address" $v.temporal.address
+  "spanner.projectId" $v.spanner.projectId
+  "spanner.instanceId" $v.spanner.instanceId
+  "spanner.databaseId" $v.spanner.databaseId
+}}
+{{- if not $value }}{{ $missing = append $missing $name }}{{ end -}}
+{{- end -}}
+{{- if not (or $v.ca.existingSecret (and $v.ca.certificate $v.ca.key)) -}}
+{{- $missing = append $missing "ca.existingSecret (or both ca.certificate and ca.key)" -}}
+{{- end -}}
+{{- if and $v.orchestrator.ingress.enabled (not $v.orchestrator.ingress.host) -}}
+{{- $missing = append $missing "orchestrator.ingress.host (TLS passthrough routes by SNI host)" -}}
+{{- end -}}
+{{- if $missing -}}
+{{- fail (printf "missing required values (see values.yaml): %s" (join ", " $missing)) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "rbs.caSecretName" -}}
+{{- .Values.ca.existingSecret | default (printf "%s-ca" (include "rbs.fullname" .)) -}}
+{{- end -}}
+
+{{/* Where lib/config.ts puts RBS_HOME; lib/pki/ca.ts loads the CA from its pki/ directory. */}}
+{{- define "rbs.home" -}}/var/lib/rbs{{- end -}}
+
+{{/*
+The pod spec both Deployments share, for component (index . 1): the Pod Security `restricted` profile, a
+writable RBS_HOME and /tmp on a read-only root, the CA where lib/pki/ca.ts loads it, and the settings.
+*/}}
+{{- define "rbs.podSpec" -}}
+{{- $ := index . 0 -}}
+{{- $component := index . 1 -}}
+{{- $values := index $.Values $component -}}
+serviceAccountName: {{ include "rbs.fullname" $ }}-{{ $component }}
+{{- with $.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+enableServiceLinks: false
+securityContext:
+  runAsNonRoot: true
+  runAsUser: {{ $.Values.securityContext.runAsUser }}
+  runAsGroup: {{ $.Values.securityContext.runAsGroup }}
+  fsGroup: {{ $.Values.securityContext.runAsGroup }}
+  seccompProfile:
+    type: RuntimeDefault
+containers:
+  - name: {{ $component }}
+    image: {{ include "rbs.image" (list $.Values.image $) }}
+    imagePullPolicy: {{ $.Values.image.pullPolicy }}
+    args: [node, dist/services/{{ $component }}/main.js]
+    envFrom:
+      - configMapRef:
+          name: {{ include "rbs.fullname" $ }}
+    securityContext:
+      allowPrivilegeEscalation: false
+      readOnlyRootFilesystem: true
+      capabilities:
+        drop: [ALL]
+    resources:
+      {{- toYaml $values.resources | nindent 6 }}
+    volumeMounts:
+      - name: home
+        mountPath: {{ include "rbs.home" $ }}
+      - name: ca
+        mountPath: {{ include "rbs.home" $ }}/pki
+        readOnly: true
+      - name: tmp
+        mountPath: /tmp
+{{- if eq $component "orchestrator" }}
+    ports:
+      - name: grpc
+        containerPort: {{ $values.port }}
+        protocol: TCP
+    # gRPC here requires a client certificate, which the kubelet has none of: accepting connections is the signal.
+    readinessProbe:
+      tcpSocket:
+        port: grpc
+      periodSeconds: 5
+    livenessProbe:
+      tcpSocket:
+        port: grpc
+      initialDelaySeconds: 10
+      periodSeconds: 10
+{{- end }}
+volumes:
+  - name: home
+    emptyDir: {}
+  - name: tmp
+    emptyDir: {}
+  - name: ca
+    secret:
+      secretName: {{ include "rbs.caSecretName" $ }}
+      defaultMode: 288 # 0440: group-readable, the group being fsGroup
+      items:
+        - key: tls.crt
+          path: ca.crt
+        - key: tls.key
+          path: ca.key
+{{- with $values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* A label map as the backend's RBS_KUBE_INGRESS_NAMESPACE_LABELS wants it: k=v,k2=v2. */}}
+{{- define "rbs.labelList" -}}
+{{- $pairs := list -}}
+{{- range $key, $value := . -}}
+{{- $pairs = append $pairs (printf "%s=%s" $key $value) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}
+
+{{/* A value as an environment variable's text: whole numbers from YAML (float64 to Helm) without an exponent. */}}
+{{- define "rbs.envText" -}}
+{{- if kindIs "invalid" . -}}
+{{- else if and (kindIs "float64" .) (eq . (floor .)) -}}
+{{- printf "%.0f" . -}}
+{{- else -}}
+{{- toString . -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,286 @@
+/**
+ * The helm chart (helm/rbs): it lints and renders; what it renders agrees with the code (the settings lib/config.ts
+ * reads, ports, entry points, the CA where lib/pki/ca.ts loads it, the backend's BACKEND_RULES); and on a real
+ * apiserver every object passes a server-side dry-run, an install's pods pass Pod Security `restricted`, and
+ * impersonating its ServiceAccounts shows that the worker can do what the backend needs and no more, and the
+ * orchestrator nothing of it.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  AuthorizationV1Api,
+  CoreV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+  loadYaml,
+  type KubernetesObject,
+  type V1ClusterRole,
+  type V1ClusterRoleBinding,
+  type V1ConfigMap,
+  type V1Deployment,
+  type V1Ingress,
+  type V1PolicyRule,
+  type V1ResourceAttributes,
+  type V1Secret,
+  type V1Service,
+  type V1ServiceAccount,
+} from '@kubernetes/client-node';
+import { BACKEND_RULES } from '../../lib/compute/kubernetes/permissions';
+import { homePaths } from '../../lib/config';
+import { repoRoot } from '../../lib/local/tools';
+import { CertificateAuthority } from '../../lib/pki/ca';
+import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import { configUse } from '../deploy/config-env';
+import { useKubeControlPlane } from '../harness/kube-control-plane';
+import { waitFor } from '../harness/wait';
+import { CHART, NAMESPACE, PRODUCTION_VALUES, RELEASE, chartFixture, findObject, type ChartFixture } from './chart-render';
+
+const COMPONENTS = ['orchestrator', 'worker'] as const;
+const serviceAccountName = (component: string) => `${RELEASE}-${component}`;
+/** A session namespace, as the backend names them. */
+const SESSION_NAMESPACE = 'alice-rbs-0123abcd';
+
+let chart: ChartFixture;
+let objects: KubernetesObject[];
+beforeAll(async () => {
+  chart = await chartFixture();
+  objects = chart.render();
+});
+afterAll(() => chart?.remove());
+
+const deployment = (component: string) => findObject<V1Deployment>(objects, 'Deployment', `${RELEASE}-${component}`);
+const container = (component: string) => deployment(component).spec!.template.spec!.containers[0];
+const settings = () => configUse(findObject<V1ConfigMap>(objects, 'ConfigMap').data ?? {});
+
+describe('helm/rbs', () => {
+  test('passes helm lint --strict', () => {
+    const result = chart.helm(['lint', '--strict', CHART, ...chart.valueArgs]);
+    expect({ status: result.status, output: result.stdout + result.stderr }).toEqual({ status: 0, output: expect.stringContaining('0 chart(s) failed') });
+  });
+
+  test('stops naming every required value that is missing', () => {
+    const result = chart.helm(['template', RELEASE, CHART]);
+    expect(result.status).not.toBe(0);
+    for (const name of ['image.repository', 'agents.image.repository', 'temporal.address', 'spanner.projectId', 'spanner.instanceId', 'ca.existingSecret']) {
+      expect(result.stderr).toContain(name);
+    }
+  });
+
+  test('tells operators to register the search attributes the session workflows set, each as a Keyword', () => {
+    const install = chart.helm(['install', RELEASE, CHART, '--namespace', NAMESPACE, '--dry-run=client', ...chart.valueArgs]);
+    expect({ status: install.status, stderr: install.stderr }).toEqual({ status: 0, stderr: '' });
+    const command = /temporal operator search-attribute create((?:\\\n|.)*)/.exec(install.stdout)?.[1] ?? '';
+    const pairs = [...command.matchAll(/--name (\S+) --type (\S+)/g)].map(([, name, type]) => `${name}=${type}`);
+    expect(pairs.sort()).toEqual(ALL_SEARCH_ATTRIBUTES.map((key) => `${key.name}=Keyword`).sort());
+  });
+
+  test('keeps key material out of the defaults in values.yaml', () => {
+    const text = fs.readFileSync(path.join(CHART, 'values.yaml'), 'utf8');
+    expect(loadYaml<{ ca: Record<string, string> }>(text).ca).toEqual({ existingSecret: '', certificate: '', key: '' });
+    expect(text).not.toMatch(/PRIVATE KEY|BEGIN CERTIFICATE/);
+  });
+
+  test('sets only RBS_* variables lib/config.ts reads, for the Spanner store and the Kubernetes backend', () => {
+    const { config, unread } = settings();
+    expect(unread).toEqual([]);
+    expect(config.store).toEqual({ kind: 'spanner', projectId: 'rbs-test', instanceId: 'rbs', databaseId: 'rbs' });
+    expect(config.temporal.address).toBe(PRODUCTION_VALUES.temporal.address);
+    if (config.backend.kind !== 'kubernetes') throw new Error(`backend is ${config.backend.kind}, not kubernetes`);
+    expect(config.backend.kubernetes.agentImage).toBe('registry.example/rbs-agent:test');
+    // The worker probes agents, so its namespace is admitted next to the configured ranges.
+    expect(config.backend.kubernetes.ingress).toEqual({ namespaceLabels: { 'kubernetes.io/metadata.name': NAMESPACE }, cidrs: ['10.8.0.0/16'] });
+  });
+
+  test('starts the orchestrator and the worker from entry points the build produces', () => {
+    for (const component of COMPONENTS) {
+      const main = `dist/services/${component}/main.js`;
+      expect(container(component).args).toEqual(['node', main]);
+      expect(fs.existsSync(path.join(repoRoot(), main))).toBe(true);
+    }
+  });
+
+  test('serves GetServer where the orchestrator listens, through its Service and a TLS-passthrough Ingress', () => {
+    const listenPort = Number(settings().config.orchestrator.listen.split(':').pop());
+    expect(container('orchestrator').ports).toEqual([{ name: 'grpc', containerPort: listenPort, protocol: 'TCP' }]);
+    expect(container('orchestrator').readinessProbe?.tcpSocket?.port).toBe('grpc');
+    const service = findObject<V1Service>(objects, 'Service');
+    expect(service.spec?.selector).toEqual(deployment('orchestrator').spec?.selector.matchLabels);
+    expect(service.spec?.ports?.map((p) => p.targetPort)).toEqual(['grpc']);
+    const ingress = findObject<V1Ingress>(objects, 'Ingress');
+    expect(ingress.metadata?.annotations?.['nginx.ingress.kubernetes.io/ssl-passthrough']).toBe('true');
+    expect(ingress.spec?.tls).toBeUndefined(); // the orchestrator terminates mTLS itself
+    const rule = ingress.spec?.rules?.[0];
+    expect(rule?.host).toBe('rbs.example.com');
+    expect(rule?.http?.paths[0].backend.service).toEqual({ name: service.metadata?.name, port: { name: 'grpc' } });
+  });
+
+  test('mounts the CA where lib/pki/ca.ts loads it, in files it loads', async () => {
+    const { pki } = homePaths(settings().config.home);
+    const secret = findObject<V1Secret>(objects, 'Secret');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-mounted-ca-'));
+    try {
+      for (const component of COMPONENTS) {
+        const mount = container(component).volumeMounts?.find((m) => m.mountPath === pki);
+        const volume = deployment(component).spec?.template.spec?.volumes?.find((v) => v.name === mount?.name);
+        expect(volume?.secret?.secretName).toBe(secret.metadata?.name);
+        // What the kubelet would write: each item's key as its path, readable by the pod's group only.
+        for (const item of volume?.secret?.items ?? []) {
+          fs.writeFileSync(path.join(dir, item.path), Buffer.from(secret.data?.[item.key] ?? '', 'base64'));
+        }
+        expect(volume?.secret?.defaultMode).toBe(0o440);
+        const ca = await CertificateAuthority.loadOrCreate(dir);
+        expect(ca.certPem).toBe(chart.ca.certPem);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('uses an existing CA Secret when named, rendering none of its own', () => {
+    const rendered = chart.render(['--values', chart.valuesFile, '--set', 'ca.existingSecret=team-rbs-ca']);
+    expect(rendered.filter((o) => o.kind === 'Secret')).toEqual([]);
+    for (const component of COMPONENTS) {
+      const volumes = findObject<V1Deployment>(rendered, 'Deployment', `${RELEASE}-${component}`).spec?.template.spec?.volumes ?? [];
+      expect(volumes.map((v) => v.secret?.secretName).filter(Boolean)).toEqual(['team-rbs-ca']);
+    }
+  });
+
+  test("gives the worker's ServiceAccount exactly BACKEND_RULES, and only it", () => {
+    const role = findObject<V1ClusterRole>(objects, 'ClusterRole');
+    expect(role.rules).toEqual(BACKEND_RULES);
+    const binding = findObject<V1ClusterRoleBinding>(objects, 'ClusterRoleBinding');
+    expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role.metadata?.name });
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: serviceAccountName('worker'), namespace: NAMESPACE }]);
+    expect(objects.filter((o) => o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding')).toHaveLength(1);
+  });
+
+  test('mounts a ServiceAccount token into the worker only', () => {
+    for (const component of COMPONENTS) {
+      const account = findObject<V1ServiceAccount>(objects, 'ServiceAccount', serviceAccountName(component));
+      const pod = deployment(component).spec?.template.spec;
+      expect(pod?.serviceAccountName).toBe(serviceAccountName(component));
+      expect({ component, account: account.automountServiceAccountToken, pod: pod?.automountServiceAccountToken }).toEqual({
+        component,
+        account: component === 'worker',
+        pod: component === 'worker',
+      });
+    }
+  });
+});
+
+/** A rule allows `attributes` (apiGroup, resource[/subresource], verb, name), as the RBAC authorizer reads rules. */
+function allows(rule: V1PolicyRule, attributes: V1ResourceAttributes): boolean {
+  const resource = attributes.subresource ? `${attributes.resource}/${attributes.subresource}` : attributes.resource;
+  const has = (list: string[] | undefined, value: string | undefined) => !!list && (list.includes('*') || list.includes(value ?? ''));
+  const named = !rule.resourceNames?.length || rule.resourceNames.includes(attributes.name ?? '');
+  return has(rule.apiGroups, attributes.group) && has(rule.resources, resource) && has(rule.verbs, attributes.verb) && named;
+}
+
+/** Every request BACKEND_RULES allow, one per (group, resource, verb, name). */
+function backendRequests(): V1ResourceAttributes[] {
+  return BACKEND_RULES.flatMap((rule) =>
+    (rule.apiGroups ?? []).flatMap((group) =>
+      (rule.resources ?? []).flatMap((resource) =>
+        rule.verbs.flatMap((verb) => (rule.resourceNames ?? [undefined]).map((name) => ({ group, resource, verb, name }))),
+      ),
+    ),
+  );
+}
+
+/** Representative requests outside BACKEND_RULES: other kinds, other verbs, other Secrets, escalation. */
+const OUTSIDE: V1ResourceAttributes[] = [
+  { group: '', resource: 'secrets', verb: 'list' },
+  { group: '', resource: 'secrets', verb: 'get', name: 'bootstrap-token-abcdef', namespace: 'kube-system' },
+  { group: '', resource: 'nodes', verb: 'get' },
+  { group: '', resource: 'pods', subresource: 'exec', verb: 'create' },
+  { group: '', resource: 'pods', verb: 'update' },
+  { group: '', resource: 'services', verb: 'delete' },
+  { group: 'apps', resource: 'deployments', verb: 'create' },
+  { group: 'rbac.authorization.k8s.io', resource: 'clusterroles', verb: 'create' },
+  { group: 'rbac.authorization.k8s.io', resource: 'clusterroles', verb: 'escalate' },
+  { group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings', verb: 'bind' },
+];
+
+describe('helm/rbs on a real apiserver', () => {
+  const kube = useKubeControlPlane({ nodes: 1 });
+  const admin = () => KubernetesObjectApi.makeApiClient(kube().kubeConfig);
+
+  beforeAll(async () => {
+    // As a production namespace should be: Pod Security `restricted` enforced.
+    const labels = { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' };
+    await kube().kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: NAMESPACE, labels } } });
+  });
+
+  test('accepts every rendered object in a server-side dry-run', async () => {
+    const failures: string[] = [];
+    for (const object of objects) {
+      const body = { ...object, metadata: { ...object.metadata, namespace: NAMESPACE } };
+      await admin()
+        .create(body, undefined, 'All')
+        .catch((err: { body?: unknown; message?: string }) => failures.push(`${object.kind}/${object.metadata?.name}: ${err.body ?? err.message}`));
+    }
+    expect(failures).toEqual([]);
+  });
+
+  describe('installed with helm install', () => {
+    /** Each request with whether the ServiceAccount of `component` may make it, asked as that ServiceAccount. */
+    const reviews = async (component: string, requests: V1ResourceAttributes[]) => {
+      const user = `system:serviceaccount:${NAMESPACE}:${serviceAccountName(component)}`;
+      const config = new KubeConfig();
+      config.loadFromFile(kube().kubeconfigFor(user, ['system:serviceaccounts', `system:serviceaccounts:${NAMESPACE}`]));
+      const authorization = config.makeApiClient(AuthorizationV1Api);
+      // Each request cluster-wide and in a session namespace, where the backend works.
+      const scoped = requests.flatMap((r) => (r.namespace ? [r] : [r, { ...r, namespace: SESSION_NAMESPACE }]));
+      return Promise.all(
+        scoped.map(async (resourceAttributes) => {
+          const review = await authorization.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes } } });
+          return { ...resourceAttributes, allowed: review.status?.allowed ?? false };
+        }),
+      );
+    };
+
+    beforeAll(() => {
+      const result = chart.helm(['install', RELEASE, CHART, '--namespace', NAMESPACE, ...chart.valueArgs], kube().kubeconfigPath);
+      if (result.status !== 0) throw new Error(`helm install failed (exit ${result.status}): ${result.stderr}`);
+    });
+
+    test("runs both Deployments' pods, which the namespace's Pod Security `restricted` admits", async () => {
+      const api = admin();
+      // The namespace does enforce it: a pod without the restricted settings is turned away.
+      const unrestricted = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'unrestricted', namespace: NAMESPACE }, spec: { containers: [{ name: 'c', image: 'busybox' }] } };
+      await expect(api.create(unrestricted, undefined, 'All')).rejects.toMatchObject({ code: 403, body: expect.stringContaining('PodSecurity') });
+      // A pod of each template as its ReplicaSet makes them: a violation fails here, with the apiserver's reasons.
+      for (const component of COMPONENTS) {
+        const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: `${component}-template`, namespace: NAMESPACE }, spec: deployment(component).spec?.template.spec };
+        await api.create(pod, undefined, 'All');
+      }
+      await waitFor(
+        async () => {
+          const states = await Promise.all(
+            COMPONENTS.map((c) => api.read<V1Deployment>({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: `${RELEASE}-${c}`, namespace: NAMESPACE } })),
+          );
+          return states.every((d) => d.status?.readyReplicas === d.spec?.replicas);
+        },
+        60_000,
+        'the Deployments to have all their pods ready',
+      );
+    });
+
+    test('lets the worker do all that BACKEND_RULES allow', async () => {
+      const denied = (await reviews('worker', backendRequests())).filter((r) => !r.allowed);
+      expect(denied).toEqual([]);
+    });
+
+    test('lets the worker do nothing representative outside BACKEND_RULES', async () => {
+      for (const request of OUTSIDE) expect({ request, inRules: BACKEND_RULES.some((rule) => allows(rule, request)) }).toEqual({ request, inRules: false });
+      const allowed = (await reviews('worker', OUTSIDE)).filter((r) => r.allowed);
+      expect(allowed).toEqual([]);
+    });
+
+    test('lets the orchestrator do none of what the backend does', async () => {
+      const allowed = (await reviews('orchestrator', backendRequests())).filter((r) => r.allowed);
+      expect(allowed).toEqual([]);
+    });
+  });
+});
