@@ -86,11 +86,48 @@ export function mapRunRequest(request: RunRequest__Output, client: ClientPaths, 
   };
 }
 
+/**
+ * Startup options that shape the server process itself, which the agent's server must be started
+ * with: a server started with others is restarted (by the real client, which compares them with the
+ * running server's). The rest stay on the laptop: rc-file and client options are already applied
+ * to the request, and places (output base, install base, javabase) are the agent's own.
+ */
+const SERVER_STARTUP_OPTIONS = new Set([
+  'host_jvm_args',
+  'host_jvm_profile',
+  'host_jvm_debug',
+  'batch_cpu_scheduling',
+  'io_nice_level',
+  'shutdown_on_low_sys_mem',
+  'idle_server_tasks',
+  'write_command_log',
+  'expand_configs_in_place',
+  'experimental_oom_more_eagerly_threshold',
+  'unlimit_coredumps',
+  'watchfs',
+  'fatal_event_bus_exceptions',
+  'incompatible_enable_execution_transition',
+]);
+
+/** The request's startup options (as the client gives them, in order) that the server must have. */
+export function serverStartupArgs(options: RunRequest__Output['startupOptions']): string[] {
+  return options
+    .map(({ option }) => option.toString('latin1'))
+    .filter((option) => {
+      const name = /^--(?:no)?([a-z_]+)(?:=|$)/.exec(option)?.[1];
+      return name !== undefined && (SERVER_STARTUP_OPTIONS.has(name) || (name.startsWith('no') && SERVER_STARTUP_OPTIONS.has(name.slice(2))));
+    });
+}
+
 interface Connection {
   client: CommandServerClient;
   pid: number;
   requestCookie: string;
   responseCookie: string;
+}
+
+function sameArgs(a: string[], b: string[] | undefined): boolean {
+  return b !== undefined && a.length === b.length && a.every((arg, i) => arg === b[i]);
 }
 
 function isRunning(pid: number): boolean {
@@ -128,6 +165,8 @@ function checkedCall(
 export class BazelServer {
   private readonly options: BazelServerOptions & { bazel: string };
   private conn: Connection | undefined;
+  /** The startup options the server was last started or confirmed with; unknown after an agent restart. */
+  private startupArgs: string[] | undefined;
   /** Starts, attaches and stops happen one at a time. */
   private lifecycle: Promise<unknown> = Promise.resolve();
 
@@ -135,12 +174,13 @@ export class BazelServer {
     this.options = { bazel: 'bazel', ...options, workspaceDir: path.resolve(options.workspaceDir), outputBase: path.resolve(options.outputBase) };
   }
 
+  /** Attaches to the running server, or starts one with the last command's startup options (or none). */
   async ensureStarted(): Promise<void> {
-    await this.connect(true);
+    await this.connect(true, this.startupArgs);
   }
 
   async run(request: RunRequest__Output, paths: ClientPaths, onResponse: (response: RunResponse__Output) => void, signal: AbortSignal): Promise<void> {
-    const conn = await this.connect(true);
+    const conn = await this.connect(true, serverStartupArgs(request.startupOptions));
     signal.throwIfAborted();
     const { workspaceDir, outputBase } = this.options;
     const mapped = mapRunRequest(request, paths, { workspaceDir, outputBase, env: process.env });
@@ -215,16 +255,23 @@ export class BazelServer {
     return result;
   }
 
-  /** Our connection if the server still answers, else a live server's, else (if `start`) a new one. */
-  private connect(start: true): Promise<Connection>;
+  /**
+   * Our connection if the server still answers, else a live server's, else (if `start`) a new one.
+   * With `startupArgs` that the server may not have been started with, the real client starts it
+   * (or restarts it, if they differ from the running server's) before we attach; without them,
+   * whatever server runs will do.
+   */
+  private connect(start: true, startupArgs: string[] | undefined): Promise<Connection>;
   private connect(start: false): Promise<Connection | undefined>;
-  private connect(start: boolean): Promise<Connection | undefined> {
+  private connect(start: boolean, startupArgs?: string[]): Promise<Connection | undefined> {
     return this.serialized(async () => {
-      if (this.conn && (await this.pingOn(this.conn).then(() => true, () => false))) return this.conn;
+      const confirmed = startupArgs === undefined || sameArgs(startupArgs, this.startupArgs);
+      if (this.conn && confirmed && (await this.pingOn(this.conn).then(() => true, () => false))) return this.conn;
       this.close();
-      this.conn = await this.attach();
+      if (confirmed) this.conn = await this.attach();
       if (this.conn || !start) return this.conn;
-      await this.runClient(['info', 'release']);
+      await this.runClient([...(startupArgs ?? []), 'info', 'release']);
+      this.startupArgs = startupArgs ?? [];
       this.conn = await this.attach();
       if (!this.conn) throw new Error(`the Bazel server that \`bazel info\` started in ${this.options.outputBase} does not answer`);
       return this.conn;

@@ -244,6 +244,28 @@ test('after shutdown() a run restarts the server, and the action cache on the ou
   timings['build on the restarted server'] = rebuild.ms;
 });
 
+test('changed startup options that shape the server restart it with them, as a local client would', async () => {
+  const cmdline = () => fs.readFileSync(path.join(outputBase, 'server', 'cmdline'), 'latin1').split('\0');
+  const withJvmArg = clientRequest('info', ['release']);
+  withJvmArg.startupOptions.push(
+    { option: Buffer.from('--host_jvm_args=-Drbs.test=1'), source: Buffer.from(`${LAPTOP.clientWorkspace}/.bazelrc`) },
+    { option: Buffer.from('--install_base=/home/dev/install'), source: Buffer.from('') },
+  );
+  const before = serverPid();
+  expect((await bazel(server, withJvmArg)).exitCode).toBe(0);
+  const restarted = serverPid();
+  expect(restarted).not.toBe(before);
+  expect(cmdline()).toContain('--host_jvm_args=-Drbs.test=1');
+  expect(cmdline().join(' ')).not.toContain('/home/dev'); // places stay the agent's own
+
+  expect((await bazel(server, withJvmArg)).exitCode).toBe(0);
+  expect(serverPid()).toBe(restarted);
+
+  expect((await bazel(server, clientRequest('build', ['//:copy']))).exitCode).toBe(0);
+  expect(serverPid()).not.toBe(restarted);
+  expect(cmdline()).not.toContain('--host_jvm_args=-Drbs.test=1');
+});
+
 test('ensureStarted outside a workspace fails with the client’s output', async () => {
   const notWorkspace = path.join(root, 'not-a-workspace');
   fs.mkdirSync(notWorkspace);

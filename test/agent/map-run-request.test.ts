@@ -1,5 +1,5 @@
 import type { RunRequest__Output } from '../../gen/proto/command_server/RunRequest';
-import { type AgentPaths, type ClientPaths, mapRunRequest } from '../../services/agent/bazel-server';
+import { type AgentPaths, type ClientPaths, mapRunRequest, serverStartupArgs } from '../../services/agent/bazel-server';
 
 const LAPTOP: ClientPaths = { clientWorkspace: '/home/dev/proj', clientOutputBase: '/home/dev/.cache/bazel/_bazel_dev/0123abcd' };
 const AGENT: AgentPaths = { workspaceDir: '/vol/ws', outputBase: '/vol/ob', env: { PATH: '/usr/bin:/bin', HOME: '/root', USER: 'agent' } };
@@ -132,4 +132,24 @@ describe('mapRunRequest path boundaries', () => {
     expect(String(mapped.arg.at(-2))).toBe('--client_cwd=/vol/wö/ü');
     expect(mapped.arg.at(-1)).toEqual(notUtf8);
   });
+});
+
+test('only the startup options that shape the server process reach the agent, in order', () => {
+  const options: [string, string][] = [
+    ['--output_base=/home/dev/.cache/ob', ''],
+    ['--host_jvm_args=-Xmx2g', '/home/dev/proj/.bazelrc'],
+    ['--server_javabase=/home/dev/.rbs/javabase', ''],
+    ['--nowatchfs', ''],
+    ['--bazelrc=/home/dev/other.bazelrc', ''],
+    ['--host_jvm_args=-Dx=1', ''],
+    ['--install_base=/home/dev/ib', '/etc/bazel/bazelrc'],
+    ['--io_nice_level=3', ''],
+    ['--nohost_jvm_argsish', ''],
+  ];
+  expect(serverStartupArgs(request(['build'], options).startupOptions)).toEqual([
+    '--host_jvm_args=-Xmx2g',
+    '--nowatchfs',
+    '--host_jvm_args=-Dx=1',
+    '--io_nice_level=3',
+  ]);
 });

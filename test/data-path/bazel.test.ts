@@ -143,6 +143,16 @@ it('`bazel shutdown` stops proxy and remote server; the next build starts both, 
   expect(again.stderr).toMatch(/\b1 process: 1 internal\b/);
 });
 
+it('a startup option added to .bazelrc restarts the remote server with it, as it would a local one', async () => {
+  expect((await build('//:gen')).code).toBe(0);
+  const { outputBase } = await remote();
+  const firstPid = ws.serverFile('server.pid.txt', outputBase);
+  fs.appendFileSync(path.join(ws.workspace, '.bazelrc'), 'startup --host_jvm_args=-Drbs.e2e=1\n');
+  expect((await build('//:gen')).code).toBe(0);
+  expect(ws.serverFile('cmdline', outputBase)?.split('\0')).toContain('--host_jvm_args=-Drbs.e2e=1');
+  expect(ws.serverFile('server.pid.txt', outputBase)).not.toBe(firstPid);
+});
+
 it('Ctrl-C: exit 8 at once, and the remote action is gone within 2 s', async () => {
   const { child, done } = ws.start(['build', ...ws.buildOptions, '//:slow']);
   await waitFor(() => ws.sleepers().length > 0, 60_000, 'the genrule to start sleeping');
