@@ -4,6 +4,7 @@
  * stands in for them.
  */
 import * as grpc from '@grpc/grpc-js';
+import { serverKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
 import { shutdownGracefully } from '../../lib/grpc/shutdown';
 import { type AuthenticatedCall, type TlsMaterial, peerIdentity, serverCredentials } from '../../lib/grpc/tls';
@@ -25,6 +26,8 @@ export interface AgentServerOptions {
    * kubelet's gRPC readiness probe does not speak TLS. Off when unset (local agents).
    */
   healthListen?: string;
+  /** How quiet a connection may be before it is pinged; unanswered, it is dropped (lib/grpc/keepalive). */
+  keepaliveMs?: number;
 }
 
 export interface AgentServer {
@@ -83,7 +86,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     };
   }
 
-  const server = new grpc.Server();
+  // A vanished proxy's Run must be cancelled, or its command would hold the Bazel server's lock.
+  const server = new grpc.Server(serverKeepalive(options.keepaliveMs));
   server.addService(health.grpc.health.v1.Health.service, { Check: guarded(checkHealth) });
   server.addService(agent.rbs.v1.Agent.service, {
     Ping: guarded(() => ({ sessionId, workspaceDir, startedAtMs })),

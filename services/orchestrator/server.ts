@@ -4,6 +4,7 @@ import type { OrchestratorHandlers } from '../../gen/proto/rbs/v1/Orchestrator';
 import type { Session } from '../../gen/proto/rbs/v1/Session';
 import type { SessionProgress } from '../../gen/proto/rbs/v1/SessionProgress';
 import type { SessionRecord } from '../../lib/domain';
+import { serverKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
 import { shutdownGracefully } from '../../lib/grpc/shutdown';
 import { peerIdentity, serverCredentials, type TlsMaterial } from '../../lib/grpc/tls';
@@ -96,7 +97,8 @@ function handlers(sessions: Sessions, caCertPem: string): OrchestratorHandlers {
 }
 
 export async function startOrchestrator(options: { listen: string; tls: TlsMaterial; sessions: Sessions }): Promise<Orchestrator> {
-  const server = new grpc.Server();
+  // WatchSession streams of vanished clients are dropped rather than polled for hours.
+  const server = new grpc.Server(serverKeepalive());
   server.addService(protos().orchestrator.rbs.v1.Orchestrator.service, handlers(options.sessions, options.tls.caCertPem));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(options.listen, serverCredentials(options.tls), (err, p) => (err ? reject(err) : resolve(p))),

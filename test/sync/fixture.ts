@@ -13,7 +13,7 @@ import { protos } from '../../lib/grpc/protos';
 import { TLS_CHANNEL_OPTIONS, type TlsMaterial, channelCredentials } from '../../lib/grpc/tls';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import type { Identity } from '../../lib/pki/identity';
-import { type AgentServer, startAgentServer } from '../../services/agent/server';
+import { type AgentServer, type AgentServerOptions, startAgentServer } from '../../services/agent/server';
 import { syncWorkspace } from '../../services/proxy/sync';
 
 export const SESSION = randomUUID();
@@ -43,7 +43,8 @@ export interface Fixture {
   stop(): Promise<void>;
 }
 
-export async function startFixture(): Promise<Fixture> {
+/** `agentOptions` go to the agent server as they are (e.g. a short keepalive). */
+export async function startFixture(agentOptions: Partial<AgentServerOptions> = {}): Promise<Fixture> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-sync-'));
   const ca = await CertificateAuthority.loadOrCreate(path.join(root, 'ca'));
   const tlsFor = async (identity: Identity) => ({ caCertPem: ca.certPem, ...(await ca.issue(identity)) });
@@ -56,6 +57,7 @@ export async function startFixture(): Promise<Fixture> {
     workspaceDir: workspace,
     tls: await tlsFor({ kind: 'agent', sessionId: SESSION }),
     listen: '127.0.0.1:0',
+    ...agentOptions,
   });
   return {
     root,

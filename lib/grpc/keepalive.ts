@@ -1,0 +1,14 @@
+/**
+ * A peer that vanishes without closing its connection (a laptop that sleeps, a dropped network)
+ * would hold its calls open for hours, and with them a running Bazel command and the server's lock.
+ * Servers ping every connection that is this quiet and drop it when a ping goes unanswered, which
+ * cancels its calls like a client hanging up.
+ */
+import type * as grpc from '@grpc/grpc-js';
+
+export const DEFAULT_KEEPALIVE_MS = 15_000;
+
+/** Server options that drop a connection within about 1.5 × `intervalMs` of its peer vanishing. */
+export function serverKeepalive(intervalMs = DEFAULT_KEEPALIVE_MS): grpc.ServerOptions {
+  return { 'grpc.keepalive_time_ms': intervalMs, 'grpc.keepalive_timeout_ms': Math.ceil(intervalMs / 2) };
+}
