@@ -6,6 +6,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
 import { connect } from '../../lib/client-config';
 import type { OrchestratorClient, Session } from '../../lib/grpc/orchestrator-client';
+import { clientKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
 import { TLS_CHANNEL_OPTIONS, channelCredentials, type TlsMaterial } from '../../lib/grpc/tls';
 
@@ -31,7 +32,10 @@ export async function openSession(workspace: string): Promise<SessionLink> {
       keyPem: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     };
     const credentials = channelCredentials(tls, (id) => id.kind === 'agent' && id.sessionId === session.sessionId);
-    const agent = new (protos().agent.rbs.v1.Agent)(session.agentAddress, credentials, TLS_CHANNEL_OPTIONS) as unknown as AgentClient;
+    const agent = new (protos().agent.rbs.v1.Agent)(session.agentAddress, credentials, {
+      ...TLS_CHANNEL_OPTIONS,
+      ...clientKeepalive(),
+    }) as unknown as AgentClient;
     return {
       session,
       orchestrator,
