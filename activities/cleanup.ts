@@ -1,8 +1,12 @@
 /** Finding what no live session owns, for the scheduled cleanup workflow. */
+import { log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { ComputeBackend, RunningAgent } from '../lib/compute/backend';
-import { TERMINAL_PHASES, SESSION_PHASES } from '../lib/domain';
+import { TERMINAL_PHASES, SESSION_PHASES, type SessionRecord } from '../lib/domain';
+import type { ManagedVolume } from '../lib/filestore/orphans';
+import type { WorkspaceStorage } from '../lib/filestore/workspace-storage';
 import type { SessionStore } from '../lib/store/session-store';
+import { EXPIRY_REASON } from '../workflows/messages';
 import { SESSION_ID } from '../workflows/search-attributes';
 
 export interface CleanupDeps {
@@ -11,6 +15,8 @@ export interface CleanupDeps {
   temporal: Client;
   /** Younger things are left alone: their workflow may not be visible in listings yet. */
   orphanGraceMs: number;
+  /** The Filestore instances behind the Kubernetes backend's volumes, when RBS_FILESTORE_* are set. */
+  workspaceStorage?: Pick<WorkspaceStorage, 'findOrphans'>;
 }
 
 export interface Orphans {
@@ -19,9 +25,37 @@ export interface Orphans {
   sessionRows: string[];
 }
 
+/**
+ * RBS's Filestore instances (resource names) that no session's volume accounts for: reported for an
+ * operator, never deleted here, since deleting a share cannot be undone.
+ */
+export interface OrphanedShares {
+  /** Created for a volume that is not known. */
+  orphans: string[];
+  /** Marked as RBS's but without a volume name or share to tell whose. */
+  unattributed: string[];
+}
+
 const LIVE_PHASES = SESSION_PHASES.filter((p) => !TERMINAL_PHASES.includes(p));
 
-export function createCleanupActivities({ backend, store, temporal, orphanGraceMs }: CleanupDeps) {
+/**
+ * The volumes that may still exist, by what the session store says. A volume is per (user,
+ * workspace) and outlives sessions: suspension, `rbs end` and failures keep it. Only expiry deletes
+ * it, and the expired session's row then stays ENDED with EXPIRY_REASON; a later session of the
+ * same workspace makes the volume anew. So the newest row of a volume decides: the volume is known
+ * unless that row records its expiry. A volume without rows is unknown.
+ */
+export function knownVolumes(rows: readonly SessionRecord[]): Set<string> {
+  const newest = new Map<string, SessionRecord>();
+  for (const row of rows) {
+    const seen = newest.get(row.volume);
+    if (!seen || row.createdAt > seen.createdAt) newest.set(row.volume, row);
+  }
+  const expired = (row: SessionRecord) => row.phase === 'ENDED' && row.failureReason === EXPIRY_REASON;
+  return new Set([...newest.values()].filter((row) => !expired(row)).map((row) => row.volume));
+}
+
+export function createCleanupActivities({ backend, store, temporal, orphanGraceMs, workspaceStorage }: CleanupDeps) {
   /** Ids of the sessions whose workflows run now. */
   async function liveSessionIds(): Promise<Set<string>> {
     const ids = new Set<string>();
@@ -56,6 +90,27 @@ export function createCleanupActivities({ backend, store, temporal, orphanGraceM
 
     async killAgent(agent: RunningAgent): Promise<void> {
       await backend.killAgent(agent);
+    },
+
+    /**
+     * Reports (and logs, by instance name only: volume names carry user names) RBS's Filestore
+     * instances whose volume no session knows. The cutoff is taken before the store is read, and a
+     * session's row is written before its volume is claimed: an instance older than the cutoff
+     * belongs to a row this read sees, if any. An instance without a creation time counts as old.
+     */
+    async findOrphanedShares(): Promise<OrphanedShares> {
+      if (!workspaceStorage) return { orphans: [], unattributed: [] };
+      const cutoff = Date.now() - orphanGraceMs;
+      const report = await workspaceStorage.findOrphans(knownVolumes(await store.list()));
+      const old = (volumes: ManagedVolume[]) => volumes.filter((v) => (v.createdAt?.getTime() ?? 0) < cutoff).map((v) => v.instance);
+      const shares = { orphans: old(report.orphans), unattributed: old(report.unattributed) };
+      if (shares.orphans.length > 0) {
+        log.warn(`Filestore instances of RBS whose volume no session knows (not deleted; an operator decides): ${shares.orphans.join(', ')}`);
+      }
+      if (shares.unattributed.length > 0) {
+        log.warn(`Filestore instances marked as RBS's without a volume name to tell whose: ${shares.unattributed.join(', ')}`);
+      }
+      return shares;
     },
   };
 }

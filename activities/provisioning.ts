@@ -121,8 +121,9 @@ export function createProvisioningActivities({ backend, ca, agentReadyTimeoutMs 
       await backend.deleteNamespace(namespace);
     },
 
+    /** With Filestore wired, the share is backed up first, which can take minutes. */
     async deleteVolume({ volume }: Pick<SessionRef, 'volume'>): Promise<void> {
-      await backend.deleteVolume(volume);
+      await heartbeating(() => backend.deleteVolume(volume));
     },
   };
 }

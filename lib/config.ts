@@ -6,13 +6,20 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { SessionTimeouts } from '../workflows/messages';
 import { type KubernetesBackendConfig, kubernetesConfigFromEnv } from './compute/kubernetes/config';
+import { FILESTORE_VARIABLES, filestoreConfigFromEnv, filestoreConfigured } from './compute/kubernetes/filestore-config';
+import type { WorkspaceStorageConfig } from './filestore/config';
 
 export type StoreConfig =
   | { kind: 'sqlite'; file: string }
   | { kind: 'spanner'; projectId: string; instanceId: string; databaseId: string };
 
-/** What runs sessions: local processes, or pods in the cluster of the default kubeconfig. */
-export type BackendConfig = { kind: 'local' } | { kind: 'kubernetes'; kubernetes: KubernetesBackendConfig };
+/**
+ * What runs sessions: local processes, or pods in the cluster of the default kubeconfig, whose
+ * volumes may be Filestore instances RBS checks, backs up and reports (null: the StorageClass decides).
+ */
+export type BackendConfig =
+  | { kind: 'local' }
+  | { kind: 'kubernetes'; kubernetes: KubernetesBackendConfig; filestore: WorkspaceStorageConfig | null };
 
 export interface RbsConfig {
   /** Local state: CA, SQLite store, namespaces and volumes of the local backend. */
@@ -53,9 +60,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RbsConfig {
   }
   const backendKind = env.RBS_BACKEND || 'local';
   let backend: BackendConfig;
-  if (backendKind === 'local') backend = { kind: 'local' };
-  else if (backendKind === 'kubernetes') backend = { kind: 'kubernetes', kubernetes: kubernetesConfigFromEnv(env) };
-  else throw new Error(`RBS_BACKEND must be 'local' or 'kubernetes', got '${backendKind}'`);
+  if (backendKind === 'local') {
+    if (filestoreConfigured(env)) throw new Error(`${FILESTORE_VARIABLES.join(', ')} configure the volumes of RBS_BACKEND=kubernetes, not of the local backend`);
+    backend = { kind: 'local' };
+  } else if (backendKind === 'kubernetes') {
+    const kubernetes = kubernetesConfigFromEnv(env);
+    backend = { kind: 'kubernetes', kubernetes, filestore: filestoreConfigFromEnv(env, kubernetes.storageClass) };
+  } else {
+    throw new Error(`RBS_BACKEND must be 'local' or 'kubernetes', got '${backendKind}'`);
+  }
   return {
     home,
     temporal: {

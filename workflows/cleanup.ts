@@ -1,22 +1,28 @@
 /**
  * Run by a Temporal Schedule: finds what the backend and the store hold for sessions that no
  * longer have a live workflow, and removes it. Each removal is its own activity, so the history
- * shows exactly what was reconciled.
+ * shows exactly what was reconciled. Filestore instances no session accounts for are only
+ * reported: deleting a share cannot be undone, so an operator decides.
  */
-import { proxyActivities } from '@temporalio/workflow';
+import { patched, proxyActivities } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
+import type { OrphanedShares } from '../activities/cleanup';
 
 type Activities = ReturnType<typeof createActivities>;
 
-const { findOrphans, deleteNamespace, killAgent, deleteSessionRow } = proxyActivities<Activities>({
+const { findOrphans, deleteNamespace, killAgent, deleteSessionRow, findOrphanedShares } = proxyActivities<Activities>({
   startToCloseTimeout: '1m',
   retry: { initialInterval: '1s', maximumAttempts: 5 },
 });
+
+/** Runs recorded before the share report replay without it. */
+const SHARE_REPORT_PATCH = 'report-orphaned-shares';
 
 export interface CleanupReport {
   namespaces: string[];
   agents: string[];
   sessionRows: string[];
+  shares: OrphanedShares;
 }
 
 export async function cleanupWorkflow(): Promise<CleanupReport> {
@@ -24,9 +30,11 @@ export async function cleanupWorkflow(): Promise<CleanupReport> {
   await Promise.all(orphans.agents.map((agent) => killAgent(agent)));
   await Promise.all(orphans.namespaces.map((namespace) => deleteNamespace({ namespace })));
   await Promise.all(orphans.sessionRows.map((sessionId) => deleteSessionRow(sessionId)));
+  const shares = patched(SHARE_REPORT_PATCH) ? await findOrphanedShares() : { orphans: [], unattributed: [] };
   return {
     namespaces: orphans.namespaces,
     agents: orphans.agents.map((a) => `${a.namespace}/${a.id}`),
     sessionRows: orphans.sessionRows,
+    shares,
   };
 }

@@ -21,6 +21,7 @@ import type { RetryPolicy } from '@temporalio/common';
 import type { createActivities } from '../activities';
 import { isTerminal, type SessionPhase } from '../lib/domain';
 import {
+  EXPIRY_REASON,
   FAILURE,
   endUpdate,
   getServerUpdate,
@@ -56,6 +57,9 @@ const records = proxyLocalActivities<Activities>({ startToCloseTimeout: '10s', r
 
 /** Teardown must finish: retried until it does. */
 const teardown = proxyActivities<Activities>({ startToCloseTimeout: '1m', retry: RETRY });
+
+/** Deleting a volume for good may first back it up, which can take long: it heartbeats meanwhile. */
+const volumeRemoval = proxyActivities<Activities>({ startToCloseTimeout: '2h', heartbeatTimeout: '1m', retry: RETRY });
 
 class EndRequested extends Error {}
 
@@ -220,7 +224,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     await CancellationScope.nonCancellable(async () => {
       await enter('ENDING');
       await teardown.deleteNamespace(ref);
-      if (removeVolume) await teardown.deleteVolume(ref);
+      if (removeVolume) await volumeRemoval.deleteVolume(ref);
       session.agentAddress = null;
       await finish(outcome, reason);
     });
@@ -252,7 +256,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
 
   async function rest(): Promise<void> {
     const wanted = await condition(() => wantedBack() || endRequested || historyFull(), timeouts.retentionMs);
-    if (!wanted) return end('expired after retention', true);
+    if (!wanted) return end(EXPIRY_REASON, true);
     if (wantedBack() && !endRequested) return resume();
   }
 

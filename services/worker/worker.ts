@@ -6,6 +6,7 @@ import type { ComputeBackend } from '../../lib/compute/backend';
 import { LocalBackend, defaultAgentCommand } from '../../lib/compute/local-backend';
 import type { TlsMaterial } from '../../lib/grpc/tls';
 import { homePaths, type RbsConfig } from '../../lib/config';
+import type { WorkspaceStorage } from '../../lib/filestore/workspace-storage';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { openSessionStore } from '../../lib/store';
 import type { SessionStore } from '../../lib/store/session-store';
@@ -46,7 +47,7 @@ const quietBundlerLogger = {
  * The backend RBS_BACKEND names; Kubernetes from the default kubeconfig (in-cluster, KUBECONFIG or
  * ~/.kube/config). The Kubernetes client is large: loaded only when used.
  */
-async function backendFor(config: RbsConfig, workerTls: TlsMaterial): Promise<ComputeBackend> {
+async function backendFor(config: RbsConfig, workerTls: TlsMaterial, workspaceStorage?: WorkspaceStorage): Promise<ComputeBackend> {
   if (config.backend.kind === 'local') return new LocalBackend({ home: config.home, agentCommand: defaultAgentCommand(), workerTls });
   const [{ KubeConfig }, { KubernetesBackend }] = await Promise.all([
     import('@kubernetes/client-node'),
@@ -54,7 +55,22 @@ async function backendFor(config: RbsConfig, workerTls: TlsMaterial): Promise<Co
   ]);
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();
-  return new KubernetesBackend({ kubeConfig, config: config.backend.kubernetes });
+  return new KubernetesBackend({ kubeConfig, config: config.backend.kubernetes, workspaceStorage });
+}
+
+/**
+ * The Filestore instances behind the Kubernetes backend's volumes, if RBS_FILESTORE_* configure
+ * them, through Application Default Credentials (Workload Identity on GKE). The Google client is
+ * large: loaded only when configured.
+ */
+async function filestoreFor(config: RbsConfig): Promise<{ storage: WorkspaceStorage; close(): Promise<void> } | null> {
+  if (config.backend.kind !== 'kubernetes' || !config.backend.filestore) return null;
+  const [{ v1 }, { createWorkspaceStorage }] = await Promise.all([
+    import('@google-cloud/filestore'),
+    import('../../lib/filestore/workspace-storage'),
+  ]);
+  const client = new v1.CloudFilestoreManagerClient();
+  return { storage: createWorkspaceStorage(client, config.backend.filestore), close: () => client.close() };
 }
 
 export interface SessionWorker {
@@ -66,12 +82,21 @@ export interface SessionWorker {
   shutdown(): void;
 }
 
-export async function createSessionWorker(config: RbsConfig, options: { backend?: ComputeBackend } = {}): Promise<SessionWorker> {
+export interface SessionWorkerOptions {
+  /** In place of the backend the config names. */
+  backend?: ComputeBackend;
+  /** In place of the Filestore storage RBS_FILESTORE_* configure (the cleanup reports its orphans). */
+  workspaceStorage?: WorkspaceStorage;
+}
+
+export async function createSessionWorker(config: RbsConfig, options: SessionWorkerOptions = {}): Promise<SessionWorker> {
   installRuntime();
   const ca = await CertificateAuthority.loadOrCreate(homePaths(config.home).pki);
   const workerTls = { caCertPem: ca.certPem, ...(await ca.issue({ kind: 'service', name: 'worker' })) };
   const store = await openSessionStore(config.store);
-  const backend = options.backend ?? (await backendFor(config, workerTls));
+  const filestore = options.workspaceStorage ? null : await filestoreFor(config);
+  const workspaceStorage = options.workspaceStorage ?? filestore?.storage;
+  const backend = options.backend ?? (await backendFor(config, workerTls, workspaceStorage));
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const clientConnection = await Connection.connect({ address: config.temporal.address });
   const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
@@ -89,6 +114,7 @@ export async function createSessionWorker(config: RbsConfig, options: { backend?
       temporal,
       agentReadyTimeoutMs: config.agentReadyTimeoutMs,
       orphanGraceMs: config.cleanup.orphanGraceMs,
+      workspaceStorage,
     }),
   });
   return {
@@ -99,7 +125,7 @@ export async function createSessionWorker(config: RbsConfig, options: { backend?
       try {
         await worker.run();
       } finally {
-        await Promise.allSettled([store.close(), connection.close(), clientConnection.close()]);
+        await Promise.allSettled([store.close(), connection.close(), clientConnection.close(), filestore?.close()]);
       }
     },
     shutdown: () => worker.shutdown(),

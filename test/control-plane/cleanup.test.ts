@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { cleanupScheduleId } from '../../services/worker/cleanup-schedule';
+import type { cleanupWorkflow } from '../../workflows/cleanup';
 import { useStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 
@@ -35,4 +36,12 @@ test('the cleanup schedule removes orphaned agents, namespaces and store rows, a
   expect(await stack().worker.store.get(orphan.sessionId)).toBeNull();
   expect((await gina.describeSession(live.sessionId)).phase).toBe('READY');
   await gina.endSession(live.sessionId);
+});
+
+test('without Filestore the cleanup reports no shares', async () => {
+  const report = await stack().temporal.workflow.execute<typeof cleanupWorkflow>('cleanupWorkflow', {
+    taskQueue: stack().config.temporal.taskQueue,
+    workflowId: `cleanup-test-${randomUUID()}`,
+  });
+  expect(report.shares).toEqual({ orphans: [], unattributed: [] });
 });

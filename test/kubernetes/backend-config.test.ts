@@ -24,6 +24,7 @@ test('kubernetes settings with their defaults', () => {
       ingress: { namespaceLabels: {}, cidrs: ['10.0.0.0/8'] },
       agentAddressTemplate: 'agent.{namespace}.svc:9443',
     },
+    filestore: null,
   });
 });
 
@@ -76,4 +77,41 @@ test('quantities', () => {
   expect(parseQuantity('1.5G')).toBe(1.5e9);
   expect(parseQuantity('8Gi')).toBe(8 * 2 ** 30);
   for (const bad of ['', '-1', '1gi', '1 Gi', 'Gi', '1e3']) expect(() => parseQuantity(bad)).toThrow(/not a Kubernetes quantity/);
+});
+
+describe('Filestore settings of the volumes', () => {
+  const filestore = {
+    RBS_KUBE_STORAGE_CLASS: 'rbs-zonal',
+    RBS_FILESTORE_PROJECT: 'rbs-prod',
+    RBS_FILESTORE_REGION: 'us-central1',
+    RBS_FILESTORE_TIER: 'ZONAL',
+    RBS_FILESTORE_QUOTA_GIB: '10240',
+  };
+
+  test('all four give lib/filestore its config', () => {
+    expect(loadConfig({ ...base, ...filestore }).backend).toMatchObject({
+      filestore: { project: 'rbs-prod', region: 'us-central1', tier: 'ZONAL', quotaGib: 10240 },
+    });
+    // GKE's own class of the same tier is fine too.
+    expect(loadConfig({ ...base, ...filestore, RBS_KUBE_STORAGE_CLASS: 'zonal-rwx' }).backend).toMatchObject({ filestore: { tier: 'ZONAL' } });
+  });
+
+  test.each([
+    [{ RBS_FILESTORE_REGION: '', RBS_FILESTORE_QUOTA_GIB: ' ' }, /RBS_FILESTORE_REGION, RBS_FILESTORE_QUOTA_GIB unset: set all of RBS_FILESTORE_PROJECT, .*, or none/],
+    [{ RBS_FILESTORE_QUOTA_GIB: '10Ti' }, /RBS_FILESTORE_QUOTA_GIB must be a whole number of GiB, got '10Ti'/],
+    [{ RBS_FILESTORE_QUOTA_GIB: '0' }, /RBS_FILESTORE_\*: .*quotaGib must be a positive integer, got 0/],
+    [{ RBS_FILESTORE_REGION: 'us-central1-a' }, /RBS_FILESTORE_\*: .*region "us-central1-a" is not a region/],
+    [{ RBS_FILESTORE_TIER: 'zonal' }, /RBS_FILESTORE_\*: .*tier "zonal" is not one of BASIC_HDD, /],
+    [{ RBS_FILESTORE_PROJECT: 'Bad Project' }, /RBS_FILESTORE_\*: .*project "Bad Project" is not a project id/],
+    [{ RBS_KUBE_STORAGE_CLASS: '' }, /RBS_KUBE_STORAGE_CLASS enterprise-multishare-rwx makes shares of multishare instances, which RBS_FILESTORE_\* cannot back up/],
+    [{ RBS_KUBE_STORAGE_CLASS: 'enterprise-rwx' }, /RBS_KUBE_STORAGE_CLASS enterprise-rwx provisions ENTERPRISE instances, but RBS_FILESTORE_TIER is ZONAL/],
+  ])('refuses %j', (env, message) => {
+    expect(() => loadConfig({ ...base, ...filestore, ...env })).toThrow(message);
+  });
+
+  test('belong to the Kubernetes backend only', () => {
+    expect(() => loadConfig({ RBS_HOME: '/tmp/x', RBS_FILESTORE_PROJECT: 'rbs-prod' })).toThrow(
+      /RBS_FILESTORE_PROJECT, .* configure the volumes of RBS_BACKEND=kubernetes, not of the local backend/,
+    );
+  });
 });

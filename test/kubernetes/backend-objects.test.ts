@@ -74,8 +74,10 @@ test('an ingress of CIDRs only has no namespace selector (which would admit ever
   expect(ingress.spec.ingress[0]._from).toEqual([{ ipBlock: { cidr: '192.0.2.0/24' } }]);
 });
 
-test('the workspace claim is RWX on the configured class; a re-bound one names its PV at its size', () => {
+test('the workspace claim is named after the volume, RWX on the configured class; a re-bound one names its PV at its size', () => {
   const fresh = workspaceClaim(spec.namespace, spec.volume, spec.sessionId, config);
+  // The Filestore CSI driver copies the claim's name into the instance's labels, where the cleanup reads it.
+  expect(fresh.metadata).toEqual({ name: spec.volume, namespace: spec.namespace, labels });
   expect(fresh.spec).toEqual({ accessModes: ['ReadWriteMany'], storageClassName: config.storageClass, resources: { requests: { storage: '50Gi' } } });
   const rebound = workspaceClaim(spec.namespace, spec.volume, spec.sessionId, config, { persistentVolume: 'pvc-1', capacity: '1Ti' });
   expect(rebound.spec).toMatchObject({ volumeName: 'pvc-1', resources: { requests: { storage: '1Ti' } } });
@@ -119,7 +121,7 @@ test('the agent pod is restricted, token-less, sized by the profile, probed over
     { name: 'tls', mountPath: '/etc/rbs/tls', readOnly: true },
     { name: 'tmp', mountPath: '/tmp' },
   ]);
-  expect(podSpec.volumes![0]).toEqual({ name: 'workspace', persistentVolumeClaim: { claimName: 'workspace' } });
+  expect(podSpec.volumes![0]).toEqual({ name: 'workspace', persistentVolumeClaim: { claimName: spec.volume } });
   const env = Object.fromEntries(container.env!.map((e) => [e.name, e.value]));
   expect(env).toMatchObject({
     RBS_AGENT_SESSION: spec.sessionId,

@@ -54,7 +54,7 @@ describe('sessions on the Kubernetes backend', () => {
     const limits = await core.readNamespacedLimitRange({ name: 'session-limits', namespace });
     expect(limits.spec?.limits[0]).toMatchObject({ type: 'Container', _default: { cpu: '1', memory: '2Gi' }, defaultRequest: { cpu: '500m', memory: '1Gi' } });
 
-    const claim = await core.readNamespacedPersistentVolumeClaim({ name: 'workspace', namespace });
+    const claim = await core.readNamespacedPersistentVolumeClaim({ name: volume, namespace });
     expect(claim.metadata?.labels).toEqual(labels);
     expect(claim.spec).toMatchObject({ accessModes: ['ReadWriteMany'], storageClassName: TEST_BACKEND_CONFIG.storageClass });
     expect(claim.status?.phase).toBe('Bound');
@@ -90,7 +90,7 @@ describe('sessions on the Kubernetes backend', () => {
     const next = await uma.getServer(workspace);
     expect(next).toMatchObject({ phase: 'READY', namespace, volume });
     expect(next.sessionId).not.toBe(sessionId);
-    const rebound = await core.readNamespacedPersistentVolumeClaim({ name: 'workspace', namespace });
+    const rebound = await core.readNamespacedPersistentVolumeClaim({ name: volume, namespace });
     expect(rebound.spec?.volumeName).toBe(pv.metadata?.name);
     expect(await persistentVolumesOf(volume)).toHaveLength(1);
     await uma.endSession(next.sessionId);

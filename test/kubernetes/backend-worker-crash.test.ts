@@ -44,7 +44,7 @@ test('a worker killed between provisioning steps: after a restart the session is
     expect(ready.namespace).toBe(namespace);
     const names = async (list: Promise<{ items: Array<{ metadata?: { name?: string } }> }>) => (await list).items.map((o) => o.metadata?.name).sort();
     expect(await names(core.listNamespacedPod({ namespace }))).toEqual(['agent']);
-    expect(await names(core.listNamespacedPersistentVolumeClaim({ namespace }))).toEqual(['workspace']);
+    expect(await names(core.listNamespacedPersistentVolumeClaim({ namespace }))).toEqual([ready.volume]);
     expect(await names(core.listNamespacedSecret({ namespace }))).toEqual(['agent-tls']);
     expect(await names(networking.listNamespacedNetworkPolicy({ namespace }))).toEqual(['agent-egress', 'agent-ingress', 'default-deny']);
     expect(await names(core.listPersistentVolume({ labelSelector: `rbs.dev/volume=${ready.volume}` }))).toHaveLength(1);

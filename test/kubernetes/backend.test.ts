@@ -45,16 +45,17 @@ async function contents(namespace: string): Promise<Record<string, string[]>> {
   };
 }
 
-const EVERYTHING = {
+/** What a session's namespace holds once its agent runs: the claim is named after the volume. */
+const everything = (volume: string) => ({
   serviceAccounts: ['agent'],
   networkPolicies: ['agent-egress', 'agent-ingress', 'default-deny'],
   quotas: ['session-quota'],
   limitRanges: ['session-limits'],
   services: ['agent'],
   secrets: ['agent-tls'],
-  claims: ['workspace'],
+  claims: [volume],
   pods: ['agent'],
-};
+});
 
 async function volumePv(volume: string) {
   const list = await kube().admin.core.listPersistentVolume({ labelSelector: `rbs.dev/volume=${volume}` });
@@ -99,7 +100,7 @@ test('every step converges when run twice, concurrently, and after a partial or 
   expect(progress.at(-1)?.stage).toBe('ready');
   expect(await backend.waitForAgent(spec, { deadlineMs: 1_000, onProgress: noProgress })).toBe(address);
   expect(await backend.agentProblem(spec.namespace, spec.sessionId)).toBeNull();
-  expect(await contents(spec.namespace)).toEqual(EVERYTHING);
+  expect(await contents(spec.namespace)).toEqual(everything(spec.volume));
   expect(await backend.listAgents()).toContainEqual({ namespace: spec.namespace, sessionId: spec.sessionId, startedAt: expect.any(Date), id: 'agent' });
 
   // Suspend and resume: the pod goes, everything else stays; a stopped agent is a problem.
@@ -143,7 +144,7 @@ test('the volume outlives its namespace as a retained PV that the next session r
   await backend.startAgent(first);
   await backend.waitForAgent(first, { deadlineMs: 30_000, onProgress: noProgress });
   const [pv] = await volumePv(first.volume);
-  expect(pv.spec).toMatchObject({ persistentVolumeReclaimPolicy: 'Retain', claimRef: { namespace: first.namespace, name: 'workspace' } });
+  expect(pv.spec).toMatchObject({ persistentVolumeReclaimPolicy: 'Retain', claimRef: { namespace: first.namespace, name: first.volume } });
   expect(pv.metadata?.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'rbs', 'rbs.dev/volume': first.volume });
 
   await backend.deleteNamespace(first.namespace);
@@ -156,7 +157,7 @@ test('the volume outlives its namespace as a retained PV that the next session r
   await backend.ensureVolume(second.namespace, second.volume);
   await backend.startAgent(second);
   await backend.waitForAgent(second, { deadlineMs: 30_000, onProgress: noProgress });
-  const claim = await kube().admin.core.readNamespacedPersistentVolumeClaim({ name: 'workspace', namespace: second.namespace });
+  const claim = await kube().admin.core.readNamespacedPersistentVolumeClaim({ name: second.volume, namespace: second.namespace });
   expect(claim.spec?.volumeName).toBe(pv.metadata?.name);
   expect(claim.status?.phase).toBe('Bound');
   const [rebound] = await volumePv(first.volume);

@@ -90,6 +90,18 @@ describe('helm/rbs', () => {
     expect(config.backend.kubernetes.agentImage).toBe('registry.example/rbs-agent:test');
     // The worker probes agents, so its namespace is admitted next to the configured ranges.
     expect(config.backend.kubernetes.ingress).toEqual({ namespaceLabels: { 'kubernetes.io/metadata.name': NAMESPACE }, cidrs: ['10.8.0.0/16'] });
+    expect(config.backend.filestore).toBeNull();
+  });
+
+  test('passes the Filestore settings of workspace volumes, when given, to lib/config.ts', () => {
+    const filestore = ['project=rbs-test', 'region=us-central1', 'tier=ZONAL', 'quotaGib=10240'].map((v) => `agents.filestore.${v}`);
+    const rendered = chart.render([...chart.valueArgs, '--set', ['agents.storageClass=rbs-zonal', ...filestore].join(',')]);
+    const { config, unread } = configUse(findObject<V1ConfigMap>(rendered, 'ConfigMap').data ?? {});
+    expect(unread).toEqual([]);
+    expect(config.backend).toMatchObject({
+      kubernetes: { storageClass: 'rbs-zonal' },
+      filestore: { project: 'rbs-test', region: 'us-central1', tier: 'ZONAL', quotaGib: 10240 },
+    });
   });
 
   test('starts the orchestrator and the worker from entry points the build produces', () => {

@@ -39,7 +39,7 @@ import { type WorkspaceStorageHooks, WorkspaceVolumes } from './volumes';
 export interface KubernetesBackendDeps {
   kubeConfig: KubeConfig;
   config: KubernetesBackendConfig;
-  /** lib/filestore's capacity check and backups, once wired; without them the StorageClass decides. */
+  /** lib/filestore's capacity check and backups (the worker wires them when RBS_FILESTORE_* are set); without them the StorageClass decides. */
   workspaceStorage?: WorkspaceStorageHooks;
 }
 

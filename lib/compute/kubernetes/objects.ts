@@ -37,7 +37,6 @@ export const AGENT = {
   name: 'agent',
   appName: 'rbs-agent',
   tlsSecret: 'agent-tls',
-  claim: 'workspace',
   port: 9443,
   /** Plaintext, health only: the kubelet's gRPC probe does not speak TLS. */
   healthPort: 9444,
@@ -149,8 +148,10 @@ export function namespaceContents(spec: NamespaceSpec, config: KubernetesBackend
 }
 
 /**
- * The workspace claim. `bound` names a retained volume of an earlier session (lib/compute/kubernetes/volumes.ts):
- * the claim asks for exactly that volume, at its size.
+ * The workspace claim, named after the volume: the Filestore CSI driver labels the share's instance
+ * with the claim's name, by which the cleanup tells whose it is (lib/filestore/orphans.ts). A volume
+ * name is a DNS-1123 label, so it is a valid claim name and GCP label value as it is. `bound` names a
+ * retained volume of an earlier session (volumes.ts): the claim asks for exactly that one, at its size.
  */
 export function workspaceClaim(
   namespace: string,
@@ -162,7 +163,7 @@ export function workspaceClaim(
   return {
     apiVersion: 'v1',
     kind: 'PersistentVolumeClaim',
-    metadata: { name: AGENT.claim, namespace, labels: sessionLabels(sessionId, volume) },
+    metadata: { name: volume, namespace, labels: sessionLabels(sessionId, volume) },
     spec: {
       accessModes: ['ReadWriteMany'],
       storageClassName: config.storageClass,
@@ -243,7 +244,7 @@ export function agentPod({ namespace, sessionId, volume }: AgentSpec, config: Ku
         },
       ],
       volumes: [
-        { name: 'workspace', persistentVolumeClaim: { claimName: AGENT.claim } },
+        { name: 'workspace', persistentVolumeClaim: { claimName: volume } },
         {
           name: 'tls',
           secret: {

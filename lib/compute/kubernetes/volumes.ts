@@ -2,10 +2,10 @@
  * The (user, workspace) volume outlives namespaces as a retained PersistentVolume that each new
  * session's claim re-binds (docs/kubernetes-backend.md has the decision and its trade-offs):
  *
- * - first session: the claim `workspace` asks the StorageClass for a volume; it stays Pending until
- *   the agent pod is scheduled (WaitForFirstConsumer), then the CSI driver provisions and binds it.
- *   Once the agent is ready, retain() labels that PV with the volume name and sets Retain, so
- *   deleting the namespace releases the PV but keeps it (and its data).
+ * - first session: the claim, named after the volume, asks the StorageClass for a volume; it stays
+ *   Pending until the agent pod is scheduled (WaitForFirstConsumer), then the CSI driver provisions
+ *   and binds it. Once the agent is ready, retain() labels that PV with the volume name and sets
+ *   Retain, so deleting the namespace releases the PV but keeps it (and its data).
  * - later sessions: ensure() finds the PV by label, points its claimRef at the new namespace's claim
  *   (dropping the old claim's uid), and creates the claim with `volumeName`: the PV controller binds
  *   the two at once.
@@ -15,7 +15,7 @@ import type { V1PersistentVolume, V1PersistentVolumeClaim } from '@kubernetes/cl
 import type { KubeApi } from './api';
 import { MERGE_PATCH, apply } from './apply';
 import type { KubernetesBackendConfig } from './config';
-import { AGENT, LABEL, MANAGED_BY, workspaceClaim } from './objects';
+import { LABEL, MANAGED_BY, workspaceClaim } from './objects';
 import { parseQuantity } from './quantity';
 import { deleteIfPresent, hasStatus, kubeRequest, readOrNull, waitUntilGone } from './requests';
 
@@ -52,7 +52,7 @@ export class WorkspaceVolumes {
         return;
       }
       try {
-        await this.reserve(pv, namespace);
+        await this.reserve(pv, namespace, volume);
       } catch (err) {
         // The PV changed since we read it (the PV controller released it, say): read it again.
         if (hasStatus(err, 409) && attempt < CONFLICT_ATTEMPTS) continue;
@@ -66,10 +66,10 @@ export class WorkspaceVolumes {
 
   /** Labels the PV the namespace's claim is bound to as `volume` and keeps it past the claim. */
   async retain(namespace: string, volume: string): Promise<void> {
-    const claim = await this.readClaim(namespace);
+    const claim = await this.readClaim(namespace, volume);
     const name = claim?.spec?.volumeName;
     if (!name || claim?.status?.phase !== 'Bound') {
-      throw new Error(`claim ${namespace}/${AGENT.claim} of volume ${volume} is not bound (${claim?.status?.phase ?? 'missing'}): its PV cannot be retained yet`);
+      throw new Error(`claim ${namespace}/${volume} is not bound (${claim?.status?.phase ?? 'missing'}): its PV cannot be retained yet`);
     }
     await apply(this.api, persistentVolumePolicy(name, 'Retain', volume));
   }
@@ -115,9 +115,9 @@ export class WorkspaceVolumes {
     return list.items[0] ?? null;
   }
 
-  private readClaim(namespace: string): Promise<V1PersistentVolumeClaim | null> {
-    return readOrNull(`read claim ${namespace}/${AGENT.claim}`, () =>
-      this.api.core.readNamespacedPersistentVolumeClaim({ name: AGENT.claim, namespace }),
+  private readClaim(namespace: string, volume: string): Promise<V1PersistentVolumeClaim | null> {
+    return readOrNull(`read claim ${namespace}/${volume}`, () =>
+      this.api.core.readNamespacedPersistentVolumeClaim({ name: volume, namespace }),
     );
   }
 
@@ -130,13 +130,13 @@ export class WorkspaceVolumes {
    * The namespace name is the same for every session of the volume: a claimRef naming it may still
    * carry the uid of an earlier session's claim, and only a claim with that uid would bind.
    */
-  private async reserve(pv: V1PersistentVolume, namespace: string): Promise<void> {
+  private async reserve(pv: V1PersistentVolume, namespace: string, volume: string): Promise<void> {
     const name = pv.metadata!.name!;
     if (pv.metadata?.deletionTimestamp) throw new Error(`PV ${name} is being deleted: its volume expired`);
     const ref = pv.spec?.claimRef;
-    if (ref?.namespace === namespace && ref.name === AGENT.claim) {
+    if (ref?.namespace === namespace && ref.name === volume) {
       if (!ref.uid) return; // reserved for this namespace's claim already
-      const claim = await this.readClaim(namespace);
+      const claim = await this.readClaim(namespace, volume);
       if (claim?.metadata?.uid === ref.uid) return; // bound to it already: this step ran before
     }
     if (pv.status?.phase === 'Bound') {
@@ -147,10 +147,10 @@ export class WorkspaceVolumes {
     const patch = {
       metadata: { resourceVersion: pv.metadata!.resourceVersion },
       spec: {
-        claimRef: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace, name: AGENT.claim, uid: null, resourceVersion: null },
+        claimRef: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace, name: volume, uid: null, resourceVersion: null },
       },
     };
-    await kubeRequest(`re-bind PV ${name} to ${namespace}/${AGENT.claim}`, () =>
+    await kubeRequest(`re-bind PV ${name} to ${namespace}/${volume}`, () =>
       this.api.core.patchPersistentVolume({ name, body: patch }, MERGE_PATCH),
     );
   }

@@ -1,0 +1,87 @@
+/**
+ * The scheduled cleanup's report of RBS's Filestore instances that no session's volume accounts for:
+ * the real cleanup workflow and activities on a real worker, sessions made by the real session
+ * workflow, and the real Filestore client against the loopback fake.
+ */
+import { randomUUID } from 'node:crypto';
+import { knownVolumes } from '../../activities/cleanup';
+import { EXPIRY_REASON } from '../../workflows/messages';
+import type { SessionPhase, SessionRecord } from '../../lib/domain';
+import { CSI_PVC_NAME_LABEL, RBS_MANAGED_LABEL } from '../../lib/filestore/labels';
+import { createWorkspaceStorage } from '../../lib/filestore/workspace-storage';
+import type { SessionWorkerOptions } from '../../services/worker/worker';
+import type { cleanupWorkflow } from '../../workflows/cleanup';
+import { useFakeFilestore } from '../fakes/filestore-fake';
+import { useStack } from '../harness/stack';
+import { waitFor } from '../harness/wait';
+
+const MANAGED = { [RBS_MANAGED_LABEL.key]: RBS_MANAGED_LABEL.value };
+const LONG_AGO = new Date('2026-01-02T03:04:05Z');
+
+const fake = useFakeFilestore();
+// Sessions go idle at once and expire seconds later, so that one can expire within the test.
+const stack = useStack({ RBS_IDLE_TIMEOUT_MS: '500', RBS_RETENTION_MS: '4000' }, (): SessionWorkerOptions => ({
+  workspaceStorage: createWorkspaceStorage(fake.client(), { project: fake.project, region: 'us-central1', tier: 'ZONAL', quotaGib: 10240 }),
+}));
+
+function addShare(instance: string, labels: Record<string, string>, createdAt = LONG_AGO): string {
+  return fake.addInstance({ location: 'us-central1-b', instance, tier: 'ZONAL', capacityGib: 1024, labels, createdAt });
+}
+
+test('the cleanup reports the shares of expired and unknown volumes, not of volumes a session keeps, and deletes none', async () => {
+  const yuki = await stack().client('yuki');
+  const expired = await yuki.getServer(stack().workspace());
+  const ended = await yuki.getServer(stack().workspace());
+  await yuki.endSession(ended.sessionId); // `rbs end` keeps the volume for the next session
+  await waitFor(async () => (await yuki.describeSession(expired.sessionId)).phase === 'ENDED', 20_000, 'expiry');
+  expect((await yuki.describeSession(expired.sessionId)).failureReason).toBe(EXPIRY_REASON);
+
+  const ofExpired = addShare('pvc-expired', { ...MANAGED, [CSI_PVC_NAME_LABEL]: expired.volume });
+  addShare('pvc-ended', { ...MANAGED, [CSI_PVC_NAME_LABEL]: ended.volume });
+  const ofNobody = addShare('pvc-nobody', { ...MANAGED, [CSI_PVC_NAME_LABEL]: 'zed-vol-0123456789ab' });
+  const unlabelled = addShare('pvc-unlabelled', MANAGED);
+  addShare('pvc-not-ours', { [CSI_PVC_NAME_LABEL]: 'zed-vol-0123456789ab' });
+  // Within the grace period: its session's row may not have been readable when the store was read.
+  addShare('pvc-just-made', { ...MANAGED, [CSI_PVC_NAME_LABEL]: 'new-vol-0123456789ab' }, new Date(Date.now() + 60_000));
+
+  const report = await stack().temporal.workflow.execute<typeof cleanupWorkflow>('cleanupWorkflow', {
+    taskQueue: stack().config.temporal.taskQueue,
+    workflowId: `cleanup-test-${randomUUID()}`,
+  });
+
+  expect(report.shares).toEqual({ orphans: [ofExpired, ofNobody].sort(), unattributed: [unlabelled] });
+  // Reported only: the cleanup asks Filestore for nothing but the list.
+  expect(new Set(fake.calls.map((call) => `${call.rpc} ${call.httpStatus}`))).toEqual(new Set(['ListInstances 200']));
+});
+
+describe('known volumes', () => {
+  const at = (minute: number) => new Date(Date.UTC(2026, 0, 1, 0, minute));
+  const row = (volume: string, createdAt: Date, phase: SessionPhase, failureReason: string | null = null): SessionRecord => ({
+    sessionId: randomUUID(),
+    workflowId: `rbs-session-${volume}`,
+    runId: randomUUID(),
+    user: 'yuki',
+    workspace: '/home/yuki/src',
+    namespace: volume.replace('-vol-', '-rbs-'),
+    volume,
+    phase,
+    agentAddress: null,
+    failureReason,
+    createdAt,
+    updatedAt: createdAt,
+    lastActivityAt: createdAt,
+  });
+
+  test('are those whose newest session did not expire: a session after an expiry makes the volume anew', () => {
+    const rows = [
+      row('a-vol-1', at(1), 'ENDED', EXPIRY_REASON),
+      row('a-vol-1', at(2), 'SUSPENDED'), // the next session of the workspace
+      row('b-vol-2', at(1), 'ENDED'),
+      row('b-vol-2', at(2), 'ENDED', EXPIRY_REASON),
+      row('c-vol-3', at(1), 'FAILED', 'agent restart failed: boom'),
+      row('d-vol-4', at(3), 'ENDING'), // expiring right now: the volume is still there
+    ];
+    expect([...knownVolumes(rows)].sort()).toEqual(['a-vol-1', 'c-vol-3', 'd-vol-4']);
+    expect([...knownVolumes([...rows].reverse())].sort()).toEqual(['a-vol-1', 'c-vol-3', 'd-vol-4']);
+  });
+});
