@@ -1,10 +1,12 @@
 /** `npm run bench`: runs every benchmark, prints a table each and writes bench/results/<name>.json. */
 import { benchControlPlane } from './control-plane';
 import { benchDataPath } from './data-path';
+import { benchKubernetes } from './kubernetes';
 
 async function main() {
   await benchControlPlane();
   await benchDataPath();
+  await benchKubernetes();
 }
 
 main().then(

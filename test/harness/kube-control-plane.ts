@@ -29,9 +29,22 @@ export interface KubeControlPlane {
   stop(): Promise<void>;
 }
 
+/** A client's rate limit towards the apiserver: client-go's token bucket (--kube-api-qps, --kube-api-burst). */
+export interface ApiRateLimit {
+  qps: number;
+  burst: number;
+}
+
+/** The tuning options leave each component's own default when absent; benchmarks raise them. */
 export interface KubeControlPlaneOptions {
   /** Fake nodes to create (default 3). */
   nodes?: number;
+  /** Of each controller of the controller-manager (default 20/30). */
+  controllerManagerRate?: ApiRateLimit;
+  /** Of the scheduler (default 50/100). */
+  schedulerRate?: ApiRateLimit;
+  /** The apiserver's --max-requests-inflight (default 400): with priority and fairness, part of its total concurrency. */
+  maxRequestsInflight?: number;
 }
 
 const MAX_NODES = 100;
@@ -58,6 +71,7 @@ interface Startup {
   dir: string;
   pki: KubePki;
   server: string;
+  options: KubeControlPlaneOptions;
   deadline: number;
   components: Components;
 }
@@ -67,11 +81,12 @@ export async function startKubeControlPlane(options: KubeControlPlaneOptions = {
   if (!Number.isInteger(nodeCount) || nodeCount < 1 || nodeCount > MAX_NODES) {
     throw new Error(`nodes must be an integer from 1 to ${MAX_NODES}, got ${nodeCount}`);
   }
+  checkTuning(options);
   const tools = kubeTools();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-kube-'));
   const components: Components = { clients: [] };
   try {
-    return await start(tools, dir, nodeCount, components);
+    return await start(tools, dir, nodeCount, options, components);
   } catch (err) {
     await stopComponents(components);
     removeState(dir);
@@ -93,18 +108,30 @@ export function useKubeControlPlane(options: KubeControlPlaneOptions = {}): () =
   };
 }
 
-async function start(tools: KubeTools, dir: string, nodeCount: number, components: Components): Promise<KubeControlPlane> {
+function checkTuning({ controllerManagerRate, schedulerRate, maxRequestsInflight }: KubeControlPlaneOptions): void {
+  for (const [name, rate] of Object.entries({ controllerManagerRate, schedulerRate })) {
+    if (rate && !(rate.qps > 0 && Number.isInteger(rate.burst) && rate.burst >= 1)) {
+      throw new Error(`${name} needs qps > 0 and an integer burst >= 1, got ${JSON.stringify(rate)}`);
+    }
+  }
+  if (maxRequestsInflight !== undefined && !(Number.isInteger(maxRequestsInflight) && maxRequestsInflight >= 1)) {
+    throw new Error(`maxRequestsInflight must be a positive integer, got ${maxRequestsInflight}`);
+  }
+}
+
+async function start(tools: KubeTools, dir: string, nodeCount: number, options: KubeControlPlaneOptions, components: Components): Promise<KubeControlPlane> {
   const [etcdPort, etcdPeerPort, apiPort, controllerManagerPort, schedulerPort] = await freePorts(5);
   const server = `https://127.0.0.1:${apiPort}`;
   const pki = createKubePki(path.join(dir, 'pki'));
-  const startup: Startup = { tools, dir, pki, server, deadline: Date.now() + START_TIMEOUT_MS, components };
+  const startup: Startup = { tools, dir, pki, server, options, deadline: Date.now() + START_TIMEOUT_MS, components };
 
   components.etcd = run(startup, 'etcd', tools.etcd, etcdArgs(path.join(dir, 'etcd'), etcdPort, etcdPeerPort));
   await waitUntil(startup, [components.etcd], 'etcd /health', () =>
     fetch(`http://127.0.0.1:${etcdPort}/health`).then((r) => r.ok),
   );
 
-  components.apiserver = run(startup, 'kube-apiserver', tools.apiserver, apiserverArgs(pki, dir, apiPort, etcdPort));
+  const apiserver = apiserverArgs(pki, dir, apiPort, etcdPort, options.maxRequestsInflight);
+  components.apiserver = run(startup, 'kube-apiserver', tools.apiserver, apiserver);
   const kubeconfigPath = kubeconfig(startup, 'admin', 'rbs-test-admin', ['system:masters']);
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(kubeconfigPath);
@@ -157,8 +184,8 @@ function kubeconfig(startup: Startup, name: string, user: string, groups: string
 
 /** The controller-manager, the scheduler and kwok, each as its own user. */
 function startClients(startup: Startup, controllerManagerPort: number, schedulerPort: number): Child[] {
-  const { tools, dir, pki } = startup;
-  const component = (name: string, port: number) => {
+  const { tools, dir, pki, options } = startup;
+  const component = (name: string, port: number, rate?: ApiRateLimit) => {
     const file = kubeconfig(startup, name, `system:${name}`); // the users the bootstrap RBAC policy binds
     return [
       `--kubeconfig=${file}`,
@@ -170,16 +197,17 @@ function startClients(startup: Startup, controllerManagerPort: number, scheduler
       `--secure-port=${port}`,
       `--cert-dir=${path.join(dir, name)}`,
       '--leader-elect=false',
+      ...(rate ? [`--kube-api-qps=${rate.qps}`, `--kube-api-burst=${rate.burst}`] : []),
     ];
   };
   const clients = [
     run(startup, 'kube-controller-manager', tools.controllerManager, [
-      ...component('kube-controller-manager', controllerManagerPort),
+      ...component('kube-controller-manager', controllerManagerPort, options.controllerManagerRate),
       `--service-account-private-key-file=${pki.files.serviceAccountKey}`,
       `--root-ca-file=${pki.files.ca}`,
       '--use-service-account-credentials=true',
     ]),
-    run(startup, 'kube-scheduler', tools.scheduler, component('kube-scheduler', schedulerPort)),
+    run(startup, 'kube-scheduler', tools.scheduler, component('kube-scheduler', schedulerPort, options.schedulerRate)),
     run(startup, 'kwok', tools.kwok, [
       `--kubeconfig=${kubeconfig(startup, 'kwok', 'kwok', ['system:masters'])}`,
       `--config=${KWOK_STAGES}`,
@@ -216,7 +244,7 @@ function etcdArgs(dataDir: string, port: number, peerPort: number): string[] {
   ];
 }
 
-function apiserverArgs(pki: KubePki, dir: string, port: number, etcdPort: number): string[] {
+function apiserverArgs(pki: KubePki, dir: string, port: number, etcdPort: number, maxRequestsInflight?: number): string[] {
   return [
     '--bind-address=127.0.0.1',
     '--advertise-address=127.0.0.1',
@@ -237,6 +265,7 @@ function apiserverArgs(pki: KubePki, dir: string, port: number, etcdPort: number
     // apiserver turns plain watches from scratch into such streams and fails them, and kwok's informers then
     // see changes only when they re-list, with backoff (up to ~30 s late); with it off clients list and watch.
     '--feature-gates=WatchList=false',
+    ...(maxRequestsInflight ? [`--max-requests-inflight=${maxRequestsInflight}`] : []),
   ];
 }
 

@@ -1,7 +1,7 @@
 /**
- * What the Kubernetes backend's tests share: a real control plane (test/harness/kube-control-plane),
- * the fake volume provisioner in place of the Filestore CSI driver, and a worker identity holding
- * exactly BACKEND_RULES, so every test also proves those rules suffice.
+ * What the Kubernetes backend's tests and benchmark share: a real control plane
+ * (test/harness/kube-control-plane), the fake volume provisioner in place of the Filestore CSI driver,
+ * and a worker identity holding exactly BACKEND_RULES, so every test also proves those rules suffice.
  */
 import {
   CoreV1Api,
@@ -15,7 +15,7 @@ import { DEFAULT_AGENT_ADDRESS_TEMPLATE, type KubernetesBackendConfig } from '..
 import { BACKEND_RULES } from '../../lib/compute/kubernetes/permissions';
 import type { WorkspaceStorageHooks } from '../../lib/compute/kubernetes/volumes';
 import { FAKE_STORAGE_CLASS, type FakeVolumeProvisioner, startFakeVolumeProvisioner } from '../fakes/fake-volume-provisioner';
-import { type KubeControlPlane, startKubeControlPlane } from '../harness/kube-control-plane';
+import { type KubeControlPlane, type KubeControlPlaneOptions, startKubeControlPlane } from '../harness/kube-control-plane';
 import { waitFor } from '../harness/wait';
 
 export const WORKER_USER = 'rbs-worker';
@@ -65,20 +65,16 @@ export interface KubeBackendFixture {
   namespaceGone(name: string): Promise<void>;
 }
 
-export function useKubeBackend(): () => KubeBackendFixture {
-  let fixture: KubeBackendFixture | undefined;
-  beforeAll(async () => {
-    const controlPlane = await startKubeControlPlane({ nodes: 2 });
-    const rbac = controlPlane.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
-    await rbac.createClusterRole({ body: { metadata: { name: WORKER_USER }, rules: BACKEND_RULES } });
-    await rbac.createClusterRoleBinding({
-      body: {
-        metadata: { name: WORKER_USER },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: WORKER_USER },
-        subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: WORKER_USER }],
-      },
-    });
-    const workerKubeconfigPath = controlPlane.kubeconfigFor(WORKER_USER);
+/** A started fixture, to stop when done: the jest hooks below, or a benchmark, own it. */
+export interface KubeBackendEnvironment extends KubeBackendFixture {
+  stop(): Promise<void>;
+}
+
+/** Starts the control plane (with `options`), the worker's RBAC identity and the fake volume provisioner. */
+export async function startKubeBackendEnvironment(options: KubeControlPlaneOptions = {}): Promise<KubeBackendEnvironment> {
+  const controlPlane = await startKubeControlPlane(options);
+  try {
+    const workerKubeconfigPath = await createWorkerIdentity(controlPlane);
     const provisioner = await startFakeVolumeProvisioner(controlPlane.kubeConfig);
     const core = controlPlane.kubeConfig.makeApiClient(CoreV1Api);
     const namespace = (name: string) =>
@@ -86,7 +82,8 @@ export function useKubeBackend(): () => KubeBackendFixture {
         if (err.code === 404) return null;
         throw err;
       });
-    fixture = {
+    let stopped: Promise<void> | undefined;
+    return {
       controlPlane,
       provisioner,
       workerKubeconfigPath,
@@ -98,14 +95,40 @@ export function useKubeBackend(): () => KubeBackendFixture {
       admin: { core, networking: controlPlane.kubeConfig.makeApiClient(NetworkingV1Api) },
       namespace,
       namespaceGone: (name) => waitFor(async () => (await namespace(name)) === null, 60_000, `namespace ${name} to go`),
+      stop() {
+        stopped ??= provisioner.stop().finally(() => controlPlane.stop());
+        return stopped;
+      },
     };
+  } catch (err) {
+    await controlPlane.stop();
+    throw err;
+  }
+}
+
+/** A ClusterRole of exactly BACKEND_RULES bound to WORKER_USER; returns that user's kubeconfig. */
+async function createWorkerIdentity(controlPlane: KubeControlPlane): Promise<string> {
+  const rbac = controlPlane.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
+  await rbac.createClusterRole({ body: { metadata: { name: WORKER_USER }, rules: BACKEND_RULES } });
+  await rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: WORKER_USER },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: WORKER_USER },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: WORKER_USER }],
+    },
   });
-  afterAll(async () => {
-    await fixture?.provisioner.stop();
-    await fixture?.controlPlane.stop();
+  return controlPlane.kubeconfigFor(WORKER_USER);
+}
+
+/** One environment per test file (two kwok nodes): started before its tests, stopped after them. */
+export function useKubeBackend(): () => KubeBackendFixture {
+  let environment: KubeBackendEnvironment | undefined;
+  beforeAll(async () => {
+    environment = await startKubeBackendEnvironment({ nodes: 2 });
   });
+  afterAll(() => environment?.stop());
   return () => {
-    if (!fixture) throw new Error('the Kubernetes fixture did not start (see beforeAll)');
-    return fixture;
+    if (!environment) throw new Error('the Kubernetes fixture did not start (see beforeAll)');
+    return environment;
   };
 }

@@ -1,0 +1,235 @@
+/**
+ * The Kubernetes benchmark: USERS users ask for a session at once on a real control plane (etcd,
+ * kube-apiserver, controller-manager, scheduler, kwok nodes; test/kubernetes/backend-fixture), with
+ * the Temporal dev server, a worker on RBS_BACKEND=kubernetes holding exactly BACKEND_RULES and the
+ * orchestrator each in its own process, and this process as USERS mTLS clients. It measures
+ * sessions per second to READY, time to READY, apiserver requests per session and CPU by process;
+ * then ends every session as `rbs end` does, checks that nothing is left and deletes the volumes.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { MANAGED_SELECTOR } from '../lib/compute/kubernetes/objects';
+import { homePaths, loadConfig } from '../lib/config';
+import { OrchestratorClient, type Session } from '../lib/grpc/orchestrator-client';
+import { startChild, type Child } from '../lib/local/child';
+import { freePort, waitForPort } from '../lib/local/ports';
+import { startTemporalDevServer } from '../lib/local/temporal-dev-server';
+import { repoRoot } from '../lib/local/tools';
+import { CertificateAuthority } from '../lib/pki/ca';
+import type { KubeControlPlaneOptions } from '../test/harness/kube-control-plane';
+import { waitFor } from '../test/harness/wait';
+import { TEST_BACKEND_ENV, startKubeBackendEnvironment, type KubeBackendEnvironment } from '../test/kubernetes/backend-fixture';
+import { type CpuUse, apiRequests, requestRows, requestsPerSession, startCpuMeter } from './kubernetes-measures';
+import { percentile, report, type Row } from './stats';
+
+const USERS = 200;
+/** USERS agents request 20 cpu and 25Gi: 4 kwok nodes of 32 cpu and 256Gi hold them at 16% each. */
+const NODES = 4;
+/** A small agent, so that USERS of them fit (the namespace quota follows the limits). */
+const AGENT_PROFILE = {
+  RBS_KUBE_CPU_REQUEST: '100m',
+  RBS_KUBE_MEMORY_REQUEST: '128Mi',
+  RBS_KUBE_CPU_LIMIT: '200m',
+  RBS_KUBE_MEMORY_LIMIT: '256Mi',
+  RBS_KUBE_VOLUME_SIZE: '1Gi',
+};
+/** What a cluster operator may tune for a burst of sessions (the components' defaults in comments). */
+const TUNING: KubeControlPlaneOptions = {
+  controllerManagerRate: { qps: 200, burst: 400 }, // 20/30
+  schedulerRate: { qps: 200, burst: 400 }, // 50/100
+  maxRequestsInflight: 800, // 400
+};
+/** Bounds each phase, so that a stuck session fails the run instead of hanging it. */
+const PHASE_TIMEOUT_MS = 10 * 60_000;
+const VOLUME_DELETION_BATCH = 20;
+const PROGRESS_EVERY_MS = 10_000;
+
+interface Client {
+  user: string;
+  orchestrator: OrchestratorClient;
+}
+
+export async function benchKubernetes(): Promise<void> {
+  const kube = await startKubeBackendEnvironment({ nodes: NODES, ...TUNING });
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-bench-kube-'));
+  const logs = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-bench-kube-logs-')); // kept for a post-mortem, as the cluster's are
+  const children: Child[] = [];
+  const clients: Client[] = [];
+  try {
+    const address = await startRbs(home, logs, kube.workerKubeconfigPath, children);
+    const ca = await CertificateAuthority.loadOrCreate(homePaths(home).pki);
+    const clientFor = async (user: string): Promise<Client> => {
+      const orchestrator = new OrchestratorClient(address, { caCertPem: ca.certPem, ...(await ca.issue({ kind: 'user', user, operator: false })) });
+      clients.push({ user, orchestrator });
+      return { user, orchestrator };
+    };
+
+    // The first session after start pays for warming up every process; report it apart.
+    const warmup = await clientFor('warmup');
+    const firstStart = performance.now();
+    const first = await warmup.orchestrator.getServer(workspaceOf(warmup.user), PHASE_TIMEOUT_MS);
+    const firstMs = performance.now() - firstStart;
+    await warmup.orchestrator.endSession(first.sessionId);
+
+    const users = await Promise.all(Array.from({ length: USERS }, (_, i) => clientFor(`user${i}`)));
+    const cpuMeter = () => startCpuMeter(path.dirname(kube.controlPlane.kubeconfigPath), new Map(children.map((c) => [c.name, c.process.pid!])));
+    const requestsAtStart = await apiRequests(kube.controlPlane.kubeConfig);
+    const provisioned = await provisionAll(users, cpuMeter());
+    const requestsWhenReady = await apiRequests(kube.controlPlane.kubeConfig);
+    const ending = await endAll(kube, provisioned.ready, cpuMeter());
+    const requests = {
+      provisioning: requestsPerSession(requestsAtStart, requestsWhenReady, USERS),
+      ending: requestsPerSession(requestsWhenReady, await apiRequests(kube.controlPlane.kubeConfig), USERS),
+    };
+    const volumes = await deleteVolumes(kube, [first, ...provisioned.ready.map((r) => r.session)]);
+
+    const errors = [...provisioned.errors, ...ending.errors, ...volumes.errors];
+    if (errors.length > 0) console.error(`kubernetes bench: ${errors.length} errors, the first:\n  ${errors.slice(0, 5).join('\n  ')}`);
+    const { readyMs, burstMs } = provisioned;
+    report('kubernetes', [
+      { metric: 'first session after start', value: firstMs, unit: 'ms' },
+      { metric: `${USERS} users at once`, value: (USERS * 1000) / burstMs, unit: 'sessions/s', aim: '>= 10' },
+      { metric: 'time to READY p50', value: readyMs.length ? percentile(readyMs, 50) : NaN, unit: 'ms' },
+      { metric: 'time to READY p99', value: readyMs.length ? percentile(readyMs, 99) : NaN, unit: 'ms' },
+      { metric: 'errors', value: provisioned.errors.length, unit: 'count', aim: '0' },
+      ...requestRows('to READY', requests.provisioning, true),
+      ...cpuRows('provisioning', provisioned.cpu, burstMs),
+      { metric: `all ${USERS} ended (EndSession)`, value: ending.endMs / 1000, unit: 's' },
+      { metric: 'managed namespaces gone', value: ending.goneMs / 1000, unit: 's' },
+      ...requestRows('to end', requests.ending, false),
+      ...cpuRows('ending', ending.cpu, ending.goneMs),
+      { metric: 'errors ending', value: ending.errors.length, unit: 'count', aim: '0' },
+      { metric: 'left after end (namespaces + agent pods)', value: ending.left, unit: 'count', aim: '0' },
+      { metric: 'volumes left after deleteVolume', value: volumes.left, unit: 'count', aim: '0' },
+    ], {
+      users: USERS,
+      nodes: NODES,
+      agentProfile: AGENT_PROFILE,
+      tuning: TUNING,
+      cpus: os.cpus().length,
+      logs: [logs, path.join(path.dirname(kube.controlPlane.kubeconfigPath), 'logs')],
+      requestsPerSession: requests,
+      cpuSeconds: { provisioning: provisioned.cpu, ending: ending.cpu },
+      errors: errors.slice(0, 20),
+      readyMs: readyMs.map(Math.round).sort((a, b) => a - b),
+    });
+  } finally {
+    for (const { orchestrator } of clients) orchestrator.close();
+    for (const child of children.reverse()) await child.stop();
+    await kube.stop();
+    fs.rmSync(home, { recursive: true, force: true });
+  }
+}
+
+/** On the developer's machine: the worker never reads it. */
+const workspaceOf = (user: string) => `/home/${user}/src`;
+
+/** Temporal, the worker (with the worker's kubeconfig) and the orchestrator, as processes; returns the orchestrator's address. */
+async function startRbs(home: string, logs: string, workerKubeconfig: string, children: Child[]): Promise<string> {
+  const temporal = await startTemporalDevServer({ logFile: path.join(logs, 'temporal.log') });
+  children.push(temporal.child);
+  const config = loadConfig({ RBS_HOME: home, RBS_TEMPORAL_ADDRESS: temporal.address, RBS_ORCHESTRATOR_LISTEN: `127.0.0.1:${await freePort()}` });
+  await CertificateAuthority.loadOrCreate(homePaths(home).pki); // once, before two processes race to create it
+  const env = {
+    ...process.env,
+    RBS_HOME: home,
+    RBS_TEMPORAL_ADDRESS: temporal.address,
+    RBS_TASK_QUEUE: config.temporal.taskQueue,
+    RBS_ORCHESTRATOR_LISTEN: config.orchestrator.listen,
+  };
+  const service = (name: string, serviceEnv: NodeJS.ProcessEnv) =>
+    startChild(name, process.execPath, [path.join(repoRoot(), 'dist', 'services', name, 'main.js')], {
+      logFile: path.join(logs, `${name}.log`),
+      env: serviceEnv,
+    });
+  children.push(service('worker', { ...env, ...TEST_BACKEND_ENV, ...AGENT_PROFILE, KUBECONFIG: workerKubeconfig }));
+  children.push(service('orchestrator', env));
+  const failed = () => children.map((c) => c.exited() && `${c.exited()}:\n${c.logTail()}`).find(Boolean) || null;
+  const [host, port] = config.orchestrator.listen.split(':');
+  await waitForPort(host, Number(port), 60_000, failed);
+  return config.orchestrator.listen;
+}
+
+/** Every user calls GetServer at once; each call's time to READY counts from the common start. */
+async function provisionAll(users: Client[], cpu: () => CpuUse) {
+  const start = performance.now();
+  let readyCount = 0;
+  const progress = setInterval(() => {
+    console.error(`kubernetes bench: ${readyCount}/${users.length} READY after ${((performance.now() - start) / 1000).toFixed(0)} s`);
+  }, PROGRESS_EVERY_MS);
+  const outcomes = await Promise.all(
+    users.map(async ({ user, orchestrator }) => {
+      try {
+        const session = await orchestrator.getServer(workspaceOf(user), PHASE_TIMEOUT_MS);
+        if (session.phase !== 'READY') throw new Error(`session ${session.sessionId} is ${session.phase}: ${session.failureReason}`);
+        readyCount++;
+        return { orchestrator, session, ms: performance.now() - start };
+      } catch (err) {
+        return { error: `${user}: ${(err as Error).message}` };
+      }
+    }),
+  );
+  clearInterval(progress);
+  return {
+    burstMs: performance.now() - start,
+    cpu: cpu(),
+    ready: outcomes.flatMap((o) => (o.session ? [{ orchestrator: o.orchestrator, session: o.session }] : [])),
+    readyMs: outcomes.flatMap((o) => (o.ms === undefined ? [] : [o.ms])),
+    errors: outcomes.flatMap((o) => (o.error ? [o.error] : [])),
+  };
+}
+
+/** Ends every session through the orchestrator, waits for their namespaces to go, and counts what is left. */
+async function endAll(kube: KubeBackendEnvironment, ready: Array<{ orchestrator: OrchestratorClient; session: Session }>, cpu: () => CpuUse) {
+  const backend = kube.backend();
+  const start = performance.now();
+  const outcomes = await Promise.all(
+    ready.map(({ orchestrator, session }) =>
+      within(orchestrator.endSession(session.sessionId), `ending session ${session.sessionId}`).then(
+        (ended) => (ended.phase === 'ENDED' ? null : `session ${session.sessionId} is ${ended.phase} after EndSession`),
+        (err: Error) => `ending session ${session.sessionId}: ${err.message}`,
+      ),
+    ),
+  );
+  const endMs = performance.now() - start;
+  await waitFor(async () => (await backend.listNamespaces()).length === 0, PHASE_TIMEOUT_MS, 'the managed namespaces to go');
+  const goneMs = performance.now() - start;
+  const used = cpu();
+  const left = (await backend.listNamespaces()).length + (await backend.listAgents()).length;
+  return { endMs, goneMs, cpu: used, left, errors: outcomes.filter((e): e is string => e !== null) };
+}
+
+/**
+ * Deletes the sessions' retained volumes as their expiry would, a batch at a time: expiries spread
+ * over days, and all at once the worker's requests overflow its APF queues (429). Returns how many
+ * PVs of rbs are left and the errors.
+ */
+async function deleteVolumes(kube: KubeBackendEnvironment, sessions: Session[]): Promise<{ left: number; errors: string[] }> {
+  const backend = kube.backend();
+  const errors: string[] = [];
+  for (let i = 0; i < sessions.length; i += VOLUME_DELETION_BATCH) {
+    await Promise.all(
+      sessions.slice(i, i + VOLUME_DELETION_BATCH).map(({ volume }) =>
+        within(backend.deleteVolume(volume), `deleting volume ${volume}`).catch((err: Error) => void errors.push(`deleting volume ${volume}: ${err.message}`)),
+      ),
+    );
+  }
+  return { left: (await kube.admin.core.listPersistentVolume({ labelSelector: MANAGED_SELECTOR })).items.length, errors };
+}
+
+function within<T>(work: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not done after ${PHASE_TIMEOUT_MS} ms`)), PHASE_TIMEOUT_MS);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+function cpuRows(phase: string, cpu: CpuUse, wallMs: number): Row[] {
+  return [
+    { metric: `CPU busy while ${phase}`, value: cpu.total / (wallMs / 1000), unit: 'cores', aim: `of ${os.cpus().length}` },
+    ...Object.entries(cpu.byProcess).map(([name, seconds]): Row => ({ metric: `  ${name}`, value: seconds, unit: 'CPU s' })),
+  ];
+}
