@@ -59,6 +59,7 @@ export async function deleteIfPresent(request: string, remove: () => Promise<unk
 }
 
 const GONE_POLL_MS = 200;
+const GONE_POLL_MAX_MS = 2000;
 
 /**
  * Polls `read` until the object is gone (null). A deletion with finalizers (namespaces, volumes)
@@ -66,8 +67,10 @@ const GONE_POLL_MS = 200;
  */
 export async function waitUntilGone(what: string, read: () => Promise<unknown>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while ((await read()) !== null) {
+  // Deleting a namespace takes the namespace controller seconds: polls back off, so that many
+  // deletions at once do not load the apiserver with reads.
+  for (let pause = GONE_POLL_MS; (await read()) !== null; pause = Math.min(pause * 2, GONE_POLL_MAX_MS)) {
     if (Date.now() > deadline) throw new Error(`${what} is still there ${timeoutMs} ms after its deletion`);
-    await sleep(GONE_POLL_MS);
+    await sleep(pause);
   }
 }
