@@ -15,7 +15,8 @@ import { BazelWorkspace, writeFiles } from '../test/data-path/fixture';
 import { startStack } from '../test/harness/stack';
 import { waitFor } from '../test/harness/wait';
 import { type WorkspaceWatch, watchWorkspace } from '../services/proxy/workspace-watch';
-import { empty, startFixture, writeTree } from '../test/sync/fixture';
+import { empty, writeTree } from '../test/sync/fixture';
+import { startAgentProcess } from './agent-process';
 import { percentile, report, type Row } from './stats';
 
 const NOOP_ROUNDS = 5;
@@ -40,10 +41,11 @@ async function nextChanges(watch: WorkspaceWatch): Promise<string[]> {
 }
 
 async function syncFigures(): Promise<Row[]> {
-  const f = await startFixture();
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-bench-sync-'));
+  const f = await startAgentProcess(root);
   try {
     writeTree(f.source, 10_000, (i) => 100 + (i % 900));
-    const local = path.join(f.root, 'local');
+    const local = path.join(root, 'local');
     fs.mkdirSync(local);
     // Interleaved, so a slow spell of the machine (disk writeback, other load) hits both alike.
     const plain: number[] = [];
@@ -69,7 +71,7 @@ async function syncFigures(): Promise<Row[]> {
       for (let i = 0; i < SYNC_ROUNDS; i++) {
         fs.appendFileSync(path.join(f.source, 'd500', `f${50_000 + i}.txt`), 'edited');
         const changed = await nextChanges(watch);
-        incremental.push(await timed(() => f.sync({ changed })));
+        incremental.push(await timed(() => f.sync(changed)));
       }
       return [
         { metric: 'initial sync, 10k files: RBS', value: Math.min(...ours), unit: 'ms' },
@@ -84,6 +86,7 @@ async function syncFigures(): Promise<Row[]> {
     }
   } finally {
     await f.stop();
+    fs.rmSync(root, { recursive: true, force: true });
   }
 }
 
