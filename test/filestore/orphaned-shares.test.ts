@@ -9,10 +9,9 @@ import { EXPIRY_REASON } from '../../workflows/messages';
 import type { SessionPhase, SessionRecord } from '../../lib/domain';
 import { CSI_PVC_NAME_LABEL, RBS_MANAGED_LABEL } from '../../lib/filestore/labels';
 import { createWorkspaceStorage } from '../../lib/filestore/workspace-storage';
-import type { SessionWorkerOptions } from '../../services/worker/worker';
 import type { cleanupWorkflow } from '../../workflows/cleanup';
 import { useFakeFilestore } from '../fakes/filestore-fake';
-import { useStack } from '../harness/stack';
+import { type StackOptions, useStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 
 const MANAGED = { [RBS_MANAGED_LABEL.key]: RBS_MANAGED_LABEL.value };
@@ -20,7 +19,7 @@ const LONG_AGO = new Date('2026-01-02T03:04:05Z');
 
 const fake = useFakeFilestore();
 // Sessions go idle at once and expire seconds later, so that one can expire within the test.
-const stack = useStack({ RBS_IDLE_TIMEOUT_MS: '500', RBS_RETENTION_MS: '4000' }, (): SessionWorkerOptions => ({
+const stack = useStack({ RBS_IDLE_TIMEOUT_MS: '500', RBS_RETENTION_MS: '4000' }, (): StackOptions => ({
   workspaceStorage: createWorkspaceStorage(fake.client(), { project: fake.project, region: 'us-central1', tier: 'ZONAL', quotaGib: 10240 }),
 }));
 

@@ -7,7 +7,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import type { ComputeBackend } from '../../lib/compute/backend';
 import { homePaths, loadConfig, type RbsConfig } from '../../lib/config';
 import { OrchestratorClient } from '../../lib/grpc/orchestrator-client';
 import { CertificateAuthority } from '../../lib/pki/ca';
@@ -15,7 +14,7 @@ import type { Identity } from '../../lib/pki/identity';
 import { runOrchestrator } from '../../services/orchestrator/orchestrator';
 import type { Orchestrator } from '../../services/orchestrator/server';
 import { cleanupScheduleId } from '../../services/worker/cleanup-schedule';
-import { createSessionWorker, type SessionWorker } from '../../services/worker/worker';
+import { createSessionWorker, type SessionWorker, type SessionWorkerOptions } from '../../services/worker/worker';
 
 export interface TestStack {
   config: RbsConfig;
@@ -46,10 +45,8 @@ export function testConfig(env: Record<string, string> = {}): RbsConfig {
   });
 }
 
-export interface StackOptions {
-  /** The worker's compute backend (and its restarts'); by default the one the config names. */
-  backend?: ComputeBackend;
-}
+/** What the stack's worker (and its restarts) is built with instead of what the config names: a backend, storage. */
+export type StackOptions = SessionWorkerOptions;
 
 export async function startStack(env: Record<string, string> = {}, options: StackOptions = {}): Promise<TestStack> {
   const config = testConfig(env);
