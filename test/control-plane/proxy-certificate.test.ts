@@ -1,6 +1,6 @@
 import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import { agentIsServing } from '../../activities/agent-health';
+import { agentIsServing } from '../../lib/compute/agent-health';
 import { sanUris } from '../../lib/grpc/tls';
 import { identityFromUris } from '../../lib/pki/identity';
 import { useStack } from '../harness/stack';
