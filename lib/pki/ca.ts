@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { installFile } from '../files';
 import { describeIdentity, identityUris, type Identity } from './identity';
+import type { CertificateSigner } from './signer';
 
 x509.cryptoProvider.set(webcrypto);
 
@@ -90,7 +91,7 @@ async function createCaCertificate(keys: CryptoKeyPair): Promise<string> {
   return cert.toString('pem');
 }
 
-export class CertificateAuthority {
+export class CertificateAuthority implements CertificateSigner {
   private constructor(
     readonly certPem: string,
     private readonly cert: x509.X509Certificate,
