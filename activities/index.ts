@@ -3,6 +3,7 @@
  * activities-dependency-injection). Workflows import this module's type only.
  */
 import { createCleanupActivities, type CleanupDeps } from './cleanup';
+import { createPlacementActivities } from './placement';
 import { createProvisioningActivities, type ProvisioningDeps } from './provisioning';
 import { createRecordActivities } from './records';
 
@@ -12,6 +13,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createProvisioningActivities(deps),
     ...createRecordActivities(deps.store),
+    ...createPlacementActivities(),
     ...createCleanupActivities(deps),
   };
 }

@@ -1,11 +1,8 @@
 /** The provisioning and teardown steps of a session, each idempotent and safe to retry. */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { AgentStartError, type ComputeBackend } from '../lib/compute/backend';
-import { InvalidPublicKeyError, type CertificateAuthority } from '../lib/pki/ca';
+import { issueCertificate, type CertificateSigner } from '../lib/pki/signer';
 import { FAILURE } from '../workflows/messages';
-
-/** A proxy renews its certificate when it starts; a working day covers any one proxy's life. */
-const PROXY_CERTIFICATE_VALIDITY_MS = 12 * 60 * 60 * 1000;
 
 const PROBE_ATTEMPTS = 3;
 const PROBE_RETRY_MS = 1000;
@@ -19,7 +16,9 @@ export interface SessionRef {
 
 export interface ProvisioningDeps {
   backend: ComputeBackend;
-  ca: CertificateAuthority;
+  /** Signs agent certificates; the worker holds no CA key of its own when a signer service runs. */
+  signer: CertificateSigner;
+  agentCertificateValidityMs: number;
   /** How long an agent may take to start serving before the session fails. */
   agentReadyTimeoutMs: number;
 }
@@ -45,7 +44,7 @@ async function heartbeating<T>(work: (report: (detail: unknown) => void) => Prom
   }
 }
 
-export function createProvisioningActivities({ backend, ca, agentReadyTimeoutMs }: ProvisioningDeps) {
+export function createProvisioningActivities({ backend, signer, agentCertificateValidityMs, agentReadyTimeoutMs }: ProvisioningDeps) {
   return {
     async createNamespace({ namespace, sessionId, user, volume }: SessionRef): Promise<void> {
       await backend.ensureNamespace({ namespace, sessionId, user, volume });
@@ -55,21 +54,16 @@ export function createProvisioningActivities({ backend, ca, agentReadyTimeoutMs 
       await backend.ensureVolume(namespace, volume);
     },
 
-    /** Keys go straight from here to the backend: they never enter workflow history. */
+    /**
+     * Keys go straight from here to the backend: they never enter workflow history. Credentials
+     * with less than a third of their life left are replaced, so every (re)start of an agent
+     * (provisioning, resume) leaves it valid for a good while.
+     */
     async issueAgentCredentials({ namespace, sessionId }: SessionRef): Promise<void> {
-      if (await backend.hasAgentCredentials(namespace)) return;
-      const issued = await ca.issue({ kind: 'agent', sessionId }, backend.agentTlsNames(namespace));
-      await backend.installAgentCredentials(namespace, { caCertPem: ca.certPem, ...issued });
-    },
-
-    /** The session's proxy certificate, for a key the proxy holds. */
-    async issueProxyCertificate({ sessionId, user, publicKeyPem }: { sessionId: string; user: string; publicKeyPem: string }): Promise<string> {
-      try {
-        return await ca.certifyPublicKey({ kind: 'proxy', sessionId, user }, publicKeyPem, { validityMs: PROXY_CERTIFICATE_VALIDITY_MS });
-      } catch (err) {
-        if (err instanceof InvalidPublicKeyError) throw ApplicationFailure.nonRetryable(err.message, FAILURE.INVALID_PUBLIC_KEY);
-        throw err;
-      }
+      const expiresAt = await backend.agentCredentialsExpiry(namespace);
+      if (expiresAt && expiresAt.getTime() - Date.now() > agentCertificateValidityMs / 3) return;
+      const issued = await issueCertificate(signer, { kind: 'agent', sessionId }, { ...backend.agentTlsNames(namespace), validityMs: agentCertificateValidityMs });
+      await backend.installAgentCredentials(namespace, { caCertPem: signer.caCertPem, ...issued });
     },
 
     async startAgent({ namespace, sessionId, volume }: SessionRef): Promise<void> {

@@ -26,6 +26,13 @@ export interface RbsConfig {
   home: string;
   temporal: { address: string; namespace: string; taskQueue: string };
   orchestrator: { listen: string };
+  /**
+   * Who signs certificates. With an address, the signer service (which alone holds the CA key), and
+   * this service presents its own certificate from `serviceTlsDir`; without, the CA in RBS_HOME/pki
+   * in-process (one machine, tests).
+   */
+  signer: { address: string | null; listen: string; serviceTlsDir: string | null };
+  certificates: { proxyValidityMs: number; agentValidityMs: number };
   store: StoreConfig;
   backend: BackendConfig;
   session: SessionTimeouts;
@@ -77,6 +84,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RbsConfig {
       taskQueue: env.RBS_TASK_QUEUE ?? 'rbs-sessions',
     },
     orchestrator: { listen: env.RBS_ORCHESTRATOR_LISTEN ?? '127.0.0.1:7443' },
+    signer: signerConfig(env),
+    certificates: {
+      proxyValidityMs: int('RBS_PROXY_CERT_VALIDITY_MS', 12 * 60 * MINUTE),
+      agentValidityMs: int('RBS_AGENT_CERT_VALIDITY_MS', 30 * 24 * 60 * MINUTE),
+    },
     store,
     backend,
     session: {
@@ -93,9 +105,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RbsConfig {
   };
 }
 
+function signerConfig(env: NodeJS.ProcessEnv): RbsConfig['signer'] {
+  const address = env.RBS_SIGNER_ADDRESS || null;
+  const serviceTlsDir = env.RBS_SERVICE_TLS_DIR || null;
+  if (address && !serviceTlsDir) {
+    throw new Error(`RBS_SIGNER_ADDRESS=${address} needs RBS_SERVICE_TLS_DIR: the directory of this service's own certificate (ca.crt, <service>.crt, <service>.key)`);
+  }
+  return { address, listen: env.RBS_SIGNER_LISTEN ?? '127.0.0.1:7445', serviceTlsDir };
+}
+
 /** Files under RBS_HOME that several processes agree on. */
 export const homePaths = (home: string) => ({
   pki: path.join(home, 'pki'),
+  /** The local stack's service certificates, which `rbs up` issues: the services never read the CA key. */
+  serviceTls: path.join(home, 'pki', 'services'),
   /** Where `rbs up` says where everything is, for the CLI. */
   stack: path.join(home, 'stack.json'),
   logs: path.join(home, 'logs'),

@@ -27,7 +27,11 @@ export interface CarriedSession {
   lastActivityAtMs: number;
 }
 
-export interface SessionInput extends SessionPlacement {
+/**
+ * What starts a session. The placement fields are what runs before 'derive-placement' were given;
+ * a current run derives its namespace and volume from (user, workspace) and ignores them.
+ */
+export interface SessionInput extends Partial<SessionPlacement> {
   user: string;
   workspace: string;
   timeouts: SessionTimeouts;
@@ -48,25 +52,24 @@ export const FAILURE = {
   SESSION_FAILED: 'SessionFailed',
   SESSION_ENDING: 'SessionEnding',
   SESSION_NOT_FOUND: 'SessionNotFound',
-  INVALID_PUBLIC_KEY: 'InvalidPublicKey',
+  /** The workflow was started under an id that is not its (user, workspace)'s: refused outright. */
+  PLACEMENT_MISMATCH: 'PlacementMismatch',
   WORKSPACE_NOT_FOUND: 'WorkspaceNotFound',
   QUOTA_EXCEEDED: 'QuotaExceeded',
   /** The agent cannot start, for good; details[0] is the backend's AgentStartFailure reason. */
   AGENT_START_FAILED: 'AgentStartFailed',
 } as const;
 
-/** Start-or-attach: resolves once the session is READY (resuming it if suspended). */
-export const getServerUpdate = defineUpdate<SessionView>('getServer');
+/**
+ * Start-or-attach for `user`, the verified caller: resolves once the session is READY (resuming it
+ * if suspended). A session of anyone else refuses, even under a colliding workflow id.
+ */
+export const getServerUpdate = defineUpdate<SessionView, [user: string]>('getServer');
 /**
  * Ends the session with this id; resolves once it has ENDED. The id guards against ending a newer
  * session that took the same workflow id.
  */
 export const endUpdate = defineUpdate<SessionView, [sessionId: string]>('end');
-/**
- * Certifies a proxy's public key (SPKI PEM) as this session's proxy; resolves to the certificate
- * PEM. Certificates are public: they may sit in history; keys never come here.
- */
-export const issueProxyCertificateUpdate = defineUpdate<string, [sessionId: string, publicKeyPem: string]>('issueProxyCertificate');
 /** Any sign of use of the session with this id: keeps it from going idle. */
 export const heartbeatSignal = defineSignal<[sessionId: string]>('heartbeat');
 export const sessionQuery = defineQuery<SessionView>('session');

@@ -10,6 +10,7 @@ import {
   condition,
   continueAsNew,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -19,14 +20,13 @@ import {
 } from '@temporalio/workflow';
 import type { RetryPolicy } from '@temporalio/common';
 import type { createActivities } from '../activities';
-import { isTerminal, type SessionPhase } from '../lib/domain';
+import { isTerminal, type SessionPhase, type SessionPlacement } from '../lib/domain';
 import {
   EXPIRY_REASON,
   FAILURE,
   endUpdate,
   getServerUpdate,
   heartbeatSignal,
-  issueProxyCertificateUpdate,
   sessionQuery,
   type SessionInput,
   type SessionView,
@@ -64,7 +64,7 @@ const volumeRemoval = proxyActivities<Activities>({ startToCloseTimeout: '2h', h
 class EndRequested extends Error {}
 
 export async function sessionWorkflow(input: SessionInput): Promise<SessionView> {
-  const { namespace, volume, user, workspace, timeouts } = input;
+  const { user, workspace, timeouts } = input;
   const carried = input.carried;
   const session: SessionView = {
     sessionId: carried?.sessionId ?? uuid4(),
@@ -72,8 +72,10 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     runId: workflowInfo().runId,
     user,
     workspace,
-    namespace,
-    volume,
+    // Known once derived, below: handlers must be set before the first await, or Temporal
+    // rejects the update that started the workflow.
+    namespace: input.namespace ?? '',
+    volume: input.volume ?? '',
     phase: carried?.phase ?? 'PROVISIONING_NAMESPACE',
     agentAddress: carried?.agentAddress ?? null,
     failureReason: null,
@@ -98,24 +100,39 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
   setHandler(heartbeatSignal, (sessionId) => {
     if (sessionId === session.sessionId) touch();
   });
-  setHandler(getServerUpdate, async () => {
-    touch();
-    const ending = () => session.phase === 'ENDING' || pending === 'ENDING' || isTerminal(session.phase);
-    await condition(() => (session.phase === 'READY' && pending === null) || ending());
-    if (!ending()) return { ...session };
-    if (session.phase === 'FAILED') {
+  setHandler(
+    getServerUpdate,
+    async () => {
+      touch();
+      const ending = () => session.phase === 'ENDING' || pending === 'ENDING' || isTerminal(session.phase);
+      await condition(() => (session.phase === 'READY' && pending === null) || ending());
+      if (!ending()) return { ...session };
+      if (session.phase === 'FAILED') {
+        throw ApplicationFailure.create({
+          type: FAILURE.SESSION_FAILED,
+          message: `session ${session.sessionId} failed: ${session.failureReason}`,
+          nonRetryable: true,
+        });
+      }
       throw ApplicationFailure.create({
-        type: FAILURE.SESSION_FAILED,
-        message: `session ${session.sessionId} failed: ${session.failureReason}`,
+        type: FAILURE.SESSION_ENDING,
+        message: `session ${session.sessionId} is ending`,
         nonRetryable: true,
       });
-    }
-    throw ApplicationFailure.create({
-      type: FAILURE.SESSION_ENDING,
-      message: `session ${session.sessionId} is ending`,
-      nonRetryable: true,
-    });
-  });
+    },
+    {
+      // Validators do not run on replay, so histories from before the argument still replay.
+      validator: (caller) => {
+        if (caller !== session.user) {
+          throw ApplicationFailure.create({
+            type: FAILURE.SESSION_NOT_FOUND,
+            message: `${session.workflowId} is not a session of the caller`,
+            nonRetryable: true,
+          });
+        }
+      },
+    },
+  );
   setHandler(endUpdate, async (sessionId) => {
     if (sessionId !== session.sessionId) {
       throw ApplicationFailure.create({
@@ -129,27 +146,6 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     return { ...session };
   });
 
-  setHandler(
-    issueProxyCertificateUpdate,
-    async (_sessionId, publicKeyPem) => {
-      touch();
-      return steps.issueProxyCertificate({ sessionId: session.sessionId, user, publicKeyPem });
-    },
-    {
-      validator: (sessionId, publicKeyPem) => {
-        if (sessionId !== session.sessionId) {
-          throw ApplicationFailure.create({ type: FAILURE.SESSION_NOT_FOUND, message: `session ${sessionId} is not the one in ${session.workflowId}`, nonRetryable: true });
-        }
-        if (session.phase === 'ENDING' || isTerminal(session.phase)) {
-          throw ApplicationFailure.create({ type: FAILURE.SESSION_ENDING, message: `session ${sessionId} is ${session.phase}`, nonRetryable: true });
-        }
-        if (typeof publicKeyPem !== 'string' || publicKeyPem.length > 4096) {
-          throw ApplicationFailure.create({ type: FAILURE.INVALID_PUBLIC_KEY, message: 'public key must be a PEM of at most 4096 characters', nonRetryable: true });
-        }
-      },
-    },
-  );
-
   /** Records the phase first, so whoever sees the new phase finds the store already agreeing. */
   async function enter(phase: SessionPhase): Promise<void> {
     pending = phase;
@@ -162,7 +158,6 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     ]);
   }
 
-  const ref = { namespace, volume, sessionId: session.sessionId, user };
 
   /** The saga: each step registers how to undo it; a step that fails for good undoes them all. */
   async function provision(): Promise<void> {
@@ -181,7 +176,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
       await step('PROVISIONING_AGENT_READY', async () => {
         session.agentAddress = await waits.waitForAgent(ref);
       });
-      await step('PROVISIONING_SYNC', () => waits.syncWorkspace({ volume, workspace }));
+      await step('PROVISIONING_SYNC', () => waits.syncWorkspace({ volume: ref.volume, workspace }));
     } catch (err) {
       await CancellationScope.nonCancellable(async () => {
         for (const compensate of undo) await compensate();
@@ -209,6 +204,8 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
   async function resume(): Promise<void> {
     try {
       await enter('RESUMING');
+      // A suspended session may have outlived most of its agent certificate.
+      if (patched('renew-agent-credentials')) await steps.issueAgentCredentials(ref);
       await steps.startAgent(ref);
       session.agentAddress = await waits.waitForAgent(ref);
       touch();
@@ -260,6 +257,9 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     if (wantedBack() && !endRequested) return resume();
   }
 
+  Object.assign(session, await placement(input));
+  const ref = { namespace: session.namespace, volume: session.volume, sessionId: session.sessionId, user };
+
   try {
     // A continued run records itself, so the store names the run that now owns the session.
     if (carried) await enter(carried.phase);
@@ -286,6 +286,23 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
   }
   await condition(allHandlersFinished);
   return { ...session };
+}
+
+/**
+ * Where the session runs. Derived from (user, workspace) by the worker, never taken from the input:
+ * whoever can start workflows could otherwise point a session at another user's volume. A run under
+ * any other workflow id than the one (user, workspace) gives fails before it touches anything.
+ */
+async function placement(input: SessionInput): Promise<SessionPlacement> {
+  if (!patched('derive-placement')) return { namespace: input.namespace!, volume: input.volume! };
+  const derived = await records.derivePlacement({ user: input.user, workspace: input.workspace });
+  if (derived.workflowId !== workflowInfo().workflowId) {
+    throw ApplicationFailure.nonRetryable(
+      `workflow id ${workflowInfo().workflowId} is not the session id of this user and workspace (${derived.workflowId})`,
+      FAILURE.PLACEMENT_MISMATCH,
+    );
+  }
+  return { namespace: derived.namespace, volume: derived.volume };
 }
 
 function failureMessage(err: unknown): string {

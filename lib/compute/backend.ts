@@ -90,7 +90,8 @@ export interface ComputeBackend {
   ensureNamespace(spec: NamespaceSpec): Promise<void>;
   /** Makes the (user, workspace) volume exist and available to the namespace; keeps its data. */
   ensureVolume(namespace: string, volume: string): Promise<void>;
-  hasAgentCredentials(namespace: string): Promise<boolean>;
+  /** When the installed agent certificate expires; null when there is none the agent could use. */
+  agentCredentialsExpiry(namespace: string): Promise<Date | null>;
   /** DNS names and IPs for the agent certificate of `namespace`. */
   agentTlsNames(namespace: string): AgentTlsNames;
   installAgentCredentials(namespace: string, credentials: AgentCredentials): Promise<void>;

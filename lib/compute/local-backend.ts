@@ -8,11 +8,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { type TlsMaterial, readTlsMaterial, writeTlsMaterial } from '../grpc/tls';
+import { type RotatingTls, type TlsMaterial, readTlsMaterial, writeTlsMaterial } from '../grpc/tls';
 import { type Child, startChild } from '../local/child';
 import { isDns1123Label } from '../naming';
 import { workspaceFilters } from '../sync/filters';
 import { installFile } from '../files';
+import { certificateExpiry } from '../pki/certificate';
 import { agentIsServing } from './agent-health';
 import { checkLabel } from './names';
 import {
@@ -70,14 +71,14 @@ export interface LocalBackendOptions {
   home: string;
   agentCommand: string[];
   /** The worker's identity, for the health checks of waitForAgent and agentProblem. */
-  workerTls?: TlsMaterial;
+  workerTls?: TlsMaterial | RotatingTls;
 }
 
 export class LocalBackend implements ComputeBackend {
   readonly kind = 'local' as const;
   private readonly home: string;
   private readonly agentCommand: string[];
-  private readonly workerTls: TlsMaterial | undefined;
+  private readonly workerTls: TlsMaterial | RotatingTls | undefined;
 
   constructor(options: LocalBackendOptions) {
     if (options.agentCommand.length === 0) throw new Error('LocalBackend needs a non-empty agentCommand');
@@ -118,12 +119,11 @@ export class LocalBackend implements ComputeBackend {
     await installFile(path.join(this.volumeDir(volume), 'namespace'), `${namespace}\n`, 0o644, true);
   }
 
-  async hasAgentCredentials(namespace: string): Promise<boolean> {
+  async agentCredentialsExpiry(namespace: string): Promise<Date | null> {
     try {
-      await readTlsMaterial(this.tlsDir(namespace), 'agent');
-      return true;
+      return certificateExpiry((await readTlsMaterial(this.tlsDir(namespace), 'agent')).certPem);
     } catch {
-      return false; // missing or unreadable: either way the agent could not use it
+      return null; // missing or unreadable: either way the agent could not use it
     }
   }
 
@@ -278,7 +278,7 @@ export class LocalBackend implements ComputeBackend {
 
   private requireWorkerTls(): TlsMaterial {
     if (!this.workerTls) throw new Error('this LocalBackend was built without workerTls: it cannot check agents');
-    return this.workerTls;
+    return 'current' in this.workerTls ? this.workerTls.current() : this.workerTls;
   }
 
   private requireNamespace(namespace: string): NamespaceRecord {

@@ -5,6 +5,7 @@ import type { ProtoGrpcType as OrchestratorProto } from '../../gen/proto/orchest
 import type { ProtoGrpcType as AgentProto } from '../../gen/proto/agent';
 import type { ProtoGrpcType as HealthProto } from '../../gen/proto/health';
 import type { ProtoGrpcType as BazelProto } from '../../gen/proto/command_server';
+import type { ProtoGrpcType as SignerProto } from '../../gen/proto/signer';
 
 /** proto/ sits at the repository root, both from sources and from dist/. */
 const PROTO_ROOT = path.resolve(__dirname, '..', '..', ...(__dirname.includes(`${path.sep}dist${path.sep}`) ? ['..'] : []), 'proto');
@@ -23,7 +24,7 @@ function load<T>(file: string): T {
   return grpc.loadPackageDefinition(definition) as unknown as T;
 }
 
-let cache: { orchestrator: OrchestratorProto; agent: AgentProto; health: HealthProto; bazel: BazelProto } | undefined;
+let cache: { orchestrator: OrchestratorProto; agent: AgentProto; health: HealthProto; bazel: BazelProto; signer: SignerProto } | undefined;
 
 /** The loaded service definitions, parsed once per process. */
 export function protos() {
@@ -32,6 +33,7 @@ export function protos() {
     agent: load<AgentProto>('rbs/v1/agent.proto'),
     health: load<HealthProto>('grpc/health/v1/health.proto'),
     bazel: load<BazelProto>('bazel/command_server.proto'),
+    signer: load<SignerProto>('rbs/v1/signer.proto'),
   };
   return cache;
 }

@@ -72,10 +72,32 @@ export function peerIdentity(call: AuthenticatedCall): Identity {
   }
 }
 
+/**
+ * TLS material that is replaced while in use (certificate renewal, a rotated Secret): servers
+ * present the newest to new connections, clients reconnect with it.
+ */
+export interface RotatingTls {
+  current(): TlsMaterial;
+  /** Calls `listener` with each new material; returns the unsubscribe. */
+  subscribe(listener: (m: TlsMaterial) => void): () => void;
+}
+
+/** TLS material that never changes, where something expects a RotatingTls. */
+export function fixedTls(m: TlsMaterial): RotatingTls {
+  return { current: () => m, subscribe: () => () => {} };
+}
+
+const contextOptions = (m: TlsMaterial) => ({ ca: m.caCertPem, cert: m.certPem, key: m.keyPem });
+
 /** TLS server credentials that ask for, but do not demand, a client certificate. */
 class ClientCertificateOptionalCredentials extends grpc.ServerCredentials {
   constructor(m: TlsMaterial) {
-    super({ requestCert: true, rejectUnauthorized: false }, { ca: m.caCertPem, cert: m.certPem, key: m.keyPem });
+    super({ requestCert: true, rejectUnauthorized: false }, contextOptions(m));
+  }
+
+  /** New handshakes use `m`; connections already open keep theirs. */
+  rotate(m: TlsMaterial): void {
+    this.updateSecureContextOptions(contextOptions(m));
   }
 
   _equals(other: grpc.ServerCredentials): boolean {
@@ -100,10 +122,11 @@ const requirePeerIdentity: grpc.ServerInterceptor = (_method, call) =>
       }),
   });
 
-export function serverCredentials(m: TlsMaterial): grpc.ServerCredentials {
-  return grpc.experimental.createServerCredentialsWithInterceptors(new ClientCertificateOptionalCredentials(m), [
-    requirePeerIdentity,
-  ]);
+export function serverCredentials(tls: TlsMaterial | RotatingTls): grpc.ServerCredentials {
+  const source = 'current' in tls ? tls : fixedTls(tls);
+  const credentials = new ClientCertificateOptionalCredentials(source.current());
+  source.subscribe((m) => credentials.rotate(m));
+  return grpc.experimental.createServerCredentialsWithInterceptors(credentials, [requirePeerIdentity]);
 }
 
 /** Why `m.certPem` would be refused by a server of `m.caCertPem`, or null if it would not be. */

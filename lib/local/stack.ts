@@ -1,11 +1,15 @@
 /**
- * The control plane as separate local processes, the way it deploys: the Temporal dev server, a
- * worker and the orchestrator. `rbs up` runs it in the foreground; benchmarks measure it.
+ * The control plane as separate local processes, the way it deploys: the Temporal dev server, the
+ * signer (the only process that reads the CA key), a worker and the orchestrator. `rbs up` runs it
+ * in the foreground; benchmarks measure it.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { homePaths, type RbsConfig } from '../config';
+import { writeTlsMaterial } from '../grpc/tls';
 import { CertificateAuthority } from '../pki/ca';
+import type { ServiceName } from '../pki/identity';
+import { issuedServiceTls, type ServiceTls } from '../pki/service-tls';
 import { startChild, type Child } from './child';
 import { waitForPort } from './ports';
 import { startTemporalDevServer } from './temporal-dev-server';
@@ -24,13 +28,15 @@ export interface LocalStack {
 export async function startLocalStack(config: RbsConfig, options: { ui: boolean; persist: boolean }): Promise<LocalStack> {
   const paths = homePaths(config.home);
   fs.mkdirSync(paths.logs, { recursive: true });
-  await CertificateAuthority.loadOrCreate(paths.pki); // once, before two processes race to create it
+  const ca = await CertificateAuthority.loadOrCreate(paths.pki); // once, before two processes race to create it
   const [temporalHost, temporalPort] = splitAddress(config.temporal.address);
   if (temporalHost !== '127.0.0.1') throw new Error(`the local stack runs Temporal on 127.0.0.1, not ${temporalHost}`);
 
   const children: Child[] = [];
+  const serviceTls: ServiceTls[] = [];
   const stop = async () => {
     for (const child of [...children].reverse()) await child.stop();
+    for (const tls of serviceTls) tls.close();
   };
   const failed = () => children.map((c) => c.exited() && `${c.exited()}:\n${c.logTail()}`).find(Boolean) || null;
   try {
@@ -48,12 +54,21 @@ export async function startLocalStack(config: RbsConfig, options: { ui: boolean;
       RBS_TEMPORAL_ADDRESS: temporal.address,
       RBS_TASK_QUEUE: config.temporal.taskQueue,
       RBS_ORCHESTRATOR_LISTEN: config.orchestrator.listen,
+      RBS_SIGNER_LISTEN: config.signer.listen,
+      RBS_SIGNER_ADDRESS: config.signer.listen,
+      RBS_SERVICE_TLS_DIR: paths.serviceTls,
     };
-    const service = (name: string) =>
+    const service = (name: ServiceName) =>
       startChild(name, process.execPath, [path.join(repoRoot(), 'dist', 'services', name, 'main.js')], {
         logFile: path.join(paths.logs, `${name}.log`),
         env,
       });
+    children.push(service('signer'));
+    await waitForPort(...splitAddress(config.signer.listen), 30_000, failed);
+    const orchestratorHost = splitAddress(config.orchestrator.listen)[0];
+    for (const [name, ipAddresses] of [['worker', []], ['orchestrator', [orchestratorHost]]] as const) {
+      serviceTls.push(await publishServiceTls(ca, paths.serviceTls, name, [...ipAddresses]));
+    }
     children.push(service('worker'), service('orchestrator'));
     const [host, port] = splitAddress(config.orchestrator.listen);
     await waitForPort(host, port, 60_000, failed);
@@ -62,6 +77,14 @@ export async function startLocalStack(config: RbsConfig, options: { ui: boolean;
     await stop();
     throw err;
   }
+}
+
+/** A service's certificate in `dir`, renewed there before it expires (the services re-read it). */
+async function publishServiceTls(ca: CertificateAuthority, dir: string, name: 'worker' | 'orchestrator', ipAddresses: string[]): Promise<ServiceTls> {
+  const tls = await issuedServiceTls(ca, { kind: 'service', name }, { dnsNames: ['localhost'], ipAddresses });
+  await writeTlsMaterial(dir, name, tls.current());
+  tls.subscribe((m) => void writeTlsMaterial(dir, name, m).catch((err) => console.error(`rbs: renewing ${name}'s certificate: ${err.message}`)));
+  return tls;
 }
 
 function splitAddress(address: string): [string, number] {

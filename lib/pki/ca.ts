@@ -116,6 +116,11 @@ export class CertificateAuthority implements CertificateSigner {
     return new CertificateAuthority(certPem, new x509.X509Certificate(certPem), keys.privateKey);
   }
 
+  /** As a CertificateSigner: the CA certificate is its own. */
+  get caCertPem(): string {
+    return this.certPem;
+  }
+
   /** A key pair and a leaf certificate for `identity`, usable as a TLS server and as a TLS client. */
   async issue(identity: Identity, options: IssueOptions = {}): Promise<IssuedCertificate> {
     const keys = await generateKeys();
@@ -138,7 +143,9 @@ export class CertificateAuthority implements CertificateSigner {
   }
 
   private async certify(identity: Identity, publicKey: CryptoKey, options: IssueOptions): Promise<string> {
+    // Back-dated for clock skew, but valid for validityMs from now: a short-lived certificate is not born expired.
     const notBefore = options.notBefore ?? new Date(Date.now() - CLOCK_SKEW_MS);
+    const validFrom = options.notBefore ?? new Date();
     const names: x509.JsonGeneralName[] = [
       ...identityUris(identity).map((value) => ({ type: 'url' as const, value })),
       ...(options.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
@@ -149,7 +156,7 @@ export class CertificateAuthority implements CertificateSigner {
       subject: [{ CN: [[...describeIdentity(identity)].slice(0, MAX_CN_LENGTH).join('')] }],
       issuer: this.cert.subjectName,
       notBefore,
-      notAfter: new Date(notBefore.getTime() + (options.validityMs ?? LEAF_VALIDITY_MS)),
+      notAfter: new Date(validFrom.getTime() + (options.validityMs ?? LEAF_VALIDITY_MS)),
       signingAlgorithm: SIGNING,
       signingKey: this.signingKey,
       publicKey,

@@ -6,7 +6,7 @@ import { validateSessionId, validateUserName } from '../validate';
 
 export type Identity =
   | { kind: 'user'; user: string; operator: boolean }
-  | { kind: 'service'; name: 'orchestrator' | 'worker' }
+  | { kind: 'service'; name: ServiceName }
   | { kind: 'agent'; sessionId: string }
   | { kind: 'proxy'; sessionId: string; user: string };
 
@@ -19,7 +19,9 @@ export class InvalidIdentityError extends Error {
 
 const PREFIX = 'spiffe://rbs/';
 const OPERATOR_ROLE = `${PREFIX}role/operator`;
-const SERVICES = ['orchestrator', 'worker'] as const;
+/** The control plane's services: the signer holds the CA key; the others ask it for signatures. */
+export const SERVICES = ['orchestrator', 'worker', 'signer'] as const;
+export type ServiceName = (typeof SERVICES)[number];
 
 export function identityUris(id: Identity): string[] {
   switch (id.kind) {

@@ -31,7 +31,6 @@ const FAILURE_STATUS: Record<string, grpc.status> = {
   [FAILURE.SESSION_ENDING]: grpc.status.UNAVAILABLE,
   [FAILURE.SESSION_NOT_FOUND]: grpc.status.NOT_FOUND,
   [FAILURE.QUOTA_EXCEEDED]: grpc.status.RESOURCE_EXHAUSTED,
-  [FAILURE.INVALID_PUBLIC_KEY]: grpc.status.INVALID_ARGUMENT,
 };
 
 export function toServiceError(err: unknown, rpc: string): Partial<grpc.ServiceError> {

@@ -1,27 +1,37 @@
-/** Assembles the orchestrator from configuration: CA, server certificate, store, Temporal client. */
+/**
+ * Assembles the orchestrator from configuration: its certificate and signer, store, Temporal
+ * client. It faces the internet, so it holds no CA key when a signer service is configured.
+ */
 import { Client, Connection } from '@temporalio/client';
-import { homePaths, type RbsConfig } from '../../lib/config';
-import { CertificateAuthority } from '../../lib/pki/ca';
+import type { RbsConfig } from '../../lib/config';
+import { serviceCredentials } from '../../lib/pki/service-credentials';
 import { openSessionStore } from '../../lib/store';
 import { startOrchestrator, type Orchestrator } from './server';
 import { Sessions } from './sessions';
 
 export async function runOrchestrator(config: RbsConfig): Promise<Orchestrator> {
-  const ca = await CertificateAuthority.loadOrCreate(homePaths(config.home).pki);
   const host = config.orchestrator.listen.slice(0, config.orchestrator.listen.lastIndexOf(':'));
-  const issued = await ca.issue(
-    { kind: 'service', name: 'orchestrator' },
-    { dnsNames: ['localhost'], ipAddresses: /^[\d.]+$/.test(host) ? [host] : [] },
-  );
+  const credentials = await serviceCredentials(config, 'orchestrator', {
+    dnsNames: ['localhost'],
+    ipAddresses: /^[\d.]+$/.test(host) ? [host] : [],
+  });
   const store = await openSessionStore(config.store);
   const connection = await Connection.connect({ address: config.temporal.address });
   const temporal = new Client({ connection, namespace: config.temporal.namespace });
-  const sessions = new Sessions({ temporal, store, taskQueue: config.temporal.taskQueue, timeouts: config.session });
-  const server = await startOrchestrator({ listen: config.orchestrator.listen, tls: { caCertPem: ca.certPem, ...issued }, sessions });
+  const sessions = new Sessions({
+    temporal,
+    store,
+    taskQueue: config.temporal.taskQueue,
+    timeouts: config.session,
+    signer: credentials.signer,
+    proxyCertificateValidityMs: config.certificates.proxyValidityMs,
+  });
+  const server = await startOrchestrator({ listen: config.orchestrator.listen, tls: credentials.tls, sessions });
   return {
     address: server.address,
     async stop() {
       await server.stop();
+      credentials.close();
       await Promise.allSettled([store.close(), connection.close()]);
     },
   };

@@ -7,7 +7,7 @@ import type { SessionRecord } from '../../lib/domain';
 import { serverKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
 import { shutdownGracefully } from '../../lib/grpc/shutdown';
-import { peerIdentity, serverCredentials, type TlsMaterial } from '../../lib/grpc/tls';
+import { peerIdentity, serverCredentials, type RotatingTls } from '../../lib/grpc/tls';
 import { describeIdentity } from '../../lib/pki/identity';
 import type { SessionView } from '../../workflows/messages';
 import { RpcError, toServiceError } from './errors';
@@ -56,7 +56,7 @@ function unary<Req, Res>(rpc: string, handle: (caller: Caller, request: Req) => 
   };
 }
 
-function handlers(sessions: Sessions, caCertPem: string): OrchestratorHandlers {
+function handlers(sessions: Sessions): OrchestratorHandlers {
   return {
     GetServer: unary('GetServer', async (caller, request) => ({ session: toSession(await sessions.getServer(caller, request.workspace ?? '')) })),
     Heartbeat: unary('Heartbeat', async (caller, request) => ({ phase: (await sessions.heartbeat(caller, request.sessionId ?? '')).phase })),
@@ -65,10 +65,9 @@ function handlers(sessions: Sessions, caCertPem: string): OrchestratorHandlers {
     })),
     DescribeSession: unary('DescribeSession', async (caller, request) => toSession(await sessions.describe(caller, request.sessionId ?? ''))),
     EndSession: unary('EndSession', async (caller, request) => toSession(await sessions.end(caller, request.sessionId ?? ''))),
-    IssueProxyCertificate: unary('IssueProxyCertificate', async (caller, request) => ({
-      certificatePem: await sessions.issueProxyCertificate(caller, request.sessionId ?? '', request.publicKeyPem ?? ''),
-      caCertificatePem: caCertPem,
-    })),
+    IssueProxyCertificate: unary('IssueProxyCertificate', (caller, request) =>
+      sessions.issueProxyCertificate(caller, request.sessionId ?? '', request.publicKeyPem ?? ''),
+    ),
     WatchSession: (call) => {
       let cancelled = false;
       call.on('cancelled', () => (cancelled = true));
@@ -96,10 +95,10 @@ function handlers(sessions: Sessions, caCertPem: string): OrchestratorHandlers {
   };
 }
 
-export async function startOrchestrator(options: { listen: string; tls: TlsMaterial; sessions: Sessions }): Promise<Orchestrator> {
+export async function startOrchestrator(options: { listen: string; tls: RotatingTls; sessions: Sessions }): Promise<Orchestrator> {
   // WatchSession streams of vanished clients are dropped rather than polled for hours.
   const server = new grpc.Server(serverKeepalive());
-  server.addService(protos().orchestrator.rbs.v1.Orchestrator.service, handlers(options.sessions, options.tls.caCertPem));
+  server.addService(protos().orchestrator.rbs.v1.Orchestrator.service, handlers(options.sessions));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(options.listen, serverCredentials(options.tls), (err, p) => (err ? reject(err) : resolve(p))),
   );

@@ -5,6 +5,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { WithStartWorkflowOperation, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { isTerminal, type SessionRecord } from '../../lib/domain';
+import { InvalidPublicKeyError } from '../../lib/pki/ca';
+import type { CertificateSigner } from '../../lib/pki/signer';
 import { placementFor, workflowIdFor } from '../../lib/naming';
 import type { SessionStore } from '../../lib/store/session-store';
 import { validateSessionId, validateWorkspacePath } from '../../lib/validate';
@@ -13,7 +15,6 @@ import {
   endUpdate,
   getServerUpdate,
   heartbeatSignal,
-  issueProxyCertificateUpdate,
   sessionQuery,
   type SessionTimeouts,
   type SessionView,
@@ -32,7 +33,13 @@ export interface SessionsOptions {
   store: SessionStore;
   taskQueue: string;
   timeouts: SessionTimeouts;
+  /** Signs proxy certificates, once ownership is checked here: the workflow never does. */
+  signer: CertificateSigner;
+  proxyCertificateValidityMs: number;
 }
+
+/** An SPKI PEM of a P-256 key is under 200 characters; anything near this is not one. */
+const MAX_PUBLIC_KEY_PEM = 4096;
 
 /** A session that is ending cannot be attached to; wait for it to finish, then start anew. */
 const MAX_ATTACH_ATTEMPTS = 3;
@@ -55,7 +62,7 @@ export class Sessions {
       const start = new WithStartWorkflowOperation<typeof sessionWorkflow>('sessionWorkflow', {
         workflowId,
         taskQueue: this.options.taskQueue,
-        args: [{ user: caller.user, workspace, ...placement, timeouts: this.options.timeouts }],
+        args: [{ user: caller.user, workspace, timeouts: this.options.timeouts }],
         workflowIdConflictPolicy: 'USE_EXISTING',
         typedSearchAttributes: [
           { key: SESSION_USER, value: caller.user },
@@ -64,9 +71,11 @@ export class Sessions {
         ],
       });
       try {
-        return await this.options.temporal.workflow.executeUpdateWithStart(getServerUpdate, {
+        const view = await this.options.temporal.workflow.executeUpdateWithStart(getServerUpdate, {
+          args: [caller.user],
           startWorkflowOperation: start,
         });
+        return this.ownView(caller, view);
       } catch (err) {
         if (updateFailure(err)?.type !== FAILURE.SESSION_ENDING || attempt >= MAX_ATTACH_ATTEMPTS) throw err;
         await (await start.workflowHandle()).result().catch(() => undefined);
@@ -109,7 +118,8 @@ export class Sessions {
   /** The current state of the caller's session for a workspace, or null before it exists. */
   async viewByWorkspace(caller: Caller, rawWorkspace: string): Promise<SessionView | null> {
     const workspace = validateWorkspacePath(rawWorkspace);
-    return this.query(workflowIdFor(placementFor(caller.user, workspace).namespace));
+    const view = await this.query(workflowIdFor(placementFor(caller.user, workspace).namespace));
+    return view && this.ownView(caller, view);
   }
 
   async viewById(caller: Caller, sessionId: string): Promise<SessionView | null> {
@@ -155,15 +165,33 @@ export class Sessions {
     return this.owned(caller, sessionId);
   }
 
-  /** A certificate for the caller's proxy of one of its own sessions (operators get none for others'). */
-  async issueProxyCertificate(caller: Caller, sessionId: string, publicKeyPem: string): Promise<string> {
+  /**
+   * A certificate for the caller's proxy of one of its own live sessions (operators get none for
+   * others'). Ownership is checked against the workflow itself, not only the store's projection.
+   */
+  async issueProxyCertificate(caller: Caller, sessionId: string, publicKeyPem: string): Promise<{ certificatePem: string; caCertificatePem: string }> {
     const record = await this.owned({ ...caller, operator: false }, sessionId);
-    if (isTerminal(record.phase)) {
-      throw new RpcError(grpc.status.FAILED_PRECONDITION, `session ${sessionId} has ${record.phase}`);
+    if (publicKeyPem.length > MAX_PUBLIC_KEY_PEM) {
+      throw new RpcError(grpc.status.INVALID_ARGUMENT, `public key must be a PEM of at most ${MAX_PUBLIC_KEY_PEM} characters`);
     }
-    return this.options.temporal.workflow
-      .getHandle(record.workflowId)
-      .executeUpdate(issueProxyCertificateUpdate, { args: [record.sessionId, publicKeyPem] });
+    const live = await this.query(record.workflowId);
+    if (!live || live.sessionId !== record.sessionId || live.user !== caller.user || live.phase === 'ENDING' || isTerminal(live.phase)) {
+      throw new RpcError(grpc.status.FAILED_PRECONDITION, `session ${sessionId} is ${live?.sessionId === record.sessionId ? live.phase : 'no longer running'}`);
+    }
+    const { signer, proxyCertificateValidityMs: validityMs } = this.options;
+    try {
+      const certificatePem = await signer.certifyPublicKey({ kind: 'proxy', sessionId: record.sessionId, user: caller.user }, publicKeyPem, { validityMs });
+      return { certificatePem, caCertificatePem: signer.caCertPem };
+    } catch (err) {
+      if (err instanceof InvalidPublicKeyError) throw new RpcError(grpc.status.INVALID_ARGUMENT, err.message);
+      throw err;
+    }
+  }
+
+  /** A view is handed only to its own user: a workflow under the caller's id may be someone else's. */
+  private ownView(caller: Caller, view: SessionView): SessionView {
+    if (view.user !== caller.user) throw new RpcError(grpc.status.NOT_FOUND, `no session of '${caller.user}' in ${view.workflowId}`);
+    return view;
   }
 
   /** The session's row, if the caller may see it; NOT_FOUND otherwise (never reveals others' sessions). */

@@ -1,6 +1,8 @@
 /**
  * The proxy's hold on its build session: the session from the orchestrator, a certificate for a
- * key that never leaves this process, and an mTLS client to the session's agent.
+ * key that never leaves this process, and an mTLS client to the session's agent. The certificate
+ * is renewed (with a fresh key) after two thirds of its life, so a proxy that builds for longer
+ * than a certificate lives keeps working; calls under way finish on the connection they began on.
  */
 import { generateKeyPairSync } from 'node:crypto';
 import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
@@ -9,39 +11,83 @@ import type { OrchestratorClient, Session } from '../../lib/grpc/orchestrator-cl
 import { clientKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
 import { TLS_CHANNEL_OPTIONS, channelCredentials, type TlsMaterial } from '../../lib/grpc/tls';
+import { renewalDelayMs } from '../../lib/pki/certificate';
+
+/** After a failed renewal (say, the user's own certificate expired), the next try, at the latest. */
+const RENEWAL_RETRY_MS = 60_000;
 
 export interface SessionLink {
   session: Session;
   orchestrator: OrchestratorClient;
-  agent: AgentClient;
-  /** The proxy's credentials for the agent hop (rsync's transport uses them too). */
-  tls: TlsMaterial;
+  /** The agent client with the newest certificate: read it for each call. */
+  readonly agent: AgentClient;
   close(): void;
 }
 
-export async function openSession(workspace: string): Promise<SessionLink> {
+/** A fresh key, certified for this session's proxy by the orchestrator. */
+async function certify(orchestrator: OrchestratorClient, sessionId: string): Promise<TlsMaterial> {
+  const keys = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const publicKeyPem = keys.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  const issued = await orchestrator.issueProxyCertificate(sessionId, publicKeyPem);
+  return {
+    caCertPem: issued.caCertificatePem,
+    certPem: issued.certificatePem,
+    keyPem: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+  };
+}
+
+function agentClient(session: Session, tls: TlsMaterial): AgentClient {
+  const credentials = channelCredentials(tls, (id) => id.kind === 'agent' && id.sessionId === session.sessionId);
+  return new (protos().agent.rbs.v1.Agent)(session.agentAddress, credentials, {
+    ...TLS_CHANNEL_OPTIONS,
+    ...clientKeepalive(),
+  }) as unknown as AgentClient;
+}
+
+export async function openSession(workspace: string, log: (message: string) => void = () => {}): Promise<SessionLink> {
   const orchestrator = await connect();
   try {
     const session = await orchestrator.getServer(workspace);
-    const keys = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    const publicKeyPem = keys.publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    const issued = await orchestrator.issueProxyCertificate(session.sessionId, publicKeyPem);
-    const tls: TlsMaterial = {
-      caCertPem: issued.caCertificatePem,
-      certPem: issued.certificatePem,
-      keyPem: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    let tls = await certify(orchestrator, session.sessionId);
+    let agent = agentClient(session, tls);
+    let closed = false;
+    let timer: NodeJS.Timeout;
+    const renew = async () => {
+      // The user may have logged in again since: the orchestrator sees their newest certificate.
+      const current = await connect();
+      try {
+        tls = await certify(current, session.sessionId);
+      } finally {
+        current.close();
+      }
+      if (closed) return;
+      const old = agent;
+      agent = agentClient(session, tls);
+      old.close(); // calls already started finish on their connection; only new ones are refused
+
     };
-    const credentials = channelCredentials(tls, (id) => id.kind === 'agent' && id.sessionId === session.sessionId);
-    const agent = new (protos().agent.rbs.v1.Agent)(session.agentAddress, credentials, {
-      ...TLS_CHANNEL_OPTIONS,
-      ...clientKeepalive(),
-    }) as unknown as AgentClient;
+    const schedule = (delayMs: number) => {
+      timer = setTimeout(() => {
+        renew().then(
+          () => schedule(renewalDelayMs(tls.certPem)),
+          (err) => {
+            const retryMs = Math.max(1000, Math.min(RENEWAL_RETRY_MS, renewalDelayMs(tls.certPem) / 2));
+            log(`renewing the proxy certificate failed, retrying in ${retryMs} ms: ${(err as Error).message}`);
+            schedule(retryMs);
+          },
+        );
+      }, delayMs).unref();
+    };
+    schedule(renewalDelayMs(tls.certPem));
     return {
       session,
       orchestrator,
-      agent,
-      tls,
+      get agent() {
+        return agent;
+      },
       close() {
+        closed = true;
+        clearTimeout(timer);
         agent.close();
         orchestrator.close();
       },

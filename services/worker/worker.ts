@@ -4,10 +4,10 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, t
 import { createActivities } from '../../activities';
 import type { ComputeBackend } from '../../lib/compute/backend';
 import { LocalBackend, defaultAgentCommand } from '../../lib/compute/local-backend';
-import type { TlsMaterial } from '../../lib/grpc/tls';
-import { homePaths, type RbsConfig } from '../../lib/config';
+import type { RotatingTls } from '../../lib/grpc/tls';
+import type { RbsConfig } from '../../lib/config';
 import type { WorkspaceStorage } from '../../lib/filestore/workspace-storage';
-import { CertificateAuthority } from '../../lib/pki/ca';
+import { serviceCredentials } from '../../lib/pki/service-credentials';
 import { openSessionStore } from '../../lib/store';
 import type { SessionStore } from '../../lib/store/session-store';
 import { ensureCleanupSchedule } from './cleanup-schedule';
@@ -47,7 +47,7 @@ const quietBundlerLogger = {
  * The backend RBS_BACKEND names; Kubernetes from the default kubeconfig (in-cluster, KUBECONFIG or
  * ~/.kube/config). The Kubernetes client is large: loaded only when used.
  */
-async function backendFor(config: RbsConfig, workerTls: TlsMaterial, workspaceStorage?: WorkspaceStorage): Promise<ComputeBackend> {
+async function backendFor(config: RbsConfig, workerTls: RotatingTls, workspaceStorage?: WorkspaceStorage): Promise<ComputeBackend> {
   if (config.backend.kind === 'local') return new LocalBackend({ home: config.home, agentCommand: defaultAgentCommand(), workerTls });
   const [{ KubeConfig }, { KubernetesBackend }] = await Promise.all([
     import('@kubernetes/client-node'),
@@ -91,12 +91,11 @@ export interface SessionWorkerOptions {
 
 export async function createSessionWorker(config: RbsConfig, options: SessionWorkerOptions = {}): Promise<SessionWorker> {
   installRuntime();
-  const ca = await CertificateAuthority.loadOrCreate(homePaths(config.home).pki);
-  const workerTls = { caCertPem: ca.certPem, ...(await ca.issue({ kind: 'service', name: 'worker' })) };
+  const credentials = await serviceCredentials(config, 'worker');
   const store = await openSessionStore(config.store);
   const filestore = options.workspaceStorage ? null : await filestoreFor(config);
   const workspaceStorage = options.workspaceStorage ?? filestore?.storage;
-  const backend = options.backend ?? (await backendFor(config, workerTls, workspaceStorage));
+  const backend = options.backend ?? (await backendFor(config, credentials.tls, workspaceStorage));
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const clientConnection = await Connection.connect({ address: config.temporal.address });
   const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
@@ -110,7 +109,8 @@ export async function createSessionWorker(config: RbsConfig, options: SessionWor
     activities: createActivities({
       backend,
       store,
-      ca,
+      signer: credentials.signer,
+      agentCertificateValidityMs: config.certificates.agentValidityMs,
       temporal,
       agentReadyTimeoutMs: config.agentReadyTimeoutMs,
       orphanGraceMs: config.cleanup.orphanGraceMs,
@@ -125,6 +125,7 @@ export async function createSessionWorker(config: RbsConfig, options: SessionWor
       try {
         await worker.run();
       } finally {
+        credentials.close();
         await Promise.allSettled([store.close(), connection.close(), clientConnection.close(), filestore?.close()]);
       }
     },

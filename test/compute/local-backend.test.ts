@@ -88,7 +88,7 @@ test('provisions a session, serves it over mTLS, syncs its workspace and tears i
   expect(await backend.listNamespaces()).toEqual([
     { namespace: NAMESPACE, sessionId: SESSION, createdAt: expect.any(Date) },
   ]);
-  expect(await backend.hasAgentCredentials(NAMESPACE)).toBe(true);
+  expect((await backend.agentCredentialsExpiry(NAMESPACE))!.getTime()).toBeGreaterThan(Date.now());
   expect(await backend.agentAddress(NAMESPACE)).toBeNull();
 
   const spec = { namespace: NAMESPACE, sessionId: SESSION, volume: VOLUME };
@@ -239,7 +239,7 @@ test("a namespace given to a new session stops what the old session left in it",
   await backend.ensureNamespace(next);
   expect(await backend.listAgents()).toEqual([]);
   expect(await backend.listNamespaces()).toEqual([{ namespace: NAMESPACE, sessionId: OTHER_SESSION, createdAt: expect.any(Date) }]);
-  expect(await backend.hasAgentCredentials(NAMESPACE)).toBe(false);
+  expect(await backend.agentCredentialsExpiry(NAMESPACE)).toBeNull();
 });
 
 test('refuses names that are not DNS-1123 labels', async () => {

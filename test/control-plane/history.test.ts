@@ -32,7 +32,7 @@ test('a busy session continues as new: history stays bounded, the session carrie
 
   const current = await handle.describe();
   // The new run itself answers (an update, not the orchestrator's store fast path).
-  const again = await handle.executeUpdate(getServerUpdate);
+  const again = await handle.executeUpdate(getServerUpdate, { args: ['ivy'] });
   expect(again).toMatchObject({ sessionId: session.sessionId, agentAddress: session.agentAddress, phase: 'READY', runId: current.runId });
   expect((await stack().worker.store.get(session.sessionId))?.runId).toBe(current.runId);
   expect(await stack().worker.backend.listAgents()).toHaveLength(1);

@@ -10,7 +10,7 @@ const stack = useStack();
 const ecKey = () => generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
 const pem = (key: ReturnType<typeof ecKey>) => key.publicKey.export({ type: 'spki', format: 'pem' }).toString();
 
-test("the session's workflow certifies the proxy's own key, and the agent accepts that certificate", async () => {
+test("the orchestrator certifies the proxy's own key for its session's owner, and the agent accepts that certificate", async () => {
   const olga = await stack().client('olga');
   const session = await olga.getServer(stack().workspace());
   const key = ecKey();

@@ -2,6 +2,7 @@
  * KubernetesBackend, step by step, against a real apiserver, controller-manager and scheduler with
  * kwok nodes, as a worker that holds exactly BACKEND_RULES.
  */
+import { certificateExpiry } from '../../lib/pki/certificate';
 import { randomUUID } from 'node:crypto';
 import type { AgentProgress, AgentSpec, NamespaceSpec } from '../../lib/compute/backend';
 import type { KubernetesBackend } from '../../lib/compute/kubernetes/backend';
@@ -86,10 +87,10 @@ test('every step converges when run twice, concurrently, and after a partial or 
   expect((await core.readNamespacedResourceQuota({ name: 'session-quota', namespace: spec.namespace })).spec?.hard?.['limits.cpu']).toBe('1');
 
   await Promise.all([backend.ensureVolume(spec.namespace, spec.volume), backend.ensureVolume(spec.namespace, spec.volume)]);
-  expect(await backend.hasAgentCredentials(spec.namespace)).toBe(false);
+  expect(await backend.agentCredentialsExpiry(spec.namespace)).toBeNull();
   await backend.installAgentCredentials(spec.namespace, credentials);
   await backend.installAgentCredentials(spec.namespace, credentials);
-  expect(await backend.hasAgentCredentials(spec.namespace)).toBe(true);
+  expect(await backend.agentCredentialsExpiry(spec.namespace)).toEqual(certificateExpiry(credentials.certPem));
   await Promise.all([backend.startAgent(spec), backend.startAgent(spec)]);
   await backend.startAgent(spec);
 

@@ -15,6 +15,7 @@ import type {
   NamespaceSpec,
   RunningAgent,
 } from '../backend';
+import { certificateExpiry } from '../../pki/certificate';
 import { checkLabel } from '../names';
 import { type KubeApi, kubeApi } from './api';
 import { apply } from './apply';
@@ -75,12 +76,17 @@ export class KubernetesBackend implements ComputeBackend {
     await this.volumes.ensure(namespace, volume, sessionId);
   }
 
-  async hasAgentCredentials(namespace: string): Promise<boolean> {
+  async agentCredentialsExpiry(namespace: string): Promise<Date | null> {
     checkLabel('namespace', namespace);
     const secret = await readOrNull(`read secret ${namespace}/${AGENT.tlsSecret}`, () =>
       this.api.core.readNamespacedSecret({ name: AGENT.tlsSecret, namespace }),
     );
-    return secret !== null;
+    const cert = secret?.data?.['tls.crt'];
+    try {
+      return cert ? certificateExpiry(Buffer.from(cert, 'base64').toString('utf8')) : null;
+    } catch {
+      return null; // unparseable: replaced like a missing one
+    }
   }
 
   agentTlsNames(namespace: string): AgentTlsNames {

@@ -1,0 +1,28 @@
+/**
+ * Entry point of the signer process (config from RBS_* env): the only holder of the CA key
+ * (RBS_HOME/pki), serving on RBS_SIGNER_LISTEN to the orchestrator and the worker alone.
+ */
+import { homePaths, loadConfig } from '../../lib/config';
+import { CertificateAuthority } from '../../lib/pki/ca';
+import { issuedServiceTls } from '../../lib/pki/service-tls';
+import { startSigner } from './server';
+
+async function main() {
+  const config = loadConfig();
+  const ca = await CertificateAuthority.loadOrCreate(homePaths(config.home).pki);
+  const host = config.signer.listen.slice(0, config.signer.listen.lastIndexOf(':'));
+  const tls = await issuedServiceTls(ca, { kind: 'service', name: 'signer' }, {
+    dnsNames: ['localhost'],
+    ipAddresses: /^[\d.]+$/.test(host) ? [host] : [],
+  });
+  const signer = await startSigner({ listen: config.signer.listen, ca, tls });
+  console.error(`rbs signer: serving on ${signer.address} (mTLS; the orchestrator and the worker only)`);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => void signer.stop().then(() => process.exit(0)));
+  }
+}
+
+main().catch((err) => {
+  console.error(`rbs signer: ${err instanceof Error ? err.stack : err}`);
+  process.exit(1);
+});

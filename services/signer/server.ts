@@ -1,0 +1,58 @@
+/** The signer's gRPC server: mTLS, the caller known by its certificate, the policy before every signature. */
+import * as grpc from '@grpc/grpc-js';
+import type { SignerHandlers } from '../../gen/proto/rbs/v1/Signer';
+import { serverKeepalive } from '../../lib/grpc/keepalive';
+import { protos } from '../../lib/grpc/protos';
+import { shutdownGracefully } from '../../lib/grpc/shutdown';
+import { subjectFromWire } from '../../lib/grpc/signer-subject';
+import { statusError } from '../../lib/grpc/status';
+import { type RotatingTls, peerIdentity, serverCredentials } from '../../lib/grpc/tls';
+import { InvalidPublicKeyError, type CertificateAuthority } from '../../lib/pki/ca';
+import { describeIdentity } from '../../lib/pki/identity';
+import { InvalidInputError } from '../../lib/validate';
+import { refusal } from './policy';
+
+export interface SignerServer {
+  address: string;
+  stop(): Promise<void>;
+}
+
+function handlers(ca: CertificateAuthority): SignerHandlers {
+  return {
+    Certify: (call, callback) => {
+      const fail = (code: grpc.status, message: string) => callback(statusError(code, message));
+      let caller;
+      try {
+        caller = peerIdentity(call);
+      } catch (err) {
+        return callback(err as grpc.ServiceError);
+      }
+      const request = call.request;
+      const subject = subjectFromWire(request);
+      if (!subject) return fail(grpc.status.INVALID_ARGUMENT, 'the request names no subject to certify');
+      const refused = refusal(caller, subject, request.validityMs);
+      if (refused) {
+        console.error(`rbs signer: refused ${describeIdentity(caller)} a certificate for ${subject.kind}: ${refused}`);
+        return fail(grpc.status.PERMISSION_DENIED, refused);
+      }
+      const names = { dnsNames: request.dnsNames, ipAddresses: request.ipAddresses, validityMs: request.validityMs };
+      ca.certifyPublicKey(subject, request.publicKeyPem, names).then(
+        (certificatePem) => callback(null, { certificatePem, caCertificatePem: ca.certPem }),
+        (err) => {
+          if (err instanceof InvalidPublicKeyError || err instanceof InvalidInputError) fail(grpc.status.INVALID_ARGUMENT, err.message);
+          else fail(grpc.status.INTERNAL, `signing failed: ${(err as Error).message}`);
+        },
+      );
+    },
+  };
+}
+
+export async function startSigner(options: { listen: string; ca: CertificateAuthority; tls: RotatingTls }): Promise<SignerServer> {
+  const server = new grpc.Server(serverKeepalive());
+  server.addService(protos().signer.rbs.v1.Signer.service, handlers(options.ca));
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(options.listen, serverCredentials(options.tls), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
+  return { address: `${host}:${port}`, stop: () => shutdownGracefully(server) };
+}
