@@ -91,7 +91,9 @@ function handlers(sessions: Sessions, caCertPem: string): OrchestratorHandlers {
           await new Promise((r) => setTimeout(r, WATCH_INTERVAL_MS));
         }
         call.end();
-      })().catch((err) => call.destroy(Object.assign(new Error('WatchSession failed'), toServiceError(err, 'WatchSession'))));
+      })()
+        // An 'error' event is how grpc-js sends a stream's status; destroy() would send none.
+        .catch((err) => call.emit('error', Object.assign(new Error('WatchSession failed'), toServiceError(err, 'WatchSession'))));
     },
   };
 }
