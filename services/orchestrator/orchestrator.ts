@@ -3,6 +3,8 @@ import { Client, Connection } from '@temporalio/client';
 import { homePaths, type RbsConfig } from '../../lib/config';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { openSessionStore } from '../../lib/store';
+import { Limits } from './limits';
+import { Revocations } from './revocation';
 import { startOrchestrator, type Orchestrator } from './server';
 import { Sessions } from './sessions';
 
@@ -16,8 +18,10 @@ export async function runOrchestrator(config: RbsConfig): Promise<Orchestrator> 
   const store = await openSessionStore(config.store);
   const connection = await Connection.connect({ address: config.temporal.address });
   const temporal = new Client({ connection, namespace: config.temporal.namespace });
-  const sessions = new Sessions({ temporal, store, taskQueue: config.temporal.taskQueue, timeouts: config.session });
-  const server = await startOrchestrator({ listen: config.orchestrator.listen, tls: { caCertPem: ca.certPem, ...issued }, sessions });
+  const limits = new Limits(config.limits, store);
+  const sessions = new Sessions({ temporal, store, taskQueue: config.temporal.taskQueue, timeouts: config.session, limits });
+  const revocations = new Revocations(store, sessions);
+  const server = await startOrchestrator({ listen: config.orchestrator.listen, tls: { caCertPem: ca.certPem, ...issued }, sessions, limits, revocations });
   return {
     address: server.address,
     async stop() {

@@ -4,7 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { WithStartWorkflowOperation, WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { isTerminal, type SessionRecord } from '../../lib/domain';
+import { isTerminal, type SessionPlacement, type SessionRecord } from '../../lib/domain';
 import { placementFor, workflowIdFor } from '../../lib/naming';
 import type { SessionStore } from '../../lib/store/session-store';
 import { validateSessionId, validateWorkspacePath } from '../../lib/validate';
@@ -21,6 +21,7 @@ import {
 import { SESSION_NAMESPACE, SESSION_PHASE, SESSION_USER } from '../../workflows/search-attributes';
 import type { sessionWorkflow } from '../../workflows';
 import { RpcError, updateFailure } from './errors';
+import type { Limits } from './limits';
 
 export interface Caller {
   user: string;
@@ -32,6 +33,7 @@ export interface SessionsOptions {
   store: SessionStore;
   taskQueue: string;
   timeouts: SessionTimeouts;
+  limits: Pick<Limits, 'admitSession'>;
 }
 
 /** A session that is ending cannot be attached to; wait for it to finish, then start anew. */
@@ -51,6 +53,15 @@ export class Sessions {
     const workflowId = workflowIdFor(placement.namespace);
     const ready = await this.attachReady(caller, workflowId);
     if (ready) return ready;
+    const release = await this.options.limits.admitSession(caller.user, { workflowId, volume: placement.volume });
+    try {
+      return await this.startOrAttach(caller, workspace, placement, workflowId);
+    } finally {
+      release();
+    }
+  }
+
+  private async startOrAttach(caller: Caller, workspace: string, placement: SessionPlacement, workflowId: string): Promise<SessionView> {
     for (let attempt = 1; ; attempt++) {
       const start = new WithStartWorkflowOperation<typeof sessionWorkflow>('sessionWorkflow', {
         workflowId,
