@@ -26,9 +26,10 @@ export class Revocations {
   async admit(caller: Caller): Promise<void> {
     const revocation = await this.store.revocation(caller.user);
     if (revocation) {
+      // Which operator revoked is for the audit trail (the store, the log), not for the revoked.
       throw new RpcError(
         grpc.status.UNAUTHENTICATED,
-        `user '${caller.user}' was revoked by operator '${revocation.revokedBy}' at ${revocation.revokedAt.toISOString()}`,
+        `user '${caller.user}' has been revoked since ${revocation.revokedAt.toISOString()}: only an operator can lift it`,
       );
     }
   }
@@ -45,12 +46,16 @@ export class Revocations {
       await Promise.all(live.map((s) => this.sessions.end(caller, s.sessionId)));
       ended.push(...live.map((s) => s.sessionId));
     }
+    console.error(`rbs orchestrator: operator '${caller.user}' revoked user '${user}'; sessions ended: ${ended.join(', ') || 'none'}`);
     return ended;
   }
 
   /** Lifts the revocation of `rawUser`; false if they were not revoked. */
   async unrevoke(caller: Caller, rawUser: string): Promise<boolean> {
-    return this.store.unrevoke(this.operatorAction(caller, rawUser, 'unrevoke'));
+    const user = this.operatorAction(caller, rawUser, 'unrevoke');
+    const lifted = await this.store.unrevoke(user);
+    if (lifted) console.error(`rbs orchestrator: operator '${caller.user}' lifted the revocation of user '${user}'`);
+    return lifted;
   }
 
   private operatorAction(caller: Caller, rawUser: string, action: string): string {
