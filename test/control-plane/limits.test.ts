@@ -45,6 +45,17 @@ test('a user hoarding sessions is refused past RBS_LIMIT_ACTIVE_SESSIONS; attach
   expect((await bystander.getServer(ws3)).phase).toBe('READY');
 });
 
+test('a burst of concurrent new sessions cannot overshoot RBS_LIMIT_ACTIVE_SESSIONS', async () => {
+  const burst = await stack().client('burst');
+  const outcomes = await Promise.allSettled([1, 2, 3, 4].map(() => burst.getServer(stack().workspace())));
+
+  expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(2);
+  for (const o of outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected')) {
+    expect(o.reason).toEqual(exhausted(/^active sessions limit reached: user 'burst' has 2 active sessions/));
+  }
+  expect(await agentsOf('burst')).toHaveLength(2);
+});
+
 test('a user keeping volumes is refused a new one past RBS_LIMIT_RETAINED_VOLUMES, but may reuse one they have', async () => {
   const packrat = await stack().client('packrat');
   const [ws1, ws2, ws3, ws4] = [stack().workspace(), stack().workspace(), stack().workspace(), stack().workspace()];
@@ -110,7 +121,7 @@ test('a user opening WatchSession streams is refused past RBS_LIMIT_WATCH_STREAM
   await Promise.all([held[1].done, theirs.done]);
 });
 
-test('heartbeats inside the debounce window neither write the store nor signal the workflow', async () => {
+test('a user spamming Heartbeat writes the store and signals the workflow at most once per debounce window', async () => {
   const pulse = await stack().client('pulse');
   const session = await pulse.getServer(stack().workspace());
   const handle = stack().temporal.workflow.getHandle(session.workflowId);
