@@ -3,12 +3,16 @@
  * replica; their sessions, agents and proxy certificates dead) and of a user who would revoke
  * others without being an operator.
  */
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { agentIsServing } from '../../lib/compute/agent-health';
+import { homePaths } from '../../lib/config';
 import { OrchestratorClient } from '../../lib/grpc/orchestrator-client';
+import { CertificateAuthority } from '../../lib/pki/ca';
 import { runOrchestrator } from '../../services/orchestrator/orchestrator';
-import { useStack } from '../harness/stack';
+import type { Orchestrator } from '../../services/orchestrator/server';
+import { testConfig, useStack } from '../harness/stack';
 
 const stack = useStack();
 
@@ -57,23 +61,30 @@ test('a revoked user is refused at their next call, their sessions end, and thei
   expect(next.sessionId).not.toBe(session.sessionId);
 });
 
-test('a revocation made through one orchestrator replica refuses the very next call at another', async () => {
-  const replica = await runOrchestrator(stack().config);
+const spanner = { RBS_STORE: 'spanner', RBS_SPANNER_INSTANCE: 'rbs-test', RBS_SPANNER_DATABASE: `revocations-${randomUUID().slice(0, 8)}` };
+
+test.each([
+  ['SQLite', {}],
+  ['Spanner', spanner],
+])('on %s, a revocation made through one orchestrator replica refuses the very next call at another', async (_store, env) => {
+  // Two replicas on one store and one CA; no worker is needed to be refused.
+  const config = testConfig(env);
+  const replicas = [await runOrchestrator(config), await runOrchestrator(config)];
+  const ca = await CertificateAuthority.loadOrCreate(homePaths(config.home).pki);
+  const clientAt = async (replica: Orchestrator, user: string, operator = false) =>
+    new OrchestratorClient(replica.address, { caCertPem: ca.certPem, ...(await ca.issue({ kind: 'user', user, operator })) });
+  const secops = await clientAt(replicas[0], 'secops', true);
+  const faye = await clientAt(replicas[1], 'faye');
   try {
-    const { ca } = stack();
-    const faye = new OrchestratorClient(replica.address, { caCertPem: ca.certPem, ...(await ca.issue({ kind: 'user', user: 'faye', operator: false })) });
-    const secops = await stack().client('secops', { operator: true });
-    try {
-      expect(await faye.listSessions()).toEqual([]);
-      expect(await secops.revokeUser('faye')).toEqual([]);
-      await expect(faye.listSessions()).rejects.toEqual(revoked('faye'));
-      await secops.unrevokeUser('faye');
-      expect(await faye.listSessions()).toEqual([]);
-    } finally {
-      faye.close();
-    }
+    expect(await faye.listSessions()).toEqual([]);
+    expect(await secops.revokeUser('faye')).toEqual([]);
+    await expect(faye.listSessions()).rejects.toEqual(revoked('faye'));
+    await secops.unrevokeUser('faye');
+    expect(await faye.listSessions()).toEqual([]);
   } finally {
-    await replica.stop();
+    for (const client of [secops, faye]) client.close();
+    for (const replica of replicas) await replica.stop();
+    fs.rmSync(config.home, { recursive: true, force: true });
   }
 });
 
