@@ -26,6 +26,9 @@ export async function benchControlPlane(): Promise<void> {
     RBS_TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`,
     RBS_ORCHESTRATOR_LISTEN: `127.0.0.1:${await freePort()}`,
   });
+  // One bench user takes far more sessions and calls than a developer's share; the stack's
+  // processes inherit these.
+  Object.assign(process.env, { RBS_LIMIT_ACTIVE_SESSIONS: '1000', RBS_LIMIT_RETAINED_VOLUMES: '1000', RBS_LIMIT_GET_SERVER_PER_MINUTE: '1000000' });
   const stack = await startLocalStack(config, { ui: false, persist: false });
   const ca = await CertificateAuthority.loadOrCreate(homePaths(config.home).pki);
   const clientFor = async (user: string) =>

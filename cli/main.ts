@@ -3,6 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { parseArgs } from 'node:util';
 import { SetupError } from '../lib/client-config';
 import { InvalidInputError } from '../lib/validate';
+import { admin } from './admin';
 import { javabase } from './javabase';
 import { login } from './login';
 import { endSession, getServer, listSessions } from './sessions';
@@ -18,6 +19,7 @@ const USAGE = `usage: rbs <command> [options]
   sessions [--all] [--finished] [--json]
                                        list sessions (--all: every user's; operators only)
   end SESSION                          end a session and remove what it created
+  admin revoke|unrevoke USER           operators: refuse a user's every call and end their sessions, or undo it
   javabase                             print the --server_javabase that makes Bazel build remotely:
                                          bazel --server_javabase=$(npx rbs javabase) build //...`;
 
@@ -41,6 +43,8 @@ async function run(argv: string[]): Promise<void> {
       return listSessions(flags({ json: { type: 'boolean' }, all: { type: 'boolean' }, finished: { type: 'boolean' } }).values);
     case 'end':
       return endSession(flags({}).positionals[0]);
+    case 'admin':
+      return admin(flags({}).positionals);
     case 'javabase':
       return javabase();
     case undefined:

@@ -44,6 +44,8 @@ export async function getServer(options: { workspace?: string; json?: boolean })
     const watch = options.json
       ? null
       : client.watch({ workspace }, (p) => process.stderr.write(`  ${PROGRESS[p.phase] ?? p.phase.toLowerCase()}\n`));
+    // Progress is best-effort (say, past the WatchSession stream limit): GetServer's answer decides.
+    watch?.done.catch(() => undefined);
     const session = await client.getServer(workspace).finally(() => watch?.cancel());
     if (options.json) {
       console.log(JSON.stringify(summary(session)));

@@ -21,6 +21,19 @@ export type BackendConfig =
   | { kind: 'local' }
   | { kind: 'kubernetes'; kubernetes: KubernetesBackendConfig; filestore: WorkspaceStorageConfig | null };
 
+/**
+ * Per-user maxima. Sessions and volumes are counted from the store; GetServer calls and WatchSession
+ * streams by each orchestrator replica on its own.
+ */
+export interface LimitsConfig {
+  /** Sessions not ENDED or FAILED, suspended ones included. */
+  activeSessions: number;
+  /** Distinct volumes that still exist (a volume outlives its sessions until it expires). */
+  retainedVolumes: number;
+  getServerPerMinute: number;
+  watchStreams: number;
+}
+
 export interface RbsConfig {
   /** Local state: CA, SQLite store, namespaces and volumes of the local backend. */
   home: string;
@@ -38,6 +51,7 @@ export interface RbsConfig {
   session: SessionTimeouts;
   agentReadyTimeoutMs: number;
   cleanup: { intervalMs: number; orphanGraceMs: number };
+  limits: LimitsConfig;
 }
 
 const MINUTE = 60_000;
@@ -101,6 +115,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RbsConfig {
     cleanup: {
       intervalMs: int('RBS_CLEANUP_INTERVAL_MS', 5 * MINUTE),
       orphanGraceMs: int('RBS_ORPHAN_GRACE_MS', MINUTE),
+    },
+    limits: {
+      activeSessions: int('RBS_LIMIT_ACTIVE_SESSIONS', 5),
+      retainedVolumes: int('RBS_LIMIT_RETAINED_VOLUMES', 10),
+      getServerPerMinute: int('RBS_LIMIT_GET_SERVER_PER_MINUTE', 300),
+      watchStreams: int('RBS_LIMIT_WATCH_STREAMS', 10),
     },
   };
 }

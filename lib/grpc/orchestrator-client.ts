@@ -5,8 +5,10 @@ import type { GetServerResponse__Output } from '../../gen/proto/rbs/v1/GetServer
 import type { IssueProxyCertificateResponse__Output } from '../../gen/proto/rbs/v1/IssueProxyCertificateResponse';
 import type { HeartbeatResponse__Output } from '../../gen/proto/rbs/v1/HeartbeatResponse';
 import type { ListSessionsResponse__Output } from '../../gen/proto/rbs/v1/ListSessionsResponse';
+import type { RevokeUserResponse__Output } from '../../gen/proto/rbs/v1/RevokeUserResponse';
 import type { Session__Output } from '../../gen/proto/rbs/v1/Session';
 import type { SessionProgress__Output } from '../../gen/proto/rbs/v1/SessionProgress';
+import type { UnrevokeUserResponse__Output } from '../../gen/proto/rbs/v1/UnrevokeUserResponse';
 import type { WatchSessionRequest } from '../../gen/proto/rbs/v1/WatchSessionRequest';
 import { protos } from './protos';
 import { TLS_CHANNEL_OPTIONS, channelCredentials, type TlsMaterial } from './tls';
@@ -62,6 +64,16 @@ export class OrchestratorClient {
 
   async issueProxyCertificate(sessionId: string, publicKeyPem: string): Promise<{ certificatePem: string; caCertificatePem: string }> {
     return call<IssueProxyCertificateResponse__Output>((o, cb) => this.raw.issueProxyCertificate({ sessionId, publicKeyPem }, o, cb));
+  }
+
+  /** Operators only: the ids of the user's sessions it ended. */
+  async revokeUser(user: string): Promise<string[]> {
+    return (await call<RevokeUserResponse__Output>((o, cb) => this.raw.revokeUser({ user }, o, cb))).endedSessionIds;
+  }
+
+  /** Operators only: false if the user was not revoked. */
+  async unrevokeUser(user: string): Promise<boolean> {
+    return (await call<UnrevokeUserResponse__Output>((o, cb) => this.raw.unrevokeUser({ user }, o, cb))).wasRevoked;
   }
 
   close(): void {

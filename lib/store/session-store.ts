@@ -7,8 +7,16 @@ export interface SessionFilter {
   phases?: readonly SessionPhase[];
 }
 
+/** An operator's decision that a user may no longer use RBS, until it is lifted. */
+export interface Revocation {
+  user: string;
+  /** The operator who revoked. */
+  revokedBy: string;
+  revokedAt: Date;
+}
+
 /**
- * Where session state lives: Cloud Spanner in production, SQLite on the embedded default.
+ * Where session state (and the user revocations every call checks) lives: Cloud Spanner in production, SQLite on the embedded default.
  * Every implementation passes test/store/conformance.ts.
  */
 export interface SessionStore {
@@ -23,5 +31,14 @@ export interface SessionStore {
   touch(sessionId: string, at: Date): Promise<void>;
   /** Removes the row. No-op for an unknown session. */
   delete(sessionId: string): Promise<void>;
+  /** Records a revocation, replacing any earlier one of the same user. */
+  revoke(revocation: Revocation): Promise<void>;
+  /** Lifts the user's revocation; false if there was none. */
+  unrevoke(user: string): Promise<boolean>;
+  /**
+   * The user's revocation, or null: one strongly consistent point read by primary key, since every
+   * call checks it and a revocation must hold at the very next call at any orchestrator replica.
+   */
+  revocation(user: string): Promise<Revocation | null>;
   close(): Promise<void>;
 }

@@ -5,7 +5,7 @@
 import { Spanner, type Database, type Instance } from '@google-cloud/spanner';
 import { status } from '@grpc/grpc-js';
 import { isSessionPhase, type SessionRecord } from '../domain';
-import type { SessionFilter, SessionStore } from './session-store';
+import type { Revocation, SessionFilter, SessionStore } from './session-store';
 
 export interface SpannerStoreOptions {
   projectId: string;
@@ -15,6 +15,7 @@ export interface SpannerStoreOptions {
 
 const TABLE = 'Sessions';
 const INDEX = 'SessionsByUserCreatedAt';
+const REVOCATIONS = 'Revocations';
 
 // IF NOT EXISTS makes a DDL race with another init harmless.
 const SCHEMA = [
@@ -34,6 +35,11 @@ const SCHEMA = [
     LastActivityAt TIMESTAMP NOT NULL,
   ) PRIMARY KEY (SessionId)`,
   `CREATE INDEX IF NOT EXISTS ${INDEX} ON ${TABLE} (User, CreatedAt DESC)`,
+  `CREATE TABLE IF NOT EXISTS ${REVOCATIONS} (
+    User      STRING(MAX) NOT NULL,
+    RevokedBy STRING(MAX) NOT NULL,
+    RevokedAt TIMESTAMP NOT NULL,
+  ) PRIMARY KEY (User)`,
 ];
 
 interface Row {
@@ -170,6 +176,31 @@ export class SpannerSessionStore implements SessionStore {
     await this.step(`deleting session ${sessionId}`, () => this.db.table(TABLE).deleteRows([sessionId]));
   }
 
+  async revoke(r: Revocation): Promise<void> {
+    await this.step(`revoking user ${r.user}`, () =>
+      this.db.table(REVOCATIONS).upsert({ User: r.user, RevokedBy: r.revokedBy, RevokedAt: r.revokedAt }),
+    );
+  }
+
+  async unrevoke(user: string): Promise<boolean> {
+    return this.step(`lifting the revocation of user ${user}`, () =>
+      this.db.runTransactionAsync(async (tx) => {
+        const [deleted] = await tx.runUpdate({ sql: `DELETE FROM ${REVOCATIONS} WHERE User = @user`, params: { user } });
+        await tx.commit();
+        return deleted > 0;
+      }),
+    );
+  }
+
+  async revocation(user: string): Promise<Revocation | null> {
+    // A read by primary key outside a transaction: a single-use strong read.
+    const [rows] = await this.step(`reading the revocation of user ${user}`, () =>
+      this.db.table(REVOCATIONS).read({ keys: [user], columns: ['RevokedBy', 'RevokedAt'], json: true }),
+    );
+    const row = rows[0] as { RevokedBy: string; RevokedAt: Date } | undefined;
+    return row ? { user, revokedBy: row.RevokedBy, revokedAt: new Date(row.RevokedAt.getTime()) } : null;
+  }
+
   async close(): Promise<void> {
     await this.db.close();
     await this.spanner.close();
@@ -205,14 +236,17 @@ export class SpannerSessionStore implements SessionStore {
   }
 
   private async ensureSchema(): Promise<void> {
-    // Checking first skips a schema change (slow on real Spanner) when nothing is missing.
+    // Checking first skips a schema change (slow on real Spanner) when nothing is missing: the
+    // index and the revocations table, each created after the sessions table.
     const [rows] = await this.db.run({
-      sql: `SELECT COUNT(*) AS n FROM INFORMATION_SCHEMA.INDEXES
-            WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @table AND INDEX_NAME = @index`,
-      params: { table: TABLE, index: INDEX },
+      sql: `SELECT (SELECT COUNT(*) FROM INFORMATION_SCHEMA.INDEXES
+                    WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @table AND INDEX_NAME = @index)
+                 + (SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES
+                    WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @revocations) AS n`,
+      params: { table: TABLE, index: INDEX, revocations: REVOCATIONS },
       json: true,
     });
-    if (Number((rows[0] as { n: unknown }).n) > 0) return;
+    if (Number((rows[0] as { n: unknown }).n) === 2) return;
     const [operation] = await this.db.updateSchema(SCHEMA);
     await operation.promise();
   }

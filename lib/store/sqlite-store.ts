@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { isSessionPhase, type SessionRecord } from '../domain';
-import type { SessionFilter, SessionStore } from './session-store';
+import type { Revocation, SessionFilter, SessionStore } from './session-store';
 
 /** How long a writer waits for another connection's lock (e.g. a second process) before failing. */
 const BUSY_TIMEOUT_MS = 5000;
@@ -28,6 +28,11 @@ const SCHEMA = `
     last_activity_at INTEGER NOT NULL
   );
   CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user, created_at DESC);
+  CREATE TABLE IF NOT EXISTS revocations (
+    user       TEXT PRIMARY KEY,
+    revoked_by TEXT NOT NULL,
+    revoked_at INTEGER NOT NULL
+  );
 `;
 
 interface Row {
@@ -140,6 +145,23 @@ export class SqliteSessionStore implements SessionStore {
 
   async delete(sessionId: string): Promise<void> {
     this.db.prepare('DELETE FROM sessions WHERE session_id = ?').run(sessionId);
+  }
+
+  async revoke(r: Revocation): Promise<void> {
+    this.db
+      .prepare('INSERT OR REPLACE INTO revocations (user, revoked_by, revoked_at) VALUES (?, ?, ?)')
+      .run(r.user, r.revokedBy, r.revokedAt.getTime());
+  }
+
+  async unrevoke(user: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM revocations WHERE user = ?').run(user).changes > 0;
+  }
+
+  async revocation(user: string): Promise<Revocation | null> {
+    const row = this.db.prepare('SELECT revoked_by, revoked_at FROM revocations WHERE user = ?').get(user) as
+      | { revoked_by: string; revoked_at: number }
+      | undefined;
+    return row ? { user, revokedBy: row.revoked_by, revokedAt: new Date(row.revoked_at) } : null;
   }
 
   async close(): Promise<void> {

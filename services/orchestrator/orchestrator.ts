@@ -6,6 +6,8 @@ import { Client, Connection } from '@temporalio/client';
 import type { RbsConfig } from '../../lib/config';
 import { serviceCredentials } from '../../lib/pki/service-credentials';
 import { openSessionStore } from '../../lib/store';
+import { Limits } from './limits';
+import { Revocations } from './revocation';
 import { startOrchestrator, type Orchestrator } from './server';
 import { Sessions } from './sessions';
 
@@ -18,15 +20,18 @@ export async function runOrchestrator(config: RbsConfig): Promise<Orchestrator> 
   const store = await openSessionStore(config.store);
   const connection = await Connection.connect({ address: config.temporal.address });
   const temporal = new Client({ connection, namespace: config.temporal.namespace });
+  const limits = new Limits(config.limits, store);
   const sessions = new Sessions({
     temporal,
     store,
     taskQueue: config.temporal.taskQueue,
     timeouts: config.session,
+    limits,
     signer: credentials.signer,
     proxyCertificateValidityMs: config.certificates.proxyValidityMs,
   });
-  const server = await startOrchestrator({ listen: config.orchestrator.listen, tls: credentials.tls, sessions });
+  const revocations = new Revocations(store, sessions);
+  const server = await startOrchestrator({ listen: config.orchestrator.listen, tls: credentials.tls, sessions, limits, revocations });
   return {
     address: server.address,
     async stop() {

@@ -7,14 +7,19 @@ import type { SessionRecord } from '../../lib/domain';
 import { serverKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
 import { shutdownGracefully } from '../../lib/grpc/shutdown';
-import { peerIdentity, serverCredentials, type RotatingTls } from '../../lib/grpc/tls';
+import { peerIdentity, serverCredentials, type AuthenticatedCall, type RotatingTls } from '../../lib/grpc/tls';
 import { describeIdentity } from '../../lib/pki/identity';
 import type { SessionView } from '../../workflows/messages';
 import { RpcError, toServiceError } from './errors';
+import type { Limits } from './limits';
+import type { Revocations } from './revocation';
 import type { Caller, Sessions } from './sessions';
 
-/** How often WatchSession looks at the workflow. */
-const WATCH_INTERVAL_MS = 100;
+/** How often WatchSession looks at the workflow: soon after a change, backing off while none comes. */
+const WATCH_INTERVAL_MS = { min: 100, max: 1000 };
+
+/** The caller, once it may call at all: a user certificate, not revoked. */
+type Admit = (call: AuthenticatedCall) => Promise<Caller>;
 
 export interface Orchestrator {
   address: string;
@@ -46,19 +51,35 @@ export function toSession(s: SessionView | SessionRecord): Session {
   };
 }
 
-/** Wraps a unary handler: identity first, then the work, every failure as a precise status. */
-function unary<Req, Res>(rpc: string, handle: (caller: Caller, request: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
-  return (call, callback) => {
-    Promise.resolve()
-      .then(() => handle(callerOf(call), call.request))
-      .then((response) => callback(null, response))
-      .catch((err) => callback(toServiceError(err, rpc)));
-  };
+/** Wraps unary handlers: admission first, then the work, every failure as a precise status. */
+function unaryWith(admit: Admit) {
+  return <Req, Res>(rpc: string, handle: (caller: Caller, request: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> =>
+    (call, callback) => {
+      admit(call)
+        .then((caller) => handle(caller, call.request))
+        .then((response) => callback(null, response))
+        .catch((err) => callback(toServiceError(err, rpc)));
+    };
 }
 
-function handlers(sessions: Sessions): OrchestratorHandlers {
+export interface OrchestratorServices {
+  sessions: Sessions;
+  limits: Limits;
+  revocations: Revocations;
+}
+
+function handlers({ sessions, limits, revocations }: OrchestratorServices): OrchestratorHandlers {
+  const admit: Admit = async (call) => {
+    const caller = callerOf(call);
+    await revocations.admit(caller);
+    return caller;
+  };
+  const unary = unaryWith(admit);
   return {
-    GetServer: unary('GetServer', async (caller, request) => ({ session: toSession(await sessions.getServer(caller, request.workspace ?? '')) })),
+    GetServer: unary('GetServer', async (caller, request) => {
+      limits.countGetServer(caller.user);
+      return { session: toSession(await sessions.getServer(caller, request.workspace ?? '')) };
+    }),
     Heartbeat: unary('Heartbeat', async (caller, request) => ({ phase: (await sessions.heartbeat(caller, request.sessionId ?? '')).phase })),
     ListSessions: unary('ListSessions', async (caller, request) => ({
       sessions: (await sessions.list(caller, !!request.allUsers, !!request.includeFinished)).map(toSession),
@@ -68,37 +89,51 @@ function handlers(sessions: Sessions): OrchestratorHandlers {
     IssueProxyCertificate: unary('IssueProxyCertificate', (caller, request) =>
       sessions.issueProxyCertificate(caller, request.sessionId ?? '', request.publicKeyPem ?? ''),
     ),
+    RevokeUser: unary('RevokeUser', async (caller, request) => ({ endedSessionIds: await revocations.revoke(caller, request.user ?? '') })),
+    UnrevokeUser: unary('UnrevokeUser', async (caller, request) => ({ wasRevoked: await revocations.unrevoke(caller, request.user ?? '') })),
     WatchSession: (call) => {
       let cancelled = false;
-      call.on('cancelled', () => (cancelled = true));
+      let release = () => {};
+      call.on('cancelled', () => {
+        cancelled = true;
+        release();
+      });
       (async () => {
-        const caller = callerOf(call);
+        const caller = await admit(call);
+        release = limits.openWatch(caller.user);
         const request = call.request;
         const look = () =>
           request.target === 'sessionId'
             ? sessions.viewById(caller, request.sessionId ?? '')
             : sessions.viewByWorkspace(caller, request.workspace ?? '');
         let last = '';
+        let interval = WATCH_INTERVAL_MS.min;
         while (!cancelled) {
           const view = await look();
           if (view && view.phase !== last) {
             last = view.phase;
+            interval = WATCH_INTERVAL_MS.min;
             const progress: SessionProgress = { phase: view.phase, session: toSession(view) };
             call.write(progress);
             if (view.phase === 'READY' || view.phase === 'ENDED' || view.phase === 'FAILED') break;
+          } else {
+            interval = Math.min(WATCH_INTERVAL_MS.max, interval * 2);
           }
-          await new Promise((r) => setTimeout(r, WATCH_INTERVAL_MS));
+          await new Promise((r) => setTimeout(r, interval));
         }
         call.end();
-      })().catch((err) => call.destroy(Object.assign(new Error('WatchSession failed'), toServiceError(err, 'WatchSession'))));
+      })()
+        // An 'error' event is how grpc-js sends a stream's status; destroy() would send none.
+        .catch((err) => call.emit('error', Object.assign(new Error('WatchSession failed'), toServiceError(err, 'WatchSession'))))
+        .finally(() => release());
     },
   };
 }
 
-export async function startOrchestrator(options: { listen: string; tls: RotatingTls; sessions: Sessions }): Promise<Orchestrator> {
+export async function startOrchestrator(options: { listen: string; tls: RotatingTls } & OrchestratorServices): Promise<Orchestrator> {
   // WatchSession streams of vanished clients are dropped rather than polled for hours.
   const server = new grpc.Server(serverKeepalive());
-  server.addService(protos().orchestrator.rbs.v1.Orchestrator.service, handlers(options.sessions));
+  server.addService(protos().orchestrator.rbs.v1.Orchestrator.service, handlers(options));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(options.listen, serverCredentials(options.tls), (err, p) => (err ? reject(err) : resolve(p))),
   );

@@ -4,7 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { WithStartWorkflowOperation, WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { isTerminal, type SessionRecord } from '../../lib/domain';
+import { isTerminal, type SessionPlacement, type SessionRecord } from '../../lib/domain';
 import { InvalidPublicKeyError } from '../../lib/pki/ca';
 import type { CertificateSigner } from '../../lib/pki/signer';
 import { placementFor, workflowIdFor } from '../../lib/naming';
@@ -22,6 +22,7 @@ import {
 import { SESSION_NAMESPACE, SESSION_PHASE, SESSION_USER } from '../../workflows/search-attributes';
 import type { sessionWorkflow } from '../../workflows';
 import { RpcError, updateFailure } from './errors';
+import type { Limits } from './limits';
 
 export interface Caller {
   user: string;
@@ -36,6 +37,7 @@ export interface SessionsOptions {
   /** Signs proxy certificates, once ownership is checked here: the workflow never does. */
   signer: CertificateSigner;
   proxyCertificateValidityMs: number;
+  limits: Pick<Limits, 'admitSession'>;
 }
 
 /** An SPKI PEM of a P-256 key is under 200 characters; anything near this is not one. */
@@ -45,7 +47,7 @@ const MAX_PUBLIC_KEY_PEM = 4096;
 const MAX_ATTACH_ATTEMPTS = 3;
 
 export class Sessions {
-  /** At most one heartbeat signal per session per window on the GetServer fast path. */
+  /** At most one heartbeat signal and store write per session per window (GetServer, Heartbeat). */
   private readonly heartbeatDebounceMs: number;
 
   constructor(private readonly options: SessionsOptions) {
@@ -58,6 +60,15 @@ export class Sessions {
     const workflowId = workflowIdFor(placement.namespace);
     const ready = await this.attachReady(caller, workflowId);
     if (ready) return ready;
+    const release = await this.options.limits.admitSession(caller.user, { workflowId, volume: placement.volume });
+    try {
+      return await this.startOrAttach(caller, workspace, placement, workflowId);
+    } finally {
+      release();
+    }
+  }
+
+  private async startOrAttach(caller: Caller, workspace: string, placement: SessionPlacement, workflowId: string): Promise<SessionView> {
     for (let attempt = 1; ; attempt++) {
       const start = new WithStartWorkflowOperation<typeof sessionWorkflow>('sessionWorkflow', {
         workflowId,
@@ -86,30 +97,20 @@ export class Sessions {
   /**
    * The fast path for a session the store shows READY: delivering a heartbeat to the run the store
    * names proves that run still owns the session (a server-side write; no round trip through the
-   * worker, unlike an update) and counts as
-   * activity. The workflow needs to hear of activity only a few times per idle period, so within
-   * the debounce window since the last recorded activity only the store is touched. Should the
-   * session be suspending at this very moment, the heartbeat resumes it and a client that finds the
-   * old agent gone asks again. Anything else takes Update-With-Start.
+   * worker, unlike an update) and counts as activity. Should the session be suspending at this
+   * very moment, the heartbeat resumes it and a client that finds the old agent gone asks again.
+   * Anything else takes Update-With-Start.
    */
   private async attachReady(caller: Caller, workflowId: string): Promise<SessionView | null> {
     const ready = (await this.options.store.list({ user: caller.user, phases: ['READY'] })).find((r) => r.workflowId === workflowId);
     if (!ready) return null;
-    const now = new Date();
-    let lastActivityAt = ready.lastActivityAt;
-    // The store's lastActivityAt marks the last heartbeat the workflow was sent.
-    if (now.getTime() - lastActivityAt.getTime() >= this.heartbeatDebounceMs) {
-      try {
-        await Promise.all([
-          // The run the store names: a run that has finished (say, terminated) is not found.
-          this.options.temporal.workflow.getHandle(workflowId, ready.runId).signal(heartbeatSignal, ready.sessionId),
-          this.options.store.touch(ready.sessionId, now),
-        ]);
-      } catch (err) {
-        if (err instanceof WorkflowNotFoundError) return null;
-        throw err;
-      }
-      lastActivityAt = now;
+    let lastActivityAt: Date;
+    try {
+      // The run the store names: a run that has finished (say, terminated) is not found.
+      lastActivityAt = await this.recordActivity(ready, ready.runId);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
     }
     const { createdAt, updatedAt: _updated, lastActivityAt: _last, ...rest } = ready;
     return { ...rest, createdAtMs: createdAt.getTime(), lastActivityAtMs: lastActivityAt.getTime() };
@@ -133,12 +134,23 @@ export class Sessions {
     if (isTerminal(record.phase)) {
       throw new RpcError(grpc.status.FAILED_PRECONDITION, `session ${sessionId} has ${record.phase}`);
     }
+    return { ...record, lastActivityAt: await this.recordActivity(record) };
+  }
+
+  /**
+   * Tells the workflow (run `runId`, else the latest) and the store of activity on the session,
+   * unless some was recorded within the debounce window: the workflow needs to hear of activity
+   * only a few times per idle period. The store's lastActivityAt marks the last heartbeat the
+   * workflow was sent. Returns that time as it now stands.
+   */
+  private async recordActivity(record: SessionRecord, runId?: string): Promise<Date> {
     const now = new Date();
+    if (now.getTime() - record.lastActivityAt.getTime() < this.heartbeatDebounceMs) return record.lastActivityAt;
     await Promise.all([
-      this.options.temporal.workflow.getHandle(record.workflowId).signal(heartbeatSignal, sessionId),
-      this.options.store.touch(sessionId, now),
+      this.options.temporal.workflow.getHandle(record.workflowId, runId).signal(heartbeatSignal, record.sessionId),
+      this.options.store.touch(record.sessionId, now),
     ]);
-    return { ...record, lastActivityAt: now };
+    return now;
   }
 
   async list(caller: Caller, allUsers: boolean, includeFinished: boolean): Promise<SessionRecord[]> {

@@ -180,6 +180,46 @@ export function describeSessionStoreConformance(
       expect(await store.list({ user })).toEqual([...records].reverse());
     });
 
+    describe('revocations', () => {
+      test('revoke then revocation round-trips; unrevoke lifts it and says whether there was one', async () => {
+        const user = `Zoë-${uniqueUser()}`;
+        expect(await store.revocation(user)).toBeNull();
+        await store.revoke({ user, revokedBy: 'ops', revokedAt: at(0) });
+        expect(await store.revocation(user)).toEqual({ user, revokedBy: 'ops', revokedAt: at(0) });
+        expect(await store.unrevoke(user)).toBe(true);
+        expect(await store.revocation(user)).toBeNull();
+        expect(await store.unrevoke(user)).toBe(false);
+      });
+
+      test('revoking again replaces the revocation', async () => {
+        const user = uniqueUser();
+        await store.revoke({ user, revokedBy: 'ops', revokedAt: at(0) });
+        await store.revoke({ user, revokedBy: 'security', revokedAt: at(5000) });
+        expect(await store.revocation(user)).toEqual({ user, revokedBy: 'security', revokedAt: at(5000) });
+      });
+
+      test("one user's revocation is not another's", async () => {
+        const [revoked, other] = [uniqueUser(), uniqueUser()];
+        await store.revoke({ user: revoked, revokedBy: 'ops', revokedAt: at(0) });
+        expect(await store.revocation(other)).toBeNull();
+        expect(await store.revocation(revoked.toUpperCase())).toBeNull();
+      });
+
+      test('a revocation made through one store is seen by another store on the same data at once', async () => {
+        const user = uniqueUser();
+        const replica = await open();
+        try {
+          expect(await replica.revocation(user)).toBeNull();
+          await store.revoke({ user, revokedBy: 'ops', revokedAt: at(0) });
+          expect(await replica.revocation(user)).toEqual({ user, revokedBy: 'ops', revokedAt: at(0) });
+          await store.unrevoke(user);
+          expect(await replica.revocation(user)).toBeNull();
+        } finally {
+          await replica.close();
+        }
+      });
+    });
+
     test('data survives closing and reopening', async () => {
       const r = record({ phase: 'READY', agentAddress: '10.1.2.3:4' });
       const first = await open();

@@ -37,3 +37,26 @@ describeSessionStoreConformance(
   () => openSessionStore({ kind: 'spanner', ...options }),
   dropDatabase,
 );
+
+test('a database from before revocations gains their table when the store opens it', async () => {
+  const old = { ...options, databaseId: `old-${randomBytes(4).toString('hex')}` };
+  const spanner = new Spanner({ projectId: old.projectId });
+  const database = spanner.instance(old.instanceId).database(old.databaseId);
+  try {
+    // A database as init() left it before revocations: the sessions table and its index only.
+    await (await openSessionStore({ kind: 'spanner', ...old })).close();
+    const [operation] = await database.updateSchema(['DROP TABLE Revocations']);
+    await operation.promise();
+
+    const store = await openSessionStore({ kind: 'spanner', ...old });
+    try {
+      await store.revoke({ user: 'eve', revokedBy: 'ops', revokedAt: new Date(0) });
+      expect(await store.revocation('eve')).toEqual({ user: 'eve', revokedBy: 'ops', revokedAt: new Date(0) });
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await database.delete();
+    await spanner.close();
+  }
+});
