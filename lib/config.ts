@@ -8,6 +8,7 @@ import type { SessionTimeouts } from '../workflows/messages';
 import { type KubernetesBackendConfig, kubernetesConfigFromEnv } from './compute/kubernetes/config';
 import { FILESTORE_VARIABLES, filestoreConfigFromEnv, filestoreConfigured } from './compute/kubernetes/filestore-config';
 import type { WorkspaceStorageConfig } from './filestore/config';
+import { oidcConfigFromEnv, type OidcConfig } from './oidc/config';
 
 export type StoreConfig =
   | { kind: 'sqlite'; file: string }
@@ -31,6 +32,8 @@ export interface RbsConfig {
   session: SessionTimeouts;
   agentReadyTimeoutMs: number;
   cleanup: { intervalMs: number; orphanGraceMs: number };
+  /** Login with OpenID Connect; null: no issuer, only the single-user local stack's `rbs login --user`. */
+  oidc: OidcConfig | null;
 }
 
 const MINUTE = 60_000;
@@ -90,6 +93,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RbsConfig {
       intervalMs: int('RBS_CLEANUP_INTERVAL_MS', 5 * MINUTE),
       orphanGraceMs: int('RBS_ORPHAN_GRACE_MS', MINUTE),
     },
+    oidc: oidcConfigFromEnv(env, int('RBS_OIDC_CERT_VALIDITY_MS', 12 * 60 * MINUTE)),
   };
 }
 
