@@ -3,6 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { homePaths, type RbsConfig } from '../../lib/config';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { openSessionStore } from '../../lib/store';
+import { Login } from './login';
 import { startOrchestrator, type Orchestrator } from './server';
 import { Sessions } from './sessions';
 
@@ -13,11 +14,12 @@ export async function runOrchestrator(config: RbsConfig): Promise<Orchestrator> 
     { kind: 'service', name: 'orchestrator' },
     { dnsNames: ['localhost'], ipAddresses: /^[\d.]+$/.test(host) ? [host] : [] },
   );
+  const login = config.oidc ? new Login(config.oidc, ca) : undefined;
   const store = await openSessionStore(config.store);
   const connection = await Connection.connect({ address: config.temporal.address });
   const temporal = new Client({ connection, namespace: config.temporal.namespace });
   const sessions = new Sessions({ temporal, store, taskQueue: config.temporal.taskQueue, timeouts: config.session });
-  const server = await startOrchestrator({ listen: config.orchestrator.listen, tls: { caCertPem: ca.certPem, ...issued }, sessions });
+  const server = await startOrchestrator({ listen: config.orchestrator.listen, tls: { caCertPem: ca.certPem, ...issued }, sessions, login });
   return {
     address: server.address,
     async stop() {

@@ -11,6 +11,7 @@ import { peerIdentity, serverCredentials, type TlsMaterial } from '../../lib/grp
 import { describeIdentity } from '../../lib/pki/identity';
 import type { SessionView } from '../../workflows/messages';
 import { RpcError, toServiceError } from './errors';
+import { loginHandler, type Login } from './login';
 import type { Caller, Sessions } from './sessions';
 
 /** How often WatchSession looks at the workflow. */
@@ -56,8 +57,9 @@ function unary<Req, Res>(rpc: string, handle: (caller: Caller, request: Req) => 
   };
 }
 
-function handlers(sessions: Sessions, caCertPem: string): OrchestratorHandlers {
+function handlers(sessions: Sessions, caCertPem: string, login: Login | null): OrchestratorHandlers {
   return {
+    Login: loginHandler(login),
     GetServer: unary('GetServer', async (caller, request) => ({ session: toSession(await sessions.getServer(caller, request.workspace ?? '')) })),
     Heartbeat: unary('Heartbeat', async (caller, request) => ({ phase: (await sessions.heartbeat(caller, request.sessionId ?? '')).phase })),
     ListSessions: unary('ListSessions', async (caller, request) => ({
@@ -96,12 +98,13 @@ function handlers(sessions: Sessions, caCertPem: string): OrchestratorHandlers {
   };
 }
 
-export async function startOrchestrator(options: { listen: string; tls: TlsMaterial; sessions: Sessions }): Promise<Orchestrator> {
+/** `login`: none without an OpenID provider, and Login is refused. */
+export async function startOrchestrator(options: { listen: string; tls: TlsMaterial; sessions: Sessions; login?: Login }): Promise<Orchestrator> {
   // WatchSession streams of vanished clients are dropped rather than polled for hours.
   const server = new grpc.Server(serverKeepalive());
-  server.addService(protos().orchestrator.rbs.v1.Orchestrator.service, handlers(options.sessions, options.tls.caCertPem));
+  server.addService(protos().orchestrator.rbs.v1.Orchestrator.service, handlers(options.sessions, options.tls.caCertPem, options.login ?? null));
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(options.listen, serverCredentials(options.tls), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(options.listen, serverCredentials(options.tls, { anonymousLogin: true }), (err, p) => (err ? reject(err) : resolve(p))),
   );
   const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
   return {
