@@ -49,15 +49,13 @@ export class IdTokenVerifier {
 
   /** The issuer's key set, discovered once; a failed discovery is retried by the next call. */
   private issuerKeys(): Promise<IssuerKeys> {
-    this.keys ??= discover(this.settings).then(
-      (config) => {
-        const metadata = config.serverMetadata();
-        if (!metadata.jwks_uri) throw new Error('its discovery document has no jwks_uri');
-        // Only asymmetric signatures: a MAC would be keyed with a secret, and 'none' is no signature.
-        const algorithms = (metadata.id_token_signing_alg_values_supported ?? ['RS256']).filter((alg) => alg !== 'none' && !alg.startsWith('HS'));
-        return { jwks: createRemoteJWKSet(new URL(metadata.jwks_uri)), algorithms };
-      },
-    );
+    this.keys ??= discover(this.settings).then((config) => {
+      const metadata = config.serverMetadata();
+      if (!metadata.jwks_uri) throw new Error('its discovery document has no jwks_uri');
+      // Only asymmetric signatures: a MAC would be keyed with a secret, and 'none' is no signature.
+      const algorithms = (metadata.id_token_signing_alg_values_supported ?? ['RS256']).filter((alg) => alg !== 'none' && !alg.startsWith('HS'));
+      return { jwks: createRemoteJWKSet(new URL(metadata.jwks_uri)), algorithms };
+    });
     return this.keys.catch((e) => {
       this.keys = null;
       throw statusError(grpc.status.UNAVAILABLE, `cannot verify ID tokens: discovery of issuer ${this.settings.issuer} failed: ${(e as Error).message}`);
