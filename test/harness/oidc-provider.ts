@@ -1,5 +1,5 @@
 /**
- * A real OpenID provider (test/harness/oidc-provider.mjs: panva's oidc-provider) in its own
+ * A real OpenID provider (test/harness/oidc-provider.server.mjs: panva's oidc-provider) in its own
  * process, and a browser of plain HTTP requests that approves a device code the way a user does:
  * the code at the verification page, a sign-in with the user's password, consent.
  */
@@ -26,7 +26,7 @@ export interface OidcProvider {
   stop(): Promise<void>;
 }
 
-const PROVIDER_MAIN = path.resolve(__dirname, 'oidc-provider.mjs');
+const PROVIDER_MAIN = path.resolve(__dirname, 'oidc-provider.server.mjs');
 
 export async function startOidcProvider(setup: { clients: string[]; users: OidcUser[]; pollIntervalSeconds?: number }): Promise<OidcProvider> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-oidc-'));

@@ -144,12 +144,12 @@ test('without a client certificate, every method but Login is refused before its
   const call = (method: grpc.MethodDefinition<object, object>) =>
     new Promise<grpc.ServiceError | null>((resolve) => {
       if (method.responseStream) {
-        const stream = anonymous.makeServerStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, {});
+        const stream = anonymous.makeServerStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, {}, { deadline: Date.now() + 10_000 });
         stream.on('error', resolve);
         stream.on('end', () => resolve(null));
         stream.on('data', () => {});
       } else {
-        anonymous.makeUnaryRequest(method.path, method.requestSerialize, method.responseDeserialize, {}, (err) => resolve(err));
+        anonymous.makeUnaryRequest(method.path, method.requestSerialize, method.responseDeserialize, {}, { deadline: Date.now() + 10_000 }, (err) => resolve(err));
       }
     });
   const others = Object.values(service).filter((method) => method.path !== LOGIN_METHOD);

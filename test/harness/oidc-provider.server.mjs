@@ -1,6 +1,6 @@
 // A real OpenID provider for tests: panva's oidc-provider (OpenID Certified), with the device
 // flow, public clients and a few users with e-mail and group claims. ESM-only, so it runs in its
-// own process: `node oidc-provider.mjs SETUP.json`; it prints {"issuer": …} once it is serving
+// own process: `node oidc-provider.server.mjs SETUP.json`; it prints {"issuer": …} once it is serving
 // on a free loopback port. Users sign in with their password at the interaction pages below.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
