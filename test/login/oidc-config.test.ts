@@ -1,10 +1,11 @@
-/** RBS_OIDC_* settings: a bad value stops the service at start with the variable's name. */
+/** RBS_OIDC_* settings: a bad value stops the service at start with the variable's name; without them, Login says what to do instead. */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import { loadConfig } from '../../lib/config';
 import { CertificateAuthority } from '../../lib/pki/ca';
-import { Login } from '../../services/orchestrator/login';
+import { Login, loginHandler } from '../../services/orchestrator/login';
 
 const ISSUER = { RBS_OIDC_ISSUER: 'https://login.example.com', RBS_OIDC_CLIENT_ID: 'rbs-cli' };
 
@@ -44,4 +45,11 @@ test('an orchestrator with an issuer but no allowed domains refuses to start: an
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('an orchestrator without an issuer refuses Login, and says how to log in on the local stack', async () => {
+  const handle = loginHandler(null);
+  const call = { request: { idToken: 'x.y.z', publicKeyPem: '' } } as unknown as Parameters<typeof handle>[0];
+  const error = await new Promise((resolve) => handle(call, (err) => resolve(err)));
+  expect(error).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: expect.stringContaining('use `rbs login --user NAME`') });
 });
