@@ -10,6 +10,11 @@ import { discover } from './discovery';
 
 /** Seconds of clock difference with the issuer tolerated on exp, nbf and iat. */
 const CLOCK_TOLERANCE_S = 5;
+/**
+ * `rbs login` presents its ID token the moment it has it. An older one was kept somewhere, and
+ * whoever finds it should not get certificates for the rest of its lifetime (often an hour).
+ */
+const LOGIN_WINDOW_S = 10 * 60;
 
 interface IssuerKeys {
   jwks: ReturnType<typeof createRemoteJWKSet>;
@@ -21,7 +26,10 @@ const refused = (message: string) => statusError(grpc.status.UNAUTHENTICATED, `I
 export class IdTokenVerifier {
   private keys: Promise<IssuerKeys> | null = null;
 
-  constructor(private readonly settings: { issuer: string; clientId: string }) {}
+  constructor(
+    private readonly settings: { issuer: string; clientId: string },
+    private readonly loginWindowS = LOGIN_WINDOW_S,
+  ) {}
 
   /** The token's claims once every check has passed; throws a gRPC status error otherwise. */
   async verify(idToken: string): Promise<JWTPayload> {
@@ -34,6 +42,7 @@ export class IdTokenVerifier {
         audience: clientId,
         algorithms,
         clockTolerance: CLOCK_TOLERANCE_S,
+        maxTokenAge: this.loginWindowS,
         requiredClaims: ['sub', 'iat', 'exp'],
       }));
     } catch (e) {
@@ -63,6 +72,9 @@ export class IdTokenVerifier {
   }
 
   private describe(e: unknown): grpc.ServiceError {
+    if (e instanceof errors.JWTExpired && e.claim === 'iat') {
+      return refused(`it was issued at ${new Date(Number(e.payload.iat) * 1000).toISOString()}, more than ${this.loginWindowS} s ago: sign in again`);
+    }
     if (e instanceof errors.JWTExpired) return refused(`it expired at ${new Date(Number(e.payload.exp) * 1000).toISOString()}`);
     if (e instanceof errors.JWTClaimValidationFailed) {
       if (e.claim === 'aud') return refused(`its audience ${JSON.stringify(e.payload.aud)} is not RBS's client id ${JSON.stringify(this.settings.clientId)}`);

@@ -6,6 +6,7 @@ import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { protos } from '../../lib/grpc/protos';
 import { LOGIN_METHOD, loginChannelCredentials, sanUris, TLS_CHANNEL_OPTIONS } from '../../lib/grpc/tls';
+import { IdTokenVerifier } from '../../lib/oidc/id-token';
 import { loginAtOrchestrator } from '../../lib/oidc/login-client';
 import { identityFromUris } from '../../lib/pki/identity';
 import { startOidcProvider } from '../harness/oidc-provider';
@@ -70,6 +71,20 @@ test('an expired token is refused', async () => {
   await expect(fixture.login(token)).rejects.toMatchObject({
     code: grpc.status.UNAUTHENTICATED,
     details: `ID token refused: it expired at ${new Date(exp * 1000).toISOString()}`,
+  });
+});
+
+test('a stolen token replayed after the login window is refused, though it has not expired', async () => {
+  const token = await fixture.idTokenFor(USERS.ada);
+  const iat = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).iat as number;
+  // The orchestrator's window is ten minutes; one of a second shows the check without the wait.
+  const verifier = new IdTokenVerifier({ issuer: fixture.provider().issuer, clientId: RBS_CLIENT }, 1);
+  await expect(verifier.verify(token)).resolves.toMatchObject({ email: USERS.ada.email });
+  // Past the window and the 5 s of clock tolerance.
+  await new Promise((r) => setTimeout(r, iat * 1000 + 7000 - Date.now()));
+  await expect(verifier.verify(token)).rejects.toMatchObject({
+    code: grpc.status.UNAUTHENTICATED,
+    details: `ID token refused: it was issued at ${new Date(iat * 1000).toISOString()}, more than 1 s ago: sign in again`,
   });
 });
 
