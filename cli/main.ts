@@ -13,7 +13,10 @@ import { UsageError } from './usage';
 const USAGE = `usage: rbs <command> [options]
 
   up                                   run the local stack in the foreground (npm start)
-  login --user NAME [--operator]       get a client certificate from the local CA
+  login                                sign in at the OpenID provider (RBS_OIDC_ISSUER) and get a
+                                         short-lived client certificate
+  login --user NAME [--operator]       single-user local stack only (no RBS_OIDC_ISSUER): a client
+                                         certificate for any name from the local CA on this machine
   get-server [--workspace DIR] [--json]
                                        start or attach to your session for a workspace
   sessions [--all] [--finished] [--json]

@@ -8,6 +8,7 @@ import type { SessionTimeouts } from '../workflows/messages';
 import { type KubernetesBackendConfig, kubernetesConfigFromEnv } from './compute/kubernetes/config';
 import { FILESTORE_VARIABLES, filestoreConfigFromEnv, filestoreConfigured } from './compute/kubernetes/filestore-config';
 import type { WorkspaceStorageConfig } from './filestore/config';
+import { oidcConfigFromEnv, type OidcConfig } from './oidc/config';
 
 export type StoreConfig =
   | { kind: 'sqlite'; file: string }
@@ -52,6 +53,8 @@ export interface RbsConfig {
   agentReadyTimeoutMs: number;
   cleanup: { intervalMs: number; orphanGraceMs: number };
   limits: LimitsConfig;
+  /** Login with OpenID Connect; null: no issuer, only the single-user local stack's `rbs login --user`. */
+  oidc: OidcConfig | null;
 }
 
 const MINUTE = 60_000;
@@ -122,6 +125,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RbsConfig {
       getServerPerMinute: int('RBS_LIMIT_GET_SERVER_PER_MINUTE', 300),
       watchStreams: int('RBS_LIMIT_WATCH_STREAMS', 10),
     },
+    oidc: oidcConfigFromEnv(env, int('RBS_OIDC_CERT_VALIDITY_MS', 12 * 60 * MINUTE)),
   };
 }
 

@@ -122,11 +122,24 @@ const requirePeerIdentity: grpc.ServerInterceptor = (_method, call) =>
       }),
   });
 
-export function serverCredentials(tls: TlsMaterial | RotatingTls): grpc.ServerCredentials {
+/**
+ * The one method a client without a certificate may call, on the orchestrator: how a user gets a
+ * certificate. Its credential is the ID token in the request, which the handler verifies.
+ */
+export const LOGIN_METHOD = '/rbs.v1.Orchestrator/Login';
+
+/** requirePeerIdentity for every method but LOGIN_METHOD. */
+const requirePeerIdentityExceptLogin: grpc.ServerInterceptor = (method, call) =>
+  method.path === LOGIN_METHOD ? new grpc.ServerInterceptingCall(call) : requirePeerIdentity(method, call);
+
+/** `anonymousLogin`: only the orchestrator's, whose LOGIN_METHOD is callable without a certificate. */
+export function serverCredentials(tls: TlsMaterial | RotatingTls, options: { anonymousLogin?: boolean } = {}): grpc.ServerCredentials {
   const source = 'current' in tls ? tls : fixedTls(tls);
   const credentials = new ClientCertificateOptionalCredentials(source.current());
   source.subscribe((m) => credentials.rotate(m));
-  return grpc.experimental.createServerCredentialsWithInterceptors(credentials, [requirePeerIdentity]);
+  return grpc.experimental.createServerCredentialsWithInterceptors(credentials, [
+    options.anonymousLogin ? requirePeerIdentityExceptLogin : requirePeerIdentity,
+  ]);
 }
 
 /** Why `m.certPem` would be refused by a server of `m.caCertPem`, or null if it would not be. */
@@ -163,7 +176,13 @@ export function channelCredentials(m: TlsMaterial, expectServer: (id: Identity) 
     if (message) callback(unauthenticated(message));
     else callback(null, new grpc.Metadata());
   });
-  const tls = grpc.credentials.createSsl(Buffer.from(m.caCertPem), Buffer.from(m.keyPem), Buffer.from(m.certPem), {
+  const tls = grpc.credentials.createSsl(Buffer.from(m.caCertPem), Buffer.from(m.keyPem), Buffer.from(m.certPem), serverCheck(expectServer));
+  return tls.compose(selfCheck);
+}
+
+/** Accepts only a server whose RBS identity satisfies `expectServer`. */
+function serverCheck(expectServer: (id: Identity) => boolean): grpc.VerifyOptions {
+  return {
     checkServerIdentity: (_hostname, cert) => {
       try {
         const id = identityOfCertificate(cert.raw);
@@ -172,8 +191,12 @@ export function channelCredentials(m: TlsMaterial, expectServer: (id: Identity) 
         return new Error(`server certificate has no RBS identity: ${(e as Error).message}`);
       }
     },
-  });
-  return tls.compose(selfCheck);
+  };
+}
+
+/** Client credentials without a client certificate, for LOGIN_METHOD: the server is checked as by channelCredentials. */
+export function loginChannelCredentials(caCertPem: string, expectServer: (id: Identity) => boolean): grpc.ChannelCredentials {
+  return grpc.credentials.createSsl(Buffer.from(caCertPem), null, null, serverCheck(expectServer));
 }
 
 const FILES = (dir: string, name: string) => ({

@@ -8,6 +8,7 @@ import { serviceCredentials } from '../../lib/pki/service-credentials';
 import { openSessionStore } from '../../lib/store';
 import { Limits } from './limits';
 import { Revocations } from './revocation';
+import { Login } from './login';
 import { startOrchestrator, type Orchestrator } from './server';
 import { Sessions } from './sessions';
 
@@ -31,7 +32,8 @@ export async function runOrchestrator(config: RbsConfig): Promise<Orchestrator> 
     proxyCertificateValidityMs: config.certificates.proxyValidityMs,
   });
   const revocations = new Revocations(store, sessions);
-  const server = await startOrchestrator({ listen: config.orchestrator.listen, tls: credentials.tls, sessions, limits, revocations });
+  const login = config.oidc ? new Login(config.oidc, credentials.signer, revocations) : undefined;
+  const server = await startOrchestrator({ listen: config.orchestrator.listen, tls: credentials.tls, sessions, limits, revocations, login });
   return {
     address: server.address,
     async stop() {

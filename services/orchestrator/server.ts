@@ -13,6 +13,7 @@ import type { SessionView } from '../../workflows/messages';
 import { RpcError, toServiceError } from './errors';
 import type { Limits } from './limits';
 import type { Revocations } from './revocation';
+import { loginHandler, type Login } from './login';
 import type { Caller, Sessions } from './sessions';
 
 /** How often WatchSession looks at the workflow: soon after a change, backing off while none comes. */
@@ -66,9 +67,11 @@ export interface OrchestratorServices {
   sessions: Sessions;
   limits: Limits;
   revocations: Revocations;
+  /** None without an OpenID provider: Login is then refused. */
+  login?: Login;
 }
 
-function handlers({ sessions, limits, revocations }: OrchestratorServices): OrchestratorHandlers {
+function handlers({ sessions, limits, revocations, login }: OrchestratorServices): OrchestratorHandlers {
   const admit: Admit = async (call) => {
     const caller = callerOf(call);
     await revocations.admit(caller);
@@ -76,6 +79,7 @@ function handlers({ sessions, limits, revocations }: OrchestratorServices): Orch
   };
   const unary = unaryWith(admit);
   return {
+    Login: loginHandler(login ?? null),
     GetServer: unary('GetServer', async (caller, request) => {
       limits.countGetServer(caller.user);
       return { session: toSession(await sessions.getServer(caller, request.workspace ?? '')) };
@@ -135,7 +139,7 @@ export async function startOrchestrator(options: { listen: string; tls: Rotating
   const server = new grpc.Server(serverKeepalive());
   server.addService(protos().orchestrator.rbs.v1.Orchestrator.service, handlers(options));
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(options.listen, serverCredentials(options.tls), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(options.listen, serverCredentials(options.tls, { anonymousLogin: true }), (err, p) => (err ? reject(err) : resolve(p))),
   );
   const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
   return {
