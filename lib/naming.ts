@@ -8,7 +8,8 @@ import type { SessionPlacement } from './domain';
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const MAX_LABEL_LENGTH = 63;
-const HASH_LENGTH = 12;
+/** 20 hex digits: 80 bits, so no one can search for a second (user, workspace) with a given name. */
+const HASH_LENGTH = 20;
 /** Leaves room for '-rbs-' (or '-vol-') and the hash within one label. */
 const MAX_SLUG_LENGTH = MAX_LABEL_LENGTH - '-rbs-'.length - HASH_LENGTH;
 
@@ -18,7 +19,7 @@ export function isDns1123Label(s: string): boolean {
 
 /**
  * A readable DNS-1123 fragment of a user name: lowercase [a-z0-9-], starting with a letter, no
- * '--', no leading or trailing '-', at most 46 characters. Many names share a slug ('Alice' and
+ * '--', no leading or trailing '-', at most 38 characters. Many names share a slug ('Alice' and
  * 'alice', all-CJK names → 'u'); placementFor's hash keeps them apart.
  */
 export function userSlug(user: string): string {

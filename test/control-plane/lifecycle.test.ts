@@ -13,7 +13,7 @@ test('get-server → READY → heartbeat → idle suspend → resume on the same
 
   const session = await alice.getServer(workspace);
   expect(session).toMatchObject({ phase: 'READY', user: 'alice', workspace });
-  expect(session.namespace).toMatch(/^alice-rbs-[0-9a-f]{12}$/);
+  expect(session.namespace).toMatch(/^alice-rbs-[0-9a-f]{20}$/);
   expect(session.agentAddress).toMatch(/^127\.0\.0\.1:\d+$/);
   expect(fs.readFileSync(volumeFile(session.volume, 'src/main.txt'), 'utf8')).toBe('hello\n');
   expect(await stack().worker.backend.listAgents()).toHaveLength(1);

@@ -31,7 +31,7 @@ describe('sessions on the Kubernetes backend', () => {
     const session = await uma.getServer(workspace);
     const { namespace, volume, sessionId } = session;
     expect(session).toMatchObject({ phase: 'READY', agentAddress: `agent.${namespace}.svc:9443` });
-    expect(namespace).toMatch(/^uma-nicode-rbs-[0-9a-f]{12}$/);
+    expect(namespace).toMatch(/^uma-nicode-rbs-[0-9a-f]{20}$/);
     const labels = sessionLabels(sessionId, volume);
     const { core, networking } = kube().admin;
 

@@ -22,9 +22,9 @@ describe('userSlug', () => {
     ['9', 'u9'],
     ['-9-', 'u9'],
     ['', 'u'],
-    ['a'.repeat(200), 'a'.repeat(46)],
-    [`${'a'.repeat(45)}_bbbb`, 'a'.repeat(45)], // truncation must not leave a trailing '-'
-    [`1${'a'.repeat(100)}`, `u1${'a'.repeat(44)}`],
+    ['a'.repeat(200), 'a'.repeat(38)],
+    [`${'a'.repeat(37)}_bbbb`, 'a'.repeat(37)], // truncation must not leave a trailing '-'
+    [`1${'a'.repeat(100)}`, `u1${'a'.repeat(36)}`],
   ])('%j → %j', (user, slug) => {
     expect(userSlug(user)).toBe(slug);
   });
@@ -40,10 +40,10 @@ describe('isDns1123Label', () => {
 describe('placementFor', () => {
   it('is stable across releases, since volumes outlive sessions', () => {
     expect(placementFor('alice', '/home/alice/src')).toEqual({
-      namespace: 'alice-rbs-280f7012050c',
-      volume: 'alice-vol-280f7012050c',
+      namespace: 'alice-rbs-280f7012050cb00528a9',
+      volume: 'alice-vol-280f7012050cb00528a9',
     });
-    expect(placementFor('山田', '/src')).toEqual({ namespace: 'u-rbs-08155ff6a83a', volume: 'u-vol-08155ff6a83a' });
+    expect(placementFor('山田', '/src')).toEqual({ namespace: 'u-rbs-08155ff6a83a21c41546', volume: 'u-vol-08155ff6a83a21c41546' });
   });
 
   it('tells apart users whose slugs coincide', () => {
@@ -55,7 +55,7 @@ describe('placementFor', () => {
 
   it('gives valid labels of at most 63 characters for 200-character names', () => {
     const { namespace, volume } = placementFor('Ω'.repeat(10) + 'x'.repeat(190), '/w');
-    expect(namespace).toMatch(/^x{46}-rbs-[0-9a-f]{12}$/);
+    expect(namespace).toMatch(/^x{38}-rbs-[0-9a-f]{20}$/);
     expect(isDns1123Label(namespace) && isDns1123Label(volume)).toBe(true);
   });
 
@@ -90,9 +90,9 @@ describe('placementFor', () => {
     for (const [user, workspace] of pairs.values()) {
       const { namespace, volume } = placementFor(user, workspace);
       expect([namespace, isDns1123Label(namespace), isDns1123Label(volume)]).toEqual([namespace, true, true]);
-      expect(volume).toBe(namespace.replace(/-rbs-(?=[0-9a-f]{12}$)/, '-vol-'));
+      expect(volume).toBe(namespace.replace(/-rbs-(?=[0-9a-f]{20}$)/, '-vol-'));
       const slug = userSlug(user);
-      expect([slug, /^[a-z]([a-z0-9]|-(?!-))*$/.test(slug) && !slug.endsWith('-') && slug.length <= 46]).toEqual([
+      expect([slug, /^[a-z]([a-z0-9]|-(?!-))*$/.test(slug) && !slug.endsWith('-') && slug.length <= 38]).toEqual([
         slug,
         true,
       ]);
