@@ -4,6 +4,7 @@ import type { OrchestratorHandlers } from '../../gen/proto/rbs/v1/Orchestrator';
 import type { Session } from '../../gen/proto/rbs/v1/Session';
 import type { SessionProgress } from '../../gen/proto/rbs/v1/SessionProgress';
 import type { SessionRecord } from '../../lib/domain';
+import { bindServer } from '../../lib/grpc/bind';
 import { serverKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
 import { shutdownGracefully } from '../../lib/grpc/shutdown';
@@ -138,12 +139,9 @@ export async function startOrchestrator(options: { listen: string; tls: Rotating
   // WatchSession streams of vanished clients are dropped rather than polled for hours.
   const server = new grpc.Server(serverKeepalive());
   server.addService(protos().orchestrator.rbs.v1.Orchestrator.service, handlers(options));
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(options.listen, serverCredentials(options.tls, { anonymousLogin: true }), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
+  const address = await bindServer(server, options.listen, serverCredentials(options.tls, { anonymousLogin: true }));
   return {
-    address: `${host}:${port}`,
+    address,
     stop: () => shutdownGracefully(server),
   };
 }

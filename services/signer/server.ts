@@ -1,6 +1,7 @@
 /** The signer's gRPC server: mTLS, the caller known by its certificate, the policy before every signature. */
 import * as grpc from '@grpc/grpc-js';
 import type { SignerHandlers } from '../../gen/proto/rbs/v1/Signer';
+import { bindServer } from '../../lib/grpc/bind';
 import { serverKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
 import { shutdownGracefully } from '../../lib/grpc/shutdown';
@@ -50,9 +51,6 @@ function handlers(ca: CertificateAuthority): SignerHandlers {
 export async function startSigner(options: { listen: string; ca: CertificateAuthority; tls: RotatingTls }): Promise<SignerServer> {
   const server = new grpc.Server(serverKeepalive());
   server.addService(protos().signer.rbs.v1.Signer.service, handlers(options.ca));
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(options.listen, serverCredentials(options.tls), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
-  return { address: `${host}:${port}`, stop: () => shutdownGracefully(server) };
+  const address = await bindServer(server, options.listen, serverCredentials(options.tls));
+  return { address, stop: () => shutdownGracefully(server) };
 }
