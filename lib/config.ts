@@ -8,6 +8,7 @@ import type { SessionTimeouts } from '../workflows/messages';
 import { type KubernetesBackendConfig, kubernetesConfigFromEnv } from './compute/kubernetes/config';
 import { FILESTORE_VARIABLES, filestoreConfigFromEnv, filestoreConfigured } from './compute/kubernetes/filestore-config';
 import type { WorkspaceStorageConfig } from './filestore/config';
+import { type TemporalAuth, temporalAuthFromEnv } from './temporal/config';
 
 export type StoreConfig =
   | { kind: 'sqlite'; file: string }
@@ -24,7 +25,8 @@ export type BackendConfig =
 export interface RbsConfig {
   /** Local state: CA, SQLite store, namespaces and volumes of the local backend. */
   home: string;
-  temporal: { address: string; namespace: string; taskQueue: string };
+  /** `auth`: plaintext (dev), a client certificate, or an API key (lib/temporal/config.ts). */
+  temporal: { address: string; namespace: string; taskQueue: string; auth: TemporalAuth };
   orchestrator: { listen: string };
   store: StoreConfig;
   backend: BackendConfig;
@@ -75,6 +77,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RbsConfig {
       address: env.RBS_TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
       namespace: env.RBS_TEMPORAL_NAMESPACE ?? 'default',
       taskQueue: env.RBS_TASK_QUEUE ?? 'rbs-sessions',
+      auth: temporalAuthFromEnv(env),
     },
     orchestrator: { listen: env.RBS_ORCHESTRATOR_LISTEN ?? '127.0.0.1:7443' },
     store,

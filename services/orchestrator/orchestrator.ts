@@ -3,6 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { homePaths, type RbsConfig } from '../../lib/config';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { openSessionStore } from '../../lib/store';
+import { temporalConnectionOptions } from '../../lib/temporal/connection';
 import { startOrchestrator, type Orchestrator } from './server';
 import { Sessions } from './sessions';
 
@@ -14,7 +15,7 @@ export async function runOrchestrator(config: RbsConfig): Promise<Orchestrator> 
     { dnsNames: ['localhost'], ipAddresses: /^[\d.]+$/.test(host) ? [host] : [] },
   );
   const store = await openSessionStore(config.store);
-  const connection = await Connection.connect({ address: config.temporal.address });
+  const connection = await Connection.connect(await temporalConnectionOptions(config.temporal));
   const temporal = new Client({ connection, namespace: config.temporal.namespace });
   const sessions = new Sessions({ temporal, store, taskQueue: config.temporal.taskQueue, timeouts: config.session });
   const server = await startOrchestrator({ listen: config.orchestrator.listen, tls: { caCertPem: ca.certPem, ...issued }, sessions });
