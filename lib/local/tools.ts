@@ -81,3 +81,8 @@ export function kubeTools(): KubeTools {
 export function helmBinary(): string {
   return cachedTool(`helm-${versions().HELM_VERSION}`, 'helm', INSTALL_KUBE);
 }
+
+/** go.temporal.io/server's cmd/server, which unlike the CLI's dev server can require mTLS (scripts/install-temporal-server.sh). */
+export function temporalServerBinary(): string {
+  return cachedTool(`temporal-server-${versions().TEMPORAL_SERVER_VERSION}`, 'temporal-server', 'run `npm run setup`');
+}
