@@ -42,7 +42,7 @@ export function temporalAuthFromEnv(env: NodeJS.ProcessEnv): TemporalAuth {
   }
   const stray = [V.ca, V.serverName].filter((name) => value(name) !== undefined);
   if (stray.length > 0) {
-    throw new Error(`${stray.join(' and ')} configure TLS to Temporal, which needs a client certificate (${V.cert}, ${V.key}) or ${V.apiKey}`);
+    throw new Error(`${stray.join(' and ')} ${stray.length > 1 ? 'configure' : 'configures'} TLS to Temporal, which needs a client certificate (${V.cert}, ${V.key}) or ${V.apiKey}`);
   }
   return { kind: 'none' };
 }
