@@ -46,7 +46,15 @@ function writeCertificate(issued: IssuedCertificate, dir: string): { certFile: s
   return { certFile, keyFile };
 }
 
-export async function startTemporalTlsServer(options: { ca: CertificateAuthority; dir: string; logFile: string; port?: number }): Promise<TemporalTlsServer> {
+export async function startTemporalTlsServer(options: {
+  ca: CertificateAuthority;
+  /** Its configuration and certificates. */
+  dir: string;
+  /** SQLite database; default: in `dir`. */
+  dbFile?: string;
+  logFile: string;
+  port?: number;
+}): Promise<TemporalTlsServer> {
   const { ca, dir } = options;
   fs.mkdirSync(path.join(dir, 'config'), { recursive: true, mode: 0o700 });
   const caFile = path.join(dir, 'ca.pem');
@@ -66,7 +74,7 @@ export async function startTemporalTlsServer(options: { ca: CertificateAuthority
   // YAML is a superset of JSON.
   fs.writeFileSync(
     path.join(dir, 'config', 'development.yaml'),
-    JSON.stringify(serverConfig({ dir, caFile, ...server, ports, address, dynamicConfigFile }), null, 2),
+    JSON.stringify(serverConfig({ dbFile: options.dbFile ?? path.join(dir, 'temporal.sqlite'), caFile, ...server, ports, address, dynamicConfigFile }), null, 2),
   );
 
   const child = startChild('temporal-server', temporalServerBinary(), ['--root', dir, '--config', 'config', '--env', 'development', '--allow-no-auth', 'start'], {
@@ -100,7 +108,7 @@ function dynamicConfig(): Record<string, Array<{ value: unknown }>> {
 }
 
 function serverConfig(o: {
-  dir: string;
+  dbFile: string;
   caFile: string;
   certFile: string;
   keyFile: string;
@@ -116,7 +124,7 @@ function serverConfig(o: {
   const sqlite = {
     sql: {
       pluginName: 'sqlite',
-      databaseName: path.join(o.dir, 'temporal.sqlite'),
+      databaseName: o.dbFile,
       connectAddr: 'localhost',
       connectProtocol: 'tcp',
       connectAttributes: { cache: 'private', setup: 'true', journal_mode: 'wal', synchronous: '2' },

@@ -86,3 +86,8 @@ export function helmBinary(): string {
 export function temporalServerBinary(): string {
   return cachedTool(`temporal-server-${versions().TEMPORAL_SERVER_VERSION}`, 'temporal-server', 'run `npm run setup`');
 }
+
+/** The Temporal Web UI's server, which reaches a frontend that requires mTLS (scripts/install-temporal-server.sh). */
+export function temporalUiServerBinary(): string {
+  return cachedTool(`temporal-ui-server-${versions().TEMPORAL_UI_SERVER_VERSION}`, 'temporal-ui-server', 'run `npm run setup`');
+}

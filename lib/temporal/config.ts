@@ -46,3 +46,12 @@ export function temporalAuthFromEnv(env: NodeJS.ProcessEnv): TemporalAuth {
   }
   return { kind: 'none' };
 }
+
+/** The RBS_TEMPORAL_* variables that configure `auth`, for a child process (the inverse of temporalAuthFromEnv). */
+export function temporalAuthEnv(auth: TemporalAuth): Record<string, string> {
+  const V = TEMPORAL_AUTH_VARIABLES;
+  if (auth.kind === 'none') return {};
+  const trust = { ...(auth.caFile && { [V.ca]: auth.caFile }), ...(auth.serverName && { [V.serverName]: auth.serverName }) };
+  if (auth.kind === 'api-key') return { [V.apiKey]: auth.apiKey, ...trust };
+  return { [V.cert]: auth.certFile, [V.key]: auth.keyFile, ...trust };
+}

@@ -12,7 +12,7 @@ import {
   writeTemporalClientCertificate,
   type TemporalTlsServer,
 } from '../../lib/local/temporal-tls-server';
-import { TEMPORAL_AUTH_VARIABLES as V } from '../../lib/temporal/config';
+import { temporalAuthEnv } from '../../lib/temporal/config';
 
 export interface TestTemporalTls {
   server: TemporalTlsServer;
@@ -34,14 +34,9 @@ export async function startTestTemporalTls(): Promise<TestTemporalTls> {
     ca,
     dir,
     async clientEnv(issuer = ca) {
-      const { certFile, keyFile } = await writeTemporalClientCertificate(issuer, path.join(dir, `client-${++clients}`));
-      return {
-        RBS_TEMPORAL_ADDRESS: server.address,
-        [V.cert]: certFile,
-        [V.key]: keyFile,
-        [V.ca]: server.caFile,
-        [V.serverName]: TEMPORAL_TLS_SERVER_NAME,
-      };
+      const client = await writeTemporalClientCertificate(issuer, path.join(dir, `client-${++clients}`));
+      const auth = { kind: 'mtls' as const, ...client, caFile: server.caFile, serverName: TEMPORAL_TLS_SERVER_NAME };
+      return { RBS_TEMPORAL_ADDRESS: server.address, ...temporalAuthEnv(auth) };
     },
     async stop() {
       await server.child.stop();
