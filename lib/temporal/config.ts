@@ -1,7 +1,7 @@
 /**
- * How the orchestrator and the worker authenticate to Temporal, from RBS_TEMPORAL_* variables:
- * not at all (the local dev server), with a client certificate (mTLS), or with an API key over
- * TLS (Temporal Cloud). A half-configured combination is an error that names the variables.
+ * How the orchestrator and the worker authenticate to Temporal, from RBS_TEMPORAL_* variables: not
+ * at all (the tests' dev server, docker-compose), with a client certificate (mTLS), or with an API
+ * key over TLS (Temporal Cloud). A half-configured combination is an error that names the variables.
  */
 
 /** TLS towards the frontend: whom to trust (system roots when unset) and which name to verify. */
