@@ -64,7 +64,7 @@ test('Temporal without a client certificate is refused (plaintext, or TLS withou
   expect(await handshakeRefusal(server.address, noCertificate)).toBe('ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED');
 });
 
-test('Temporal with a client certificate from another CA (RBS’s own, say) is refused', async () => {
+test('Temporal with a client certificate from another CA is refused', async () => {
   const otherCaDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-other-ca-'));
   try {
     const other = await CertificateAuthority.loadOrCreate(otherCaDir);
