@@ -34,7 +34,7 @@ if [ ! -x "$temporal_dir/temporal" ]; then
   mv "$tmp/temporal" "$temporal_dir/temporal"
   rmdir "$tmp"
 fi
-# The Temporal server with TLS, for tests: after the CLI,
+# The Temporal server requiring mTLS and its Web UI (`npm start`, tests): after the CLI,
 # whose Go build cache it reuses.
 bash scripts/install-temporal-server.sh
 
