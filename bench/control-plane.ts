@@ -1,6 +1,6 @@
 /**
- * Control-plane benchmark on the local backend, deployed as in production — the Temporal dev
- * server, a worker and the orchestrator each in its own process — with this process as the client:
+ * Control-plane benchmark on the local backend, deployed as in production — Temporal requiring mTLS,
+ * a worker and the orchestrator each in its own process — with this process as the client:
  * warm GetServer latency, cold time to READY, and sessions per second with 50 users at once.
  */
 import * as fs from 'node:fs';

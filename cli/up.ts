@@ -1,6 +1,6 @@
 /**
- * `rbs up` (what `npm start` runs): the whole control plane in the foreground — the Temporal dev
- * server with its Web UI, a worker and the orchestrator — with state under RBS_HOME. Ctrl-C stops it.
+ * `rbs up` (what `npm start` runs): the whole control plane in the foreground — Temporal requiring
+ * mTLS with its read-only Web UI, a worker and the orchestrator — with state under RBS_HOME. Ctrl-C stops it.
  * Session agents are not stopped: like pods when a control plane restarts, they keep serving, and
  * their sessions carry on when the stack comes back.
  */
@@ -28,8 +28,9 @@ export async function up(): Promise<void> {
       [
         'RBS local stack is up (Ctrl-C stops it)',
         `  orchestrator   ${info.orchestrator} (gRPC, mTLS)`,
-        `  temporal       ${info.temporal}`,
-        `  temporal UI    ${info.temporalUi}`,
+        `  temporal       ${info.temporal} (mTLS: only clients with a certificate from ${config.home}/temporal)`,
+        `  temporal UI    ${info.temporalUi} (read-only)`,
+        `  temporal CLI   temporal workflow list ${stack.temporalCliFlags.join(' ')}`,
         `  session store  ${config.store.kind === 'sqlite' ? config.store.file : `spanner ${config.store.databaseId}`}`,
         `  home           ${config.home} (logs in ${paths.logs})`,
         '',

@@ -9,6 +9,7 @@ import { type KubernetesBackendConfig, kubernetesConfigFromEnv } from './compute
 import { FILESTORE_VARIABLES, filestoreConfigFromEnv, filestoreConfigured } from './compute/kubernetes/filestore-config';
 import type { WorkspaceStorageConfig } from './filestore/config';
 import { oidcConfigFromEnv, type OidcConfig } from './oidc/config';
+import { type TemporalAuth, temporalAuthFromEnv } from './temporal/config';
 
 export type StoreConfig =
   | { kind: 'sqlite'; file: string }
@@ -38,7 +39,8 @@ export interface LimitsConfig {
 export interface RbsConfig {
   /** Local state: CA, SQLite store, namespaces and volumes of the local backend. */
   home: string;
-  temporal: { address: string; namespace: string; taskQueue: string };
+  /** `auth`: plaintext (dev), a client certificate, or an API key (lib/temporal/config.ts). */
+  temporal: { address: string; namespace: string; taskQueue: string; auth: TemporalAuth };
   orchestrator: { listen: string };
   /**
    * Who signs certificates. With an address, the signer service (which alone holds the CA key), and
@@ -99,6 +101,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RbsConfig {
       address: env.RBS_TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
       namespace: env.RBS_TEMPORAL_NAMESPACE ?? 'default',
       taskQueue: env.RBS_TASK_QUEUE ?? 'rbs-sessions',
+      auth: temporalAuthFromEnv(env),
     },
     orchestrator: { listen: env.RBS_ORCHESTRATOR_LISTEN ?? '127.0.0.1:7443' },
     signer: signerConfig(env),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what RBS needs outside the repo, once per machine: Debian packages (rsync, Bazel), the Temporal CLI
-# (built from Go modules, cached under ~/.cache/rbs keyed by version) and npm dependencies.
+# Installs what RBS needs outside the repo, once per machine: Debian packages (rsync, Bazel), the Temporal CLI and a
+# Temporal server that requires mTLS (built from Go modules, cached under ~/.cache/rbs keyed by version) and npm
+# dependencies.
 # Idempotent and quick when everything is already there; `npm start` and `npm test` run it first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,9 @@ if [ ! -x "$temporal_dir/temporal" ]; then
   mv "$tmp/temporal" "$temporal_dir/temporal"
   rmdir "$tmp"
 fi
+# The Temporal server requiring mTLS and its Web UI (`npm start`, tests): after the CLI,
+# whose Go build cache it reuses.
+bash scripts/install-temporal-server.sh
 
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm dependencies"

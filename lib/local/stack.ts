@@ -1,7 +1,7 @@
 /**
- * The control plane as separate local processes, the way it deploys: the Temporal dev server, the
- * signer (the only process that reads the CA key), a worker and the orchestrator. `rbs up` runs it
- * in the foreground; benchmarks measure it.
+ * The control plane as separate local processes, the way it deploys: Temporal requiring mTLS (with
+ * its read-only Web UI), the signer (the only process that reads the CA key), a worker and the
+ * orchestrator. `rbs up` runs it in the foreground; benchmarks measure it.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,13 +12,16 @@ import type { ServiceName } from '../pki/identity';
 import { issuedServiceTls, type ServiceTls } from '../pki/service-tls';
 import { startChild, type Child } from './child';
 import { waitForPort } from './ports';
-import { startTemporalDevServer } from './temporal-dev-server';
+import { TEMPORAL_AUTH_VARIABLES, temporalAuthEnv } from '../temporal/config';
+import { startLocalTemporal } from './local-temporal';
 import { repoRoot } from './tools';
 
 export interface LocalStack {
   orchestrator: string;
   temporal: string;
   temporalUi: string | null;
+  /** `temporal` CLI flags that reach this Temporal (its client certificate). */
+  temporalCliFlags: string[];
   children: Child[];
   /** Why a process of the stack is gone, or null while all run. */
   failed(): string | null;
@@ -40,18 +43,19 @@ export async function startLocalStack(config: RbsConfig, options: { ui: boolean;
   };
   const failed = () => children.map((c) => c.exited() && `${c.exited()}:\n${c.logTail()}`).find(Boolean) || null;
   try {
-    const temporal = await startTemporalDevServer({
-      logFile: path.join(paths.logs, 'temporal.log'),
-      dbFile: options.persist ? paths.temporalDb : undefined,
+    const temporal = await startLocalTemporal({
+      home: config.home,
+      persist: options.persist,
       port: temporalPort || undefined,
       uiPort: options.ui ? Number(process.env.RBS_TEMPORAL_UI_PORT ?? temporalPort + 1000) : undefined,
       ui: options.ui,
     });
-    children.push(temporal.child);
+    children.push(...temporal.children);
     const env = {
-      ...process.env,
+      ...withoutTemporalAuth(process.env), // this stack's Temporal, not whatever the shell points at
       RBS_HOME: config.home,
       RBS_TEMPORAL_ADDRESS: temporal.address,
+      ...temporalAuthEnv(temporal.auth),
       RBS_TASK_QUEUE: config.temporal.taskQueue,
       RBS_ORCHESTRATOR_LISTEN: config.orchestrator.listen,
       RBS_SIGNER_LISTEN: config.signer.listen,
@@ -72,7 +76,15 @@ export async function startLocalStack(config: RbsConfig, options: { ui: boolean;
     children.push(service('worker'), service('orchestrator'));
     const [host, port] = splitAddress(config.orchestrator.listen);
     await waitForPort(host, port, 60_000, failed);
-    return { orchestrator: config.orchestrator.listen, temporal: temporal.address, temporalUi: temporal.uiUrl, children, failed, stop };
+    return {
+      orchestrator: config.orchestrator.listen,
+      temporal: temporal.address,
+      temporalUi: temporal.uiUrl,
+      temporalCliFlags: temporal.cliFlags,
+      children,
+      failed,
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;
@@ -90,4 +102,9 @@ async function publishServiceTls(ca: CertificateAuthority, dir: string, name: 'w
 function splitAddress(address: string): [string, number] {
   const at = address.lastIndexOf(':');
   return [address.slice(0, at), Number(address.slice(at + 1))];
+}
+
+function withoutTemporalAuth(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const names = new Set<string>(Object.values(TEMPORAL_AUTH_VARIABLES));
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !names.has(name)));
 }

@@ -10,7 +10,7 @@ import { temporalBinary } from './tools';
  * poller at once (with the default four, it may sit in a partition nobody polls), and eager
  * dispatch hands an activity to the worker that scheduled it without another poll.
  */
-const DYNAMIC_CONFIG: Record<string, unknown> = {
+export const DYNAMIC_CONFIG: Record<string, unknown> = {
   'matching.numTaskqueueReadPartitions': 1,
   'matching.numTaskqueueWritePartitions': 1,
   'system.enableActivityEagerExecution': true,

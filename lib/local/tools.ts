@@ -81,3 +81,13 @@ export function kubeTools(): KubeTools {
 export function helmBinary(): string {
   return cachedTool(`helm-${versions().HELM_VERSION}`, 'helm', INSTALL_KUBE);
 }
+
+/** go.temporal.io/server's cmd/server, which unlike the CLI's dev server can require mTLS (scripts/install-temporal-server.sh). */
+export function temporalServerBinary(): string {
+  return cachedTool(`temporal-server-${versions().TEMPORAL_SERVER_VERSION}`, 'temporal-server', 'run `npm run setup`');
+}
+
+/** The Temporal Web UI's server, which reaches a frontend that requires mTLS (scripts/install-temporal-server.sh). */
+export function temporalUiServerBinary(): string {
+  return cachedTool(`temporal-ui-server-${versions().TEMPORAL_UI_SERVER_VERSION}`, 'temporal-ui-server', 'run `npm run setup`');
+}

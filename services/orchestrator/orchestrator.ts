@@ -9,6 +9,7 @@ import { openSessionStore } from '../../lib/store';
 import { Limits } from './limits';
 import { Revocations } from './revocation';
 import { Login } from './login';
+import { temporalConnectionOptions } from '../../lib/temporal/connection';
 import { startOrchestrator, type Orchestrator } from './server';
 import { Sessions } from './sessions';
 
@@ -19,7 +20,7 @@ export async function runOrchestrator(config: RbsConfig): Promise<Orchestrator> 
     ipAddresses: /^[\d.]+$/.test(host) ? [host] : [],
   });
   const store = await openSessionStore(config.store);
-  const connection = await Connection.connect({ address: config.temporal.address });
+  const connection = await Connection.connect(await temporalConnectionOptions(config.temporal));
   const temporal = new Client({ connection, namespace: config.temporal.namespace });
   const limits = new Limits(config.limits, store);
   const sessions = new Sessions({

@@ -10,6 +10,7 @@ import type { WorkspaceStorage } from '../../lib/filestore/workspace-storage';
 import { serviceCredentials } from '../../lib/pki/service-credentials';
 import { openSessionStore } from '../../lib/store';
 import type { SessionStore } from '../../lib/store/session-store';
+import { temporalConnectionOptions } from '../../lib/temporal/connection';
 import { ensureCleanupSchedule } from './cleanup-schedule';
 
 const WORKFLOWS = require.resolve('../../workflows');
@@ -96,8 +97,9 @@ export async function createSessionWorker(config: RbsConfig, options: SessionWor
   const filestore = options.workspaceStorage ? null : await filestoreFor(config);
   const workspaceStorage = options.workspaceStorage ?? filestore?.storage;
   const backend = options.backend ?? (await backendFor(config, credentials.tls, workspaceStorage));
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const clientConnection = await Connection.connect({ address: config.temporal.address });
+  const temporalOptions = await temporalConnectionOptions(config.temporal);
+  const connection = await NativeConnection.connect(temporalOptions);
+  const clientConnection = await Connection.connect(temporalOptions);
   const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
   await ensureCleanupSchedule(temporal, config);
 

@@ -10,6 +10,7 @@ import { Client, Connection } from '@temporalio/client';
 import { homePaths, loadConfig, type RbsConfig } from '../../lib/config';
 import { OrchestratorClient } from '../../lib/grpc/orchestrator-client';
 import { CertificateAuthority } from '../../lib/pki/ca';
+import { temporalConnectionOptions } from '../../lib/temporal/connection';
 import type { Identity } from '../../lib/pki/identity';
 import { runOrchestrator } from '../../services/orchestrator/orchestrator';
 import type { Orchestrator } from '../../services/orchestrator/server';
@@ -54,7 +55,7 @@ export async function startStack(env: Record<string, string> = {}, options: Stac
   let worker = await createSessionWorker(config, options);
   let running = worker.run();
   const orchestrator = await runOrchestrator(config);
-  const connection = await Connection.connect({ address: config.temporal.address });
+  const connection = await Connection.connect(await temporalConnectionOptions(config.temporal));
   const temporal = new Client({ connection, namespace: config.temporal.namespace });
   const clients: OrchestratorClient[] = [];
   const dirs: string[] = [];

@@ -86,6 +86,7 @@ containers:
     envFrom:
       - configMapRef:
           name: {{ include "rbs.fullname" $ }}
+    {{- include "rbs.temporal.env" $ | nindent 4 }}
     securityContext:
       allowPrivilegeEscalation: false
       readOnlyRootFilesystem: true
@@ -101,6 +102,7 @@ containers:
         readOnly: true
       - name: tmp
         mountPath: /tmp
+      {{- include "rbs.temporal.volumeMounts" $ | nindent 6 }}
 {{- if eq $component "orchestrator" }}
     ports:
       - name: grpc
@@ -131,6 +133,7 @@ volumes:
           path: ca.crt
         - key: tls.key
           path: ca.key
+  {{- include "rbs.temporal.volumes" $ | nindent 2 }}
 {{- with $values.nodeSelector }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
