@@ -7,7 +7,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { RunRequest__Output } from '../../gen/proto/command_server/RunRequest';
 import type { RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
-import { BazelServer, type ClientPaths } from '../../services/agent/bazel-server';
+import { EXEC_REFUSED_EXIT_CODE } from '../../lib/exec-request';
+import { BazelServer } from '../../services/agent/bazel-server';
+import type { ClientPaths } from '../../services/agent/run-request';
 
 const LAPTOP: ClientPaths = { clientWorkspace: '/home/dev/proj', clientOutputBase: '/home/dev/.cache/bazel/_bazel_dev/0123abcd' };
 const LAPTOP_PATH = '/home/dev/bin:/usr/bin:/bin';
@@ -71,7 +73,7 @@ function clientRequest(command: string, args: string[], { cwd = '', blockForLock
   const clientCwd = path.posix.join(LAPTOP.clientWorkspace, cwd);
   const overrides = Object.keys(STUBS).map((name) => `--override_repository=${name}=${path.join(stubsDir, name)}`);
   // A developer on this image passes --nosandbox_debug against /etc/bazel/bazelrc's --sandbox_debug.
-  const buildOptions = ['build', 'test'].includes(command) ? ['--nosandbox_debug', ...overrides] : [];
+  const buildOptions = ['build', 'test', 'run'].includes(command) ? ['--nosandbox_debug', ...overrides] : [];
   return {
     cookie: '',
     arg: [command, `--client_env=PATH=${LAPTOP_PATH}`, '--client_env=HOME=/home/dev', `--client_env=PWD=${clientCwd}`, `--client_cwd=${clientCwd}`, ...buildOptions, ...args].map(
@@ -102,8 +104,28 @@ async function bazel(server: BazelServer, request: RunRequest__Output, signal = 
   return { exitCode: last.exitCode, stdout: text((r) => r.standardOutput), stderr: text((r) => r.standardError), responses, ms: Date.now() - started };
 }
 
+/** Bazel servers of our output base, found through /proc (not through the files the server writes). */
+function bazelServersOnOutputBase(): number[] {
+  return fs.readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).flatMap((pid) => {
+    try {
+      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
+      return argv.includes(`--output_base=${outputBase}`) && argv.some((arg) => arg.endsWith('/A-server.jar')) ? [Number(pid)] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
 const serverPid = () => Number(fs.readFileSync(path.join(outputBase, 'server', 'server.pid.txt'), 'utf8'));
-const isRunning = (pid: number) => fs.existsSync(`/proc/${pid}`);
+/** Running, and not a zombie waiting for whoever adopted the daemonized server to reap it. */
+function isRunning(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
 
 /** Processes working under our output base: the actions Bazel spawned (the server's cwd is the workspace). */
 function actionProcesses(): string[] {
@@ -273,15 +295,21 @@ test('ensureStarted outside a workspace fails with the client’s output', async
   await expect(stray.ensureStarted()).rejects.toThrow(/info release` in .*not-a-workspace exited with 2: .*only supported from within a workspace/s);
 });
 
-test('another BazelServer on the same output base (an agent restart) attaches to the running server', async () => {
-  const pid = serverPid();
-  server.close();
-  const again = new BazelServer({ workspaceDir, outputBase, logFile, maxIdleSecs: 600 });
+test('an agent restart: the new BazelServer stops the server it did not start and runs on its own; one server remains', async () => {
+  const previous = serverPid();
+  server.close(); // what the previous agent knew dies with it
+  server = new BazelServer({ workspaceDir, outputBase, logFile, maxIdleSecs: 600 });
   const started = Date.now();
-  await again.ensureStarted();
-  timings['attach'] = Date.now() - started;
-  await again.ping();
-  expect(serverPid()).toBe(pid);
-  expect((await bazel(again, clientRequest('build', ['//:copy']))).exitCode).toBe(0);
-  again.close();
+  expect((await bazel(server, clientRequest('build', ['//:copy']))).exitCode).toBe(0);
+  timings['first build after an agent restart'] = Date.now() - started;
+  expect(isRunning(previous)).toBe(false);
+  expect(bazelServersOnOutputBase()).toEqual([serverPid()]);
+});
+
+test('`bazel run`: the exec_request the server answers with is not relayed; the command fails saying so', async () => {
+  const run = await bazel(server, clientRequest('run', ['//:pass']));
+  expect(run.responses.some((r) => r.execRequest)).toBe(false);
+  expect(run.responses.filter((r) => r.finished)).toHaveLength(1);
+  expect(run.exitCode).toBe(EXEC_REFUSED_EXIT_CODE);
+  expect(run.stderr).toContain('bazel run is not supported through RBS yet');
 });
