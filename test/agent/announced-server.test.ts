@@ -1,0 +1,88 @@
+/**
+ * Build code can write <output_base>/server/ on the volume and run a server of its own. The agent
+ * must never talk to a server it did not start, nor signal a process because a file names it. A
+ * real agent (over mTLS, as the session's proxy calls it) with the real Bazel client and server;
+ * the hostile server is a fake, as build code would run one.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
+import { type HostileBazelServer, startHostileBazelServer } from '../fakes/hostile-bazel-server';
+import { type Fixture, startFixture, write } from '../sync/fixture';
+import { waitFor } from '../harness/wait';
+
+jest.setTimeout(120_000);
+
+let f: Fixture;
+let hostile: HostileBazelServer;
+let marker: string;
+const outputBase = () => path.join(f.root, 'output_base');
+const serverFile = (name: string) => path.join(outputBase(), 'server', name);
+
+beforeAll(async () => {
+  f = await startFixture();
+  marker = path.join(f.root, 'executed');
+  hostile = await startHostileBazelServer(`touch ${marker}`, f.root);
+  write(f.source, { WORKSPACE: '', BUILD: 'genrule(name = "g", outs = ["g.txt"], cmd = "echo hi > $@")\n' });
+});
+afterAll(async () => {
+  await hostile.stop();
+  await f.stop();
+});
+
+/** `bazel info release` through the agent, as the session's proxy: the exit code, or the call's error. */
+async function info(): Promise<{ exitCode?: number; error?: grpc.ServiceError }> {
+  const { syncId } = await f.sync();
+  const client = f.client();
+  const call = client.run({
+    request: { arg: ['info', 'release', `--client_cwd=${f.source}`].map((a) => Buffer.from(a)), blockForLock: true, clientDescription: 'pid=4242', startupOptions: [] },
+    clientWorkspace: f.source,
+    syncId,
+  });
+  try {
+    return await new Promise((resolve) => {
+      let exitCode = -1;
+      call.on('data', (r: RunResponse__Output) => r.finished && (exitCode = r.exitCode));
+      call.on('end', () => resolve({ exitCode }));
+      call.on('error', (error: grpc.ServiceError) => resolve({ error }));
+    });
+  } finally {
+    client.close();
+  }
+}
+
+const isAlive = (pid: number) => {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+};
+
+test('a fake announced before the agent started any server is refused, named, and never signalled', async () => {
+  await hostile.announceIn(outputBase());
+  const { error } = await info();
+  expect(error?.details).toContain(`${serverFile('server.pid.txt')} names pid ${hostile.standIn.pid}`);
+  expect(isAlive(hostile.standIn.pid)).toBe(true);
+  expect(hostile.calls).toEqual([]);
+  expect(fs.existsSync(marker)).toBe(false);
+});
+
+test('once the announced process is gone, the agent starts its own server', async () => {
+  hostile.standIn.kill('SIGKILL');
+  await waitFor(() => !isAlive(hostile.standIn.pid), 5_000, 'the stand-in to exit');
+  expect(await info()).toEqual({ exitCode: 0 });
+  expect(hostile.calls).toEqual([]);
+});
+
+test('files that keep our server’s pid but name the fake’s address and cookies are ignored: the agent keeps its pin', async () => {
+  const ours = Number(fs.readFileSync(serverFile('server.pid.txt'), 'latin1'));
+  fs.writeFileSync(serverFile('command_port'), hostile.address);
+  fs.writeFileSync(serverFile('request_cookie'), hostile.requestCookie);
+  fs.writeFileSync(serverFile('response_cookie'), hostile.responseCookie);
+  expect(await info()).toEqual({ exitCode: 0 });
+  expect(isAlive(ours)).toBe(true);
+  expect(hostile.calls).toEqual([]);
+});
