@@ -154,6 +154,7 @@ async function bind(server: grpc.Server, listen: string, credentials: grpc.Serve
  * build, so nobody else, no other service and no other session's proxy, may call those.
  */
 type Callers = 'proxy' | 'proxy or probe';
+const CALLERS: Record<Callers, string> = { proxy: "the session's proxy", 'proxy or probe': "the session's proxy and the worker" };
 
 function authorize(call: AuthenticatedCall & { getPath(): string }, sessionId: string, callers: Callers): void {
   const identity = peerIdentity(call);
@@ -161,7 +162,7 @@ function authorize(call: AuthenticatedCall & { getPath(): string }, sessionId: s
   if (callers === 'proxy or probe' && identity.kind === 'service' && identity.name === 'worker') return;
   throw {
     code: grpc.status.PERMISSION_DENIED,
-    details: `${describeIdentity(identity)} may not call ${call.getPath()} on the agent of session ${sessionId}`,
+    details: `${describeIdentity(identity)} may not call the agent of session ${sessionId}: ${call.getPath()} is for ${CALLERS[callers]} only`,
   };
 }
 
