@@ -23,7 +23,7 @@ export interface BazelServerOptions {
   outputBase: string;
   bazel?: string;
   maxIdleSecs?: number;
-  /** Where the output of the real client (which starts and stops the server) is appended. */
+  /** Where the output of the real client (which starts the server) is appended. */
   logFile?: string;
 }
 
@@ -130,11 +130,6 @@ export class BazelServer {
     if (server) await this.cancelOn(server, commandId);
   }
 
-  async ping(): Promise<void> {
-    if (!this.pinned) throw new Error(`this agent runs no Bazel server on ${this.options.outputBase}`);
-    await this.pingOn(this.pinned);
-  }
-
   /** Stops our server, and any other Bazel server /proc shows on our output base. */
   async shutdown(): Promise<void> {
     await this.serialized(async () => {
@@ -190,13 +185,15 @@ export class BazelServer {
     return (await isStillRunning(server)) && (await this.pingOn(server).then(() => true, () => false));
   }
 
-  /** Asks our server to shut down, as `bazel shutdown` would, and makes sure it is gone. */
+  /**
+   * Asks our server to shut down, as `bazel shutdown` would, and makes sure it is gone. Once the
+   * pinned process is gone, its port is anybody's: nothing more is sent there.
+   */
   private async stopPinned(server: PinnedServer): Promise<void> {
     if (this.pinned === server) this.pinned = undefined;
-    const what = `the Bazel server on ${this.options.outputBase}`;
-    const asked = await this.shutdownOn(server).then(() => true, () => false);
+    const asked = (await isStillRunning(server)) && (await this.shutdownOn(server).then(() => true, () => false));
     server.client.close();
-    if (!asked || !(await exited(server, EXIT_TIMEOUT_MS))) await stopProcess(server, what);
+    if (!asked || !(await exited(server, EXIT_TIMEOUT_MS))) await stopProcess(server, `the Bazel server on ${this.options.outputBase}`);
   }
 
   /** Runs `shutdown` on our server and waits for the end of its answer. */

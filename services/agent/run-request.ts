@@ -65,9 +65,9 @@ export function mapRunRequest(request: RunRequest__Output, client: ClientPaths, 
 
 /**
  * Startup options that shape the server process itself, which the agent's server must be started
- * with: a server started with others is restarted (by the real client, which compares them with the
- * running server's). The rest stay on the laptop: rc-file and client options are already applied
- * to the request, and places (output base, install base, javabase) are the agent's own.
+ * with: a server started with others is stopped, and the real client starts a new one with these.
+ * The rest stay on the laptop: rc-file and client options are already applied to the request, and
+ * places (output base, install base, javabase) are the agent's own.
  */
 const SERVER_STARTUP_OPTIONS = new Set([
   'host_jvm_args',

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
 import { type HostileBazelServer, startHostileBazelServer } from '../fakes/hostile-bazel-server';
+import { isAlive } from '../data-path/fixture';
 import { type Fixture, startFixture, write } from '../sync/fixture';
 import { waitFor } from '../harness/wait';
 
@@ -51,15 +52,6 @@ async function info(): Promise<{ exitCode?: number; error?: grpc.ServiceError }>
     client.close();
   }
 }
-
-const isAlive = (pid: number) => {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-};
 
 test('a fake announced before the agent started any server is refused, named, and never signalled', async () => {
   await hostile.announceIn(outputBase());

@@ -9,6 +9,7 @@ import type { RunRequest__Output } from '../../gen/proto/command_server/RunReque
 import type { RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
 import { EXEC_REFUSED_EXIT_CODE } from '../../lib/exec-request';
 import { BazelServer } from '../../services/agent/bazel-server';
+import { bazelServersOn, isAlive } from '../data-path/fixture';
 import type { ClientPaths } from '../../services/agent/run-request';
 
 const LAPTOP: ClientPaths = { clientWorkspace: '/home/dev/proj', clientOutputBase: '/home/dev/.cache/bazel/_bazel_dev/0123abcd' };
@@ -104,29 +105,7 @@ async function bazel(server: BazelServer, request: RunRequest__Output, signal = 
   return { exitCode: last.exitCode, stdout: text((r) => r.standardOutput), stderr: text((r) => r.standardError), responses, ms: Date.now() - started };
 }
 
-/** Bazel servers of our output base, found through /proc (not through the files the server writes). */
-function bazelServersOnOutputBase(): number[] {
-  return fs.readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).flatMap((pid) => {
-    try {
-      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
-      return argv.includes(`--output_base=${outputBase}`) && argv.some((arg) => arg.endsWith('/A-server.jar')) ? [Number(pid)] : [];
-    } catch {
-      return [];
-    }
-  });
-}
-
 const serverPid = () => Number(fs.readFileSync(path.join(outputBase, 'server', 'server.pid.txt'), 'utf8'));
-/** Running, and not a zombie waiting for whoever adopted the daemonized server to reap it. */
-function isRunning(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
 /** Processes working under our output base: the actions Bazel spawned (the server's cwd is the workspace). */
 function actionProcesses(): string[] {
   return fs.readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).flatMap((pid) => {
@@ -167,14 +146,14 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.shutdown().catch(() => undefined);
   const pidFile = path.join(outputBase, 'server', 'server.pid.txt');
-  if (fs.existsSync(pidFile) && isRunning(serverPid())) process.kill(serverPid(), 'SIGKILL');
+  if (fs.existsSync(pidFile) && isAlive(serverPid())) process.kill(serverPid(), 'SIGKILL');
   fs.rmSync(root, { recursive: true, force: true });
   console.log(Object.entries(timings).map(([what, ms]) => `${what}: ${ms} ms`).join('\n'));
 });
 
 test('concurrent ensureStarted calls start one server', () => {
   expect(fs.readFileSync(logFile, 'utf8').match(/ info release/g)).toHaveLength(1);
-  expect(isRunning(serverPid())).toBe(true);
+  expect(isAlive(serverPid())).toBe(true);
 });
 
 test('a genrule builds into the agent’s bazel-bin; a no-op rebuild is quick', async () => {
@@ -244,7 +223,7 @@ test('a `shutdown` command ends with termination_expected; the next run starts a
   const pid = serverPid();
   const shutdown = await bazel(server, clientRequest('shutdown', []));
   expect(shutdown.responses.at(-1)).toMatchObject({ finished: true, exitCode: 0, terminationExpected: true });
-  expect(isRunning(pid)).toBe(false);
+  expect(isAlive(pid)).toBe(false);
   const rebuild = await bazel(server, clientRequest('build', ['//:copy']));
   expect(rebuild.exitCode).toBe(0);
   expect(serverPid()).not.toBe(pid);
@@ -256,7 +235,7 @@ test('after shutdown() a run restarts the server, and the action cache on the ou
   const builtAt = fs.statSync(out).mtimeMs;
   const pid = serverPid();
   await server.shutdown();
-  expect(isRunning(pid)).toBe(false);
+  expect(isAlive(pid)).toBe(false);
   const restartedAt = Date.now();
   await server.ensureStarted();
   timings['server restart after shutdown()'] = Date.now() - restartedAt;
@@ -302,8 +281,8 @@ test('an agent restart: the new BazelServer stops the server it did not start an
   const started = Date.now();
   expect((await bazel(server, clientRequest('build', ['//:copy']))).exitCode).toBe(0);
   timings['first build after an agent restart'] = Date.now() - started;
-  expect(isRunning(previous)).toBe(false);
-  expect(bazelServersOnOutputBase()).toEqual([serverPid()]);
+  expect(isAlive(previous)).toBe(false);
+  expect(bazelServersOn(outputBase)).toEqual([serverPid()]);
 });
 
 test('`bazel run`: the exec_request the server answers with is not relayed; the command fails saying so', async () => {

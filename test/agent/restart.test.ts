@@ -17,6 +17,7 @@ import { TLS_CHANNEL_OPTIONS, type TlsMaterial, channelCredentials, writeTlsMate
 import { freePort, waitForPort } from '../../lib/local/ports';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { syncWorkspace } from '../../services/proxy/sync';
+import { bazelServersOn } from '../data-path/fixture';
 import { write } from '../sync/fixture';
 
 jest.setTimeout(120_000);
@@ -44,7 +45,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   agents.forEach((agent) => agent.kill('SIGKILL'));
-  for (const pid of bazelServers()) process.kill(pid, 'SIGKILL');
+  for (const pid of bazelServersOn(outputBase)) process.kill(pid, 'SIGKILL');
   fs.rmSync(root, { recursive: true, force: true });
 });
 
@@ -83,36 +84,24 @@ async function build(address: string): Promise<number> {
   }
 }
 
-/** Bazel servers of the volume's output base, as /proc shows them (not as files on the volume say). */
-function bazelServers(): number[] {
-  return fs.readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).flatMap((pid) => {
-    try {
-      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
-      return argv.includes(`--output_base=${outputBase}`) && argv.some((arg) => arg.endsWith('/A-server.jar')) ? [Number(pid)] : [];
-    } catch {
-      return [];
-    }
-  });
-}
-
 test('an agent restarted on the same volume, its predecessor SIGKILLed with its Bazel server running, serves the next build; one server remains', async () => {
   const first = await startAgent();
   expect(await build(first.address)).toBe(0);
-  const [orphan] = bazelServers();
+  const [orphan] = bazelServersOn(outputBase);
   expect(orphan).toBeDefined();
   first.process.kill('SIGKILL');
   await new Promise((resolve) => first.process.once('exit', resolve));
-  expect(bazelServers()).toEqual([orphan]); // the server outlived its agent
+  expect(bazelServersOn(outputBase)).toEqual([orphan]); // the server outlived its agent
 
   const second = await startAgent();
   fs.writeFileSync(path.join(source, 'in.txt'), 'edited\n');
   expect(await build(second.address)).toBe(0);
   expect(fs.readFileSync(path.join(volume, 'workspace', 'bazel-bin', 'gen.txt'), 'utf8')).toBe('edited\n');
-  const servers = bazelServers();
+  const servers = bazelServersOn(outputBase);
   expect(servers).toHaveLength(1);
   expect(servers).not.toContain(orphan);
 
   second.process.kill('SIGTERM'); // a clean stop takes its server along
   await new Promise((resolve) => second.process.once('exit', resolve));
-  expect(bazelServers()).toEqual([]);
+  expect(bazelServersOn(outputBase)).toEqual([]);
 });

@@ -139,6 +139,14 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/** Bazel servers of `outputBase`, as /proc shows them (not as the files on the output base say). */
+export function bazelServersOn(outputBase: string): number[] {
+  return pidsWhere((cmdline) => {
+    const argv = cmdline.split('\0');
+    return argv.includes(`--output_base=${outputBase}`) && argv.some((arg) => arg.endsWith('/A-server.jar'));
+  });
+}
+
 function pidsWhere(matches: (cmdline: string) => boolean): number[] {
   return fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid).flatMap((name) => {
     try {
