@@ -4,11 +4,14 @@
  * real agent (over mTLS, as the session's proxy calls it) with the real Bazel client and server;
  * the hostile server is a fake, as build code would run one.
  */
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
 import { type HostileBazelServer, startHostileBazelServer } from '../fakes/hostile-bazel-server';
+import { pinStartedServer } from '../../services/agent/server-pin';
+import { publishServer } from '../../services/proxy/server-files';
 import { isAlive } from '../data-path/fixture';
 import { type Fixture, startFixture, write } from '../sync/fixture';
 import { waitFor } from '../harness/wait';
@@ -71,10 +74,33 @@ test('once the announced process is gone, the agent starts its own server', asyn
 
 test('files that keep our server’s pid but name the fake’s address and cookies are ignored: the agent keeps its pin', async () => {
   const ours = Number(fs.readFileSync(serverFile('server.pid.txt'), 'latin1'));
+  const swapped = { command_port: hostile.address, request_cookie: hostile.requestCookie, response_cookie: hostile.responseCookie };
+  const genuine = Object.fromEntries(Object.keys(swapped).map((name) => [name, fs.readFileSync(serverFile(name))]));
+  try {
+    Object.entries(swapped).forEach(([name, value]) => fs.writeFileSync(serverFile(name), value));
+    expect(await info()).toEqual({ exitCode: 0 });
+    expect(isAlive(ours)).toBe(true);
+    expect(hostile.calls).toEqual([]);
+  } finally {
+    Object.entries(genuine).forEach(([name, value]) => fs.writeFileSync(serverFile(name), value));
+  }
+});
+
+test('a pin is refused when command_port names a port that the announced process does not listen on, or a process that is not a Bazel server', async () => {
+  hostile.standIn.kill('SIGKILL');
+  expect(await info()).toEqual({ exitCode: 0 }); // our server runs, and announced itself
+  const ours = { address: fs.readFileSync(serverFile('command_port'), 'latin1'), requestCookie: 'x', responseCookie: 'y' };
+  await publishServer(outputBase(), { ...ours, pid: Number(fs.readFileSync(serverFile('server.pid.txt'), 'latin1')) });
+  await expect(pinStartedServer(outputBase())).resolves.toMatchObject({ address: ours.address });
+
   fs.writeFileSync(serverFile('command_port'), hostile.address);
-  fs.writeFileSync(serverFile('request_cookie'), hostile.requestCookie);
-  fs.writeFileSync(serverFile('response_cookie'), hostile.responseCookie);
-  expect(await info()).toEqual({ exitCode: 0 });
-  expect(isAlive(ours)).toBe(true);
-  expect(hostile.calls).toEqual([]);
+  await expect(pinStartedServer(outputBase())).rejects.toThrow(`${serverFile('command_port')} names ${hostile.address}, where the Bazel server`);
+
+  const notBazel = spawn('sleep', ['600'], { stdio: 'ignore' });
+  try {
+    await publishServer(outputBase(), { ...ours, pid: notBazel.pid! });
+    await expect(pinStartedServer(outputBase())).rejects.toThrow(`names pid ${notBazel.pid}, which is not a running Bazel server`);
+  } finally {
+    notBazel.kill('SIGKILL');
+  }
 });
