@@ -1,16 +1,20 @@
 /**
- * The session's real Bazel server, driven by the agent: started (or found again) on the session
- * volume's output base, and running the developer's commands with their laptop's paths mapped to the
+ * The session's real Bazel server, driven by the agent: started on the session volume's output
+ * base and pinned, and running the developer's commands with their laptop's paths mapped to the
  * agent's.
  */
 import { spawn } from 'node:child_process';
-import { appendFile, readFile } from 'node:fs/promises';
+import { appendFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { refuseExecRequest } from '../../lib/exec-request';
 import { protos } from '../../lib/grpc/protos';
 import type { CommandServerClient } from '../../gen/proto/command_server/CommandServer';
 import type { RunRequest__Output } from '../../gen/proto/command_server/RunRequest';
 import type { RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
+import { bazelServersOf, exited, isStillRunning, stopProcess } from './bazel-process';
+import { type ClientPaths, mapRunRequest, serverStartupArgs } from './run-request';
+import { type ServerPin, clearOutputBase, pinStartedServer } from './server-pin';
 
 export interface BazelServerOptions {
   /** The agent's copy of the workspace: the server's --workspace_directory. */
@@ -19,181 +23,77 @@ export interface BazelServerOptions {
   outputBase: string;
   bazel?: string;
   maxIdleSecs?: number;
-  /** Where the output of the real client (which starts and stops the server) is appended. */
+  /** Where the output of the real client (which starts the server) is appended. */
   logFile?: string;
 }
-
-/** Where the request came from: paths on the developer's machine. */
-export interface ClientPaths {
-  clientWorkspace: string;
-  clientOutputBase?: string;
-}
-
-/** What those paths become on the agent, and the agent's environment. */
-export interface AgentPaths {
-  workspaceDir: string;
-  outputBase: string;
-  env: NodeJS.ProcessEnv;
-}
-
-/**
- * Variables that name places on the machine that runs the command, taken from the agent instead of
- * the laptop. Bazel 4 passes the client's PATH into every action's environment (and so into action
- * keys), and repository rules and tests read all three; the laptop's values are meaningless here.
- * Everything else the client sends is the developer's configuration and passes through.
- */
-const MACHINE_ENV = ['PATH', 'HOME', 'TMPDIR'];
 
 const RPC_TIMEOUT_MS = 5_000;
 /** How long an aborted command may take to end after Cancel before we stop waiting for it. */
 const CANCEL_GRACE_MS = 10_000;
 const EXIT_TIMEOUT_MS = 30_000;
 
-/** The server accepts bytes that Bazel treats as Latin-1; this keeps every other byte untouched. */
-const latin1 = (text: string) => Buffer.from(text, 'utf8').toString('latin1');
-
-/**
- * Rewrites paths under `from` (whole paths or their prefixes, at the start of an argument or after
- * `=` or `:`, as in `--client_cwd=`, `--rc_source=`, `--default_override=…=--flag=` and PATH-like
- * lists) to `to`. Longer prefixes win, and each occurrence is rewritten once.
- */
-function pathMapper(pairs: [from: string | undefined, to: string][]): (text: string) => string {
-  const map = new Map(pairs.flatMap(([from, to]) => (from ? [[latin1(path.resolve(from)), latin1(path.resolve(to))] as const] : [])));
-  const alternatives = [...map.keys()].sort((a, b) => b.length - a.length).map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-  if (alternatives.length === 0) return (text) => text;
-  const pattern = new RegExp(`(?<=^|[=:])(?:${alternatives.join('|')})(?=$|[/:])`, 'g');
-  return (text) => text.replace(pattern, (match) => map.get(match)!);
-}
-
-/**
- * The client's request as the agent's server must see it: laptop paths mapped to the agent's, and
- * MACHINE_ENV replaced by the agent's values (placed right after the command name, so they stay
- * options whatever follows). Output is not mapped back: the developer sees the agent's paths.
- */
-export function mapRunRequest(request: RunRequest__Output, client: ClientPaths, agent: AgentPaths): RunRequest__Output {
-  const mapPath = pathMapper([
-    [client.clientWorkspace, agent.workspaceDir],
-    [client.clientOutputBase, agent.outputBase],
-  ]);
-  const map = (bytes: Buffer) => Buffer.from(mapPath(bytes.toString('latin1')), 'latin1');
-  const isMachineEnv = (arg: Buffer) => MACHINE_ENV.some((name) => arg.toString('latin1').startsWith(`--client_env=${name}=`));
-  const agentEnv = MACHINE_ENV.flatMap((name) => (agent.env[name] === undefined ? [] : [Buffer.from(`--client_env=${name}=${agent.env[name]}`)]));
-  const [command, ...options] = request.arg.filter((arg) => !isMachineEnv(arg)).map(map);
-  return {
-    ...request,
-    arg: command === undefined ? [] : [command, ...agentEnv, ...options],
-    startupOptions: request.startupOptions.map(({ option, source }) => ({ option: map(option), source: map(source) })),
-  };
-}
-
-/**
- * Startup options that shape the server process itself, which the agent's server must be started
- * with: a server started with others is restarted (by the real client, which compares them with the
- * running server's). The rest stay on the laptop: rc-file and client options are already applied
- * to the request, and places (output base, install base, javabase) are the agent's own.
- */
-const SERVER_STARTUP_OPTIONS = new Set([
-  'host_jvm_args',
-  'host_jvm_profile',
-  'host_jvm_debug',
-  'batch_cpu_scheduling',
-  'io_nice_level',
-  'shutdown_on_low_sys_mem',
-  'idle_server_tasks',
-  'write_command_log',
-  'expand_configs_in_place',
-  'experimental_oom_more_eagerly_threshold',
-  'unlimit_coredumps',
-  'watchfs',
-  'fatal_event_bus_exceptions',
-  'incompatible_enable_execution_transition',
-]);
-
-/** The request's startup options (as the client gives them, in order) that the server must have. */
-export function serverStartupArgs(options: RunRequest__Output['startupOptions']): string[] {
-  return options
-    .map(({ option }) => option.toString('latin1'))
-    .filter((option) => {
-      const name = /^--(?:no)?([a-z_]+)(?:=|$)/.exec(option)?.[1];
-      return name !== undefined && (SERVER_STARTUP_OPTIONS.has(name) || (name.startsWith('no') && SERVER_STARTUP_OPTIONS.has(name.slice(2))));
-    });
-}
-
-interface Connection {
+interface PinnedServer extends ServerPin {
   client: CommandServerClient;
-  pid: number;
-  requestCookie: string;
-  responseCookie: string;
+  /** The startup options it was started with. */
+  startupArgs: string[];
 }
 
-function sameArgs(a: string[], b: string[] | undefined): boolean {
-  return b !== undefined && a.length === b.length && a.every((arg, i) => arg === b[i]);
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-async function waitForExit(pid: number, what: string): Promise<void> {
-  const deadline = Date.now() + EXIT_TIMEOUT_MS;
-  while (isRunning(pid)) {
-    if (Date.now() > deadline) throw new Error(`${what} (pid ${pid}) still runs ${EXIT_TIMEOUT_MS} ms after it was asked to stop`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+function sameArgs(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((arg, i) => arg === b[i]);
 }
 
 /** A unary call whose response must carry the server's response cookie, proving who answered. */
 function checkedCall(
-  conn: Connection,
+  server: PinnedServer,
   what: string,
   invoke: (options: grpc.CallOptions, done: (err: grpc.ServiceError | null, response?: { cookie: string }) => void) => void,
 ): Promise<void> {
   return new Promise((resolve, reject) =>
     invoke({ deadline: Date.now() + RPC_TIMEOUT_MS }, (err, response) => {
-      if (err) reject(new Error(`${what} to Bazel server (pid ${conn.pid}) failed: ${err.message}`));
-      else if (response?.cookie !== conn.responseCookie) reject(new Error(`${what}: Bazel server (pid ${conn.pid}) answered with the wrong cookie`));
+      if (err) reject(new Error(`${what} to Bazel server (pid ${server.pid}) failed: ${err.message}`));
+      else if (response?.cookie !== server.responseCookie) reject(new Error(`${what}: Bazel server (pid ${server.pid}) answered with the wrong cookie`));
       else resolve();
     }),
   );
 }
 
+/**
+ * The agent talks only to the server it started itself and pinned (server-pin.ts): a server that
+ * exits, or that the agent forgets, is never attached to again, whatever the files on the volume say.
+ */
 export class BazelServer {
   private readonly options: BazelServerOptions & { bazel: string };
-  private conn: Connection | undefined;
-  /** The startup options the server was last started or confirmed with; unknown after an agent restart. */
-  private startupArgs: string[] | undefined;
-  /** Starts, attaches and stops happen one at a time. */
+  private pinned: PinnedServer | undefined;
+  /** The startup options of the last start: a server started without a command gets them again. */
+  private startupArgs: string[] = [];
+  /** Starts and stops happen one at a time. */
   private lifecycle: Promise<unknown> = Promise.resolve();
 
   constructor(options: BazelServerOptions) {
     this.options = { bazel: 'bazel', ...options, workspaceDir: path.resolve(options.workspaceDir), outputBase: path.resolve(options.outputBase) };
   }
 
-  /** Attaches to the running server, or starts one with the last command's startup options (or none). */
+  /** Makes sure our server runs: the pinned one if it answers, else a new one with the last startup options. */
   async ensureStarted(): Promise<void> {
-    await this.connect(true, this.startupArgs);
+    await this.connect(true);
   }
 
   async run(request: RunRequest__Output, paths: ClientPaths, onResponse: (response: RunResponse__Output) => void, signal: AbortSignal): Promise<void> {
-    const conn = await this.connect(true, serverStartupArgs(request.startupOptions));
+    const server = await this.connect(true, serverStartupArgs(request.startupOptions));
     signal.throwIfAborted();
     const { workspaceDir, outputBase } = this.options;
     const mapped = mapRunRequest(request, paths, { workspaceDir, outputBase, env: process.env });
-    const call = conn.client.Run({ ...mapped, cookie: conn.requestCookie });
+    const call = server.client.Run({ ...mapped, cookie: server.requestCookie });
     let commandId = '';
     let terminationExpected = false;
+    let finished = false;
     let graceTimer: NodeJS.Timeout | undefined;
     let stopReason: string | undefined;
     const stop = (reason: string) => {
       stopReason ??= reason;
       call.cancel();
     };
-    const sendCancel = () => this.cancelOn(conn, commandId).catch((err: Error) => stop(err.message));
+    const sendCancel = () => this.cancelOn(server, commandId).catch((err: Error) => stop(err.message));
     // The server keeps running a command whose stream drops (bazelbuild/bazel#30954): cancel it
     // explicitly, then wait for the server to end the stream, so that its lock is free when we return.
     const onAbort = () => {
@@ -209,44 +109,39 @@ export class BazelServer {
             if (signal.aborted) void sendCancel();
           }
           terminationExpected ||= response.terminationExpected;
-          onResponse({ ...response, cookie: '' });
+          if (finished) return; // nothing follows a final response, least of all an exec_request
+          const relayed = refuseExecRequest({ ...response, cookie: '' });
+          finished = relayed.finished;
+          onResponse(relayed);
         });
         call.on('end', resolve);
-        call.on('error', (err) => reject(new Error(`Bazel command ${commandId || '(no id yet)'} on server pid ${conn.pid} ${stopReason ?? `failed: ${err.message}`}`)));
+        call.on('error', (err) => reject(new Error(`Bazel command ${commandId || '(no id yet)'} on server pid ${server.pid} ${stopReason ?? `failed: ${err.message}`}`)));
       });
     } finally {
       signal.removeEventListener('abort', onAbort);
       clearTimeout(graceTimer);
       // After `shutdown` or `clean --expunge` the server exits: the next command needs a new one.
-      if (terminationExpected) await this.serialized(() => this.forget(conn));
+      if (terminationExpected) await this.serialized(() => this.forget(server));
     }
   }
 
   async cancel(commandId: string): Promise<void> {
-    const conn = await this.connect(false);
-    if (conn) await this.cancelOn(conn, commandId);
+    const server = await this.connect(false);
+    if (server) await this.cancelOn(server, commandId);
   }
 
-  async ping(): Promise<void> {
-    if (!this.conn) throw new Error(`no Bazel server attached for ${this.options.outputBase}`);
-    await this.pingOn(this.conn);
-  }
-
-  /** Stops the server through the real client, which also copes with a hung or half-started one. */
+  /** Stops our server, and any other Bazel server /proc shows on our output base. */
   async shutdown(): Promise<void> {
     await this.serialized(async () => {
-      const pid = await this.readServerFiles().then((files) => files?.pid);
-      this.close();
-      if (pid === undefined || !isRunning(pid)) return; // no server: nothing to stop (and no client run)
-      await this.runClient(['shutdown']);
-      await waitForExit(pid, 'Bazel server');
+      if (this.pinned) await this.stopPinned(this.pinned);
+      for (const stray of await bazelServersOf(this.options.outputBase)) await stopProcess(stray, `the Bazel server on ${this.options.outputBase}`);
     });
   }
 
-  /** Drops our connection; the server keeps running for the next agent. */
+  /** Forgets our server without stopping it: to this agent it is a stranger from now on. */
   close(): void {
-    this.conn?.client.close();
-    this.conn = undefined;
+    this.pinned?.client.close();
+    this.pinned = undefined;
   }
 
   private serialized<T>(task: () => Promise<T>): Promise<T> {
@@ -256,75 +151,83 @@ export class BazelServer {
   }
 
   /**
-   * Our connection if the server still answers, else a live server's, else (if `start`) a new one.
-   * With `startupArgs` that the server may not have been started with, the real client starts it
-   * (or restarts it, if they differ from the running server's) before we attach; without them,
-   * whatever server runs will do.
+   * Our server if it still runs and answers (and, given `startupArgs`, was started with them), else
+   * (if `start`) a new one: the real client starts it, with `startupArgs` or the last ones, after
+   * our old server is stopped, as a local client restarts a server whose startup options changed.
    */
-  private connect(start: true, startupArgs: string[] | undefined): Promise<Connection>;
-  private connect(start: false): Promise<Connection | undefined>;
-  private connect(start: boolean, startupArgs?: string[]): Promise<Connection | undefined> {
+  private connect(start: true, startupArgs?: string[]): Promise<PinnedServer>;
+  private connect(start: false): Promise<PinnedServer | undefined>;
+  private connect(start: boolean, startupArgs?: string[]): Promise<PinnedServer | undefined> {
     return this.serialized(async () => {
-      const confirmed = startupArgs === undefined || sameArgs(startupArgs, this.startupArgs);
-      if (this.conn && confirmed && (await this.pingOn(this.conn).then(() => true, () => false))) return this.conn;
-      this.close();
-      if (confirmed) this.conn = await this.attach();
-      if (this.conn || !start) return this.conn;
-      await this.runClient([...(startupArgs ?? []), 'info', 'release']);
-      this.startupArgs = startupArgs ?? [];
-      this.conn = await this.attach();
-      if (!this.conn) throw new Error(`the Bazel server that \`bazel info\` started in ${this.options.outputBase} does not answer`);
-      return this.conn;
+      const pinned = this.pinned;
+      const fits = startupArgs === undefined || (pinned !== undefined && sameArgs(startupArgs, pinned.startupArgs));
+      if (pinned && fits && (await this.answers(pinned))) return pinned;
+      if (!start) return undefined;
+      if (pinned) await this.stopPinned(pinned);
+      const args = startupArgs ?? this.startupArgs;
+      await clearOutputBase(this.options.outputBase);
+      await this.runClient([...args, 'info', 'release']);
+      this.startupArgs = args;
+      const pin = await pinStartedServer(this.options.outputBase);
+      const { CommandServer } = protos().bazel.command_server;
+      const server: PinnedServer = { ...pin, startupArgs: args, client: new CommandServer(pin.address, grpc.credentials.createInsecure()) };
+      await this.pingOn(server).catch((err: Error) => {
+        server.client.close();
+        throw err;
+      });
+      this.pinned = server;
+      return server;
     });
   }
 
+  /** Still the process we pinned (not a recycled pid), answering with our cookie. */
+  private async answers(server: PinnedServer): Promise<boolean> {
+    return (await isStillRunning(server)) && (await this.pingOn(server).then(() => true, () => false));
+  }
+
   /**
-   * The server in <outputBase>/server/ if it runs, serves our workspace and answers a Ping. We read
-   * command_port and the cookie files, not server_info.rawproto: they are what the 4.2.3 client
-   * itself reads (checked with strace), and they are plain text.
+   * Asks our server to shut down, as `bazel shutdown` would, and makes sure it is gone. Once the
+   * pinned process is gone, its port is anybody's: nothing more is sent there.
    */
-  private async attach(): Promise<Connection | undefined> {
-    const files = await this.readServerFiles();
-    if (!files || !isRunning(files.pid) || !files.cmdline.includes(latin1(`--workspace_directory=${this.options.workspaceDir}`))) return undefined;
-    // Bazel serves plain gRPC on loopback only; anything else in the file is not a Bazel server.
-    if (!/^(127\.0\.0\.1|\[::1\]):\d+$/.test(files.address)) throw new Error(`Bazel server address ${files.address} in ${this.serverDir} is not loopback`);
-    const { CommandServer } = protos().bazel.command_server;
-    const conn: Connection = { ...files, client: new CommandServer(files.address, grpc.credentials.createInsecure()) };
-    return this.pingOn(conn).then(
-      () => conn,
-      () => void conn.client.close(),
+  private async stopPinned(server: PinnedServer): Promise<void> {
+    if (this.pinned === server) this.pinned = undefined;
+    const asked = (await isStillRunning(server)) && (await this.shutdownOn(server).then(() => true, () => false));
+    server.client.close();
+    if (!asked || !(await exited(server, EXIT_TIMEOUT_MS))) await stopProcess(server, `the Bazel server on ${this.options.outputBase}`);
+  }
+
+  /** Runs `shutdown` on our server and waits for the end of its answer. */
+  private shutdownOn(server: PinnedServer): Promise<void> {
+    const call = server.client.Run(
+      {
+        cookie: server.requestCookie,
+        arg: ['shutdown', `--client_cwd=${this.options.workspaceDir}`].map((arg) => Buffer.from(arg)),
+        blockForLock: true,
+        clientDescription: `pid=${process.pid} (RBS agent)`,
+      },
+      { deadline: Date.now() + EXIT_TIMEOUT_MS },
     );
+    return new Promise((resolve, reject) => {
+      call.on('data', () => undefined);
+      call.on('end', resolve);
+      call.on('error', reject);
+    });
   }
 
-  private get serverDir(): string {
-    return path.join(this.options.outputBase, 'server');
+  private pingOn(server: PinnedServer): Promise<void> {
+    return checkedCall(server, 'Ping', (options, done) => server.client.Ping({ cookie: server.requestCookie }, options, done));
   }
 
-  private async readServerFiles() {
-    const read = (name: string) => readFile(path.join(this.serverDir, name), 'latin1');
-    try {
-      const [address, requestCookie, responseCookie, pid, cmdline] = await Promise.all(
-        ['command_port', 'request_cookie', 'response_cookie', 'server.pid.txt', 'cmdline'].map(read),
-      );
-      return { address: address.trim(), requestCookie: requestCookie.trim(), responseCookie: responseCookie.trim(), pid: Number(pid), cmdline: cmdline.split('\0') };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw e;
+  private cancelOn(server: PinnedServer, commandId: string): Promise<void> {
+    return checkedCall(server, `Cancel ${commandId}`, (options, done) => server.client.Cancel({ cookie: server.requestCookie, commandId }, options, done));
+  }
+
+  /** Waits for a server that announced its exit, so that no command reaches it while it goes. */
+  private async forget(server: PinnedServer): Promise<void> {
+    if (this.pinned === server) this.close();
+    if (!(await exited(server, EXIT_TIMEOUT_MS))) {
+      throw new Error(`the Bazel server (pid ${server.pid}) still runs ${EXIT_TIMEOUT_MS} ms after it said it would exit`);
     }
-  }
-
-  private pingOn(conn: Connection): Promise<void> {
-    return checkedCall(conn, 'Ping', (options, done) => conn.client.Ping({ cookie: conn.requestCookie }, options, done));
-  }
-
-  private cancelOn(conn: Connection, commandId: string): Promise<void> {
-    return checkedCall(conn, `Cancel ${commandId}`, (options, done) => conn.client.Cancel({ cookie: conn.requestCookie, commandId }, options, done));
-  }
-
-  /** Waits for a server that announced its exit, so that nobody attaches to it while it goes. */
-  private async forget(conn: Connection): Promise<void> {
-    if (this.conn === conn) this.close();
-    await waitForExit(conn.pid, 'Bazel server');
   }
 
   /** Runs the real Bazel client against our output base, as a developer would on the agent. */

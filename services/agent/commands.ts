@@ -14,7 +14,8 @@ export type RunCall = grpc.ServerWritableStream<AgentRunRequest__Output, RunResp
 /** Serves one Run call for an already authorized peer. */
 export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger): void {
   const { request, clientWorkspace, clientOutputBase, syncId } = call.request;
-  const fail = (code: grpc.status, details: string): void => void call.destroy(statusError(code, details));
+  // Emitted, not destroy(): grpc-js sends an emitted error's status, and a destroyed stream sends nothing.
+  const fail = (code: grpc.status, details: string): void => void call.emit('error', statusError(code, details));
   if (!request || (request.arg ?? []).length === 0) return fail(grpc.status.INVALID_ARGUMENT, 'Run needs a Bazel command');
   if (!clientWorkspace?.startsWith('/')) return fail(grpc.status.INVALID_ARGUMENT, 'Run needs the absolute client_workspace');
   const synced = syncs.lastCompleted();

@@ -1,7 +1,7 @@
 /**
- * The agent's gRPC server: health, Ping and workspace Sync over mTLS, callable only by its own
- * session's proxy and by the control plane. A user never talks to the agent directly: the proxy
- * stands in for them.
+ * The agent's gRPC server over mTLS: workspace Sync and the Bazel commands for its own session's
+ * proxy only; health and Ping also for the worker, whose probes check that the agent serves. A
+ * user never talks to the agent directly: the proxy stands in for them.
  */
 import * as grpc from '@grpc/grpc-js';
 import { serverKeepalive } from '../../lib/grpc/keepalive';
@@ -58,12 +58,12 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     maxIdleSecs: BAZEL_MAX_IDLE_SECS,
   });
 
-  /** Wraps a unary handler so that it runs only for an authorized peer. */
-  function guarded<Req, Res>(handle: (request: Req) => Res | Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  /** Wraps a unary handler so that it runs only for an authorized peer (`callers`, see authorize). */
+  function guarded<Req, Res>(handle: (request: Req) => Res | Promise<Res>, callers: Callers): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
       Promise.resolve()
         .then(() => {
-          authorize(call, sessionId);
+          authorize(call, sessionId, callers);
           return handle(call.request);
         })
         .then(
@@ -74,10 +74,10 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   }
 
   /** Wraps a streaming handler so that it runs only for an authorized peer. */
-  function guardedStream<Call extends AuthenticatedCall & NodeJS.EventEmitter>(handle: (call: Call) => void) {
+  function guardedStream<Call extends AuthenticatedCall & NodeJS.EventEmitter & { getPath(): string }>(handle: (call: Call) => void) {
     return (call: Call) => {
       try {
-        authorize(call, sessionId);
+        authorize(call, sessionId, 'proxy');
       } catch (err) {
         call.emit('error', err); // grpc-js ends a streaming call with an emitted error's status
         return;
@@ -88,13 +88,13 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
 
   // A vanished proxy's Run must be cancelled, or its command would hold the Bazel server's lock.
   const server = new grpc.Server(serverKeepalive(options.keepaliveMs));
-  server.addService(health.grpc.health.v1.Health.service, { Check: guarded(checkHealth) });
+  server.addService(health.grpc.health.v1.Health.service, { Check: guarded(checkHealth, 'proxy or probe') });
   server.addService(agent.rbs.v1.Agent.service, {
-    Ping: guarded(() => ({ sessionId, workspaceDir, startedAtMs })),
+    Ping: guarded(() => ({ sessionId, workspaceDir, startedAtMs }), 'proxy or probe'),
     Sync: guardedStream((call: SyncCall) => serveSync(call, workspaceDir, syncs)),
     Run: guardedStream((call: RunCall) => serveRun(call, bazel, syncs)),
-    Cancel: guarded((request: { commandId: string }) => cancelCommand(bazel, request.commandId)),
-    ShutdownBazel: guarded(() => shutdownBazel(bazel)),
+    Cancel: guarded((request: { commandId: string }) => cancelCommand(bazel, request.commandId), 'proxy'),
+    ShutdownBazel: guarded(() => shutdownBazel(bazel), 'proxy'),
   });
 
   const address = await bind(server, options.listen, serverCredentials(options.tls));
@@ -148,14 +148,21 @@ async function bind(server: grpc.Server, listen: string, credentials: grpc.Serve
   return `${host}:${port}`;
 }
 
-/** Only this session's proxy and the control-plane services may call; users and agents may not. */
-function authorize(call: AuthenticatedCall, sessionId: string): void {
+/**
+ * Who may call an RPC: this session's proxy always; the worker only what its probes need ('proxy
+ * or probe': health and Ping, which change nothing). Sync rewrites the workspace and Run runs the
+ * build, so nobody else, no other service and no other session's proxy, may call those.
+ */
+type Callers = 'proxy' | 'proxy or probe';
+const CALLERS: Record<Callers, string> = { proxy: "the session's proxy", 'proxy or probe': "the session's proxy and the worker" };
+
+function authorize(call: AuthenticatedCall & { getPath(): string }, sessionId: string, callers: Callers): void {
   const identity = peerIdentity(call);
-  if (identity.kind === 'service') return;
   if (identity.kind === 'proxy' && identity.sessionId === sessionId) return;
+  if (callers === 'proxy or probe' && identity.kind === 'service' && identity.name === 'worker') return;
   throw {
     code: grpc.status.PERMISSION_DENIED,
-    details: `${describeIdentity(identity)} may not call the agent of session ${sessionId}`,
+    details: `${describeIdentity(identity)} may not call the agent of session ${sessionId}: ${call.getPath()} is for ${CALLERS[callers]} only`,
   };
 }
 

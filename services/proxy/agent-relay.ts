@@ -63,12 +63,15 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
     return session();
   };
 
-  /** Resolves false if the command never reached the agent (gone, or it lost our sync): retry. */
-  async function runOn(l: SessionLink, request: RunRequest, onResponse: (r: RunResponse) => void, signal: AbortSignal): Promise<boolean> {
+  /**
+   * Resolves null once the command ran, or with why it never reached the agent (gone, or it lost
+   * our sync): then it may be retried.
+   */
+  async function runOn(l: SessionLink, request: RunRequest, onResponse: (r: RunResponse) => void, signal: AbortSignal): Promise<string | null> {
     const syncId = await sync(l);
     const heartbeat = setInterval(() => l.orchestrator.heartbeat(l.session.sessionId).catch(() => undefined), HEARTBEAT_MS);
     try {
-      return await new Promise<boolean>((resolve, reject) => {
+      return await new Promise<string | null>((resolve, reject) => {
         let streamed = false;
         const call = l.agent.run({ request, clientWorkspace: workspace, clientOutputBase: outputBase, syncId });
         const cancel = () => call.cancel();
@@ -77,15 +80,16 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
           streamed = true;
           onResponse(response);
         });
-        call.on('end', () => resolve(true));
+        call.on('end', () => resolve(null));
         call.on('error', (err: grpc.ServiceError) => {
           signal.removeEventListener('abort', cancel);
-          if (err.code === grpc.status.CANCELLED && signal.aborted) resolve(true);
-          else if (err.code === grpc.status.UNAVAILABLE && !streamed) resolve(false); // the agent is gone: retry elsewhere
+          const reason = err.details ?? err.message;
+          if (err.code === grpc.status.CANCELLED && signal.aborted) resolve(null);
+          else if (err.code === grpc.status.UNAVAILABLE && !streamed) resolve(reason); // the agent is gone: retry elsewhere
           else if (err.code === grpc.status.FAILED_PRECONDITION && !streamed) {
             changes.markDirty(); // e.g. a restarted agent that has not seen our sync: sync again
-            resolve(false);
-          } else reject(new Error(`the session's agent: ${err.details ?? err.message}`));
+            resolve(reason);
+          } else reject(new Error(`the session's agent: ${reason}`));
         });
       });
     } finally {
@@ -96,11 +100,10 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
   return {
     async run(request, onResponse, signal) {
       const first = await session();
-      if (await runOn(first, request, onResponse, signal).catch(unreachable)) return;
+      if ((await runOn(first, request, onResponse, signal).catch(unreachable)) === null) return;
       const second = await reopen(first);
-      if (!(await runOn(second, request, onResponse, signal))) {
-        throw new Error(`the agent of session ${second.session.sessionId} at ${second.session.agentAddress} is unreachable`);
-      }
+      const reason = await runOn(second, request, onResponse, signal);
+      if (reason !== null) throw new Error(`the agent of session ${second.session.sessionId} at ${second.session.agentAddress}: ${reason}`);
     },
 
     async cancel(commandId) {
@@ -122,7 +125,7 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
 }
 
 /** A sync that cannot reach the agent means the same as a Run that cannot: try a fresh session. */
-function unreachable(err: Error): boolean {
-  if (err instanceof AgentUnreachableError) return false;
+function unreachable(err: Error): string {
+  if (err instanceof AgentUnreachableError) return err.message;
   throw err;
 }

@@ -2,10 +2,12 @@
  * The proxy's face to the Bazel client: Bazel's own command_server.CommandServer on loopback, as
  * the real server serves it (insecure: the client never uses TLS there, and the cookies are what
  * keep other local users out). Every command is handed to a CommandRelay; this file only enforces
- * the protocol around it: cookies, one final response per command, cancellation, idleness.
+ * the protocol around it: cookies, one final response per command, no exec_request, cancellation,
+ * idleness.
  */
 import { timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
+import { refuseExecRequest } from '../../lib/exec-request';
 import { protos } from '../../lib/grpc/protos';
 import { shutdownGracefully } from '../../lib/grpc/shutdown';
 import type { CommandServerHandlers } from '../../gen/proto/command_server/CommandServer';
@@ -57,9 +59,11 @@ export async function startCommandServer(options: CommandServerOptions): Promise
 
   const handlers: CommandServerHandlers = {
     Ping(call, callback) {
-      activity.touch();
       // As the real server: a wrong cookie gets an answer without ours, which the client rejects.
-      callback(null, cookieMatches(call.request.cookie) ? { cookie: responseCookie } : {});
+      // Only a client that knows the cookie keeps the proxy (and its session) alive.
+      if (!cookieMatches(call.request.cookie)) return callback(null, {});
+      activity.touch();
+      callback(null, { cookie: responseCookie });
     },
 
     Cancel(call, callback) {
@@ -87,8 +91,11 @@ export async function startCommandServer(options: CommandServerOptions): Promise
       call.on('cancelled', () => aborted.abort());
 
       let finished = false;
-      const send = (response: RunResponse) => {
+      const send = (given: RunResponse) => {
         if (finished || call.cancelled) return;
+        // The proxy builds no exec_request, so one from the agent's side never reaches the client.
+        const response = refuseExecRequest(given);
+        if (response !== given) process.stderr.write('RBS proxy: refused an exec_request from the agent; nothing was executed\n');
         finished = Boolean(response.finished);
         call.write({ ...response, cookie: responseCookie });
         if (!finished) return;
@@ -124,8 +131,9 @@ export async function startCommandServer(options: CommandServerOptions): Promise
 }
 
 /**
- * Counts RPCs in flight and calls onIdle once none has been for maxIdleSecs, as the real server
- * does (it counts pings too, so a client that keeps checking keeps the server up).
+ * Counts RPCs in flight and calls onIdle once none has been for maxIdleSecs. A Ping with the right
+ * cookie counts too, so a client that keeps checking keeps the server up; callers without the
+ * cookie are never counted.
  */
 function idleWatch(maxIdleSecs: number, onIdle: () => void) {
   let inFlight = 0;

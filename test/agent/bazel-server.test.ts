@@ -7,7 +7,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { RunRequest__Output } from '../../gen/proto/command_server/RunRequest';
 import type { RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
-import { BazelServer, type ClientPaths } from '../../services/agent/bazel-server';
+import { EXEC_REFUSED_EXIT_CODE } from '../../lib/exec-request';
+import { BazelServer } from '../../services/agent/bazel-server';
+import { bazelServersOn, isAlive } from '../data-path/fixture';
+import type { ClientPaths } from '../../services/agent/run-request';
 
 const LAPTOP: ClientPaths = { clientWorkspace: '/home/dev/proj', clientOutputBase: '/home/dev/.cache/bazel/_bazel_dev/0123abcd' };
 const LAPTOP_PATH = '/home/dev/bin:/usr/bin:/bin';
@@ -71,7 +74,7 @@ function clientRequest(command: string, args: string[], { cwd = '', blockForLock
   const clientCwd = path.posix.join(LAPTOP.clientWorkspace, cwd);
   const overrides = Object.keys(STUBS).map((name) => `--override_repository=${name}=${path.join(stubsDir, name)}`);
   // A developer on this image passes --nosandbox_debug against /etc/bazel/bazelrc's --sandbox_debug.
-  const buildOptions = ['build', 'test'].includes(command) ? ['--nosandbox_debug', ...overrides] : [];
+  const buildOptions = ['build', 'test', 'run'].includes(command) ? ['--nosandbox_debug', ...overrides] : [];
   return {
     cookie: '',
     arg: [command, `--client_env=PATH=${LAPTOP_PATH}`, '--client_env=HOME=/home/dev', `--client_env=PWD=${clientCwd}`, `--client_cwd=${clientCwd}`, ...buildOptions, ...args].map(
@@ -103,8 +106,6 @@ async function bazel(server: BazelServer, request: RunRequest__Output, signal = 
 }
 
 const serverPid = () => Number(fs.readFileSync(path.join(outputBase, 'server', 'server.pid.txt'), 'utf8'));
-const isRunning = (pid: number) => fs.existsSync(`/proc/${pid}`);
-
 /** Processes working under our output base: the actions Bazel spawned (the server's cwd is the workspace). */
 function actionProcesses(): string[] {
   return fs.readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).flatMap((pid) => {
@@ -145,14 +146,14 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.shutdown().catch(() => undefined);
   const pidFile = path.join(outputBase, 'server', 'server.pid.txt');
-  if (fs.existsSync(pidFile) && isRunning(serverPid())) process.kill(serverPid(), 'SIGKILL');
+  if (fs.existsSync(pidFile) && isAlive(serverPid())) process.kill(serverPid(), 'SIGKILL');
   fs.rmSync(root, { recursive: true, force: true });
   console.log(Object.entries(timings).map(([what, ms]) => `${what}: ${ms} ms`).join('\n'));
 });
 
 test('concurrent ensureStarted calls start one server', () => {
   expect(fs.readFileSync(logFile, 'utf8').match(/ info release/g)).toHaveLength(1);
-  expect(isRunning(serverPid())).toBe(true);
+  expect(isAlive(serverPid())).toBe(true);
 });
 
 test('a genrule builds into the agent’s bazel-bin; a no-op rebuild is quick', async () => {
@@ -222,7 +223,7 @@ test('a `shutdown` command ends with termination_expected; the next run starts a
   const pid = serverPid();
   const shutdown = await bazel(server, clientRequest('shutdown', []));
   expect(shutdown.responses.at(-1)).toMatchObject({ finished: true, exitCode: 0, terminationExpected: true });
-  expect(isRunning(pid)).toBe(false);
+  expect(isAlive(pid)).toBe(false);
   const rebuild = await bazel(server, clientRequest('build', ['//:copy']));
   expect(rebuild.exitCode).toBe(0);
   expect(serverPid()).not.toBe(pid);
@@ -234,7 +235,7 @@ test('after shutdown() a run restarts the server, and the action cache on the ou
   const builtAt = fs.statSync(out).mtimeMs;
   const pid = serverPid();
   await server.shutdown();
-  expect(isRunning(pid)).toBe(false);
+  expect(isAlive(pid)).toBe(false);
   const restartedAt = Date.now();
   await server.ensureStarted();
   timings['server restart after shutdown()'] = Date.now() - restartedAt;
@@ -273,15 +274,21 @@ test('ensureStarted outside a workspace fails with the client’s output', async
   await expect(stray.ensureStarted()).rejects.toThrow(/info release` in .*not-a-workspace exited with 2: .*only supported from within a workspace/s);
 });
 
-test('another BazelServer on the same output base (an agent restart) attaches to the running server', async () => {
-  const pid = serverPid();
-  server.close();
-  const again = new BazelServer({ workspaceDir, outputBase, logFile, maxIdleSecs: 600 });
+test('an agent restart: the new BazelServer stops the server it did not start and runs on its own; one server remains', async () => {
+  const previous = serverPid();
+  server.close(); // what the previous agent knew dies with it
+  server = new BazelServer({ workspaceDir, outputBase, logFile, maxIdleSecs: 600 });
   const started = Date.now();
-  await again.ensureStarted();
-  timings['attach'] = Date.now() - started;
-  await again.ping();
-  expect(serverPid()).toBe(pid);
-  expect((await bazel(again, clientRequest('build', ['//:copy']))).exitCode).toBe(0);
-  again.close();
+  expect((await bazel(server, clientRequest('build', ['//:copy']))).exitCode).toBe(0);
+  timings['first build after an agent restart'] = Date.now() - started;
+  expect(isAlive(previous)).toBe(false);
+  expect(bazelServersOn(outputBase)).toEqual([serverPid()]);
+});
+
+test('`bazel run`: the exec_request the server answers with is not relayed; the command fails saying so', async () => {
+  const run = await bazel(server, clientRequest('run', ['//:pass']));
+  expect(run.responses.some((r) => r.execRequest)).toBe(false);
+  expect(run.responses.filter((r) => r.finished)).toHaveLength(1);
+  expect(run.exitCode).toBe(EXEC_REFUSED_EXIT_CODE);
+  expect(run.stderr).toContain('bazel run is not supported through RBS yet');
 });

@@ -1,5 +1,5 @@
 import type { RunRequest__Output } from '../../gen/proto/command_server/RunRequest';
-import { type AgentPaths, type ClientPaths, mapRunRequest, serverStartupArgs } from '../../services/agent/bazel-server';
+import { type AgentPaths, type ClientPaths, mapRunRequest, serverStartupArgs } from '../../services/agent/run-request';
 
 const LAPTOP: ClientPaths = { clientWorkspace: '/home/dev/proj', clientOutputBase: '/home/dev/.cache/bazel/_bazel_dev/0123abcd' };
 const AGENT: AgentPaths = { workspaceDir: '/vol/ws', outputBase: '/vol/ob', env: { PATH: '/usr/bin:/bin', HOME: '/root', USER: 'agent' } };

@@ -10,11 +10,10 @@ import * as grpc from '@grpc/grpc-js';
 import type { CommandServerClient } from '../../gen/proto/command_server/CommandServer';
 import type { RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
 import { protos } from '../../lib/grpc/protos';
-import { writeTlsMaterial } from '../../lib/grpc/tls';
 import { encodeServerInfo, processStartTime } from '../../services/proxy/server-files';
 import { useStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
-import { BazelWorkspace, isAlive } from './fixture';
+import { type BazelWorkspace, isAlive, remoteOf, workspaceOfNewUser } from './fixture';
 
 jest.setTimeout(120_000);
 
@@ -23,26 +22,12 @@ let ws: BazelWorkspace;
 let user = 0;
 
 beforeEach(async () => {
-  const name = `dev${user++}`;
-  const credentials = path.join(stack().config.home, 'credentials', name);
-  const issued = await stack().ca.issue({ kind: 'user', user: name, operator: false });
-  await writeTlsMaterial(credentials, 'user', { caCertPem: stack().ca.certPem, ...issued });
-  ws = new BazelWorkspace({
-    ...process.env,
-    RBS_HOME: stack().config.home,
-    RBS_ORCHESTRATOR: stack().orchestrator.address,
-    RBS_CREDENTIALS: credentials,
-  });
+  ws = await workspaceOfNewUser(stack(), `dev${user++}`);
 });
 afterEach(() => ws.destroy());
 
 /** Where the session keeps this workspace: its copy and Bazel's output base, on the volume. */
-async function remote() {
-  const [session] = (await stack().worker.store.list()).filter((s) => s.workspace === ws.workspace && s.phase === 'READY');
-  if (!session) throw new Error(`no READY session for ${ws.workspace}`);
-  const volume = path.join(stack().config.home, 'volumes', session.volume);
-  return { session, workspace: path.join(volume, 'workspace'), outputBase: path.join(volume, 'output_base') };
-}
+const remote = () => remoteOf(stack(), ws);
 
 const build = (...targets: string[]) => ws.bazel(['build', ...ws.buildOptions, ...targets]);
 

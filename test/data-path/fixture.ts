@@ -6,7 +6,9 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { writeTlsMaterial } from '../../lib/grpc/tls';
 import { repoRoot } from '../../lib/local/tools';
+import type { TestStack } from '../harness/stack';
 
 const RBS = path.join(repoRoot(), 'cli', 'rbs.js');
 
@@ -137,6 +139,14 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/** Bazel servers of `outputBase`, as /proc shows them (not as the files on the output base say). */
+export function bazelServersOn(outputBase: string): number[] {
+  return pidsWhere((cmdline) => {
+    const argv = cmdline.split('\0');
+    return argv.includes(`--output_base=${outputBase}`) && argv.some((arg) => arg.endsWith('/A-server.jar'));
+  });
+}
+
 function pidsWhere(matches: (cmdline: string) => boolean): number[] {
   return fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid).flatMap((name) => {
     try {
@@ -145,4 +155,25 @@ function pidsWhere(matches: (cmdline: string) => boolean): number[] {
       return [];
     }
   });
+}
+
+/** A workspace of a new user `name` of `stack`, whose proxy gets its sessions from that stack. */
+export async function workspaceOfNewUser(stack: TestStack, name: string): Promise<BazelWorkspace> {
+  const credentials = path.join(stack.config.home, 'credentials', name);
+  const issued = await stack.ca.issue({ kind: 'user', user: name, operator: false });
+  await writeTlsMaterial(credentials, 'user', { caCertPem: stack.ca.certPem, ...issued });
+  return new BazelWorkspace({
+    ...process.env,
+    RBS_HOME: stack.config.home,
+    RBS_ORCHESTRATOR: stack.orchestrator.address,
+    RBS_CREDENTIALS: credentials,
+  });
+}
+
+/** Where the READY session of `ws` keeps it: its copy and Bazel's output base, on the volume. */
+export async function remoteOf(stack: TestStack, ws: BazelWorkspace) {
+  const [session] = (await stack.worker.store.list()).filter((s) => s.workspace === ws.workspace && s.phase === 'READY');
+  if (!session) throw new Error(`no READY session for ${ws.workspace}`);
+  const volume = path.join(stack.config.home, 'volumes', session.volume);
+  return { session, workspace: path.join(volume, 'workspace'), outputBase: path.join(volume, 'output_base') };
 }
