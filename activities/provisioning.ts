@@ -1,6 +1,7 @@
 /** The provisioning and teardown steps of a session, each idempotent and safe to retry. */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { AgentStartError, type ComputeBackend } from '../lib/compute/backend';
+import { certificateExpiry } from '../lib/pki/certificate';
 import { issueCertificate, type CertificateSigner } from '../lib/pki/signer';
 import { FAILURE } from '../workflows/messages';
 
@@ -56,14 +57,16 @@ export function createProvisioningActivities({ backend, signer, agentCertificate
 
     /**
      * Keys go straight from here to the backend: they never enter workflow history. Credentials
-     * with less than a third of their life left are replaced, so every (re)start of an agent
-     * (provisioning, resume) leaves it valid for a good while.
+     * with less than a third of their life left are replaced (a running agent re-reads them).
+     * Returns when they should next be looked at: once that third begins.
      */
-    async issueAgentCredentials({ namespace, sessionId }: SessionRef): Promise<void> {
+    async issueAgentCredentials({ namespace, sessionId }: SessionRef): Promise<number> {
+      const renewFrom = (expiresAt: Date) => expiresAt.getTime() - agentCertificateValidityMs / 3;
       const expiresAt = await backend.agentCredentialsExpiry(namespace);
-      if (expiresAt && expiresAt.getTime() - Date.now() > agentCertificateValidityMs / 3) return;
+      if (expiresAt && renewFrom(expiresAt) > Date.now()) return renewFrom(expiresAt);
       const issued = await issueCertificate(signer, { kind: 'agent', sessionId }, { ...backend.agentTlsNames(namespace), validityMs: agentCertificateValidityMs });
       await backend.installAgentCredentials(namespace, { caCertPem: signer.caCertPem, ...issued });
+      return renewFrom(certificateExpiry(issued.certPem));
     },
 
     async startAgent({ namespace, sessionId, volume }: SessionRef): Promise<void> {

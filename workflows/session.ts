@@ -89,6 +89,8 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
   /** The phase being recorded right now: set at once, so nobody is handed a READY we are leaving. */
   let pending: SessionPhase | null = null;
   let endRequested = false;
+  /** When the agent's certificate is due for renewal (0: not known in this run yet). */
+  let credentialsRenewAt = 0;
 
   const touch = () => {
     activitySeq++;
@@ -171,7 +173,9 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     try {
       await step('PROVISIONING_NAMESPACE', () => steps.createNamespace(ref), () => teardown.deleteNamespace(ref));
       await step('PROVISIONING_VOLUME', () => steps.bindVolume(ref));
-      await step('PROVISIONING_CREDENTIALS', () => steps.issueAgentCredentials(ref));
+      await step('PROVISIONING_CREDENTIALS', async () => {
+        credentialsRenewAt = await steps.issueAgentCredentials(ref);
+      });
       await step('PROVISIONING_AGENT', () => steps.startAgent(ref), () => teardown.stopAgent(ref));
       await step('PROVISIONING_AGENT_READY', async () => {
         session.agentAddress = await waits.waitForAgent(ref);
@@ -205,7 +209,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     try {
       await enter('RESUMING');
       // A suspended session may have outlived most of its agent certificate.
-      if (patched('renew-agent-credentials')) await steps.issueAgentCredentials(ref);
+      if (patched('renew-agent-credentials')) credentialsRenewAt = await steps.issueAgentCredentials(ref);
       await steps.startAgent(ref);
       session.agentAddress = await waits.waitForAgent(ref);
       touch();
@@ -237,6 +241,10 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
 
   /** READY until idle: the idle timer restarts on every use; the agent is probed meanwhile. */
   async function serve(): Promise<void> {
+    // A session busy for weeks is never suspended: its agent's certificate is renewed in place.
+    if (Date.now() >= credentialsRenewAt && patched('renew-agent-credentials-while-serving')) {
+      credentialsRenewAt = await steps.issueAgentCredentials(ref);
+    }
     const seen = activitySeq;
     const idleDeadline = Date.now() + timeouts.idleTimeoutMs;
     while (activitySeq === seen && !endRequested && !historyFull()) {

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { AGENT_EXIT_ALREADY_RUNNING, type AgentInfo, NAMESPACE_FILES, agentNamespaceDirOf } from '../../lib/compute/local-backend';
-import { readTlsMaterial } from '../../lib/grpc/tls';
+import { fileServiceTls } from '../../lib/pki/service-tls';
 import { installFile } from '../../lib/files';
 import { InvalidInputError, validateSessionId } from '../../lib/validate';
 import { type AgentServer, type AgentServerOptions, startAgentServer } from './server';
@@ -147,7 +147,7 @@ async function runInPod(settings: ReturnType<typeof podSettings>, stopRequested:
   const { sessionId, tlsDir, volumeDir, listen, healthListen } = settings;
   const workspaceDir = path.join(volumeDir, 'workspace');
   for (const dir of [workspaceDir, process.env.HOME]) if (dir) fs.mkdirSync(dir, { recursive: true });
-  const tls = await readTlsMaterial(tlsDir, 'agent');
+  const tls = await fileServiceTls(tlsDir, 'agent'); // re-read: the worker renews it in place
   return serveUntilStopped(await start({ sessionId, workspaceDir, tls, listen, healthListen }), stopRequested);
 }
 
@@ -158,7 +158,7 @@ async function runLocal(flags: ReturnType<typeof parseFlags>, stopRequested: Pro
 
   await acquireLock(lockFile, namespaceDir);
   try {
-    const tls = await readTlsMaterial(path.join(namespaceDir, NAMESPACE_FILES.tls), 'agent');
+    const tls = await fileServiceTls(path.join(namespaceDir, NAMESPACE_FILES.tls), 'agent');
     const server = await start({ sessionId, workspaceDir, tls, listen });
     // Two agents breaking the same stale lock can both think they won; the one still named keeps it.
     if (readPid(lockFile) !== process.pid) {

@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { serverKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
 import { shutdownGracefully } from '../../lib/grpc/shutdown';
-import { type AuthenticatedCall, type TlsMaterial, peerIdentity, serverCredentials } from '../../lib/grpc/tls';
+import { type AuthenticatedCall, type RotatingTls, type TlsMaterial, peerIdentity, serverCredentials } from '../../lib/grpc/tls';
 import { describeIdentity } from '../../lib/pki/identity';
 import * as path from 'node:path';
 import { BazelServer } from './bazel-server';
@@ -18,7 +18,8 @@ export interface AgentServerOptions {
   sessionId: string;
   /** The workspace copy on the session volume. Bazel's output base is its sibling `output_base`. */
   workspaceDir: string;
-  tls: TlsMaterial;
+  /** Rotating: a renewed certificate is served to new connections without a restart. */
+  tls: TlsMaterial | RotatingTls;
   /** host:port; port 0 picks a free one. */
   listen: string;
   /**
