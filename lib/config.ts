@@ -47,7 +47,13 @@ export interface RbsConfig {
    * this service presents its own certificate from `serviceTlsDir`; without, the CA in RBS_HOME/pki
    * in-process (one machine, tests).
    */
-  signer: { address: string | null; listen: string; serviceTlsDir: string | null };
+  signer: {
+    address: string | null;
+    listen: string;
+    serviceTlsDir: string | null;
+    /** The signer only: the service in its pod whose certificate it keeps in `serviceTlsDir`. */
+    publishFor: 'orchestrator' | 'worker' | null;
+  };
   certificates: { proxyValidityMs: number; agentValidityMs: number };
   store: StoreConfig;
   backend: BackendConfig;
@@ -138,7 +144,12 @@ function signerConfig(env: NodeJS.ProcessEnv): RbsConfig['signer'] {
   if (address && !serviceTlsDir) {
     throw new Error(`RBS_SIGNER_ADDRESS=${address} needs RBS_SERVICE_TLS_DIR: the directory of this service's own certificate (ca.crt, <service>.crt, <service>.key)`);
   }
-  return { address, listen: env.RBS_SIGNER_LISTEN ?? '127.0.0.1:7445', serviceTlsDir };
+  const publishFor = env.RBS_SIGNER_PUBLISH || null;
+  if (publishFor !== null && publishFor !== 'orchestrator' && publishFor !== 'worker') {
+    throw new Error(`RBS_SIGNER_PUBLISH must be 'orchestrator' or 'worker' (the service whose certificate the signer keeps), got '${publishFor}'`);
+  }
+  if (publishFor && !serviceTlsDir) throw new Error(`RBS_SIGNER_PUBLISH=${publishFor} needs RBS_SERVICE_TLS_DIR: where to keep its certificate`);
+  return { address, listen: env.RBS_SIGNER_LISTEN ?? '127.0.0.1:7445', serviceTlsDir, publishFor };
 }
 
 /** Files under RBS_HOME that several processes agree on. */

@@ -6,10 +6,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { homePaths, type RbsConfig } from '../config';
-import { writeTlsMaterial } from '../grpc/tls';
 import { CertificateAuthority } from '../pki/ca';
 import type { ServiceName } from '../pki/identity';
-import { issuedServiceTls, type ServiceTls } from '../pki/service-tls';
+import { publishServiceTls, type ServiceTls } from '../pki/service-tls';
 import { startChild, type Child } from './child';
 import { waitForPort } from './ports';
 import { TEMPORAL_AUTH_VARIABLES, temporalAuthEnv } from '../temporal/config';
@@ -71,7 +70,7 @@ export async function startLocalStack(config: RbsConfig, options: { ui: boolean;
     await waitForPort(...splitAddress(config.signer.listen), 30_000, failed);
     const orchestratorHost = splitAddress(config.orchestrator.listen)[0];
     for (const [name, ipAddresses] of [['worker', []], ['orchestrator', [orchestratorHost]]] as const) {
-      serviceTls.push(await publishServiceTls(ca, paths.serviceTls, name, [...ipAddresses]));
+      serviceTls.push(await publishServiceTls(ca, paths.serviceTls, name, { dnsNames: ['localhost'], ipAddresses: [...ipAddresses] }));
     }
     children.push(service('worker'), service('orchestrator'));
     const [host, port] = splitAddress(config.orchestrator.listen);
@@ -89,14 +88,6 @@ export async function startLocalStack(config: RbsConfig, options: { ui: boolean;
     await stop();
     throw err;
   }
-}
-
-/** A service's certificate in `dir`, renewed there before it expires (the services re-read it). */
-async function publishServiceTls(ca: CertificateAuthority, dir: string, name: 'worker' | 'orchestrator', ipAddresses: string[]): Promise<ServiceTls> {
-  const tls = await issuedServiceTls(ca, { kind: 'service', name }, { dnsNames: ['localhost'], ipAddresses });
-  await writeTlsMaterial(dir, name, tls.current());
-  tls.subscribe((m) => void writeTlsMaterial(dir, name, m).catch((err) => console.error(`rbs: renewing ${name}'s certificate: ${err.message}`)));
-  return tls;
 }
 
 function splitAddress(address: string): [string, number] {

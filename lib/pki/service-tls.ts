@@ -6,10 +6,10 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { RotatingTls, TlsMaterial } from '../grpc/tls';
+import { type RotatingTls, type TlsMaterial, writeTlsMaterial } from '../grpc/tls';
 import type { CertificateAuthority } from './ca';
 import { renewalDelayMs } from './certificate';
-import type { Identity } from './identity';
+import type { Identity, ServiceName } from './identity';
 import type { SignOptions } from './signer';
 
 const SERVICE_VALIDITY_MS = 30 * 24 * 60 * 60 * 1000;
@@ -100,4 +100,21 @@ export async function fileServiceTls(dir: string, name: string, pollMs = DEFAULT
     );
   }, pollMs).unref();
   return { current: tls.current, subscribe: tls.subscribe, close: () => clearInterval(timer) };
+}
+
+/**
+ * A service's certificate, issued by the CA this process holds, kept in `dir` (ca.crt, <name>.crt,
+ * <name>.key) and renewed there: how the service gets its certificate without the CA key (the
+ * local stack; the signer beside a service in its pod). The service re-reads it (fileServiceTls).
+ */
+export async function publishServiceTls(
+  ca: CertificateAuthority,
+  dir: string,
+  name: Exclude<ServiceName, 'signer'>,
+  names: Omit<SignOptions, 'validityMs'> = {},
+): Promise<ServiceTls> {
+  const tls = await issuedServiceTls(ca, { kind: 'service', name }, names);
+  await writeTlsMaterial(dir, name, tls.current());
+  tls.subscribe((m) => void writeTlsMaterial(dir, name, m).catch((err) => console.error(`rbs: renewing ${name}'s certificate in ${dir}: ${err.message}`)));
+  return tls;
 }

@@ -1,10 +1,12 @@
 /**
  * Entry point of the signer process (config from RBS_* env): the only holder of the CA key
- * (RBS_HOME/pki), serving on RBS_SIGNER_LISTEN to the orchestrator and the worker alone.
+ * (RBS_HOME/pki), serving on RBS_SIGNER_LISTEN to the orchestrator and the worker alone. Beside a
+ * service in its pod (RBS_SIGNER_PUBLISH), it also keeps that service's own certificate in
+ * RBS_SERVICE_TLS_DIR, before it starts serving.
  */
 import { homePaths, loadConfig } from '../../lib/config';
 import { CertificateAuthority } from '../../lib/pki/ca';
-import { issuedServiceTls } from '../../lib/pki/service-tls';
+import { issuedServiceTls, publishServiceTls } from '../../lib/pki/service-tls';
 import { startSigner } from './server';
 
 async function main() {
@@ -15,6 +17,8 @@ async function main() {
     dnsNames: ['localhost'],
     ipAddresses: /^[\d.]+$/.test(host) ? [host] : [],
   });
+  const { publishFor, serviceTlsDir } = config.signer;
+  if (publishFor && serviceTlsDir) await publishServiceTls(ca, serviceTlsDir, publishFor);
   const signer = await startSigner({ listen: config.signer.listen, ca, tls });
   console.error(`rbs signer: serving on ${signer.address} (mTLS; the orchestrator and the worker only)`);
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
