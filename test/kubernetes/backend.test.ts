@@ -2,11 +2,15 @@
  * KubernetesBackend, step by step, against a real apiserver, controller-manager and scheduler with
  * kwok nodes, as a worker that holds exactly BACKEND_RULES.
  */
-import { certificateExpiry } from '../../lib/pki/certificate';
 import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type { AgentProgress, AgentSpec, NamespaceSpec } from '../../lib/compute/backend';
 import type { KubernetesBackend } from '../../lib/compute/kubernetes/backend';
 import { isDns1123Label, placementFor } from '../../lib/naming';
+import { CertificateAuthority } from '../../lib/pki/ca';
+import { certificateExpiry } from '../../lib/pki/certificate';
 import { OVER_QUOTA, TEST_BACKEND_CONFIG, useKubeBackend } from './backend-fixture';
 
 const kube = useKubeBackend();
@@ -21,7 +25,14 @@ function session(user = `tess${++sequence}`): NamespaceSpec & AgentSpec {
 /** More cpu than any (32-cpu) kwok node has. */
 const TOO_BIG = { ...TEST_BACKEND_CONFIG.profile, requests: { cpu: '64', memory: '1Gi' }, limits: { cpu: '64', memory: '2Gi' }, quota: { cpu: '64', memory: '2Gi' } };
 
-const credentials = { caCertPem: 'CA PEM', certPem: 'CERT PEM', keyPem: 'KEY PEM' };
+/** A real certificate: the backend reads its expiry back. */
+let credentials: { caCertPem: string; certPem: string; keyPem: string };
+beforeAll(async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-kube-ca-'));
+  const ca = await CertificateAuthority.loadOrCreate(dir);
+  credentials = { caCertPem: ca.certPem, ...(await ca.issue({ kind: 'agent', sessionId: randomUUID() })) };
+  fs.rmSync(dir, { recursive: true, force: true });
+});
 const noProgress = () => undefined;
 
 async function provision(backend: KubernetesBackend, spec: NamespaceSpec & AgentSpec): Promise<void> {

@@ -143,9 +143,15 @@ describe('CertificateAuthority', () => {
     );
     expect(issued.keyPem).toMatch(/^-----BEGIN PRIVATE KEY-----/);
     expect(cert.checkPrivateKey(createPrivateKey(issued.keyPem))).toBe(true);
-    const days = (Date.parse(cert.validTo) - Date.parse(cert.validFrom)) / 86_400_000;
-    expect(days).toBe(30);
+    // Valid from five minutes back (clock skew) until 30 days from now: never born nearly expired.
+    expect(Date.parse(cert.validFrom)).toBeLessThanOrEqual(Date.now() - 4 * 60_000);
+    expect(Math.abs(Date.parse(cert.validTo) - (Date.now() + 30 * 86_400_000))).toBeLessThan(5000);
     expect(cert.serialNumber).not.toBe(new X509Certificate((await ca.issue(id)).certPem).serialNumber);
+  });
+
+  it('a certificate valid for seconds is valid for those seconds from now, though back-dated', async () => {
+    const cert = new X509Certificate((await ca.issue({ kind: 'service', name: 'worker' }, { validityMs: 6000 })).certPem);
+    expect(Date.parse(cert.validTo)).toBeGreaterThan(Date.now() + 4000);
   });
 
   it('lets tests choose the validity window', async () => {
