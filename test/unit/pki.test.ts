@@ -150,6 +150,7 @@ describe('CertificateAuthority', () => {
   });
 
   it('a certificate valid for seconds is valid for those seconds from now, though back-dated', async () => {
+    const ca = await CertificateAuthority.loadOrCreate(dir);
     const cert = new X509Certificate((await ca.issue({ kind: 'service', name: 'worker' }, { validityMs: 6000 })).certPem);
     expect(Date.parse(cert.validTo)).toBeGreaterThan(Date.now() + 4000);
   });
