@@ -6,14 +6,16 @@ import { createCleanupActivities, type CleanupDeps } from './cleanup';
 import { createPlacementActivities } from './placement';
 import { createProvisioningActivities, type ProvisioningDeps } from './provisioning';
 import { createRecordActivities } from './records';
+import type { SessionTimeouts } from '../workflows/messages';
 
-export type ActivityDeps = ProvisioningDeps & CleanupDeps;
+/** `sessionTimeouts`: the worker's, which every session it runs keeps to. */
+export type ActivityDeps = ProvisioningDeps & CleanupDeps & { sessionTimeouts: SessionTimeouts };
 
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createProvisioningActivities(deps),
     ...createRecordActivities(deps.store),
-    ...createPlacementActivities(),
+    ...createPlacementActivities(deps.sessionTimeouts),
     ...createCleanupActivities(deps),
   };
 }

@@ -1,15 +1,19 @@
-/** Where a session runs: a pure derivation, run as a local activity because workflows cannot hash. */
+/**
+ * Where a session runs and by which timeouts: derived in the worker from (user, workspace) and its
+ * own configuration, as a local activity (workflows cannot hash), never from what started it.
+ */
 import { ApplicationFailure } from '@temporalio/activity';
 import { placementFor, workflowIdFor } from '../lib/naming';
 import { InvalidInputError, validateUserName, validateWorkspacePath } from '../lib/validate';
+import type { SessionTimeouts } from '../workflows/messages';
 
-export function createPlacementActivities() {
+export function createPlacementActivities(timeouts: SessionTimeouts) {
   return {
-    /** The session's namespace, volume and workflow id, from what the workflow was started for. */
-    async derivePlacement({ user, workspace }: { user: string; workspace: string }) {
+    /** The session's namespace, volume, workflow id and timeouts, from what the workflow was started for. */
+    async deriveSession({ user, workspace }: { user: string; workspace: string }) {
       try {
         const placement = placementFor(validateUserName(user), validateWorkspacePath(workspace));
-        return { ...placement, workflowId: workflowIdFor(placement.namespace) };
+        return { ...placement, workflowId: workflowIdFor(placement.namespace), timeouts };
       } catch (err) {
         if (err instanceof InvalidInputError) throw ApplicationFailure.nonRetryable(err.message, 'InvalidInput');
         throw err;

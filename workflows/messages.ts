@@ -28,13 +28,14 @@ export interface CarriedSession {
 }
 
 /**
- * What starts a session. The placement fields are what runs before 'derive-placement' were given;
- * a current run derives its namespace and volume from (user, workspace) and ignores them.
+ * What starts a session: who and where from, nothing else. Placement and timeouts are what runs
+ * before 'derive-placement' were given; a current run derives them in the worker and ignores them.
  */
 export interface SessionInput extends Partial<SessionPlacement> {
   user: string;
   workspace: string;
-  timeouts: SessionTimeouts;
+  timeouts?: SessionTimeouts;
+  /** Only from a run that continued as new; ignored in a run that did not. */
   carried?: CarriedSession;
 }
 

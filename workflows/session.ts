@@ -29,6 +29,7 @@ import {
   heartbeatSignal,
   sessionQuery,
   type SessionInput,
+  type SessionTimeouts,
   type SessionView,
 } from './messages';
 import { SESSION_ID, SESSION_PHASE } from './search-attributes';
@@ -64,8 +65,12 @@ const volumeRemoval = proxyActivities<Activities>({ startToCloseTimeout: '2h', h
 class EndRequested extends Error {}
 
 export async function sessionWorkflow(input: SessionInput): Promise<SessionView> {
-  const { user, workspace, timeouts } = input;
-  const carried = input.carried;
+  const { user, workspace } = input;
+  // What a previous run hands on counts only in a run that continues one: a session id, phase and
+  // agent in the input of a workflow started by hand would let its starter pose as another session.
+  const carried = workflowInfo().continuedFromExecutionRunId ? input.carried : undefined;
+  /** The worker's, once derived below; a run from before 'derive-placement' keeps its input's. */
+  let timeouts = input.timeouts!;
   const session: SessionView = {
     sessionId: carried?.sessionId ?? uuid4(),
     workflowId: workflowInfo().workflowId,
@@ -265,7 +270,9 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     if (wantedBack() && !endRequested) return resume();
   }
 
-  Object.assign(session, await placement(input));
+  const derived = await placement(input);
+  Object.assign(session, { namespace: derived.namespace, volume: derived.volume });
+  timeouts = derived.timeouts;
   const ref = { namespace: session.namespace, volume: session.volume, sessionId: session.sessionId, user };
 
   try {
@@ -297,20 +304,21 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
 }
 
 /**
- * Where the session runs. Derived from (user, workspace) by the worker, never taken from the input:
- * whoever can start workflows could otherwise point a session at another user's volume. A run under
- * any other workflow id than the one (user, workspace) gives fails before it touches anything.
+ * Where the session runs and its timeouts: derived from (user, workspace) and the worker's own
+ * configuration, never taken from the input, since whoever can start workflows could otherwise
+ * point a session at another user's volume or have it expire at once. A run under any other
+ * workflow id than the one (user, workspace) gives fails before it touches anything.
  */
-async function placement(input: SessionInput): Promise<SessionPlacement> {
-  if (!patched('derive-placement')) return { namespace: input.namespace!, volume: input.volume! };
-  const derived = await records.derivePlacement({ user: input.user, workspace: input.workspace });
+async function placement(input: SessionInput): Promise<SessionPlacement & { timeouts: SessionTimeouts }> {
+  if (!patched('derive-placement')) return { namespace: input.namespace!, volume: input.volume!, timeouts: input.timeouts! };
+  const derived = await records.deriveSession({ user: input.user, workspace: input.workspace });
   if (derived.workflowId !== workflowInfo().workflowId) {
     throw ApplicationFailure.nonRetryable(
       `workflow id ${workflowInfo().workflowId} is not the session id of this user and workspace (${derived.workflowId})`,
       FAILURE.PLACEMENT_MISMATCH,
     );
   }
-  return { namespace: derived.namespace, volume: derived.volume };
+  return { namespace: derived.namespace, volume: derived.volume, timeouts: derived.timeouts };
 }
 
 function failureMessage(err: unknown): string {

@@ -73,7 +73,7 @@ export class Sessions {
       const start = new WithStartWorkflowOperation<typeof sessionWorkflow>('sessionWorkflow', {
         workflowId,
         taskQueue: this.options.taskQueue,
-        args: [{ user: caller.user, workspace, timeouts: this.options.timeouts }],
+        args: [{ user: caller.user, workspace }],
         workflowIdConflictPolicy: 'USE_EXISTING',
         typedSearchAttributes: [
           { key: SESSION_USER, value: caller.user },

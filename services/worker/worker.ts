@@ -113,6 +113,7 @@ export async function createSessionWorker(config: RbsConfig, options: SessionWor
       store,
       signer: credentials.signer,
       agentCertificateValidityMs: config.certificates.agentValidityMs,
+      sessionTimeouts: config.session,
       temporal,
       agentReadyTimeoutMs: config.agentReadyTimeoutMs,
       orphanGraceMs: config.cleanup.orphanGraceMs,

@@ -74,3 +74,41 @@ test("a colliding session id does not attach another user: the session refuses a
   await waitFor(async () => (await victim.describeSession(session.sessionId)).phase === 'READY', 5000);
   await victim.endSession(session.sessionId);
 });
+
+test("a workflow started by hand with another session's id, phase and agent in `carried` does not pose as that session", async () => {
+  const victim = await stack().client('victim5');
+  const victimSession = await victim.getServer(stack().workspace());
+  const workspace = stack().workspace();
+  const own = placementFor('mallory5', workspace);
+  const handle = await start(workflowIdFor(own.namespace), {
+    user: 'mallory5',
+    workspace,
+    carried: { sessionId: victimSession.sessionId, phase: 'READY', agentAddress: '127.0.0.1:1', createdAtMs: 0, lastActivityAtMs: 0 },
+  });
+  const view = await handle.executeUpdate(getServerUpdate, { args: ['mallory5'] });
+  expect(view.sessionId).not.toBe(victimSession.sessionId);
+  expect(view.agentAddress).not.toBe('127.0.0.1:1');
+  // The victim's row is still the victim's, and only they get a proxy certificate for it.
+  expect(await stack().worker.store.get(victimSession.sessionId)).toMatchObject({ user: 'victim5', workflowId: victimSession.workflowId });
+  const mallory = await stack().client('mallory5');
+  await expect(mallory.issueProxyCertificate(victimSession.sessionId, pem())).rejects.toMatchObject({ code: 5 /* NOT_FOUND */ });
+  await victim.endSession(victimSession.sessionId);
+  await handle.terminate();
+});
+
+test('timeouts in a hand-started input are ignored: a retention of 1 ms expires nobody', async () => {
+  const workspace = stack().workspace();
+  const own = placementFor('victim6', workspace);
+  const handle = await start(workflowIdFor(own.namespace), {
+    user: 'victim6',
+    workspace,
+    timeouts: { idleTimeoutMs: 1, retentionMs: 1, maxHistoryEvents: 1, agentProbeIntervalMs: 1 },
+  });
+  const view = await handle.executeUpdate(getServerUpdate, { args: ['victim6'] });
+  expect(view.phase).toBe('READY');
+  await new Promise((r) => setTimeout(r, 3000));
+  // Still READY on the worker's own idle timeout (30 min), not suspended or expired after 1 ms.
+  expect((await handle.query<SessionView>('session')).phase).toBe('READY');
+  expect((await handle.describe()).runId).toBe(handle.firstExecutionRunId);
+  await handle.terminate();
+});

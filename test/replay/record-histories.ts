@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { temporal as proto } from '@temporalio/proto';
 import { startTemporalDevServer } from '../../lib/local/temporal-dev-server';
 import { cleanupScheduleId } from '../../services/worker/cleanup-schedule';
+import { heartbeatSignal } from '../../workflows/messages';
 import { startStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 
@@ -46,7 +47,8 @@ async function main() {
     // Enough heartbeats to continue as new.
     const busy = await client.getServer(stack.workspace());
     const first = (await stack.temporal.workflow.getHandle(busy.workflowId).describe()).runId;
-    for (let i = 0; i < 40; i++) await client.heartbeat(busy.sessionId);
+    // Signalled directly: the orchestrator's Heartbeat signals at most once per debounce window.
+    for (let i = 0; i < 40; i++) await stack.temporal.workflow.getHandle(busy.workflowId).signal(heartbeatSignal, busy.sessionId);
     await waitFor(async () => (await stack.temporal.workflow.getHandle(busy.workflowId).describe()).runId !== first, 10_000);
     await save('continued-as-new', busy.workflowId, first);
     await client.endSession(busy.sessionId);
