@@ -32,7 +32,9 @@ export function identityFromClaims(claims: JWTPayload, policy: Policy): Identity
   if (policy.requiredGroup !== null && !groups.includes(policy.requiredGroup)) {
     throw denied(`not a member of group '${policy.requiredGroup}' (claim '${policy.groupsClaim}'), which RBS requires`);
   }
-  const name = claims[policy.userClaim];
+  const claimed = claims[policy.userClaim];
+  // E-mail addresses are compared without case, as mail is delivered: one person, one RBS user.
+  const name = policy.userClaim === 'email' && typeof claimed === 'string' ? claimed.toLowerCase() : claimed;
   if (typeof name !== 'string') throw denied(`the ID token has no '${policy.userClaim}' claim, which names the RBS user`);
   let user: string;
   try {

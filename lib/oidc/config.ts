@@ -11,7 +11,7 @@ export interface OidcConfig {
   /** E-mail domains whose verified addresses may log in (lowercase, exact match). */
   allowedDomains: string[];
   /** The claim that becomes the RBS user name. */
-  userClaim: string;
+  userClaim: 'email' | 'sub';
   /** The claim listing the user's groups. */
   groupsClaim: string;
   /** Members of this group get the operator role; null: nobody does through login. */
@@ -58,10 +58,19 @@ export function oidcConfigFromEnv(env: NodeJS.ProcessEnv, certificateValidityMs:
     issuer: validateIssuer(issuer),
     clientId,
     allowedDomains,
-    userClaim: env.RBS_OIDC_USER_CLAIM?.trim() || 'email',
+    userClaim: userClaim(env.RBS_OIDC_USER_CLAIM?.trim() || 'email'),
     groupsClaim: env.RBS_OIDC_GROUPS_CLAIM?.trim() || 'groups',
     operatorGroup: env.RBS_OIDC_OPERATOR_GROUP?.trim() || null,
     requiredGroup: env.RBS_OIDC_REQUIRED_GROUP?.trim() || null,
     certificateValidityMs,
   };
+}
+
+/**
+ * The claim that names the RBS user: one the user cannot edit. Many providers let users change
+ * `preferred_username` or `name`, which would let anyone rename themselves into a colleague.
+ */
+function userClaim(claim: string): 'email' | 'sub' {
+  if (claim === 'email' || claim === 'sub') return claim;
+  throw new Error(`RBS_OIDC_USER_CLAIM must be 'email' or 'sub', claims a user cannot change at the issuer, got '${claim}'`);
 }

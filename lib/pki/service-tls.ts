@@ -83,8 +83,14 @@ export async function fileServiceTls(dir: string, name: string, pollMs = DEFAULT
       }),
     );
     const material = Object.fromEntries(entries) as unknown as TlsMaterial;
-    if (!new X509Certificate(material.certPem).checkPrivateKey(createPrivateKey(material.keyPem))) {
+    const cert = new X509Certificate(material.certPem);
+    if (!cert.checkPrivateKey(createPrivateKey(material.keyPem))) {
       throw new Error(`the ${name} certificate in ${dir}: ${files.certPem} does not match ${files.keyPem}`);
+    }
+    // An empty or foreign ca.crt would trust the wrong peers (Node falls back to the public roots).
+    const ca = new X509Certificate(material.caCertPem);
+    if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) {
+      throw new Error(`the ${name} certificate in ${dir}: ${files.certPem} is not issued by ${files.caCertPem}`);
     }
     return material;
   };

@@ -21,8 +21,8 @@ const VOUCHES_FOR: Record<ServiceName, readonly CertifiedKind[]> = {
   signer: [],
 };
 
-/** Why `caller` may not have `subject` certified for `validityMs`, or null if it may. */
-export function refusal(caller: Identity, subject: Identity, validityMs: number): string | null {
+/** Why `caller` may not have `subject` certified for `validityMs` (and host names), or null if it may. */
+export function refusal(caller: Identity, subject: Identity, validityMs: number, hostNames = 0): string | null {
   if (caller.kind !== 'service') return 'only the control plane may ask for certificates';
   if (subject.kind === 'service' || !VOUCHES_FOR[caller.name].includes(subject.kind)) {
     return `service ${caller.name} may not have a ${subject.kind} certificate issued`;
@@ -30,5 +30,7 @@ export function refusal(caller: Identity, subject: Identity, validityMs: number)
   if (!Number.isSafeInteger(validityMs) || validityMs <= 0 || validityMs > MAX_VALIDITY_MS[subject.kind]) {
     return `a ${subject.kind} certificate may be valid for 1 ms to ${MAX_VALIDITY_MS[subject.kind]} ms, not ${validityMs}`;
   }
+  // Only an agent is dialled by address; a user's or proxy's certificate naming hosts could pose as a server.
+  if (hostNames > 0 && subject.kind !== 'agent') return `a ${subject.kind} certificate names no DNS names or IP addresses`;
   return null;
 }

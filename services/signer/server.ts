@@ -31,7 +31,7 @@ function handlers(ca: CertificateAuthority): SignerHandlers {
       const request = call.request;
       const subject = subjectFromWire(request);
       if (!subject) return fail(grpc.status.INVALID_ARGUMENT, 'the request names no subject to certify');
-      const refused = refusal(caller, subject, request.validityMs);
+      const refused = refusal(caller, subject, request.validityMs, request.dnsNames.length + request.ipAddresses.length);
       if (refused) {
         console.error(`rbs signer: refused ${describeIdentity(caller)} a certificate for ${subject.kind}: ${refused}`);
         return fail(grpc.status.PERMISSION_DENIED, refused);

@@ -1,4 +1,5 @@
 /** RBS_OIDC_* settings: a bad value stops the service at start with the variable's name; without them, Login says what to do instead. */
+import { identityFromClaims } from '../../lib/oidc/claims';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -33,6 +34,8 @@ test.each([
   [{ ...ISSUER, RBS_OIDC_ISSUER: 'https://login.example.com/?tenant=x' }, /^RBS_OIDC_ISSUER must have no query or fragment/],
   [{ ...ISSUER, RBS_OIDC_ALLOWED_DOMAINS: 'example.com,*.example.org' }, /^RBS_OIDC_ALLOWED_DOMAINS: '\*\.example\.org' is not a domain name/],
   [{ ...ISSUER, RBS_OIDC_CERT_VALIDITY_MS: '12h' }, /^RBS_OIDC_CERT_VALIDITY_MS must be a positive integer/],
+  // A claim users edit themselves would let anyone rename themselves into a colleague.
+  [{ ...ISSUER, RBS_OIDC_USER_CLAIM: 'preferred_username' }, /^RBS_OIDC_USER_CLAIM must be 'email' or 'sub'/],
 ])('%j is refused', (env, message) => {
   expect(() => loadConfig(env)).toThrow(message);
 });
@@ -52,4 +55,11 @@ test('an orchestrator without an issuer refuses Login, and says how to log in on
   const call = { request: { idToken: 'x.y.z', publicKeyPem: '' } } as unknown as Parameters<typeof handle>[0];
   const error = await new Promise((resolve) => handle(call, (err) => resolve(err)));
   expect(error).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: expect.stringContaining('use `rbs login --user NAME`') });
+});
+
+test('an e-mail address names one user whatever its case: Ada@Example.com is ada@example.com', () => {
+  const policy = { allowedDomains: ['example.com'], userClaim: 'email' as const, groupsClaim: 'groups', operatorGroup: null, requiredGroup: null };
+  const claims = (email: string) => ({ email, email_verified: true, groups: [] });
+  expect(identityFromClaims(claims('Ada@Example.com'), policy)).toEqual(identityFromClaims(claims('ada@example.com'), policy));
+  expect(identityFromClaims(claims('Ada@Example.com'), policy).user).toBe('ada@example.com');
 });

@@ -74,6 +74,14 @@ test('a compromised worker cannot mint a user or proxy certificate, nor the orch
   await expect(orchestrator.certifyPublicKey(AGENT, key(), { validityMs: HOUR })).rejects.toThrow(/PERMISSION_DENIED/);
 });
 
+test('a user or proxy certificate names no hosts: it could pose as a server', async () => {
+  const orchestrator = await as({ kind: 'service', name: 'orchestrator' });
+  for (const subject of [ALICE, PROXY]) {
+    await expect(orchestrator.certifyPublicKey(subject, key(), { validityMs: HOUR, dnsNames: ['orchestrator.example'] })).rejects.toThrow(/names no DNS names or IP addresses/);
+    await expect(orchestrator.certifyPublicKey(subject, key(), { validityMs: HOUR, ipAddresses: ['127.0.0.1'] })).rejects.toThrow(/PERMISSION_DENIED/);
+  }
+});
+
 test('nobody gets a service identity, whatever it sends', async () => {
   const orchestrator = await as({ kind: 'service', name: 'orchestrator' });
   expect(() => orchestrator.certifyPublicKey({ kind: 'service', name: 'signer' }, key(), { validityMs: HOUR })).toThrow(/never certified/);

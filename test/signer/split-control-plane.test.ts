@@ -115,3 +115,16 @@ test('a half-written rotation (a certificate without its key) is not served: the
   expect(await presented(orchestrator.address)).toBe(before);
   await issueTo('orchestrator'); // put right for whatever runs next
 });
+
+test('a rotation whose ca.crt is empty or another CA is not served: the service would trust the wrong peers', async () => {
+  const before = await presented(orchestrator.address);
+  await issueTo('orchestrator');
+  const foreign = await CertificateAuthority.loadOrCreate(tempDir('rbs-foreign-ca-'));
+  for (const caPem of ['', foreign.certPem]) {
+    fs.writeFileSync(path.join(serviceTlsDir, 'ca.crt'), caPem);
+    await new Promise((r) => setTimeout(r, 6000)); // past a poll
+    expect(await presented(orchestrator.address)).toBe(before);
+  }
+  fs.writeFileSync(path.join(serviceTlsDir, 'ca.crt'), ca.certPem);
+  await waitFor(async () => (await presented(orchestrator.address)) !== before, 15_000, 'the good rotation to be served');
+});
