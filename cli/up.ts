@@ -1,6 +1,6 @@
 /**
  * `rbs up` (what `npm start` runs): the whole control plane in the foreground — Temporal requiring
- * mTLS with its read-only Web UI, a worker and the orchestrator — with state under RBS_HOME. Ctrl-C stops it.
+ * mTLS (its Web UI on request), the signer, a worker and the orchestrator — with state under RBS_HOME. Ctrl-C stops it.
  * Session agents are not stopped: like pods when a control plane restarts, they keep serving, and
  * their sessions carry on when the stack comes back.
  */
@@ -9,11 +9,24 @@ import { homePaths, loadConfig } from '../lib/config';
 import { startLocalStack } from '../lib/local/stack';
 import type { StackInfo } from '../lib/client-config';
 import { writeJavabase } from './javabase';
+import { UsageError } from './usage';
+
+/**
+ * The Temporal Web UI is off unless RBS_TEMPORAL_UI=on: it holds its own client certificate and
+ * listens on loopback, where every user of this machine reaches it, and its read-only mode can be
+ * bypassed with encoded paths (a security review found POSTs that start or terminate workflows).
+ */
+function uiWanted(): boolean {
+  const value = process.env.RBS_TEMPORAL_UI ?? 'off';
+  if (value !== 'on' && value !== 'off') throw new UsageError(`RBS_TEMPORAL_UI must be 'on' or 'off', got '${value}'`);
+  return value === 'on';
+}
 
 export async function up(): Promise<void> {
   const config = loadConfig();
   const paths = homePaths(config.home);
-  const stack = await startLocalStack(config, { ui: true, persist: true });
+  const ui = uiWanted();
+  const stack = await startLocalStack(config, { ui, persist: true });
   const javabase = await writeJavabase(config.home);
   try {
     const info: StackInfo = {
@@ -29,7 +42,9 @@ export async function up(): Promise<void> {
         'RBS local stack is up (Ctrl-C stops it)',
         `  orchestrator   ${info.orchestrator} (gRPC, mTLS)`,
         `  temporal       ${info.temporal} (mTLS: only clients with a certificate from ${config.home}/temporal)`,
-        `  temporal UI    ${info.temporalUi} (read-only)`,
+        ui
+          ? `  temporal UI    ${info.temporalUi} (read-only, but reachable by every user of this machine)`
+          : '  temporal UI    off (RBS_TEMPORAL_UI=on starts it, for a machine nobody else uses)',
         `  temporal CLI   temporal workflow list ${stack.temporalCliFlags.join(' ')}`,
         `  session store  ${config.store.kind === 'sqlite' ? config.store.file : `spanner ${config.store.databaseId}`}`,
         `  home           ${config.home} (logs in ${paths.logs})`,
