@@ -21,6 +21,7 @@ import { waitFor } from '../harness/wait';
 export const WORKER_USER = 'rbs-worker';
 
 export const TEST_BACKEND_CONFIG: KubernetesBackendConfig = {
+  release: 'rbs',
   agentImage: 'registry.rbs.test/rbs-agent:test',
   storageClass: FAKE_STORAGE_CLASS,
   profile: {
@@ -30,6 +31,7 @@ export const TEST_BACKEND_CONFIG: KubernetesBackendConfig = {
     volumeSize: '10Gi',
   },
   ingress: { namespaceLabels: { 'kubernetes.io/metadata.name': 'rbs-system' }, cidrs: ['10.9.0.0/16'] },
+  dns: { namespaceLabels: { 'kubernetes.io/metadata.name': 'kube-system' }, podLabels: { 'k8s-app': 'kube-dns' }, cidrs: [] },
   agentAddressTemplate: DEFAULT_AGENT_ADDRESS_TEMPLATE,
 };
 
@@ -39,6 +41,7 @@ export const OVER_QUOTA = { ...TEST_BACKEND_CONFIG.profile, quota: { cpu: '500m'
 /** The same settings as RBS_* variables, for a worker process (lib/config.ts parses them). */
 export const TEST_BACKEND_ENV = {
   RBS_BACKEND: 'kubernetes',
+  RBS_KUBE_RELEASE: 'rbs',
   RBS_KUBE_AGENT_IMAGE: TEST_BACKEND_CONFIG.agentImage,
   RBS_KUBE_STORAGE_CLASS: FAKE_STORAGE_CLASS,
   RBS_KUBE_CPU_REQUEST: '500m',
