@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { MANAGED_SELECTOR } from '../lib/compute/kubernetes/objects';
+import { releaseLabels, selector } from '../lib/compute/kubernetes/objects';
 import { homePaths, loadConfig } from '../lib/config';
 import { OrchestratorClient, type Session } from '../lib/grpc/orchestrator-client';
 import { startChild, type Child } from '../lib/local/child';
@@ -20,7 +20,7 @@ import { repoRoot } from '../lib/local/tools';
 import { CertificateAuthority } from '../lib/pki/ca';
 import type { KubeControlPlaneOptions } from '../test/harness/kube-control-plane';
 import { waitFor } from '../test/harness/wait';
-import { TEST_BACKEND_ENV, startKubeBackendEnvironment, type KubeBackendEnvironment } from '../test/kubernetes/backend-fixture';
+import { TEST_BACKEND_ENV, TEST_RELEASE, startKubeBackendEnvironment, type KubeBackendEnvironment } from '../test/kubernetes/backend-fixture';
 import { type CpuUse, apiRequests, requestRows, requestsPerSession, startCpuMeter } from './kubernetes-measures';
 import { percentile, report, type Row } from './stats';
 
@@ -216,7 +216,7 @@ async function deleteVolumes(kube: KubeBackendEnvironment, sessions: Session[]):
       ),
     );
   }
-  return { left: (await kube.admin.core.listPersistentVolume({ labelSelector: MANAGED_SELECTOR })).items.length, errors };
+  return { left: (await kube.admin.core.listPersistentVolume({ labelSelector: selector(releaseLabels(TEST_RELEASE.name)) })).items.length, errors };
 }
 
 function within<T>(work: Promise<T>, what: string): Promise<T> {

@@ -259,6 +259,9 @@ function apiserverArgs(pki: KubePki, dir: string, port: number, etcdPort: number
     `--service-account-signing-key-file=${pki.files.serviceAccountKey}`,
     '--service-cluster-ip-range=10.0.0.0/24',
     '--authorization-mode=Node,RBAC',
+    // As production clusters do (their system DaemonSets need it): what keeps privileged pods out of RBS's
+    // namespaces must be Pod Security and the worker's admission policy, not this flag.
+    '--allow-privileged=true',
     '--endpoint-reconciler-type=none', // no kubelets: nothing would serve the kubernetes Service's endpoints
     `--cert-dir=${path.join(dir, 'kube-apiserver')}`,
     // Watch-list streams need RequestWatchProgress, which Debian's etcd 3.4 lacks. With the gate on, the

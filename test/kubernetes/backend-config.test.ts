@@ -13,6 +13,7 @@ test('kubernetes settings with their defaults', () => {
   expect(loadConfig(base).backend).toEqual({
     kind: 'kubernetes',
     kubernetes: {
+      release: 'rbs',
       agentImage: 'rbs-agent:1',
       storageClass: 'enterprise-multishare-rwx',
       profile: {
@@ -22,6 +23,7 @@ test('kubernetes settings with their defaults', () => {
         volumeSize: '100Gi',
       },
       ingress: { namespaceLabels: {}, cidrs: ['10.0.0.0/8'] },
+      dns: { namespaceLabels: { 'kubernetes.io/metadata.name': 'kube-system' }, podLabels: { 'k8s-app': 'kube-dns' }, cidrs: [] },
       agentAddressTemplate: 'agent.{namespace}.svc:9443',
     },
     filestore: null,
@@ -42,6 +44,10 @@ test('every setting can be given', () => {
     RBS_KUBE_INGRESS_NAMESPACE_LABELS: 'kubernetes.io/metadata.name=rbs-gateway, team=build',
     RBS_KUBE_INGRESS_CIDRS: '10.0.0.0/8, fd00::/8',
     RBS_KUBE_AGENT_ADDRESS: '{namespace}.agents.example.com:443',
+    RBS_KUBE_RELEASE: 'rbs-prod',
+    RBS_KUBE_DNS_NAMESPACE_LABELS: 'kubernetes.io/metadata.name=dns',
+    RBS_KUBE_DNS_POD_LABELS: 'app=coredns',
+    RBS_KUBE_DNS_CIDRS: '169.254.20.10/32',
   });
   expect(backend).toMatchObject({
     kubernetes: {
@@ -49,6 +55,8 @@ test('every setting can be given', () => {
       profile: { requests: { cpu: '500m', memory: '1Gi' }, limits: { cpu: '1', memory: '2Gi' }, quota: { cpu: '2', memory: '4Gi' }, volumeSize: '1Ti' },
       ingress: { namespaceLabels: { 'kubernetes.io/metadata.name': 'rbs-gateway', team: 'build' }, cidrs: ['10.0.0.0/8', 'fd00::/8'] },
       agentAddressTemplate: '{namespace}.agents.example.com:443',
+      release: 'rbs-prod',
+      dns: { namespaceLabels: { 'kubernetes.io/metadata.name': 'dns' }, podLabels: { app: 'coredns' }, cidrs: ['169.254.20.10/32'] },
     },
   });
 });
@@ -67,6 +75,10 @@ test.each([
   [{ RBS_KUBE_INGRESS_NAMESPACE_LABELS: 'team=a b' }, /is not a label key=value/],
   [{ RBS_KUBE_AGENT_ADDRESS: 'agent.svc:9443' }, /RBS_KUBE_AGENT_ADDRESS must be host:port with \{namespace\} in it/],
   [{ RBS_KUBE_AGENT_ADDRESS: 'agent.{namespace}.svc' }, /RBS_KUBE_AGENT_ADDRESS must be host:port/],
+  [{ RBS_KUBE_RELEASE: 'rbs prod' }, /RBS_KUBE_RELEASE must be a label value .*, got 'rbs prod'/],
+  [{ RBS_KUBE_RELEASE: 'r'.repeat(64) }, /RBS_KUBE_RELEASE must be a label value \(at most 63/],
+  [{ RBS_KUBE_DNS_POD_LABELS: 'k8s-app' }, /RBS_KUBE_DNS_POD_LABELS: 'k8s-app' is not a label key=value/],
+  [{ RBS_KUBE_DNS_CIDRS: '169.254.20.10' }, /RBS_KUBE_DNS_CIDRS: '169.254.20.10' is not a CIDR/],
 ])('refuses %j', (env, message) => {
   expect(() => loadConfig({ ...base, ...env })).toThrow(message);
 });

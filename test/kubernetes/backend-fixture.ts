@@ -1,26 +1,25 @@
 /**
  * What the Kubernetes backend's tests and benchmark share: a real control plane
  * (test/harness/kube-control-plane), the fake volume provisioner in place of the Filestore CSI driver,
- * and a worker identity holding exactly BACKEND_RULES, so every test also proves those rules suffice.
+ * and the worker's identity as the chart makes it: exactly BACKEND_RULES, confined by the chart's admission
+ * policy (worker-identity.ts), so every test also proves that those suffice and that the policy lets the
+ * backend do its work.
  */
-import {
-  CoreV1Api,
-  KubeConfig,
-  NetworkingV1Api,
-  RbacAuthorizationV1Api,
-  type V1Namespace,
-} from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, NetworkingV1Api, type V1Namespace } from '@kubernetes/client-node';
 import { KubernetesBackend } from '../../lib/compute/kubernetes/backend';
 import { DEFAULT_AGENT_ADDRESS_TEMPLATE, type KubernetesBackendConfig } from '../../lib/compute/kubernetes/config';
-import { BACKEND_RULES } from '../../lib/compute/kubernetes/permissions';
 import type { WorkspaceStorageHooks } from '../../lib/compute/kubernetes/volumes';
 import { FAKE_STORAGE_CLASS, type FakeVolumeProvisioner, startFakeVolumeProvisioner } from '../fakes/fake-volume-provisioner';
 import { type KubeControlPlane, type KubeControlPlaneOptions, startKubeControlPlane } from '../harness/kube-control-plane';
 import { waitFor } from '../harness/wait';
+import type { ChartRelease } from './chart-render';
+import { installWorkerIdentity, type WorkerIdentity } from './worker-identity';
 
-export const WORKER_USER = 'rbs-worker';
+/** The release the tests' worker belongs to, as helm would install it. */
+export const TEST_RELEASE: ChartRelease = { name: 'rbs', namespace: 'rbs-system' };
 
 export const TEST_BACKEND_CONFIG: KubernetesBackendConfig = {
+  release: TEST_RELEASE.name,
   agentImage: 'registry.rbs.test/rbs-agent:test',
   storageClass: FAKE_STORAGE_CLASS,
   profile: {
@@ -29,7 +28,8 @@ export const TEST_BACKEND_CONFIG: KubernetesBackendConfig = {
     quota: { cpu: '1', memory: '2Gi' },
     volumeSize: '10Gi',
   },
-  ingress: { namespaceLabels: { 'kubernetes.io/metadata.name': 'rbs-system' }, cidrs: ['10.9.0.0/16'] },
+  ingress: { namespaceLabels: { 'kubernetes.io/metadata.name': TEST_RELEASE.namespace }, cidrs: ['10.9.0.0/16'] },
+  dns: { namespaceLabels: { 'kubernetes.io/metadata.name': 'kube-system' }, podLabels: { 'k8s-app': 'kube-dns' }, cidrs: [] },
   agentAddressTemplate: DEFAULT_AGENT_ADDRESS_TEMPLATE,
 };
 
@@ -39,6 +39,7 @@ export const OVER_QUOTA = { ...TEST_BACKEND_CONFIG.profile, quota: { cpu: '500m'
 /** The same settings as RBS_* variables, for a worker process (lib/config.ts parses them). */
 export const TEST_BACKEND_ENV = {
   RBS_BACKEND: 'kubernetes',
+  RBS_KUBE_RELEASE: TEST_RELEASE.name,
   RBS_KUBE_AGENT_IMAGE: TEST_BACKEND_CONFIG.agentImage,
   RBS_KUBE_STORAGE_CLASS: FAKE_STORAGE_CLASS,
   RBS_KUBE_CPU_REQUEST: '500m',
@@ -46,16 +47,18 @@ export const TEST_BACKEND_ENV = {
   RBS_KUBE_MEMORY_REQUEST: '1Gi',
   RBS_KUBE_MEMORY_LIMIT: '2Gi',
   RBS_KUBE_VOLUME_SIZE: '10Gi',
-  RBS_KUBE_INGRESS_NAMESPACE_LABELS: 'kubernetes.io/metadata.name=rbs-system',
+  RBS_KUBE_INGRESS_NAMESPACE_LABELS: `kubernetes.io/metadata.name=${TEST_RELEASE.namespace}`,
   RBS_KUBE_INGRESS_CIDRS: '10.9.0.0/16',
 };
 
 export interface KubeBackendFixture {
   controlPlane: KubeControlPlane;
   provisioner: FakeVolumeProvisioner;
-  /** The worker's kubeconfig: BACKEND_RULES and nothing else. */
+  /** The worker's kubeconfig: BACKEND_RULES and nothing else, confined by the chart's admission policy. */
   workerKubeconfigPath: string;
-  /** A backend as the worker builds it, with `config` over the test defaults. */
+  /** The worker of each release the environment was started with (TEST_RELEASE first). */
+  workers: WorkerIdentity[];
+  /** A backend as the worker of `config.release` (default TEST_RELEASE) builds it, with `config` over the test defaults. */
   backend(config?: Partial<KubernetesBackendConfig>, workspaceStorage?: WorkspaceStorageHooks): KubernetesBackend;
   /** Cluster-admin clients, for looking at (and tampering with) what the backend made. */
   admin: { core: CoreV1Api; networking: NetworkingV1Api };
@@ -70,11 +73,18 @@ export interface KubeBackendEnvironment extends KubeBackendFixture {
   stop(): Promise<void>;
 }
 
-/** Starts the control plane (with `options`), the worker's RBAC identity and the fake volume provisioner. */
-export async function startKubeBackendEnvironment(options: KubeControlPlaneOptions = {}): Promise<KubeBackendEnvironment> {
+/**
+ * Starts the control plane (with `options`), the fake volume provisioner and the worker of each of `releases`
+ * (TEST_RELEASE unless given): its ServiceAccount identity, ClusterRole and admission policy from the chart.
+ */
+export async function startKubeBackendEnvironment(
+  options: KubeControlPlaneOptions = {},
+  releases: ChartRelease[] = [TEST_RELEASE],
+): Promise<KubeBackendEnvironment> {
   const controlPlane = await startKubeControlPlane(options);
   try {
-    const workerKubeconfigPath = await createWorkerIdentity(controlPlane);
+    const workers: WorkerIdentity[] = [];
+    for (const release of releases) workers.push(await installWorkerIdentity(controlPlane, release, FAKE_STORAGE_CLASS));
     const provisioner = await startFakeVolumeProvisioner(controlPlane.kubeConfig);
     const core = controlPlane.kubeConfig.makeApiClient(CoreV1Api);
     const namespace = (name: string) =>
@@ -86,11 +96,15 @@ export async function startKubeBackendEnvironment(options: KubeControlPlaneOptio
     return {
       controlPlane,
       provisioner,
-      workerKubeconfigPath,
+      workerKubeconfigPath: workers[0].kubeconfigPath,
+      workers,
       backend(config = {}, workspaceStorage) {
+        const full = { ...TEST_BACKEND_CONFIG, ...config };
+        const worker = workers.find((w) => w.release.name === full.release);
+        if (!worker) throw new Error(`no worker of release ${full.release} was installed (releases: ${releases.map((r) => r.name).join(', ')})`);
         const kubeConfig = new KubeConfig();
-        kubeConfig.loadFromFile(workerKubeconfigPath);
-        return new KubernetesBackend({ kubeConfig, config: { ...TEST_BACKEND_CONFIG, ...config }, workspaceStorage });
+        kubeConfig.loadFromFile(worker.kubeconfigPath);
+        return new KubernetesBackend({ kubeConfig, config: full, workspaceStorage });
       },
       admin: { core, networking: controlPlane.kubeConfig.makeApiClient(NetworkingV1Api) },
       namespace,
@@ -106,25 +120,11 @@ export async function startKubeBackendEnvironment(options: KubeControlPlaneOptio
   }
 }
 
-/** A ClusterRole of exactly BACKEND_RULES bound to WORKER_USER; returns that user's kubeconfig. */
-async function createWorkerIdentity(controlPlane: KubeControlPlane): Promise<string> {
-  const rbac = controlPlane.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
-  await rbac.createClusterRole({ body: { metadata: { name: WORKER_USER }, rules: BACKEND_RULES } });
-  await rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: WORKER_USER },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: WORKER_USER },
-      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: WORKER_USER }],
-    },
-  });
-  return controlPlane.kubeconfigFor(WORKER_USER);
-}
-
-/** One environment per test file (two kwok nodes): started before its tests, stopped after them. */
-export function useKubeBackend(): () => KubeBackendFixture {
+/** One environment per test file (two kwok nodes, the workers of `releases`): started before its tests, stopped after them. */
+export function useKubeBackend(releases?: ChartRelease[]): () => KubeBackendFixture {
   let environment: KubeBackendEnvironment | undefined;
   beforeAll(async () => {
-    environment = await startKubeBackendEnvironment({ nodes: 2 });
+    environment = await startKubeBackendEnvironment({ nodes: 2 }, releases);
   });
   afterAll(() => environment?.stop());
   return () => {

@@ -6,13 +6,17 @@ import {
   agentAddress,
   agentPod,
   agentTlsNames,
+  isOfRelease,
   namespaceContents,
   namespaceObject,
+  releaseLabels,
+  selector,
   tlsSecret,
   workspaceClaim,
 } from '../../lib/compute/kubernetes/objects';
 
 const config: KubernetesBackendConfig = {
+  release: 'rbs-prod',
   agentImage: 'registry.example/rbs-agent:1',
   storageClass: 'enterprise-multishare-rwx',
   profile: {
@@ -22,13 +26,14 @@ const config: KubernetesBackendConfig = {
     volumeSize: '50Gi',
   },
   ingress: { namespaceLabels: { 'kubernetes.io/metadata.name': 'rbs' }, cidrs: ['10.8.0.0/16'] },
+  dns: { namespaceLabels: { 'kubernetes.io/metadata.name': 'kube-system' }, podLabels: { 'k8s-app': 'kube-dns' }, cidrs: ['169.254.20.10/32'] },
   agentAddressTemplate: 'agent.{namespace}.svc:9443',
 };
 const spec = { namespace: 'zoe-rbs-0123456789ab', sessionId: '3f2c7a4e-1b2d-4c5e-8f9a-0b1c2d3e4f50', user: 'Zoë Ünicode', volume: 'zoe-vol-0123456789ab' };
-const labels = { 'app.kubernetes.io/managed-by': 'rbs', 'rbs.dev/session-id': spec.sessionId, 'rbs.dev/volume': spec.volume };
+const labels = { 'app.kubernetes.io/managed-by': 'rbs', 'rbs.dev/release': 'rbs-prod', 'rbs.dev/session-id': spec.sessionId, 'rbs.dev/volume': spec.volume };
 
-test('the namespace carries ownership labels and Pod Security restricted; the raw user name only in an annotation', () => {
-  const ns = namespaceObject(spec);
+test("the namespace carries ownership labels (the release's among them) and Pod Security restricted; the raw user name only in an annotation", () => {
+  const ns = namespaceObject(spec, config);
   expect(ns.metadata?.labels).toEqual({
     ...labels,
     'pod-security.kubernetes.io/enforce': 'restricted',
@@ -62,7 +67,23 @@ test('the namespace holds a token-less ServiceAccount, deny-by-default policies,
       ports: [{ protocol: 'TCP', port: 9443 }],
     },
   ]);
-  expect(egress.spec.egress[1].to[0].ipBlock.except).toEqual(expect.arrayContaining(['10.0.0.0/8', '169.254.0.0/16']));
+  // DNS to the cluster's DNS only: a build cannot reach private addresses on port 53 either.
+  expect(egress.spec.egress[0]).toEqual({
+    to: [
+      { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } }, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } },
+      { ipBlock: { cidr: '169.254.20.10/32' } },
+    ],
+    ports: [
+      { protocol: 'UDP', port: 53 },
+      { protocol: 'TCP', port: 53 },
+    ],
+  });
+  // The internet, in both families, without the private and link-local ranges (cluster, VPC, metadata server).
+  expect(egress.spec.egress[1].to).toEqual([
+    { ipBlock: { cidr: '0.0.0.0/0', except: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16'] } },
+    { ipBlock: { cidr: '::/0', except: ['fc00::/7', 'fe80::/10'] } },
+  ]);
+  expect(egress.spec.egress).toHaveLength(2);
   expect(quota.spec.hard).toEqual({ 'requests.cpu': '3', 'limits.cpu': '3', 'requests.memory': '6Gi', 'limits.memory': '6Gi' });
   expect(limits.spec.limits).toEqual([{ type: 'Container', defaultRequest: { cpu: '1', memory: '2Gi' }, _default: { cpu: '2', memory: '4Gi' } }]);
   expect(service.spec).toMatchObject({ type: 'ClusterIP', selector: { 'app.kubernetes.io/name': 'rbs-agent' } });
@@ -84,7 +105,7 @@ test('the workspace claim is named after the volume, RWX on the configured class
 });
 
 test('the TLS secret holds the PEMs and is mounted as the files the agent reads', () => {
-  const secret = tlsSecret(spec.namespace, spec.sessionId, spec.volume, { caCertPem: 'CA', certPem: 'CERT', keyPem: 'KEY' });
+  const secret = tlsSecret(spec, { caCertPem: 'CA', certPem: 'CERT', keyPem: 'KEY' }, config);
   expect(secret).toMatchObject({ type: 'kubernetes.io/tls', metadata: { labels } });
   expect(secret.data).toEqual({ 'ca.crt': 'Q0E=', 'tls.crt': 'Q0VSVA==', 'tls.key': 'S0VZ' });
   const volume = agentPod(spec, config).spec!.volumes!.find((v) => v.name === 'tls')!;
@@ -142,4 +163,20 @@ test("the agent's address comes from the template, and its certificate names the
   const gateway = { ...config, agentAddressTemplate: '{namespace}.agents.rbs.example.com:443' };
   expect(agentAddress(spec.namespace, gateway)).toBe(`${spec.namespace}.agents.rbs.example.com:443`);
   expect(agentTlsNames(spec.namespace, gateway).dnsNames).toContain(`${spec.namespace}.agents.rbs.example.com`);
+});
+
+test("every object carries its release, so another release's selectors select none of them", () => {
+  expect(selector(releaseLabels('rbs-prod'))).toBe('app.kubernetes.io/managed-by=rbs,rbs.dev/release=rbs-prod');
+  const credentials = { caCertPem: 'CA', certPem: 'CERT', keyPem: 'KEY' };
+  const objects = [
+    namespaceObject(spec, config),
+    ...namespaceContents(spec, config),
+    workspaceClaim(spec.namespace, spec.volume, spec.sessionId, config),
+    tlsSecret(spec, credentials, config),
+    agentPod(spec, config),
+  ];
+  for (const object of objects) {
+    const { kind, labels } = { kind: object.kind, labels: object.metadata?.labels };
+    expect({ kind, ours: isOfRelease(labels, 'rbs-prod'), theirs: isOfRelease(labels, 'rbs') }).toEqual({ kind, ours: true, theirs: false });
+  }
 });

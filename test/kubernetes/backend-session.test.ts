@@ -13,6 +13,7 @@ const kube = useKubeBackend();
 
 const sessionLabels = (sessionId: string, volume: string) => ({
   'app.kubernetes.io/managed-by': 'rbs',
+  'rbs.dev/release': TEST_BACKEND_CONFIG.release,
   'rbs.dev/session-id': sessionId,
   'rbs.dev/volume': volume,
 });
@@ -48,6 +49,10 @@ describe('sessions on the Kubernetes backend', () => {
       _from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'rbs-system' } } }, { ipBlock: { cidr: '10.9.0.0/16' } }],
       ports: [{ protocol: 'TCP', port: 9443 }],
     });
+    // DNS only to the cluster's DNS pods; the internet in both families without private or link-local ranges.
+    const egress = policies.find((p) => p.metadata?.name === 'agent-egress')?.spec?.egress;
+    expect(egress?.[0].to).toEqual([{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } }, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }]);
+    expect(egress?.[1].to?.map((peer) => peer.ipBlock?.except)).toEqual([expect.arrayContaining(['10.0.0.0/8', '169.254.0.0/16']), ['fc00::/7', 'fe80::/10']]);
     const quota = await core.readNamespacedResourceQuota({ name: 'session-quota', namespace });
     expect(quota.spec?.hard).toEqual({ 'limits.cpu': '1', 'limits.memory': '2Gi', 'requests.cpu': '1', 'requests.memory': '2Gi' });
     expect(quota.status?.used).toMatchObject({ 'limits.cpu': '1', 'requests.cpu': '500m' });

@@ -157,7 +157,7 @@ test('the volume outlives its namespace as a retained PV that the next session r
   await backend.waitForAgent(first, { deadlineMs: 30_000, onProgress: noProgress });
   const [pv] = await volumePv(first.volume);
   expect(pv.spec).toMatchObject({ persistentVolumeReclaimPolicy: 'Retain', claimRef: { namespace: first.namespace, name: first.volume } });
-  expect(pv.metadata?.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'rbs', 'rbs.dev/volume': first.volume });
+  expect(pv.metadata?.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'rbs', 'rbs.dev/release': 'rbs', 'rbs.dev/volume': first.volume });
 
   await backend.deleteNamespace(first.namespace);
   await backend.deleteVolume('some-other-vol-000000000000'); // no PV: nothing to do
@@ -260,8 +260,8 @@ test('a namespace it does not manage is never deleted, nor taken over', async ()
   const backend = kube().backend();
   const spec = session();
   await kube().admin.core.createNamespace({ body: { metadata: { name: spec.namespace } } });
-  await expect(backend.deleteNamespace(spec.namespace)).rejects.toThrow(/is not managed by rbs/);
-  await expect(backend.ensureNamespace({ ...spec, sessionId: randomUUID() })).rejects.toThrow(/is not managed by rbs/);
+  await expect(backend.deleteNamespace(spec.namespace)).rejects.toThrow(/is not managed by rbs release rbs/);
+  await expect(backend.ensureNamespace({ ...spec, sessionId: randomUUID() })).rejects.toThrow(/is not managed by rbs release rbs/);
   expect(await kube().namespace(spec.namespace)).not.toBeNull();
   await kube().admin.core.deleteNamespace({ name: spec.namespace });
 });

@@ -45,27 +45,53 @@ export async function chartFixture(): Promise<ChartFixture> {
   const valuesFile = path.join(dir, 'values.json'); // JSON is YAML
   fs.writeFileSync(valuesFile, JSON.stringify(PRODUCTION_VALUES));
   const valueArgs = ['--values', valuesFile, '--set-file', `ca.certificate=${ca.certFile}`, '--set-file', `ca.key=${ca.keyFile}`];
-  // Helm's own state (repositories, caches) stays in the fixture, away from the user's home.
-  const helmEnv = Object.fromEntries(['HELM_CACHE_HOME', 'HELM_CONFIG_HOME', 'HELM_DATA_HOME'].map((name) => [name, path.join(dir, name)]));
-
-  const helm: ChartFixture['helm'] = (args, kubeconfig) => {
-    const env = { ...process.env, ...helmEnv, ...(kubeconfig ? { KUBECONFIG: kubeconfig } : {}) };
-    const { status, stdout, stderr, error } = spawnSync(helmBinary(), args, { encoding: 'utf8', env, timeout: 60_000 });
-    if (error) throw new Error(`helm ${args[0]}: ${error.message}`);
-    return { status, stdout, stderr };
-  };
+  const helm: ChartFixture['helm'] = (args, kubeconfig) => runHelm(dir, args, kubeconfig);
   return {
     ca,
     valuesFile,
     valueArgs,
     helm,
-    render(args = valueArgs) {
-      const result = helm(['template', RELEASE, CHART, '--namespace', NAMESPACE, ...args]);
-      if (result.status !== 0) throw new Error(`helm template failed (exit ${result.status}): ${result.stderr}`);
-      return loadAllYaml(result.stdout).filter(Boolean) as KubernetesObject[];
-    },
+    render: (args = valueArgs) => template(dir, RELEASE, NAMESPACE, args),
     remove: () => fs.rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** A release of the chart: its name and namespace. */
+export interface ChartRelease {
+  name: string;
+  namespace: string;
+}
+
+/**
+ * The objects of the chart's `templates` (e.g. templates/rbac.yaml) as `release` renders them with PRODUCTION_VALUES,
+ * `set` over them, and an existing CA Secret named (so no CA is needed).
+ */
+export function renderRelease(release: ChartRelease, templates: string[], set: Record<string, string> = {}): KubernetesObject[] {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-chart-'));
+  try {
+    const valuesFile = path.join(dir, 'values.json');
+    fs.writeFileSync(valuesFile, JSON.stringify(PRODUCTION_VALUES));
+    const sets = Object.entries({ 'ca.existingSecret': 'rbs-ca', ...set }).flatMap(([key, value]) => ['--set', `${key}=${value}`]);
+    const only = templates.flatMap((t) => ['--show-only', t]);
+    return template(dir, release.name, release.namespace, ['--values', valuesFile, ...sets, ...only]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs helm with its own state (repositories, caches) in `dir`, away from the user's home; a non-zero exit is returned. */
+function runHelm(dir: string, args: string[], kubeconfig?: string): { status: number | null; stdout: string; stderr: string } {
+  const helmEnv = Object.fromEntries(['HELM_CACHE_HOME', 'HELM_CONFIG_HOME', 'HELM_DATA_HOME'].map((name) => [name, path.join(dir, name)]));
+  const env = { ...process.env, ...helmEnv, ...(kubeconfig ? { KUBECONFIG: kubeconfig } : {}) };
+  const { status, stdout, stderr, error } = spawnSync(helmBinary(), args, { encoding: 'utf8', env, timeout: 60_000 });
+  if (error) throw new Error(`helm ${args[0]}: ${error.message}`);
+  return { status, stdout, stderr };
+}
+
+function template(dir: string, release: string, namespace: string, args: string[]): KubernetesObject[] {
+  const result = runHelm(dir, ['template', release, CHART, '--namespace', namespace, ...args]);
+  if (result.status !== 0) throw new Error(`helm template failed (exit ${result.status}): ${result.stderr}`);
+  return loadAllYaml(result.stdout).filter(Boolean) as KubernetesObject[];
 }
 
 /** The one rendered object of `kind` (and `name`, if given); fails naming what was rendered otherwise. */

@@ -11,7 +11,6 @@ import * as path from 'node:path';
 import {
   AuthorizationV1Api,
   CoreV1Api,
-  KubeConfig,
   KubernetesObjectApi,
   loadYaml,
   type KubernetesObject,
@@ -25,7 +24,10 @@ import {
   type V1Secret,
   type V1Service,
   type V1ServiceAccount,
+  type V1ValidatingAdmissionPolicy,
+  type V1ValidatingAdmissionPolicyBinding,
 } from '@kubernetes/client-node';
+import { AGENT, LABEL, POD_SECURITY, releaseLabels } from '../../lib/compute/kubernetes/objects';
 import { BACKEND_RULES } from '../../lib/compute/kubernetes/permissions';
 import { homePaths } from '../../lib/config';
 import { repoRoot } from '../../lib/local/tools';
@@ -37,6 +39,7 @@ import { waitFor } from '../harness/wait';
 import { CHART, NAMESPACE, PRODUCTION_VALUES, RELEASE, chartFixture, findObject, type ChartFixture } from './chart-render';
 
 const COMPONENTS = ['orchestrator', 'worker'] as const;
+const pick = (record: Record<string, string>, keys: string[]) => Object.fromEntries(keys.map((k) => [k, record[k]]));
 const serviceAccountName = (component: string) => `${RELEASE}-${component}`;
 /** A session namespace, as the backend names them. */
 const SESSION_NAMESPACE = 'alice-rbs-0123abcd';
@@ -88,6 +91,8 @@ describe('helm/rbs', () => {
     expect(config.temporal.address).toBe(PRODUCTION_VALUES.temporal.address);
     if (config.backend.kind !== 'kubernetes') throw new Error(`backend is ${config.backend.kind}, not kubernetes`);
     expect(config.backend.kubernetes.agentImage).toBe('registry.example/rbs-agent:test');
+    // Every label and selector of the worker's objects carries the release.
+    expect(config.backend.kubernetes.release).toBe(RELEASE);
     // The worker probes agents, so its namespace is admitted next to the configured ranges.
     expect(config.backend.kubernetes.ingress).toEqual({ namespaceLabels: { 'kubernetes.io/metadata.name': NAMESPACE }, cidrs: ['10.8.0.0/16'] });
     expect(config.backend.filestore).toBeNull();
@@ -102,6 +107,36 @@ describe('helm/rbs', () => {
       kubernetes: { storageClass: 'rbs-zonal' },
       filestore: { project: 'rbs-test', region: 'us-central1', tier: 'ZONAL', quotaGib: 10240 },
     });
+  });
+
+  test("passes the cluster's DNS of the agents' NetworkPolicy, when given, to lib/config.ts", () => {
+    const dns = ['namespaceLabels.name=dns', 'podLabels.app=coredns', 'cidrs={169.254.20.10/32}'].map((v) => `agents.dns.${v}`);
+    const rendered = chart.render([...chart.valueArgs, '--set', dns.join(',')]);
+    const { config, unread } = configUse(findObject<V1ConfigMap>(rendered, 'ConfigMap').data ?? {});
+    expect(unread).toEqual([]);
+    expect(config.backend).toMatchObject({
+      kubernetes: { dns: { namespaceLabels: { name: 'dns' }, podLabels: { app: 'coredns' }, cidrs: ['169.254.20.10/32'] } },
+    });
+  });
+
+  test("confines the worker's ServiceAccount with an admission policy whose labels, names and kinds are the backend's", () => {
+    const policy = findObject<V1ValidatingAdmissionPolicy>(objects, 'ValidatingAdmissionPolicy');
+    const variable = (name: string) => JSON.parse(policy.spec!.variables!.find((v) => v.name === name)!.expression) as unknown;
+    expect(variable('releaseLabels')).toEqual(releaseLabels(RELEASE));
+    expect(variable('podSecurity')).toEqual(pick(POD_SECURITY, ['pod-security.kubernetes.io/enforce', 'pod-security.kubernetes.io/enforce-version']));
+    // The class the worker is told to claim, and the only one the policy lets it claim.
+    expect(settings().config.backend).toMatchObject({ kubernetes: { storageClass: variable('storageClass') } });
+    const kinds = [...new Set(BACKEND_RULES.flatMap((r) => r.apiGroups!.flatMap((g) => r.resources!.map((k) => `${g}/${k}`))))];
+    expect(variable('kinds')).toEqual(kinds);
+    const validations = policy.spec!.validations!.map((v) => v.expression).join('\n');
+    for (const key of [LABEL.sessionId, LABEL.volume, LABEL.release]) expect(validations).toContain(`'${key}'`);
+    expect(validations).toContain(`== '${AGENT.tlsSecret}'`);
+    expect(policy.spec?.matchConditions).toEqual([
+      { name: 'is-the-worker', expression: `request.userInfo.username == 'system:serviceaccount:${NAMESPACE}:${serviceAccountName('worker')}'` },
+    ]);
+    expect(policy.spec?.failurePolicy).toBe('Fail');
+    const binding = findObject<V1ValidatingAdmissionPolicyBinding>(objects, 'ValidatingAdmissionPolicyBinding');
+    expect(binding.spec).toEqual({ policyName: policy.metadata?.name, validationActions: ['Deny'] });
   });
 
   test('starts the orchestrator and the worker from entry points the build produces', () => {
@@ -236,17 +271,19 @@ describe('helm/rbs on a real apiserver', () => {
   });
 
   describe('installed with helm install', () => {
-    /** Each request with whether the ServiceAccount of `component` may make it, asked as that ServiceAccount. */
+    /**
+     * Each request with whether RBAC lets the ServiceAccount of `component` make it, asked by an admin (the admission
+     * policy would refuse the worker's own SelfSubjectAccessReviews: it writes nothing but sessions).
+     */
     const reviews = async (component: string, requests: V1ResourceAttributes[]) => {
       const user = `system:serviceaccount:${NAMESPACE}:${serviceAccountName(component)}`;
-      const config = new KubeConfig();
-      config.loadFromFile(kube().kubeconfigFor(user, ['system:serviceaccounts', `system:serviceaccounts:${NAMESPACE}`]));
-      const authorization = config.makeApiClient(AuthorizationV1Api);
+      const groups = ['system:serviceaccounts', `system:serviceaccounts:${NAMESPACE}`, 'system:authenticated'];
+      const authorization = kube().kubeConfig.makeApiClient(AuthorizationV1Api);
       // Each request cluster-wide and in a session namespace, where the backend works.
       const scoped = requests.flatMap((r) => (r.namespace ? [r] : [r, { ...r, namespace: SESSION_NAMESPACE }]));
       return Promise.all(
         scoped.map(async (resourceAttributes) => {
-          const review = await authorization.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes } } });
+          const review = await authorization.createSubjectAccessReview({ body: { spec: { user, groups, resourceAttributes } } });
           return { ...resourceAttributes, allowed: review.status?.allowed ?? false };
         }),
       );
@@ -288,6 +325,15 @@ describe('helm/rbs on a real apiserver', () => {
       for (const request of OUTSIDE) expect({ request, inRules: BACKEND_RULES.some((rule) => allows(rule, request)) }).toEqual({ request, inRules: false });
       const allowed = (await reviews('worker', OUTSIDE)).filter((r) => r.allowed);
       expect(allowed).toEqual([]);
+    });
+
+    test('refuses a second release of the same name in another namespace, which would share its sessions', () => {
+      const other = `${NAMESPACE}-2`;
+      const result = chart.helm(['install', RELEASE, CHART, '--namespace', other, '--create-namespace', ...chart.valueArgs], kube().kubeconfigPath);
+      expect({ status: result.status, stderr: result.stderr }).toEqual({
+        status: 1,
+        stderr: expect.stringMatching(new RegExp(`ValidatingAdmissionPolicy(Binding)? "rbs-worker-${RELEASE}" .*exists and cannot be imported into the current release`)),
+      });
     });
 
     test('lets the orchestrator do none of what the backend does', async () => {

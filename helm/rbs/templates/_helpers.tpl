@@ -32,6 +32,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- range $name, $value := dict
   "image.repository" $v.image.repository
   "agents.image.repository" $v.agents.image.repository
+  "agents.storageClass" $v.agents.storageClass
   "temporal.address" $v.temporal.address
   "spanner.projectId" $v.spanner.projectId
   "spanner.instanceId" $v.spanner.instanceId
@@ -165,4 +166,55 @@ affinity:
 {{- else -}}
 {{- toString . -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+The release label value of everything the worker makes (RBS_KUBE_RELEASE): the release's name. The admission policy
+is named after it, so a second release of the same name, in any namespace, cannot be installed beside this one.
+*/}}
+{{- define "rbs.sessionRelease" -}}{{ .Release.Name }}{{- end -}}
+
+{{/* Who the worker is to the API server: its ServiceAccount. */}}
+{{- define "rbs.workerUser" -}}
+system:serviceaccount:{{ .Release.Namespace }}:{{ include "rbs.fullname" . }}-worker
+{{- end -}}
+
+{{/* The label keys and names of lib/compute/kubernetes/objects.ts (LABEL, AGENT), for the admission policy. */}}
+{{- define "rbs.sessionKeys" -}}
+managedBy: app.kubernetes.io/managed-by
+managedByValue: rbs
+release: rbs.dev/release
+sessionId: rbs.dev/session-id
+volume: rbs.dev/volume
+agentTlsSecret: agent-tls
+{{- end -}}
+
+{{/* The worker's RBAC rules: BACKEND_RULES of lib/compute/kubernetes/permissions.ts (helm-chart.test.ts compares them). */}}
+{{- define "rbs.workerRules" -}}
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get, list, create, patch, delete]
+- apiGroups: [""]
+  resources: [serviceaccounts, services, resourcequotas, limitranges, persistentvolumeclaims]
+  verbs: [create, patch]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [create, patch]
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create]
+# Only the agent's TLS Secret of each session namespace, which the worker writes.
+- apiGroups: [""]
+  resources: [secrets]
+  resourceNames: [agent-tls]
+  verbs: [get, patch]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [""]
+  resources: [persistentvolumes]
+  verbs: [get, list, patch, delete]
 {{- end -}}

@@ -23,13 +23,14 @@ import type { KubernetesBackendConfig } from './config';
 import {
   AGENT,
   LABEL,
-  MANAGED_BY,
-  MANAGED_SELECTOR,
   agentAddress,
   agentPod,
   agentTlsNames,
+  isOfRelease,
   namespaceContents,
   namespaceObject,
+  releaseLabels,
+  selector,
   tlsSecret,
 } from './objects';
 import { judgePod, podRejection } from './pod-status';
@@ -66,7 +67,7 @@ export class KubernetesBackend implements ComputeBackend {
     if (existing && (sessionOf(existing) !== spec.sessionId || existing.metadata?.deletionTimestamp)) {
       await this.deleteNamespace(spec.namespace);
     }
-    await apply(this.api, namespaceObject(spec));
+    await apply(this.api, namespaceObject(spec, this.config));
     await Promise.all(namespaceContents(spec, this.config).map((object) => apply(this.api, object)));
   }
 
@@ -95,7 +96,8 @@ export class KubernetesBackend implements ComputeBackend {
 
   async installAgentCredentials(namespace: string, credentials: AgentCredentials): Promise<void> {
     const labels = (await this.requireNamespace(namespace)).metadata!.labels!;
-    await apply(this.api, tlsSecret(namespace, labels[LABEL.sessionId], labels[LABEL.volume], credentials));
+    const owner = { namespace, sessionId: labels[LABEL.sessionId], volume: labels[LABEL.volume] };
+    await apply(this.api, tlsSecret(owner, credentials, this.config));
   }
 
   async startAgent(spec: AgentSpec): Promise<void> {
@@ -143,8 +145,9 @@ export class KubernetesBackend implements ComputeBackend {
   async deleteNamespace(namespace: string): Promise<void> {
     const existing = await this.readNamespace(namespace);
     if (!existing) return;
-    if (existing.metadata?.labels?.[LABEL.managedBy] !== MANAGED_BY) {
-      throw new Error(`namespace ${namespace} is not managed by rbs (no ${MANAGED_SELECTOR} label): not deleting it`);
+    if (!isOfRelease(existing.metadata?.labels, this.config.release)) {
+      const labels = selector(releaseLabels(this.config.release));
+      throw new Error(`namespace ${namespace} is not managed by rbs release ${this.config.release} (no ${labels} labels): not deleting it`);
     }
     await deleteIfPresent(`delete namespace ${namespace}`, () => this.api.core.deleteNamespace({ name: namespace }));
     await waitUntilGone(`namespace ${namespace}`, () => this.readNamespace(namespace), DELETE_WAIT_MS);
@@ -155,7 +158,8 @@ export class KubernetesBackend implements ComputeBackend {
   }
 
   async listNamespaces(): Promise<ManagedNamespace[]> {
-    const list = await kubeRequest('list managed namespaces', () => this.api.core.listNamespace({ labelSelector: MANAGED_SELECTOR }));
+    const labelSelector = selector(releaseLabels(this.config.release));
+    const list = await kubeRequest('list managed namespaces', () => this.api.core.listNamespace({ labelSelector }));
     return list.items.map((ns) => ({
       namespace: ns.metadata!.name!,
       sessionId: sessionOf(ns),
@@ -164,7 +168,7 @@ export class KubernetesBackend implements ComputeBackend {
   }
 
   async listAgents(): Promise<RunningAgent[]> {
-    const labelSelector = `${MANAGED_SELECTOR},${LABEL.name}=${AGENT.appName}`;
+    const labelSelector = selector({ ...releaseLabels(this.config.release), [LABEL.name]: AGENT.appName });
     const list = await kubeRequest('list agent pods', () => this.api.core.listPodForAllNamespaces({ labelSelector }));
     return list.items.map((pod) => ({
       namespace: pod.metadata!.namespace!,

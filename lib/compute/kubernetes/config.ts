@@ -22,17 +22,36 @@ export interface AgentIngress {
   cidrs: string[];
 }
 
+/**
+ * Where agents may resolve names: the cluster's DNS pods (namespace and pod labels, both required, so
+ * that no other pod may pose as DNS), and CIDRs such as NodeLocal DNSCache's link-local address.
+ */
+export interface ClusterDns {
+  namespaceLabels: Record<string, string>;
+  podLabels: Record<string, string>;
+  cidrs: string[];
+}
+
 export interface KubernetesBackendConfig {
+  /**
+   * Which RBS installation's sessions these are: every label and selector carries it, so two
+   * releases in one cluster never list, re-bind or delete each other's objects.
+   */
+  release: string;
   agentImage: string;
   /** ReadWriteMany class of workspace volumes, e.g. Filestore's `enterprise-multishare-rwx`. */
   storageClass: string;
   profile: ResourceProfile;
   ingress: AgentIngress;
+  dns: ClusterDns;
   /** host:port the proxy dials, `{namespace}` standing for the session's namespace. */
   agentAddressTemplate: string;
 }
 
 export const DEFAULT_AGENT_ADDRESS_TEMPLATE = 'agent.{namespace}.svc:9443';
+export const DEFAULT_RELEASE = 'rbs';
+/** kube-dns and CoreDNS pods carry k8s-app=kube-dns in kube-system on GKE, kubeadm, EKS and AKS alike. */
+export const DEFAULT_DNS = { namespaceLabels: 'kubernetes.io/metadata.name=kube-system', podLabels: 'k8s-app=kube-dns' };
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const LABEL_NAME = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$/;
@@ -48,6 +67,10 @@ export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv): KubernetesBacke
       throw new Error(`${name}: ${(err as Error).message}`);
     }
   };
+  const release = get('RBS_KUBE_RELEASE', DEFAULT_RELEASE);
+  if (release.length > 63 || !LABEL_VALUE.test(release)) {
+    throw new Error(`RBS_KUBE_RELEASE must be a label value (at most 63 of [A-Za-z0-9-_.], alphanumeric at both ends), got '${release}'`);
+  }
   const agentImage = get('RBS_KUBE_AGENT_IMAGE', '');
   if (!agentImage || /\s/.test(agentImage)) throw new Error(`RBS_KUBE_AGENT_IMAGE must name the agent's image, got '${agentImage}'`);
   const storageClass = get('RBS_KUBE_STORAGE_CLASS', 'enterprise-multishare-rwx');
@@ -65,10 +88,9 @@ export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv): KubernetesBacke
   ]);
   const volumeSize = quantity('RBS_KUBE_VOLUME_SIZE', '100Gi').value;
 
-  const ingress = {
-    namespaceLabels: parseLabels(get('RBS_KUBE_INGRESS_NAMESPACE_LABELS', '')),
-    cidrs: parseCidrs(get('RBS_KUBE_INGRESS_CIDRS', '')),
-  };
+  const labels = (name: string, fallback: string) => parseLabels(name, get(name, fallback));
+  const cidrs = (name: string) => parseCidrs(name, get(name, ''));
+  const ingress = { namespaceLabels: labels('RBS_KUBE_INGRESS_NAMESPACE_LABELS', ''), cidrs: cidrs('RBS_KUBE_INGRESS_CIDRS') };
   if (Object.keys(ingress.namespaceLabels).length === 0 && ingress.cidrs.length === 0) {
     throw new Error('set RBS_KUBE_INGRESS_NAMESPACE_LABELS and/or RBS_KUBE_INGRESS_CIDRS: with neither, nothing may reach an agent');
   }
@@ -76,7 +98,13 @@ export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv): KubernetesBacke
   if (!agentAddressTemplate.includes('{namespace}') || !/:\d{1,5}$/.test(agentAddressTemplate)) {
     throw new Error(`RBS_KUBE_AGENT_ADDRESS must be host:port with {namespace} in it, got '${agentAddressTemplate}'`);
   }
+  const dns = {
+    namespaceLabels: labels('RBS_KUBE_DNS_NAMESPACE_LABELS', DEFAULT_DNS.namespaceLabels),
+    podLabels: labels('RBS_KUBE_DNS_POD_LABELS', DEFAULT_DNS.podLabels),
+    cidrs: cidrs('RBS_KUBE_DNS_CIDRS'),
+  };
   return {
+    release,
     agentImage,
     storageClass,
     profile: {
@@ -86,6 +114,7 @@ export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv): KubernetesBacke
       volumeSize,
     },
     ingress,
+    dns,
     agentAddressTemplate,
   };
 }
@@ -101,21 +130,21 @@ function ordered(quantities: Array<[string, { value: string; amount: number }]>)
 }
 
 /** 'k=v,k2=v2' → { k: 'v', k2: 'v2' } (keys may carry a DNS prefix: 'kubernetes.io/metadata.name=gw'). */
-function parseLabels(text: string): Record<string, string> {
+function parseLabels(variable: string, text: string): Record<string, string> {
   const labels: Record<string, string> = {};
   for (const pair of text.split(',').filter((p) => p.trim() !== '')) {
     const [key, value, ...rest] = pair.trim().split('=');
     const [prefix, name] = key.includes('/') ? key.split('/', 2) : [undefined, key];
     const validKey = (prefix === undefined || DNS_SUBDOMAIN.test(prefix)) && name.length <= 63 && LABEL_NAME.test(name);
     if (rest.length > 0 || value === undefined || !validKey || value.length > 63 || !LABEL_VALUE.test(value)) {
-      throw new Error(`RBS_KUBE_INGRESS_NAMESPACE_LABELS: '${pair}' is not a label key=value`);
+      throw new Error(`${variable}: '${pair}' is not a label key=value`);
     }
     labels[key] = value;
   }
   return labels;
 }
 
-function parseCidrs(text: string): string[] {
+function parseCidrs(variable: string, text: string): string[] {
   return text
     .split(',')
     .map((c) => c.trim())
@@ -125,7 +154,7 @@ function parseCidrs(text: string): string[] {
       const family = net.isIP(address);
       const bits = Number(prefix);
       if (rest.length > 0 || family === 0 || !/^\d+$/.test(prefix ?? '') || bits > (family === 4 ? 32 : 128)) {
-        throw new Error(`RBS_KUBE_INGRESS_CIDRS: '${cidr}' is not a CIDR (e.g. 10.0.0.0/8)`);
+        throw new Error(`${variable}: '${cidr}' is not a CIDR (e.g. 10.0.0.0/8)`);
       }
       return cidr;
     });

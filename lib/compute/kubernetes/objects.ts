@@ -22,6 +22,8 @@ import type { KubernetesBackendConfig } from './config';
 
 export const LABEL = {
   managedBy: 'app.kubernetes.io/managed-by',
+  /** The RBS installation (KubernetesBackendConfig.release): what keeps two releases in one cluster apart. */
+  release: 'rbs.dev/release',
   name: 'app.kubernetes.io/name',
   sessionId: 'rbs.dev/session-id',
   volume: 'rbs.dev/volume',
@@ -29,8 +31,6 @@ export const LABEL = {
 export const MANAGED_BY = 'rbs';
 /** The raw user name: any Unicode, so an annotation, never a label (nor part of a name). */
 export const USER_ANNOTATION = 'rbs.dev/user';
-/** Selects the namespaces (and PVs, pods) this backend manages. */
-export const MANAGED_SELECTOR = `${LABEL.managedBy}=${MANAGED_BY}`;
 
 /** Names inside a session namespace: one session, one of each. */
 export const AGENT = {
@@ -50,29 +50,55 @@ export const AGENT = {
  */
 export const AGENT_FS_GROUP = 10001;
 
-const POD_SECURITY = Object.fromEntries(
+/** A session namespace's Pod Security labels (the chart's admission policy requires them). */
+export const POD_SECURITY: Record<string, string> = Object.fromEntries(
   ['enforce', 'audit', 'warn'].flatMap((mode) => [
     [`pod-security.kubernetes.io/${mode}`, 'restricted'],
     [`pod-security.kubernetes.io/${mode}-version`, 'latest'],
   ]),
 );
 
-/** Address ranges an agent's builds must not reach: the cluster, the VPC, link-local (metadata server). */
-const PRIVATE_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16'];
+/**
+ * Address ranges an agent's builds must not reach: the cluster, the VPC, link-local (the metadata
+ * server: 169.254.169.254, and GCE's fd20:ce::254 and AWS's fd00:ec2::254, both in fc00::/7).
+ */
+const PRIVATE_IPV4 = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16'];
+const PRIVATE_IPV6 = ['fc00::/7', 'fe80::/10'];
+const DNS_PORTS = [
+  { protocol: 'UDP', port: 53 },
+  { protocol: 'TCP', port: 53 },
+];
 
-export function sessionLabels(sessionId: string, volume: string): Record<string, string> {
-  return { [LABEL.managedBy]: MANAGED_BY, [LABEL.sessionId]: sessionId, [LABEL.volume]: volume };
+/** The labels of every object of `release`: what its selectors select, and nothing of another release. */
+export function releaseLabels(release: string): Record<string, string> {
+  return { [LABEL.managedBy]: MANAGED_BY, [LABEL.release]: release };
+}
+
+/** A label selector of `labels` (key=value,...). */
+export function selector(labels: Record<string, string>): string {
+  return Object.entries(labels)
+    .map(([key, value]) => `${key}=${value}`)
+    .join(',');
+}
+
+/** Whether an object with `labels` is one of `release`'s. */
+export function isOfRelease(labels: Record<string, string> | undefined, release: string): boolean {
+  return Object.entries(releaseLabels(release)).every(([key, value]) => labels?.[key] === value);
+}
+
+export function sessionLabels(release: string, sessionId: string, volume: string): Record<string, string> {
+  return { ...releaseLabels(release), [LABEL.sessionId]: sessionId, [LABEL.volume]: volume };
 }
 
 const agentSelector = { [LABEL.name]: AGENT.appName };
 
-export function namespaceObject({ namespace, sessionId, user, volume }: NamespaceSpec): V1Namespace {
+export function namespaceObject({ namespace, sessionId, user, volume }: NamespaceSpec, config: KubernetesBackendConfig): V1Namespace {
   return {
     apiVersion: 'v1',
     kind: 'Namespace',
     metadata: {
       name: namespace,
-      labels: { ...sessionLabels(sessionId, volume), ...POD_SECURITY },
+      labels: { ...sessionLabels(config.release, sessionId, volume), ...POD_SECURITY },
       annotations: { [USER_ANNOTATION]: user },
     },
   };
@@ -80,7 +106,7 @@ export function namespaceObject({ namespace, sessionId, user, volume }: Namespac
 
 /** Everything of the namespace that does not depend on credentials, the volume or the agent's run. */
 export function namespaceContents(spec: NamespaceSpec, config: KubernetesBackendConfig): KubernetesObject[] {
-  const metadata = (name: string) => ({ name, namespace: spec.namespace, labels: sessionLabels(spec.sessionId, spec.volume) });
+  const metadata = (name: string) => ({ name, namespace: spec.namespace, labels: sessionLabels(config.release, spec.sessionId, spec.volume) });
   const { profile } = config;
   const serviceAccount: V1ServiceAccount = {
     apiVersion: 'v1',
@@ -105,14 +131,26 @@ export function namespaceContents(spec: NamespaceSpec, config: KubernetesBackend
     policyTypes: ['Ingress'],
     ingress: [{ _from: from, ports: [{ protocol: 'TCP', port: AGENT.port }] }],
   });
-  // Builds fetch dependencies: DNS and the public internet, but nothing private (other sessions,
-  // the control plane, the node's metadata server).
+  // Builds fetch dependencies: the cluster's DNS and the public internet, but nothing private (other
+  // sessions, the control plane, the node's metadata server), not even on port 53.
+  const { dns } = config;
   const agentEgress = policy('agent-egress', {
     podSelector: { matchLabels: agentSelector },
     policyTypes: ['Egress'],
     egress: [
-      { ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] },
-      { to: [{ ipBlock: { cidr: '0.0.0.0/0', except: PRIVATE_RANGES } }] },
+      {
+        to: [
+          { namespaceSelector: { matchLabels: dns.namespaceLabels }, podSelector: { matchLabels: dns.podLabels } },
+          ...dns.cidrs.map((cidr) => ({ ipBlock: { cidr } })),
+        ],
+        ports: DNS_PORTS,
+      },
+      {
+        to: [
+          { ipBlock: { cidr: '0.0.0.0/0', except: PRIVATE_IPV4 } },
+          { ipBlock: { cidr: '::/0', except: PRIVATE_IPV6 } },
+        ],
+      },
     ],
   });
   const quota: V1ResourceQuota = {
@@ -163,7 +201,7 @@ export function workspaceClaim(
   return {
     apiVersion: 'v1',
     kind: 'PersistentVolumeClaim',
-    metadata: { name: volume, namespace, labels: sessionLabels(sessionId, volume) },
+    metadata: { name: volume, namespace, labels: sessionLabels(config.release, sessionId, volume) },
     spec: {
       accessModes: ['ReadWriteMany'],
       storageClassName: config.storageClass,
@@ -176,12 +214,12 @@ export function workspaceClaim(
 /** Mounted as the files lib/grpc/tls readTlsMaterial(dir, 'agent') reads. */
 const TLS_FILES = { 'ca.crt': 'ca.crt', 'tls.crt': 'agent.crt', 'tls.key': 'agent.key' } as const;
 
-export function tlsSecret(namespace: string, sessionId: string, volume: string, credentials: AgentCredentials): V1Secret {
+export function tlsSecret({ namespace, sessionId, volume }: AgentSpec, credentials: AgentCredentials, config: KubernetesBackendConfig): V1Secret {
   const base64 = (pem: string) => Buffer.from(pem, 'utf8').toString('base64');
   return {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name: AGENT.tlsSecret, namespace, labels: sessionLabels(sessionId, volume) },
+    metadata: { name: AGENT.tlsSecret, namespace, labels: sessionLabels(config.release, sessionId, volume) },
     type: 'kubernetes.io/tls',
     data: { 'ca.crt': base64(credentials.caCertPem), 'tls.crt': base64(credentials.certPem), 'tls.key': base64(credentials.keyPem) },
   };
@@ -193,7 +231,7 @@ export function agentPod({ namespace, sessionId, volume }: AgentSpec, config: Ku
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name: AGENT.name, namespace, labels: { ...sessionLabels(sessionId, volume), ...agentSelector } },
+    metadata: { name: AGENT.name, namespace, labels: { ...sessionLabels(config.release, sessionId, volume), ...agentSelector } },
     spec: {
       serviceAccountName: AGENT.name,
       automountServiceAccountToken: false,

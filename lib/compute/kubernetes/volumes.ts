@@ -15,7 +15,7 @@ import type { V1PersistentVolume, V1PersistentVolumeClaim } from '@kubernetes/cl
 import type { KubeApi } from './api';
 import { MERGE_PATCH, apply } from './apply';
 import type { KubernetesBackendConfig } from './config';
-import { LABEL, MANAGED_BY, workspaceClaim } from './objects';
+import { LABEL, releaseLabels, selector, workspaceClaim } from './objects';
 import { parseQuantity } from './quantity';
 import { deleteIfPresent, hasStatus, kubeRequest, readOrNull, waitUntilGone } from './requests';
 
@@ -71,7 +71,7 @@ export class WorkspaceVolumes {
     if (!name || claim?.status?.phase !== 'Bound') {
       throw new Error(`claim ${namespace}/${volume} is not bound (${claim?.status?.phase ?? 'missing'}): its PV cannot be retained yet`);
     }
-    await apply(this.api, persistentVolumePolicy(name, 'Retain', volume));
+    await apply(this.api, this.persistentVolumePolicy(name, 'Retain', volume));
   }
 
   /** Throws unless the volume's PV exists and is bound to a claim. */
@@ -97,22 +97,38 @@ export class WorkspaceVolumes {
         await this.storage.backupBeforeDelete(handle);
       }
       // Delete, so that the CSI driver deletes the share along with the PV.
-      await apply(this.api, persistentVolumePolicy(name, 'Delete', volume));
+      await apply(this.api, this.persistentVolumePolicy(name, 'Delete', volume));
       await deleteIfPresent(`delete PV ${name}`, () => this.api.core.deletePersistentVolume({ name }));
     }
     await waitUntilGone(`PV ${name} of volume ${volume}`, () => this.read(name), DELETE_WAIT_MS);
   }
 
-  /** The volume's PV, found by its label; null before its first session's agent was ready. */
+  /**
+   * The volume's PV, found by its labels; null before its first session's agent was ready. Another
+   * release's volume of the same name (same user and workspace) is not this one.
+   */
   private async find(volume: string): Promise<V1PersistentVolume | null> {
-    const list = await kubeRequest(`list PVs of volume ${volume}`, () =>
-      this.api.core.listPersistentVolume({ labelSelector: `${LABEL.volume}=${volume}` }),
-    );
+    const labelSelector = selector(this.labels(volume));
+    const list = await kubeRequest(`list PVs of volume ${volume}`, () => this.api.core.listPersistentVolume({ labelSelector }));
     if (list.items.length > 1) {
       const names = list.items.map((pv) => pv.metadata?.name).join(', ');
       throw new Error(`volume ${volume} has ${list.items.length} PVs (${names}): one must go before sessions can use it`);
     }
     return list.items[0] ?? null;
+  }
+
+  /** What marks a PV as this release's volume `volume`. */
+  private labels(volume: string): Record<string, string> {
+    return { ...releaseLabels(this.config.release), [LABEL.volume]: volume };
+  }
+
+  private persistentVolumePolicy(name: string, policy: 'Retain' | 'Delete', volume: string): V1PersistentVolume {
+    return {
+      apiVersion: 'v1',
+      kind: 'PersistentVolume',
+      metadata: { name, labels: this.labels(volume) },
+      spec: { persistentVolumeReclaimPolicy: policy },
+    };
   }
 
   private readClaim(namespace: string, volume: string): Promise<V1PersistentVolumeClaim | null> {
@@ -156,14 +172,6 @@ export class WorkspaceVolumes {
   }
 }
 
-function persistentVolumePolicy(name: string, policy: 'Retain' | 'Delete', volume: string): V1PersistentVolume {
-  return {
-    apiVersion: 'v1',
-    kind: 'PersistentVolume',
-    metadata: { name, labels: { [LABEL.managedBy]: MANAGED_BY, [LABEL.volume]: volume } },
-    spec: { persistentVolumeReclaimPolicy: policy },
-  };
-}
 
 function claimOf(pv: V1PersistentVolume): string {
   return `${pv.spec?.claimRef?.namespace}/${pv.spec?.claimRef?.name}`;
