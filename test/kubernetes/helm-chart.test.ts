@@ -29,7 +29,7 @@ import {
 } from '@kubernetes/client-node';
 import { AGENT, LABEL, POD_SECURITY, releaseLabels } from '../../lib/compute/kubernetes/objects';
 import { BACKEND_RULES } from '../../lib/compute/kubernetes/permissions';
-import { homePaths } from '../../lib/config';
+import { homePaths, loadConfig } from '../../lib/config';
 import { repoRoot } from '../../lib/local/tools';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
@@ -109,6 +109,25 @@ describe('helm/rbs', () => {
     });
   });
 
+  test('passes the login, certificate lifetimes and per-user limits, when given, to lib/config.ts', () => {
+    const values = [
+      'login.oidc.issuer=https://login.example.com',
+      'login.oidc.clientId=rbs-cli',
+      'login.oidc.allowedDomains={example.com,example.org}',
+      'login.oidc.operatorGroup=rbs-operators',
+      'certificates.proxyValidityMs=3600000',
+      'limits.activeSessions=3',
+      'limits.watchStreams=4',
+    ];
+    const rendered = chart.render([...chart.valueArgs, '--set', values.join(',')]);
+    const { config, unread } = configUse(findObject<V1ConfigMap>(rendered, 'ConfigMap').data ?? {});
+    expect(unread).toEqual([]);
+    expect(config.oidc).toMatchObject({ issuer: 'https://login.example.com', clientId: 'rbs-cli', allowedDomains: ['example.com', 'example.org'], operatorGroup: 'rbs-operators' });
+    expect(config.certificates.proxyValidityMs).toBe(3600000);
+    expect(config.limits).toMatchObject({ activeSessions: 3, watchStreams: 4 });
+    expect(settings().config.oidc).toBeNull(); // none unless asked for
+  });
+
   test("passes the cluster's DNS of the agents' NetworkPolicy, when given, to lib/config.ts", () => {
     const dns = ['namespaceLabels.name=dns', 'podLabels.app=coredns', 'cidrs={169.254.20.10/32}'].map((v) => `agents.dns.${v}`);
     const rendered = chart.render([...chart.valueArgs, '--set', dns.join(',')]);
@@ -162,15 +181,22 @@ describe('helm/rbs', () => {
     expect(rule?.http?.paths[0].backend.service).toEqual({ name: service.metadata?.name, port: { name: 'grpc' } });
   });
 
-  test('mounts the CA where lib/pki/ca.ts loads it, in files it loads', async () => {
+  test('mounts the CA key into the signer beside each service, where lib/pki/ca.ts loads it, and never into the service', async () => {
     const { pki } = homePaths(settings().config.home);
     const secret = findObject<V1Secret>(objects, 'Secret');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-mounted-ca-'));
     try {
       for (const component of COMPONENTS) {
-        const mount = container(component).volumeMounts?.find((m) => m.mountPath === pki);
-        const volume = deployment(component).spec?.template.spec?.volumes?.find((v) => v.name === mount?.name);
-        expect(volume?.secret?.secretName).toBe(secret.metadata?.name);
+        const pod = deployment(component).spec!.template.spec!;
+        const caVolumes = (pod.volumes ?? []).filter((v) => v.secret?.secretName === secret.metadata?.name).map((v) => v.name);
+        expect(caVolumes).toHaveLength(1);
+        // The service's own containers do not mount it; the signer sidecar does, read-only.
+        for (const c of pod.containers) expect(c.volumeMounts?.filter((m) => caVolumes.includes(m.name))).toEqual([]);
+        const signer = pod.initContainers!.find((c) => c.name === 'signer')!;
+        expect(signer.restartPolicy).toBe('Always');
+        const mount = signer.volumeMounts!.find((m) => caVolumes.includes(m.name))!;
+        expect(mount).toMatchObject({ mountPath: pki, readOnly: true });
+        const volume = pod.volumes!.find((v) => v.name === mount.name);
         // What the kubelet would write: each item's key as its path, readable by the pod's group only.
         for (const item of volume?.secret?.items ?? []) {
           fs.writeFileSync(path.join(dir, item.path), Buffer.from(secret.data?.[item.key] ?? '', 'base64'));
@@ -178,6 +204,14 @@ describe('helm/rbs', () => {
         expect(volume?.secret?.defaultMode).toBe(0o440);
         const ca = await CertificateAuthority.loadOrCreate(dir);
         expect(ca.certPem).toBe(chart.ca.certPem);
+        // The signer publishes the service's certificate where the service reads it, and signs for it on loopback.
+        const env = Object.fromEntries(signer.env!.map((e) => [e.name, e.value]));
+        const signerConfig = loadConfig(env).signer;
+        expect(signerConfig).toMatchObject({ publishFor: component, serviceTlsDir: settings().config.signer.serviceTlsDir });
+        expect(settings().config.signer.address).toBe(signerConfig.listen);
+        const shared = signer.volumeMounts!.find((m) => m.mountPath === signerConfig.serviceTlsDir)!;
+        expect(container(component).volumeMounts).toContainEqual({ name: shared.name, mountPath: signerConfig.serviceTlsDir, readOnly: true });
+        expect(signer.args).toEqual(['node', 'dist/services/signer/main.js']);
       }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

@@ -58,9 +58,26 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{/* Where lib/config.ts puts RBS_HOME; lib/pki/ca.ts loads the CA from its pki/ directory. */}}
 {{- define "rbs.home" -}}/var/lib/rbs{{- end -}}
 
+{{/* Where the signer beside each service keeps that service's own certificate (RBS_SERVICE_TLS_DIR). */}}
+{{- define "rbs.serviceTlsDir" -}}/etc/rbs/service-tls{{- end -}}
+
+{{/* The signer beside each service: on the pod's loopback, so nothing outside the pod reaches it. */}}
+{{- define "rbs.signerAddress" -}}127.0.0.1:7445{{- end -}}
+
+{{/* The container security context of every RBS container: Pod Security `restricted`. */}}
+{{- define "rbs.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+{{- end -}}
+
 {{/*
 The pod spec both Deployments share, for component (index . 1): the Pod Security `restricted` profile, a
-writable RBS_HOME and /tmp on a read-only root, the CA where lib/pki/ca.ts loads it, and the settings.
+writable RBS_HOME and /tmp on a read-only root, and the settings. The CA key is mounted into the signer
+alone, a sidecar that keeps the component's own certificate in service-tls before it serves and then
+certifies only what that component may have signed (services/signer/policy.ts): the component itself,
+the orchestrator facing the internet above all, never holds the key.
 */}}
 {{- define "rbs.podSpec" -}}
 {{- $ := index . 0 -}}
@@ -79,6 +96,38 @@ securityContext:
   fsGroup: {{ $.Values.securityContext.runAsGroup }}
   seccompProfile:
     type: RuntimeDefault
+initContainers:
+  - name: signer
+    image: {{ include "rbs.image" (list $.Values.image $) }}
+    imagePullPolicy: {{ $.Values.image.pullPolicy }}
+    restartPolicy: Always # a native sidecar: up (its startup probe passed) before the component starts
+    args: [node, dist/services/signer/main.js]
+    env:
+      - name: RBS_HOME
+        value: {{ include "rbs.home" $ }}
+      - name: RBS_SIGNER_LISTEN
+        value: {{ include "rbs.signerAddress" $ | quote }}
+      - name: RBS_SIGNER_PUBLISH
+        value: {{ $component }}
+      - name: RBS_SERVICE_TLS_DIR
+        value: {{ include "rbs.serviceTlsDir" $ }}
+    securityContext:
+      {{- include "rbs.containerSecurityContext" $ | nindent 6 }}
+    resources:
+      {{- toYaml $.Values.signer.resources | nindent 6 }}
+    startupProbe:
+      tcpSocket:
+        port: 7445
+      periodSeconds: 1
+      failureThreshold: 60
+    volumeMounts:
+      - name: ca
+        mountPath: {{ include "rbs.home" $ }}/pki
+        readOnly: true
+      - name: service-tls
+        mountPath: {{ include "rbs.serviceTlsDir" $ }}
+      - name: tmp
+        mountPath: /tmp
 containers:
   - name: {{ $component }}
     image: {{ include "rbs.image" (list $.Values.image $) }}
@@ -89,17 +138,14 @@ containers:
           name: {{ include "rbs.fullname" $ }}
     {{- include "rbs.temporal.env" $ | nindent 4 }}
     securityContext:
-      allowPrivilegeEscalation: false
-      readOnlyRootFilesystem: true
-      capabilities:
-        drop: [ALL]
+      {{- include "rbs.containerSecurityContext" $ | nindent 6 }}
     resources:
       {{- toYaml $values.resources | nindent 6 }}
     volumeMounts:
       - name: home
         mountPath: {{ include "rbs.home" $ }}
-      - name: ca
-        mountPath: {{ include "rbs.home" $ }}/pki
+      - name: service-tls
+        mountPath: {{ include "rbs.serviceTlsDir" $ }}
         readOnly: true
       - name: tmp
         mountPath: /tmp
@@ -125,6 +171,9 @@ volumes:
     emptyDir: {}
   - name: tmp
     emptyDir: {}
+  - name: service-tls
+    emptyDir:
+      medium: Memory
   - name: ca
     secret:
       secretName: {{ include "rbs.caSecretName" $ }}
