@@ -3,31 +3,19 @@
  * (never suspended) gets its agent's certificate renewed in place, and the running agent serves the
  * new one, so a proxy connecting after the first one expired still gets in.
  */
-import { X509Certificate, generateKeyPairSync } from 'node:crypto';
-import * as tls from 'node:tls';
+import { generateKeyPairSync } from 'node:crypto';
 import { agentIsServing } from '../../lib/compute/agent-health';
+import { presentedCertificate } from '../harness/presented-certificate';
 import { useStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 
 const VALIDITY_MS = 9000;
 const stack = useStack({ RBS_AGENT_CERT_VALIDITY_MS: String(VALIDITY_MS) });
 
-/** The certificate a new TLS connection to `address` is shown. */
-function presented(address: string): Promise<X509Certificate> {
-  const at = address.lastIndexOf(':');
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: address.slice(0, at), port: Number(address.slice(at + 1)), rejectUnauthorized: false, ALPNProtocols: ['h2'] }, () => {
-      resolve(new X509Certificate(socket.getPeerCertificate(true).raw));
-      socket.end();
-    });
-    socket.on('error', reject);
-  });
-}
-
 test("a busy session's agent certificate is renewed in place and served by the running agent", async () => {
   const user = await stack().client('busy');
   const session = await user.getServer(stack().workspace());
-  const first = await presented(session.agentAddress);
+  const first = await presentedCertificate(session.agentAddress);
   // Busy past the first certificate's expiry; then a new connection meets a renewed, valid one.
   // (With 9 s certificates the agent's 5 s re-read can lag a renewal: look until it has caught up.)
   await waitFor(
@@ -35,7 +23,7 @@ test("a busy session's agent certificate is renewed in place and served by the r
       await new Promise((r) => setTimeout(r, 500));
       await user.heartbeat(session.sessionId);
       if (Date.now() < new Date(first.validTo).getTime()) return false;
-      const now = await presented(session.agentAddress);
+      const now = await presentedCertificate(session.agentAddress);
       return now.fingerprint256 !== first.fingerprint256 && new Date(now.validTo).getTime() > Date.now() + 1000;
     },
     VALIDITY_MS + 20_000,

@@ -7,7 +7,6 @@ import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as tls from 'node:tls';
 import { Client, Connection } from '@temporalio/client';
 import { agentIsServing } from '../../lib/compute/agent-health';
 import { homePaths } from '../../lib/config';
@@ -20,6 +19,7 @@ import type { Orchestrator } from '../../services/orchestrator/server';
 import { startSigner, type SignerServer } from '../../services/signer/server';
 import { cleanupScheduleId } from '../../services/worker/cleanup-schedule';
 import { createSessionWorker, type SessionWorker } from '../../services/worker/worker';
+import { presentedCertificate } from '../harness/presented-certificate';
 import { testConfig } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 
@@ -66,17 +66,8 @@ afterAll(async () => {
   for (const dir of [...dirs, config?.home]) if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** The certificate a new TLS connection to `address` is shown. */
-function presented(address: string): Promise<string> {
-  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['h2'] }, () => {
-      resolve(new X509Certificate(socket.getPeerCertificate(true).raw).fingerprint256);
-      socket.end();
-    });
-    socket.on('error', reject);
-  });
-}
+/** The fingerprint of the certificate a new TLS connection to `address` is shown. */
+const presented = async (address: string) => (await presentedCertificate(address)).fingerprint256;
 
 test('a session reaches READY and its proxy is certified with no CA key anywhere near the orchestrator or the worker', async () => {
   const user = new OrchestratorClient(orchestrator.address, { caCertPem: ca.certPem, ...(await ca.issue({ kind: 'user', user: 'dora', operator: false })) });
