@@ -7,3 +7,9 @@ export async function bindServer(server: grpc.Server, listen: string, credential
   );
   return `${listen.slice(0, listen.lastIndexOf(':'))}:${port}`;
 }
+
+/** The names a server listening on `listen` answers to, for its certificate: localhost, and its IPv4 host. */
+export function listenNames(listen: string): { dnsNames: string[]; ipAddresses: string[] } {
+  const host = listen.slice(0, listen.lastIndexOf(':'));
+  return { dnsNames: ['localhost'], ipAddresses: /^[\d.]+$/.test(host) ? [host] : [] };
+}

@@ -4,6 +4,7 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import type { RbsConfig } from '../../lib/config';
+import { listenNames } from '../../lib/grpc/bind';
 import { serviceCredentials } from '../../lib/pki/service-credentials';
 import { openSessionStore } from '../../lib/store';
 import { Limits } from './limits';
@@ -14,11 +15,7 @@ import { startOrchestrator, type Orchestrator } from './server';
 import { Sessions } from './sessions';
 
 export async function runOrchestrator(config: RbsConfig): Promise<Orchestrator> {
-  const host = config.orchestrator.listen.slice(0, config.orchestrator.listen.lastIndexOf(':'));
-  const credentials = await serviceCredentials(config, 'orchestrator', {
-    dnsNames: ['localhost'],
-    ipAddresses: /^[\d.]+$/.test(host) ? [host] : [],
-  });
+  const credentials = await serviceCredentials(config, 'orchestrator', listenNames(config.orchestrator.listen));
   const store = await openSessionStore(config.store);
   const connection = await Connection.connect(await temporalConnectionOptions(config.temporal));
   const temporal = new Client({ connection, namespace: config.temporal.namespace });

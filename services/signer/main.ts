@@ -5,6 +5,7 @@
  * RBS_SERVICE_TLS_DIR, before it starts serving.
  */
 import { homePaths, loadConfig } from '../../lib/config';
+import { listenNames } from '../../lib/grpc/bind';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { issuedServiceTls, publishServiceTls } from '../../lib/pki/service-tls';
 import { startSigner } from './server';
@@ -12,11 +13,7 @@ import { startSigner } from './server';
 async function main() {
   const config = loadConfig();
   const ca = await CertificateAuthority.loadOrCreate(homePaths(config.home).pki);
-  const host = config.signer.listen.slice(0, config.signer.listen.lastIndexOf(':'));
-  const tls = await issuedServiceTls(ca, { kind: 'service', name: 'signer' }, {
-    dnsNames: ['localhost'],
-    ipAddresses: /^[\d.]+$/.test(host) ? [host] : [],
-  });
+  const tls = await issuedServiceTls(ca, { kind: 'service', name: 'signer' }, listenNames(config.signer.listen));
   const { publishFor, serviceTlsDir } = config.signer;
   if (publishFor && serviceTlsDir) await publishServiceTls(ca, serviceTlsDir, publishFor);
   const signer = await startSigner({ listen: config.signer.listen, ca, tls });
