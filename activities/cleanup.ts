@@ -2,11 +2,11 @@
 import { log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { ComputeBackend, RunningAgent } from '../lib/compute/backend';
-import { TERMINAL_PHASES, SESSION_PHASES, type SessionRecord } from '../lib/domain';
+import { TERMINAL_PHASES, SESSION_PHASES } from '../lib/domain';
 import type { ManagedVolume } from '../lib/filestore/orphans';
 import type { WorkspaceStorage } from '../lib/filestore/workspace-storage';
 import type { SessionStore } from '../lib/store/session-store';
-import { EXPIRY_REASON } from '../workflows/messages';
+import { knownVolumes } from '../lib/retained-volumes';
 import { SESSION_ID } from '../workflows/search-attributes';
 
 export interface CleanupDeps {
@@ -37,23 +37,6 @@ export interface OrphanedShares {
 }
 
 const LIVE_PHASES = SESSION_PHASES.filter((p) => !TERMINAL_PHASES.includes(p));
-
-/**
- * The volumes that may still exist, by what the session store says. A volume is per (user,
- * workspace) and outlives sessions: suspension, `rbs end` and failures keep it. Only expiry deletes
- * it, and the expired session's row then stays ENDED with EXPIRY_REASON; a later session of the
- * same workspace makes the volume anew. So the newest row of a volume decides: the volume is known
- * unless that row records its expiry. A volume without rows is unknown.
- */
-export function knownVolumes(rows: readonly SessionRecord[]): Set<string> {
-  const newest = new Map<string, SessionRecord>();
-  for (const row of rows) {
-    const seen = newest.get(row.volume);
-    if (!seen || row.createdAt > seen.createdAt) newest.set(row.volume, row);
-  }
-  const expired = (row: SessionRecord) => row.phase === 'ENDED' && row.failureReason === EXPIRY_REASON;
-  return new Set([...newest.values()].filter((row) => !expired(row)).map((row) => row.volume));
-}
 
 export function createCleanupActivities({ backend, store, temporal, orphanGraceMs, workspaceStorage }: CleanupDeps) {
   /** Ids of the sessions whose workflows run now. */

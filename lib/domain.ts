@@ -39,6 +39,9 @@ export function isSessionPhase(value: string): value is SessionPhase {
   return (SESSION_PHASES as readonly string[]).includes(value);
 }
 
+/** The reason an expired session ends with: its volume was deleted (the cleanup and the limits read this). */
+export const EXPIRY_REASON = 'expired after retention';
+
 /** Where a session runs, derived from (user, workspace) by lib/naming. */
 export interface SessionPlacement {
   /** `<sanitized_user>-rbs-<hash>`: a DNS-1123 label. */

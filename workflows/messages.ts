@@ -15,9 +15,6 @@ export interface SessionTimeouts {
   agentProbeIntervalMs: number;
 }
 
-/** The reason an expired session ends with: its volume was deleted (the cleanup reads this). */
-export const EXPIRY_REASON = 'expired after retention';
-
 /** What a run hands to the next one across continue-as-new. */
 export interface CarriedSession {
   sessionId: string;

@@ -20,9 +20,8 @@ import {
 } from '@temporalio/workflow';
 import type { RetryPolicy } from '@temporalio/common';
 import type { createActivities } from '../activities';
-import { isTerminal, type SessionPhase, type SessionPlacement } from '../lib/domain';
+import { EXPIRY_REASON, isTerminal, type SessionPhase, type SessionPlacement } from '../lib/domain';
 import {
-  EXPIRY_REASON,
   FAILURE,
   endUpdate,
   getServerUpdate,

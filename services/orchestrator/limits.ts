@@ -5,9 +5,9 @@
  * fails with RESOURCE_EXHAUSTED, naming the limit, the current use and the variable that raises it.
  */
 import * as grpc from '@grpc/grpc-js';
-import { knownVolumes } from '../../activities/cleanup';
 import type { LimitsConfig } from '../../lib/config';
 import { isTerminal } from '../../lib/domain';
+import { knownVolumes } from '../../lib/retained-volumes';
 import type { SessionStore } from '../../lib/store/session-store';
 import { RpcError } from './errors';
 

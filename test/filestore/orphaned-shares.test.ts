@@ -4,8 +4,8 @@
  * workflow, and the real Filestore client against the loopback fake.
  */
 import { randomUUID } from 'node:crypto';
-import { knownVolumes } from '../../activities/cleanup';
-import { EXPIRY_REASON } from '../../workflows/messages';
+import { knownVolumes } from '../../lib/retained-volumes';
+import { EXPIRY_REASON } from '../../lib/domain';
 import type { SessionPhase, SessionRecord } from '../../lib/domain';
 import { CSI_PVC_NAME_LABEL, RBS_MANAGED_LABEL } from '../../lib/filestore/labels';
 import { createWorkspaceStorage } from '../../lib/filestore/workspace-storage';
