@@ -13,3 +13,33 @@ export function certificateExpiry(pem: string): Date {
 export function renewalDelayMs(pem: string, now = Date.now()): number {
   return Math.max(0, ((certificateExpiry(pem).getTime() - now) * 2) / 3);
 }
+
+/** After a failed renewal, the next try: within a minute, sooner for a short-lived certificate. */
+const RETRY_MAX_MS = 60_000;
+
+/**
+ * Renews a certificate for as long as it is wanted: `renew` is called after two thirds of the
+ * current certificate's remaining life and resolves to the next one; a failure is reported and
+ * retried while the current one still holds. Returns the stop.
+ */
+export function keepRenewed(firstPem: string, renew: () => Promise<string>, onFailure: (err: Error, retryMs: number) => void): () => void {
+  let current = firstPem;
+  let timer: NodeJS.Timeout;
+  const schedule = (delayMs: number) => {
+    timer = setTimeout(() => {
+      renew().then(
+        (next) => {
+          current = next;
+          schedule(renewalDelayMs(next));
+        },
+        (err: Error) => {
+          const retryMs = Math.max(1000, Math.min(RETRY_MAX_MS, renewalDelayMs(current) / 2));
+          onFailure(err, retryMs);
+          schedule(retryMs);
+        },
+      );
+    }, delayMs).unref();
+  };
+  schedule(renewalDelayMs(firstPem));
+  return () => clearTimeout(timer);
+}

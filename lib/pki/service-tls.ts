@@ -8,13 +8,11 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { type RotatingTls, type TlsMaterial, writeTlsMaterial } from '../grpc/tls';
 import type { CertificateAuthority } from './ca';
-import { renewalDelayMs } from './certificate';
+import { keepRenewed } from './certificate';
 import type { Identity, ServiceName } from './identity';
 import type { SignOptions } from './signer';
 
 const SERVICE_VALIDITY_MS = 30 * 24 * 60 * 60 * 1000;
-/** After a failed renewal, the next try; the certificate's last third leaves room for many. */
-const RETRY_MS = 60_000;
 const DEFAULT_POLL_MS = 5_000;
 
 export interface ServiceTls extends RotatingTls {
@@ -47,23 +45,16 @@ export async function issuedServiceTls(
 ): Promise<ServiceTls> {
   const issue = async (): Promise<TlsMaterial> => ({ caCertPem: ca.certPem, ...(await ca.issue(identity, { ...names, validityMs })) });
   const tls = broadcaster(await issue());
-  let timer: NodeJS.Timeout;
-  const schedule = (delayMs: number) => {
-    timer = setTimeout(() => {
-      issue().then(
-        (next) => {
-          tls.publish(next);
-          schedule(renewalDelayMs(next.certPem));
-        },
-        (err) => {
-          console.error(`rbs: renewing the certificate of ${identity.kind} failed, retrying: ${(err as Error).message}`);
-          schedule(RETRY_MS);
-        },
-      );
-    }, delayMs).unref();
-  };
-  schedule(renewalDelayMs(tls.current().certPem));
-  return { current: tls.current, subscribe: tls.subscribe, close: () => clearTimeout(timer) };
+  const stop = keepRenewed(
+    tls.current().certPem,
+    async () => {
+      const next = await issue();
+      tls.publish(next);
+      return next.certPem;
+    },
+    (err, retryMs) => console.error(`rbs: renewing the certificate of ${identity.kind} failed, retrying in ${retryMs} ms: ${err.message}`),
+  );
+  return { current: tls.current, subscribe: tls.subscribe, close: stop };
 }
 
 /**

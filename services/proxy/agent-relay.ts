@@ -53,7 +53,7 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
     }
   }
 
-  const session = () => (link ??= openSession(workspace).then((l) => (log(`session ${l.session.sessionId}: agent ${l.session.agentAddress}`), l)));
+  const session = () => (link ??= openSession(workspace, log).then((l) => (log(`session ${l.session.sessionId}: agent ${l.session.agentAddress}`), l)));
   /** After the agent moved (the session was suspended and resumed), start over once. */
   const reopen = async (stale: SessionLink) => {
     if ((await link) === stale) {

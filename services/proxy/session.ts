@@ -11,10 +11,7 @@ import type { OrchestratorClient, Session } from '../../lib/grpc/orchestrator-cl
 import { clientKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
 import { TLS_CHANNEL_OPTIONS, channelCredentials, type TlsMaterial } from '../../lib/grpc/tls';
-import { renewalDelayMs } from '../../lib/pki/certificate';
-
-/** After a failed renewal (say, the user's own certificate expired), the next try, at the latest. */
-const RENEWAL_RETRY_MS = 60_000;
+import { keepRenewed } from '../../lib/pki/certificate';
 
 export interface SessionLink {
   session: Session;
@@ -44,41 +41,31 @@ function agentClient(session: Session, tls: TlsMaterial): AgentClient {
   }) as unknown as AgentClient;
 }
 
-export async function openSession(workspace: string, log: (message: string) => void = () => {}): Promise<SessionLink> {
+export async function openSession(workspace: string, log: (message: string) => void): Promise<SessionLink> {
   const orchestrator = await connect();
   try {
     const session = await orchestrator.getServer(workspace);
     let tls = await certify(orchestrator, session.sessionId);
     let agent = agentClient(session, tls);
     let closed = false;
-    let timer: NodeJS.Timeout;
+    // The user may have logged in again since: each renewal asks with their newest certificate.
     const renew = async () => {
-      // The user may have logged in again since: the orchestrator sees their newest certificate.
       const current = await connect();
       try {
         tls = await certify(current, session.sessionId);
       } finally {
         current.close();
       }
-      if (closed) return;
-      const old = agent;
-      agent = agentClient(session, tls);
-      old.close(); // calls already started finish on their connection; only new ones are refused
-
+      if (!closed) {
+        const old = agent;
+        agent = agentClient(session, tls);
+        old.close(); // calls already started finish on their connection; only new ones are refused
+      }
+      return tls.certPem;
     };
-    const schedule = (delayMs: number) => {
-      timer = setTimeout(() => {
-        renew().then(
-          () => schedule(renewalDelayMs(tls.certPem)),
-          (err) => {
-            const retryMs = Math.max(1000, Math.min(RENEWAL_RETRY_MS, renewalDelayMs(tls.certPem) / 2));
-            log(`renewing the proxy certificate failed, retrying in ${retryMs} ms: ${(err as Error).message}`);
-            schedule(retryMs);
-          },
-        );
-      }, delayMs).unref();
-    };
-    schedule(renewalDelayMs(tls.certPem));
+    const stopRenewing = keepRenewed(tls.certPem, renew, (err, retryMs) =>
+      log(`renewing the proxy certificate failed, retrying in ${retryMs} ms: ${err.message}`),
+    );
     return {
       session,
       orchestrator,
@@ -87,7 +74,7 @@ export async function openSession(workspace: string, log: (message: string) => v
       },
       close() {
         closed = true;
-        clearTimeout(timer);
+        stopRenewing();
         agent.close();
         orchestrator.close();
       },
