@@ -6,7 +6,7 @@
  */
 import { readFile, readdir, readlink } from 'node:fs/promises';
 import * as path from 'node:path';
-import { processStartTime } from '../proxy/server-files';
+import { processStartTime } from '../../lib/bazel/server-files';
 
 /** A process, told apart from a later one with a recycled pid by its start time (/proc/<pid>/stat field 22). */
 export interface ProcessRef {

@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { serverDirectory, unpublishServer } from '../proxy/server-files';
+import { serverDirectory, unpublishServer } from '../../lib/bazel/server-files';
 import { type ProcessRef, bazelServersOf, commandLine, isBazelServerOf, listeningPorts, runningProcess, stopProcess } from './bazel-process';
 
 /** The server the agent started: the process, where it listens and its cookies. */

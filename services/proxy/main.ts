@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { agentRelay } from './agent-relay';
 import { startCommandServer } from './command-server';
-import { publishServer, unpublishServer } from './server-files';
+import { publishServer, unpublishServer } from '../../lib/bazel/server-files';
 import { parseServerArgs } from './startup';
 
 const log = (message: string) => process.stderr.write(`${new Date().toISOString()} RBS proxy: ${message}\n`);

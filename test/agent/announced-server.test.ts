@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
 import { type HostileBazelServer, startHostileBazelServer } from '../fakes/hostile-bazel-server';
 import { pinStartedServer } from '../../services/agent/server-pin';
-import { publishServer } from '../../services/proxy/server-files';
+import { publishServer } from '../../lib/bazel/server-files';
 import { isAlive } from '../data-path/fixture';
 import { type Fixture, startFixture, write } from '../sync/fixture';
 import { waitFor } from '../harness/wait';

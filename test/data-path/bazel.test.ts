@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { CommandServerClient } from '../../gen/proto/command_server/CommandServer';
 import type { RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
 import { protos } from '../../lib/grpc/protos';
-import { encodeServerInfo, processStartTime } from '../../services/proxy/server-files';
+import { encodeServerInfo, processStartTime } from '../../lib/bazel/server-files';
 import { useStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 import { type BazelWorkspace, isAlive, remoteOf, workspaceOfNewUser } from './fixture';

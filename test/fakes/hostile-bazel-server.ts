@@ -13,7 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { CommandServerHandlers } from '../../gen/proto/command_server/CommandServer';
 import type { RunResponse } from '../../gen/proto/command_server/RunResponse';
 import { protos } from '../../lib/grpc/protos';
-import { publishServer } from '../../services/proxy/server-files';
+import { publishServer } from '../../lib/bazel/server-files';
 
 export interface HostileBazelServer {
   address: string;

@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { EXEC_REFUSED_EXIT_CODE } from '../../lib/exec-request';
 import { type CommandRelay, startCommandServer } from '../../services/proxy/command-server';
-import { publishServer } from '../../services/proxy/server-files';
+import { publishServer } from '../../lib/bazel/server-files';
 import { hostileResponses, startHostileBazelServer } from '../fakes/hostile-bazel-server';
 import { waitFor } from '../harness/wait';
 

@@ -2,7 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { encodeServerInfo, processStartTime, publishServer, unpublishServer } from '../../services/proxy/server-files';
+import { encodeServerInfo, processStartTime, publishServer, unpublishServer } from '../../lib/bazel/server-files';
 
 let dir: string;
 const children: ChildProcess[] = [];
