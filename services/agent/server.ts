@@ -4,6 +4,7 @@
  * user never talks to the agent directly: the proxy stands in for them.
  */
 import * as grpc from '@grpc/grpc-js';
+import { bindServer } from '../../lib/grpc/bind';
 import { serverKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
 import { shutdownGracefully } from '../../lib/grpc/shutdown';
@@ -98,7 +99,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     ShutdownBazel: guarded(() => shutdownBazel(bazel), 'proxy'),
   });
 
-  const address = await bind(server, options.listen, serverCredentials(options.tls));
+  const address = await bindServer(server, options.listen, serverCredentials(options.tls));
   let healthServer: grpc.Server | undefined;
   let healthAddress: string | undefined;
   if (options.healthListen) {
@@ -112,7 +113,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
         }
       },
     });
-    healthAddress = await bind(healthServer, options.healthListen, grpc.ServerCredentials.createInsecure());
+    healthAddress = await bindServer(healthServer, options.healthListen, grpc.ServerCredentials.createInsecure());
   }
 
   return {
@@ -138,17 +139,6 @@ function checkHealth(request: { service: string }): { status: 'SERVING' } {
   return { status: 'SERVING' };
 }
 
-/** Binds `server` to `listen` (host:port, port 0 for a free one); returns the host:port bound. */
-async function bind(server: grpc.Server, listen: string, credentials: grpc.ServerCredentials): Promise<string> {
-  const host = listenHost(listen);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(listen, credentials, (err, bound) =>
-      err ? reject(new Error(`agent cannot listen on ${listen}: ${err.message}`)) : resolve(bound),
-    ),
-  );
-  return `${host}:${port}`;
-}
-
 /**
  * Who may call an RPC: this session's proxy always; the worker only what its probes need ('proxy
  * or probe': health and Ping, which change nothing). Sync rewrites the workspace and Run runs the
@@ -165,11 +155,4 @@ function authorize(call: AuthenticatedCall & { getPath(): string }, sessionId: s
     code: grpc.status.PERMISSION_DENIED,
     details: `${describeIdentity(identity)} may not call the agent of session ${sessionId}: ${call.getPath()} is for ${CALLERS[callers]} only`,
   };
-}
-
-/** The host part of host:port (an IPv6 host keeps its brackets, so host:port stays dialable). */
-function listenHost(listen: string): string {
-  const colon = listen.lastIndexOf(':');
-  if (colon <= 0) throw new Error(`listen address '${listen}' is not host:port`);
-  return listen.slice(0, colon);
 }
