@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { type RotatingTls, type TlsMaterial, readTlsMaterial, writeTlsMaterial } from '../grpc/tls';
 import { type Child, startChild } from '../local/child';
 import { isDns1123Label } from '../naming';
-import { workspaceFilters } from '../sync/filters';
+import { SOURCE_SET_ARGS, sourceSetRules } from '../sync/source-set';
 import { installFile } from '../files';
 import { certificateExpiry } from '../pki/certificate';
 import { agentIsServing } from './agent-health';
@@ -192,9 +192,14 @@ export class LocalBackend implements ComputeBackend {
       throw err;
     }
     if (!isDirectory(destination)) throw new Error(`volume ${volume} does not exist: ensureVolume first`);
-    const args = ['-a', '--delete', ...workspaceFilters(source), `${source}/`, `${destination}/`];
+    // A warm-up: the proxy syncs again before every command, and names the links that leave the
+    // workspace then; here they are left out, as the agent's rsync leaves them out.
+    const rules = await sourceSetRules(source, { outsideLinks: 'skip' });
+    const args = ['-a', '--safe-links', '--delete', ...SOURCE_SET_ARGS, `${source}/`, `${destination}/`];
     try {
-      await promisify(execFile)('rsync', args, { maxBuffer: 16 * 1024 * 1024 });
+      const rsync = promisify(execFile)('rsync', args, { maxBuffer: 16 * 1024 * 1024 });
+      rsync.child.stdin!.end(rules);
+      await rsync;
     } catch (err) {
       const { code, stderr } = err as { code?: unknown; stderr?: string };
       throw new Error(`rsync of ${source} into volume ${volume} failed (exit ${code}): ${stderr?.trim() || errorMessage(err)}`);

@@ -48,6 +48,8 @@ export interface RsyncToAgentOptions {
   cwd: string;
   /** What is being synced where, for error messages. */
   describe: string;
+  /** What rsync reads on its stdin (e.g. filter rules for --exclude-from=-). */
+  stdin?: Buffer;
   /** The -e value, if not REMOTE_SHELL itself (tests put a hostile rewriter in front of it). */
   remoteShell?: string[];
 }
@@ -59,8 +61,10 @@ export function rsyncToAgent(options: RsyncToAgentOptions): Promise<void> {
   const rsync = spawn('rsync', ['-e', rsh, ...options.args], {
     cwd: options.cwd,
     env: withoutRsyncVariables(process.env),
-    stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+    stdio: [options.stdin ? 'pipe' : 'ignore', 'ignore', 'pipe', 'pipe'],
   });
+  rsync.stdin?.on('error', () => undefined); // EPIPE if rsync dies early; its status says why
+  rsync.stdin?.end(options.stdin);
   const relaySocket = rsync.stdio[RELAY_FD] as Socket;
   let stderr = Buffer.alloc(0);
   rsync.stderr!.on('data', (chunk: Buffer) => (stderr = Buffer.concat([stderr, chunk]).subarray(-STDERR_TAIL_BYTES)));

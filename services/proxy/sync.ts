@@ -6,7 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
-import { workspaceFilters } from '../../lib/sync/filters';
+import { SOURCE_SET_ARGS, sourceSetRules } from '../../lib/sync/source-set';
+import { sourceRulesStamp } from '../../lib/sync/rules-stamp';
 import { rsyncToAgent } from './rsync-transport';
 
 export { AgentUnreachableError } from './rsync-transport';
@@ -40,15 +41,25 @@ export async function syncWorkspace(options: SyncWorkspaceOptions): Promise<{ sy
   const { agent, sessionId } = options;
   const syncId = options.syncId ?? randomUUID();
   const workspace = path.resolve(options.workspace);
+  options.changed?.forEach(checkExpressible);
+  const started = performance.now();
+  // Changed paths are all there is to sync only while the rules that choose the files are the same.
+  const stamp = await sourceRulesStamp(workspace);
+  const changed = stampOfLastFullSync.get(workspace) === stamp ? options.changed : undefined;
+  const rules = await sourceSetRules(workspace, { changed });
   // rsync's quick check compares whole seconds: a same-size edit within the second of the last
   // sync would look unchanged, so paths known to have changed skip it.
-  const scope = options.changed ? ['--ignore-times', ...onlyChangesOf(options.changed)] : [];
-  const args = [...RSYNC_FLAGS, ...workspaceFilters(workspace), ...scope, './', 'agent:.'];
-  const started = performance.now();
-  const what = options.changed ? `${options.changed.length} changed paths of ${workspace}` : workspace;
-  await rsyncToAgent({ agent, syncId, args, cwd: workspace, describe: `sync ${syncId} of ${what} to the agent of session ${sessionId}` });
+  const scope = changed ? ['--ignore-times', ...onlyChangesOf(changed)] : [];
+  const args = [...RSYNC_FLAGS, ...SOURCE_SET_ARGS, ...scope, './', 'agent:.'];
+  const what = changed ? `${changed.length} changed paths of ${workspace}` : workspace;
+  const describe = `sync ${syncId} of ${what} to the agent of session ${sessionId}`;
+  await rsyncToAgent({ agent, syncId, args, stdin: rules, cwd: workspace, describe });
+  if (!changed) stampOfLastFullSync.set(workspace, stamp);
   return { syncId, ms: Math.round(performance.now() - started) };
 }
+
+/** Per workspace, the sourceRulesStamp its last full sync was made under. */
+const stampOfLastFullSync = new Map<string, string>();
 
 /** Characters a changed path may hold for onlyChangesOf: others make the caller sync everything. */
 const EXPRESSIBLE = /^[^\\\0-\x1f\x7f]+$/;
@@ -59,7 +70,7 @@ export function canSyncOnly(changed: string): boolean {
 }
 
 /**
- * Filter rules, placed after the workspace's own (so .gitignore and friends still win), that let
+ * Filter rules, placed after the source set's (so what git ignores stays out), that let
  * rsync into the changed paths and their parent directories and nowhere else. Each path is a file or
  * a whole tree, present or deleted: in the directories it enters, rsync's --delete removes what the
  * sender no longer has, and what the rules exclude is protected from deletion on the receiver.
@@ -67,13 +78,17 @@ export function canSyncOnly(changed: string): boolean {
 export function onlyChangesOf(changed: string[]): string[] {
   const rules = new Set<string>();
   for (const file of changed) {
-    if (!canSyncOnly(file)) throw new Error(`cannot sync only ${JSON.stringify(file)}: sync everything instead`);
+    checkExpressible(file);
     const parts = file.split('/').map(escapeWildcards);
     for (let depth = 1; depth < parts.length; depth++) rules.add(`--include=/${parts.slice(0, depth).join('/')}/`);
     rules.add(`--include=/${parts.join('/')}`);
     rules.add(`--include=/${parts.join('/')}/***`);
   }
   return [...rules, '--exclude=*'];
+}
+
+function checkExpressible(file: string): void {
+  if (!canSyncOnly(file)) throw new Error(`cannot sync only ${JSON.stringify(file)}: sync everything instead`);
 }
 
 /** rsync honours backslash escapes in a pattern that has wildcards; every pattern here may get one. */

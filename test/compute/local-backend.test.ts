@@ -158,7 +158,7 @@ test('waitForAgent returns the address once the agent answers over mTLS; agentPr
   await expect(waiting).rejects.toMatchObject({ name: 'AbortError' });
 });
 
-test('syncs a workspace like the developer sees it: ignored files, bazel links and .git stay out', async () => {
+test('syncs a workspace like the developer sees it: what git ignores, bazel links, .git and links out stay out', async () => {
   await provision();
   const source = path.join(home, 'src');
   const files: Record<string, string> = {
@@ -170,16 +170,16 @@ test('syncs a workspace like the developer sees it: ignored files, bazel links a
     'pkg/lib.o': 'object',
     'pkg/local.txt': 'mine',
     'scratch/notes': 'n',
-    '.bazelignore': '# generated\nnode_modules\n./third_party/cache/\n',
-    'node_modules/m.js': 'm',
-    'third_party/cache/blob': 'b',
-    'third_party/keep.txt': 'k',
-    '.git/HEAD': 'ref: refs/heads/main',
+    '.bazelignore': 'third_party/dep\n',
+    'third_party/dep/BUILD': 'read by local Bazel through local_repository',
   };
+  fs.mkdirSync(source);
+  expect(spawnSync('git', ['init', '-q'], { cwd: source, env: process.env }).status).toBe(0);
   for (const [file, content] of Object.entries(files)) {
     fs.mkdirSync(path.dirname(path.join(source, file)), { recursive: true });
     fs.writeFileSync(path.join(source, file), content);
   }
+  fs.symlinkSync('/etc', path.join(source, 'etc')); // leaves the workspace: the proxy refuses it, this warm-up skips it
   fs.symlinkSync(os.tmpdir(), path.join(source, 'bazel-bin'));
 
   await backend.syncWorkspace(VOLUME, source);
@@ -191,9 +191,10 @@ test('syncs a workspace like the developer sees it: ignored files, bazel links a
     fs.lstatSync(path.join(workspace, entry)).isFile(),
   );
   expect(synced.sort()).toEqual(
-    ['.bazelignore', '.gitignore', 'BUILD.bazel', 'pkg/.gitignore', 'pkg/lib.cc', 'third_party/keep.txt'].sort(),
+    ['.bazelignore', '.gitignore', 'BUILD.bazel', 'pkg/.gitignore', 'pkg/lib.cc', 'third_party/dep/BUILD'].sort(),
   );
   expect(fs.existsSync(path.join(workspace, 'bazel-bin'))).toBe(false);
+  expect(fs.existsSync(path.join(workspace, 'etc'))).toBe(false);
 
   await expect(backend.syncWorkspace(VOLUME, path.join(home, 'nowhere'))).rejects.toMatchObject({
     name: 'WorkspaceNotFound',

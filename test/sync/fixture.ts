@@ -86,7 +86,8 @@ export async function startFixture(agentOptions: Partial<AgentServerOptions> = {
 }
 
 export function empty(dir: string): void {
-  for (const entry of fs.readdirSync(dir)) fs.rmSync(path.join(dir, entry), { recursive: true });
+  // As bytes: a name need not be UTF-8.
+  for (const entry of fs.readdirSync(dir, { encoding: 'buffer' })) fs.rmSync(Buffer.concat([Buffer.from(`${dir}/`), entry]), { recursive: true });
 }
 
 /** A client of the agent at `address` that accepts only the agent of `sessionId`. */

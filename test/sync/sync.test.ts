@@ -2,6 +2,7 @@
  * The proxy's syncWorkspace against a real agent server: real rsync at both ends, carried by the
  * agent's mTLS Sync stream.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -58,6 +59,7 @@ test('after an edit only the edited file travels; deletions and mode changes fol
 });
 
 test('a sync of named changes walks only them, and ends where a full sync would', async () => {
+  gitInit(f.source);
   writeTree(f.source, 300, () => 100);
   write(f.source, { '.gitignore': '*.log\n', 'keep/a.txt': 'a', 'gone/x.txt': 'x', 'gone/deep/y.txt': 'y', 'odd/[x]*?.txt': '1' });
   await f.sync();
@@ -84,7 +86,8 @@ test('a sync of named changes walks only them, and ends where a full sync would'
 
   fs.rmSync(path.join(f.workspace, 'd0', 'built-remotely.txt'));
   await f.sync({ changed: ['d2/f250.txt'] });
-  expect(snapshot(f.workspace)).toEqual(Object.fromEntries(Object.entries(local).filter(([name]) => !name.endsWith('.log'))));
+  const sent = Object.entries(local).filter(([name]) => !name.endsWith('.log') && name !== '.git' && !name.startsWith('.git/'));
+  expect(snapshot(f.workspace)).toEqual(Object.fromEntries(sent));
 });
 
 test('paths a change list cannot express are refused, for a full sync instead', async () => {
@@ -93,14 +96,14 @@ test('paths a change list cannot express are refused, for a full sync instead', 
   }
 });
 
-test('ignored files, .git, .bazelignore dirs and top-level bazel-* links stay home, and survive remotely', async () => {
+test('ignored files, .git and top-level bazel-* links stay home and survive remotely; .bazelignore removes nothing', async () => {
+  gitInit(f.source);
   write(f.source, {
     'BUILD.bazel': 'filegroup(name = "all")',
     'pkg/lib.cc': 'int f();',
     'pkg/lib.o': 'object code',
     'scratch/notes': 'mine',
     '.gitignore': '*.o\n/scratch/\n',
-    '.git/HEAD': 'ref: refs/heads/main',
     '.bazelignore': 'node_modules\n',
     'node_modules/dep/index.js': 'module.exports = 1',
     'pkg/bazel-not-top-level': 'kept: only top-level bazel-* are links',
@@ -109,17 +112,19 @@ test('ignored files, .git, .bazelignore dirs and top-level bazel-* links stay ho
   fs.symlinkSync(f.source, path.join(f.source, 'bazel-source'));
 
   await f.sync();
-  // The receiver protects what the .gitignore files it now has exclude.
-  write(f.workspace, { 'pkg/built.o': 'left by a build', 'scratch/remote': 'left by a build' });
+  // The receiver protects what git ignores on the laptop; what only the agent has goes.
+  write(f.workspace, { 'pkg/built.o': 'not on the laptop', 'scratch/remote': 'in a directory the laptop ignores' });
   await f.sync();
 
   expect(Object.keys(snapshot(f.workspace)).sort()).toEqual([
     '.bazelignore',
     '.gitignore',
     'BUILD.bazel',
+    'node_modules',
+    'node_modules/dep',
+    'node_modules/dep/index.js',
     'pkg',
     'pkg/bazel-not-top-level',
-    'pkg/built.o',
     'pkg/lib.cc',
     'scratch',
     'scratch/remote',
@@ -186,3 +191,7 @@ test('only the agent of the session is trusted, and only its proxy may sync', as
   );
   expect(fs.readdirSync(f.workspace)).toEqual([]);
 });
+
+function gitInit(dir: string): void {
+  execFileSync('git', ['init', '-q'], { cwd: dir, env: process.env, stdio: 'ignore' });
+}
