@@ -3,6 +3,7 @@
  * with heartbeats keeping the session from going idle while it runs.
  */
 import * as grpc from '@grpc/grpc-js';
+import { ignoredInputWatch } from '../../lib/sync/ignored-input-hint';
 import type { CommandRelay, RunRequest, RunResponse } from './command-server';
 import { openSession, type SessionLink } from './session';
 import { AgentUnreachableError, syncWorkspace } from './sync';
@@ -76,8 +77,11 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
         const call = l.agent.run({ request, clientWorkspace: workspace, clientOutputBase: outputBase, syncId });
         const cancel = () => call.cancel();
         signal.addEventListener('abort', cancel, { once: true });
+        const ignoredInputs = ignoredInputWatch(workspace); // a failure on a source the sync left out says so
         call.on('data', (response: RunResponse) => {
           streamed = true;
+          const hint = ignoredInputs.hintBefore(response);
+          if (hint) onResponse({ standardError: hint });
           onResponse(response);
         });
         call.on('end', () => resolve(null));
