@@ -3,6 +3,7 @@
  * (through `rbs javabase`); the proxy gets a session from the orchestrator, syncs with real rsync
  * over mTLS and relays to the session's agent, which drives a real Bazel server on the volume.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -13,7 +14,7 @@ import { protos } from '../../lib/grpc/protos';
 import { encodeServerInfo, processStartTime } from '../../lib/bazel/server-files';
 import { useStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
-import { type BazelWorkspace, isAlive, remoteOf, workspaceOfNewUser } from './fixture';
+import { type BazelWorkspace, isAlive, remoteOf, workspaceOfNewUser, writeFiles } from './fixture';
 
 jest.setTimeout(120_000);
 
@@ -59,7 +60,8 @@ it('passes exit codes through: 1 broken BUILD, 2 bad flag, 3 failing test', asyn
   expect((await ws.bazel(['test', ...ws.buildOptions, '//:fail'])).code).toBe(3);
 });
 
-it('syncs before every command: edits are seen, deletions follow, ignored files stay home', async () => {
+it('syncs before every command: edits are seen, deletions follow, ignored files stay home and are named when missed', async () => {
+  execFileSync('git', ['init', '-q'], { cwd: ws.workspace, env: process.env });
   fs.writeFileSync(path.join(ws.workspace, '.gitignore'), 'secret.txt\n');
   fs.writeFileSync(path.join(ws.workspace, 'secret.txt'), 'do not send\n');
   fs.writeFileSync(path.join(ws.workspace, 'extra.txt'), 'extra\n');
@@ -73,6 +75,20 @@ it('syncs before every command: edits are seen, deletions follow, ignored files 
   expect((await build('//:gen')).code).toBe(0);
   expect(fs.readFileSync(path.join(workspace, 'bazel-bin', 'gen.txt'), 'utf8')).toBe('edited\n');
   expect(fs.existsSync(path.join(workspace, 'extra.txt'))).toBe(false);
+
+  // A genrule reads a generated file git ignores: the failure names it and how to send it.
+  writeFiles(ws.workspace, {
+    '.gitignore': 'secret.txt\ngen/config.h\n',
+    'gen/BUILD': 'genrule(name = "copy", srcs = ["config.h"], outs = ["copy.h"], cmd = "cp $< $@")\n',
+    'gen/config.h': '#define GENERATED 1\n',
+  });
+  const missed = await build('//gen:copy');
+  expect(missed.code).toBe(1);
+  expect(missed.stderr).toContain("missing input file '//gen:config.h'");
+  expect(missed.stderr).toContain(`could not find gen/config.h, which exist in ${ws.workspace} but were not sent`);
+  expect(missed.stderr).toContain(`"sync.include" in ${path.join(ws.workspace, '.rbs.json')}`);
+  writeFiles(ws.workspace, { '.rbs.json': '{"sync": {"include": ["gen/config.h"]}}' });
+  expect((await build('//gen:copy')).code).toBe(0);
 });
 
 it('syncs everything first, then nothing while nothing changed, then only what changed', async () => {
