@@ -4,7 +4,7 @@
  * local rsync; an incremental sync of one changed file in a 100,000-file tree; Ctrl-C to the remote
  * action's end. Real Bazel, real rsync, the whole stack on this machine.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -40,11 +40,20 @@ async function nextChanges(watch: WorkspaceWatch): Promise<string[]> {
   }
 }
 
+/** Makes `dir` a git repository with everything in it committed. */
+function commitAll(dir: string): void {
+  const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=bench', '-c', 'user.email=bench@example.com', ...args], { cwd: dir, stdio: 'ignore' });
+  git('init', '-q');
+  git('add', '-A');
+  git('commit', '-qm', 'the benchmark tree');
+}
+
 async function syncFigures(): Promise<Row[]> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-bench-sync-'));
   const f = await startAgentProcess(root);
   try {
     writeTree(f.source, 10_000, (i) => 100 + (i % 900));
+    commitAll(f.source); // the source set then comes from git, as in a developer's workspace
     const local = path.join(root, 'local');
     fs.mkdirSync(local);
     // Interleaved, so a slow spell of the machine (disk writeback, other load) hits both alike.
@@ -52,7 +61,7 @@ async function syncFigures(): Promise<Row[]> {
     const ours: number[] = [];
     for (let i = 0; i < SYNC_ROUNDS; i++) {
       empty(local);
-      plain.push(await timed(() => promisify(execFile)('rsync', ['-a', `${f.source}/`, `${local}/`])));
+      plain.push(await timed(() => promisify(execFile)('rsync', ['-a', '--exclude=/.git', `${f.source}/`, `${local}/`])));
       empty(f.workspace);
       ours.push(await timed(() => f.sync()));
     }
@@ -60,6 +69,7 @@ async function syncFigures(): Promise<Row[]> {
     empty(f.source);
     empty(f.workspace);
     writeTree(f.source, 100_000, () => 64);
+    commitAll(f.source);
     // As the proxy does: the watch is up before the first (full) sync, later syncs send what it saw.
     const watch = watchWorkspace(f.source, (message) => console.log(message));
     const watchReady = await timed(() => watch.ready);
@@ -76,10 +86,10 @@ async function syncFigures(): Promise<Row[]> {
       return [
         { metric: 'initial sync, 10k files: RBS', value: Math.min(...ours), unit: 'ms' },
         { metric: 'initial sync, 10k files: local rsync -a', value: Math.min(...plain), unit: 'ms' },
-        { metric: 'initial sync throughput vs local rsync', value: Math.min(...plain) / Math.min(...ours), unit: 'x', aim: '>= 0.8' },
+        { metric: 'initial sync throughput vs local rsync', value: Math.min(...plain) / Math.min(...ours), unit: 'x', aim: '>= 0.9' },
         { metric: 'watching a 100k-file workspace: start', value: watchReady, unit: 'ms' },
         { metric: 'full sync, 100k files, nothing changed', value: unchanged, unit: 'ms' },
-        { metric: 'sync, 100k files, one file changed (p50)', value: percentile(incremental, 50), unit: 'ms', aim: '<= 150' },
+        { metric: 'sync, 100k files, one file changed (p50)', value: percentile(incremental, 50), unit: 'ms', aim: '<= 100' },
       ];
     } finally {
       watch.close();

@@ -21,16 +21,14 @@ const MAX_LISTING_BYTES = 1 << 30;
 const SLASH = 0x2f;
 
 /**
- * git's view of `dir` (or only of `pathspecs`, literal paths relative to it, each a file or a
- * tree), or null when `dir` is not in a git work tree. A git that fails otherwise (say, it
- * distrusts the repository's owner) throws: guessing would sync the wrong set silently.
+ * git's view of `dir`, or null when `dir` is not in a git work tree. A git that fails otherwise
+ * (say, it distrusts the repository's owner) throws: guessing would sync the wrong set silently.
  */
-export async function gitView(dir: string, pathspecs?: string[]): Promise<GitView | null> {
-  const scope = pathspecs ? ['--', ...pathspecs] : [];
+export async function gitView(dir: string): Promise<GitView | null> {
   const [ignored, staged, untracked] = await Promise.all([
-    git(dir, ['ls-files', '-z', '--others', '--ignored', '--exclude-standard', '--directory', ...scope]),
-    git(dir, ['ls-files', '-z', '--stage', ...scope]),
-    git(dir, ['ls-files', '-z', '--others', '--exclude-standard', ...scope]),
+    git(dir, IGNORED),
+    git(dir, ['ls-files', '-z', '--stage']),
+    git(dir, ['ls-files', '-z', '--others', '--exclude-standard']),
   ]);
   if (ignored === null || staged === null || untracked === null) return null;
   const view: GitView = { ignored: entries(ignored), links: [] };
@@ -44,10 +42,42 @@ export async function gitView(dir: string, pathspecs?: string[]): Promise<GitVie
   }
   for (const file of entries(untracked)) {
     if (file.at(-1) === SLASH) nested.push(file.subarray(0, -1)); // a repository inside this one
-    else if (fs.lstatSync(Buffer.concat([Buffer.from(`${dir}/`), file]), { throwIfNoEntry: false })?.isSymbolicLink()) view.links.push(file);
+    else if (lstat(dir, file)?.isSymbolicLink()) view.links.push(file);
   }
   for (const repo of new Set(nested.map((n) => n.toString('latin1')))) await addNested(dir, Buffer.from(repo, 'latin1'), view);
   return view;
+}
+
+/**
+ * git's view of `pathspecs` only (literal paths relative to `dir`, each a file or a tree, present
+ * or not), for a sync of a few changed paths: one question to git, whose index alone is a cost on
+ * a large tree, and the symlinks and nested repositories found by walking the paths themselves.
+ */
+export async function gitViewOf(dir: string, pathspecs: string[]): Promise<GitView | null> {
+  const ignored = await git(dir, [...IGNORED, '--', ...pathspecs]);
+  if (ignored === null) return null;
+  const view: GitView = { ignored: entries(ignored), links: [] };
+  const skipped = new Set(view.ignored.map((entry) => (entry.at(-1) === SLASH ? entry.subarray(0, -1) : entry).toString('latin1')));
+  const walk = async (rel: Buffer): Promise<void> => {
+    const name = rel.toString('latin1');
+    // An ignored path, or one in an ignored directory (git names a changed path inside one by the directory).
+    if ([...name.matchAll(/\//g)].some((m) => skipped.has(name.slice(0, m.index))) || skipped.has(name)) return;
+    const stat = lstat(dir, rel);
+    if (stat?.isSymbolicLink()) view.links.push(rel);
+    if (!stat?.isDirectory()) return;
+    if (fs.existsSync(Buffer.concat([Buffer.from(`${dir}/`), rel, Buffer.from('/.git')]))) return addNested(dir, rel, view);
+    for (const name of fs.readdirSync(Buffer.concat([Buffer.from(`${dir}/`), rel]), { encoding: 'buffer' })) {
+      if (name.toString('latin1') !== '.git') await walk(Buffer.concat([rel, Buffer.from('/'), name]));
+    }
+  };
+  for (const file of pathspecs) await walk(Buffer.from(file));
+  return view;
+}
+
+const IGNORED = ['ls-files', '-z', '--others', '--ignored', '--exclude-standard', '--directory'];
+
+function lstat(dir: string, file: Buffer): fs.Stats | undefined {
+  return fs.lstatSync(Buffer.concat([Buffer.from(`${dir}/`), file]), { throwIfNoEntry: false });
 }
 
 /** A nested repository's own view, under its path; a submodule that is not checked out has none. */

@@ -13,7 +13,7 @@
  */
 import * as fs from 'node:fs';
 import { readWorkspaceSettings } from '../workspace-settings';
-import { byRepository, gitView, type GitView } from './git-view';
+import { byRepository, gitView, gitViewOf, type GitView } from './git-view';
 import { refuseOutsideLinks } from './outside-links';
 
 /** rsync reads the rules, NUL-separated, from its stdin. */
@@ -41,7 +41,7 @@ export async function sourceSetRules(workspace: string, options: SourceSetOption
   const { sync } = readWorkspaceSettings(workspace);
   const { changed } = options;
   const excluded = sync.exclude.map((file) => Buffer.from(file));
-  const git = await gitViewOf(workspace, changed);
+  const git = await gitViewOfChanges(workspace, changed);
   if (options.outsideLinks !== 'skip') {
     const links = git ? git.links : findLinks(workspace, changed ?? ['']);
     // git lists no links under the ignored paths that sync.include brings in.
@@ -58,13 +58,13 @@ export async function sourceSetRules(workspace: string, options: SourceSetOption
   return Buffer.concat(rules.flatMap((r) => [r, Buffer.of(0)]));
 }
 
-/** git's view of the workspace, or of the changed paths each asked of the repository that owns it. */
-async function gitViewOf(workspace: string, changed?: string[]): Promise<GitView | null> {
+/** git's view of the workspace, or of the changed paths, each asked of the repository that owns it. */
+async function gitViewOfChanges(workspace: string, changed?: string[]): Promise<GitView | null> {
   if (!changed) return gitView(workspace);
   if (changed.length === 0) return { ignored: [], links: [] };
   const view: GitView = { ignored: [], links: [] };
   for (const [repo, paths] of byRepository(workspace, changed)) {
-    const inner = await gitView(repo === '' ? workspace : `${workspace}/${repo}`, paths);
+    const inner = await gitViewOf(repo === '' ? workspace : `${workspace}/${repo}`, paths);
     if (!inner) {
       if (repo === '') return null; // not in git at all
       continue; // a .git that is no repository: its files are plain files of the outer one

@@ -61,8 +61,11 @@ export async function syncWorkspace(options: SyncWorkspaceOptions): Promise<{ sy
 /** Per workspace, the sourceRulesStamp its last full sync was made under. */
 const stampOfLastFullSync = new Map<string, string>();
 
-/** Characters a changed path may hold for onlyChangesOf: others make the caller sync everything. */
-const EXPRESSIBLE = /^[^\\\0-\x1f\x7f]+$/;
+/**
+ * Characters a changed path may hold for onlyChangesOf: others make the caller sync everything. A
+ * U+FFFD stands for bytes that were not UTF-8, which the path no longer names exactly.
+ */
+const EXPRESSIBLE = /^[^\\\0-\x1f\x7f\uFFFD]+$/;
 
 /** Whether onlyChangesOf can express `changed` exactly. */
 export function canSyncOnly(changed: string): boolean {

@@ -91,7 +91,7 @@ test('a sync of named changes walks only them, and ends where a full sync would'
 });
 
 test('paths a change list cannot express are refused, for a full sync instead', async () => {
-  for (const bad of ['../up', '/abs', 'a/../b', 'back\\slash', 'new\nline', '', 'a//b']) {
+  for (const bad of ['../up', '/abs', 'a/../b', 'back\\slash', 'new\nline', '', 'a//b', 'not-utf8-\uFFFD']) {
     await expect(f.sync({ changed: [bad] })).rejects.toThrow('sync everything instead');
   }
 });
