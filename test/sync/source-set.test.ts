@@ -104,6 +104,10 @@ const CASES: Record<string, Case> = {
     tracked: { '.gitignore': '*.tmp\n', '[a]*?.txt': 'kept' },
     untracked: { '[a]*?.tmp': 'ignored', 'back\\slash.tmp': 'ignored', 'back\\slash.txt': 'kept', 'star*/x.txt': 'kept' },
   },
+  'names that look like rsync rules cannot widen or narrow the set': {
+    tracked: { '.gitignore': '*.o\n' },
+    untracked: { '+ keep.o': 'ignored', '- drop.txt': 'kept', '***.o': 'ignored', ';x.o': 'ignored', '#y.txt': 'kept', 'merge, x.txt': 'kept' },
+  },
   'names with spaces, and trailing spaces that .gitignore strips': {
     tracked: { '.gitignore': 'with space.o\ntrailing  \n' },
     untracked: { 'with space.o': 'ignored', 'trailing': 'ignored', 'a b/c d.txt': 'kept' },
