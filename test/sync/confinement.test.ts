@@ -61,20 +61,24 @@ describe('hostile server_args are refused before anything runs', () => {
   });
 });
 
-test('symlinks out of the workspace are not created, in-tree ones are', async () => {
+test('symlinks out of the workspace: our proxy refuses them by name, the agent never creates them, in-tree ones arrive', async () => {
   write(f.source, { 'pkg/real.txt': 'real' });
   fs.symlinkSync(f.canary, path.join(f.source, 'canary-link'));
   fs.symlinkSync('/etc', path.join(f.source, 'etc'));
   fs.symlinkSync('../..', path.join(f.source, 'pkg', 'up'));
   fs.symlinkSync('real.txt', path.join(f.source, 'pkg', 'alias.txt'));
 
-  await f.sync();
+  await expect(f.sync()).rejects.toThrow(/3 symlink\(s\).*canary-link -> .*etc -> \/etc.*pkg\/up -> \.\.\/\.\./s);
+  // A proxy that sends them all the same.
+  const agent = f.client();
+  const args = ['--recursive', '--links', '--times', '--executability', '--delete', './', 'agent:.'];
+  await rsyncToAgent({ agent, syncId: 'unchecked', args, cwd: f.source, describe: 'a sync without the proxy checks' }).finally(() => agent.close());
 
   const { 'pkg/real.txt': real } = snapshot(f.source);
   expect(snapshot(f.workspace)).toEqual({ pkg: 'dir', 'pkg/real.txt': real, 'pkg/alias.txt': '-> real.txt' });
 
   // The same names as real directories arrive as such, and nothing lands in the canary.
-  for (const link of ['canary-link', 'etc']) fs.rmSync(path.join(f.source, link));
+  for (const link of ['canary-link', 'etc', 'pkg/up']) fs.rmSync(path.join(f.source, link));
   write(f.source, { 'canary-link/passwd': 'owned', 'etc/passwd': 'owned' });
   await f.sync();
   expect(fs.readFileSync(path.join(f.workspace, 'canary-link', 'passwd'), 'utf8')).toBe('owned');
