@@ -54,7 +54,7 @@ export async function gitView(dir: string): Promise<GitView | null> {
  * a large tree, and the symlinks and nested repositories found by walking the paths themselves.
  */
 export async function gitViewOf(dir: string, pathspecs: string[]): Promise<GitView | null> {
-  const ignored = await git(dir, [...IGNORED, '--', ...pathspecs]);
+  const ignored = (await noneIgnored(dir, pathspecs)) ? Buffer.alloc(0) : await git(dir, [...IGNORED, '--', ...pathspecs]);
   if (ignored === null) return null;
   const view: GitView = { ignored: entries(ignored), links: [] };
   const skipped = new Set(view.ignored.map((entry) => (entry.at(-1) === SLASH ? entry.subarray(0, -1) : entry).toString('latin1')));
@@ -72,6 +72,17 @@ export async function gitViewOf(dir: string, pathspecs: string[]): Promise<GitVi
   };
   for (const file of pathspecs) await walk(Buffer.from(file));
   return view;
+}
+
+/**
+ * Whether `pathspecs`, none a directory, all escape git's ignore patterns: then git keeps them,
+ * tracked or not. The usual change (an edited source) is settled so, without reading the index,
+ * which on a large tree is most of what a question to git costs.
+ */
+async function noneIgnored(dir: string, pathspecs: string[]): Promise<boolean> {
+  if (pathspecs.some((file) => lstat(dir, Buffer.from(file))?.isDirectory())) return false;
+  const matched = await git(dir, ['check-ignore', '--no-index', '-z', '--stdin'], Buffer.from(pathspecs.map((file) => `${file}\0`).join('')));
+  return matched !== null && matched.length === 0;
 }
 
 const IGNORED = ['ls-files', '-z', '--others', '--ignored', '--exclude-standard', '--directory'];
@@ -137,19 +148,23 @@ export function gitEnv(): NodeJS.ProcessEnv {
 }
 
 /** git's stdout, or null when `dir` is in no work tree. */
-function git(dir: string, args: string[]): Promise<Buffer | null> {
+function git(dir: string, args: string[], input?: Buffer): Promise<Buffer | null> {
   const env = gitEnv();
-  return new Promise((resolve, reject) =>
-    execFile(
+  return new Promise((resolve, reject) => {
+    const child = execFile(
       'git',
-      ['--literal-pathspecs', '--no-optional-locks', ...args],
+      // check-ignore takes paths, which it refuses to read as literal pathspecs.
+      [...(args[0] === 'check-ignore' ? [] : ['--literal-pathspecs']), '--no-optional-locks', ...args],
       { cwd: dir, env, encoding: 'buffer', maxBuffer: MAX_LISTING_BYTES },
       (err, stdout, stderr) => {
-        if (!err) return resolve(stdout);
         const message = stderr.toString('utf8').trim();
+        // check-ignore exits 1, saying nothing, when no path is ignored.
+        if (!err || (args[0] === 'check-ignore' && err.code === 1 && message === '')) return resolve(stdout);
         if (/not a git repository/i.test(message)) return resolve(null);
         reject(new Error(`git ${args.slice(0, 2).join(' ')} in ${dir} failed, so the files to sync are unknown: ${message || err.message}`));
       },
-    ),
-  );
+    );
+    child.stdin!.on('error', () => undefined); // EPIPE if git exits early; its status says why
+    child.stdin!.end(input);
+  });
 }

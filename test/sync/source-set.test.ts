@@ -237,6 +237,10 @@ test('a sync of changed paths asks git about them: an ignored new file stays hom
   write(f.source, { 'b.o': 'ignored', 'b.c': 'b', 'gen/config.h': 'included', 'gen/x.o': 'ignored' });
   await f.sync({ changed: ['b.o', 'b.c', 'gen'] });
   expect(contentOf(f.workspace, filesUnder(f.workspace))).toEqual(contentOf(f.source, expectedSet(f.source)));
+  write(f.source, { 'c.o': 'ignored', 'c.c': 'c' }); // files only: git's patterns are asked first
+  await f.sync({ changed: ['c.o'] });
+  await f.sync({ changed: ['c.c'] });
+  expect(contentOf(f.workspace, filesUnder(f.workspace))).toEqual(contentOf(f.source, expectedSet(f.source)));
 
   fs.symlinkSync('/etc', path.join(f.source, 'etc'));
   await expect(f.sync({ changed: ['etc'] })).rejects.toThrow(/etc -> \/etc/);
