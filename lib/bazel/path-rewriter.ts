@@ -5,13 +5,18 @@
  *
  * A path is rewritten only as a whole-path prefix: `from` must be followed by `/` or a byte that
  * cannot continue a file name, and preceded by one that cannot be inside one (or an ANSI escape
- * sequence, or `file://`), so `/agent/ws-other` and `/x/agent/ws` stay as they are.
+ * sequence, `file://` or a JSON `\uXXXX` escape), so `/agent/ws-other` and `/x/agent/ws` stay as they are.
  */
 
 /** Bytes that may continue a file name in ordinary output (UTF-8 names are all ≥ 0x80). */
 const NAME_BYTE = 'A-Za-z0-9._\\-+~@%#$\\x80-\\xff';
-/** What may stand right before a rewritten path: nothing, a non-name byte, a colour code, a file URI. */
-const BEFORE = `(?<=^|[^${NAME_BYTE}/]|\\x1b\\[[0-9;?]*[A-Za-z]|file://)`;
+/** The escape byte of a colour code: itself, or as JSON and protobuf text format write it. */
+const ESC = '(?:\\x1b|\\\\u001b|\\\\033)';
+/**
+ * What may stand right before a rewritten path: nothing, a non-name byte, a colour code, a file URI,
+ * or a JSON unicode escape (Bazel's JSON writes `=` as `\u003d`).
+ */
+const BEFORE = `(?<=^|[^${NAME_BYTE}/]|${ESC}\\[[0-9;?]*[A-Za-z]|file://|\\\\u[0-9a-fA-F]{4})`;
 const AFTER = `(?=$|/|[^${NAME_BYTE}])`;
 /** Enough original bytes to decide BEFORE for a path at the start of the next chunk. */
 const CONTEXT_BYTES = 64;

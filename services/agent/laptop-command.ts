@@ -33,7 +33,7 @@ export interface LaptopCommand {
   mapping: PathFlagMapping;
   /** Passes a response on, in laptop paths. */
   send(response: RunResponse__Output): void;
-  /** The command is over: its build event files are kept for the proxy. */
+  /** The command is over: files nobody can ask for (no final response) go. */
   end(): void;
 }
 
@@ -80,13 +80,13 @@ export class LaptopCommands {
       mapping,
       send: (response) => {
         commandId ||= response.commandId;
+        // Kept before the final response leaves: the proxy asks for the files as soon as it has it.
+        if (response.finished && commandId && mapping.buildEventFiles.length) this.keep(commandId, { dir, mapping, pairs });
         output.send(response);
       },
       end: () => {
         output.close();
-        if (!mapping.buildEventFiles.length) return;
-        if (!commandId) return void fs.rmSync(dir, { recursive: true, force: true });
-        this.keep(commandId, { dir, mapping, pairs });
+        if (mapping.buildEventFiles.length && !this.kept.has(commandId)) fs.rmSync(dir, { recursive: true, force: true });
       },
     };
   }

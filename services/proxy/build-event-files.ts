@@ -50,7 +50,10 @@ function fetchFile(agent: AgentClient, commandId: string, flag: string, laptopPa
   return new Promise((resolve, reject) => {
     const call = agent.readBuildEventFile({ commandId, flag });
     let out: fs.WriteStream | undefined;
+    /** grpc-js ends the stream after an error status too: then nothing may be written. */
+    let failed = false;
     const fail = (err: Error) => {
+      failed = true;
       call.cancel();
       out?.destroy();
       reject(err);
@@ -62,8 +65,13 @@ function fetchFile(agent: AgentClient, commandId: string, flag: string, laptopPa
         out.once('drain', () => call.resume());
       }
     });
-    call.on('error', (err: grpc.ServiceError) => (err.code === grpc.status.NOT_FOUND ? resolve() : fail(new Error(err.details || err.message))));
+    call.on('error', (err: grpc.ServiceError) => {
+      if (err.code !== grpc.status.NOT_FOUND) return fail(new Error(err.details || err.message));
+      failed = true;
+      resolve();
+    });
     call.on('end', () => {
+      if (failed) return;
       out ??= fs.createWriteStream(laptopPath).on('error', fail); // an empty file is a file
       out.end(resolve);
     });

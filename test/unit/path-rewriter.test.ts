@@ -52,6 +52,12 @@ describe('PathRewriter', () => {
     }
   });
 
+  it('rewrites after JSON unicode escapes and escaped colour codes, as build event files write them', () => {
+    expect(once('"--client_cwd\\u003d/vol/v1/workspace/lib"').toString()).toBe('"--client_cwd\\u003d/home/dev/proj/lib"');
+    // Colour codes inside build event files: ESC as JSON and as protobuf text format write it.
+    expect(once('"\\u001b[0m/vol/v1/workspace/BUILD" "\\033[0m/vol/v1/workspace/BUILD"').toString()).toBe('"\\u001b[0m/home/dev/proj/BUILD" "\\033[0m/home/dev/proj/BUILD"');
+  });
+
   it('rewrites after = : quotes and file:// (flags, JSON, build event URIs)', () => {
     expect(once('--x=/vol/v1/workspace "/vol/v1/workspace/a" PATH=/a:/vol/v1/workspace/bin file:///vol/v1/output_base/b').toString()).toBe(
       '--x=/home/dev/proj "/home/dev/proj/a" PATH=/a:/home/dev/proj/bin file:///home/dev/.cache/bazel/_bazel_dev/0123/b',
