@@ -222,10 +222,10 @@ export function mapPathFlags(args: Buffer[], startupOptions: { option: Buffer; s
  * The build event files a request asks for (flag and laptop path), as the proxy must know them to
  * write them where the developer asked, whatever the agent says.
  */
-export function requestedBuildEventFiles(args: Buffer[], clientWorkspace: string): { flag: BuildEventFileFlag; laptopPath: string }[] {
-  const placeholder = { volumeDir: '/', commandDir: '/' };
+export function requestedBuildEventFiles(args: Buffer[], client: PathFlagPlaces['client']): { flag: BuildEventFileFlag; laptopPath: string }[] {
+  const placeholder = { volumeDir: '/', commandDir: '/' }; // agent places play no part in what the developer asked
   try {
-    return mapPathFlags(args, [], { client: { workspace: clientWorkspace }, agent: placeholder }).buildEventFiles.map(({ flag, laptopPath }) => ({ flag, laptopPath }));
+    return mapPathFlags(args, [], { client, agent: placeholder }).buildEventFiles.map(({ flag, laptopPath }) => ({ flag, laptopPath }));
   } catch (err) {
     if (err instanceof PathFlagRefused) return []; // a refused command runs nothing, so it writes no file either
     throw err;

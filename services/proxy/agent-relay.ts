@@ -77,7 +77,7 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
         const call = l.agent.run({ request, clientWorkspace: workspace, clientOutputBase: outputBase, syncId });
         const cancel = () => call.cancel();
         signal.addEventListener('abort', cancel, { once: true });
-        const delivery = buildEventDelivery(l.agent, request, workspace, onResponse);
+        const delivery = buildEventDelivery(l.agent, request, { workspace, outputBase }, onResponse);
         call.on('data', (response: RunResponse) => {
           streamed = true;
           delivery.relay(response);

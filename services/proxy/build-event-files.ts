@@ -21,8 +21,14 @@ export interface BuildEventDelivery {
   settled(): Promise<void>;
 }
 
-export function buildEventDelivery(agent: AgentClient, request: RunRequest, workspace: string, onResponse: (r: RunResponse) => void): BuildEventDelivery {
-  const files = requestedBuildEventFiles(request.arg, workspace);
+/** `client`: this machine's workspace and output base, as the agent is told them. */
+export function buildEventDelivery(
+  agent: AgentClient,
+  request: RunRequest,
+  client: { workspace: string; outputBase: string },
+  onResponse: (r: RunResponse) => void,
+): BuildEventDelivery {
+  const files = requestedBuildEventFiles(request.arg, client);
   let commandId = '';
   let delivered = Promise.resolve();
   return {

@@ -34,8 +34,9 @@ beforeAll(async () => {
 });
 afterAll(() => ws?.destroy());
 
-test('a failing C++ build with colours: errors, build output and the build event file name laptop paths', async () => {
+test('a failing C++ build with colours: errors, build output and the build event files name laptop paths', async () => {
   const bep = path.join(ws.root, 'events', 'bep.json');
+  const bepText = path.join(ws.root, 'events', 'bep.txt');
   const cache = path.join(ws.root, 'outside-cache');
   fs.mkdirSync(path.dirname(bep));
   const { child, done } = ws.start([
@@ -44,6 +45,7 @@ test('a failing C++ build with colours: errors, build output and the build event
     '--keep_going',
     '--color=yes',
     `--build_event_json_file=${bep}`,
+    `--build_event_text_file=${bepText}`,
     `--disk_cache=${cache}`,
     '//main:hello-world',
     '//noisy',
@@ -74,7 +76,9 @@ test('a failing C++ build with colours: errors, build output and the build event
   expect(progress).toMatch(new RegExp(`\\x1b\\[[0-9;]*m${escape(ws.workspace)}/lib/BUILD:1:11: Compiling`));
   expect(progress).toContain(`real=${ws.workspace}/noisy/noisy.sh\n`);
   // No agent place but the look-alike the build printed; the agent's HOME and PATH stay, as the build's environment.
-  const placesNamed = events.split(`${remote.workspace}-other x${remote.workspace}`).join('');
+  const text = fs.readFileSync(bepText, 'latin1');
+  expect(text).toContain(`workspace_directory: "${ws.workspace}"`);
+  const placesNamed = [events, text].join('').split(`${remote.workspace}-other x${remote.workspace}`).join('');
   for (const place of [remote.workspace, remote.outputBase, path.join(volume, 'command-files'), path.join(volume, 'flag-dirs')]) {
     expect(placesNamed).not.toContain(place);
   }

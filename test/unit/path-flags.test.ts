@@ -62,7 +62,7 @@ describe('mapPathFlags', () => {
     ]);
     expect(agentBuildEventFile(result, 'build_event_json_file')).toBe('/vol/v1/command-files/c1/build_event_json_file');
     expect(agentBuildEventFile(mapped([]), 'build_event_json_file')).toBeUndefined();
-    expect(requestedBuildEventFiles(bytes(['build', ...CLIENT, '--build_event_json_file=/tmp/bep.json']), '/home/dev/proj')).toEqual([
+    expect(requestedBuildEventFiles(bytes(['build', ...CLIENT, '--build_event_json_file=/tmp/bep.json']), PLACES.client)).toEqual([
       { flag: 'build_event_json_file', laptopPath: '/tmp/bep.json' },
     ]);
   });
