@@ -33,7 +33,7 @@ export interface LaptopCommand {
   mapping: PathFlagMapping;
   /** Passes a response on, in laptop paths. */
   send(response: RunResponse__Output): void;
-  /** The command is over: files nobody can ask for (no final response) go. */
+  /** The command is over: held output goes out, and files nobody can ask for (no final response) go. */
   end(): void;
 }
 

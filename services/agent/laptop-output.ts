@@ -26,7 +26,7 @@ const response = (fields: Partial<RunResponse__Output>): RunResponse__Output => 
 
 export interface LaptopOutput {
   send: Send;
-  /** The command is over without a final response: nothing more is sent. */
+  /** The command is over: what is still held goes out (there was no final response to carry it). */
   close(): void;
 }
 
@@ -54,5 +54,11 @@ export function laptopOutput(pairs: readonly PathPair[], send: Send, note = ''):
     const standardErrorEnd = Buffer.concat([standardError, stderr.flush(), Buffer.from(note)]);
     send({ ...given, standardOutput: Buffer.concat([standardOutput, stdout.flush()]), standardError: standardErrorEnd });
   };
-  return { send: relay, close: () => clearTimeout(idle) };
+  return {
+    send: relay,
+    close: () => {
+      clearTimeout(idle);
+      flush();
+    },
+  };
 }

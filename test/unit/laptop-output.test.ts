@@ -27,7 +27,15 @@ describe('laptopOutput', () => {
     expect(text(sent)).toEqual(['|[3 / 7] Compiling ']);
     jest.advanceTimersByTime(IDLE_FLUSH_MS);
     expect(text(sent)).toEqual(['|[3 / 7] Compiling ', '|/vol/v1/work']);
+  });
+
+  it('sends what it holds when the command ends without a final response (the server failed)', () => {
+    const sent: RunResponse__Output[] = [];
+    const output = laptopOutput(PAIRS, (r) => sent.push(r));
+    output.send(out('/vol/v1/workspace', ''));
     output.close();
+    jest.advanceTimersByTime(IDLE_FLUSH_MS * 10);
+    expect(text(sent)).toEqual(['|', '/home/dev/proj|']); // the end of the stream ends the path
   });
 
   it('puts whatever is held, and the note, into the final response; nothing is sent after it', () => {
@@ -35,6 +43,7 @@ describe('laptopOutput', () => {
     const output = laptopOutput(PAIRS, (r) => sent.push(r), 'RBS: a note.\n');
     output.send(out('/vol/v1/workspace', '/vol/v1/workspace'));
     output.send(out('', '', true));
+    output.close();
     jest.advanceTimersByTime(IDLE_FLUSH_MS * 10);
     expect(text(sent)).toEqual(['|', '/home/dev/proj|/home/dev/proj' + 'RBS: a note.\n|done']);
   });
