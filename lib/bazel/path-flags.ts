@@ -16,9 +16,15 @@
  * - any other flag with an absolute path outside the workspace: refused, since nothing says the
  *   agent can honour it.
  *
+ * Every occurrence is mapped, whichever rc-file group it comes from; only occurrences that can apply
+ * to the command (their group's command and config) are refused, so an unused `build:prof
+ * --profile=…` in a team's .bazelrc does not block every build. Each build event file occurrence
+ * gets its own agent path: Bazel's own option rules pick the one it writes, and only that one exists.
+ *
  * Arguments are handled as Latin-1 strings of their bytes (lib/bazel/path-rewriter's bytesOf).
  */
 import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type PathPair, bytesOf } from './path-rewriter';
 
@@ -94,6 +100,8 @@ export interface PathFlagPlaces {
 }
 
 export interface BuildEventFile {
+  /** Names this occurrence between agent and proxy: the flag and its place among the flag's occurrences. */
+  id: string;
   flag: BuildEventFileFlag;
   /** Where the developer asked for it, on the laptop. */
   laptopPath: string;
@@ -114,6 +122,36 @@ interface FlagUse {
   name: string;
   value: string;
   replace: (value: string) => void;
+  /** False for an rc-file group that cannot apply to this command (another command, an unused config). */
+  applies: boolean;
+}
+
+/** Commands whose options the client's rc groups can feed into a command, besides itself and `common`. */
+const INHERITS: Record<string, string[]> = {
+  build: [],
+  test: ['build'],
+  run: ['build'],
+  coverage: ['test', 'build'],
+  info: ['build'],
+  clean: ['build'],
+  cquery: ['test', 'build'],
+  aquery: ['build'],
+  print_action: ['build'],
+  'mobile-install': ['build'],
+  sync: ['fetch'],
+  query: [],
+  fetch: [],
+  version: [],
+  shutdown: [],
+  help: [],
+};
+
+/** Whether rc group `group` (`<rc index>:<command>[:<config>]`) can apply; unknown commands: yes, to stay loud. */
+function groupApplies(group: string, command: string, configs: Set<string>): boolean {
+  const [, groupCommand, config] = group.split(':');
+  if (config !== undefined && !configs.has(config)) return false;
+  if (groupCommand === 'common' || groupCommand === 'always' || groupCommand === command) return true;
+  return !(command in INHERITS) || INHERITS[command].includes(groupCommand);
 }
 
 const FLAG = /^--([A-Za-z0-9_]+)(?:=(.*))?$/s;
@@ -124,17 +162,17 @@ const DEFAULT_OVERRIDE = /^--default_override=([^=]*)=(.*)$/s;
  * The flags with values among `tokens` (one rc-file group or the command line). Only flags of the
  * tables above take a value from the next token (`--disk_cache /x`); others name theirs with `=`.
  */
-function flagUses(tokens: { text: string; set: (text: string) => void }[]): FlagUse[] {
+function flagUses(tokens: { text: string; set: (text: string) => void }[], applies: boolean): FlagUse[] {
   const uses: FlagUse[] = [];
   for (let i = 0; i < tokens.length; i++) {
     const match = FLAG.exec(tokens[i].text);
     if (!match) continue;
     const [, name, inline] = match;
     const token = tokens[i];
-    if (inline !== undefined) uses.push({ name, value: inline, replace: (v) => token.set(`--${name}=${v}`) });
+    if (inline !== undefined) uses.push({ name, value: inline, replace: (v) => token.set(`--${name}=${v}`), applies });
     else if (takesPathValue(name) && i + 1 < tokens.length) {
       const next = tokens[++i];
-      uses.push({ name, value: next.text, replace: (v) => next.set(v) });
+      uses.push({ name, value: next.text, replace: (v) => next.set(v), applies });
     }
   }
   return uses;
@@ -161,7 +199,13 @@ function requestFlags(args: string[], startupOptions: string[]): { uses: FlagUse
     rcGroups.get(group)!.push({ text, set: (t) => (out.args[at] = `--default_override=${group}=${t}`) });
   }
   const startup = startupOptions.map((text, at) => ({ text, set: (t: string) => (out.startupOptions[at] = t) }));
-  const uses = [commandLine, ...rcGroups.values(), startup].flatMap(flagUses);
+  // Any --config named anywhere may be in force (configs can name configs): more groups apply, never fewer.
+  const configs = new Set(args.flatMap((arg) => [...arg.matchAll(/--config=([^\s=]+)/g)].map((m) => m[1])));
+  const uses = [
+    ...[...rcGroups].flatMap(([group, tokens]) => flagUses(tokens, groupApplies(group, args[0] ?? '', configs))),
+    ...flagUses(commandLine, true),
+    ...flagUses(startup, true),
+  ];
   return { uses, ...out };
 }
 
@@ -194,13 +238,14 @@ export function mapPathFlags(args: Buffer[], startupOptions: { option: Buffer; s
     } else if ((BUILD_EVENT_FILE_FLAGS as readonly string[]).includes(name)) {
       if (value === '') continue;
       const flag = name as BuildEventFileFlag;
-      const earlier = buildEventFiles.findIndex((f) => f.flag === flag);
-      if (earlier >= 0) buildEventFiles.splice(earlier, 1); // the last one wins, as in Bazel
+      const id = `${flag}-${buildEventFiles.filter((f) => f.flag === flag).length}`;
       const laptopPath = utf8(path.resolve(cwd, value));
-      const agentPath = path.join(places.agent.commandDir, flag);
+      const agentPath = path.join(places.agent.commandDir, id);
       use.replace(bytesOf(agentPath));
-      buildEventFiles.push({ flag, laptopPath, agentPath });
+      buildEventFiles.push({ id, flag, laptopPath, agentPath });
       pairs.push([agentPath, laptopPath]);
+    } else if (!use.applies) {
+      continue; // mapped or not, Bazel will not use it
     } else if (OUTPUT_FILES.has(name)) {
       if (value !== '') throw new PathFlagRefused(name, `it writes ${utf8(value)} on the machine that runs the build, and RBS does not bring that file back yet; remove the flag`);
     } else if (name in LAPTOP_INPUTS) {
@@ -222,19 +267,22 @@ export function mapPathFlags(args: Buffer[], startupOptions: { option: Buffer; s
  * The build event files a request asks for (flag and laptop path), as the proxy must know them to
  * write them where the developer asked, whatever the agent says.
  */
-export function requestedBuildEventFiles(args: Buffer[], client: PathFlagPlaces['client']): { flag: BuildEventFileFlag; laptopPath: string }[] {
+export function requestedBuildEventFiles(args: Buffer[], client: PathFlagPlaces['client']): Omit<BuildEventFile, 'agentPath'>[] {
   const placeholder = { volumeDir: '/', commandDir: '/' }; // agent places play no part in what the developer asked
   try {
-    return mapPathFlags(args, [], { client, agent: placeholder }).buildEventFiles.map(({ flag, laptopPath }) => ({ flag, laptopPath }));
+    return mapPathFlags(args, [], { client, agent: placeholder }).buildEventFiles.map(({ id, flag, laptopPath }) => ({ id, flag, laptopPath }));
   } catch (err) {
     if (err instanceof PathFlagRefused) return []; // a refused command runs nothing, so it writes no file either
     throw err;
   }
 }
 
-/** The agent-side path of the developer's build event file for `flag`, if they asked for one. */
+/**
+ * The agent-side path of the developer's build event file for `flag`, once the command has run: of
+ * the occurrences they gave, the one Bazel wrote (undefined if none).
+ */
 export function agentBuildEventFile(mapping: Pick<PathFlagMapping, 'buildEventFiles'>, flag: BuildEventFileFlag): string | undefined {
-  return mapping.buildEventFiles.find((f) => f.flag === flag)?.agentPath;
+  return mapping.buildEventFiles.find((f) => f.flag === flag && fs.existsSync(f.agentPath))?.agentPath;
 }
 
 function clientCwd(args: string[]): string | undefined {

@@ -51,9 +51,10 @@ export type ReadBuildEventFileCall = grpc.ServerWritableStream<ReadBuildEventFil
 /** Streams a finished command's build event file, in laptop paths, to the proxy that ran it. */
 export function serveBuildEventFile(call: ReadBuildEventFileCall, laptop: LaptopCommands): void {
   const write = (data: Buffer) => (data.length === 0 || call.write({ data }) ? Promise.resolve() : new Promise<void>((resolve) => call.once('drain', resolve)));
-  laptop.read(call.request.commandId, call.request.flag, write).then(
+  const { commandId, fileId } = call.request;
+  laptop.read(commandId, fileId, write).then(
     () => call.end(),
-    (err: Error & { code?: grpc.status }) => void call.emit('error', err.code ? err : statusError(grpc.status.INTERNAL, `reading --${call.request.flag}: ${err.message}`)),
+    (err: Error & { code?: grpc.status }) => void call.emit('error', err.code ? err : statusError(grpc.status.INTERNAL, `reading build event file ${fileId}: ${err.message}`)),
   );
 }
 

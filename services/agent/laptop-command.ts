@@ -92,9 +92,9 @@ export class LaptopCommands {
   }
 
   /** Streams a kept build event file of a finished command, rewritten to laptop paths. */
-  async read(commandId: string, flag: string, write: (data: Buffer) => Promise<void>): Promise<void> {
-    const file = this.kept.get(commandId)?.mapping.buildEventFiles.find((f) => f.flag === flag);
-    if (!file || !fs.existsSync(file.agentPath)) throw statusError(grpc.status.NOT_FOUND, `command ${commandId} wrote no --${flag}`);
+  async read(commandId: string, fileId: string, write: (data: Buffer) => Promise<void>): Promise<void> {
+    const file = this.kept.get(commandId)?.mapping.buildEventFiles.find((f) => f.id === fileId);
+    if (!file || !fs.existsSync(file.agentPath)) throw statusError(grpc.status.NOT_FOUND, `command ${commandId} wrote no build event file ${fileId}`);
     const rewriter = new PathRewriter(this.kept.get(commandId)!.pairs, ESCAPES[file.flag]);
     for await (const chunk of fs.createReadStream(file.agentPath)) await write(rewriter.write(chunk as Buffer));
     await write(rewriter.flush());

@@ -37,8 +37,8 @@ export function buildEventDelivery(
       if (!response.finished || files.length === 0) return onResponse(response);
       delivered = (async () => {
         const failures: string[] = [];
-        for (const { flag, laptopPath } of files) {
-          await fetchFile(agent, commandId, flag, laptopPath).catch((err: Error) => failures.push(`--${flag}=${laptopPath}: ${err.message}`));
+        for (const { id, flag, laptopPath } of files) {
+          await fetchFile(agent, commandId, id, laptopPath).catch((err: Error) => failures.push(`--${flag}=${laptopPath}: ${err.message}`));
         }
         if (failures.length === 0) return onResponse(response);
         const message = failures.map((f) => `ERROR: RBS could not write the build event file ${f}\n`).join('');
@@ -50,11 +50,14 @@ export function buildEventDelivery(
   };
 }
 
-/** Copies one file from the agent to `laptopPath`; a file Bazel did not write is not written here either. */
-function fetchFile(agent: AgentClient, commandId: string, flag: string, laptopPath: string): Promise<void> {
+/**
+ * Copies one build event file from the agent to `laptopPath`; an occurrence Bazel did not write (an
+ * rc-file value the command line overrode) is not written here either.
+ */
+function fetchFile(agent: AgentClient, commandId: string, fileId: string, laptopPath: string): Promise<void> {
   if (!commandId) return Promise.reject(new Error('the command has no id to ask the agent for it'));
   return new Promise((resolve, reject) => {
-    const call = agent.readBuildEventFile({ commandId, flag });
+    const call = agent.readBuildEventFile({ commandId, fileId });
     let out: fs.WriteStream | undefined;
     /** grpc-js ends the stream after an error status too: then nothing may be written. */
     let failed = false;

@@ -63,7 +63,7 @@ function run(tls: TlsMaterial, syncId: string, ...args: string[]): Promise<numbe
 
 /** A build event file names the developer's paths and targets: only the proxy that ran the command may read it. */
 function readBuildEventFile(tls: TlsMaterial): Promise<void> {
-  const call = client(tls).readBuildEventFile({ commandId: 'x', flag: 'build_event_json_file' });
+  const call = client(tls).readBuildEventFile({ commandId: 'x', fileId: 'build_event_json_file-0' });
   return new Promise((resolve, reject) => {
     call.on('data', () => undefined);
     call.on('end', resolve);

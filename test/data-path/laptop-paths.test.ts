@@ -30,6 +30,8 @@ beforeAll(async () => {
     ].join('\n'),
     'noisy/BUILD': 'genrule(name = "noisy", srcs = ["noisy.sh"], outs = ["noisy.txt"], cmd = "$(location noisy.sh) >&2; touch $@")\n',
     'lib/hello-greet.cc': '#include "lib/hello-greet.h"\nstd::string greeting(const std::string& who) { return nope; }\n',
+    // Overridden on the command line below: Bazel writes only the command line's file, and so does RBS.
+    '.bazelrc': `build --build_event_json_file=${path.join(ws.root, 'events', 'from-rc.json')}\n`,
   });
 });
 afterAll(() => ws?.destroy());
@@ -68,6 +70,7 @@ test('a failing C++ build with colours: errors, build output and the build event
   expect(stderr.replace(lookalikes, '')).not.toContain(volume);
 
   // The build event file where the developer asked, in laptop paths.
+  expect(fs.readdirSync(path.dirname(bep)).sort()).toEqual(['bep.json', 'bep.txt']);
   const events = fs.readFileSync(bep, 'utf8');
   const parsed = events.trim().split('\n').map((line) => JSON.parse(line));
   expect(parsed.find((e) => e.started)?.started.workspaceDirectory).toBe(ws.workspace);
