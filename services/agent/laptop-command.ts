@@ -37,11 +37,17 @@ export interface LaptopCommand {
   end(): void;
 }
 
-/** How a medium writes a laptop path: as it is, in a JSON string, in a protobuf text-format string. */
+/** A byte as protobuf's text format writes it inside a string: quotes and backslash escaped, the rest octal unless printable ASCII. */
+function textFormatByte(byte: number): string {
+  const char = String.fromCharCode(byte);
+  if (char === '"' || char === "'" || char === '\\') return `\\${char}`;
+  return byte >= 0x20 && byte < 0x7f ? char : `\\${byte.toString(8).padStart(3, '0')}`;
+}
+
+/** How each build event file writes a laptop path: inside a JSON string, inside a text-format string. */
 const ESCAPES: Record<BuildEventFileFlag, (to: string) => string> = {
   build_event_json_file: (to) => JSON.stringify(to).slice(1, -1),
-  build_event_text_file: (to) =>
-    [...Buffer.from(to)].map((b) => (b === 0x22 || b === 0x27 || b === 0x5c ? `\\${String.fromCharCode(b)}` : b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\${b.toString(8).padStart(3, '0')}`)).join(''),
+  build_event_text_file: (to) => [...Buffer.from(to)].map(textFormatByte).join(''),
 };
 
 export class LaptopCommands {
