@@ -16,7 +16,7 @@ const ESC = '(?:\\x1b|\\\\u001b|\\\\033)';
  * What may stand right before a rewritten path: nothing, a non-name byte, a colour code, a file URI,
  * or a JSON unicode escape (Bazel's JSON writes `=` as `\u003d`).
  */
-const BEFORE = `(?<=^|[^${NAME_BYTE}/]|${ESC}\\[[0-9;?]*[A-Za-z]|file://|\\\\u[0-9a-fA-F]{4})`;
+const BEFORE = `(?:^|[^${NAME_BYTE}/]|${ESC}\\[[0-9;?]*[A-Za-z]|file://|\\\\u[0-9a-fA-F]{4})`;
 const AFTER = `(?=$|/|[^${NAME_BYTE}])`;
 /** Enough original bytes to decide BEFORE for a path at the start of the next chunk. */
 const CONTEXT_BYTES = 64;
@@ -39,8 +39,10 @@ export class PathRewriter {
   constructor(pairs: readonly PathPair[], escape: (to: string) => string = (to) => to) {
     this.map = new Map(pairs.filter(([from, to]) => from && from !== to).map(([from, to]) => [bytesOf(from), bytesOf(escape(to))]));
     this.froms = [...this.map.keys()].sort((a, b) => b.length - a.length); // the longest root wins
-    const alternatives = this.froms.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-    if (alternatives.length) this.pattern = new RegExp(`${BEFORE}(?:${alternatives.join('|')})${AFTER}`, 'g');
+    if (this.froms.some((from) => !from.startsWith('/'))) throw new Error(`PathRewriter rewrites absolute paths only, not ${this.froms}`);
+    const alternatives = this.froms.map((p) => p.slice(1).replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    // The leading slash first, so that the engine scans for it fast; then what stands before it.
+    if (alternatives.length) this.pattern = new RegExp(`/(?<=${BEFORE}/)(?:${alternatives.join('|')})${AFTER}`, 'g');
   }
 
   /** The rewritten bytes that can be emitted now; a tail that may begin a path is held back. */
