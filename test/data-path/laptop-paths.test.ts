@@ -99,6 +99,13 @@ test('bazel info names the laptop workspace and output base, and says which valu
   expect(result.stderr).toContain('RBS: install_base is a place on the remote machine that runs the build, not on this one.');
 });
 
+test("a failing test's log is named by its path under the laptop's output base", async () => {
+  const result = await ws.bazel(['test', ...ws.buildOptions, '//:fail']);
+  expect(result.code).toBe(3);
+  expect(result.stdout + result.stderr).toContain(`${ws.outputBase}/execroot/__main__/bazel-out/k8-fastbuild/testlogs/fail/test.log`);
+  expect(result.stdout + result.stderr).not.toContain(path.dirname((await remoteOf(stack(), ws)).workspace));
+});
+
 test('an output file RBS cannot bring back is refused by its flag, and nothing runs', async () => {
   const profile = path.join(ws.root, 'profile.gz');
   const result = await ws.bazel(['build', ...ws.buildOptions, `--profile=${profile}`, '//:gen']);
