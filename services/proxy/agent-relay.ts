@@ -4,6 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { ignoredInputWatch } from '../../lib/sync/ignored-input-hint';
+import { buildEventDelivery } from './build-event-files';
 import type { CommandRelay, RunRequest, RunResponse } from './command-server';
 import { openSession, type SessionLink } from './session';
 import { AgentUnreachableError, syncWorkspace } from './sync';
@@ -77,14 +78,15 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
         const call = l.agent.run({ request, clientWorkspace: workspace, clientOutputBase: outputBase, syncId });
         const cancel = () => call.cancel();
         signal.addEventListener('abort', cancel, { once: true });
+        const delivery = buildEventDelivery(l.agent, request, { workspace, outputBase }, onResponse);
         const ignoredInputs = ignoredInputWatch(workspace); // a failure on a source the sync left out says so
         call.on('data', (response: RunResponse) => {
           streamed = true;
           const hint = ignoredInputs.hintBefore(response);
-          if (hint) onResponse({ standardError: hint });
-          onResponse(response);
+          if (hint) delivery.relay({ standardError: hint });
+          delivery.relay(response);
         });
-        call.on('end', () => resolve(null));
+        call.on('end', () => delivery.settled().then(() => resolve(null), reject));
         call.on('error', (err: grpc.ServiceError) => {
           signal.removeEventListener('abort', cancel);
           const reason = err.details ?? err.message;
