@@ -13,7 +13,7 @@ import { describeIdentity } from '../../lib/pki/identity';
 import * as path from 'node:path';
 import { BazelServer } from './bazel-server';
 import { type RunCall, cancelCommand, serveRun, shutdownBazel } from './commands';
-import { type SyncCall, SyncLedger, serveSync } from './sync';
+import { type SyncCall, SyncLedger, serveFetch, serveSync } from './sync';
 
 export interface AgentServerOptions {
   sessionId: string;
@@ -54,11 +54,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   const { health, agent } = protos();
   const syncs = new SyncLedger();
   // On the volume beside the workspace, so Bazel's caches survive agent restarts and suspensions.
-  const bazel = new BazelServer({
-    workspaceDir,
-    outputBase: path.join(path.dirname(workspaceDir), 'output_base'),
-    maxIdleSecs: BAZEL_MAX_IDLE_SECS,
-  });
+  const outputBase = path.join(path.dirname(workspaceDir), 'output_base');
+  const bazel = new BazelServer({ workspaceDir, outputBase, maxIdleSecs: BAZEL_MAX_IDLE_SECS });
 
   /** Wraps a unary handler so that it runs only for an authorized peer (`callers`, see authorize). */
   function guarded<Req, Res>(handle: (request: Req) => Res | Promise<Res>, callers: Callers): grpc.handleUnaryCall<Req, Res> {
@@ -95,6 +92,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     Ping: guarded(() => ({ sessionId, workspaceDir, startedAtMs }), 'proxy or probe'),
     Sync: guardedStream((call: SyncCall) => serveSync(call, workspaceDir, syncs)),
     Run: guardedStream((call: RunCall) => serveRun(call, bazel, syncs)),
+    Fetch: guardedStream((call: SyncCall) => serveFetch(call, outputBase)),
     Cancel: guarded((request: { commandId: string }) => cancelCommand(bazel, request.commandId), 'proxy'),
     ShutdownBazel: guarded(() => shutdownBazel(bazel), 'proxy'),
   });
