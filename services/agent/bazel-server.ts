@@ -78,11 +78,18 @@ export class BazelServer {
     await this.connect(true);
   }
 
-  async run(request: RunRequest__Output, paths: ClientPaths, onResponse: (response: RunResponse__Output) => void, signal: AbortSignal): Promise<void> {
+  /** `rewrite` has the last word on the mapped request (the outputs' build event file). */
+  async run(
+    request: RunRequest__Output,
+    paths: ClientPaths,
+    onResponse: (response: RunResponse__Output) => void,
+    signal: AbortSignal,
+    rewrite: (mapped: RunRequest__Output) => RunRequest__Output = (mapped) => mapped,
+  ): Promise<void> {
     const server = await this.connect(true, serverStartupArgs(request.startupOptions));
     signal.throwIfAborted();
     const { workspaceDir, outputBase } = this.options;
-    const mapped = mapRunRequest(request, paths, { workspaceDir, outputBase, env: process.env });
+    const mapped = rewrite(mapRunRequest(request, paths, { workspaceDir, outputBase, env: process.env }));
     const call = server.client.Run({ ...mapped, cookie: server.requestCookie });
     let commandId = '';
     let terminationExpected = false;

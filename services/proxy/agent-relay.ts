@@ -4,6 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { CommandRelay, RunRequest, RunResponse } from './command-server';
+import { commandOutputs } from './outputs';
 import { openSession, type SessionLink } from './session';
 import { AgentUnreachableError, syncWorkspace } from './sync';
 import { watchWorkspace } from './workspace-watch';
@@ -70,15 +71,17 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
   async function runOn(l: SessionLink, request: RunRequest, onResponse: (r: RunResponse) => void, signal: AbortSignal): Promise<string | null> {
     const syncId = await sync(l);
     const heartbeat = setInterval(() => l.orchestrator.heartbeat(l.session.sessionId).catch(() => undefined), HEARTBEAT_MS);
+    // The command's end reaches the client once its outputs are on this machine.
+    const outputs = commandOutputs(request, onResponse, { agent: l.agent, workspace, outputBase, log });
     try {
-      return await new Promise<string | null>((resolve, reject) => {
+      const outcome = await new Promise<string | null>((resolve, reject) => {
         let streamed = false;
         const call = l.agent.run({ request, clientWorkspace: workspace, clientOutputBase: outputBase, syncId });
         const cancel = () => call.cancel();
         signal.addEventListener('abort', cancel, { once: true });
         call.on('data', (response: RunResponse) => {
           streamed = true;
-          onResponse(response);
+          outputs.onResponse(response);
         });
         call.on('end', () => resolve(null));
         call.on('error', (err: grpc.ServiceError) => {
@@ -92,6 +95,8 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
           } else reject(new Error(`the session's agent: ${reason}`));
         });
       });
+      if (outcome === null) await outputs.finish(signal);
+      return outcome;
     } finally {
       clearInterval(heartbeat);
     }
