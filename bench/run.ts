@@ -2,10 +2,12 @@
 import { benchControlPlane } from './control-plane';
 import { benchDataPath } from './data-path';
 import { benchKubernetes } from './kubernetes';
+import { benchOutputs } from './outputs';
 
 async function main() {
   await benchControlPlane();
   await benchDataPath();
+  await benchOutputs();
   await benchKubernetes();
 }
 

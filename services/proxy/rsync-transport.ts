@@ -61,7 +61,9 @@ export interface RsyncToAgentOptions {
 export function rsyncToAgent(options: RsyncToAgentOptions): Promise<string> {
   const { agent, syncId, describe } = options;
   const rsh = (options.remoteShell ?? REMOTE_SHELL).map(rsyncQuote).join(' ');
-  const rsync = spawn('rsync', ['-e', rsh, ...options.args], {
+  // --blocking-io: rsync otherwise hands the shell a non-blocking stdout, and its `cat` fails with
+  // EAGAIN as soon as rsync reads slower than the agent sends (a large fetch). The server never sees it.
+  const rsync = spawn('rsync', ['--blocking-io', '-e', rsh, ...options.args], {
     cwd: options.cwd,
     env: withoutRsyncVariables(process.env),
     stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
