@@ -56,6 +56,25 @@ it('after test, each test has its test.log and test.xml under bazel-testlogs (a 
   }
 });
 
+it('.rbs.json outputs: none removes the stale copy and fetches nothing; all fetches the whole bazel-out', async () => {
+  const settings = path.join(ws.workspace, '.rbs.json');
+  try {
+    fs.writeFileSync(settings, '{"outputs": "none"}\n');
+    fs.writeFileSync(path.join(ws.workspace, 'in.txt'), 'changed\n');
+    expect((await ws.bazel(['build', ...ws.buildOptions, '//:gen'])).code).toBe(0);
+    expect(fs.existsSync(bin('gen.txt'))).toBe(false); // it said hello: stale
+    expect(fs.readlinkSync(path.join(ws.workspace, 'bazel-bin'))).toBe(bin());
+
+    expect(fs.existsSync(bin('main', '_objs'))).toBe(false); // not a top-level output
+    fs.writeFileSync(settings, '{"outputs": "all"}\n');
+    expect((await ws.bazel(['build', ...ws.buildOptions, '//:gen'])).code).toBe(0);
+    expect(fs.readFileSync(bin('gen.txt'), 'utf8')).toBe('changed\n');
+    expect(fs.readdirSync(bin('main', '_objs', 'hello-world')).length).toBeGreaterThan(0);
+  } finally {
+    fs.rmSync(settings, { force: true });
+  }
+});
+
 it('a fetch that cannot land fails the command, naming the path, and writes nothing through a planted link', async () => {
   const elsewhere = path.join(ws.root, 'elsewhere');
   fs.mkdirSync(elsewhere);
