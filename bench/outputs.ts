@@ -70,7 +70,7 @@ export async function benchOutputs(): Promise<void> {
   report('outputs', rows, { fetchRounds: FETCH_ROUNDS, noopRounds: NOOP_ROUNDS, files: FILES, fileBytes: FILE_BYTES, cpus: os.cpus().length });
 }
 
-/** The proxy's last "fetched N files (B bytes) in X ms" line. */
+/** The proxy's last "fetched N files (B bytes) in X ms" line: X is the whole outputs step (list, fetch, links). */
 function lastFetch(log: string): { files: number; bytes: number; ms: number } | undefined {
   const last = [...log.matchAll(/fetched (\d+) files \((\d+) bytes\) in (\d+) ms/g)].at(-1);
   return last && { files: Number(last[1]), bytes: Number(last[2]), ms: Number(last[3]) };

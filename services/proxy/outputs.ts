@@ -74,12 +74,15 @@ async function bringOutputs(args: string[], commandId: string, exitCode: number,
     return mirrorLinks(workspace, outputBase, args, []);
   }
   if (!BUILDING_COMMANDS.has(args[0]) || !commandId) return [];
+  const started = performance.now();
   const mode = readWorkspaceSettings(workspace).outputs;
   const listing = await listOutputs(context.agent, commandId);
   checkListing(listing);
   const stats = await bring(mode, listing, context);
-  log(`outputs (${mode}) of command ${commandId}: fetched ${stats.files} files (${stats.bytes} bytes) in ${stats.ms} ms`);
-  return mirrorLinks(workspace, outputBase, args, listing.links);
+  const notes = await mirrorLinks(workspace, outputBase, args, listing.links);
+  const ms = Math.round(performance.now() - started);
+  log(`outputs (${mode}) of command ${commandId}: ${listing.files.length} listed, fetched ${stats.files} files (${stats.bytes} bytes) in ${ms} ms (rsync ${stats.ms} ms)`);
+  return notes;
 }
 
 async function bring(mode: OutputsMode, listing: Listing, { agent, outputBase }: OutputsContext): Promise<FetchStats> {
