@@ -41,31 +41,35 @@ export class CommandOutputs {
   constructor(private readonly options: OutputsOptions) {}
 
   track(): CommandOutputsTracker {
-    let events: { file: string; ours: boolean } | undefined;
+    /** The build event files Bazel may write, the one it wrote read; `ours` is deleted after. */
+    let events: { files: string[]; ours: boolean } | undefined;
     let args: string[] = [];
     return {
       rewrite: (mapped) => {
         args = mapped.arg.map((arg) => arg.toString('latin1'));
         if (!BUILDING_COMMANDS.has(args[0])) return mapped;
         const given = effectiveOption(args, 'build_event_json_file');
-        if (given && 'value' in given && given.value !== '') {
+        const values = !given ? [] : 'value' in given ? [given.value] : given.candidates;
+        if (values.some((value) => value !== '')) {
           // A relative path is the client's working directory's, as Bazel resolves it.
           const cwd = args.find((arg) => arg.startsWith('--client_cwd='))?.slice('--client_cwd='.length);
-          events = { file: path.resolve(cwd ?? this.options.workspaceDir, given.value), ours: false };
+          events = { files: values.filter((v) => v !== '').map((v) => path.resolve(cwd ?? this.options.workspaceDir, v)), ours: false };
           return mapped;
         }
-        events = { file: path.join(this.options.eventsDir, `${randomUUID()}.json`), ours: true };
-        const [command, ...rest] = mapped.arg;
-        return { ...mapped, arg: [command, Buffer.from(`--build_event_json_file=${events.file}`, 'latin1'), ...rest] };
+        events = { files: [path.join(this.options.eventsDir, `${randomUUID()}.json`)], ours: true };
+        // Last among the options (before `--`), so it beats a developer's empty value, which turns the file off.
+        const end = args.indexOf('--') < 0 ? args.length : args.indexOf('--');
+        const ours = Buffer.from(`--build_event_json_file=${events.files[0]}`, 'latin1');
+        return { ...mapped, arg: [...mapped.arg.slice(0, end), ours, ...mapped.arg.slice(end)] };
       },
       finish: async (commandId, exitCode) => {
         if (!events || !commandId) return;
-        const listed = this.list(events.file, args, exitCode);
+        const listed = this.list(await newest(events.files), args, exitCode);
         listed.catch(() => undefined); // reported to whoever asks for it
         this.lists.set(commandId, listed);
         for (const old of [...this.lists.keys()].slice(0, -KEPT)) this.lists.delete(old);
         await listed.then(() => undefined, () => undefined);
-        if (events.ours) await fs.rm(events.file, { force: true });
+        if (events.ours) await fs.rm(events.files[0], { force: true });
       },
     };
   }
@@ -113,6 +117,12 @@ export class CommandOutputs {
     const execroot = out ? path.dirname(out.target) : (files[0]?.path.split('/').slice(0, 2).join('/') ?? '');
     return { execroot: execroot.startsWith('execroot/') ? execroot : '', files, links };
   }
+}
+
+/** Of the files Bazel may have written, the one it wrote last (the first if none is there). */
+async function newest(files: string[]): Promise<string> {
+  const times = await Promise.all(files.map((file) => fs.stat(file).then((s) => s.mtimeMs, () => -1)));
+  return files[times.indexOf(Math.max(...times))];
 }
 
 /** The file's entry, or none if the command did not leave it (a target that failed). */

@@ -30,6 +30,8 @@ test('the build event file the developer gave, or none', () => {
   expect(effectiveOption(['build', '--build_event_json_file=/x.json'], 'build_event_json_file')).toEqual({ value: '/x.json' });
   expect(effectiveOption(['coverage', '--default_override=0:test=--build_event_json_file=/rc.json'], 'build_event_json_file')).toEqual({ value: '/rc.json' });
   expect(effectiveOption(['build', '--build_event_json_file_path_conversion=false'], 'build_event_json_file')).toBeUndefined();
+  const configured = ['build', '--default_override=0:build=--build_event_json_file=/a', '--default_override=0:build:ci=--build_event_json_file=/b', '--config=ci'];
+  expect(effectiveOption(configured, 'build_event_json_file')).toEqual({ unknown: '--build_event_json_file in the rc lines of --config=ci', candidates: ['/a', '/b'] });
 });
 
 test('a build event file: output groups through nested named sets, test outputs, no duplicates, file URIs only', async () => {
