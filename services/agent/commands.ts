@@ -7,12 +7,14 @@ import { statusError } from '../../lib/grpc/status';
 import type { RunResponse } from '../../gen/proto/command_server/RunResponse';
 import type { AgentRunRequest__Output } from '../../gen/proto/rbs/v1/AgentRunRequest';
 import type { BazelServer } from './bazel-server';
+import type { KeptRuns } from './remote-run';
+import { runTrailer } from './run-target';
 import type { SyncLedger } from './sync';
 
 export type RunCall = grpc.ServerWritableStream<AgentRunRequest__Output, RunResponse>;
 
 /** Serves one Run call for an already authorized peer. */
-export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger): void {
+export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger, runs: KeptRuns): void {
   const { request, clientWorkspace, clientOutputBase, syncId } = call.request;
   // Emitted, not destroy(): grpc-js sends an emitted error's status, and a destroyed stream sends nothing.
   const fail = (code: grpc.status, details: string): void => void call.emit('error', statusError(code, details));
@@ -31,7 +33,8 @@ export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger): 
   bazel
     .run(request, { clientWorkspace, clientOutputBase: clientOutputBase || undefined }, (r) => call.write(r), abort.signal)
     .then(
-      () => call.end(),
+      // A `bazel run` ends without a final response: its RunTarget follows as a trailer.
+      (exec) => call.end(exec && runTrailer(exec, bazel, runs)),
       (err: Error) => fail(grpc.status.UNAVAILABLE, `the session's Bazel server failed: ${err.message}`),
     );
 }

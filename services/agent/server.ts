@@ -13,6 +13,7 @@ import { describeIdentity } from '../../lib/pki/identity';
 import * as path from 'node:path';
 import { BazelServer } from './bazel-server';
 import { type RunCall, cancelCommand, serveRun, shutdownBazel } from './commands';
+import { KeptRuns, type RemoteRunCall, serveRemoteRun } from './remote-run';
 import { type SyncCall, SyncLedger, serveSync } from './sync';
 
 export interface AgentServerOptions {
@@ -53,6 +54,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   const startedAtMs = Date.now();
   const { health, agent } = protos();
   const syncs = new SyncLedger();
+  const runs = new KeptRuns();
   // On the volume beside the workspace, so Bazel's caches survive agent restarts and suspensions.
   const bazel = new BazelServer({
     workspaceDir,
@@ -94,7 +96,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   server.addService(agent.rbs.v1.Agent.service, {
     Ping: guarded(() => ({ sessionId, workspaceDir, startedAtMs }), 'proxy or probe'),
     Sync: guardedStream((call: SyncCall) => serveSync(call, workspaceDir, syncs)),
-    Run: guardedStream((call: RunCall) => serveRun(call, bazel, syncs)),
+    Run: guardedStream((call: RunCall) => serveRun(call, bazel, syncs, runs)),
+    RunRemotely: guardedStream((call: RemoteRunCall) => serveRemoteRun(call, runs)),
     Cancel: guarded((request: { commandId: string }) => cancelCommand(bazel, request.commandId), 'proxy'),
     ShutdownBazel: guarded(() => shutdownBazel(bazel), 'proxy'),
   });

@@ -3,6 +3,8 @@
  * with heartbeats keeping the session from going idle while it runs.
  */
 import * as grpc from '@grpc/grpc-js';
+import { type RunTarget__Output, runTargetOf } from '../../lib/run-target';
+import { finishRun } from './bazel-run';
 import type { CommandRelay, RunRequest, RunResponse } from './command-server';
 import { openSession, type SessionLink } from './session';
 import { AgentUnreachableError, syncWorkspace } from './sync';
@@ -67,7 +69,13 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
    * Resolves null once the command ran, or with why it never reached the agent (gone, or it lost
    * our sync): then it may be retried.
    */
-  async function runOn(l: SessionLink, request: RunRequest, onResponse: (r: RunResponse) => void, signal: AbortSignal): Promise<string | null> {
+  async function runOn(
+    l: SessionLink,
+    request: RunRequest,
+    onResponse: (r: RunResponse) => void,
+    signal: AbortSignal,
+    onRunTarget: (target: RunTarget__Output) => void,
+  ): Promise<string | null> {
     const syncId = await sync(l);
     const heartbeat = setInterval(() => l.orchestrator.heartbeat(l.session.sessionId).catch(() => undefined), HEARTBEAT_MS);
     try {
@@ -80,7 +88,14 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
           streamed = true;
           onResponse(response);
         });
-        call.on('end', () => resolve(null));
+        // grpc-js emits the status (with the trailers: a `bazel run`'s RunTarget) before 'end'.
+        let trailers = new grpc.Metadata();
+        call.on('status', (status: grpc.StatusObject) => (trailers = status.metadata));
+        call.on('end', () => {
+          const target = runTargetOf(trailers);
+          if (target) onRunTarget(target);
+          resolve(null);
+        });
         call.on('error', (err: grpc.ServiceError) => {
           signal.removeEventListener('abort', cancel);
           const reason = err.details ?? err.message;
@@ -99,11 +114,16 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
 
   return {
     async run(request, onResponse, signal) {
-      const first = await session();
-      if ((await runOn(first, request, onResponse, signal).catch(unreachable)) === null) return;
-      const second = await reopen(first);
-      const reason = await runOn(second, request, onResponse, signal);
-      if (reason !== null) throw new Error(`the agent of session ${second.session.sessionId} at ${second.session.agentAddress}: ${reason}`);
+      let target: RunTarget__Output | undefined;
+      const onRunTarget = (t: RunTarget__Output) => (target = t);
+      let l = await session();
+      if ((await runOn(l, request, onResponse, signal, onRunTarget).catch(unreachable)) !== null) {
+        l = await reopen(l);
+        const reason = await runOn(l, request, onResponse, signal, onRunTarget);
+        if (reason !== null) throw new Error(`the agent of session ${l.session.sessionId} at ${l.session.agentAddress}: ${reason}`);
+      }
+      // `bazel run`: the proxy, not the agent, says what the client runs.
+      if (target) onResponse(await finishRun({ target, args: request.arg.map((a) => a.toString('latin1')), agent: l.agent, workspace, outputBase, fetch, log }));
     },
 
     async cancel(commandId) {
@@ -123,6 +143,11 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
     },
   };
 }
+
+/** Until outputs can be fetched to this machine (branch outputs), a local run says it cannot happen. */
+const fetch = async (): Promise<void> => {
+  throw new Error('outputs cannot be fetched to this machine yet: run the target on the agent with RBS_RUN=remote');
+};
 
 /** A sync that cannot reach the agent means the same as a Run that cannot: try a fresh session. */
 function unreachable(err: Error): string {

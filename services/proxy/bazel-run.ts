@@ -1,0 +1,50 @@
+/**
+ * The end of a `bazel run`: the agent's Bazel built the target and the agent named it (a RunTarget).
+ * The proxy decides where it runs (run-mode.ts) and answers the client with the final response:
+ * its own exec request, which runs the fetched program here (local-run.ts) or the relay to the
+ * agent (remote-run.ts); or a failure that says why.
+ */
+import * as path from 'node:path';
+import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
+import type { RunResponse } from '../../gen/proto/command_server/RunResponse';
+import type { RunTarget__Output } from '../../lib/run-target';
+import { type FetchOutputs, prepareLocalRun } from './local-run';
+import { prepareRemoteRun } from './remote-run';
+import { runPlace } from './run-mode';
+
+/** Bazel's "command line error", as local Bazel exits when `bazel run` cannot run its target. */
+const RUN_FAILED_EXIT_CODE = 2;
+
+export interface BazelRun {
+  target: RunTarget__Output;
+  /** The client's arguments (latin1), for --client_cwd and --client_env. */
+  args: string[];
+  agent: AgentClient;
+  workspace: string;
+  outputBase: string;
+  fetch: FetchOutputs;
+  log: (message: string) => void;
+}
+
+/** The client's working directory on this machine, as the client reported it; else the workspace. */
+function clientCwdOf(args: string[], workspace: string): string {
+  const cwd = args.filter((arg) => arg.startsWith('--client_cwd=')).at(-1)?.slice('--client_cwd='.length);
+  return cwd && path.isAbsolute(cwd) ? cwd : workspace;
+}
+
+export async function finishRun(run: BazelRun): Promise<RunResponse> {
+  const { target, args, workspace } = run;
+  const clientCwd = clientCwdOf(args, workspace);
+  try {
+    const place = runPlace(target, args, workspace);
+    if (place.where === 'local') {
+      const execRequest = await prepareLocalRun({ target, workspace, outputBase: run.outputBase, clientCwd, fetch: run.fetch });
+      return { finished: true, exitCode: 0, execRequest };
+    }
+    const execRequest = await prepareRemoteRun({ agent: run.agent, remoteRunId: target.remoteRunId, clientCwd, log: run.log });
+    return { standardError: Buffer.from(`INFO: RBS: running on the agent: ${place.why}\n`), finished: true, exitCode: 0, execRequest };
+  } catch (err) {
+    run.log(`bazel run: ${(err as Error).message}`);
+    return { standardError: Buffer.from(`ERROR: RBS: ${(err as Error).message}\n`), finished: true, exitCode: RUN_FAILED_EXIT_CODE };
+  }
+}

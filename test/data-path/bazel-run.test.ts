@@ -1,0 +1,75 @@
+/**
+ * `bazel run` through RBS with real parts only (stock client, proxy, agent, Bazel server, rsync):
+ * on this machine from the fetched, checked program, or on the agent through the run relay.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { useStack } from '../harness/stack';
+import { waitFor } from '../harness/wait';
+import { type BazelWorkspace, isAlive, remoteOf, workspaceOfNewUser, writeFiles } from './fixture';
+
+jest.setTimeout(180_000);
+
+const stack = useStack();
+let ws: BazelWorkspace;
+
+beforeAll(async () => {
+  ws = await workspaceOfNewUser(stack(), 'runner');
+  writeFiles(ws.workspace, {
+    'run/BUILD': [
+      'sh_binary(name = "echo", srcs = ["echo.sh"], data = ["data.txt"])',
+      'sh_binary(name = "sleeper", srcs = ["sleeper.sh"])',
+      '',
+    ].join('\n'),
+    // Everything a run must get right, on one line each; exits 7.
+    'run/echo.sh': [
+      '#!/bin/sh',
+      'for arg in "$@"; do echo "arg=[$arg]"; done',
+      'echo "stdin=[$(cat)]"',
+      'echo "workspace=$BUILD_WORKSPACE_DIRECTORY"',
+      'echo "working=$BUILD_WORKING_DIRECTORY"',
+      'echo "data=$(cat run/data.txt)"',
+      'exit 7',
+      '',
+    ].join('\n'),
+    'run/data.txt': 'runfile\n',
+    'run/sleeper.sh': `#!/bin/sh\necho $$ > "$1"\nexec sleep ${ws.sleepSeconds}\n`,
+  });
+});
+afterAll(() => ws.destroy());
+
+/** The stock client's `bazel run`, from `cwd` (under the workspace), with `stdin` and RBS_RUN. */
+function bazelRun(args: string[], { stdin = '', runMode = '', cwd = ws.workspace } = {}) {
+  const argv = [`--output_base=${ws.outputBase}`, `--server_javabase=${ws.javabase}`, 'run', ...ws.buildOptions, ...args];
+  const child = spawn('/usr/bin/bazel', argv, { cwd, env: { ...ws.env, RBS_RUN: runMode }, stdio: 'pipe' });
+  child.stdin.end(stdin);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+  return { child, done };
+}
+
+it('runs remotely when asked: arguments, stdin, exit code and the agent’s workspace', async () => {
+  const cwd = path.join(ws.workspace, 'run');
+  const run = await bazelRun(['//run:echo', '--', 'a', 'b c'], { stdin: 'typed', runMode: 'remote', cwd }).done;
+  const { workspace } = await remoteOf(stack(), ws);
+  expect(run.stderr).toContain('RBS: running on the agent');
+  expect(run.stdout).toBe(['arg=[a]', 'arg=[b c]', 'stdin=[typed]', `workspace=${workspace}`, `working=${path.join(workspace, 'run')}`, 'data=runfile', ''].join('\n'));
+  expect(run.code).toBe(7);
+});
+
+it('Ctrl-C during a remote run stops the remote program within 2 s', async () => {
+  const pidFile = path.join(ws.root, 'sleeper.pid');
+  const { child, done } = bazelRun(['//run:sleeper', '--', pidFile], { runMode: 'remote' });
+  await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').endsWith('\n'), 60_000, 'the remote program to start');
+  const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+  expect(ws.sleepers()).toEqual([pid]);
+  const interruptedAt = Date.now();
+  child.kill('SIGINT'); // the client exec'd the relay: this is the relay's pid
+  await waitFor(() => !isAlive(pid), 2000, 'the remote program to stop');
+  expect(Date.now() - interruptedAt).toBeLessThan(2000);
+  expect((await done).code).toBe(130);
+});
