@@ -120,11 +120,19 @@ export async function prepareLocalRun(run: LocalRun): Promise<ExecRequest> {
 function writeRunfilesTree(dir: string, runfiles: Runfile[]): void {
   const manifest = runfiles.map(({ name, laptopPath }) => `${name} ${laptopPath}\n`).join('');
   fs.rmSync(dir, { recursive: true, force: true });
-  for (const { name, laptopPath } of runfiles) {
-    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
-    fs.symlinkSync(laptopPath, path.join(dir, name));
-  }
   fs.mkdirSync(dir, { recursive: true });
+  try {
+    for (const { name, laptopPath } of runfiles) {
+      const parent = path.dirname(path.join(dir, name));
+      fs.mkdirSync(parent, { recursive: true });
+      // A runfile under another one's link would be written through it, into the workspace.
+      if (!isInside(parent, dir)) throw new Error(`the runfile ${name} lies under another runfile's link, outside ${dir}`);
+      fs.symlinkSync(laptopPath, path.join(dir, name));
+    }
+  } catch (err) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   fs.writeFileSync(path.join(dir, 'MANIFEST'), manifest, { encoding: 'latin1' });
   fs.writeFileSync(`${dir}_manifest`, manifest, { encoding: 'latin1' });
 }

@@ -67,14 +67,18 @@ function relay(socket: net.Socket, { agent, remoteRunId, log }: RemoteRun): void
   });
   call.on('error', (err) => end(37, `RBS: the remote \`bazel run\` failed: ${err.message}\n`));
   call.on('end', () => end(37, 'RBS: the remote `bazel run` ended without an exit code\n'));
-  socket.on(
-    'data',
-    frameReader((kind, payload) => {
-      if (kind === FRAME.stdin) call.write({ stdin: payload });
-      else if (kind === FRAME.stdinEof) call.write({ stdinEof: true });
-      else if (kind === FRAME.signal) call.write({ signal: payload.toString() });
-    }),
-  );
+  const read = frameReader((kind, payload) => {
+    if (kind === FRAME.stdin) call.write({ stdin: payload });
+    else if (kind === FRAME.stdinEof) call.write({ stdinEof: true });
+    else if (kind === FRAME.signal) call.write({ signal: payload.toString() });
+  });
+  socket.on('data', (chunk: Buffer) => {
+    try {
+      read(chunk);
+    } catch (err) {
+      end(37, `RBS: the remote \`bazel run\` relay sent ${(err as Error).message}\n`);
+    }
+  });
   // The relay gone (its terminal closed, killed): the remote program must not run on alone.
   socket.on('close', () => {
     if (!done) log('the remote `bazel run` relay went away: stopping the remote program');
