@@ -91,12 +91,19 @@ export class BazelServer {
   /**
    * Runs a command, relaying its responses. The exec_request that ends a `bazel run` is not relayed:
    * it is returned, and the final response it came in is dropped (its output is relayed).
+   * `rewrite` has the last word on the mapped request (the outputs' build event file).
    */
-  async run(request: RunRequest__Output, paths: ClientPaths, onResponse: (response: RunResponse__Output) => void, signal: AbortSignal): Promise<ExecRequest__Output | undefined> {
+  async run(
+    request: RunRequest__Output,
+    paths: ClientPaths,
+    onResponse: (response: RunResponse__Output) => void,
+    signal: AbortSignal,
+    rewrite: (mapped: RunRequest__Output) => RunRequest__Output = (mapped) => mapped,
+  ): Promise<ExecRequest__Output | undefined> {
     const server = await this.connect(true, serverStartupArgs(request.startupOptions));
     signal.throwIfAborted();
     const { workspaceDir, outputBase } = this.options;
-    const mapped = mapRunRequest(request, paths, { workspaceDir, outputBase, env: process.env });
+    const mapped = rewrite(mapRunRequest(request, paths, { workspaceDir, outputBase, env: process.env }));
     const call = server.client.Run({ ...mapped, cookie: server.requestCookie });
     let commandId = '';
     let terminationExpected = false;

@@ -6,15 +6,17 @@ import * as grpc from '@grpc/grpc-js';
 import { statusError } from '../../lib/grpc/status';
 import type { RunResponse } from '../../gen/proto/command_server/RunResponse';
 import type { AgentRunRequest__Output } from '../../gen/proto/rbs/v1/AgentRunRequest';
+import type { ListOutputsResponse } from '../../gen/proto/rbs/v1/ListOutputsResponse';
 import type { BazelServer } from './bazel-server';
+import type { CommandOutputs } from './outputs';
 import type { KeptRuns } from './remote-run';
 import { runTrailer } from './run-target';
 import type { SyncLedger } from './sync';
 
 export type RunCall = grpc.ServerWritableStream<AgentRunRequest__Output, RunResponse>;
 
-/** Serves one Run call for an already authorized peer. */
-export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger, runs: KeptRuns): void {
+/** Serves one Run call for an already authorized peer; its outputs are listed before the call ends. */
+export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger, outputs: CommandOutputs, runs: KeptRuns): void {
   const { request, clientWorkspace, clientOutputBase, syncId } = call.request;
   // Emitted, not destroy(): grpc-js sends an emitted error's status, and a destroyed stream sends nothing.
   const fail = (code: grpc.status, details: string): void => void call.emit('error', statusError(code, details));
@@ -30,8 +32,17 @@ export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger, r
   // The caller going away (Ctrl-C, a killed client, a dropped network) cancels the command.
   const abort = new AbortController();
   call.on('cancelled', () => abort.abort());
+  const tracker = outputs.track();
+  let commandId = '';
+  let exitCode = 0;
+  const relay = (r: RunResponse) => {
+    commandId ||= r.commandId ?? '';
+    if (r.finished) exitCode = r.exitCode ?? 0;
+    call.write(r);
+  };
   bazel
-    .run(request, { clientWorkspace, clientOutputBase: clientOutputBase || undefined }, (r) => call.write(r), abort.signal)
+    .run(request, { clientWorkspace, clientOutputBase: clientOutputBase || undefined }, relay, abort.signal, tracker.rewrite)
+    .then(async (exec) => (await tracker.finish(commandId, exitCode), exec))
     .then(
       // A `bazel run` ends without a final response: its RunTarget follows as a trailer.
       (exec) => call.end(exec && runTrailer(exec, bazel, runs)),
@@ -43,6 +54,11 @@ export async function cancelCommand(bazel: BazelServer, commandId: string): Prom
   if (!commandId) throw statusError(grpc.status.INVALID_ARGUMENT, 'Cancel needs a command_id');
   await bazel.cancel(commandId);
   return {};
+}
+
+export function listOutputs(outputs: CommandOutputs, commandId: string): Promise<ListOutputsResponse> {
+  if (!commandId) throw statusError(grpc.status.INVALID_ARGUMENT, 'ListOutputs needs a command_id');
+  return outputs.outputsOf(commandId);
 }
 
 export async function shutdownBazel(bazel: BazelServer): Promise<Record<string, never>> {

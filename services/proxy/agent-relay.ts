@@ -6,6 +6,8 @@ import * as grpc from '@grpc/grpc-js';
 import { type RunTarget__Output, runTargetOf } from '../../lib/run-target';
 import { finishRun } from './bazel-run';
 import type { CommandRelay, RunRequest, RunResponse } from './command-server';
+import { fetchFromOutputBase } from './fetch';
+import { commandOutputs } from './outputs';
 import { openSession, type SessionLink } from './session';
 import { AgentUnreachableError, syncWorkspace } from './sync';
 import { watchWorkspace } from './workspace-watch';
@@ -78,22 +80,27 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
   ): Promise<string | null> {
     const syncId = await sync(l);
     const heartbeat = setInterval(() => l.orchestrator.heartbeat(l.session.sessionId).catch(() => undefined), HEARTBEAT_MS);
+    // The command's end reaches the client once its outputs are on this machine.
+    const outputs = commandOutputs(request, onResponse, { agent: l.agent, workspace, outputBase, log });
     try {
-      return await new Promise<string | null>((resolve, reject) => {
+      const outcome = await new Promise<string | null>((resolve, reject) => {
         let streamed = false;
         const call = l.agent.run({ request, clientWorkspace: workspace, clientOutputBase: outputBase, syncId });
         const cancel = () => call.cancel();
         signal.addEventListener('abort', cancel, { once: true });
         call.on('data', (response: RunResponse) => {
           streamed = true;
-          onResponse(response);
+          outputs.onResponse(response);
         });
         // grpc-js emits the status (with the trailers: a `bazel run`'s RunTarget) before 'end'.
         let trailers = new grpc.Metadata();
         call.on('status', (status: grpc.StatusObject) => (trailers = status.metadata));
         call.on('end', () => {
           const target = runTargetOf(trailers);
-          if (target) onRunTarget(target);
+          if (target) {
+            onRunTarget(target);
+            outputs.onResponse({ finished: true, exitCode: 0 }); // the build part succeeded: its outputs come too
+          }
           resolve(null);
         });
         call.on('error', (err: grpc.ServiceError) => {
@@ -107,6 +114,8 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
           } else reject(new Error(`the session's agent: ${reason}`));
         });
       });
+      if (outcome === null) await outputs.finish(signal);
+      return outcome;
     } finally {
       clearInterval(heartbeat);
     }
@@ -116,14 +125,20 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
     async run(request, onResponse, signal) {
       let target: RunTarget__Output | undefined;
       const onRunTarget = (t: RunTarget__Output) => (target = t);
+      // A `bazel run`'s final response is the proxy's (finishRun), unless its outputs failed.
+      let built: RunResponse | undefined;
+      const relay = (r: RunResponse) => (target && r.finished ? (built = r) : onResponse(r));
       let l = await session();
-      if ((await runOn(l, request, onResponse, signal, onRunTarget).catch(unreachable)) !== null) {
+      if ((await runOn(l, request, relay, signal, onRunTarget).catch(unreachable)) !== null) {
         l = await reopen(l);
-        const reason = await runOn(l, request, onResponse, signal, onRunTarget);
+        const reason = await runOn(l, request, relay, signal, onRunTarget);
         if (reason !== null) throw new Error(`the agent of session ${l.session.sessionId} at ${l.session.agentAddress}: ${reason}`);
       }
-      // `bazel run`: the proxy, not the agent, says what the client runs.
-      if (target) onResponse(await finishRun({ target, args: request.arg.map((a) => a.toString('latin1')), agent: l.agent, workspace, outputBase, fetch, log }));
+      if (!target || signal.aborted) return;
+      const { agent } = l;
+      const fetch = (paths: string[]) => fetchFromOutputBase({ agent, outputBase, paths }).then(() => undefined);
+      const args = request.arg.map((a) => a.toString('latin1'));
+      onResponse(built?.exitCode ? built : await finishRun({ target, args, agent, workspace, outputBase, fetch, log }));
     },
 
     async cancel(commandId) {
@@ -143,11 +158,6 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
     },
   };
 }
-
-/** Until outputs can be fetched to this machine (branch outputs), a local run says it cannot happen. */
-const fetch = async (): Promise<void> => {
-  throw new Error('outputs cannot be fetched to this machine yet: run the target on the agent with RBS_RUN=remote');
-};
 
 /** A sync that cannot reach the agent means the same as a Run that cannot: try a fresh session. */
 function unreachable(err: Error): string {

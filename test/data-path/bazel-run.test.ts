@@ -20,6 +20,9 @@ beforeAll(async () => {
     'run/BUILD': [
       'sh_binary(name = "echo", srcs = ["echo.sh"], data = ["data.txt"])',
       'sh_binary(name = "sleeper", srcs = ["sleeper.sh"])',
+      // A runfile that is a link out of everything, as build code can make one.
+      'genrule(name = "escape", outs = ["escape.txt"], cmd = "ln -s /etc/passwd $@")',
+      'sh_binary(name = "planted", srcs = ["planted.sh"], data = [":escape"])',
       '',
     ].join('\n'),
     // Everything a run must get right, on one line each; exits 7.
@@ -30,10 +33,12 @@ beforeAll(async () => {
       'echo "workspace=$BUILD_WORKSPACE_DIRECTORY"',
       'echo "working=$BUILD_WORKING_DIRECTORY"',
       'echo "data=$(cat run/data.txt)"',
+      'echo "pwd=$(pwd)"',
       'exit 7',
       '',
     ].join('\n'),
     'run/data.txt': 'runfile\n',
+    'run/planted.sh': `#!/bin/sh\ntouch ${path.join(ws.root, 'planted-ran')}\n`,
     'run/sleeper.sh': `#!/bin/sh\necho $$ > "$1"\nexec sleep ${ws.sleepSeconds}\n`,
   });
 });
@@ -52,13 +57,38 @@ function bazelRun(args: string[], { stdin = '', runMode = '', cwd = ws.workspace
   return { child, done };
 }
 
-it('runs remotely when asked: arguments, stdin, exit code and the agent’s workspace', async () => {
-  const cwd = path.join(ws.workspace, 'run');
-  const run = await bazelRun(['//run:echo', '--', 'a', 'b c'], { stdin: 'typed', runMode: 'remote', cwd }).done;
-  const { workspace } = await remoteOf(stack(), ws);
-  expect(run.stderr).toContain('RBS: running on the agent');
-  expect(run.stdout).toBe(['arg=[a]', 'arg=[b c]', 'stdin=[typed]', `workspace=${workspace}`, `working=${path.join(workspace, 'run')}`, 'data=runfile', ''].join('\n'));
+/** What //run:echo prints, run with `a 'b c'` and stdin `typed` from <workspace>/run. */
+const echoed = (workspace: string, outputBase: string) =>
+  ['arg=[a]', 'arg=[b c]', 'stdin=[typed]', `workspace=${workspace}`, `working=${path.join(workspace, 'run')}`, 'data=runfile',
+    `pwd=${path.join(outputBase, 'execroot/__main__/bazel-out/k8-fastbuild/bin/run/echo.runfiles/__main__')}`, ''].join('\n');
+
+it('runs on the laptop (same OS and architecture) from the fetched program and runfiles, with laptop paths', async () => {
+  const run = await bazelRun(['//run:echo', '--', 'a', 'b c'], { stdin: 'typed', cwd: path.join(ws.workspace, 'run') }).done;
+  expect(run.stdout).toBe(echoed(ws.workspace, ws.outputBase));
   expect(run.code).toBe(7);
+});
+
+it('runs remotely when asked: arguments, stdin, exit code and the agent’s paths', async () => {
+  const run = await bazelRun(['//run:echo', '--', 'a', 'b c'], { stdin: 'typed', runMode: 'remote', cwd: path.join(ws.workspace, 'run') }).done;
+  const { workspace, outputBase } = await remoteOf(stack(), ws);
+  expect(run.stderr).toContain('RBS: running on the agent');
+  expect(run.stdout).toBe(echoed(workspace, outputBase));
+  expect(run.code).toBe(7);
+});
+
+it('a test target runs on the agent, inside Bazel’s test setup, saying why', async () => {
+  const run = await bazelRun(['//main:hello-test']).done;
+  expect(run.stderr).toContain('RBS: running on the agent: //main:hello-test is a test');
+  expect(run.code).toBe(0);
+});
+
+it('a runfile that build code made a link out of everything is, on the laptop, no link out of the output base', async () => {
+  const run = await bazelRun(['//run:planted']).done;
+  expect(run.code).toBe(0);
+  const runfiles = path.join(ws.outputBase, 'execroot/__main__/bazel-out/k8-fastbuild/bin/run/planted.runfiles/__main__/run');
+  expect(fs.realpathSync(path.join(runfiles, 'escape.txt')).startsWith(`${ws.outputBase}/`)).toBe(true);
+  expect(fs.realpathSync(path.join(runfiles, 'planted')).startsWith(`${ws.outputBase}/`)).toBe(true);
+  expect(fs.existsSync(path.join(ws.root, 'planted-ran'))).toBe(true); // the fetched program, and it alone
 });
 
 it('Ctrl-C during a remote run stops the remote program within 2 s', async () => {
