@@ -1,4 +1,5 @@
 /** `npm run bench`: runs every benchmark, prints a table each and writes bench/results/<name>.json. */
+import { benchBazelRun } from './bazel-run';
 import { benchControlPlane } from './control-plane';
 import { benchDataPath } from './data-path';
 import { benchKubernetes } from './kubernetes';
@@ -6,6 +7,7 @@ import { benchKubernetes } from './kubernetes';
 async function main() {
   await benchControlPlane();
   await benchDataPath();
+  await benchBazelRun();
   await benchKubernetes();
 }
 

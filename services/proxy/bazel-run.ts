@@ -35,10 +35,12 @@ function clientCwdOf(args: string[], workspace: string): string {
 export async function finishRun(run: BazelRun): Promise<RunResponse> {
   const { target, args, workspace } = run;
   const clientCwd = clientCwdOf(args, workspace);
+  const started = performance.now();
   try {
     const place = runPlace(target, args, workspace);
     if (place.where === 'local') {
       const execRequest = await prepareLocalRun({ target, workspace, outputBase: run.outputBase, clientCwd, fetch: run.fetch });
+      run.log(`bazel run: ${target.executable} fetched and checked in ${Math.round(performance.now() - started)} ms`);
       return { finished: true, exitCode: 0, execRequest };
     }
     const execRequest = await prepareRemoteRun({ agent: run.agent, remoteRunId: target.remoteRunId, clientCwd, log: run.log });
