@@ -4,7 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { type RunTarget__Output, runTargetOf } from '../../lib/run-target';
-import { finishRun } from './bazel-run';
+import { finishRun, refusedRunOption } from './bazel-run';
 import type { CommandRelay, RunRequest, RunResponse } from './command-server';
 import { fetchFromOutputBase } from './fetch';
 import { commandOutputs } from './outputs';
@@ -123,6 +123,9 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
 
   return {
     async run(request, onResponse, signal) {
+      const args = request.arg.map((a) => a.toString('latin1'));
+      const refused = refusedRunOption(args);
+      if (refused) return onResponse(refused);
       let target: RunTarget__Output | undefined;
       const onRunTarget = (t: RunTarget__Output) => (target = t);
       // A `bazel run`'s final response is the proxy's (finishRun), unless its outputs failed.
@@ -137,7 +140,6 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
       if (!target || signal.aborted) return;
       const { agent } = l;
       const fetch = (paths: string[]) => fetchFromOutputBase({ agent, outputBase, paths }).then(() => undefined);
-      const args = request.arg.map((a) => a.toString('latin1'));
       onResponse(built?.exitCode ? built : await finishRun({ target, args, agent, workspace, outputBase, fetch, log }));
     },
 

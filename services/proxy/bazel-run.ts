@@ -32,6 +32,16 @@ function clientCwdOf(args: string[], workspace: string): string {
   return cwd && path.isAbsolute(cwd) ? cwd : workspace;
 }
 
+/**
+ * `--script_path` has the server write a script that names its own machine's paths, at a path that
+ * means nothing there: refused before the command leaves, naming the flag (also from an rc file).
+ */
+export function refusedRunOption(args: string[]): RunResponse | undefined {
+  if (args[0] !== 'run' || !args.some((arg) => /(?:^|=)--script_path(?:=|$)/.test(arg))) return undefined;
+  const message = 'ERROR: RBS: `bazel run --script_path` is not supported: run the target through RBS instead\n';
+  return { standardError: Buffer.from(message), finished: true, exitCode: RUN_FAILED_EXIT_CODE };
+}
+
 export async function finishRun(run: BazelRun): Promise<RunResponse> {
   const { target, args, workspace } = run;
   const clientCwd = clientCwdOf(args, workspace);

@@ -105,6 +105,7 @@ export async function prepareLocalRun(run: LocalRun): Promise<ExecRequest> {
     throw new Error(`runfiles of ${executable} that do not exist here, or lead out of the workspace or output base: ${names}`);
   }
   writeRunfilesTree(path.join(outputBase, runfilesDir), runfiles);
+  fs.mkdirSync(path.join(outputBase, runfilesDir, workspaceName), { recursive: true }); // the client chdirs there
 
   return ownExecRequest({
     workingDirectory: Buffer.from(path.join(outputBase, runfilesDir, workspaceName)),

@@ -82,6 +82,14 @@ it('a test target runs on the agent, inside Bazel’s test setup, saying why', a
   expect(run.code).toBe(0);
 });
 
+it('--script_path is refused before the command leaves, naming the flag', async () => {
+  const script = path.join(ws.root, 'run.sh');
+  const run = await bazelRun([`--script_path=${script}`, '//run:echo']).done;
+  expect(run.stderr).toContain('`bazel run --script_path` is not supported');
+  expect(run.code).toBe(2);
+  expect(fs.existsSync(script)).toBe(false);
+});
+
 it('a runfile that build code made a link out of everything is, on the laptop, no link out of the output base', async () => {
   const run = await bazelRun(['//run:planted']).done;
   expect(run.code).toBe(0);
