@@ -51,10 +51,10 @@ function environmentOf(exec: ExecRequest__Output): NodeJS.ProcessEnv {
 export function serveRemoteRun(call: RemoteRunCall, kept: KeptRuns): void {
   let child: ReturnType<typeof spawn> | undefined;
   let ended = false;
-  const finish = (code: number, message = '') => {
+  const finish = (code: number, message = '', signal = '') => {
     if (ended) return;
     ended = true;
-    call.write({ exit: { code, message } });
+    call.write({ exit: { code, message, signal } });
     call.end();
   };
   /** The program and everything it started: it runs in a process group of its own. */
@@ -80,7 +80,7 @@ export function serveRemoteRun(call: RemoteRunCall, kept: KeptRuns): void {
       child.stderr!.on('data', (chunk: Buffer) => call.write({ stderr: chunk }));
       child.stdin!.on('error', () => undefined); // a program that does not read its stdin
       child.on('error', (err) => finish(127, `cannot run ${program}: ${err.message}`));
-      child.on('close', (code, signal) => finish(code ?? 128 + (signal ? constants.signals[signal] : 0)));
+      child.on('close', (code, signal) => finish(code ?? 128 + (signal ? constants.signals[signal] : 0), '', signal ?? ''));
     } else if (child === undefined) {
       finish(2, 'RunRemotely must start with the run id');
     } else if (frame.frame === 'stdin') {

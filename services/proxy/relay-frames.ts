@@ -12,6 +12,8 @@ export const FRAME = {
   stderr: 5,
   /** 4-byte exit code, then a message to print (UTF-8, may be empty). */
   exit: 6,
+  /** The name of the signal that ended the program: the relay ends by it too. */
+  killedBy: 7,
 } as const;
 
 export type FrameKind = (typeof FRAME)[keyof typeof FRAME];

@@ -63,7 +63,11 @@ function relay(socket: net.Socket, { agent, remoteRunId, log }: RemoteRun): void
   call.on('data', (frame: RemoteRunFrame__Output) => {
     if (frame.frame === 'stdout') socket.write(encodeFrame(FRAME.stdout, frame.stdout!));
     else if (frame.frame === 'stderr') socket.write(encodeFrame(FRAME.stderr, frame.stderr!));
-    else if (frame.frame === 'exit') end(frame.exit!.code, frame.exit!.message ? `RBS: ${frame.exit!.message}\n` : '');
+    else if (frame.frame === 'exit') {
+      const { code, message, signal } = frame.exit!;
+      if (signal) socket.write(encodeFrame(FRAME.killedBy, Buffer.from(signal)));
+      end(code, message ? `RBS: ${message}\n` : '');
+    }
   });
   call.on('error', (err) => end(37, `RBS: the remote \`bazel run\` failed: ${err.message}\n`));
   call.on('end', () => end(37, 'RBS: the remote `bazel run` ended without an exit code\n'));

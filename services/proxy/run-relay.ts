@@ -17,13 +17,20 @@ function main(socketPath: string | undefined): void {
     process.exit(2);
   }
   let exited = false;
+  let killedBy: NodeJS.Signals | undefined;
   const socket = net.connect(socketPath);
   const exit = (code: number, message: string) => {
     exited = true;
     process.stdin.destroy();
     socket.destroy();
     if (message) process.stderr.write(message);
-    process.stdout.write('', () => process.exit(code)); // after what is buffered
+    process.stdout.write('', () => {
+      // As the program ended: by its signal (the client's parent sees what it would see locally).
+      process.exitCode = code; // should the signal not end us
+      if (!killedBy) return process.exit(code);
+      process.removeAllListeners(killedBy);
+      process.kill(process.pid, killedBy);
+    });
   };
   for (const signal of RELAYED_SIGNALS) process.on(signal, () => socket.write(encodeFrame(FRAME.signal, Buffer.from(signal))));
   socket.on('connect', () => {
@@ -36,6 +43,7 @@ function main(socketPath: string | undefined): void {
     frameReader((kind, payload) => {
       if (kind === FRAME.stdout) process.stdout.write(payload);
       else if (kind === FRAME.stderr) process.stderr.write(payload);
+      else if (kind === FRAME.killedBy && RELAYED_SIGNALS.includes(payload.toString() as NodeJS.Signals)) killedBy = payload.toString() as NodeJS.Signals;
       else if (kind === FRAME.exit) {
         const { code, message } = decodeExit(payload);
         exit(code, message);
