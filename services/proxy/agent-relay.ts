@@ -4,9 +4,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { type RunTarget__Output, runTargetOf } from '../../lib/run-target';
-import { finishRun, refusedRunOption } from './bazel-run';
+import { bazelRunOf } from './bazel-run';
 import type { CommandRelay, RunRequest, RunResponse } from './command-server';
-import { fetchFromOutputBase } from './fetch';
 import { commandOutputs } from './outputs';
 import { openSession, type SessionLink } from './session';
 import { AgentUnreachableError, syncWorkspace } from './sync';
@@ -123,24 +122,15 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
 
   return {
     async run(request, onResponse, signal) {
-      const args = request.arg.map((a) => a.toString('latin1'));
-      const refused = refusedRunOption(args);
-      if (refused) return onResponse(refused);
-      let target: RunTarget__Output | undefined;
-      const onRunTarget = (t: RunTarget__Output) => (target = t);
-      // A `bazel run`'s final response is the proxy's (finishRun), unless its outputs failed.
-      let built: RunResponse | undefined;
-      const relay = (r: RunResponse) => (target && r.finished ? (built = r) : onResponse(r));
+      const run = bazelRunOf(request, onResponse, { workspace, outputBase, log });
+      if (run.refused) return onResponse(run.refused);
       let l = await session();
-      if ((await runOn(l, request, relay, signal, onRunTarget).catch(unreachable)) !== null) {
+      if ((await runOn(l, request, run.onResponse, signal, run.onRunTarget).catch(unreachable)) !== null) {
         l = await reopen(l);
-        const reason = await runOn(l, request, relay, signal, onRunTarget);
+        const reason = await runOn(l, request, run.onResponse, signal, run.onRunTarget);
         if (reason !== null) throw new Error(`the agent of session ${l.session.sessionId} at ${l.session.agentAddress}: ${reason}`);
       }
-      if (!target || signal.aborted) return;
-      const { agent } = l;
-      const fetch = (paths: string[]) => fetchFromOutputBase({ agent, outputBase, paths }).then(() => undefined);
-      onResponse(built?.exitCode ? built : await finishRun({ target, args, agent, workspace, outputBase, fetch, log }));
+      await run.finish(l.agent, signal); // `bazel run`: the proxy, not the agent, says what the client runs
     },
 
     async cancel(commandId) {
