@@ -45,7 +45,7 @@ export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger, o
     .then(async (exec) => (await tracker.finish(commandId, exitCode), exec))
     .then(
       // A `bazel run` ends without a final response: its RunTarget follows as a trailer.
-      (exec) => call.end(exec && runTrailer(exec, bazel, runs)),
+      async (exec) => call.end(exec && (await runTrailer(exec, bazel, runs))),
       (err: Error) => fail(grpc.status.UNAVAILABLE, `the session's Bazel server failed: ${err.message}`),
     );
 }

@@ -10,6 +10,7 @@ import { parseShellWords } from '../../lib/bazel/shell-words';
 import { type RunTarget, runTargetTrailer } from '../../lib/run-target';
 import type { ExecRequest__Output } from '../../gen/proto/command_server/ExecRequest';
 import type { BazelServer } from './bazel-server';
+import { describeFile } from './outputs';
 import type { KeptRuns } from './remote-run';
 
 const text = (bytes: Buffer) => bytes.toString('latin1');
@@ -40,6 +41,9 @@ export function describeRun(exec: ExecRequest__Output, outputBase: string, works
 }
 
 /** The trailer that ends a `bazel run`'s Run stream; the exec request is kept for RunRemotely. */
-export function runTrailer(exec: ExecRequest__Output, bazel: BazelServer, runs: KeptRuns): grpc.Metadata {
-  return runTargetTrailer({ ...describeRun(exec, bazel.outputBase, bazel.workspaceDir), remoteRunId: runs.keep(exec) });
+export async function runTrailer(exec: ExecRequest__Output, bazel: BazelServer, runs: KeptRuns): Promise<grpc.Metadata> {
+  const target = describeRun(exec, bazel.outputBase, bazel.workspaceDir);
+  const named = target.executable ? [target.executable, `${target.executable}.runfiles/MANIFEST`] : [];
+  const files = (await Promise.all(named.map(describeFile(bazel.outputBase)))).flat();
+  return runTargetTrailer({ ...target, files, remoteRunId: runs.keep(exec) });
 }

@@ -8,7 +8,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExecRequest } from '../../gen/proto/command_server/ExecRequest';
 import { ownExecRequest } from '../../lib/exec-request';
+import type { OutputFile__Output as OutputFile } from '../../gen/proto/rbs/v1/OutputFile';
 import type { RunTarget__Output } from '../../lib/run-target';
+import { staleCopies } from './outputs';
 
 /** Fetches files named relative to the output base from the agent's output base into the laptop's. */
 export type FetchOutputs = (paths: string[]) => Promise<void>;
@@ -52,13 +54,13 @@ interface Runfile {
 }
 
 /** The MANIFEST's entries, each mapped to this machine and checked. */
-function readManifest(manifest: string, run: LocalRun): { runfiles: Runfile[]; outputs: string[] } {
+function readManifest(text: string, run: LocalRun): { runfiles: Runfile[]; outputs: string[] } {
   const runfiles: Runfile[] = [];
   const outputs: string[] = [];
-  for (const line of fs.readFileSync(manifest, 'latin1').split('\n')) {
+  for (const line of text.split('\n')) {
     if (line === '') continue;
     const space = line.indexOf(' ');
-    const name = checkedRelative(space < 0 ? line : line.slice(0, space), `the MANIFEST ${manifest} names a runfile`);
+    const name = checkedRelative(space < 0 ? line : line.slice(0, space), 'the runfiles MANIFEST names a runfile');
     const agentPath = space < 0 ? '' : line.slice(space + 1);
     if (agentPath === '') continue; // an empty file Bazel makes itself (e.g. __init__.py): not supported below
     const place = placeOf(agentPath, run.target);
@@ -78,6 +80,38 @@ function isInside(file: string, root: string): boolean {
   }
 }
 
+/**
+ * Fetches the program and its MANIFEST unless the laptop has them as the agent describes them, and
+ * returns the MANIFEST's text. The tree's MANIFEST gets laptop paths, so the agent's is kept beside
+ * the tree (under a name Bazel does not use) with the stamp it was fetched under.
+ */
+async function fetchProgram({ target, outputBase, fetch }: LocalRun, executable: string, manifest: string): Promise<string> {
+  const kept = path.join(outputBase, `${executable}.runfiles.rbs-agent-manifest.json`);
+  const program = target.files.find((file) => file.path === executable);
+  const stamp = target.files.find((file) => file.path === manifest);
+  const stampOf = (file: OutputFile | undefined) => file && JSON.stringify([file.size, file.mtimeSeconds, file.mtimeNanos]);
+  const previous = readKept(kept);
+  const manifestIsCurrent = stamp !== undefined && previous.stamp === stampOf(stamp) && typeof previous.text === 'string';
+  const programIsCurrent = program !== undefined && (await staleCopies(outputBase, [program])).length === 0;
+  const needed = [...(programIsCurrent ? [] : [executable]), ...(manifestIsCurrent ? [] : [manifest])];
+  if (needed.length > 0) await fetch(needed);
+  if (manifestIsCurrent) return previous.text!;
+  const fetched = path.join(outputBase, manifest);
+  if (!fs.lstatSync(fetched, { throwIfNoEntry: false })?.isFile()) throw new Error(`the runfiles MANIFEST ${fetched} was not fetched as a file`);
+  const text = fs.readFileSync(fetched, 'latin1');
+  fs.writeFileSync(kept, JSON.stringify({ stamp: stampOf(stamp), text }));
+  return text;
+}
+
+/** What fetchProgram kept last time; nothing if absent or unreadable (then it fetches). */
+function readKept(file: string): { stamp?: string; text?: string } {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as { stamp?: string; text?: string };
+  } catch {
+    return {};
+  }
+}
+
 /** Fetches and checks the target; returns the exec request that runs it here. */
 export async function prepareLocalRun(run: LocalRun): Promise<ExecRequest> {
   const { target, workspace, outputBase } = run;
@@ -85,16 +119,13 @@ export async function prepareLocalRun(run: LocalRun): Promise<ExecRequest> {
   const [execroot, workspaceName] = executable.split('/');
   if (execroot !== 'execroot' || !workspaceName) throw new Error(`the program ${executable} is not under execroot/<workspace name>/`);
   const runfilesDir = `${executable}.runfiles`;
-  const manifestName = `${runfilesDir}/MANIFEST`;
-  await run.fetch([executable, manifestName]);
+  const manifest = await fetchProgram(run, executable, `${runfilesDir}/MANIFEST`);
 
   const binary = path.join(outputBase, executable);
   const stat = fs.lstatSync(binary, { throwIfNoEntry: false });
   if (!stat?.isFile() || !isInside(binary, outputBase)) throw new Error(`the program ${binary} was not fetched as a file inside the output base`);
   if ((stat.mode & 0o111) === 0) throw new Error(`the target's program ${binary} is not executable`);
 
-  const manifest = path.join(outputBase, manifestName);
-  if (!fs.lstatSync(manifest, { throwIfNoEntry: false })?.isFile()) throw new Error(`the runfiles MANIFEST ${manifest} was not fetched as a file`);
   const { runfiles, outputs } = readManifest(manifest, run);
   const others = outputs.filter((output) => output !== executable);
   if (others.length > 0) await run.fetch(others);

@@ -4,10 +4,13 @@
  * or workspace. The fetch is a FAKE (a copy from a directory standing in for the agent's output
  * base, symlinks kept as symlinks, as rsync does): the real one is covered by the data-path tests.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { RunTarget__Output } from '../../lib/run-target';
+import type { OutputFile__Output } from '../../gen/proto/rbs/v1/OutputFile';
+import { describeFile } from '../../services/agent/outputs';
 import { type LocalRun, prepareLocalRun } from '../../services/proxy/local-run';
 
 const BIN = 'execroot/__main__/bazel-out/k8-fastbuild/bin';
@@ -47,7 +50,11 @@ async function fakeFetch(paths: string[]): Promise<void> {
     fs.mkdirSync(path.dirname(to), { recursive: true });
     fs.rmSync(to, { force: true });
     if (fs.lstatSync(from).isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(from), to);
-    else fs.copyFileSync(from, to), fs.chmodSync(to, fs.statSync(from).mode);
+    else {
+      fs.copyFileSync(from, to);
+      fs.chmodSync(to, fs.statSync(from).mode);
+      execFileSync('touch', ['-r', from, to]); // the time to the nanosecond, as rsync --times
+    }
   }
 }
 
@@ -59,6 +66,7 @@ function run(target: Partial<RunTarget__Output> = {}): Promise<unknown> {
     platform: process.platform,
     arch: process.arch,
     remoteRunId: 'id',
+    files: [],
     ...agent,
     ...target,
   };
@@ -83,6 +91,21 @@ test('the program, its arguments and a runfiles tree with this machine’s paths
   expect(fs.readFileSync(path.join(runfiles(), 'MANIFEST'), 'utf8')).toBe(rewritten);
   expect(fs.readFileSync(`${runfiles()}_manifest`, 'utf8')).toBe(rewritten);
   expect(fetched).toEqual([[`${BIN}/run/echo`, `${BIN}/run/echo.runfiles/MANIFEST`]]);
+});
+
+test('what the laptop has as the agent describes it is not fetched again, and is checked all the same', async () => {
+  const describe = async () =>
+    (await Promise.all([`${BIN}/run/echo`, `${BIN}/run/echo.runfiles/MANIFEST`].map(describeFile(agent.outputBase)))).flat() as OutputFile__Output[];
+  await run({ files: await describe() });
+  fetched = [];
+  await run({ files: await describe() });
+  expect(fetched).toEqual([]);
+  expect(fs.readlinkSync(path.join(runfiles(), '__main__', 'run', 'data.txt'))).toBe(path.join(laptop.workspace, 'run', 'data.txt'));
+
+  // The agent's MANIFEST changed (a new stamp): fetched, and its new entry checked.
+  manifest([['__main__/x', '/etc/passwd']]);
+  await expect(run({ files: await describe() })).rejects.toThrow('the runfile /etc/passwd is neither');
+  expect(fetched).toEqual([[`${BIN}/run/echo.runfiles/MANIFEST`]]);
 });
 
 test.each([

@@ -16,6 +16,7 @@ const target = (over: Partial<RunTarget__Output> = {}): RunTarget__Output => ({
   remoteRunId: 'id',
   outputBase: '/agent/ob',
   workspace: '/agent/ws',
+  files: [],
   ...over,
 });
 const settings = (run: string | undefined) => (run ? fs.writeFileSync(path.join(workspace, '.rbs.json'), JSON.stringify({ run })) : fs.rmSync(path.join(workspace, '.rbs.json'), { force: true }));
