@@ -4,10 +4,13 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { statusError } from '../../lib/grpc/status';
-import type { RunResponse } from '../../gen/proto/command_server/RunResponse';
+import type { RunResponse, RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
 import type { AgentRunRequest__Output } from '../../gen/proto/rbs/v1/AgentRunRequest';
+import type { FileChunk } from '../../gen/proto/rbs/v1/FileChunk';
 import type { ListOutputsResponse } from '../../gen/proto/rbs/v1/ListOutputsResponse';
+import type { ReadBuildEventFileRequest__Output } from '../../gen/proto/rbs/v1/ReadBuildEventFileRequest';
 import type { BazelServer } from './bazel-server';
+import type { LaptopCommands } from './laptop-command';
 import type { CommandOutputs } from './outputs';
 import type { KeptRuns } from './remote-run';
 import { runTrailer } from './run-target';
@@ -16,7 +19,7 @@ import type { SyncLedger } from './sync';
 export type RunCall = grpc.ServerWritableStream<AgentRunRequest__Output, RunResponse>;
 
 /** Serves one Run call for an already authorized peer; its outputs are listed before the call ends. */
-export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger, outputs: CommandOutputs, runs: KeptRuns): void {
+export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger, laptop: LaptopCommands, outputs: CommandOutputs, runs: KeptRuns): void {
   const { request, clientWorkspace, clientOutputBase, syncId } = call.request;
   // Emitted, not destroy(): grpc-js sends an emitted error's status, and a destroyed stream sends nothing.
   const fail = (code: grpc.status, details: string): void => void call.emit('error', statusError(code, details));
@@ -29,25 +32,44 @@ export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger, o
       `the workspace is at sync ${synced ?? '(none)'}, not ${syncId || '(none)'}: sync it before running a command`,
     );
   }
+  const client = { clientWorkspace, clientOutputBase: clientOutputBase || undefined };
+  const command = laptop.prepare(request, client, (r) => call.write(r));
+  if ('refusal' in command) {
+    call.write(command.refusal);
+    return void call.end();
+  }
   // The caller going away (Ctrl-C, a killed client, a dropped network) cancels the command.
   const abort = new AbortController();
   call.on('cancelled', () => abort.abort());
   const tracker = outputs.track();
   let commandId = '';
   let exitCode = 0;
-  const relay = (r: RunResponse) => {
+  const relay = (r: RunResponse__Output) => {
     commandId ||= r.commandId ?? '';
     if (r.finished) exitCode = r.exitCode ?? 0;
-    call.write(r);
+    command.send(r);
   };
   bazel
-    .run(request, { clientWorkspace, clientOutputBase: clientOutputBase || undefined }, relay, abort.signal, tracker.rewrite)
+    .run(command.request, client, relay, abort.signal, tracker.rewrite)
+    .finally(() => command.end())
     .then(async (exec) => (await tracker.finish(commandId, exitCode), exec))
     .then(
       // A `bazel run` ends without a final response: its RunTarget follows as a trailer.
       async (exec) => call.end(exec && (await runTrailer(exec, bazel, runs))),
       (err: Error) => fail(grpc.status.UNAVAILABLE, `the session's Bazel server failed: ${err.message}`),
     );
+}
+
+export type ReadBuildEventFileCall = grpc.ServerWritableStream<ReadBuildEventFileRequest__Output, FileChunk>;
+
+/** Streams a finished command's build event file, in laptop paths, to the proxy that ran it. */
+export function serveBuildEventFile(call: ReadBuildEventFileCall, laptop: LaptopCommands): void {
+  const write = (data: Buffer) => (data.length === 0 || call.write({ data }) ? Promise.resolve() : new Promise<void>((resolve) => call.once('drain', resolve)));
+  const { commandId, fileId } = call.request;
+  laptop.read(commandId, fileId, write).then(
+    () => call.end(),
+    (err: Error & { code?: grpc.status }) => void call.emit('error', err.code ? err : statusError(grpc.status.INTERNAL, `reading build event file ${fileId}: ${err.message}`)),
+  );
 }
 
 export async function cancelCommand(bazel: BazelServer, commandId: string): Promise<Record<string, never>> {

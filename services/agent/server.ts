@@ -12,7 +12,8 @@ import { type AuthenticatedCall, type RotatingTls, type TlsMaterial, peerIdentit
 import { describeIdentity } from '../../lib/pki/identity';
 import * as path from 'node:path';
 import { BazelServer } from './bazel-server';
-import { type RunCall, cancelCommand, listOutputs, serveRun, shutdownBazel } from './commands';
+import { type ReadBuildEventFileCall, type RunCall, cancelCommand, listOutputs, serveBuildEventFile, serveRun, shutdownBazel } from './commands';
+import { LaptopCommands } from './laptop-command';
 import { CommandOutputs } from './outputs';
 import { KeptRuns, type RemoteRunCall, serveRemoteRun } from './remote-run';
 import { type SyncCall, SyncLedger, serveFetch, serveSync } from './sync';
@@ -57,9 +58,11 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   const syncs = new SyncLedger();
   const runs = new KeptRuns();
   // On the volume beside the workspace, so Bazel's caches survive agent restarts and suspensions.
-  const outputBase = path.join(path.dirname(workspaceDir), 'output_base');
+  const volumeDir = path.dirname(workspaceDir);
+  const outputBase = path.join(volumeDir, 'output_base');
   const bazel = new BazelServer({ workspaceDir, outputBase, maxIdleSecs: BAZEL_MAX_IDLE_SECS });
-  const outputs = new CommandOutputs({ workspaceDir, outputBase, eventsDir: path.join(path.dirname(workspaceDir), 'build-events') });
+  const laptop = new LaptopCommands({ workspaceDir, outputBase, volumeDir });
+  const outputs = new CommandOutputs({ workspaceDir, outputBase, eventsDir: path.join(volumeDir, 'build-events') });
   await outputs.prepareEventsDir();
 
   /** Wraps a unary handler so that it runs only for an authorized peer (`callers`, see authorize). */
@@ -96,7 +99,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   server.addService(agent.rbs.v1.Agent.service, {
     Ping: guarded(() => ({ sessionId, workspaceDir, startedAtMs }), 'proxy or probe'),
     Sync: guardedStream((call: SyncCall) => serveSync(call, workspaceDir, syncs)),
-    Run: guardedStream((call: RunCall) => serveRun(call, bazel, syncs, outputs, runs)),
+    Run: guardedStream((call: RunCall) => serveRun(call, bazel, syncs, laptop, outputs, runs)),
+    ReadBuildEventFile: guardedStream((call: ReadBuildEventFileCall) => serveBuildEventFile(call, laptop)),
     ListOutputs: guarded((request: { commandId: string }) => listOutputs(outputs, request.commandId), 'proxy'),
     Fetch: guardedStream((call: SyncCall) => serveFetch(call, outputBase)),
     RunRemotely: guardedStream((call: RemoteRunCall) => serveRemoteRun(call, runs)),

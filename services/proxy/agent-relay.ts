@@ -5,6 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { type RunTarget__Output, runTargetOf } from '../../lib/run-target';
 import { bazelRunOf } from './bazel-run';
+import { buildEventDelivery } from './build-event-files';
 import type { CommandRelay, RunRequest, RunResponse } from './command-server';
 import { commandOutputs } from './outputs';
 import { openSession, type SessionLink } from './session';
@@ -87,9 +88,10 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
         const call = l.agent.run({ request, clientWorkspace: workspace, clientOutputBase: outputBase, syncId });
         const cancel = () => call.cancel();
         signal.addEventListener('abort', cancel, { once: true });
+        const delivery = buildEventDelivery(l.agent, request, { workspace, outputBase }, outputs.onResponse);
         call.on('data', (response: RunResponse) => {
           streamed = true;
-          outputs.onResponse(response);
+          delivery.relay(response);
         });
         // grpc-js emits the status (with the trailers: a `bazel run`'s RunTarget) before 'end'.
         let trailers = new grpc.Metadata();
@@ -98,9 +100,9 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
           const target = runTargetOf(trailers);
           if (target) {
             onRunTarget(target);
-            outputs.onResponse({ finished: true, exitCode: 0 }); // the build part succeeded: its outputs come too
+            delivery.relay({ finished: true, exitCode: 0 }); // the build part succeeded: its files and outputs come too
           }
-          resolve(null);
+          delivery.settled().then(() => resolve(null), reject);
         });
         call.on('error', (err: grpc.ServiceError) => {
           signal.removeEventListener('abort', cancel);
