@@ -1,4 +1,5 @@
 /** `npm run bench`: runs every benchmark, prints a table each and writes bench/results/<name>.json. */
+import { benchBazelRun } from './bazel-run';
 import { benchControlPlane } from './control-plane';
 import { benchDataPath } from './data-path';
 import { benchKubernetes } from './kubernetes';
@@ -8,6 +9,7 @@ async function main() {
   await benchControlPlane();
   await benchDataPath();
   await benchOutputs();
+  await benchBazelRun();
   await benchKubernetes();
 }
 

@@ -12,12 +12,14 @@ import type { ReadBuildEventFileRequest__Output } from '../../gen/proto/rbs/v1/R
 import type { BazelServer } from './bazel-server';
 import type { LaptopCommands } from './laptop-command';
 import type { CommandOutputs } from './outputs';
+import type { KeptRuns } from './remote-run';
+import { runTrailer } from './run-target';
 import type { SyncLedger } from './sync';
 
 export type RunCall = grpc.ServerWritableStream<AgentRunRequest__Output, RunResponse>;
 
 /** Serves one Run call for an already authorized peer; its outputs are listed before the call ends. */
-export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger, laptop: LaptopCommands, outputs: CommandOutputs): void {
+export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger, laptop: LaptopCommands, outputs: CommandOutputs, runs: KeptRuns): void {
   const { request, clientWorkspace, clientOutputBase, syncId } = call.request;
   // Emitted, not destroy(): grpc-js sends an emitted error's status, and a destroyed stream sends nothing.
   const fail = (code: grpc.status, details: string): void => void call.emit('error', statusError(code, details));
@@ -43,16 +45,17 @@ export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger, l
   let commandId = '';
   let exitCode = 0;
   const relay = (r: RunResponse__Output) => {
-    commandId ||= r.commandId;
-    if (r.finished) exitCode = r.exitCode;
+    commandId ||= r.commandId ?? '';
+    if (r.finished) exitCode = r.exitCode ?? 0;
     command.send(r);
   };
   bazel
     .run(command.request, client, relay, abort.signal, tracker.rewrite)
     .finally(() => command.end())
-    .then(() => tracker.finish(commandId, exitCode))
+    .then(async (exec) => (await tracker.finish(commandId, exitCode), exec))
     .then(
-      () => call.end(),
+      // A `bazel run` ends without a final response: its RunTarget follows as a trailer.
+      async (exec) => call.end(exec && (await runTrailer(exec, bazel, runs))),
       (err: Error) => fail(grpc.status.UNAVAILABLE, `the session's Bazel server failed: ${err.message}`),
     );
 }

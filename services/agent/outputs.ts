@@ -126,7 +126,7 @@ async function newest(files: string[]): Promise<string> {
 }
 
 /** The file's entry, or none if the command did not leave it (a target that failed). */
-const describeFile = (outputBase: string) => async (relative: string): Promise<Required<OutputFile>[]> => {
+export const describeFile = (outputBase: string) => async (relative: string): Promise<Required<OutputFile>[]> => {
   const stat = await fs.lstat(path.join(outputBase, relative), { bigint: true }).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return undefined;
     throw err;

@@ -15,6 +15,7 @@ import { BazelServer } from './bazel-server';
 import { type ReadBuildEventFileCall, type RunCall, cancelCommand, listOutputs, serveBuildEventFile, serveRun, shutdownBazel } from './commands';
 import { LaptopCommands } from './laptop-command';
 import { CommandOutputs } from './outputs';
+import { KeptRuns, type RemoteRunCall, serveRemoteRun } from './remote-run';
 import { type SyncCall, SyncLedger, serveFetch, serveSync } from './sync';
 
 export interface AgentServerOptions {
@@ -55,6 +56,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   const startedAtMs = Date.now();
   const { health, agent } = protos();
   const syncs = new SyncLedger();
+  const runs = new KeptRuns();
   // On the volume beside the workspace, so Bazel's caches survive agent restarts and suspensions.
   const volumeDir = path.dirname(workspaceDir);
   const outputBase = path.join(volumeDir, 'output_base');
@@ -97,10 +99,11 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   server.addService(agent.rbs.v1.Agent.service, {
     Ping: guarded(() => ({ sessionId, workspaceDir, startedAtMs }), 'proxy or probe'),
     Sync: guardedStream((call: SyncCall) => serveSync(call, workspaceDir, syncs)),
-    Run: guardedStream((call: RunCall) => serveRun(call, bazel, syncs, laptop, outputs)),
+    Run: guardedStream((call: RunCall) => serveRun(call, bazel, syncs, laptop, outputs, runs)),
     ReadBuildEventFile: guardedStream((call: ReadBuildEventFileCall) => serveBuildEventFile(call, laptop)),
     ListOutputs: guarded((request: { commandId: string }) => listOutputs(outputs, request.commandId), 'proxy'),
     Fetch: guardedStream((call: SyncCall) => serveFetch(call, outputBase)),
+    RunRemotely: guardedStream((call: RemoteRunCall) => serveRemoteRun(call, runs)),
     Cancel: guarded((request: { commandId: string }) => cancelCommand(bazel, request.commandId), 'proxy'),
     ShutdownBazel: guarded(() => shutdownBazel(bazel), 'proxy'),
   });

@@ -3,6 +3,8 @@
  * with heartbeats keeping the session from going idle while it runs.
  */
 import * as grpc from '@grpc/grpc-js';
+import { type RunTarget__Output, runTargetOf } from '../../lib/run-target';
+import { bazelRunOf } from './bazel-run';
 import { buildEventDelivery } from './build-event-files';
 import type { CommandRelay, RunRequest, RunResponse } from './command-server';
 import { commandOutputs } from './outputs';
@@ -69,7 +71,13 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
    * Resolves null once the command ran, or with why it never reached the agent (gone, or it lost
    * our sync): then it may be retried.
    */
-  async function runOn(l: SessionLink, request: RunRequest, onResponse: (r: RunResponse) => void, signal: AbortSignal): Promise<string | null> {
+  async function runOn(
+    l: SessionLink,
+    request: RunRequest,
+    onResponse: (r: RunResponse) => void,
+    signal: AbortSignal,
+    onRunTarget: (target: RunTarget__Output) => void,
+  ): Promise<string | null> {
     const syncId = await sync(l);
     const heartbeat = setInterval(() => l.orchestrator.heartbeat(l.session.sessionId).catch(() => undefined), HEARTBEAT_MS);
     // The command's end reaches the client once its outputs are on this machine.
@@ -85,7 +93,17 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
           streamed = true;
           delivery.relay(response);
         });
-        call.on('end', () => delivery.settled().then(() => resolve(null), reject));
+        // grpc-js emits the status (with the trailers: a `bazel run`'s RunTarget) before 'end'.
+        let trailers = new grpc.Metadata();
+        call.on('status', (status: grpc.StatusObject) => (trailers = status.metadata));
+        call.on('end', () => {
+          const target = runTargetOf(trailers);
+          if (target) {
+            onRunTarget(target);
+            delivery.relay({ finished: true, exitCode: 0 }); // the build part succeeded: its files and outputs come too
+          }
+          delivery.settled().then(() => resolve(null), reject);
+        });
         call.on('error', (err: grpc.ServiceError) => {
           signal.removeEventListener('abort', cancel);
           const reason = err.details ?? err.message;
@@ -106,11 +124,15 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
 
   return {
     async run(request, onResponse, signal) {
-      const first = await session();
-      if ((await runOn(first, request, onResponse, signal).catch(unreachable)) === null) return;
-      const second = await reopen(first);
-      const reason = await runOn(second, request, onResponse, signal);
-      if (reason !== null) throw new Error(`the agent of session ${second.session.sessionId} at ${second.session.agentAddress}: ${reason}`);
+      const run = bazelRunOf(request, onResponse, { workspace, outputBase, log });
+      if (run.refused) return onResponse(run.refused);
+      let l = await session();
+      if ((await runOn(l, request, run.onResponse, signal, run.onRunTarget).catch(unreachable)) !== null) {
+        l = await reopen(l);
+        const reason = await runOn(l, request, run.onResponse, signal, run.onRunTarget);
+        if (reason !== null) throw new Error(`the agent of session ${l.session.sessionId} at ${l.session.agentAddress}: ${reason}`);
+      }
+      await run.finish(l.agent, signal); // `bazel run`: the proxy, not the agent, says what the client runs
     },
 
     async cancel(commandId) {

@@ -97,7 +97,7 @@ async function bring(mode: OutputsMode, listing: Listing, { agent, outputBase }:
 }
 
 /** The listed paths whose laptop copy is missing or differs; directories and links always (rsync checks inside). */
-async function staleCopies(outputBase: string, files: OutputFile[]): Promise<string[]> {
+export async function staleCopies(outputBase: string, files: OutputFile[]): Promise<string[]> {
   const differs = await Promise.all(
     files.map(async (file) => {
       if (!file.regular) return true;
