@@ -21,6 +21,10 @@ export interface AgentProcess {
   source: string;
   /** The agent's copy on its volume. */
   workspace: string;
+  /** Bazel's output base on the volume, which the agent's Fetch serves. */
+  outputBase: string;
+  /** This process's mTLS client of the agent, as the session's proxy. */
+  client: AgentClient;
   sync(changed?: string[]): Promise<{ syncId: string; ms: number }>;
   stop(): Promise<void>;
 }
@@ -52,6 +56,8 @@ export async function startAgentProcess(root: string): Promise<AgentProcess> {
   return {
     source,
     workspace: path.join(volume, 'workspace'),
+    outputBase: path.join(volume, 'output_base'),
+    client,
     sync: (changed) => syncWorkspace({ workspace: source, agent: client, sessionId, changed }),
     async stop() {
       client.close();

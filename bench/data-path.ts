@@ -9,14 +9,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { writeTlsMaterial } from '../lib/grpc/tls';
-import { startTemporalDevServer } from '../lib/local/temporal-dev-server';
-import { BazelWorkspace, writeFiles } from '../test/data-path/fixture';
-import { startStack } from '../test/harness/stack';
 import { waitFor } from '../test/harness/wait';
 import { type WorkspaceWatch, watchWorkspace } from '../services/proxy/workspace-watch';
 import { empty, writeTree } from '../test/sync/fixture';
 import { startAgentProcess } from './agent-process';
+import { noopBuilds, withBazelStack, writeTenThousandFiles } from './bazel-stack';
 import { percentile, report, type Row } from './stats';
 
 const NOOP_ROUNDS = 5;
@@ -101,43 +98,16 @@ async function syncFigures(): Promise<Row[]> {
 }
 
 async function bazelFigures(): Promise<Row[]> {
-  const logs = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-bench-data-'));
-  const temporal = await startTemporalDevServer({ logFile: path.join(logs, 'temporal.log') });
-  process.env.RBS_TEST_TEMPORAL_ADDRESS = temporal.address;
-  const stack = await startStack();
-  let ws: BazelWorkspace | undefined;
-  try {
-    const credentials = path.join(stack.config.home, 'credentials', 'bench');
-    await writeTlsMaterial(credentials, 'user', { caCertPem: stack.ca.certPem, ...(await stack.ca.issue({ kind: 'user', user: 'bench', operator: false })) });
-    ws = new BazelWorkspace({ ...process.env, RBS_HOME: stack.config.home, RBS_ORCHESTRATOR: stack.orchestrator.address, RBS_CREDENTIALS: credentials });
-    // 10,000 sources in 100 packages, each gathered by a filegroup that one genrule depends on.
-    for (let p = 0; p < 100; p++) {
-      const files: Record<string, string> = { BUILD: 'filegroup(name = "srcs", srcs = glob(["*.txt"]), visibility = ["//visibility:public"])\n' };
-      for (let i = 0; i < 100; i++) files[`f${i}.txt`] = `package ${p} file ${i}\n`;
-      writeFiles(path.join(ws.workspace, 'big', `p${p}`), files);
-    }
-    const srcs = Array.from({ length: 100 }, (_, p) => `"//big/p${p}:srcs"`).join(', ');
-    writeFiles(path.join(ws.workspace, 'big'), { BUILD: `genrule(name = "count", srcs = [${srcs}], outs = ["count.txt"], cmd = "ls $(SRCS) | wc -l > $@")\n` });
-    const build = ['build', ...ws.buildOptions, '//big:count'];
-
-    for (const run of [() => ws!.bazel(build), () => ws!.local(build)]) {
-      const first = await run();
-      if (first.code !== 0) throw new Error(`the first build failed: ${first.stderr}`);
-    }
-    const viaRbs: number[] = [];
-    const local: number[] = [];
-    for (let i = 0; i < NOOP_ROUNDS; i++) {
-      viaRbs.push((await ws.bazel(build)).ms);
-      local.push((await ws.local(build)).ms);
-    }
+  return withBazelStack(async (ws) => {
+    const { viaRbs, local } = await noopBuilds(ws, writeTenThousandFiles(ws), NOOP_ROUNDS);
 
     const { child, done } = ws.start(['build', ...ws.buildOptions, '//:slow']);
-    await waitFor(() => ws!.sleepers().length > 0, 60_000, 'the genrule to start sleeping');
+    await waitFor(() => ws.sleepers().length > 0, 60_000, 'the genrule to start sleeping');
     const interrupted = performance.now();
     child.kill('SIGINT');
     await done;
     const clientExit = performance.now() - interrupted;
-    await waitFor(() => ws!.sleepers().length === 0, 10_000, 'the remote action to stop');
+    await waitFor(() => ws.sleepers().length === 0, 10_000, 'the remote action to stop');
     const remoteStop = performance.now() - interrupted;
 
     const median = (xs: number[]) => percentile(xs, 50);
@@ -148,11 +118,7 @@ async function bazelFigures(): Promise<Row[]> {
       { metric: 'Ctrl-C to client exit', value: clientExit, unit: 'ms' },
       { metric: 'Ctrl-C to remote action stopped', value: remoteStop, unit: 'ms', aim: '<= 2000' },
     ];
-  } finally {
-    ws?.destroy();
-    await stack.stop();
-    await temporal.child.stop();
-  }
+  });
 }
 
 export async function benchDataPath(): Promise<void> {

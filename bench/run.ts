@@ -1,11 +1,15 @@
 /** `npm run bench`: runs every benchmark, prints a table each and writes bench/results/<name>.json. */
+import { benchBazelRun } from './bazel-run';
 import { benchControlPlane } from './control-plane';
 import { benchDataPath } from './data-path';
 import { benchKubernetes } from './kubernetes';
+import { benchOutputs } from './outputs';
 
 async function main() {
   await benchControlPlane();
   await benchDataPath();
+  await benchOutputs();
+  await benchBazelRun();
   await benchKubernetes();
 }
 

@@ -7,9 +7,9 @@ import { spawn } from 'node:child_process';
 import { appendFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { refuseExecRequest } from '../../lib/exec-request';
 import { protos } from '../../lib/grpc/protos';
 import type { CommandServerClient } from '../../gen/proto/command_server/CommandServer';
+import type { ExecRequest__Output } from '../../gen/proto/command_server/ExecRequest';
 import type { RunRequest__Output } from '../../gen/proto/command_server/RunRequest';
 import type { RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
 import { bazelServersOf, exited, isStillRunning, stopProcess } from './bazel-process';
@@ -73,20 +73,42 @@ export class BazelServer {
     this.options = { bazel: 'bazel', ...options, workspaceDir: path.resolve(options.workspaceDir), outputBase: path.resolve(options.outputBase) };
   }
 
+  /** Where our server keeps its outputs (absolute). */
+  get outputBase(): string {
+    return this.options.outputBase;
+  }
+
+  /** The workspace copy our server builds (absolute). */
+  get workspaceDir(): string {
+    return this.options.workspaceDir;
+  }
+
   /** Makes sure our server runs: the pinned one if it answers, else a new one with the last startup options. */
   async ensureStarted(): Promise<void> {
     await this.connect(true);
   }
 
-  async run(request: RunRequest__Output, paths: ClientPaths, onResponse: (response: RunResponse__Output) => void, signal: AbortSignal): Promise<void> {
+  /**
+   * Runs a command, relaying its responses. The exec_request that ends a `bazel run` is not relayed:
+   * it is returned, and the final response it came in is dropped (its output is relayed).
+   * `rewrite` has the last word on the mapped request (the outputs' build event file).
+   */
+  async run(
+    request: RunRequest__Output,
+    paths: ClientPaths,
+    onResponse: (response: RunResponse__Output) => void,
+    signal: AbortSignal,
+    rewrite: (mapped: RunRequest__Output) => RunRequest__Output = (mapped) => mapped,
+  ): Promise<ExecRequest__Output | undefined> {
     const server = await this.connect(true, serverStartupArgs(request.startupOptions));
     signal.throwIfAborted();
     const { workspaceDir, outputBase } = this.options;
-    const mapped = mapRunRequest(request, paths, { workspaceDir, outputBase, env: process.env });
+    const mapped = rewrite(mapRunRequest(request, paths, { workspaceDir, outputBase, env: process.env }));
     const call = server.client.Run({ ...mapped, cookie: server.requestCookie });
     let commandId = '';
     let terminationExpected = false;
     let finished = false;
+    let execRequest: ExecRequest__Output | undefined;
     let graceTimer: NodeJS.Timeout | undefined;
     let stopReason: string | undefined;
     const stop = (reason: string) => {
@@ -110,13 +132,17 @@ export class BazelServer {
           }
           terminationExpected ||= response.terminationExpected;
           if (finished) return; // nothing follows a final response, least of all an exec_request
-          const relayed = refuseExecRequest({ ...response, cookie: '' });
-          finished = relayed.finished;
-          onResponse(relayed);
+          finished = response.finished;
+          if (!response.execRequest) return onResponse({ ...response, cookie: '' });
+          execRequest = response.execRequest;
+          if (response.standardOutput.length + response.standardError.length > 0) {
+            onResponse({ ...response, cookie: '', execRequest: null, finished: false, exitCode: 0 });
+          }
         });
         call.on('end', resolve);
         call.on('error', (err) => reject(new Error(`Bazel command ${commandId || '(no id yet)'} on server pid ${server.pid} ${stopReason ?? `failed: ${err.message}`}`)));
       });
+      return execRequest;
     } finally {
       signal.removeEventListener('abort', onAbort);
       clearTimeout(graceTimer);

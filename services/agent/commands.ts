@@ -4,18 +4,22 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { statusError } from '../../lib/grpc/status';
-import type { RunResponse } from '../../gen/proto/command_server/RunResponse';
+import type { RunResponse, RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
 import type { AgentRunRequest__Output } from '../../gen/proto/rbs/v1/AgentRunRequest';
 import type { FileChunk } from '../../gen/proto/rbs/v1/FileChunk';
+import type { ListOutputsResponse } from '../../gen/proto/rbs/v1/ListOutputsResponse';
 import type { ReadBuildEventFileRequest__Output } from '../../gen/proto/rbs/v1/ReadBuildEventFileRequest';
 import type { BazelServer } from './bazel-server';
 import type { LaptopCommands } from './laptop-command';
+import type { CommandOutputs } from './outputs';
+import type { KeptRuns } from './remote-run';
+import { runTrailer } from './run-target';
 import type { SyncLedger } from './sync';
 
 export type RunCall = grpc.ServerWritableStream<AgentRunRequest__Output, RunResponse>;
 
-/** Serves one Run call for an already authorized peer. */
-export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger, laptop: LaptopCommands): void {
+/** Serves one Run call for an already authorized peer; its outputs are listed before the call ends. */
+export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger, laptop: LaptopCommands, outputs: CommandOutputs, runs: KeptRuns): void {
   const { request, clientWorkspace, clientOutputBase, syncId } = call.request;
   // Emitted, not destroy(): grpc-js sends an emitted error's status, and a destroyed stream sends nothing.
   const fail = (code: grpc.status, details: string): void => void call.emit('error', statusError(code, details));
@@ -37,11 +41,21 @@ export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger, l
   // The caller going away (Ctrl-C, a killed client, a dropped network) cancels the command.
   const abort = new AbortController();
   call.on('cancelled', () => abort.abort());
+  const tracker = outputs.track();
+  let commandId = '';
+  let exitCode = 0;
+  const relay = (r: RunResponse__Output) => {
+    commandId ||= r.commandId ?? '';
+    if (r.finished) exitCode = r.exitCode ?? 0;
+    command.send(r);
+  };
   bazel
-    .run(command.request, client, command.send, abort.signal)
+    .run(command.request, client, relay, abort.signal, tracker.rewrite)
     .finally(() => command.end())
+    .then(async (exec) => (await tracker.finish(commandId, exitCode), exec))
     .then(
-      () => call.end(),
+      // A `bazel run` ends without a final response: its RunTarget follows as a trailer.
+      async (exec) => call.end(exec && (await runTrailer(exec, bazel, runs))),
       (err: Error) => fail(grpc.status.UNAVAILABLE, `the session's Bazel server failed: ${err.message}`),
     );
 }
@@ -62,6 +76,11 @@ export async function cancelCommand(bazel: BazelServer, commandId: string): Prom
   if (!commandId) throw statusError(grpc.status.INVALID_ARGUMENT, 'Cancel needs a command_id');
   await bazel.cancel(commandId);
   return {};
+}
+
+export function listOutputs(outputs: CommandOutputs, commandId: string): Promise<ListOutputsResponse> {
+  if (!commandId) throw statusError(grpc.status.INVALID_ARGUMENT, 'ListOutputs needs a command_id');
+  return outputs.outputsOf(commandId);
 }
 
 export async function shutdownBazel(bazel: BazelServer): Promise<Record<string, never>> {

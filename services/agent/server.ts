@@ -12,9 +12,11 @@ import { type AuthenticatedCall, type RotatingTls, type TlsMaterial, peerIdentit
 import { describeIdentity } from '../../lib/pki/identity';
 import * as path from 'node:path';
 import { BazelServer } from './bazel-server';
-import { type ReadBuildEventFileCall, type RunCall, cancelCommand, serveBuildEventFile, serveRun, shutdownBazel } from './commands';
+import { type ReadBuildEventFileCall, type RunCall, cancelCommand, listOutputs, serveBuildEventFile, serveRun, shutdownBazel } from './commands';
 import { LaptopCommands } from './laptop-command';
-import { type SyncCall, SyncLedger, serveSync } from './sync';
+import { CommandOutputs } from './outputs';
+import { KeptRuns, type RemoteRunCall, serveRemoteRun } from './remote-run';
+import { type SyncCall, SyncLedger, serveFetch, serveSync } from './sync';
 
 export interface AgentServerOptions {
   sessionId: string;
@@ -54,11 +56,14 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   const startedAtMs = Date.now();
   const { health, agent } = protos();
   const syncs = new SyncLedger();
+  const runs = new KeptRuns();
   // On the volume beside the workspace, so Bazel's caches survive agent restarts and suspensions.
   const volumeDir = path.dirname(workspaceDir);
   const outputBase = path.join(volumeDir, 'output_base');
   const bazel = new BazelServer({ workspaceDir, outputBase, maxIdleSecs: BAZEL_MAX_IDLE_SECS });
   const laptop = new LaptopCommands({ workspaceDir, outputBase, volumeDir });
+  const outputs = new CommandOutputs({ workspaceDir, outputBase, eventsDir: path.join(volumeDir, 'build-events') });
+  await outputs.prepareEventsDir();
 
   /** Wraps a unary handler so that it runs only for an authorized peer (`callers`, see authorize). */
   function guarded<Req, Res>(handle: (request: Req) => Res | Promise<Res>, callers: Callers): grpc.handleUnaryCall<Req, Res> {
@@ -94,8 +99,11 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   server.addService(agent.rbs.v1.Agent.service, {
     Ping: guarded(() => ({ sessionId, workspaceDir, startedAtMs }), 'proxy or probe'),
     Sync: guardedStream((call: SyncCall) => serveSync(call, workspaceDir, syncs)),
-    Run: guardedStream((call: RunCall) => serveRun(call, bazel, syncs, laptop)),
+    Run: guardedStream((call: RunCall) => serveRun(call, bazel, syncs, laptop, outputs, runs)),
     ReadBuildEventFile: guardedStream((call: ReadBuildEventFileCall) => serveBuildEventFile(call, laptop)),
+    ListOutputs: guarded((request: { commandId: string }) => listOutputs(outputs, request.commandId), 'proxy'),
+    Fetch: guardedStream((call: SyncCall) => serveFetch(call, outputBase)),
+    RunRemotely: guardedStream((call: RemoteRunCall) => serveRemoteRun(call, runs)),
     Cancel: guarded((request: { commandId: string }) => cancelCommand(bazel, request.commandId), 'proxy'),
     ShutdownBazel: guarded(() => shutdownBazel(bazel), 'proxy'),
   });

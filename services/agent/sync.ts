@@ -1,14 +1,16 @@
 /**
  * The agent's end of Sync: the developer's rsync pushes the workspace as it would over ssh, the
  * stream standing in for the ssh channel. The agent runs the receiving `rsync --server` in the
- * workspace, without a shell, on arguments it has vetted (sync-args), and relays its stdio.
+ * workspace, without a shell, on arguments it has vetted (sync-args), and relays its stdio. Fetch
+ * is the same the other way: a sending `rsync --server --sender` in the output base.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { statusError } from '../../lib/grpc/status';
 import type { SyncFrame, SyncFrame__Output } from '../../gen/proto/rbs/v1/SyncFrame';
-import { RefusedSyncError, checkSyncStart } from './sync-args';
+import type { SyncStart__Output } from '../../gen/proto/rbs/v1/SyncStart';
+import { RefusedSyncError, checkFetchStart, checkSyncStart } from './sync-args';
 
 export type SyncCall = grpc.ServerDuplexStream<SyncFrame__Output, SyncFrame>;
 
@@ -47,6 +49,17 @@ export class SyncLedger {
 
 /** Serves one Sync call for an already authorized peer. */
 export function serveSync(call: SyncCall, workspaceDir: string, ledger: SyncLedger): void {
+  serveRsync(call, workspaceDir, checkSyncStart, ledger);
+}
+
+/** Serves one Fetch call for an already authorized peer: it reads, so no sync is involved. */
+export function serveFetch(call: SyncCall, outputBase: string): void {
+  serveRsync(call, outputBase, checkFetchStart);
+}
+
+type Vet = (start: SyncStart__Output) => { syncId: string; rsyncArgs: string[] };
+
+function serveRsync(call: SyncCall, dir: string, vet: Vet, ledger?: SyncLedger): void {
   let rsync: ChildProcessWithoutNullStreams | undefined;
   /** Ends the call with `error` unless it has already ended. */
   const fail = (error: grpc.StatusObject) => {
@@ -58,7 +71,7 @@ export function serveSync(call: SyncCall, workspaceDir: string, ledger: SyncLedg
   call.on('data', (frame: SyncFrame__Output) => {
     if (call.writableEnded) return; // frames that were in flight when the call failed
     try {
-      if (!rsync) rsync = startReceiver(call, frame, workspaceDir, ledger, fail);
+      if (!rsync) rsync = startRsync(call, frame, dir, vet, ledger, fail);
       else if (frame.frame === 'data') feed(call, rsync, frame.data!);
       else if (frame.frame === 'eof') rsync.stdin.end();
       else throw statusError(grpc.status.INVALID_ARGUMENT, `unexpected ${frame.frame} frame after the sync started`);
@@ -74,27 +87,28 @@ export function serveSync(call: SyncCall, workspaceDir: string, ledger: SyncLedg
   call.on('cancelled', () => rsync?.kill());
 }
 
-/** Vets the first frame and starts rsync on it; throws a gRPC status if it may not run. */
-function startReceiver(
+/** Vets the first frame and starts rsync on it in `dir`; throws a gRPC status if it may not run. */
+function startRsync(
   call: SyncCall,
   frame: SyncFrame__Output,
-  workspaceDir: string,
-  ledger: SyncLedger,
+  dir: string,
+  vet: Vet,
+  ledger: SyncLedger | undefined,
   fail: (error: grpc.StatusObject) => void,
 ): ChildProcessWithoutNullStreams {
   if (frame.frame !== 'start') {
     throw statusError(grpc.status.INVALID_ARGUMENT, `the first frame must be a SyncStart, not ${frame.frame}`);
   }
-  let vetted: ReturnType<typeof checkSyncStart>;
+  let vetted: ReturnType<Vet>;
   try {
-    vetted = checkSyncStart(frame.start!);
+    vetted = vet(frame.start!);
   } catch (err) {
     if (err instanceof RefusedSyncError) throw statusError(grpc.status.INVALID_ARGUMENT, err.message);
     throw err;
   }
-  ledger.begin(vetted.syncId);
+  ledger?.begin(vetted.syncId);
   // Only PATH: rsync also reads options from RSYNC_* variables, which must not widen what was vetted.
-  const rsync = spawn('rsync', vetted.rsyncArgs, { cwd: workspaceDir, env: { PATH: process.env.PATH } });
+  const rsync = spawn('rsync', vetted.rsyncArgs, { cwd: dir, env: { PATH: process.env.PATH } });
   let stderr = Buffer.alloc(0);
   let spawnError: Error | undefined;
   rsync.stderr.on('data', (chunk: Buffer) => (stderr = Buffer.concat([stderr, chunk]).subarray(-STDERR_TAIL_BYTES)));
@@ -107,9 +121,9 @@ function startReceiver(
   rsync.stdin.on('error', () => undefined);
   rsync.on('error', (err) => (spawnError = err));
   rsync.on('close', (code, signal) => {
-    ledger.end(code === 0 && !call.cancelled);
+    ledger?.end(code === 0 && !call.cancelled);
     if (spawnError) {
-      return fail(statusError(grpc.status.INTERNAL, `cannot run rsync in ${workspaceDir}: ${spawnError.message}`));
+      return fail(statusError(grpc.status.INTERNAL, `cannot run rsync in ${dir}: ${spawnError.message}`));
     }
     if (call.cancelled || call.writableEnded) return;
     const message = stderr.toString('utf8').trim() || (signal ? `rsync was killed by ${signal}` : '');

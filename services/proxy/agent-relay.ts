@@ -3,9 +3,12 @@
  * with heartbeats keeping the session from going idle while it runs.
  */
 import * as grpc from '@grpc/grpc-js';
+import { type RunTarget__Output, runTargetOf } from '../../lib/run-target';
 import { ignoredInputWatch } from '../../lib/sync/ignored-input-hint';
+import { bazelRunOf } from './bazel-run';
 import { buildEventDelivery } from './build-event-files';
 import type { CommandRelay, RunRequest, RunResponse } from './command-server';
+import { commandOutputs } from './outputs';
 import { openSession, type SessionLink } from './session';
 import { AgentUnreachableError, syncWorkspace } from './sync';
 import { watchWorkspace } from './workspace-watch';
@@ -69,16 +72,24 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
    * Resolves null once the command ran, or with why it never reached the agent (gone, or it lost
    * our sync): then it may be retried.
    */
-  async function runOn(l: SessionLink, request: RunRequest, onResponse: (r: RunResponse) => void, signal: AbortSignal): Promise<string | null> {
+  async function runOn(
+    l: SessionLink,
+    request: RunRequest,
+    onResponse: (r: RunResponse) => void,
+    signal: AbortSignal,
+    onRunTarget: (target: RunTarget__Output) => void,
+  ): Promise<string | null> {
     const syncId = await sync(l);
     const heartbeat = setInterval(() => l.orchestrator.heartbeat(l.session.sessionId).catch(() => undefined), HEARTBEAT_MS);
+    // The command's end reaches the client once its outputs are on this machine.
+    const outputs = commandOutputs(request, onResponse, { agent: l.agent, workspace, outputBase, log });
     try {
-      return await new Promise<string | null>((resolve, reject) => {
+      const outcome = await new Promise<string | null>((resolve, reject) => {
         let streamed = false;
         const call = l.agent.run({ request, clientWorkspace: workspace, clientOutputBase: outputBase, syncId });
         const cancel = () => call.cancel();
         signal.addEventListener('abort', cancel, { once: true });
-        const delivery = buildEventDelivery(l.agent, request, { workspace, outputBase }, onResponse);
+        const delivery = buildEventDelivery(l.agent, request, { workspace, outputBase }, outputs.onResponse);
         const ignoredInputs = ignoredInputWatch(workspace); // a failure on a source the sync left out says so
         call.on('data', (response: RunResponse) => {
           streamed = true;
@@ -86,7 +97,17 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
           if (hint) delivery.relay({ standardError: hint });
           delivery.relay(response);
         });
-        call.on('end', () => delivery.settled().then(() => resolve(null), reject));
+        // grpc-js emits the status (with the trailers: a `bazel run`'s RunTarget) before 'end'.
+        let trailers = new grpc.Metadata();
+        call.on('status', (status: grpc.StatusObject) => (trailers = status.metadata));
+        call.on('end', () => {
+          const target = runTargetOf(trailers);
+          if (target) {
+            onRunTarget(target);
+            delivery.relay({ finished: true, exitCode: 0 }); // the build part succeeded: its files and outputs come too
+          }
+          delivery.settled().then(() => resolve(null), reject);
+        });
         call.on('error', (err: grpc.ServiceError) => {
           signal.removeEventListener('abort', cancel);
           const reason = err.details ?? err.message;
@@ -98,6 +119,8 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
           } else reject(new Error(`the session's agent: ${reason}`));
         });
       });
+      if (outcome === null) await outputs.finish(signal);
+      return outcome;
     } finally {
       clearInterval(heartbeat);
     }
@@ -105,11 +128,15 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
 
   return {
     async run(request, onResponse, signal) {
-      const first = await session();
-      if ((await runOn(first, request, onResponse, signal).catch(unreachable)) === null) return;
-      const second = await reopen(first);
-      const reason = await runOn(second, request, onResponse, signal);
-      if (reason !== null) throw new Error(`the agent of session ${second.session.sessionId} at ${second.session.agentAddress}: ${reason}`);
+      const run = bazelRunOf(request, onResponse, { workspace, outputBase, log });
+      if (run.refused) return onResponse(run.refused);
+      let l = await session();
+      if ((await runOn(l, request, run.onResponse, signal, run.onRunTarget).catch(unreachable)) !== null) {
+        l = await reopen(l);
+        const reason = await runOn(l, request, run.onResponse, signal, run.onRunTarget);
+        if (reason !== null) throw new Error(`the agent of session ${l.session.sessionId} at ${l.session.agentAddress}: ${reason}`);
+      }
+      await run.finish(l.agent, signal); // `bazel run`: the proxy, not the agent, says what the client runs
     },
 
     async cancel(commandId) {

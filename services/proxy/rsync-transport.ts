@@ -52,25 +52,34 @@ export interface RsyncToAgentOptions {
   stdin?: Buffer;
   /** The -e value, if not REMOTE_SHELL itself (tests put a hostile rewriter in front of it). */
   remoteShell?: string[];
+  /** The agent's stream: Sync (default) for a push into the workspace, Fetch for a pull from the output base. */
+  stream?: 'sync' | 'fetch';
 }
 
-/** Runs rsync to the agent; resolves once both ends have finished, rejects with the reason if either failed. */
-export function rsyncToAgent(options: RsyncToAgentOptions): Promise<void> {
+/**
+ * Runs rsync to the agent; resolves with the tail of rsync's stdout (its --stats, say) once both
+ * ends have finished, rejects with the reason if either failed.
+ */
+export function rsyncToAgent(options: RsyncToAgentOptions): Promise<string> {
   const { agent, syncId, describe } = options;
   const rsh = (options.remoteShell ?? REMOTE_SHELL).map(rsyncQuote).join(' ');
-  const rsync = spawn('rsync', ['-e', rsh, ...options.args], {
+  // --blocking-io: rsync otherwise hands the shell a non-blocking stdout, and its `cat` fails with
+  // EAGAIN as soon as rsync reads slower than the agent sends (a large fetch). The server never sees it.
+  const rsync = spawn('rsync', ['--blocking-io', '-e', rsh, ...options.args], {
     cwd: options.cwd,
     env: withoutRsyncVariables(process.env),
-    stdio: [options.stdin ? 'pipe' : 'ignore', 'ignore', 'pipe', 'pipe'],
+    stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe'],
   });
   rsync.stdin?.on('error', () => undefined); // EPIPE if rsync dies early; its status says why
   rsync.stdin?.end(options.stdin);
   const relaySocket = rsync.stdio[RELAY_FD] as Socket;
   let stderr = Buffer.alloc(0);
+  let stdout = Buffer.alloc(0);
   rsync.stderr!.on('data', (chunk: Buffer) => (stderr = Buffer.concat([stderr, chunk]).subarray(-STDERR_TAIL_BYTES)));
+  rsync.stdout!.on('data', (chunk: Buffer) => (stdout = Buffer.concat([stdout, chunk]).subarray(-STDERR_TAIL_BYTES)));
   relaySocket.on('error', () => undefined); // EPIPE after the shell exits; rsync's status says why
 
-  const remote = relay(relaySocket, agent, syncId);
+  const remote = relay(relaySocket, streamOf(agent, options.stream ?? 'sync'), syncId);
   const local = new Promise<string | null>((resolve) => {
     rsync.on('error', (err) => resolve(`cannot run rsync: ${err.message}`));
     rsync.on('close', (code, signal) => resolve(code === 0 ? null : signal ? `rsync killed by ${signal}` : `rsync exit ${code}`));
@@ -84,6 +93,7 @@ export function rsyncToAgent(options: RsyncToAgentOptions): Promise<void> {
     const { code, message } = remoteOutcome.exit;
     if (code !== 0) throw new Error(`${describe}: the agent's rsync exited ${code}: ${message || tail}`);
     if (localFailure) throw new Error(`${describe}: ${localFailure}: ${tail}`);
+    return stdout.toString('utf8');
   });
 }
 
@@ -92,7 +102,16 @@ type RemoteOutcome =
   | { kind: 'unreachable' | 'failed'; why: string };
 
 /** Reads the shell's command line, then carries its bytes both ways over one Sync stream. */
-function relay(socket: Socket, agent: AgentClient, syncId: string): { exit: Promise<RemoteOutcome> } {
+interface OpenStream {
+  name: string;
+  open(): grpc.ClientDuplexStream<SyncFrame, SyncFrame__Output>;
+}
+
+function streamOf(agent: AgentClient, stream: 'sync' | 'fetch'): OpenStream {
+  return stream === 'fetch' ? { name: 'Fetch', open: () => agent.fetch() } : { name: 'Sync', open: () => agent.sync() };
+}
+
+function relay(socket: Socket, open: OpenStream, syncId: string): { exit: Promise<RemoteOutcome> } {
   let header = Buffer.alloc(0);
   let call: grpc.ClientDuplexStream<SyncFrame, SyncFrame__Output> | undefined;
   let settle!: (outcome: RemoteOutcome) => void;
@@ -114,7 +133,7 @@ function relay(socket: Socket, agent: AgentClient, syncId: string): { exit: Prom
     if (parsed === 'malformed') return fail({ kind: 'failed', why: 'the remote shell sent a malformed command line' });
     const [_host, command, ...serverArgs] = parsed.words;
     if (command !== 'rsync') return fail({ kind: 'failed', why: `rsync asked its remote shell to run ${JSON.stringify(command)}` });
-    call = startCall(agent, socket, { syncId, serverArgs }, settle);
+    call = startCall(open, socket, { syncId, serverArgs }, settle);
     if (parsed.rest.length > 0) call.write({ data: parsed.rest });
   };
   socket.on('data', onHeader);
@@ -124,12 +143,12 @@ function relay(socket: Socket, agent: AgentClient, syncId: string): { exit: Prom
 }
 
 function startCall(
-  agent: AgentClient,
+  stream: OpenStream,
   socket: Socket,
   start: { syncId: string; serverArgs: string[] },
   settle: (outcome: RemoteOutcome) => void,
 ): grpc.ClientDuplexStream<SyncFrame, SyncFrame__Output> {
-  const call = agent.sync();
+  const call = stream.open();
   let exit: SyncExit__Output | undefined;
   call.write({ start });
   socket.on('data', (chunk: Buffer) => {
@@ -149,11 +168,11 @@ function startCall(
   // grpc-js emits a failed status as 'error' at once, ahead of 'end': 'end' means the status was OK.
   call.on('error', (err: grpc.ServiceError) => {
     const kind = err.code === grpc.status.UNAVAILABLE ? 'unreachable' : 'failed';
-    settle({ kind, why: `the agent's Sync failed: ${grpc.status[err.code]}: ${err.details || err.message}` });
+    settle({ kind, why: `the agent's ${stream.name} failed: ${grpc.status[err.code]}: ${err.details || err.message}` });
     socket.destroy();
   });
   call.on('end', () => {
-    settle(exit ? { kind: 'exited', exit } : { kind: 'failed', why: "the agent's Sync ended without rsync's exit status" });
+    settle(exit ? { kind: 'exited', exit } : { kind: 'failed', why: `the agent's ${stream.name} ended without rsync's exit status` });
     socket.end();
   });
   return call;

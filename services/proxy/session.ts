@@ -33,11 +33,19 @@ async function certify(orchestrator: OrchestratorClient, sessionId: string): Pro
   };
 }
 
+/**
+ * HTTP/2's default 64 KiB receive window lets the agent send one window per round trip through
+ * this event loop: outputs fetched at tens of MB/s. A wider one (still bounded: it is what may be
+ * buffered) keeps the stream full.
+ */
+const FETCH_WINDOW = { 'grpc-node.flow_control_window': 8 * 1024 * 1024 };
+
 function agentClient(session: Session, tls: TlsMaterial): AgentClient {
   const credentials = channelCredentials(tls, (id) => id.kind === 'agent' && id.sessionId === session.sessionId);
   return new (protos().agent.rbs.v1.Agent)(session.agentAddress, credentials, {
     ...TLS_CHANNEL_OPTIONS,
     ...clientKeepalive(),
+    ...FETCH_WINDOW,
   }) as unknown as AgentClient;
 }
 

@@ -11,6 +11,7 @@ import type { RunResponse__Output } from '../../gen/proto/command_server/RunResp
 import { protos } from '../../lib/grpc/protos';
 import { type TlsMaterial, TLS_CHANNEL_OPTIONS, channelCredentials } from '../../lib/grpc/tls';
 import { CertificateAuthority } from '../../lib/pki/ca';
+import { fetchFromOutputBase } from '../../services/proxy/fetch';
 import { type Fixture, SESSION, startFixture, snapshot, write } from '../sync/fixture';
 
 jest.setTimeout(60_000);
@@ -82,6 +83,16 @@ describe.each(['the worker', 'the orchestrator', "another session's proxy"])('%s
     await expect(f.sync({ tls: callers[name], syncId: 'evil' })).rejects.toThrow(/PERMISSION_DENIED|may not call/);
     expect(snapshot(f.workspace)).toEqual(before);
     expect(f.agent.syncs.lastCompleted()).not.toBe('evil');
+  });
+
+  test("cannot list a command's outputs or fetch from the output base", async () => {
+    fs.mkdirSync(path.join(outputBase(), 'execroot', 'x', 'bazel-out'), { recursive: true });
+    fs.writeFileSync(path.join(outputBase(), 'execroot', 'x', 'bazel-out', 'secret'), 'built for the session\n');
+    await expect(unary((done) => client(callers[name]).listOutputs({ commandId: 'x' }, done))).rejects.toMatchObject(denied(who(name)));
+    const laptop = path.join(f.root, 'stolen');
+    await expect(fetchFromOutputBase({ agent: client(callers[name]), outputBase: laptop, paths: ['execroot/x/bazel-out/secret'] })).rejects.toThrow(/PERMISSION_DENIED/);
+    expect(fs.existsSync(path.join(laptop, 'execroot', 'x', 'bazel-out', 'secret'))).toBe(false);
+    fs.rmSync(path.join(outputBase(), 'execroot'), { recursive: true });
   });
 
   test('cannot run a command, cancel one, read its build event file or stop the Bazel server', async () => {

@@ -7,8 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { RunRequest__Output } from '../../gen/proto/command_server/RunRequest';
 import type { RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
-import { EXEC_REFUSED_EXIT_CODE } from '../../lib/exec-request';
 import { BazelServer } from '../../services/agent/bazel-server';
+import { describeRun } from '../../services/agent/run-target';
 import { bazelServersOn, isAlive } from '../data-path/fixture';
 import type { ClientPaths } from '../../services/agent/run-request';
 
@@ -285,10 +285,10 @@ test('an agent restart: the new BazelServer stops the server it did not start an
   expect(bazelServersOn(outputBase)).toEqual([serverPid()]);
 });
 
-test('`bazel run`: the exec_request the server answers with is not relayed; the command fails saying so', async () => {
-  const run = await bazel(server, clientRequest('run', ['//:pass']));
-  expect(run.responses.some((r) => r.execRequest)).toBe(false);
-  expect(run.responses.filter((r) => r.finished)).toHaveLength(1);
-  expect(run.exitCode).toBe(EXEC_REFUSED_EXIT_CODE);
-  expect(run.stderr).toContain('bazel run is not supported through RBS yet');
+test('`bazel run`: the exec_request the server answers with is returned, never relayed; a test target runs only remotely', async () => {
+  const responses: RunResponse__Output[] = [];
+  const exec = await server.run(clientRequest('run', ['//:pass', '--', 'a b']), LAPTOP, (r) => responses.push(r), new AbortController().signal);
+  expect(responses.some((r) => r.execRequest || r.finished)).toBe(false);
+  expect(exec?.argv.map(String)).toEqual(['/bin/bash', '-c', "external/bazel_tools/tools/test/test-setup.sh ./pass 'a b'"]);
+  expect(describeRun(exec!, outputBase, workspaceDir)).toMatchObject({ executable: '', remoteOnlyReason: expect.stringContaining('//:pass is a test') });
 });

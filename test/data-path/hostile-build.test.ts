@@ -4,17 +4,15 @@
  * way onto the developer's machine. The whole data path with real parts (stock client, proxy,
  * agent, Bazel server, rsync); the hostile Bazel server is a fake, as build code would run one.
  */
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { CommandServerClient } from '../../gen/proto/command_server/CommandServer';
-import { EXEC_REFUSED_EXIT_CODE } from '../../lib/exec-request';
 import { protos } from '../../lib/grpc/protos';
 import { startHostileBazelServer } from '../fakes/hostile-bazel-server';
 import { useStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
-import { type BazelWorkspace, isAlive, remoteOf, workspaceOfNewUser, writeFiles } from './fixture';
+import { type BazelWorkspace, isAlive, remoteOf, workspaceOfNewUser } from './fixture';
 
 jest.setTimeout(180_000);
 
@@ -66,19 +64,6 @@ it('a fake Bazel server announced from inside a build is neither attached nor re
   } finally {
     await hostile.stop();
   }
-});
-
-it('`bazel run` executes nothing on the laptop: the command fails saying it is not supported', async () => {
-  const marker = path.join(ws.root, 'ran-on-the-laptop');
-  writeFiles(ws.workspace, { 'run/BUILD': 'sh_binary(name = "touch", srcs = ["touch.sh"])\n', 'run/touch.sh': `#!/bin/sh\ntouch ${marker}\n` });
-  const run = await ws.bazel(['run', ...ws.buildOptions, '//run:touch']);
-  expect(run.stderr).toContain('bazel run is not supported through RBS yet');
-  expect(run.code).toBe(EXEC_REFUSED_EXIT_CODE);
-  expect(fs.existsSync(marker)).toBe(false);
-  // What the exec_request would have run is on this machine (the local agent shares it), and works.
-  const { workspace } = await remoteOf(stack(), ws);
-  execFileSync(path.join(workspace, 'bazel-bin', 'run', 'touch'));
-  expect(fs.existsSync(marker)).toBe(true);
 });
 
 it('a Ping with a wrong cookie does not extend the proxy’s idle timeout', async () => {

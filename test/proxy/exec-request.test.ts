@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { EXEC_REFUSED_EXIT_CODE } from '../../lib/exec-request';
+import { EXEC_REFUSED_EXIT_CODE, EXEC_REFUSED_MESSAGE } from '../../lib/exec-request';
 import { type CommandRelay, startCommandServer } from '../../services/proxy/command-server';
 import { publishServer } from '../../lib/bazel/server-files';
 import { hostileResponses, startHostileBazelServer } from '../fakes/hostile-bazel-server';
@@ -74,7 +74,7 @@ test('an exec_request from a compromised agent is not relayed by the proxy, and 
   cleanups.push(() => proxy.stop());
   const run = await bazelRun({ address: proxy.address, requestCookie, responseCookie });
   expect(run.stderr).toContain('INFO: Build completed successfully');
-  expect(run.stderr).toContain('bazel run is not supported through RBS yet');
+  expect(run.stderr).toContain(EXEC_REFUSED_MESSAGE.trim());
   expect(run.code).toBe(EXEC_REFUSED_EXIT_CODE);
   expect(fs.existsSync(marker)).toBe(false);
 });
