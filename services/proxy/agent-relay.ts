@@ -5,7 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { CommandRelay, RunRequest, RunResponse } from './command-server';
 import { openSession, type SessionLink } from './session';
-import { AgentUnreachableError, syncWorkspace } from './sync';
+import { AgentUnreachableError, StaleBaseError, syncWorkspace } from './sync';
 import { watchWorkspace } from './workspace-watch';
 
 /** Well inside any sensible idle timeout, and rare enough to cost nothing. */
@@ -36,17 +36,24 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
   async function sync(l: SessionLink): Promise<string> {
     const sessionId = l.session.sessionId;
     await changes.ready;
-    await new Promise(setImmediate); // events of edits made just before this command are in
-    const taken = changes.take();
+    const taken = await changes.take(); // includes edits made just before this command
     // A session this proxy has not synced yet (a new one, or the agent moved) gets everything.
-    const changed = synced?.sessionId === sessionId ? taken : { kind: 'everything' as const };
-    if (changed.kind === 'none') return synced!.syncId;
+    const base = synced?.sessionId === sessionId ? synced.syncId : undefined;
+    const changed = base ? taken : { kind: 'everything' as const };
+    if (changed.kind === 'none') return base!;
     try {
       const paths = changed.kind === 'paths' ? changed.paths : undefined;
-      const { syncId, ms } = await syncWorkspace({ workspace, agent: l.agent, sessionId, changed: paths });
-      log(`synced ${paths ? `${paths.length} changed paths` : 'everything'} in ${ms} ms`);
-      synced = { sessionId, syncId };
-      return syncId;
+      let what = paths ? `${paths.length} changed paths` : 'everything';
+      const done = await syncWorkspace({ workspace, agent: l.agent, sessionId, changed: paths, baseSyncId: paths && base }).catch((err: Error) => {
+        if (!(err instanceof StaleBaseError)) throw err;
+        // Another machine synced this workspace path since, or the agent's copy drifted: start over.
+        log(`${err.message}: syncing everything`);
+        what = 'everything';
+        return syncWorkspace({ workspace, agent: l.agent, sessionId });
+      });
+      log(`synced ${what} in ${done.ms} ms`);
+      synced = { sessionId, syncId: done.syncId };
+      return done.syncId;
     } catch (err) {
       changes.markDirty();
       throw err;
@@ -87,7 +94,8 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
           if (err.code === grpc.status.CANCELLED && signal.aborted) resolve(null);
           else if (err.code === grpc.status.UNAVAILABLE && !streamed) resolve(reason); // the agent is gone: retry elsewhere
           else if (err.code === grpc.status.FAILED_PRECONDITION && !streamed) {
-            changes.markDirty(); // e.g. a restarted agent that has not seen our sync: sync again
+            changes.markDirty(); // e.g. a restarted agent that has not seen our sync, or a drifted copy: sync again
+            log(`${reason}: syncing everything`);
             resolve(reason);
           } else reject(new Error(`the session's agent: ${reason}`));
         });

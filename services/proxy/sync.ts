@@ -9,7 +9,7 @@ import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
 import { workspaceFilters } from '../../lib/sync/filters';
 import { rsyncToAgent } from './rsync-transport';
 
-export { AgentUnreachableError } from './rsync-transport';
+export { AgentUnreachableError, StaleBaseError } from './rsync-transport';
 
 export interface SyncWorkspaceOptions {
   /** The workspace on this machine. */
@@ -24,6 +24,11 @@ export interface SyncWorkspaceOptions {
    * since the last sync; everything when absent. Paths onlyChangesOf cannot express are refused.
    */
   changed?: string[];
+  /**
+   * The sync that `changed` is relative to: the agent refuses the sync (StaleBaseError) unless its
+   * copy is still exactly that one, so no change list lands on another machine's files.
+   */
+  baseSyncId?: string;
 }
 
 /**
@@ -46,7 +51,7 @@ export async function syncWorkspace(options: SyncWorkspaceOptions): Promise<{ sy
   const args = [...RSYNC_FLAGS, ...workspaceFilters(workspace), ...scope, './', 'agent:.'];
   const started = performance.now();
   const what = options.changed ? `${options.changed.length} changed paths of ${workspace}` : workspace;
-  await rsyncToAgent({ agent, syncId, args, cwd: workspace, describe: `sync ${syncId} of ${what} to the agent of session ${sessionId}` });
+  await rsyncToAgent({ agent, syncId, baseSyncId: options.baseSyncId, args, cwd: workspace, describe: `sync ${syncId} of ${what} to the agent of session ${sessionId}` });
   return { syncId, ms: Math.round(performance.now() - started) };
 }
 
