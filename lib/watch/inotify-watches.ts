@@ -7,17 +7,21 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-/** `created`: absolute paths reported created. Returns those directories (or directories below them) not watched. */
-export function unwatchedDirectories(created: string[]): string[] {
+/**
+ * `created`: absolute paths reported created. Returns those directories (or directories below them)
+ * not watched, leaving out those `ignored` says are not meant to be.
+ */
+export function unwatchedDirectories(created: string[], ignored: (dir: string) => boolean): string[] {
   if (process.platform !== 'linux' || created.length === 0) return [];
-  const directories = created.flatMap(directoriesUnder);
+  const directories = created.flatMap((top) => directoriesUnder(top, ignored));
   if (directories.length === 0) return [];
   const watched = watchedInodes();
   return directories.filter((dir) => !watched.has(dir.ino)).map((dir) => dir.path);
 }
 
-/** `top` and every directory below it that still exists, symlinks not followed. */
-function directoriesUnder(top: string): { path: string; ino: number }[] {
+/** `top` and every directory below it that still exists and is not ignored, symlinks not followed. */
+function directoriesUnder(top: string, ignored: (dir: string) => boolean): { path: string; ino: number }[] {
+  if (ignored(top)) return [];
   const stat = fs.lstatSync(top, { throwIfNoEntry: false });
   if (!stat?.isDirectory()) return [];
   const found = [{ path: top, ino: stat.ino }];
@@ -27,7 +31,7 @@ function directoriesUnder(top: string): { path: string; ino: number }[] {
   } catch {
     return found; // gone again, or unreadable: its watch is checked all the same
   }
-  for (const entry of entries) if (entry.isDirectory()) found.push(...directoriesUnder(path.join(top, entry.name)));
+  for (const entry of entries) if (entry.isDirectory()) found.push(...directoriesUnder(path.join(top, entry.name), ignored));
   return found;
 }
 

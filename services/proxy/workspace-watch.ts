@@ -51,7 +51,7 @@ export function watchWorkspace(workspace: string, log: (message: string) => void
         everything = true;
       },
     },
-    ['.git'],
+    { ignore: ['.git'] },
   );
 
   return {

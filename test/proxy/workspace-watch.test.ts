@@ -88,17 +88,20 @@ test('markDirty makes the next take everything', async () => {
   expect(logged).toEqual([]);
 });
 
-test('a tree made at once (mkdir -p) is watched all through, or the next take is everything', async () => {
+test('a tree made at once (a moved-in tree, mkdir -p) is watched all through', async () => {
   await watch.take();
-  // Made elsewhere and moved in: no directory below `moved` is watched by anyone.
+  // Made elsewhere and moved in: no directory below `moved` is watched until the watch adds it.
   const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-watch-outside-'));
   fs.mkdirSync(path.join(outside, 'a', 'b'), { recursive: true });
-  const moved = await after(() => fs.renameSync(outside, path.join(workspace, 'src', 'moved')));
-  expect(moved).toEqual({ kind: 'everything' });
-  expect(logged.join('\n')).toMatch(/cannot watch new directories.*src\/moved\/a/);
-  // After the restart that came with it (whose end is a doubt too), the moved-in tree is watched.
-  await watch.take();
+  expect(await after(() => fs.renameSync(outside, path.join(workspace, 'src', 'moved')))).toEqual(paths('src/moved'));
   expect(await after(() => fs.writeFileSync(path.join(workspace, 'src', 'moved', 'a', 'b', 'f.c'), 'x'))).toEqual(paths('src/moved/a/b/f.c'));
+  await after(() => fs.mkdirSync(path.join(workspace, 'src', 'p', 'q', 'r'), { recursive: true }));
+  expect(await after(() => fs.writeFileSync(path.join(workspace, 'src', 'p', 'q', 'r', 'g.c'), 'x'))).toEqual(paths('src/p/q/r/g.c'));
+  // Gone and made again: still watched.
+  await after(() => fs.rmSync(path.join(workspace, 'src', 'moved'), { recursive: true }));
+  await after(() => fs.mkdirSync(path.join(workspace, 'src', 'moved', 'a', 'b'), { recursive: true }));
+  expect(await after(() => fs.writeFileSync(path.join(workspace, 'src', 'moved', 'a', 'b', 'h.c'), 'x'))).toEqual(paths('src/moved/a/b/h.c'));
+  expect(logged).toEqual([]);
 });
 
 test('ignore rules the watch cannot see (.git/info/exclude) change everything', async () => {
