@@ -7,23 +7,24 @@ import { statusError } from '../../lib/grpc/status';
 import type { RunResponse } from '../../gen/proto/command_server/RunResponse';
 import type { AgentRunRequest__Output } from '../../gen/proto/rbs/v1/AgentRunRequest';
 import type { BazelServer } from './bazel-server';
+import type { DriftWatch } from './drift-watch';
 import type { SyncLedger } from './sync';
 
 export type RunCall = grpc.ServerWritableStream<AgentRunRequest__Output, RunResponse>;
 
 /** Serves one Run call for an already authorized peer. */
-export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger): void {
+export async function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger, drift?: DriftWatch): Promise<void> {
   const { request, clientWorkspace, clientOutputBase, syncId } = call.request;
   // Emitted, not destroy(): grpc-js sends an emitted error's status, and a destroyed stream sends nothing.
   const fail = (code: grpc.status, details: string): void => void call.emit('error', statusError(code, details));
   if (!request || (request.arg ?? []).length === 0) return fail(grpc.status.INVALID_ARGUMENT, 'Run needs a Bazel command');
   if (!clientWorkspace?.startsWith('/')) return fail(grpc.status.INVALID_ARGUMENT, 'Run needs the absolute client_workspace');
+  await drift?.settle(); // a copy changed just before this command is known to have changed
+  if (call.cancelled) return;
   const synced = syncs.lastCompleted();
   if (!syncId || syncId !== synced) {
-    return fail(
-      grpc.status.FAILED_PRECONDITION,
-      `the workspace is at sync ${synced ?? '(none)'}, not ${syncId || '(none)'}: sync it before running a command`,
-    );
+    const at = syncs.whyNone() ?? `the workspace is at sync ${synced ?? '(none)'}`;
+    return fail(grpc.status.FAILED_PRECONDITION, `${at}, not ${syncId || '(none)'}: sync it before running a command`);
   }
   // The caller going away (Ctrl-C, a killed client, a dropped network) cancels the command.
   const abort = new AbortController();

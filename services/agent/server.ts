@@ -13,6 +13,7 @@ import { describeIdentity } from '../../lib/pki/identity';
 import * as path from 'node:path';
 import { BazelServer } from './bazel-server';
 import { type RunCall, cancelCommand, serveRun, shutdownBazel } from './commands';
+import { DriftWatch } from './drift-watch';
 import { type SyncCall, SyncLedger, serveSync } from './sync';
 
 export interface AgentServerOptions {
@@ -39,6 +40,8 @@ export interface AgentServer {
   healthAddress?: string;
   /** Which workspace sync the agent's copy matches. */
   syncs: SyncLedger;
+  /** Changes to the copy outside a sync. */
+  drift: DriftWatch;
   stop(): Promise<void>;
 }
 
@@ -53,6 +56,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   const startedAtMs = Date.now();
   const { health, agent } = protos();
   const syncs = new SyncLedger();
+  const drift = new DriftWatch(workspaceDir, { drifted: (why) => syncs.invalidate(why) });
   // On the volume beside the workspace, so Bazel's caches survive agent restarts and suspensions.
   const bazel = new BazelServer({
     workspaceDir,
@@ -93,8 +97,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   server.addService(health.grpc.health.v1.Health.service, { Check: guarded(checkHealth, 'proxy or probe') });
   server.addService(agent.rbs.v1.Agent.service, {
     Ping: guarded(() => ({ sessionId, workspaceDir, startedAtMs }), 'proxy or probe'),
-    Sync: guardedStream((call: SyncCall) => serveSync(call, workspaceDir, syncs)),
-    Run: guardedStream((call: RunCall) => serveRun(call, bazel, syncs)),
+    Sync: guardedStream((call: SyncCall) => serveSync(call, workspaceDir, syncs, drift)),
+    Run: guardedStream((call: RunCall) => void serveRun(call, bazel, syncs, drift)),
     Cancel: guarded((request: { commandId: string }) => cancelCommand(bazel, request.commandId), 'proxy'),
     ShutdownBazel: guarded(() => shutdownBazel(bazel), 'proxy'),
   });
@@ -120,6 +124,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     address,
     healthAddress,
     syncs,
+    drift,
     async stop() {
       // Not ready first, so no new client is sent here while the agent stops.
       if (healthServer) await shutdownGracefully(healthServer);
@@ -127,6 +132,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       // A suspended or ended session keeps no JVM running; its caches stay on the volume.
       await bazel.shutdown();
       bazel.close();
+      await drift.close();
     },
   };
 }

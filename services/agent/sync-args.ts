@@ -38,9 +38,12 @@ const FORCED_OPTIONS = ['--safe-links'];
 const SYNC_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
 /** The sync's id and the arguments for the receiving `rsync`; throws RefusedSyncError. */
-export function checkSyncStart(start: SyncStart__Output): { syncId: string; rsyncArgs: string[] } {
+export function checkSyncStart(start: SyncStart__Output): { syncId: string; baseSyncId: string; rsyncArgs: string[] } {
   if (!SYNC_ID.test(start.syncId)) {
     throw new RefusedSyncError(`sync_id ${JSON.stringify(start.syncId)} is not 1-128 of [A-Za-z0-9._:-]`);
+  }
+  if (start.baseSyncId && !SYNC_ID.test(start.baseSyncId)) {
+    throw new RefusedSyncError(`base_sync_id ${JSON.stringify(start.baseSyncId)} is not 1-128 of [A-Za-z0-9._:-]`);
   }
   const [server, ...rest] = start.serverArgs;
   if (server !== '--server') refuse(server ?? '(none)', 'server_args must start with --server');
@@ -58,7 +61,7 @@ export function checkSyncStart(start: SyncStart__Output): { syncId: string; rsyn
   if (paths.length !== PATHS.length) {
     throw new RefusedSyncError(`server_args must end with '${PATHS.join(' ')}', got '${paths.join(' ')}'`);
   }
-  return { syncId: start.syncId, rsyncArgs: [server, ...options, ...FORCED_OPTIONS, ...paths] };
+  return { syncId: start.syncId, baseSyncId: start.baseSyncId, rsyncArgs: [server, ...options, ...FORCED_OPTIONS, ...paths] };
 }
 
 function checkCluster(arg: string): void {

@@ -8,6 +8,7 @@ import { constants } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { statusError } from '../../lib/grpc/status';
 import type { SyncFrame, SyncFrame__Output } from '../../gen/proto/rbs/v1/SyncFrame';
+import type { DriftWatch } from './drift-watch';
 import { RefusedSyncError, checkSyncStart } from './sync-args';
 
 export type SyncCall = grpc.ServerDuplexStream<SyncFrame__Output, SyncFrame>;
@@ -22,32 +23,54 @@ const STDERR_TAIL_BYTES = 8 * 1024;
 export class SyncLedger {
   private completed: string | null = null;
   private running: string | null = null;
+  /** Why the copy matches no sync although one completed (drift), for the refusals. */
+  private spoiled: string | null = null;
 
-  /** The sync_id of the last sync that completed, unless another has started since. */
+  /** The sync_id of the last sync that completed, unless another has started since or the copy drifted. */
   lastCompleted(): string | null {
     return this.completed;
   }
 
-  /** Throws a gRPC ABORTED status if another sync is writing the workspace. */
-  begin(syncId: string): void {
+  /** Why lastCompleted() is null after a completed sync, if it is. */
+  whyNone(): string | null {
+    return this.spoiled;
+  }
+
+  /**
+   * Throws a gRPC ABORTED status if another sync is writing the workspace, FAILED_PRECONDITION if
+   * an incremental sync's base is not what the workspace holds.
+   */
+  begin(syncId: string, baseSyncId = ''): void {
     if (this.running !== null) {
       const why = `sync ${this.running} is still writing the workspace; retry sync ${syncId} after it`;
       throw statusError(grpc.status.ABORTED, why);
     }
+    if (baseSyncId && baseSyncId !== this.completed) {
+      const holds = this.spoiled ?? `the workspace holds sync ${this.completed ?? '(none)'}`;
+      throw statusError(grpc.status.FAILED_PRECONDITION, `sync ${syncId} builds on sync ${baseSyncId}, but ${holds}: sync everything`);
+    }
     this.running = syncId;
     this.completed = null;
+    this.spoiled = null;
   }
 
-  /** `succeeded`: rsync exited 0, so the workspace now matches the sync. */
+  /** `succeeded`: rsync exited 0, so the workspace now matches the sync (unless it drifted meanwhile). */
   end(succeeded: boolean): void {
-    if (succeeded) this.completed = this.running;
+    if (succeeded && this.spoiled === null) this.completed = this.running;
     this.running = null;
+  }
+
+  /** The copy changed outside a sync: it matches none until a full sync completes. */
+  invalidate(why: string): void {
+    this.completed = null;
+    this.spoiled = why;
   }
 }
 
 /** Serves one Sync call for an already authorized peer. */
-export function serveSync(call: SyncCall, workspaceDir: string, ledger: SyncLedger): void {
+export function serveSync(call: SyncCall, workspaceDir: string, ledger: SyncLedger, drift?: DriftWatch): void {
   let rsync: ChildProcessWithoutNullStreams | undefined;
+  let starting = false;
   /** Ends the call with `error` unless it has already ended. */
   const fail = (error: grpc.StatusObject) => {
     if (call.writableEnded) return;
@@ -58,7 +81,14 @@ export function serveSync(call: SyncCall, workspaceDir: string, ledger: SyncLedg
   call.on('data', (frame: SyncFrame__Output) => {
     if (call.writableEnded) return; // frames that were in flight when the call failed
     try {
-      if (!rsync) rsync = startReceiver(call, frame, workspaceDir, ledger, fail);
+      if (!starting) {
+        starting = true;
+        call.pause(); // the next frames are rsync's, once it runs
+        startReceiver(call, frame, workspaceDir, ledger, drift, fail).then((started) => {
+          rsync = started;
+          call.resume();
+        }, fail);
+      } else if (!rsync) throw statusError(grpc.status.INTERNAL, 'a frame arrived before rsync started');
       else if (frame.frame === 'data') feed(call, rsync, frame.data!);
       else if (frame.frame === 'eof') rsync.stdin.end();
       else throw statusError(grpc.status.INVALID_ARGUMENT, `unexpected ${frame.frame} frame after the sync started`);
@@ -74,14 +104,15 @@ export function serveSync(call: SyncCall, workspaceDir: string, ledger: SyncLedg
   call.on('cancelled', () => rsync?.kill());
 }
 
-/** Vets the first frame and starts rsync on it; throws a gRPC status if it may not run. */
-function startReceiver(
+/** Vets the first frame and starts rsync on it; rejects with a gRPC status if it may not run. */
+async function startReceiver(
   call: SyncCall,
   frame: SyncFrame__Output,
   workspaceDir: string,
   ledger: SyncLedger,
+  drift: DriftWatch | undefined,
   fail: (error: grpc.StatusObject) => void,
-): ChildProcessWithoutNullStreams {
+): Promise<ChildProcessWithoutNullStreams> {
   if (frame.frame !== 'start') {
     throw statusError(grpc.status.INVALID_ARGUMENT, `the first frame must be a SyncStart, not ${frame.frame}`);
   }
@@ -92,7 +123,15 @@ function startReceiver(
     if (err instanceof RefusedSyncError) throw statusError(grpc.status.INVALID_ARGUMENT, err.message);
     throw err;
   }
-  ledger.begin(vetted.syncId);
+  await drift?.settle(); // every drift so far has reached the ledger
+  if (call.cancelled) throw statusError(grpc.status.CANCELLED, `sync ${vetted.syncId} was cancelled before it started`);
+  ledger.begin(vetted.syncId, vetted.baseSyncId);
+  try {
+    drift?.beginReceive(!vetted.baseSyncId);
+  } catch (err) {
+    ledger.end(false);
+    throw statusError(grpc.status.INTERNAL, `cannot remove what drifted in ${workspaceDir}: ${(err as Error).message}`);
+  }
   // Only PATH: rsync also reads options from RSYNC_* variables, which must not widen what was vetted.
   const rsync = spawn('rsync', vetted.rsyncArgs, { cwd: workspaceDir, env: { PATH: process.env.PATH } });
   let stderr = Buffer.alloc(0);
@@ -107,6 +146,7 @@ function startReceiver(
   rsync.stdin.on('error', () => undefined);
   rsync.on('error', (err) => (spawnError = err));
   rsync.on('close', (code, signal) => {
+    drift?.endReceive();
     ledger.end(code === 0 && !call.cancelled);
     if (spawnError) {
       return fail(statusError(grpc.status.INTERNAL, `cannot run rsync in ${workspaceDir}: ${spawnError.message}`));

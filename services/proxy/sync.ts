@@ -44,6 +44,7 @@ const RSYNC_FLAGS = ['--recursive', '--links', '--times', '--executability', '--
 export async function syncWorkspace(options: SyncWorkspaceOptions): Promise<{ syncId: string; ms: number }> {
   const { agent, sessionId } = options;
   const syncId = options.syncId ?? randomUUID();
+  if (options.changed && !options.baseSyncId) throw new Error(`sync ${syncId} of changed paths needs the sync they changed since (baseSyncId)`);
   const workspace = path.resolve(options.workspace);
   // rsync's quick check compares whole seconds: a same-size edit within the second of the last
   // sync would look unchanged, so paths known to have changed skip it.
