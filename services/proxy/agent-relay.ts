@@ -5,8 +5,8 @@
 import * as grpc from '@grpc/grpc-js';
 import type { CommandRelay, RunRequest, RunResponse } from './command-server';
 import { openSession, type SessionLink } from './session';
-import { AgentUnreachableError, StaleBaseError, syncWorkspace } from './sync';
-import { watchWorkspace } from './workspace-watch';
+import { AgentUnreachableError } from './sync';
+import { workspaceSyncer } from './workspace-syncer';
 
 /** Well inside any sensible idle timeout, and rare enough to cost nothing. */
 const HEARTBEAT_MS = 30_000;
@@ -28,37 +28,7 @@ export interface AgentRelay extends CommandRelay {
 
 export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): AgentRelay {
   let link: Promise<SessionLink> | undefined;
-  // Watching starts before the first sync, so nothing edited during a sync goes unnoticed.
-  const changes = watchWorkspace(workspace, log);
-  /** The last sync that completed, per session: what a command runs against when nothing changed. */
-  let synced: { sessionId: string; syncId: string } | null = null;
-
-  async function sync(l: SessionLink): Promise<string> {
-    const sessionId = l.session.sessionId;
-    await changes.ready;
-    const taken = await changes.take(); // includes edits made just before this command
-    // A session this proxy has not synced yet (a new one, or the agent moved) gets everything.
-    const base = synced?.sessionId === sessionId ? synced.syncId : undefined;
-    const changed = base ? taken : { kind: 'everything' as const };
-    if (changed.kind === 'none') return base!;
-    try {
-      const paths = changed.kind === 'paths' ? changed.paths : undefined;
-      let what = paths ? `${paths.length} changed paths` : 'everything';
-      const done = await syncWorkspace({ workspace, agent: l.agent, sessionId, changed: paths, baseSyncId: paths && base }).catch((err: Error) => {
-        if (!(err instanceof StaleBaseError)) throw err;
-        // Another machine synced this workspace path since, or the agent's copy drifted: start over.
-        log(`${err.message}: syncing everything`);
-        what = 'everything';
-        return syncWorkspace({ workspace, agent: l.agent, sessionId });
-      });
-      log(`synced ${what} in ${done.ms} ms`);
-      synced = { sessionId, syncId: done.syncId };
-      return done.syncId;
-    } catch (err) {
-      changes.markDirty();
-      throw err;
-    }
-  }
+  const syncer = workspaceSyncer(workspace, log);
 
   const session = () => (link ??= openSession(workspace, log).then((l) => (log(`session ${l.session.sessionId}: agent ${l.session.agentAddress}`), l)));
   /** After the agent moved (the session was suspended and resumed), start over once. */
@@ -75,7 +45,7 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
    * our sync): then it may be retried.
    */
   async function runOn(l: SessionLink, request: RunRequest, onResponse: (r: RunResponse) => void, signal: AbortSignal): Promise<string | null> {
-    const syncId = await sync(l);
+    const syncId = await syncer.sync(l.agent, l.session.sessionId);
     const heartbeat = setInterval(() => l.orchestrator.heartbeat(l.session.sessionId).catch(() => undefined), HEARTBEAT_MS);
     try {
       return await new Promise<string | null>((resolve, reject) => {
@@ -94,7 +64,7 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
           if (err.code === grpc.status.CANCELLED && signal.aborted) resolve(null);
           else if (err.code === grpc.status.UNAVAILABLE && !streamed) resolve(reason); // the agent is gone: retry elsewhere
           else if (err.code === grpc.status.FAILED_PRECONDITION && !streamed) {
-            changes.markDirty(); // e.g. a restarted agent that has not seen our sync, or a drifted copy: sync again
+            syncer.markDirty(); // e.g. a restarted agent that has not seen our sync, or a drifted copy: sync again
             log(`${reason}: syncing everything`);
             resolve(reason);
           } else reject(new Error(`the session's agent: ${reason}`));
@@ -126,7 +96,7 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
     },
 
     close() {
-      changes.close();
+      syncer.close();
       void link?.then((l) => l.close(), () => undefined);
     },
   };
