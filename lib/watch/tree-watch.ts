@@ -21,7 +21,7 @@ import watcher from '@parcel/watcher';
 import { unwatchedDirectories } from './inotify-watches';
 
 export interface TreeWatchListener {
-  /** Workspace-relative paths created, changed or deleted (a directory stands for its whole tree). */
+  /** Paths relative to the root, created, changed or deleted (a directory stands for its whole tree). */
   onChanges(paths: string[]): void;
   /** The watch may have missed changes: assume anything changed. */
   onDoubt(why: string): void;
@@ -113,7 +113,8 @@ export function watchTree(root: string, listener: TreeWatchListener, { ignore = 
         if (event.type === 'create') created.push(file);
       }
       if (changed.length > 0) listener.onChanges(changed);
-      if (unwatchedDirectories(created, ignored).length > 0) rewatch();
+      // The one before misses them too; one made during the newest's crawl is for verify().
+      if (number === current.number && unwatchedDirectories(created, ignored).length > 0) rewatch();
     };
     const subscribed = watcher.subscribe(base, onEvents, { ignore }).catch((err: Error) => {
       doubt(`cannot watch ${root} (the inotify watch limit, fs.inotify.max_user_watches?): ${err.message}`);
@@ -149,6 +150,8 @@ export function watchTree(root: string, listener: TreeWatchListener, { ignore = 
   function restart(why: string): void {
     doubt(why);
     const old = current;
+    // Its cookies will never come: the doubt covers what they were waiting for.
+    for (const [key, seen] of waiting) if (key.startsWith(`${old.number}:`)) seen();
     current = subscribe();
     const next = current;
     switched = switched.then(async () => {
@@ -188,8 +191,10 @@ export function watchTree(root: string, listener: TreeWatchListener, { ignore = 
 
   async function settle(): Promise<void> {
     for (;;) {
+      const pending = switched;
+      await pending;
+      if (pending !== switched) continue; // another switch began meanwhile
       const generation = current;
-      await switched;
       if (!(await generation.subscribed)) return doubt(`${root} is not watched`);
       await cookie(generation);
       // A batch before the cookie may have started a fresh subscription: settle on that one too.

@@ -4,9 +4,10 @@
  * command and the next incremental sync are refused and the proxy syncs everything; that full sync
  * first deletes what drifted, so rsync sends it again even where size and mtime were put back.
  *
- * Changes during a sync's receive, and until the watch has caught up after it, are the sync's: a
- * foreign write in that window is not told apart (nor is one by another client of the same volume
- * over NFS, which inotify never reports).
+ * What it cannot see: a foreign write during a sync's receive, or before the watch has caught up
+ * after it (those changes count as the sync's); a write by another client of the same volume over
+ * NFS, which inotify never reports; and one whose event an inotify queue overflow dropped (which
+ * @parcel/watcher does not report), unless the burst that overflowed it drifted 1,000 paths.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
