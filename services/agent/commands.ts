@@ -6,14 +6,17 @@ import * as grpc from '@grpc/grpc-js';
 import { statusError } from '../../lib/grpc/status';
 import type { RunResponse } from '../../gen/proto/command_server/RunResponse';
 import type { AgentRunRequest__Output } from '../../gen/proto/rbs/v1/AgentRunRequest';
+import type { FileChunk } from '../../gen/proto/rbs/v1/FileChunk';
+import type { ReadBuildEventFileRequest__Output } from '../../gen/proto/rbs/v1/ReadBuildEventFileRequest';
 import type { BazelServer } from './bazel-server';
 import type { DriftWatch } from './drift-watch';
+import type { LaptopCommands } from './laptop-command';
 import type { SyncLedger } from './sync';
 
 export type RunCall = grpc.ServerWritableStream<AgentRunRequest__Output, RunResponse>;
 
 /** Serves one Run call for an already authorized peer. */
-export async function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger, drift?: DriftWatch): Promise<void> {
+export async function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger, laptop: LaptopCommands, drift?: DriftWatch): Promise<void> {
   const { request, clientWorkspace, clientOutputBase, syncId } = call.request;
   // Emitted, not destroy(): grpc-js sends an emitted error's status, and a destroyed stream sends nothing.
   const fail = (code: grpc.status, details: string): void => void call.emit('error', statusError(code, details));
@@ -26,15 +29,34 @@ export async function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLed
     const at = syncs.whyNone() ?? `the workspace is at sync ${synced ?? '(none)'}`;
     return fail(grpc.status.FAILED_PRECONDITION, `${at}, not ${syncId || '(none)'}: sync it before running a command`);
   }
+  const client = { clientWorkspace, clientOutputBase: clientOutputBase || undefined };
+  const command = laptop.prepare(request, client, (r) => call.write(r));
+  if ('refusal' in command) {
+    call.write(command.refusal);
+    return void call.end();
+  }
   // The caller going away (Ctrl-C, a killed client, a dropped network) cancels the command.
   const abort = new AbortController();
   call.on('cancelled', () => abort.abort());
   bazel
-    .run(request, { clientWorkspace, clientOutputBase: clientOutputBase || undefined }, (r) => call.write(r), abort.signal)
+    .run(command.request, client, command.send, abort.signal)
+    .finally(() => command.end())
     .then(
       () => call.end(),
       (err: Error) => fail(grpc.status.UNAVAILABLE, `the session's Bazel server failed: ${err.message}`),
     );
+}
+
+export type ReadBuildEventFileCall = grpc.ServerWritableStream<ReadBuildEventFileRequest__Output, FileChunk>;
+
+/** Streams a finished command's build event file, in laptop paths, to the proxy that ran it. */
+export function serveBuildEventFile(call: ReadBuildEventFileCall, laptop: LaptopCommands): void {
+  const write = (data: Buffer) => (data.length === 0 || call.write({ data }) ? Promise.resolve() : new Promise<void>((resolve) => call.once('drain', resolve)));
+  const { commandId, fileId } = call.request;
+  laptop.read(commandId, fileId, write).then(
+    () => call.end(),
+    (err: Error & { code?: grpc.status }) => void call.emit('error', err.code ? err : statusError(grpc.status.INTERNAL, `reading build event file ${fileId}: ${err.message}`)),
+  );
 }
 
 export async function cancelCommand(bazel: BazelServer, commandId: string): Promise<Record<string, never>> {

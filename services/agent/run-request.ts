@@ -45,7 +45,7 @@ function pathMapper(pairs: [from: string | undefined, to: string][]): (text: str
 /**
  * The client's request as the agent's server must see it: laptop paths mapped to the agent's, and
  * MACHINE_ENV replaced by the agent's values (placed right after the command name, so they stay
- * options whatever follows). Output is not mapped back: the developer sees the agent's paths.
+ * options whatever follows). Output is mapped back by laptop-command.ts.
  */
 export function mapRunRequest(request: RunRequest__Output, client: ClientPaths, agent: AgentPaths): RunRequest__Output {
   const mapPath = pathMapper([

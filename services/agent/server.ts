@@ -12,8 +12,9 @@ import { type AuthenticatedCall, type RotatingTls, type TlsMaterial, peerIdentit
 import { describeIdentity } from '../../lib/pki/identity';
 import * as path from 'node:path';
 import { BazelServer } from './bazel-server';
-import { type RunCall, cancelCommand, serveRun, shutdownBazel } from './commands';
+import { type ReadBuildEventFileCall, type RunCall, cancelCommand, serveBuildEventFile, serveRun, shutdownBazel } from './commands';
 import { DriftWatch } from './drift-watch';
+import { LaptopCommands } from './laptop-command';
 import { type SyncCall, SyncLedger, serveSync } from './sync';
 
 export interface AgentServerOptions {
@@ -58,11 +59,10 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   const syncs = new SyncLedger();
   const drift = new DriftWatch(workspaceDir, { drifted: (why) => syncs.invalidate(why) });
   // On the volume beside the workspace, so Bazel's caches survive agent restarts and suspensions.
-  const bazel = new BazelServer({
-    workspaceDir,
-    outputBase: path.join(path.dirname(workspaceDir), 'output_base'),
-    maxIdleSecs: BAZEL_MAX_IDLE_SECS,
-  });
+  const volumeDir = path.dirname(workspaceDir);
+  const outputBase = path.join(volumeDir, 'output_base');
+  const bazel = new BazelServer({ workspaceDir, outputBase, maxIdleSecs: BAZEL_MAX_IDLE_SECS });
+  const laptop = new LaptopCommands({ workspaceDir, outputBase, volumeDir });
 
   /** Wraps a unary handler so that it runs only for an authorized peer (`callers`, see authorize). */
   function guarded<Req, Res>(handle: (request: Req) => Res | Promise<Res>, callers: Callers): grpc.handleUnaryCall<Req, Res> {
@@ -98,7 +98,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   server.addService(agent.rbs.v1.Agent.service, {
     Ping: guarded(() => ({ sessionId, workspaceDir, startedAtMs }), 'proxy or probe'),
     Sync: guardedStream((call: SyncCall) => serveSync(call, workspaceDir, syncs, drift)),
-    Run: guardedStream((call: RunCall) => void serveRun(call, bazel, syncs, drift)),
+    Run: guardedStream((call: RunCall) => void serveRun(call, bazel, syncs, laptop, drift)),
+    ReadBuildEventFile: guardedStream((call: ReadBuildEventFileCall) => serveBuildEventFile(call, laptop)),
     Cancel: guarded((request: { commandId: string }) => cancelCommand(bazel, request.commandId), 'proxy'),
     ShutdownBazel: guarded(() => shutdownBazel(bazel), 'proxy'),
   });

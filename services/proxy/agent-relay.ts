@@ -3,6 +3,7 @@
  * with heartbeats keeping the session from going idle while it runs.
  */
 import * as grpc from '@grpc/grpc-js';
+import { buildEventDelivery } from './build-event-files';
 import type { CommandRelay, RunRequest, RunResponse } from './command-server';
 import { openSession, type SessionLink } from './session';
 import { AgentUnreachableError } from './sync';
@@ -53,11 +54,12 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
         const call = l.agent.run({ request, clientWorkspace: workspace, clientOutputBase: outputBase, syncId });
         const cancel = () => call.cancel();
         signal.addEventListener('abort', cancel, { once: true });
+        const delivery = buildEventDelivery(l.agent, request, { workspace, outputBase }, onResponse);
         call.on('data', (response: RunResponse) => {
           streamed = true;
-          onResponse(response);
+          delivery.relay(response);
         });
-        call.on('end', () => resolve(null));
+        call.on('end', () => delivery.settled().then(() => resolve(null), reject));
         call.on('error', (err: grpc.ServiceError) => {
           signal.removeEventListener('abort', cancel);
           const reason = err.details ?? err.message;

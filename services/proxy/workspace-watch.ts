@@ -6,6 +6,7 @@
  */
 import { canSyncOnly } from './sync';
 import { watchTree } from '../../lib/watch/tree-watch';
+import { SETTINGS_FILE } from '../../lib/workspace-settings';
 import { settingsFingerprint } from './settings-files';
 
 export type WorkspaceChanges = { kind: 'none' } | { kind: 'everything' } | { kind: 'paths'; paths: string[] };
@@ -29,7 +30,7 @@ const MAX_PATHS = 1000;
 /** Files that decide what the sync sends, wherever they are in the tree. */
 const RULE_FILES = new Set(['.gitignore', '.bazelignore']);
 /** …and at the top only. */
-const TOP_RULE_FILES = new Set(['.rbs.json']);
+const TOP_RULE_FILES = new Set([SETTINGS_FILE]);
 
 export function watchWorkspace(workspace: string, log: (message: string) => void): WorkspaceWatch {
   let everything = true;

@@ -61,6 +61,16 @@ function run(tls: TlsMaterial, syncId: string, ...args: string[]): Promise<numbe
   });
 }
 
+/** A build event file names the developer's paths and targets: only the proxy that ran the command may read it. */
+function readBuildEventFile(tls: TlsMaterial): Promise<void> {
+  const call = client(tls).readBuildEventFile({ commandId: 'x', fileId: 'build_event_json_file-0' });
+  return new Promise((resolve, reject) => {
+    call.on('data', () => undefined);
+    call.on('end', resolve);
+    call.on('error', reject);
+  });
+}
+
 const denied = (caller: string) => ({ code: grpc.status.PERMISSION_DENIED, details: expect.stringMatching(new RegExp(`${caller}.*session ${SESSION}`)) });
 
 describe.each(['the worker', 'the orchestrator', "another session's proxy"])('%s', (name) => {
@@ -74,11 +84,12 @@ describe.each(['the worker', 'the orchestrator', "another session's proxy"])('%s
     expect(f.agent.syncs.lastCompleted()).not.toBe('evil');
   });
 
-  test('cannot run a command, cancel one or stop the Bazel server', async () => {
+  test('cannot run a command, cancel one, read its build event file or stop the Bazel server', async () => {
     const { syncId } = await f.sync(); // this session's proxy synced: only the caller is wrong
     await expect(run(callers[name], syncId, 'info', 'release')).rejects.toMatchObject(denied(who(name)));
     await expect(unary((done) => client(callers[name]).cancel({ commandId: 'x' }, done))).rejects.toMatchObject(denied(who(name)));
     await expect(unary((done) => client(callers[name]).shutdownBazel({}, done))).rejects.toMatchObject(denied(who(name)));
+    await expect(readBuildEventFile(callers[name])).rejects.toMatchObject(denied(who(name)));
     expect(fs.existsSync(path.join(outputBase(), 'server'))).toBe(false); // no Bazel server was even started
   });
 });

@@ -14,8 +14,8 @@ const RBS = path.join(repoRoot(), 'cli', 'rbs.js');
 
 /**
  * Test rules depend on three repositories Bazel 4.2.3 would download; offline, stubs forwarding to
- * the native rules stand in for them (outside the workspace: the local backend's agent shares this
- * machine's file system).
+ * the native rules stand in for them. They live inside the workspace (local_repository), as a
+ * vendored dependency would: no flag names a path outside it.
  */
 const forward = (rules: string[]) => rules.map((rule) => `${rule} = native.${rule}\n`).join('');
 const STUBS: Record<string, Record<string, string>> = {
@@ -25,6 +25,33 @@ const STUBS: Record<string, Record<string, string>> = {
     WORKSPACE: '',
     BUILD: 'package(default_visibility = ["//visibility:public"])\nfilegroup(name = "lcov_merger")\nfilegroup(name = "coverage_report_generator")\n',
   },
+};
+
+/** `third_party/<name>/<file>` for every stub, and the WORKSPACE that declares them. */
+function stubFiles(): Record<string, string> {
+  const files: Record<string, string> = {
+    WORKSPACE: Object.keys(STUBS).map((name) => `local_repository(name = "${name}", path = "third_party/${name}")\n`).join(''),
+  };
+  for (const [name, stub] of Object.entries(STUBS)) {
+    for (const [file, content] of Object.entries(stub)) files[`third_party/${name}/${file}`] = content;
+  }
+  return files;
+}
+
+/** A small C++ project: a library, a binary that uses it, and a test of it. */
+const CC_PROJECT: Record<string, string> = {
+  'lib/BUILD': 'cc_library(name = "hello-greet", srcs = ["hello-greet.cc"], hdrs = ["hello-greet.h"], visibility = ["//visibility:public"])\n',
+  'lib/hello-greet.h': '#pragma once\n#include <string>\nstd::string greeting(const std::string& who);\n',
+  'lib/hello-greet.cc': '#include "lib/hello-greet.h"\nstd::string greeting(const std::string& who) { return "Hello " + who; }\n',
+  'main/BUILD': [
+    'cc_binary(name = "hello-world", srcs = ["hello-world.cc"], deps = ["//lib:hello-greet"])',
+    'cc_test(name = "hello-test", srcs = ["hello-test.cc"], deps = ["//lib:hello-greet"])',
+    '',
+  ].join('\n'),
+  'main/hello-world.cc':
+    '#include <iostream>\n#include "lib/hello-greet.h"\n' +
+    'int main(int argc, char** argv) { std::cout << greeting(argc > 1 ? argv[1] : "world") << std::endl; return 0; }\n',
+  'main/hello-test.cc': '#include "lib/hello-greet.h"\nint main() { return greeting("x") == "Hello x" ? 0 : 1; }\n',
 };
 
 export function writeFiles(dir: string, files: Record<string, string>): void {
@@ -49,17 +76,16 @@ export class BazelWorkspace {
   readonly javabase: string;
   /** A duration no other process on the machine sleeps for, to find our genrule's sleep. */
   readonly sleepSeconds = `30.${process.pid}${Date.now() % 1000}`;
-  /** Build options every build and test here takes (the stubs; no sandbox debug output). */
+  /** Build options every build and test here takes (no sandbox debug output). */
   readonly buildOptions: string[];
 
   /** `env` points the proxy at a stack: RBS_HOME, RBS_ORCHESTRATOR, RBS_CREDENTIALS. */
   constructor(readonly env: NodeJS.ProcessEnv) {
     this.javabase = execFileSync(process.execPath, [RBS, 'javabase'], { env, encoding: 'utf8' }).trim();
-    const stubs = path.join(this.root, 'stubs');
-    for (const [name, files] of Object.entries(STUBS)) writeFiles(path.join(stubs, name), files);
-    this.buildOptions = ['--nosandbox_debug', ...Object.keys(STUBS).map((name) => `--override_repository=${name}=${path.join(stubs, name)}`)];
+    this.buildOptions = ['--nosandbox_debug'];
     writeFiles(this.workspace, {
-      WORKSPACE: '',
+      ...stubFiles(),
+      ...CC_PROJECT,
       'in.txt': 'hello\n',
       BUILD: [
         'genrule(name = "gen", srcs = ["in.txt"], outs = ["gen.txt"], cmd = "cp $< $@")',

@@ -1,0 +1,64 @@
+/**
+ * A command's stdout and stderr as the developer must read them: the agent's paths rewritten to the
+ * laptop's, each stream on its own, with nothing held back for long (progress lines end in `\r`).
+ */
+import { type PathPair, PathRewriter } from '../../lib/bazel/path-rewriter';
+import type { RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
+
+/** A tail that may begin a path goes out as it is once nothing else has come for this long. */
+export const IDLE_FLUSH_MS = 50;
+
+type Send = (response: RunResponse__Output) => void;
+
+const EMPTY = Buffer.alloc(0);
+const response = (fields: Partial<RunResponse__Output>): RunResponse__Output => ({
+  cookie: '',
+  standardOutput: EMPTY,
+  standardError: EMPTY,
+  finished: false,
+  exitCode: 0,
+  commandId: '',
+  terminationExpected: false,
+  execRequest: null,
+  failureDetail: EMPTY,
+  ...fields,
+});
+
+export interface LaptopOutput {
+  send: Send;
+  /** The command is over: what is still held goes out (there was no final response to carry it). */
+  close(): void;
+}
+
+/**
+ * Wraps `send`: every response's output rewritten; what is held back comes out before the final
+ * response (followed by `note`, if any, on stderr), or alone after IDLE_FLUSH_MS of quiet.
+ */
+export function laptopOutput(pairs: readonly PathPair[], send: Send, note = ''): LaptopOutput {
+  const stdout = new PathRewriter(pairs);
+  const stderr = new PathRewriter(pairs);
+  let idle: NodeJS.Timeout | undefined;
+  const flush = () => {
+    const [standardOutput, standardError] = [stdout.flush(), stderr.flush()];
+    if (standardOutput.length || standardError.length) send(response({ standardOutput, standardError }));
+  };
+  const relay = (given: RunResponse__Output) => {
+    clearTimeout(idle);
+    const standardOutput = stdout.write(given.standardOutput ?? EMPTY);
+    const standardError = stderr.write(given.standardError ?? EMPTY);
+    if (!given.finished) {
+      send({ ...given, standardOutput, standardError });
+      idle = setTimeout(flush, IDLE_FLUSH_MS);
+      return;
+    }
+    const standardErrorEnd = Buffer.concat([standardError, stderr.flush(), Buffer.from(note)]);
+    send({ ...given, standardOutput: Buffer.concat([standardOutput, stdout.flush()]), standardError: standardErrorEnd });
+  };
+  return {
+    send: relay,
+    close: () => {
+      clearTimeout(idle);
+      flush();
+    },
+  };
+}
