@@ -29,6 +29,11 @@ export interface SyncWorkspaceOptions {
    * copy is still exactly that one, so no change list lands on another machine's files.
    */
   baseSyncId?: string;
+  /**
+   * Compare every file's content, not its size and mtime: for a full sync onto a copy that may not
+   * be this proxy's last sync (another machine's files can match in size and mtime, not content).
+   */
+  compareContent?: boolean;
 }
 
 /**
@@ -48,7 +53,7 @@ export async function syncWorkspace(options: SyncWorkspaceOptions): Promise<{ sy
   const workspace = path.resolve(options.workspace);
   // rsync's quick check compares whole seconds: a same-size edit within the second of the last
   // sync would look unchanged, so paths known to have changed skip it.
-  const scope = options.changed ? ['--ignore-times', ...onlyChangesOf(options.changed)] : [];
+  const scope = options.changed ? ['--ignore-times', ...onlyChangesOf(options.changed)] : options.compareContent ? ['--ignore-times'] : [];
   const args = [...RSYNC_FLAGS, ...workspaceFilters(workspace), ...scope, './', 'agent:.'];
   const started = performance.now();
   const what = options.changed ? `${options.changed.length} changed paths of ${workspace}` : workspace;

@@ -21,33 +21,51 @@ export function workspaceSyncer(workspace: string, log: (message: string) => voi
   const changes = watchWorkspace(workspace, log);
   /** The last sync that completed, per session: what a command runs against when nothing changed. */
   let synced: { sessionId: string; syncId: string } | null = null;
+  /**
+   * Whether the agent's copy is known to be that sync. Until it is (a new proxy or session, a
+   * failed sync, a refusal), a full sync compares content: another machine's file of the same size
+   * and mtime would pass rsync's quick check.
+   */
+  let trusted = false;
 
   return {
     async sync(agent, sessionId) {
       await changes.ready;
       const taken = await changes.take(); // includes edits made just before this command
       // A session this proxy has not synced yet (a new one, or the agent moved) gets everything.
+      if (synced?.sessionId !== sessionId) trusted = false;
       const base = synced?.sessionId === sessionId ? synced.syncId : undefined;
       const changed = base ? taken : { kind: 'everything' as const };
       if (changed.kind === 'none') return base!;
       try {
         const paths = changed.kind === 'paths' ? changed.paths : undefined;
-        let what = paths ? `${paths.length} changed paths` : 'everything';
-        const done = await syncWorkspace({ workspace, agent, sessionId, changed: paths, baseSyncId: paths && base }).catch((err: Error) => {
+        let what = `${paths?.length} changed paths`;
+        let how = '';
+        const full = () => {
+          what = 'everything';
+          if (!trusted) how = ", by content: the agent's copy may not be this proxy's last sync";
+          return syncWorkspace({ workspace, agent, sessionId, compareContent: !trusted });
+        };
+        const done = await (paths ? syncWorkspace({ workspace, agent, sessionId, changed: paths, baseSyncId: base }) : full()).catch((err: Error) => {
           if (!(err instanceof StaleBaseError)) throw err;
           log(`${err.message}: syncing everything`);
-          what = 'everything';
-          return syncWorkspace({ workspace, agent, sessionId });
+          trusted = false;
+          return full();
         });
-        log(`synced ${what} in ${done.ms} ms`);
+        log(`synced ${what} in ${done.ms} ms${how}`);
         synced = { sessionId, syncId: done.syncId };
+        trusted = true;
         return done.syncId;
       } catch (err) {
         changes.markDirty();
+        trusted = false;
         throw err;
       }
     },
-    markDirty: () => changes.markDirty(),
+    markDirty() {
+      changes.markDirty();
+      trusted = false;
+    },
     close: () => changes.close(),
   };
 }

@@ -137,8 +137,11 @@ test("two machines on one workspace path: each one's sync after the other's is a
   expect(snapshot(f.workspace)).toEqual(snapshot(b.dir));
   expect((await refusal(fromA)).code).toBe(grpc.status.FAILED_PRECONDITION); // A's state is gone
 
-  // A edits one file: its incremental sync would land on B's files, so the agent refuses it.
+  // A edits one file: its incremental sync would land on B's files, so the agent refuses it. Its
+  // main.c now has the size and mtime of B's: only a comparison of content tells them apart.
   fs.writeFileSync(path.join(a.dir, 'main.c'), 'A main, edited\n');
+  const { atime, mtime } = fs.statSync(path.join(b.dir, 'main.c'));
+  fs.utimesSync(path.join(a.dir, 'main.c'), atime, mtime);
   const again = await a.sync();
   expect(logged.join('\n')).toMatch(/builds on sync .*but the workspace holds sync .*: syncing everything/);
   expect(snapshot(f.workspace)).toEqual(snapshot(a.dir));
