@@ -53,12 +53,18 @@ export async function startAgentProcess(root: string): Promise<AgentProcess> {
   const isAgent = (id: { kind: string; sessionId?: string }) => id.kind === 'agent' && id.sessionId === sessionId;
   const options = { ...TLS_CHANNEL_OPTIONS, ...clientKeepalive() };
   const client = new (protos().agent.rbs.v1.Agent)(`127.0.0.1:${port}`, channelCredentials(proxyTls, isAgent), options) as unknown as AgentClient;
+  let lastSyncId: string | undefined;
   return {
     source,
     workspace: path.join(volume, 'workspace'),
     outputBase: path.join(volume, 'output_base'),
     client,
-    sync: (changed) => syncWorkspace({ workspace: source, agent: client, sessionId, changed }),
+    async sync(changed) {
+      // An incremental sync builds on the last one, as the proxy's do.
+      const done = await syncWorkspace({ workspace: source, agent: client, sessionId, changed, baseSyncId: changed && lastSyncId });
+      lastSyncId = done.syncId;
+      return done;
+    },
     async stop() {
       client.close();
       await agent.stop();

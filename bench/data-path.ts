@@ -27,14 +27,9 @@ async function timed(what: () => Promise<unknown>): Promise<number> {
 
 /** The paths the watch reports next, as the proxy's next command would find them. */
 async function nextChanges(watch: WorkspaceWatch): Promise<string[]> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const seen = watch.take();
-    if (seen.kind === 'paths') return seen.paths;
-    if (seen.kind === 'everything') throw new Error('the watch lost track of the workspace');
-    if (Date.now() > deadline) throw new Error('the watch did not see the edit within 5 s');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  const seen = await watch.take();
+  if (seen.kind === 'paths') return seen.paths;
+  throw new Error(seen.kind === 'everything' ? 'the watch lost track of the workspace' : 'the watch did not see the edit');
 }
 
 /** Makes `dir` a git repository with everything in it committed. */
@@ -45,7 +40,7 @@ function commitAll(dir: string): void {
   git('commit', '-qm', 'the benchmark tree');
 }
 
-async function syncFigures(): Promise<Row[]> {
+export async function syncFigures(): Promise<Row[]> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-bench-sync-'));
   const f = await startAgentProcess(root);
   try {
@@ -71,14 +66,17 @@ async function syncFigures(): Promise<Row[]> {
     const watch = watchWorkspace(f.source, (message) => console.log(message));
     const watchReady = await timed(() => watch.ready);
     try {
-      watch.take();
+      await watch.take();
       await f.sync();
       const unchanged = (await f.sync()).ms;
       const incremental: number[] = [];
+      const changeToSynced: number[] = [];
       for (let i = 0; i < SYNC_ROUNDS; i++) {
+        const edited = performance.now();
         fs.appendFileSync(path.join(f.source, 'd500', `f${50_000 + i}.txt`), 'edited');
         const changed = await nextChanges(watch);
         incremental.push(await timed(() => f.sync(changed)));
+        changeToSynced.push(performance.now() - edited);
       }
       return [
         { metric: 'initial sync, 10k files: RBS', value: Math.min(...ours), unit: 'ms' },
@@ -87,6 +85,7 @@ async function syncFigures(): Promise<Row[]> {
         { metric: 'watching a 100k-file workspace: start', value: watchReady, unit: 'ms' },
         { metric: 'full sync, 100k files, nothing changed', value: unchanged, unit: 'ms' },
         { metric: 'sync, 100k files, one file changed (p50)', value: percentile(incremental, 50), unit: 'ms', aim: '<= 100' },
+        { metric: 'one file changed in 100k, change to sync done (p50)', value: percentile(changeToSynced, 50), unit: 'ms', aim: '<= 100' },
       ];
     } finally {
       watch.close();

@@ -10,6 +10,7 @@ import type { FileChunk } from '../../gen/proto/rbs/v1/FileChunk';
 import type { ListOutputsResponse } from '../../gen/proto/rbs/v1/ListOutputsResponse';
 import type { ReadBuildEventFileRequest__Output } from '../../gen/proto/rbs/v1/ReadBuildEventFileRequest';
 import type { BazelServer } from './bazel-server';
+import type { DriftWatch } from './drift-watch';
 import type { LaptopCommands } from './laptop-command';
 import type { CommandOutputs } from './outputs';
 import type { KeptRuns } from './remote-run';
@@ -18,19 +19,29 @@ import type { SyncLedger } from './sync';
 
 export type RunCall = grpc.ServerWritableStream<AgentRunRequest__Output, RunResponse>;
 
+/** What the agent's commands run on: its Bazel server and the state each command is checked against. */
+export interface CommandContext {
+  bazel: BazelServer;
+  syncs: SyncLedger;
+  laptop: LaptopCommands;
+  outputs: CommandOutputs;
+  runs: KeptRuns;
+  drift?: DriftWatch;
+}
+
 /** Serves one Run call for an already authorized peer; its outputs are listed before the call ends. */
-export function serveRun(call: RunCall, bazel: BazelServer, syncs: SyncLedger, laptop: LaptopCommands, outputs: CommandOutputs, runs: KeptRuns): void {
+export async function serveRun(call: RunCall, { bazel, syncs, laptop, outputs, runs, drift }: CommandContext): Promise<void> {
   const { request, clientWorkspace, clientOutputBase, syncId } = call.request;
   // Emitted, not destroy(): grpc-js sends an emitted error's status, and a destroyed stream sends nothing.
   const fail = (code: grpc.status, details: string): void => void call.emit('error', statusError(code, details));
   if (!request || (request.arg ?? []).length === 0) return fail(grpc.status.INVALID_ARGUMENT, 'Run needs a Bazel command');
   if (!clientWorkspace?.startsWith('/')) return fail(grpc.status.INVALID_ARGUMENT, 'Run needs the absolute client_workspace');
+  await drift?.settle(); // a copy changed just before this command is known to have changed
+  if (call.cancelled) return;
   const synced = syncs.lastCompleted();
   if (!syncId || syncId !== synced) {
-    return fail(
-      grpc.status.FAILED_PRECONDITION,
-      `the workspace is at sync ${synced ?? '(none)'}, not ${syncId || '(none)'}: sync it before running a command`,
-    );
+    const at = syncs.whyNone() ?? `the workspace is at sync ${synced ?? '(none)'}`;
+    return fail(grpc.status.FAILED_PRECONDITION, `${at}, not ${syncId || '(none)'}: sync it before running a command`);
   }
   const client = { clientWorkspace, clientOutputBase: clientOutputBase || undefined };
   const command = laptop.prepare(request, client, (r) => call.write(r));

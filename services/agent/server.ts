@@ -13,6 +13,7 @@ import { describeIdentity } from '../../lib/pki/identity';
 import * as path from 'node:path';
 import { BazelServer } from './bazel-server';
 import { type ReadBuildEventFileCall, type RunCall, cancelCommand, listOutputs, serveBuildEventFile, serveRun, shutdownBazel } from './commands';
+import { DriftWatch } from './drift-watch';
 import { LaptopCommands } from './laptop-command';
 import { CommandOutputs } from './outputs';
 import { KeptRuns, type RemoteRunCall, serveRemoteRun } from './remote-run';
@@ -42,6 +43,8 @@ export interface AgentServer {
   healthAddress?: string;
   /** Which workspace sync the agent's copy matches. */
   syncs: SyncLedger;
+  /** Changes to the copy outside a sync. */
+  drift: DriftWatch;
   stop(): Promise<void>;
 }
 
@@ -57,6 +60,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   const { health, agent } = protos();
   const syncs = new SyncLedger();
   const runs = new KeptRuns();
+  const drift = new DriftWatch(workspaceDir, { drifted: (why) => syncs.invalidate(why) });
   // On the volume beside the workspace, so Bazel's caches survive agent restarts and suspensions.
   const volumeDir = path.dirname(workspaceDir);
   const outputBase = path.join(volumeDir, 'output_base');
@@ -98,8 +102,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   server.addService(health.grpc.health.v1.Health.service, { Check: guarded(checkHealth, 'proxy or probe') });
   server.addService(agent.rbs.v1.Agent.service, {
     Ping: guarded(() => ({ sessionId, workspaceDir, startedAtMs }), 'proxy or probe'),
-    Sync: guardedStream((call: SyncCall) => serveSync(call, workspaceDir, syncs)),
-    Run: guardedStream((call: RunCall) => serveRun(call, bazel, syncs, laptop, outputs, runs)),
+    Sync: guardedStream((call: SyncCall) => serveSync(call, workspaceDir, syncs, drift)),
+    Run: guardedStream((call: RunCall) => void serveRun(call, { bazel, syncs, laptop, outputs, runs, drift })),
     ReadBuildEventFile: guardedStream((call: ReadBuildEventFileCall) => serveBuildEventFile(call, laptop)),
     ListOutputs: guarded((request: { commandId: string }) => listOutputs(outputs, request.commandId), 'proxy'),
     Fetch: guardedStream((call: SyncCall) => serveFetch(call, outputBase)),
@@ -129,6 +133,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     address,
     healthAddress,
     syncs,
+    drift,
     async stop() {
       // Not ready first, so no new client is sent here while the agent stops.
       if (healthServer) await shutdownGracefully(healthServer);
@@ -136,6 +141,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       // A suspended or ended session keeps no JVM running; its caches stay on the volume.
       await bazel.shutdown();
       bazel.close();
+      await drift.close();
     },
   };
 }

@@ -73,8 +73,11 @@ const PATHS = ['.', '.'];
 const SYNC_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
 /** The sync's id and the arguments for the receiving `rsync`; throws RefusedSyncError. */
-export function checkSyncStart(start: SyncStart__Output): { syncId: string; rsyncArgs: string[] } {
-  return checkStart(start, SYNC);
+export function checkSyncStart(start: SyncStart__Output): { syncId: string; baseSyncId: string; rsyncArgs: string[] } {
+  if (start.baseSyncId && !SYNC_ID.test(start.baseSyncId)) {
+    throw new RefusedSyncError(`base_sync_id ${JSON.stringify(start.baseSyncId)} is not 1-128 of [A-Za-z0-9._:-]`);
+  }
+  return { ...checkStart(start, SYNC), baseSyncId: start.baseSyncId };
 }
 
 /** The fetch's id and the arguments for the sending `rsync`; throws RefusedSyncError. */
@@ -89,8 +92,7 @@ function checkStart(start: SyncStart__Output, shape: Shape): { syncId: string; r
   const head = start.serverArgs.slice(0, shape.head.length);
   const rest = start.serverArgs.slice(shape.head.length);
   const badHead = shape.head.findIndex((word, i) => head[i] !== word);
-  if (badHead >= 0) refuse(head[badHead] ?? '(none)', `server_args must start with ${shape.head.join(' ')}`);
-  const firstPath = rest.findIndex((arg) => !arg.startsWith('-'));
+  if (badHead >= 0) refuse(head[badHead] ?? '(none)', `server_args must start with ${shape.head.join(' ')}`);  const firstPath = rest.findIndex((arg) => !arg.startsWith('-'));
   const options = firstPath < 0 ? rest : rest.slice(0, firstPath);
   const paths = firstPath < 0 ? [] : rest.slice(firstPath);
   const clusters = options.filter((arg) => !arg.startsWith('--'));
@@ -106,8 +108,7 @@ function checkStart(start: SyncStart__Output, shape: Shape): { syncId: string; r
   if (paths.length !== PATHS.length) {
     throw new RefusedSyncError(`server_args must end with '${PATHS.join(' ')}', got '${paths.join(' ')}'`);
   }
-  return { syncId: start.syncId, rsyncArgs: [...shape.head, ...options, ...shape.forced, ...paths] };
-}
+  return { syncId: start.syncId, rsyncArgs: [...shape.head, ...options, ...shape.forced, ...paths] };}
 
 function checkCluster(arg: string, allowed: Set<string>): void {
   const letters = arg.slice(1);

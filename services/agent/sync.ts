@@ -10,6 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { statusError } from '../../lib/grpc/status';
 import type { SyncFrame, SyncFrame__Output } from '../../gen/proto/rbs/v1/SyncFrame';
 import type { SyncStart__Output } from '../../gen/proto/rbs/v1/SyncStart';
+import type { DriftWatch } from './drift-watch';
 import { RefusedSyncError, checkFetchStart, checkSyncStart } from './sync-args';
 
 export type SyncCall = grpc.ServerDuplexStream<SyncFrame__Output, SyncFrame>;
@@ -24,32 +25,53 @@ const STDERR_TAIL_BYTES = 8 * 1024;
 export class SyncLedger {
   private completed: string | null = null;
   private running: string | null = null;
+  /** Why the copy matches no sync although one completed (drift), for the refusals. */
+  private spoiled: string | null = null;
 
-  /** The sync_id of the last sync that completed, unless another has started since. */
+  /** The sync_id of the last sync that completed, unless another has started since or the copy drifted. */
   lastCompleted(): string | null {
     return this.completed;
   }
 
-  /** Throws a gRPC ABORTED status if another sync is writing the workspace. */
-  begin(syncId: string): void {
+  /** Why lastCompleted() is null after a completed sync, if it is. */
+  whyNone(): string | null {
+    return this.spoiled;
+  }
+
+  /**
+   * Throws a gRPC ABORTED status if another sync is writing the workspace, FAILED_PRECONDITION if
+   * an incremental sync's base is not what the workspace holds.
+   */
+  begin(syncId: string, baseSyncId = ''): void {
     if (this.running !== null) {
       const why = `sync ${this.running} is still writing the workspace; retry sync ${syncId} after it`;
       throw statusError(grpc.status.ABORTED, why);
     }
+    if (baseSyncId && baseSyncId !== this.completed) {
+      const holds = this.spoiled ?? `the workspace holds sync ${this.completed ?? '(none)'}`;
+      throw statusError(grpc.status.FAILED_PRECONDITION, `sync ${syncId} builds on sync ${baseSyncId}, but ${holds}: sync everything`);
+    }
     this.running = syncId;
     this.completed = null;
+    this.spoiled = null;
   }
 
-  /** `succeeded`: rsync exited 0, so the workspace now matches the sync. */
+  /** `succeeded`: rsync exited 0, so the workspace now matches the sync (unless it drifted meanwhile). */
   end(succeeded: boolean): void {
-    if (succeeded) this.completed = this.running;
+    if (succeeded && this.spoiled === null) this.completed = this.running;
     this.running = null;
+  }
+
+  /** The copy changed outside a sync: it matches none until a full sync completes. */
+  invalidate(why: string): void {
+    this.completed = null;
+    this.spoiled = why;
   }
 }
 
 /** Serves one Sync call for an already authorized peer. */
-export function serveSync(call: SyncCall, workspaceDir: string, ledger: SyncLedger): void {
-  serveRsync(call, workspaceDir, checkSyncStart, ledger);
+export function serveSync(call: SyncCall, workspaceDir: string, ledger: SyncLedger, drift?: DriftWatch): void {
+  serveRsync(call, workspaceDir, checkSyncStart, { ledger, drift });
 }
 
 /** Serves one Fetch call for an already authorized peer: it reads, so no sync is involved. */
@@ -57,10 +79,17 @@ export function serveFetch(call: SyncCall, outputBase: string): void {
   serveRsync(call, outputBase, checkFetchStart);
 }
 
-type Vet = (start: SyncStart__Output) => { syncId: string; rsyncArgs: string[] };
+type Vet = (start: SyncStart__Output) => { syncId: string; baseSyncId?: string; rsyncArgs: string[] };
 
-function serveRsync(call: SyncCall, dir: string, vet: Vet, ledger?: SyncLedger): void {
+/** What a receiving rsync changes the state of: the sync ledger, and the drift watch it must not trip. */
+interface Receive {
+  ledger: SyncLedger;
+  drift?: DriftWatch;
+}
+
+function serveRsync(call: SyncCall, dir: string, vet: Vet, receive?: Receive): void {
   let rsync: ChildProcessWithoutNullStreams | undefined;
+  let starting = false;
   /** Ends the call with `error` unless it has already ended. */
   const fail = (error: grpc.StatusObject) => {
     if (call.writableEnded) return;
@@ -71,7 +100,14 @@ function serveRsync(call: SyncCall, dir: string, vet: Vet, ledger?: SyncLedger):
   call.on('data', (frame: SyncFrame__Output) => {
     if (call.writableEnded) return; // frames that were in flight when the call failed
     try {
-      if (!rsync) rsync = startRsync(call, frame, dir, vet, ledger, fail);
+      if (!starting) {
+        starting = true;
+        call.pause(); // the next frames are rsync's, once it runs
+        startRsync(call, frame, dir, vet, receive, fail).then((started) => {
+          rsync = started;
+          call.resume();
+        }, fail);
+      } else if (!rsync) throw statusError(grpc.status.INTERNAL, 'a frame arrived before rsync started');
       else if (frame.frame === 'data') feed(call, rsync, frame.data!);
       else if (frame.frame === 'eof') rsync.stdin.end();
       else throw statusError(grpc.status.INVALID_ARGUMENT, `unexpected ${frame.frame} frame after the sync started`);
@@ -87,15 +123,15 @@ function serveRsync(call: SyncCall, dir: string, vet: Vet, ledger?: SyncLedger):
   call.on('cancelled', () => rsync?.kill());
 }
 
-/** Vets the first frame and starts rsync on it in `dir`; throws a gRPC status if it may not run. */
-function startRsync(
+/** Vets the first frame and starts rsync on it in `dir`; rejects with a gRPC status if it may not run. */
+async function startRsync(
   call: SyncCall,
   frame: SyncFrame__Output,
   dir: string,
   vet: Vet,
-  ledger: SyncLedger | undefined,
+  receive: Receive | undefined,
   fail: (error: grpc.StatusObject) => void,
-): ChildProcessWithoutNullStreams {
+): Promise<ChildProcessWithoutNullStreams> {
   if (frame.frame !== 'start') {
     throw statusError(grpc.status.INVALID_ARGUMENT, `the first frame must be a SyncStart, not ${frame.frame}`);
   }
@@ -106,7 +142,7 @@ function startRsync(
     if (err instanceof RefusedSyncError) throw statusError(grpc.status.INVALID_ARGUMENT, err.message);
     throw err;
   }
-  ledger?.begin(vetted.syncId);
+  if (receive) await beginReceive(call, receive, vetted, dir);
   // Only PATH: rsync also reads options from RSYNC_* variables, which must not widen what was vetted.
   const rsync = spawn('rsync', vetted.rsyncArgs, { cwd: dir, env: { PATH: process.env.PATH } });
   let stderr = Buffer.alloc(0);
@@ -121,7 +157,8 @@ function startRsync(
   rsync.stdin.on('error', () => undefined);
   rsync.on('error', (err) => (spawnError = err));
   rsync.on('close', (code, signal) => {
-    ledger?.end(code === 0 && !call.cancelled);
+    receive?.drift?.endReceive();
+    receive?.ledger.end(code === 0 && !call.cancelled);
     if (spawnError) {
       return fail(statusError(grpc.status.INTERNAL, `cannot run rsync in ${dir}: ${spawnError.message}`));
     }
@@ -131,6 +168,19 @@ function startRsync(
     call.end();
   });
   return rsync;
+}
+
+/** Takes the ledger for a receive, once every drift so far has reached it. */
+async function beginReceive(call: SyncCall, { ledger, drift }: Receive, vetted: ReturnType<Vet>, dir: string): Promise<void> {
+  await drift?.settle();
+  if (call.cancelled) throw statusError(grpc.status.CANCELLED, `sync ${vetted.syncId} was cancelled before it started`);
+  ledger.begin(vetted.syncId, vetted.baseSyncId);
+  try {
+    drift?.beginReceive(!vetted.baseSyncId);
+  } catch (err) {
+    ledger.end(false);
+    throw statusError(grpc.status.INTERNAL, `cannot remove what drifted in ${dir}: ${(err as Error).message}`);
+  }
 }
 
 /** Hands proxy bytes to rsync, holding further frames back while its stdin is full. */

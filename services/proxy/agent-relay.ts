@@ -10,8 +10,8 @@ import { buildEventDelivery } from './build-event-files';
 import type { CommandRelay, RunRequest, RunResponse } from './command-server';
 import { commandOutputs } from './outputs';
 import { openSession, type SessionLink } from './session';
-import { AgentUnreachableError, syncWorkspace } from './sync';
-import { watchWorkspace } from './workspace-watch';
+import { AgentUnreachableError } from './sync';
+import { workspaceSyncer } from './workspace-syncer';
 
 /** Well inside any sensible idle timeout, and rare enough to cost nothing. */
 const HEARTBEAT_MS = 30_000;
@@ -33,30 +33,7 @@ export interface AgentRelay extends CommandRelay {
 
 export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): AgentRelay {
   let link: Promise<SessionLink> | undefined;
-  // Watching starts before the first sync, so nothing edited during a sync goes unnoticed.
-  const changes = watchWorkspace(workspace, log);
-  /** The last sync that completed, per session: what a command runs against when nothing changed. */
-  let synced: { sessionId: string; syncId: string } | null = null;
-
-  async function sync(l: SessionLink): Promise<string> {
-    const sessionId = l.session.sessionId;
-    await changes.ready;
-    await new Promise(setImmediate); // events of edits made just before this command are in
-    const taken = changes.take();
-    // A session this proxy has not synced yet (a new one, or the agent moved) gets everything.
-    const changed = synced?.sessionId === sessionId ? taken : { kind: 'everything' as const };
-    if (changed.kind === 'none') return synced!.syncId;
-    try {
-      const paths = changed.kind === 'paths' ? changed.paths : undefined;
-      const { syncId, ms } = await syncWorkspace({ workspace, agent: l.agent, sessionId, changed: paths });
-      log(`synced ${paths ? `${paths.length} changed paths` : 'everything'} in ${ms} ms`);
-      synced = { sessionId, syncId };
-      return syncId;
-    } catch (err) {
-      changes.markDirty();
-      throw err;
-    }
-  }
+  const syncer = workspaceSyncer(workspace, log);
 
   const session = () => (link ??= openSession(workspace, log).then((l) => (log(`session ${l.session.sessionId}: agent ${l.session.agentAddress}`), l)));
   /** After the agent moved (the session was suspended and resumed), start over once. */
@@ -79,7 +56,7 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
     signal: AbortSignal,
     onRunTarget: (target: RunTarget__Output) => void,
   ): Promise<string | null> {
-    const syncId = await sync(l);
+    const syncId = await syncer.sync(l.agent, l.session.sessionId);
     const heartbeat = setInterval(() => l.orchestrator.heartbeat(l.session.sessionId).catch(() => undefined), HEARTBEAT_MS);
     // The command's end reaches the client once its outputs are on this machine.
     const outputs = commandOutputs(request, onResponse, { agent: l.agent, workspace, outputBase, log });
@@ -114,7 +91,8 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
           if (err.code === grpc.status.CANCELLED && signal.aborted) resolve(null);
           else if (err.code === grpc.status.UNAVAILABLE && !streamed) resolve(reason); // the agent is gone: retry elsewhere
           else if (err.code === grpc.status.FAILED_PRECONDITION && !streamed) {
-            changes.markDirty(); // e.g. a restarted agent that has not seen our sync: sync again
+            syncer.markDirty(); // e.g. a restarted agent that has not seen our sync, or a drifted copy: sync again
+            log(`${reason}: syncing everything`);
             resolve(reason);
           } else reject(new Error(`the session's agent: ${reason}`));
         });
@@ -151,7 +129,7 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
     },
 
     close() {
-      changes.close();
+      syncer.close();
       void link?.then((l) => l.close(), () => undefined);
     },
   };

@@ -10,6 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
 import type { SyncExit__Output } from '../../gen/proto/rbs/v1/SyncExit';
 import type { SyncFrame, SyncFrame__Output } from '../../gen/proto/rbs/v1/SyncFrame';
+import type { SyncStart } from '../../gen/proto/rbs/v1/SyncStart';
 
 /** The fd on which rsync's remote shell (and only it) reaches this process. */
 const RELAY_FD = 3;
@@ -34,6 +35,11 @@ export class AgentUnreachableError extends Error {
   override name = 'AgentUnreachableError';
 }
 
+/** The agent's copy is not the base an incremental sync builds on: sync everything instead. */
+export class StaleBaseError extends Error {
+  override name = 'StaleBaseError';
+}
+
 /** Last bytes of rsync's stderr kept for an error message. */
 const STDERR_TAIL_BYTES = 4 * 1024;
 
@@ -43,6 +49,8 @@ const MAX_COMMAND_BYTES = 64 * 1024;
 export interface RsyncToAgentOptions {
   agent: AgentClient;
   syncId: string;
+  /** The sync an incremental sync builds on (SyncStart.base_sync_id); none for a full sync. */
+  baseSyncId?: string;
   /** rsync's arguments, without -e: the remote shell is added here. */
   args: string[];
   cwd: string;
@@ -79,7 +87,7 @@ export function rsyncToAgent(options: RsyncToAgentOptions): Promise<string> {
   rsync.stdout!.on('data', (chunk: Buffer) => (stdout = Buffer.concat([stdout, chunk]).subarray(-STDERR_TAIL_BYTES)));
   relaySocket.on('error', () => undefined); // EPIPE after the shell exits; rsync's status says why
 
-  const remote = relay(relaySocket, streamOf(agent, options.stream ?? 'sync'), syncId);
+  const remote = relay(relaySocket, streamOf(agent, options.stream ?? 'sync'), { syncId, baseSyncId: options.baseSyncId ?? '' });
   const local = new Promise<string | null>((resolve) => {
     rsync.on('error', (err) => resolve(`cannot run rsync: ${err.message}`));
     rsync.on('close', (code, signal) => resolve(code === 0 ? null : signal ? `rsync killed by ${signal}` : `rsync exit ${code}`));
@@ -88,6 +96,7 @@ export function rsyncToAgent(options: RsyncToAgentOptions): Promise<string> {
     const tail = stderr.toString('utf8').trim();
     if (remoteOutcome.kind !== 'exited') {
       if (remoteOutcome.kind === 'unreachable') throw new AgentUnreachableError(`${describe}: ${remoteOutcome.why}`);
+      if (remoteOutcome.kind === 'stale') throw new StaleBaseError(`${describe}: ${remoteOutcome.why}`);
       throw new Error(`${describe}: ${remoteOutcome.why}${tail ? `; rsync: ${tail}` : ''}`);
     }
     const { code, message } = remoteOutcome.exit;
@@ -99,7 +108,7 @@ export function rsyncToAgent(options: RsyncToAgentOptions): Promise<string> {
 
 type RemoteOutcome =
   | { kind: 'exited'; exit: SyncExit__Output }
-  | { kind: 'unreachable' | 'failed'; why: string };
+  | { kind: 'unreachable' | 'stale' | 'failed'; why: string };
 
 /** Reads the shell's command line, then carries its bytes both ways over one Sync stream. */
 interface OpenStream {
@@ -111,7 +120,7 @@ function streamOf(agent: AgentClient, stream: 'sync' | 'fetch'): OpenStream {
   return stream === 'fetch' ? { name: 'Fetch', open: () => agent.fetch() } : { name: 'Sync', open: () => agent.sync() };
 }
 
-function relay(socket: Socket, open: OpenStream, syncId: string): { exit: Promise<RemoteOutcome> } {
+function relay(socket: Socket, open: OpenStream, start: Omit<SyncStart, 'serverArgs'>): { exit: Promise<RemoteOutcome> } {
   let header = Buffer.alloc(0);
   let call: grpc.ClientDuplexStream<SyncFrame, SyncFrame__Output> | undefined;
   let settle!: (outcome: RemoteOutcome) => void;
@@ -133,7 +142,7 @@ function relay(socket: Socket, open: OpenStream, syncId: string): { exit: Promis
     if (parsed === 'malformed') return fail({ kind: 'failed', why: 'the remote shell sent a malformed command line' });
     const [_host, command, ...serverArgs] = parsed.words;
     if (command !== 'rsync') return fail({ kind: 'failed', why: `rsync asked its remote shell to run ${JSON.stringify(command)}` });
-    call = startCall(open, socket, { syncId, serverArgs }, settle);
+    call = startCall(open, socket, { ...start, serverArgs }, settle);
     if (parsed.rest.length > 0) call.write({ data: parsed.rest });
   };
   socket.on('data', onHeader);
@@ -145,7 +154,7 @@ function relay(socket: Socket, open: OpenStream, syncId: string): { exit: Promis
 function startCall(
   stream: OpenStream,
   socket: Socket,
-  start: { syncId: string; serverArgs: string[] },
+  start: SyncStart,
   settle: (outcome: RemoteOutcome) => void,
 ): grpc.ClientDuplexStream<SyncFrame, SyncFrame__Output> {
   const call = stream.open();
@@ -167,7 +176,7 @@ function startCall(
   });
   // grpc-js emits a failed status as 'error' at once, ahead of 'end': 'end' means the status was OK.
   call.on('error', (err: grpc.ServiceError) => {
-    const kind = err.code === grpc.status.UNAVAILABLE ? 'unreachable' : 'failed';
+    const kind = err.code === grpc.status.UNAVAILABLE ? 'unreachable' : err.code === grpc.status.FAILED_PRECONDITION ? 'stale' : 'failed';
     settle({ kind, why: `the agent's ${stream.name} failed: ${grpc.status[err.code]}: ${err.details || err.message}` });
     socket.destroy();
   });

@@ -10,7 +10,7 @@ import { SOURCE_SET_ARGS, sourceSetRules } from '../../lib/sync/source-set';
 import { sourceRulesStamp } from '../../lib/sync/rules-stamp';
 import { rsyncToAgent } from './rsync-transport';
 
-export { AgentUnreachableError } from './rsync-transport';
+export { AgentUnreachableError, StaleBaseError } from './rsync-transport';
 
 export interface SyncWorkspaceOptions {
   /** The workspace on this machine. */
@@ -25,6 +25,16 @@ export interface SyncWorkspaceOptions {
    * since the last sync; everything when absent. Paths onlyChangesOf cannot express are refused.
    */
   changed?: string[];
+  /**
+   * The sync that `changed` is relative to: the agent refuses the sync (StaleBaseError) unless its
+   * copy is still exactly that one, so no change list lands on another machine's files.
+   */
+  baseSyncId?: string;
+  /**
+   * Compare every file's content, not its size and mtime: for a full sync onto a copy that may not
+   * be this proxy's last sync (another machine's files can match in size and mtime, not content).
+   */
+  compareContent?: boolean;
 }
 
 /**
@@ -40,6 +50,7 @@ const RSYNC_FLAGS = ['--recursive', '--links', '--times', '--executability', '--
 export async function syncWorkspace(options: SyncWorkspaceOptions): Promise<{ syncId: string; ms: number }> {
   const { agent, sessionId } = options;
   const syncId = options.syncId ?? randomUUID();
+  if (options.changed && !options.baseSyncId) throw new Error(`sync ${syncId} of changed paths needs the sync they changed since (baseSyncId)`);
   const workspace = path.resolve(options.workspace);
   options.changed?.forEach(checkExpressible);
   const started = performance.now();
@@ -49,11 +60,13 @@ export async function syncWorkspace(options: SyncWorkspaceOptions): Promise<{ sy
   const rules = await sourceSetRules(workspace, { changed });
   // rsync's quick check compares whole seconds: a same-size edit within the second of the last
   // sync would look unchanged, so paths known to have changed skip it.
-  const scope = changed ? ['--ignore-times', ...onlyChangesOf(changed)] : [];
+  const scope = changed ? ['--ignore-times', ...onlyChangesOf(changed)] : options.compareContent ? ['--ignore-times'] : [];
   const args = [...RSYNC_FLAGS, ...SOURCE_SET_ARGS, ...scope, './', 'agent:.'];
   const what = changed ? `${changed.length} changed paths of ${workspace}` : workspace;
   const describe = `sync ${syncId} of ${what} to the agent of session ${sessionId}`;
-  await rsyncToAgent({ agent, syncId, args, stdin: rules, cwd: workspace, describe });
+  // Only an incremental sync builds on a base; a full one makes the copy whole whatever it was.
+  const baseSyncId = changed ? options.baseSyncId : undefined;
+  await rsyncToAgent({ agent, syncId, baseSyncId, args, stdin: rules, cwd: workspace, describe });
   if (!changed) stampOfLastFullSync.set(workspace, stamp);
   return { syncId, ms: Math.round(performance.now() - started) };
 }

@@ -1,98 +1,68 @@
 /**
  * Knows what in the developer's workspace changed since the last sync, so a sync walks only that
- * (or nothing). One inotify watch per directory: events name the entry that changed, and a new
- * directory is watched as soon as it appears (the sync sends it whole, so files created in it
- * before its watch began are not missed). When in doubt, the answer is "everything".
+ * (or nothing). The tree watch (lib/watch/tree-watch) names changed entries; a new directory is
+ * named whole (the sync sends it whole). When in doubt, the answer is "everything": a watcher error,
+ * a restart, an unwatched directory, more changes than a round should hold, a changed ignore rule.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { canSyncOnly } from './sync';
+import { watchTree } from '../../lib/watch/tree-watch';
+import { SETTINGS_FILE } from '../../lib/workspace-settings';
+import { settingsFingerprint } from './settings-files';
 
 export type WorkspaceChanges = { kind: 'none' } | { kind: 'everything' } | { kind: 'paths'; paths: string[] };
 
 export interface WorkspaceWatch {
-  /** Resolves once every directory is watched: from then on no change goes unnoticed. */
+  /** Resolves once the workspace is watched: from then on no change goes unnoticed. */
   readonly ready: Promise<void>;
-  /** What changed since the last take; taking it starts a new round. Starts at everything. */
-  take(): WorkspaceChanges;
+  /** What changed since the last take, including changes made just before the call; taking it starts a new round. Starts at everything. */
+  take(): Promise<WorkspaceChanges>;
   /** The sync of what was taken failed, or the agent lost track: sync everything next time. */
   markDirty(): void;
   close(): void;
 }
 
-/** Past this many changed paths a full rsync pass is as cheap as naming them. */
+/**
+ * Past this many changed paths a full rsync pass is as cheap as naming them; and a burst this big is
+ * what overflows an inotify queue, which the watcher cannot report.
+ */
 const MAX_PATHS = 1000;
 
+/** Files that decide what the sync sends, wherever they are in the tree. */
+const RULE_FILES = new Set(['.gitignore', '.bazelignore']);
+/** …and at the top only. */
+const TOP_RULE_FILES = new Set([SETTINGS_FILE]);
+
 export function watchWorkspace(workspace: string, log: (message: string) => void): WorkspaceWatch {
-  const root = path.resolve(workspace);
-  const watchers = new Map<string, fs.FSWatcher>();
   let everything = true;
   let changed = new Set<string>();
-  let broken = false;
+  let rules = settingsFingerprint(workspace);
 
-  const giveUp = (why: string) => {
-    if (!broken) log(`cannot watch ${root} (${why}): syncing everything before every command`);
-    broken = true;
-    for (const watcher of watchers.values()) watcher.close();
-    watchers.clear();
-  };
+  const tree = watchTree(
+    workspace,
+    {
+      onChanges(paths) {
+        for (const file of paths) {
+          if (everything || neverSynced(file)) continue;
+          if (!canSyncOnly(file) || changesRules(file) || changed.size >= MAX_PATHS) everything = true;
+          else changed.add(file);
+        }
+      },
+      onDoubt(why) {
+        log(`${why}: syncing everything`);
+        everything = true;
+      },
+    },
+    { ignore: ['.git'] },
+  );
 
-  const record = (file: string) => {
-    if (everything || neverSynced(file)) return;
-    if (!canSyncOnly(file) || changesFilters(file) || changed.size >= MAX_PATHS) everything = true;
-    else changed.add(file);
-  };
-
-  async function watchTree(dir: string): Promise<void> {
-    if (broken || watchers.has(dir)) return;
-    const absolute = path.join(root, dir);
-    let watcher: fs.FSWatcher;
-    try {
-      watcher = fs.watch(absolute, { persistent: false }, (_event, name) => {
-        if (name === null) return void (everything = true);
-        const file = dir === '' ? name.toString() : `${dir}/${name}`;
-        record(file);
-        void watchIfDirectory(file);
-      });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // gone already: its parent saw that
-      return giveUp((err as Error).message);
-    }
-    // The directory itself went away: its parent's watch reports the path.
-    watcher.on('error', () => unwatchTree(dir));
-    watchers.set(dir, watcher);
-    let entries: fs.Dirent[];
-    try {
-      entries = await fs.promises.readdir(absolute, { withFileTypes: true });
-    } catch {
-      return unwatchTree(dir);
-    }
-    const subdirs = entries.filter((e) => e.isDirectory()).map((e) => (dir === '' ? e.name : `${dir}/${e.name}`));
-    await Promise.all(subdirs.filter((sub) => !neverSynced(sub)).map(watchTree));
-  }
-
-  async function watchIfDirectory(file: string): Promise<void> {
-    if (neverSynced(file)) return;
-    const stat = await fs.promises.lstat(path.join(root, file)).catch(() => null);
-    if (stat?.isDirectory()) await watchTree(file);
-    else unwatchTree(file);
-  }
-
-  function unwatchTree(dir: string): void {
-    for (const [watched, watcher] of watchers) {
-      if (watched === dir || watched.startsWith(`${dir}/`)) {
-        watcher.close();
-        watchers.delete(watched);
-      }
-    }
-  }
-
-  const ready = watchTree('').catch((err: Error) => giveUp(err.message));
   return {
-    ready,
-    take() {
-      const taken: WorkspaceChanges =
-        everything || broken ? { kind: 'everything' } : changed.size === 0 ? { kind: 'none' } : { kind: 'paths', paths: [...changed] };
+    ready: tree.ready,
+    async take() {
+      await tree.settle();
+      const now = settingsFingerprint(workspace);
+      if (now !== rules) everything = true;
+      rules = now;
+      const taken: WorkspaceChanges = everything ? { kind: 'everything' } : changed.size === 0 ? { kind: 'none' } : { kind: 'paths', paths: [...changed] };
       everything = false;
       changed = new Set();
       return taken;
@@ -101,9 +71,7 @@ export function watchWorkspace(workspace: string, log: (message: string) => void
       everything = true;
     },
     close() {
-      broken = true;
-      for (const watcher of watchers.values()) watcher.close();
-      watchers.clear();
+      void tree.close();
     },
   };
 }
@@ -117,8 +85,8 @@ function neverSynced(file: string): boolean {
   return top.startsWith('bazel-') || top === '.git';
 }
 
-/** A changed ignore file changes what the sync sends everywhere below it. */
-function changesFilters(file: string): boolean {
-  const name = path.basename(file);
-  return name === '.gitignore' || name === '.bazelignore';
+/** A changed rule file changes what the sync sends everywhere below it. */
+function changesRules(file: string): boolean {
+  const name = file.slice(file.lastIndexOf('/') + 1);
+  return RULE_FILES.has(name) || (name === file && TOP_RULE_FILES.has(name));
 }

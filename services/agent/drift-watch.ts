@@ -1,0 +1,134 @@
+/**
+ * Notices the agent's copy of the workspace changing by any way but a sync: a build action writing
+ * into the source tree, someone on the volume. Such a change invalidates the ledger, so the next
+ * command and the next incremental sync are refused and the proxy syncs everything; that full sync
+ * first deletes what drifted, so rsync sends it again even where size and mtime were put back.
+ *
+ * What it cannot see: a foreign write during a sync's receive, or before the watch has caught up
+ * after it (those changes count as the sync's); a write by another client of the same volume over
+ * NFS, which inotify never reports; and one whose event an inotify queue overflow dropped (which
+ * @parcel/watcher does not report), unless the burst that overflowed it drifted 1,000 paths.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type TreeWatch, watchTree } from '../../lib/watch/tree-watch';
+
+/** Beside the workspace copy: the watch's cookies. */
+const COOKIE_DIR = '.rbs-watch';
+
+/** Past this many drifted paths the copy is wiped instead. */
+const MAX_PATHS = 1000;
+
+export interface DriftListener {
+  /** The copy no longer matches the last sync; `why` names what changed. */
+  drifted(why: string): void;
+}
+
+export class DriftWatch {
+  private readonly tree: TreeWatch;
+  /** Paths changed outside a sync; null: unknown which (wipe the copy). */
+  private drifted: Set<string> | null = new Set();
+  private receiving = false;
+  /** Resolves once the last sync's changes have all been seen. */
+  private received: Promise<void> = Promise.resolve();
+  /** The copy's directory itself: replaced, it is all new. */
+  private readonly inode: number;
+  readonly ready: Promise<void>;
+
+  constructor(
+    private readonly workspaceDir: string,
+    private readonly listener: DriftListener,
+  ) {
+    // Watched from its parent, so the cookies live beside the copy, where no build sees them.
+    const name = path.basename(workspaceDir);
+    this.inode = fs.statSync(workspaceDir).ino;
+    const only = new RegExp(`^(?!(?:${escapeRegExp(name)}|${escapeRegExp(COOKIE_DIR)})(?:/|$))`);
+    fs.mkdirSync(path.join(path.dirname(workspaceDir), COOKIE_DIR), { recursive: true });
+    this.tree = watchTree(
+      path.dirname(workspaceDir),
+      {
+        onChanges: (paths) => {
+          // Its own mtime changes with every entry made or removed; only a new directory there matters.
+          if (paths.includes(name) && fs.statSync(workspaceDir, { throwIfNoEntry: false })?.ino !== this.inode) {
+            return this.record(null, `${workspaceDir} itself was replaced`);
+          }
+          const inside = paths.filter((p) => p.startsWith(`${name}/`)).map((p) => p.slice(name.length + 1));
+          this.record(inside.filter((p) => !isBazelLink(p)));
+        },
+        onDoubt: (why) => this.record(null, why),
+      },
+      { ignore: [only], cookieDir: COOKIE_DIR },
+    );
+    this.ready = this.tree.ready;
+  }
+
+  /** Resolves once every change made before the call has been attributed. */
+  async settle(): Promise<void> {
+    await this.received;
+    await this.tree.settle();
+  }
+
+  /**
+   * A sync starts writing (after settle()). A full one first deletes what drifted; an incremental
+   * one never starts on a drifted copy (the ledger refuses it).
+   */
+  beginReceive(full: boolean): void {
+    this.receiving = true;
+    if (!full) return;
+    if (this.drifted === null) wipe(this.workspaceDir);
+    else for (const file of outermost(this.drifted)) removeInside(this.workspaceDir, file);
+    this.drifted = new Set();
+  }
+
+  /** The sync's rsync exited; its changes keep arriving until the watch has caught up. */
+  endReceive(): void {
+    this.received = this.tree.settle().then(() => void (this.receiving = false));
+  }
+
+  close(): Promise<void> {
+    return this.tree.close();
+  }
+
+  private record(paths: string[] | null, doubt?: string): void {
+    if (paths !== null && (this.receiving || paths.length === 0)) return; // a doubt counts even during a sync
+    if (paths === null || this.drifted === null || this.drifted.size + paths.length > MAX_PATHS) this.drifted = null;
+    else paths.forEach((p) => this.drifted!.add(p));
+    const what = this.drifted === null ? `${doubt ?? 'too many changes'}: unknown which files` : [...this.drifted].slice(0, 3).join(', ');
+    this.listener.drifted(`the agent's copy of the workspace changed outside a sync (${what})`);
+  }
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Bazel's convenience links, which the agent's own Bazel writes at the top of its copy. */
+function isBazelLink(file: string): boolean {
+  return !file.includes('/') && file.startsWith('bazel-');
+}
+
+/** The paths of `files` not inside another of them. */
+function outermost(files: Set<string>): string[] {
+  return [...files].filter((file) => !file.split('/').some((_, i, parts) => i > 0 && files.has(parts.slice(0, i).join('/'))));
+}
+
+/**
+ * Deletes `file` from the copy, never through a symlink: if a directory on the way is not one any
+ * more (a build may have put a link there), that entry goes instead, and the sync brings it back.
+ */
+function removeInside(workspaceDir: string, file: string): void {
+  const parts = file.split('/');
+  let end = parts.length;
+  for (let i = 1; i < parts.length; i++) {
+    if (!fs.lstatSync(path.join(workspaceDir, ...parts.slice(0, i)), { throwIfNoEntry: false })?.isDirectory()) {
+      end = i;
+      break;
+    }
+  }
+  fs.rmSync(path.join(workspaceDir, ...parts.slice(0, end)), { recursive: true, force: true });
+}
+
+/** Everything but Bazel's links: the next sync sends it all again. */
+function wipe(workspaceDir: string): void {
+  for (const name of fs.readdirSync(workspaceDir)) if (!isBazelLink(name)) fs.rmSync(path.join(workspaceDir, name), { recursive: true, force: true });
+}
