@@ -58,15 +58,16 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
   ): Promise<string | null> {
     const syncId = await syncer.sync(l.agent, l.session.sessionId);
     const heartbeat = setInterval(() => l.orchestrator.heartbeat(l.session.sessionId).catch(() => undefined), HEARTBEAT_MS);
-    // The command's end reaches the client once its outputs are on this machine.
-    const outputs = commandOutputs(request, onResponse, { agent: l.agent, workspace, outputBase, log });
+    // The command's end reaches the client once its outputs are on this machine. The agent client
+    // is read when it is used: the certificate may have been renewed (a new client) by then.
+    const outputs = commandOutputs(request, onResponse, { get agent() { return l.agent; }, workspace, outputBase, log });
     try {
       const outcome = await new Promise<string | null>((resolve, reject) => {
         let streamed = false;
         const call = l.agent.run({ request, clientWorkspace: workspace, clientOutputBase: outputBase, syncId });
         const cancel = () => call.cancel();
         signal.addEventListener('abort', cancel, { once: true });
-        const delivery = buildEventDelivery(l.agent, request, { workspace, outputBase }, outputs.onResponse);
+        const delivery = buildEventDelivery(l, request, { workspace, outputBase }, outputs.onResponse);
         const ignoredInputs = ignoredInputWatch(workspace); // a failure on a source the sync left out says so
         call.on('data', (response: RunResponse) => {
           streamed = true;

@@ -21,9 +21,12 @@ export interface BuildEventDelivery {
   settled(): Promise<void>;
 }
 
-/** `client`: this machine's workspace and output base, as the agent is told them. */
+/**
+ * `link.agent` is read for each file, so a client renewed during the command is the one asked;
+ * `client`: this machine's workspace and output base, as the agent is told them.
+ */
 export function buildEventDelivery(
-  agent: AgentClient,
+  link: { readonly agent: AgentClient },
   request: RunRequest,
   client: { workspace: string; outputBase: string },
   onResponse: (r: RunResponse) => void,
@@ -38,7 +41,7 @@ export function buildEventDelivery(
       delivered = (async () => {
         const failures: string[] = [];
         for (const { id, flag, laptopPath } of files) {
-          await fetchFile(agent, commandId, id, laptopPath).catch((err: Error) => failures.push(`--${flag}=${laptopPath}: ${err.message}`));
+          await fetchFile(link.agent, commandId, id, laptopPath).catch((err: Error) => failures.push(`--${flag}=${laptopPath}: ${err.message}`));
         }
         if (failures.length === 0) return onResponse(response);
         const message = failures.map((f) => `ERROR: RBS could not write the build event file ${f}\n`).join('');

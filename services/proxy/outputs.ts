@@ -23,7 +23,8 @@ import { checkAgentLinks, mirrorLinks } from './output-links';
 const LOCAL_ENVIRONMENTAL_ERROR = 36;
 
 export interface OutputsContext {
-  agent: AgentClient;
+  /** Read at each use: a renewed certificate means a new client. */
+  readonly agent: AgentClient;
   workspace: string;
   outputBase: string;
   log: (message: string) => void;

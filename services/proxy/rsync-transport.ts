@@ -142,7 +142,12 @@ function relay(socket: Socket, open: OpenStream, start: Omit<SyncStart, 'serverA
     if (parsed === 'malformed') return fail({ kind: 'failed', why: 'the remote shell sent a malformed command line' });
     const [_host, command, ...serverArgs] = parsed.words;
     if (command !== 'rsync') return fail({ kind: 'failed', why: `rsync asked its remote shell to run ${JSON.stringify(command)}` });
-    call = startCall(open, socket, { ...start, serverArgs }, settle);
+    try {
+      call = startCall(open, socket, { ...start, serverArgs }, settle);
+    } catch (err) {
+      // A client closed under us (the proxy is going away) throws here, in an event handler.
+      return fail({ kind: 'unreachable', why: `cannot open the agent's ${open.name}: ${(err as Error).message}` });
+    }
     if (parsed.rest.length > 0) call.write({ data: parsed.rest });
   };
   socket.on('data', onHeader);

@@ -2,7 +2,8 @@
  * The proxy's hold on its build session: the session from the orchestrator, a certificate for a
  * key that never leaves this process, and an mTLS client to the session's agent. The certificate
  * is renewed (with a fresh key) after two thirds of its life, so a proxy that builds for longer
- * than a certificate lives keeps working; calls under way finish on the connection they began on.
+ * than a certificate lives keeps working; calls under way finish on the connection they began on,
+ * and the replaced client still takes new calls for a while.
  */
 import { generateKeyPairSync } from 'node:crypto';
 import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
@@ -40,6 +41,9 @@ async function certify(orchestrator: OrchestratorClient, sessionId: string): Pro
  */
 const FETCH_WINDOW = { 'grpc-node.flow_control_window': 8 * 1024 * 1024 };
 
+/** How long a client replaced by a renewal still takes new calls. */
+const RETIRED_CLIENT_GRACE_MS = 60_000;
+
 function agentClient(session: Session, tls: TlsMaterial): AgentClient {
   const credentials = channelCredentials(tls, (id) => id.kind === 'agent' && id.sessionId === session.sessionId);
   return new (protos().agent.rbs.v1.Agent)(session.agentAddress, credentials, {
@@ -67,7 +71,9 @@ export async function openSession(workspace: string, log: (message: string) => v
       if (!closed) {
         const old = agent;
         agent = agentClient(session, tls);
-        old.close(); // calls already started finish on their connection; only new ones are refused
+        // A closed client refuses new calls at once, and a command may be about to make one on the
+        // client it read a moment ago (its output fetch, its sync's stream): close it a while later.
+        setTimeout(() => old.close(), RETIRED_CLIENT_GRACE_MS).unref();
       }
       return tls.certPem;
     };

@@ -69,7 +69,7 @@ test('serves mTLS on its port and plaintext health on the probe port, with the w
   const credentials = channelCredentials(worker, (id) => id.kind === 'agent' && id.sessionId === SESSION);
   const client = new agentService.rbs.v1.Agent(`127.0.0.1:${port}`, credentials);
   expect(await unary((done) => client.ping({}, done))).toMatchObject({ sessionId: SESSION, workspaceDir: path.join(volume, 'workspace') });
-  expect(fs.readdirSync(volume).sort()).toEqual(['home', 'workspace']);
+  expect(fs.readdirSync(volume).sort()).toEqual(['.rbs-watch', 'build-events', 'home', 'workspace']);
   [probe, plainAgent, client].forEach((c) => c.close());
 
   agent!.kill('SIGTERM');

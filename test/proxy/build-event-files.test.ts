@@ -51,7 +51,7 @@ const request = (...args: string[]) => ({ arg: ['build', ...args, '//:all'].map(
 async function relay(req: RunRequest): Promise<{ responses: RunResponse[]; filesWhenFinished: string[] }> {
   const responses: RunResponse[] = [];
   let filesWhenFinished: string[] = [];
-  const delivery = buildEventDelivery(agent, req, { workspace: path.join(root, 'ws'), outputBase: path.join(root, 'ob') }, (r) => {
+  const delivery = buildEventDelivery({ agent }, req, { workspace: path.join(root, 'ws'), outputBase: path.join(root, 'ob') }, (r) => {
     if (r.finished) filesWhenFinished = fs.readdirSync(root).sort();
     responses.push(r);
   });

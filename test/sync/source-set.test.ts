@@ -233,30 +233,31 @@ test.each(Object.entries(CASES))('%s', async (_name, c) => {
 test('a sync of changed paths asks git about them: an ignored new file stays home, an included one goes', async () => {
   git(f.source, 'init', '-q');
   write(f.source, { '.gitignore': '*.o\ngen/\n', '.rbs.json': '{"sync": {"include": ["gen/config.h"]}}', 'a.c': 'a' });
-  await f.sync();
+  let last = await f.sync();
+  const syncChanged = async (changed: string[]) => (last = await f.sync({ changed, baseSyncId: last.syncId }));
   write(f.source, { 'b.o': 'ignored', 'b.c': 'b', 'gen/config.h': 'included', 'gen/x.o': 'ignored' });
-  await f.sync({ changed: ['b.o', 'b.c', 'gen'] });
+  await syncChanged(['b.o', 'b.c', 'gen']);
   expect(contentOf(f.workspace, filesUnder(f.workspace))).toEqual(contentOf(f.source, expectedSet(f.source)));
   write(f.source, { 'c.o': 'ignored', 'c.c': 'c' }); // files only: git's patterns are asked first
-  await f.sync({ changed: ['c.o'] });
-  await f.sync({ changed: ['c.c'] });
+  await syncChanged(['c.o']);
+  await syncChanged(['c.c']);
   expect(contentOf(f.workspace, filesUnder(f.workspace))).toEqual(contentOf(f.source, expectedSet(f.source)));
 
   fs.symlinkSync('/etc', path.join(f.source, 'etc'));
-  await expect(f.sync({ changed: ['etc'] })).rejects.toThrow(/etc -> \/etc/);
+  await expect(syncChanged(['etc'])).rejects.toThrow(/etc -> \/etc/);
 });
 
 test('a changed .git/info/exclude or .rbs.json makes the next sync a full one', async () => {
   git(f.source, 'init', '-q');
   write(f.source, { 'a.txt': 'a', 'b.txt': 'b' });
-  await f.sync();
+  const first = await f.sync();
   fs.appendFileSync(path.join(f.source, '.git', 'info', 'exclude'), 'b.txt\n');
-  fs.rmSync(path.join(f.workspace, 'a.txt')); // only a full sync puts it back
-  await f.sync({ changed: [] });
-  expect(fs.existsSync(path.join(f.workspace, 'a.txt'))).toBe(true);
+  fs.rmSync(path.join(f.source, 'a.txt')); // only a full sync deletes it remotely
+  const second = await f.sync({ changed: [], baseSyncId: first.syncId });
+  expect(fs.existsSync(path.join(f.workspace, 'a.txt'))).toBe(false);
 
   write(f.source, { '.rbs.json': '{"sync": {"exclude": ["a.txt"]}}', 'c.txt': 'c' });
-  await f.sync({ changed: [] });
+  await f.sync({ changed: [], baseSyncId: second.syncId });
   expect(fs.existsSync(path.join(f.workspace, 'c.txt'))).toBe(true);
 });
 
