@@ -140,10 +140,22 @@ function entries(listing: Buffer): Buffer[] {
 /** Variables that would point git at another repository than the one `dir` is in. */
 const REPOSITORY_VARIABLES = ['GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_OBJECT_DIRECTORY', 'GIT_COMMON_DIR', 'GIT_NAMESPACE', 'GIT_PREFIX'];
 
-/** The environment for git, without what would point it elsewhere than where it runs. */
+/**
+ * Settings that make git run a program: anyone who can write the repository's .git/config (a
+ * file a hostile agent or build must never get to choose) would otherwise run code at every sync.
+ */
+const NO_PROGRAMS: [string, string][] = [['core.fsmonitor', 'false']];
+
+/** The environment for git, without what would point it elsewhere than where it runs or make it run programs. */
 export function gitEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   for (const name of REPOSITORY_VARIABLES) delete env[name];
+  // GIT_CONFIG_COUNT settings outrank every config file; they replace any the caller had.
+  env.GIT_CONFIG_COUNT = String(NO_PROGRAMS.length);
+  NO_PROGRAMS.forEach(([key, value], i) => {
+    env[`GIT_CONFIG_KEY_${i}`] = key;
+    env[`GIT_CONFIG_VALUE_${i}`] = value;
+  });
   return env;
 }
 

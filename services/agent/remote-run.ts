@@ -76,8 +76,15 @@ export function serveRemoteRun(call: RemoteRunCall, kept: KeptRuns): void {
       if (!exec) return finish(2, `no \`bazel run\` waits under id ${JSON.stringify(frame.start)} (each runs once, within ${KEPT_MS / 1000} s)`);
       const [program, ...args] = exec.argv.map(text);
       child = spawn(program!, args, { cwd: text(exec.workingDirectory), env: environmentOf(exec), detached: true, stdio: 'pipe' });
-      child.stdout!.on('data', (chunk: Buffer) => call.write({ stdout: chunk }));
-      child.stderr!.on('data', (chunk: Buffer) => call.write({ stderr: chunk }));
+      // A slow reader on the laptop holds the program back, rather than this agent's memory growing.
+      const pump = (stream: NodeJS.ReadableStream, frame: (chunk: Buffer) => RemoteRunFrame) =>
+        stream.on('data', (chunk: Buffer) => {
+          if (call.write(frame(chunk))) return;
+          stream.pause();
+          call.once('drain', () => stream.resume());
+        });
+      pump(child.stdout!, (stdout) => ({ stdout }));
+      pump(child.stderr!, (stderr) => ({ stderr }));
       child.stdin!.on('error', () => undefined); // a program that does not read its stdin
       child.on('error', (err) => finish(127, `cannot run ${program}: ${err.message}`));
       child.on('close', (code, signal) => finish(code ?? 128 + (signal ? constants.signals[signal] : 0), '', signal ?? ''));

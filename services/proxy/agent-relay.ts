@@ -79,10 +79,14 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
         let trailers = new grpc.Metadata();
         call.on('status', (status: grpc.StatusObject) => (trailers = status.metadata));
         call.on('end', () => {
-          const target = runTargetOf(trailers);
-          if (target) {
-            onRunTarget(target);
-            delivery.relay({ finished: true, exitCode: 0 }); // the build part succeeded: its files and outputs come too
+          try {
+            const target = runTargetOf(trailers);
+            if (target) {
+              onRunTarget(target);
+              delivery.relay({ finished: true, exitCode: 0 }); // the build part succeeded: its files and outputs come too
+            }
+          } catch (err) {
+            return reject(new Error(`the session's agent sent a RunTarget this proxy refuses: ${(err as Error).message}`));
           }
           delivery.settled().then(() => resolve(null), reject);
         });

@@ -45,7 +45,11 @@ export function bazelRunOf(request: RunRequest, deliver: (response: RunResponse)
     /** The command's end if it must not leave this machine. */
     refused: refusedRunOption(args),
     onResponse: (response: RunResponse) => (target && response.finished ? (built = response) : deliver(response)),
-    onRunTarget: (named: RunTarget__Output) => (target = named),
+    /** Throws for a command other than `run`: only the developer's `bazel run` may run a program here. */
+    onRunTarget(named: RunTarget__Output): void {
+      if (args[0] !== 'run') throw new Error(`a program to run, for \`bazel ${args[0] ?? ''}\`, which runs none`);
+      target = named;
+    },
     /** Once the agent's Run has ended: the final response, if the command was a `bazel run`. */
     async finish(agent: AgentClient, signal: AbortSignal): Promise<void> {
       if (!target || signal.aborted) return;

@@ -118,8 +118,11 @@ async function checkArrived(base: string, paths: string[]): Promise<void> {
     const stat = await fs.lstat(file).catch(() => undefined);
     if (!stat) throw new Error(`the agent did not send ${relative} (or it was a link out of the output base) to ${base}`);
     if (!stat.isSymbolicLink()) continue;
-    const target = path.resolve(path.dirname(file), await fs.readlink(file));
-    if (target !== base && !target.startsWith(`${base}/`)) throw new Error(`${file} arrived as a link out of the output base, to ${target}`);
+    // By real path, not by the link's text: a link to a link (a runfiles tree's, into the
+    // workspace) may look inside and lead out.
+    const target = await fs.realpath(file).catch(() => path.resolve(path.dirname(file), '(dangling)'));
+    const realBase = await fs.realpath(base);
+    if (target !== realBase && !target.startsWith(`${realBase}/`)) throw new Error(`${file} arrived as a link out of the output base, to ${target}`);
   }
 }
 

@@ -4,6 +4,7 @@
  * runfiles tree itself with the laptop's paths, and builds the exec request the client receives.
  * Nothing else the agent says is executed.
  */
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExecRequest } from '../../gen/proto/command_server/ExecRequest';
@@ -61,6 +62,7 @@ function readManifest(text: string, run: LocalRun): { runfiles: Runfile[]; outpu
     if (line === '') continue;
     const space = line.indexOf(' ');
     const name = checkedRelative(space < 0 ? line : line.slice(0, space), 'the runfiles MANIFEST names a runfile');
+    if (name === 'MANIFEST') throw new Error('the runfiles MANIFEST names a runfile MANIFEST, which is the tree\'s own file');
     const agentPath = space < 0 ? '' : line.slice(space + 1);
     if (agentPath === '') continue; // an empty file Bazel makes itself (e.g. __init__.py): not supported below
     const place = placeOf(agentPath, run.target);
@@ -99,7 +101,7 @@ async function fetchProgram({ target, outputBase, fetch }: LocalRun, executable:
   const fetched = path.join(outputBase, manifest);
   if (!fs.lstatSync(fetched, { throwIfNoEntry: false })?.isFile()) throw new Error(`the runfiles MANIFEST ${fetched} was not fetched as a file`);
   const text = fs.readFileSync(fetched, 'latin1');
-  fs.writeFileSync(kept, JSON.stringify({ stamp: stampOf(stamp), text }));
+  replaceFile(kept, JSON.stringify({ stamp: stampOf(stamp), text }), 'utf8');
   return text;
 }
 
@@ -155,16 +157,37 @@ function writeRunfilesTree(dir: string, runfiles: Runfile[]): void {
   fs.mkdirSync(dir, { recursive: true });
   try {
     for (const { name, laptopPath } of runfiles) {
-      const parent = path.dirname(path.join(dir, name));
-      fs.mkdirSync(parent, { recursive: true });
-      // A runfile under another one's link would be written through it, into the workspace.
-      if (!isInside(parent, dir)) throw new Error(`the runfile ${name} lies under another runfile's link, outside ${dir}`);
+      makeDirectoriesOf(dir, name);
       fs.symlinkSync(laptopPath, path.join(dir, name));
     }
   } catch (err) {
     fs.rmSync(dir, { recursive: true, force: true });
     throw err;
   }
-  fs.writeFileSync(path.join(dir, 'MANIFEST'), manifest, { encoding: 'latin1' });
-  fs.writeFileSync(`${dir}_manifest`, manifest, { encoding: 'latin1' });
+  replaceFile(path.join(dir, 'MANIFEST'), manifest, 'latin1');
+  replaceFile(`${dir}_manifest`, manifest, 'latin1');
+}
+
+/**
+ * Creates the directories between `dir` and runfile `name`, one at a time: a runfile under another
+ * one's link would otherwise create directories, and then the link, through it in the workspace.
+ */
+function makeDirectoriesOf(dir: string, name: string): void {
+  let current = dir;
+  for (const part of name.split('/').slice(0, -1)) {
+    current = path.join(current, part);
+    const stat = fs.lstatSync(current, { throwIfNoEntry: false });
+    if (!stat) fs.mkdirSync(current);
+    else if (!stat.isDirectory()) throw new Error(`the runfile ${name} lies under another runfile's link, ${current}`);
+  }
+}
+
+/**
+ * Writes `file` by renaming a new file over it: a link the fetch or the agent's MANIFEST planted
+ * there is replaced, never written through (into the workspace, say).
+ */
+function replaceFile(file: string, text: string, encoding: BufferEncoding): void {
+  const temp = `${file}.rbs-${randomBytes(6).toString('hex')}`;
+  fs.writeFileSync(temp, text, { encoding, flag: 'wx' });
+  fs.renameSync(temp, file);
 }

@@ -11,7 +11,7 @@ import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
 import type { ExecRequest } from '../../gen/proto/command_server/ExecRequest';
 import type { RemoteRunFrame__Output } from '../../gen/proto/rbs/v1/RemoteRunFrame';
 import { ownExecRequest } from '../../lib/exec-request';
-import { FRAME, encodeExit, encodeFrame, frameReader } from './relay-frames';
+import { FRAME, type FrameKind, encodeExit, encodeFrame, frameReader } from './relay-frames';
 
 /** The client execs the relay right after the command ends; a socket nobody opens by then is removed. */
 const CONNECT_WITHIN_MS = 60_000;
@@ -60,9 +60,15 @@ function relay(socket: net.Socket, { agent, remoteRunId, log }: RemoteRun): void
     call.cancel();
   };
   call.write({ start: remoteRunId });
+  // The terminal's pace holds the agent back (gRPC flow control), instead of this proxy buffering.
+  const forward = (kind: FrameKind, payload: Buffer) => {
+    if (socket.write(encodeFrame(kind, payload))) return;
+    call.pause();
+    socket.once('drain', () => call.resume());
+  };
   call.on('data', (frame: RemoteRunFrame__Output) => {
-    if (frame.frame === 'stdout') socket.write(encodeFrame(FRAME.stdout, frame.stdout!));
-    else if (frame.frame === 'stderr') socket.write(encodeFrame(FRAME.stderr, frame.stderr!));
+    if (frame.frame === 'stdout') forward(FRAME.stdout, frame.stdout!);
+    else if (frame.frame === 'stderr') forward(FRAME.stderr, frame.stderr!);
     else if (frame.frame === 'exit') {
       const { code, message, signal } = frame.exit!;
       if (signal) socket.write(encodeFrame(FRAME.killedBy, Buffer.from(signal)));

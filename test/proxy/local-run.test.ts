@@ -122,10 +122,34 @@ test('a program that is not executable is named', async () => {
   await expect(run()).rejects.toThrow(`the target's program ${path.join(laptop.outputBase, BIN, 'run', 'echo')} is not executable`);
 });
 
-test('a runfile under another runfile’s link is not written through it into the workspace', async () => {
-  manifest([['__main__/run', `${agent.workspace}/run`], ['__main__/run/planted', `${agent.outputBase}/${BIN}/run/echo`]]);
-  await expect(run()).rejects.toThrow("the runfile __main__/run/planted lies under another runfile's link");
+test.each([
+  ['right under it', '__main__/run/planted'],
+  ['directories deeper', '__main__/run/b/c/planted'],
+])('a runfile under another runfile’s link creates nothing through it in the workspace: %s', async (_what, name) => {
+  manifest([['__main__/run', `${agent.workspace}/run`], [name, `${agent.outputBase}/${BIN}/run/echo`]]);
+  await expect(run()).rejects.toThrow(`the runfile ${name} lies under another runfile's link`);
   expect(fs.readdirSync(path.join(laptop.workspace, 'run'))).toEqual(['data.txt']);
+});
+
+test('a runfile named MANIFEST cannot turn the tree’s MANIFEST into a link to a source, which the proxy would write', async () => {
+  fs.writeFileSync(path.join(laptop.workspace, 'run', 'tool.sh'), 'echo safe\n');
+  manifest([['MANIFEST', `${agent.workspace}/run/tool.sh`], ['__main__/run/echo', `${agent.outputBase}/${BIN}/run/echo`]]);
+  await expect(run()).rejects.toThrow('names a runfile MANIFEST');
+  expect(fs.readFileSync(path.join(laptop.workspace, 'run', 'tool.sh'), 'utf8')).toBe('echo safe\n');
+});
+
+test('files the proxy writes beside the tree replace a link planted there, never write through it', async () => {
+  fs.writeFileSync(path.join(laptop.workspace, 'run', 'victim'), 'untouched\n');
+  // A previous fetch left links where the proxy writes: into the runfiles tree, whose entry leads to a source.
+  fs.mkdirSync(path.join(laptop.outputBase, BIN, 'run'), { recursive: true });
+  fs.symlinkSync('echo.runfiles/__main__/run/victim', path.join(laptop.outputBase, BIN, 'run', 'echo.runfiles_manifest'));
+  fs.symlinkSync(path.join(laptop.workspace, 'run', 'victim'), path.join(laptop.outputBase, BIN, 'run', 'echo.runfiles.rbs-agent-manifest.json'));
+  manifest([['__main__/run/victim', `${agent.workspace}/run/victim`], ['__main__/run/echo', `${agent.outputBase}/${BIN}/run/echo`]]);
+  await run();
+  expect(fs.readFileSync(path.join(laptop.workspace, 'run', 'victim'), 'utf8')).toBe('untouched\n');
+  for (const written of ['echo.runfiles_manifest', 'echo.runfiles.rbs-agent-manifest.json']) {
+    expect(fs.lstatSync(path.join(laptop.outputBase, BIN, 'run', written)).isFile()).toBe(true);
+  }
 });
 
 test('a fetched program that is a symlink is refused', async () => {

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { RunTarget__Output } from '../../lib/run-target';
+import { bazelRunOf } from '../../services/proxy/bazel-run';
 import { runPlace } from '../../services/proxy/run-mode';
 
 const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-run-mode-'));
@@ -39,4 +40,11 @@ test.each([
 ])('refused: %s', (_what, args, over, message) => {
   settings(undefined);
   expect(() => runPlace(target(over), args, workspace)).toThrow(message);
+});
+
+test.each(['build', 'info', 'test'])('a compromised agent naming a program to run for `bazel %s` is refused: only `bazel run` runs one', (command) => {
+  const delivered: unknown[] = [];
+  const run = bazelRunOf({ arg: [Buffer.from(command)] } as never, (r) => delivered.push(r), { workspace, outputBase: '/laptop/ob', log: () => undefined });
+  expect(() => run.onRunTarget(target())).toThrow(`a program to run, for \`bazel ${command}\`, which runs none`);
+  expect(delivered).toEqual([]);
 });

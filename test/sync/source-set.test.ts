@@ -261,6 +261,18 @@ test('a changed .git/info/exclude or .rbs.json makes the next sync a full one', 
   expect(fs.existsSync(path.join(f.workspace, 'c.txt'))).toBe(true);
 });
 
+test('a .git/config that names a program (core.fsmonitor) does not make a sync run it', async () => {
+  git(f.source, 'init', '-q');
+  const ran = path.join(f.source, '..', 'fsmonitor-ran');
+  git(f.source, 'config', 'core.fsmonitor', `touch ${ran}; false`);
+  write(f.source, { 'a.txt': 'a' });
+  const first = await f.sync();
+  write(f.source, { 'b.txt': 'b' });
+  await f.sync({ changed: ['b.txt'], baseSyncId: first.syncId });
+  expect(fs.existsSync(path.join(f.workspace, 'b.txt'))).toBe(true);
+  expect(fs.existsSync(ran)).toBe(false);
+});
+
 test('a file that cannot be read fails the sync, naming it', async () => {
   git(f.source, 'init', '-q');
   write(f.source, { 'secret.txt': 's', 'ok.txt': 'o' });
