@@ -28,7 +28,7 @@ export interface WorkspaceWatch {
 const MAX_PATHS = 1000;
 
 /** Files that decide what the sync sends, wherever they are in the tree. */
-const RULE_FILES = new Set(['.gitignore', '.bazelignore']);
+const RULE_FILES = new Set(['.gitignore']);
 /** …and at the top only. */
 const TOP_RULE_FILES = new Set([SETTINGS_FILE]);
 
