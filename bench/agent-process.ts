@@ -29,13 +29,14 @@ export interface AgentProcess {
   stop(): Promise<void>;
 }
 
-export async function startAgentProcess(root: string): Promise<AgentProcess> {
+/** `source`: the tree to sync from, `<root>/source` (made empty) by default. */
+export async function startAgentProcess(root: string, source = path.join(root, 'source')): Promise<AgentProcess> {
   const sessionId = randomUUID();
   const ca = await CertificateAuthority.loadOrCreate(path.join(root, 'ca'));
   const tlsDir = path.join(root, 'agent-tls');
   const agentCertificate = await ca.issue({ kind: 'agent', sessionId }, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
   await writeTlsMaterial(tlsDir, 'agent', { caCertPem: ca.certPem, ...agentCertificate });
-  const [source, volume] = [path.join(root, 'source'), path.join(root, 'volume')];
+  const volume = path.join(root, 'volume');
   for (const dir of [source, volume]) fs.mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const [node, main] = defaultAgentCommand();

@@ -179,7 +179,7 @@ export function watchTree(root: string, listener: TreeWatchListener, { ignore = 
     });
     try {
       fs.writeFileSync(file, '', { flag: 'wx' });
-      if (!(await seen)) restart(`the watcher of ${root} did not report its cookie ${file} within ${SETTLE_TIMEOUT_MS} ms`);
+      if (!(await seen) && !closed) restart(`the watcher of ${root} did not report its cookie ${file} within ${SETTLE_TIMEOUT_MS} ms`);
     } catch (err) {
       doubt(`cannot write the watch cookie ${file}: ${(err as Error).message}`);
     } finally {
@@ -207,6 +207,7 @@ export function watchTree(root: string, listener: TreeWatchListener, { ignore = 
     settle,
     async close() {
       closed = true;
+      for (const seen of waiting.values()) seen(); // a closed watch has nothing more to wait for
       await switched;
       await (await current.subscribed)?.unsubscribe().catch(() => undefined);
     },

@@ -4,8 +4,12 @@
  * command and the next incremental sync are refused and the proxy syncs everything; that full sync
  * first deletes what drifted, so rsync sends it again even where size and mtime were put back.
  *
+ * A full sync's receive is not watched at all: the watch stops for it and crawls the copy afresh
+ * after it, so that tens of thousands of the sync's own events do not cost the sync CPU.
+ *
  * What it cannot see: a foreign write during a sync's receive, or before the watch has caught up
- * after it (those changes count as the sync's); a write by another client of the same volume over
+ * after it (after a full sync: until its fresh crawl is done), which counts as the sync's; a write
+ * by another client of the same volume over
  * NFS, which inotify never reports; and one whose event an inotify queue overflow dropped (which
  * @parcel/watcher does not report), unless the burst that overflowed it drifted 1,000 paths.
  */
@@ -25,12 +29,16 @@ export interface DriftListener {
 }
 
 export class DriftWatch {
-  private readonly tree: TreeWatch;
+  private tree: TreeWatch;
   /** Paths changed outside a sync; null: unknown which (wipe the copy). */
   private drifted: Set<string> | null = new Set();
+  /** A sync's rsync is writing the copy. */
+  private writing = false;
+  /** Changes are the sync's: it is writing, or the watch has not caught up with it yet. */
   private receiving = false;
-  /** Resolves once the last sync's changes have all been seen. */
+  /** Resolves once the last sync's receive has ended and its changes have all been seen. */
   private received: Promise<void> = Promise.resolve();
+  private endOfReceive: () => void = () => undefined;
   /** The copy's directory itself: replaced, it is all new. */
   private readonly inode: number;
   readonly ready: Promise<void>;
@@ -39,12 +47,18 @@ export class DriftWatch {
     private readonly workspaceDir: string,
     private readonly listener: DriftListener,
   ) {
-    // Watched from its parent, so the cookies live beside the copy, where no build sees them.
-    const name = path.basename(workspaceDir);
     this.inode = fs.statSync(workspaceDir).ino;
-    const only = new RegExp(`^(?!(?:${escapeRegExp(name)}|${escapeRegExp(COOKIE_DIR)})(?:/|$))`);
     fs.mkdirSync(path.join(path.dirname(workspaceDir), COOKIE_DIR), { recursive: true });
-    this.tree = watchTree(
+    this.tree = this.watch();
+    this.ready = this.tree.ready;
+  }
+
+  /** Watched from its parent, so the cookies live beside the copy, where no build sees them. */
+  private watch(): TreeWatch {
+    const { workspaceDir } = this;
+    const name = path.basename(workspaceDir);
+    const only = new RegExp(`^(?!(?:${escapeRegExp(name)}|${escapeRegExp(COOKIE_DIR)})(?:/|$))`);
+    return watchTree(
       path.dirname(workspaceDir),
       {
         onChanges: (paths) => {
@@ -59,34 +73,57 @@ export class DriftWatch {
       },
       { ignore: [only], cookieDir: COOKIE_DIR },
     );
-    this.ready = this.tree.ready;
-  }
-
-  /** Resolves once every change made before the call has been attributed. */
-  async settle(): Promise<void> {
-    await this.received;
-    await this.tree.settle();
   }
 
   /**
-   * A sync starts writing (after settle()). A full one first deletes what drifted; an incremental
-   * one never starts on a drifted copy (the ledger refuses it).
+   * Resolves once every change made before the call has been attributed; at once while a sync is
+   * writing, as the ledger refuses whatever would wait for it.
+   */
+  async settle(): Promise<void> {
+    for (;;) {
+      if (this.writing) return;
+      const [received, tree] = [this.received, this.tree];
+      await received;
+      await tree.settle();
+      if (received === this.received && tree === this.tree) return; // else a sync began meanwhile
+    }
+  }
+
+  /**
+   * A sync starts writing (after settle()). A full one first deletes what drifted, and stops the
+   * watch until it ends; an incremental one never starts on a drifted copy (the ledger refuses it).
    */
   beginReceive(full: boolean): void {
-    this.receiving = true;
-    if (!full) return;
-    if (this.drifted === null) wipe(this.workspaceDir);
-    else for (const file of outermost(this.drifted)) removeInside(this.workspaceDir, file);
-    this.drifted = new Set();
+    this.receiving = this.writing = true;
+    let ended!: () => void;
+    const receiveEnded = new Promise<void>((resolve) => (ended = resolve));
+    this.endOfReceive = ended;
+    if (!full) {
+      // Its changes keep arriving until the watch has caught up.
+      this.received = receiveEnded.then(() => this.tree.settle());
+    } else {
+      if (this.drifted === null) wipe(this.workspaceDir);
+      else for (const file of outermost(this.drifted)) removeInside(this.workspaceDir, file);
+      this.drifted = new Set();
+      const stopped = this.tree.close();
+      this.received = Promise.all([stopped, receiveEnded]).then(() => {
+        this.tree = this.watch();
+        return this.tree.ready;
+      });
+    }
+    this.received = this.received.then(() => void (this.receiving = false));
   }
 
-  /** The sync's rsync exited; its changes keep arriving until the watch has caught up. */
+  /** The sync's rsync exited. */
   endReceive(): void {
-    this.received = this.tree.settle().then(() => void (this.receiving = false));
+    this.writing = false;
+    this.endOfReceive();
   }
 
-  close(): Promise<void> {
-    return this.tree.close();
+  async close(): Promise<void> {
+    this.endOfReceive();
+    await this.received;
+    await this.tree.close();
   }
 
   private record(paths: string[] | null, doubt?: string): void {

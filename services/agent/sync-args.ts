@@ -92,7 +92,8 @@ function checkStart(start: SyncStart__Output, shape: Shape): { syncId: string; r
   const head = start.serverArgs.slice(0, shape.head.length);
   const rest = start.serverArgs.slice(shape.head.length);
   const badHead = shape.head.findIndex((word, i) => head[i] !== word);
-  if (badHead >= 0) refuse(head[badHead] ?? '(none)', `server_args must start with ${shape.head.join(' ')}`);  const firstPath = rest.findIndex((arg) => !arg.startsWith('-'));
+  if (badHead >= 0) refuse(head[badHead] ?? '(none)', `server_args must start with ${shape.head.join(' ')}`);
+  const firstPath = rest.findIndex((arg) => !arg.startsWith('-'));
   const options = firstPath < 0 ? rest : rest.slice(0, firstPath);
   const paths = firstPath < 0 ? [] : rest.slice(firstPath);
   const clusters = options.filter((arg) => !arg.startsWith('--'));
@@ -108,7 +109,8 @@ function checkStart(start: SyncStart__Output, shape: Shape): { syncId: string; r
   if (paths.length !== PATHS.length) {
     throw new RefusedSyncError(`server_args must end with '${PATHS.join(' ')}', got '${paths.join(' ')}'`);
   }
-  return { syncId: start.syncId, rsyncArgs: [...shape.head, ...options, ...shape.forced, ...paths] };}
+  return { syncId: start.syncId, rsyncArgs: [...shape.head, ...options, ...shape.forced, ...paths] };
+}
 
 function checkCluster(arg: string, allowed: Set<string>): void {
   const letters = arg.slice(1);

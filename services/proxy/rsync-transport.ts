@@ -17,14 +17,16 @@ const RELAY_FD = 3;
 
 /**
  * rsync runs `<this> <host> rsync --server …`. The shell first names that command line (a count,
- * then the words, each NUL-terminated), then copies rsync's requests to the relay and the relay's
- * answers to rsync. A non-interactive shell gives background jobs /dev/null as stdin, hence fd 4.
+ * then the words, each NUL-terminated), then leaves two `cat`s copying rsync's requests to the relay
+ * and the relay's answers to rsync, and exits at once: rsync polls for its remote shell's exit every
+ * 20 ms at the end of a transfer, so a shell still running then would add that much to every sync.
+ * A non-interactive shell gives background jobs /dev/null as stdin, hence fd 4.
  */
 const REMOTE_SHELL_SCRIPT = [
   `printf '%s\\0' "$#" "$@" >&${RELAY_FD} || exit 255`,
   `exec 4<&0`,
   `cat <&4 >&${RELAY_FD} 4<&- &`,
-  `exec cat <&${RELAY_FD} 4<&-`,
+  `cat <&${RELAY_FD} 4<&- &`,
 ].join('\n');
 
 /** The remote shell's words, for rsync's -e (a wrapper that rewrites the command may exec them). */
