@@ -69,7 +69,7 @@ export async function benchKubernetes(): Promise<void> {
     // The first session after start pays for warming up every process; report it apart.
     const warmup = await clientFor('warmup');
     const firstStart = performance.now();
-    const first = await warmup.orchestrator.getServer(workspaceOf(warmup.user), PHASE_TIMEOUT_MS);
+    const first = await warmup.orchestrator.getServer(workspaceOf(warmup.user), { timeoutMs: PHASE_TIMEOUT_MS });
     const firstMs = performance.now() - firstStart;
     await warmup.orchestrator.endSession(first.sessionId);
 
@@ -162,7 +162,7 @@ async function provisionAll(users: Client[], cpu: () => CpuUse) {
   const outcomes = await Promise.all(
     users.map(async ({ user, orchestrator }) => {
       try {
-        const session = await orchestrator.getServer(workspaceOf(user), PHASE_TIMEOUT_MS);
+        const session = await orchestrator.getServer(workspaceOf(user), { timeoutMs: PHASE_TIMEOUT_MS });
         if (session.phase !== 'READY') throw new Error(`session ${session.sessionId} is ${session.phase}: ${session.failureReason}`);
         readyCount++;
         return { orchestrator, session, ms: performance.now() - start };

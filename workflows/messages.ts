@@ -60,9 +60,11 @@ export const FAILURE = {
 
 /**
  * Start-or-attach for `user`, the verified caller: resolves once the session is READY (resuming it
- * if suspended). A session of anyone else refuses, even under a colliding workflow id.
+ * if suspended). A session of anyone else refuses, even under a colliding workflow id. With
+ * `unreachableAgent`, the agent address the caller could not reach: if that is still the session's
+ * agent, the session probes it first and replaces it if it does not answer.
  */
-export const getServerUpdate = defineUpdate<SessionView, [user: string]>('getServer');
+export const getServerUpdate = defineUpdate<SessionView, [user: string, unreachableAgent?: string]>('getServer');
 /**
  * Ends the session with this id; resolves once it has ENDED. The id guards against ending a newer
  * session that took the same workflow id.

@@ -95,6 +95,8 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
   let endRequested = false;
   /** When the agent's certificate is due for renewal (0: not known in this run yet). */
   let credentialsRenewAt = 0;
+  /** A client could not reach the agent: serve() probes it at once, and clears this once it is settled. */
+  let agentReported = false;
 
   const touch = () => {
     activitySeq++;
@@ -108,9 +110,14 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
   });
   setHandler(
     getServerUpdate,
-    async () => {
+    async (_user: string, unreachableAgent?: string) => {
       touch();
       const ending = () => session.phase === 'ENDING' || pending === 'ENDING' || isTerminal(session.phase);
+      // Only a hint: the agent it names is probed, and replaced only if it does not answer.
+      if (unreachableAgent && unreachableAgent === session.agentAddress && session.phase === 'READY') {
+        agentReported = true;
+        await condition(() => !agentReported || ending());
+      }
       await condition(() => (session.phase === 'READY' && pending === null) || ending());
       if (!ending()) return { ...session };
       if (session.phase === 'FAILED') {
@@ -128,7 +135,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     },
     {
       // Validators do not run on replay, so histories from before the argument still replay.
-      validator: (caller) => {
+      validator: (caller: string, _unreachableAgent?: string) => {
         if (caller !== session.user) {
           throw ApplicationFailure.create({
             type: FAILURE.SESSION_NOT_FOUND,
@@ -249,6 +256,14 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     if (Date.now() >= credentialsRenewAt && patched('renew-agent-credentials-while-serving')) {
       credentialsRenewAt = await steps.issueAgentCredentials(ref);
     }
+    if (agentReported && patched('probe-reported-agent')) {
+      try {
+        if ((await steps.probeAgent(ref)) !== null) await replaceAgent();
+      } finally {
+        agentReported = false;
+      }
+      return;
+    }
     const seen = activitySeq;
     const idleDeadline = Date.now() + timeouts.idleTimeoutMs;
     while (activitySeq === seen && !endRequested && !historyFull()) {
@@ -256,11 +271,14 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
       if (wait <= 0) return suspend();
       if (await condition(() => activitySeq !== seen || endRequested || historyFull(), wait)) return;
       if (activitySeq !== seen || Date.now() >= idleDeadline) continue;
-      if ((await steps.probeAgent(ref)) !== null) {
-        await teardown.stopAgent(ref); // alive but not answering is as good as dead
-        return resume();
-      }
+      if ((await steps.probeAgent(ref)) !== null) return replaceAgent();
     }
+  }
+
+  /** The agent does not answer: alive but not answering is as good as dead. */
+  async function replaceAgent(): Promise<void> {
+    await teardown.stopAgent(ref);
+    await resume();
   }
 
   async function rest(): Promise<void> {
@@ -287,7 +305,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
         await rest();
       }
       // Continue as new only at rest: nothing pending that only this run's loop would carry out.
-      const atRest = session.phase === 'READY' || (session.phase === 'SUSPENDED' && !wantedBack());
+      const atRest = (session.phase === 'READY' && !agentReported) || (session.phase === 'SUSPENDED' && !wantedBack());
       if (atRest && !endRequested && historyFull()) {
         await condition(allHandlersFinished);
         const phase = session.phase as 'READY' | 'SUSPENDED';

@@ -31,8 +31,10 @@ export class OrchestratorClient {
     this.raw = new (protos().orchestrator.rbs.v1.Orchestrator)(address, credentials, TLS_CHANNEL_OPTIONS) as unknown as RawClient;
   }
 
-  async getServer(workspace: string, timeoutMs?: number): Promise<Session> {
-    const res = await call<GetServerResponse__Output>((o, cb) => this.raw.getServer({ workspace }, o, cb), timeoutMs);
+  /** `unreachableAgent`: the agent address this caller could not reach (GetServerRequest.unreachable_agent). */
+  async getServer(workspace: string, options: { timeoutMs?: number; unreachableAgent?: string } = {}): Promise<Session> {
+    const request = { workspace, unreachableAgent: options.unreachableAgent ?? '' };
+    const res = await call<GetServerResponse__Output>((o, cb) => this.raw.getServer(request, o, cb), options.timeoutMs);
     return res.session!;
   }
 

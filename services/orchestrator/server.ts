@@ -83,7 +83,7 @@ function handlers({ sessions, limits, revocations, login }: OrchestratorServices
     Login: loginHandler(login ?? null),
     GetServer: unary('GetServer', async (caller, request) => {
       limits.countGetServer(caller.user);
-      return { session: toSession(await sessions.getServer(caller, request.workspace ?? '')) };
+      return { session: toSession(await sessions.getServer(caller, request.workspace ?? '', request.unreachableAgent || undefined)) };
     }),
     Heartbeat: unary('Heartbeat', async (caller, request) => ({ phase: (await sessions.heartbeat(caller, request.sessionId ?? '')).phase })),
     ListSessions: unary('ListSessions', async (caller, request) => ({

@@ -54,21 +54,31 @@ export class Sessions {
     this.heartbeatDebounceMs = Math.min(5000, options.timeouts.idleTimeoutMs / 10);
   }
 
-  async getServer(caller: Caller, rawWorkspace: string): Promise<SessionView> {
+  /**
+   * `unreachableAgent`: the caller could not reach that agent. The store's READY row cannot say
+   * whether it still answers, so the session's workflow is asked: it probes the agent at once.
+   */
+  async getServer(caller: Caller, rawWorkspace: string, unreachableAgent?: string): Promise<SessionView> {
     const workspace = validateWorkspacePath(rawWorkspace);
     const placement = placementFor(caller.user, workspace);
     const workflowId = workflowIdFor(placement.namespace);
-    const ready = await this.attachReady(caller, workflowId);
+    const ready = unreachableAgent ? null : await this.attachReady(caller, workflowId);
     if (ready) return ready;
     const release = await this.options.limits.admitSession(caller.user, { workflowId, volume: placement.volume });
     try {
-      return await this.startOrAttach(caller, workspace, placement, workflowId);
+      return await this.startOrAttach(caller, workspace, placement, workflowId, unreachableAgent);
     } finally {
       release();
     }
   }
 
-  private async startOrAttach(caller: Caller, workspace: string, placement: SessionPlacement, workflowId: string): Promise<SessionView> {
+  private async startOrAttach(
+    caller: Caller,
+    workspace: string,
+    placement: SessionPlacement,
+    workflowId: string,
+    unreachableAgent?: string,
+  ): Promise<SessionView> {
     for (let attempt = 1; ; attempt++) {
       const start = new WithStartWorkflowOperation<typeof sessionWorkflow>('sessionWorkflow', {
         workflowId,
@@ -83,7 +93,7 @@ export class Sessions {
       });
       try {
         const view = await this.options.temporal.workflow.executeUpdateWithStart(getServerUpdate, {
-          args: [caller.user],
+          args: unreachableAgent ? [caller.user, unreachableAgent] : [caller.user],
           startWorkflowOperation: start,
         });
         return this.ownView(caller, view);

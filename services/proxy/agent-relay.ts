@@ -35,14 +35,28 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
   let link: Promise<SessionLink> | undefined;
   const syncer = workspaceSyncer(workspace, log);
 
-  const session = () => (link ??= openSession(workspace, log).then((l) => (log(`session ${l.session.sessionId}: agent ${l.session.agentAddress}`), l)));
-  /** After the agent moved (the session was suspended and resumed), start over once. */
-  const reopen = async (stale: SessionLink) => {
+  /** Opens the session; a failure fails this command only, and the next one asks again. */
+  const open = (unreachableAgent?: string) => {
+    const opening = openSession(workspace, log, { unreachableAgent }).then((l) => (log(`session ${l.session.sessionId}: agent ${l.session.agentAddress}`), l));
+    opening.catch(() => link === opening && (link = undefined));
+    return opening;
+  };
+  const session = () => (link ??= open());
+  /**
+   * Starts over once: the agent moved (the session was suspended and resumed), or it did not answer,
+   * which the session is told, so that it probes the agent at once and the next one is waited for.
+   */
+  const reopen = async (stale: SessionLink, retry: Retry) => {
     if ((await link) === stale) {
       stale.close();
-      link = undefined;
+      const unreachableAgent = retry.agentGone ? stale.session.agentAddress : undefined;
+      if (unreachableAgent) log(`the agent at ${unreachableAgent} did not answer (${retry.why}): waiting for the session to check it, and to replace it if it is gone`);
+      link = open(unreachableAgent);
     }
-    return session();
+    const fresh = await session();
+    // Another agent holds a copy this proxy knows nothing of: what it last synced proves nothing.
+    if (fresh.session.agentAddress !== stale.session.agentAddress) syncer.markDirty();
+    return fresh;
   };
 
   /**
@@ -55,14 +69,14 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
     onResponse: (r: RunResponse) => void,
     signal: AbortSignal,
     onRunTarget: (target: RunTarget__Output) => void,
-  ): Promise<string | null> {
+  ): Promise<Retry | null> {
     const syncId = await syncer.sync(l.agent, l.session.sessionId);
     const heartbeat = setInterval(() => l.orchestrator.heartbeat(l.session.sessionId).catch(() => undefined), HEARTBEAT_MS);
     // The command's end reaches the client once its outputs are on this machine. The agent client
     // is read when it is used: the certificate may have been renewed (a new client) by then.
     const outputs = commandOutputs(request, onResponse, { get agent() { return l.agent; }, workspace, outputBase, log });
     try {
-      const outcome = await new Promise<string | null>((resolve, reject) => {
+      const outcome = await new Promise<Retry | null>((resolve, reject) => {
         let streamed = false;
         const call = l.agent.run({ request, clientWorkspace: workspace, clientOutputBase: outputBase, syncId });
         const cancel = () => call.cancel();
@@ -94,11 +108,11 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
           signal.removeEventListener('abort', cancel);
           const reason = err.details ?? err.message;
           if (err.code === grpc.status.CANCELLED && signal.aborted) resolve(null);
-          else if (err.code === grpc.status.UNAVAILABLE && !streamed) resolve(reason); // the agent is gone: retry elsewhere
+          else if (err.code === grpc.status.UNAVAILABLE && !streamed) resolve({ why: reason, agentGone: true }); // retry elsewhere
           else if (err.code === grpc.status.FAILED_PRECONDITION && !streamed) {
             syncer.markDirty(); // e.g. a restarted agent that has not seen our sync, or a drifted copy: sync again
             log(`${reason}: syncing everything`);
-            resolve(reason);
+            resolve({ why: reason, agentGone: false });
           } else reject(new Error(`the session's agent: ${reason}`));
         });
       });
@@ -114,10 +128,11 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
       const run = bazelRunOf(request, onResponse, { workspace, outputBase, log });
       if (run.refused) return onResponse(run.refused);
       let l = await session();
-      if ((await runOn(l, request, run.onResponse, signal, run.onRunTarget).catch(unreachable)) !== null) {
-        l = await reopen(l);
-        const reason = await runOn(l, request, run.onResponse, signal, run.onRunTarget);
-        if (reason !== null) throw new Error(`the agent of session ${l.session.sessionId} at ${l.session.agentAddress}: ${reason}`);
+      const retry = await runOn(l, request, run.onResponse, signal, run.onRunTarget).catch(unreachable);
+      if (retry !== null) {
+        l = await reopen(l, retry);
+        const again = await runOn(l, request, run.onResponse, signal, run.onRunTarget);
+        if (again !== null) throw new Error(`the agent of session ${l.session.sessionId} at ${l.session.agentAddress}: ${again.why}`);
       }
       await run.finish(l.agent, signal); // `bazel run`: the proxy, not the agent, says what the client runs
     },
@@ -140,8 +155,14 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
   };
 }
 
+/** Why a command never reached the agent; `agentGone`: it did not answer at all. */
+interface Retry {
+  why: string;
+  agentGone: boolean;
+}
+
 /** A sync that cannot reach the agent means the same as a Run that cannot: try a fresh session. */
-function unreachable(err: Error): string {
-  if (err instanceof AgentUnreachableError) return err.message;
+function unreachable(err: Error): Retry {
+  if (err instanceof AgentUnreachableError) return { why: err.message, agentGone: true };
   throw err;
 }

@@ -53,10 +53,11 @@ function agentClient(session: Session, tls: TlsMaterial): AgentClient {
   }) as unknown as AgentClient;
 }
 
-export async function openSession(workspace: string, log: (message: string) => void): Promise<SessionLink> {
+/** `unreachableAgent`: the agent this proxy could not reach, for the session to check (GetServerRequest). */
+export async function openSession(workspace: string, log: (message: string) => void, options: { unreachableAgent?: string } = {}): Promise<SessionLink> {
   const orchestrator = await connect();
   try {
-    const session = await orchestrator.getServer(workspace);
+    const session = await orchestrator.getServer(workspace, { unreachableAgent: options.unreachableAgent });
     let tls = await certify(orchestrator, session.sessionId);
     let agent = agentClient(session, tls);
     let closed = false;

@@ -1,0 +1,60 @@
+/**
+ * Recovery driven by failure, not by silence: a proxy that cannot reach its agent says so in its
+ * next GetServer, and the session probes that agent at once instead of at its next quiet probe.
+ * The report is only a hint: an agent that answers is kept, and nobody but the session's user can
+ * make it probe.
+ */
+import { useStack } from '../harness/stack';
+
+// The periodic probe would take a minute of silence: whatever replaces an agent here is the report.
+const stack = useStack({ RBS_AGENT_PROBE_INTERVAL_MS: '60000', RBS_IDLE_TIMEOUT_MS: '600000' });
+/** Well under the probe interval: the replacement comes from the report. */
+const REPLACED_WITHIN_MS = 15_000;
+
+test('a dead agent reported by its proxy is replaced at once, and the same GetServer returns the new one', async () => {
+  const rae = await stack().client('rae');
+  const session = await rae.getServer(stack().workspace());
+  const [agent] = await stack().worker.backend.listAgents();
+  process.kill(Number(agent.id), 'SIGKILL');
+
+  const reported = performance.now();
+  const next = await rae.getServer(session.workspace, { unreachableAgent: session.agentAddress });
+  expect(performance.now() - reported).toBeLessThan(REPLACED_WITHIN_MS);
+  expect(next).toMatchObject({ sessionId: session.sessionId, phase: 'READY' });
+  expect(next.agentAddress).not.toBe(session.agentAddress);
+  const agents = await stack().worker.backend.listAgents();
+  expect(agents.map((a) => a.id)).not.toContain(agent.id);
+  expect(agents).toHaveLength(1);
+  await rae.endSession(session.sessionId);
+});
+
+test('an agent that answers is kept, whatever the report says; a report of another address is ignored', async () => {
+  const ray = await stack().client('ray');
+  const session = await ray.getServer(stack().workspace());
+  const [agent] = await stack().worker.backend.listAgents();
+
+  const probed = await ray.getServer(session.workspace, { unreachableAgent: session.agentAddress });
+  expect(probed).toMatchObject({ sessionId: session.sessionId, agentAddress: session.agentAddress, phase: 'READY' });
+  const elsewhere = await ray.getServer(session.workspace, { unreachableAgent: '127.0.0.1:1' });
+  expect(elsewhere).toMatchObject({ sessionId: session.sessionId, agentAddress: session.agentAddress });
+  expect((await stack().worker.backend.listAgents()).map((a) => a.id)).toEqual([agent.id]);
+  await ray.endSession(session.sessionId);
+});
+
+test("another user's report reaches only their own session, never this one's agent", async () => {
+  const rex = await stack().client('rex');
+  const session = await rex.getServer(stack().workspace());
+  const [agent] = await stack().worker.backend.listAgents();
+  process.kill(Number(agent.id), 'SIGSTOP'); // frozen: a probe would find it dead and replace it
+  try {
+    const mallory = await stack().client('mallory');
+    const theirs = await mallory.getServer(session.workspace, { unreachableAgent: session.agentAddress });
+    expect(theirs.sessionId).not.toBe(session.sessionId);
+    expect((await rex.describeSession(session.sessionId)).agentAddress).toBe(session.agentAddress);
+    expect((await stack().worker.backend.listAgents()).map((a) => a.id)).toContain(agent.id);
+    await mallory.endSession(theirs.sessionId);
+  } finally {
+    process.kill(Number(agent.id), 'SIGCONT');
+  }
+  await rex.endSession(session.sessionId);
+});
