@@ -92,3 +92,14 @@ export function validateSessionId(id: string): string {
   }
   return id;
 }
+
+/** A host name or IP literal and a port, as agent addresses are: at most this long. */
+const AGENT_ADDRESS = /^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):[0-9]{1,5}$/;
+
+/** An agent address a caller reports (GetServerRequest.unreachable_agent): `host:port`, nothing else. */
+export function validateAgentAddress(address: string): string {
+  if (!AGENT_ADDRESS.test(address)) {
+    throw new InvalidInputError('unreachableAgent', `unreachable agent address must be host:port, got ${quote(address)}`);
+  }
+  return address;
+}

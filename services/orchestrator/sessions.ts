@@ -9,7 +9,7 @@ import { InvalidPublicKeyError } from '../../lib/pki/ca';
 import type { CertificateSigner } from '../../lib/pki/signer';
 import { placementFor, workflowIdFor } from '../../lib/naming';
 import type { SessionStore } from '../../lib/store/session-store';
-import { validateSessionId, validateWorkspacePath } from '../../lib/validate';
+import { validateAgentAddress, validateSessionId, validateWorkspacePath } from '../../lib/validate';
 import {
   FAILURE,
   endUpdate,
@@ -60,6 +60,7 @@ export class Sessions {
    */
   async getServer(caller: Caller, rawWorkspace: string, unreachableAgent?: string): Promise<SessionView> {
     const workspace = validateWorkspacePath(rawWorkspace);
+    if (unreachableAgent !== undefined) validateAgentAddress(unreachableAgent);
     const placement = placementFor(caller.user, workspace);
     const workflowId = workflowIdFor(placement.namespace);
     const ready = unreachableAgent ? null : await this.attachReady(caller, workflowId);

@@ -4,6 +4,7 @@
  * The report is only a hint: an agent that answers is kept, and nobody but the session's user can
  * make it probe.
  */
+import { status } from '@grpc/grpc-js';
 import { useStack } from '../harness/stack';
 
 // The periodic probe would take a minute of silence: whatever replaces an agent here is the report.
@@ -57,4 +58,17 @@ test("another user's report reaches only their own session, never this one's age
     process.kill(Number(agent.id), 'SIGCONT');
   }
   await rex.endSession(session.sessionId);
+});
+
+test('a report that is no agent address is refused before it reaches the session', async () => {
+  const roy = await stack().client('roy');
+  const session = await roy.getServer(stack().workspace());
+  for (const hostile of ['x'.repeat(64 * 1024), 'host:1\u0000', 'host']) {
+    await expect(roy.getServer(session.workspace, { unreachableAgent: hostile })).rejects.toMatchObject({
+      code: status.INVALID_ARGUMENT,
+      details: expect.stringMatching(/unreachable agent address must be host:port/),
+    });
+  }
+  expect(await roy.describeSession(session.sessionId)).toMatchObject({ phase: 'READY', agentAddress: session.agentAddress });
+  await roy.endSession(session.sessionId);
 });

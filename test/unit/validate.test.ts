@@ -1,4 +1,4 @@
-import { InvalidInputError, validateSessionId, validateUserName, validateWorkspacePath } from '../../lib/validate';
+import { InvalidInputError, validateAgentAddress, validateSessionId, validateUserName, validateWorkspacePath } from '../../lib/validate';
 
 /** Prefixes each [input, expected] case with a test title that stays short for long inputs. */
 function titled(cases: [string, string][]): [string, string, string][] {
@@ -105,4 +105,17 @@ describe('validateSessionId', () => {
       `session id must be a lowercase UUID v4, got "${'x'.repeat(64)}"…`,
     );
   });
+});
+
+describe('validateAgentAddress', () => {
+  test.each(['127.0.0.1:9443', 'agent.alice-rbs-1a2b.svc:9443', '[::1]:9443', 'localhost:1'])('accepts %s', (address) => {
+    expect(validateAgentAddress(address)).toBe(address);
+  });
+  test.each(['', '127.0.0.1', ':9443', 'host:port', 'a b:1', 'host:9443\n', `${'a'.repeat(254)}:1`, 'host:123456', '[::1:9443', 'x'.repeat(1 << 20)])(
+    'refuses %j, naming the field',
+    (address) => {
+      expect(() => validateAgentAddress(address)).toThrow(InvalidInputError);
+      expect(() => validateAgentAddress(address)).toThrow(/unreachable agent address must be host:port, got /);
+    },
+  );
 });
