@@ -19,16 +19,25 @@ export interface ServerPin extends ProcessRef {
 const log = (message: string) => process.stderr.write(`${new Date().toISOString()} agent[${process.pid}] ${message}\n`);
 
 /**
+ * Stops every Bazel server of `outputBase` that /proc shows: at the agent's start, none is its own.
+ * A dead agent's server (Bazel daemonizes it, so no kill of the agent reaches it) would otherwise
+ * finish that agent's cancelled command and hold the output base until the next command.
+ */
+export async function stopStrayServers(outputBase: string): Promise<void> {
+  for (const stray of await bazelServersOf(outputBase)) {
+    log(`stopping Bazel server pid ${stray.pid} on ${outputBase}: this agent did not start it`);
+    await stopProcess(stray, `the Bazel server on ${outputBase} that this agent did not start`);
+  }
+}
+
+/**
  * Makes way for a server of the agent's own: stops every Bazel server of `outputBase` that /proc
  * shows (a previous agent's, left running when it died: nobody else will stop it), then removes
  * the announcement, so that the real client starts a new server rather than trust the files. A live
  * process the files name that is not a Bazel server of ours is refused, and never signalled.
  */
 export async function clearOutputBase(outputBase: string): Promise<void> {
-  for (const stray of await bazelServersOf(outputBase)) {
-    log(`stopping Bazel server pid ${stray.pid} on ${outputBase}: this agent did not start it`);
-    await stopProcess(stray, `the Bazel server on ${outputBase} that this agent did not start`);
-  }
+  await stopStrayServers(outputBase);
   const pidFile = path.join(serverDirectory(outputBase), 'server.pid.txt');
   const pid = Number((await readOptional(pidFile))?.trim());
   const announced = await runningProcess(pid);

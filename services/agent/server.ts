@@ -17,6 +17,7 @@ import { DriftWatch } from './drift-watch';
 import { LaptopCommands } from './laptop-command';
 import { CommandOutputs } from './outputs';
 import { KeptRuns, type RemoteRunCall, serveRemoteRun } from './remote-run';
+import { stopStrayServers } from './server-pin';
 import { type SyncCall, SyncLedger, serveFetch, serveSync } from './sync';
 
 export interface AgentServerOptions {
@@ -68,6 +69,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   const laptop = new LaptopCommands({ workspaceDir, outputBase, volumeDir });
   const outputs = new CommandOutputs({ workspaceDir, outputBase, eventsDir: path.join(volumeDir, 'build-events') });
   await outputs.prepareEventsDir();
+  await stopStrayServers(outputBase); // before anyone can reach this agent
 
   /** Wraps a unary handler so that it runs only for an authorized peer (`callers`, see authorize). */
   function guarded<Req, Res>(handle: (request: Req) => Res | Promise<Res>, callers: Callers): grpc.handleUnaryCall<Req, Res> {

@@ -84,7 +84,7 @@ async function build(address: string): Promise<number> {
   }
 }
 
-test('an agent restarted on the same volume, its predecessor SIGKILLed with its Bazel server running, serves the next build; one server remains', async () => {
+test('an agent restarted on the same volume, its predecessor SIGKILLed with its Bazel server running, stops that server at once and serves the next build; one server remains', async () => {
   const first = await startAgent();
   expect(await build(first.address)).toBe(0);
   const [orphan] = bazelServersOn(outputBase);
@@ -94,6 +94,7 @@ test('an agent restarted on the same volume, its predecessor SIGKILLed with its 
   expect(bazelServersOn(outputBase)).toEqual([orphan]); // the server outlived its agent
 
   const second = await startAgent();
+  expect(bazelServersOn(outputBase)).toEqual([]); // stopped before the new agent answers anyone
   fs.writeFileSync(path.join(source, 'in.txt'), 'edited\n');
   expect(await build(second.address)).toBe(0);
   expect(fs.readFileSync(path.join(volume, 'workspace', 'bazel-bin', 'gen.txt'), 'utf8')).toBe('edited\n');
