@@ -1,6 +1,9 @@
 /**
  * Records workflow histories for the replay test: `npm run record-histories` (after `npm run
- * build`). Re-record only when a workflow change is meant to be incompatible, and then version it.
+ * build`). Each recording is a new generation beside the old ones, which keep guarding the runs
+ * their code started: bump GENERATION. The session workflow checks its own workflow id, so each
+ * history's id is kept with it (workflow-ids.json) for the replayer, which cannot read it from the
+ * history.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -13,6 +16,8 @@ import { startStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 
 const OUT = path.resolve(__dirname, '..', '..', '..', 'test', 'replay', 'histories');
+const GENERATION = '2026-12';
+const IDS = path.join(OUT, 'workflow-ids.json');
 
 async function main() {
   const logs = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-record-'));
@@ -22,9 +27,12 @@ async function main() {
   const save = async (name: string, workflowId: string, runId?: string) => {
     const history = await stack.temporal.workflow.getHandle(workflowId, runId).fetchHistory();
     fs.mkdirSync(OUT, { recursive: true });
+    const file = `${name}@${GENERATION}.binpb`;
     // Binary protobuf: the JSON helpers trip over two protobufjs copies in this dependency tree.
-    fs.writeFileSync(path.join(OUT, `${name}.binpb`), proto.api.history.v1.History.encode(history).finish());
-    console.log(`recorded ${name}`);
+    fs.writeFileSync(path.join(OUT, file), proto.api.history.v1.History.encode(history).finish());
+    const ids = fs.existsSync(IDS) ? JSON.parse(fs.readFileSync(IDS, 'utf8')) : {};
+    fs.writeFileSync(IDS, `${JSON.stringify({ ...ids, [file]: workflowId }, null, 2)}\n`);
+    console.log(`recorded ${file}`);
   };
   try {
     const client = await stack.client('recorder');
@@ -52,6 +60,15 @@ async function main() {
     await waitFor(async () => (await stack.temporal.workflow.getHandle(busy.workflowId).describe()).runId !== first, 10_000);
     await save('continued-as-new', busy.workflowId, first);
     await client.endSession(busy.sessionId);
+
+    // A proxy reports its agent dead: probed at once, replaced, and the same GetServer returns the new one.
+    const reporter = await client.getServer(stack.workspace());
+    const reporterRun = (await stack.temporal.workflow.getHandle(reporter.workflowId).describe()).runId;
+    const [agent] = (await stack.worker.backend.listAgents()).filter((a) => a.sessionId === reporter.sessionId);
+    process.kill(Number(agent.id), 'SIGKILL');
+    await client.getServer(reporter.workspace, { unreachableAgent: reporter.agentAddress });
+    await client.endSession(reporter.sessionId);
+    await save('reported-agent', reporter.workflowId, reporterRun); // the run that probed (it may have continued as new since)
 
     const schedule = stack.temporal.schedule.getHandle(cleanupScheduleId(stack.config.temporal.taskQueue));
     await schedule.trigger();
