@@ -53,10 +53,7 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
       if (unreachableAgent) log(`the agent at ${unreachableAgent} did not answer (${retry.why}): waiting for the session to check it, and to replace it if it is gone`);
       link = open(unreachableAgent);
     }
-    const fresh = await session();
-    // Another agent holds a copy this proxy knows nothing of: what it last synced proves nothing.
-    if (fresh.session.agentAddress !== stale.session.agentAddress) syncer.markDirty();
-    return fresh;
+    return session();
   };
 
   /**
@@ -70,7 +67,7 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
     signal: AbortSignal,
     onRunTarget: (target: RunTarget__Output) => void,
   ): Promise<Retry | null> {
-    const syncId = await syncer.sync(l.agent, l.session.sessionId);
+    const syncId = await syncer.sync(l.agent, l.session);
     const heartbeat = setInterval(() => l.orchestrator.heartbeat(l.session.sessionId).catch(() => undefined), HEARTBEAT_MS);
     // The command's end reaches the client once its outputs are on this machine. The agent client
     // is read when it is used: the certificate may have been renewed (a new client) by then.

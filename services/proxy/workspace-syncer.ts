@@ -1,5 +1,5 @@
 /**
- * Keeps the agent's copy in step with the developer's workspace: the first sync of a session is a
+ * Keeps the agent's copy in step with the developer's workspace: the first sync onto an agent is a
  * full one, later ones send what the workspace watch saw change since the last, and build on it by
  * name (base_sync_id). When the agent's copy is not that sync any more (another machine synced the
  * same workspace path, or the copy drifted), the agent refuses and the sync starts over in full.
@@ -9,18 +9,24 @@ import { StaleBaseError, syncWorkspace } from './sync';
 import { watchWorkspace } from './workspace-watch';
 
 export interface WorkspaceSyncer {
-  /** Syncs what changed (or nothing) and returns the sync a command should name. */
-  sync(agent: AgentClient, sessionId: string): Promise<string>;
+  /** Syncs what changed (or nothing) onto the session's agent and returns the sync a command should name. */
+  sync(agent: AgentClient, target: SyncTarget): Promise<string>;
   /** The agent lost track of our last sync: the next one sends everything. */
   markDirty(): void;
   close(): void;
 }
 
+/** Where a sync lands: a session's agent, by the address the session gave (a replaced agent has another). */
+export interface SyncTarget {
+  sessionId: string;
+  agentAddress: string;
+}
+
 export function workspaceSyncer(workspace: string, log: (message: string) => void): WorkspaceSyncer {
   // Watching starts before the first sync, so nothing edited during a sync goes unnoticed.
   const changes = watchWorkspace(workspace, log);
-  /** The last sync that completed, per session: what a command runs against when nothing changed. */
-  let synced: { sessionId: string; syncId: string } | null = null;
+  /** The last sync that completed, and where: what a command runs against when nothing changed. */
+  let synced: (SyncTarget & { syncId: string }) | null = null;
   /**
    * Whether the agent's copy is known to be that sync. Until it is (a new proxy or session, a
    * failed sync, a refusal), a full sync compares content: another machine's file of the same size
@@ -29,12 +35,15 @@ export function workspaceSyncer(workspace: string, log: (message: string) => voi
   let trusted = false;
 
   return {
-    async sync(agent, sessionId) {
+    async sync(agent, target) {
+      const { sessionId } = target;
       await changes.ready;
       const taken = await changes.take(); // includes edits made just before this command
-      // A session this proxy has not synced yet (a new one, or the agent moved) gets everything.
-      if (synced?.sessionId !== sessionId) trusted = false;
-      const base = synced?.sessionId === sessionId ? synced.syncId : undefined;
+      // An agent this proxy has not synced yet (a new session, or the agent moved or was replaced)
+      // holds a copy this proxy knows nothing of: it gets everything, compared by content.
+      const same = synced?.sessionId === sessionId && synced.agentAddress === target.agentAddress;
+      if (!same) trusted = false;
+      const base = same ? synced!.syncId : undefined;
       const changed = base ? taken : { kind: 'everything' as const };
       if (changed.kind === 'none') return base!;
       try {
@@ -53,7 +62,7 @@ export function workspaceSyncer(workspace: string, log: (message: string) => voi
           return full();
         });
         log(`synced ${what} in ${done.ms} ms${how}`);
-        synced = { sessionId, syncId: done.syncId };
+        synced = { ...target, syncId: done.syncId };
         trusted = true;
         return done.syncId;
       } catch (err) {

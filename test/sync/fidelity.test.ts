@@ -19,17 +19,17 @@ let logged: string[];
 const syncers: WorkspaceSyncer[] = [];
 
 /** A proxy on a machine whose workspace is `dir`. */
-function machine(dir: string): { dir: string; syncer: WorkspaceSyncer; sync(): Promise<string> } {
+function machine(dir: string): { dir: string; syncer: WorkspaceSyncer; sync(agentAddress?: string): Promise<string> } {
   fs.mkdirSync(dir, { recursive: true });
   const syncer = workspaceSyncer(dir, (message) => logged.push(message));
   syncers.push(syncer);
   return {
     dir,
     syncer,
-    async sync() {
+    async sync(agentAddress = f.agent.address) {
       const client = f.client();
       try {
-        return await syncer.sync(client, SESSION);
+        return await syncer.sync(client, { sessionId: SESSION, agentAddress });
       } finally {
         client.close();
       }
@@ -147,4 +147,18 @@ test("two machines on one workspace path: each one's sync after the other's is a
   expect(snapshot(f.workspace)).toEqual(snapshot(a.dir));
   expect(await accepted(again)).toBe(true);
   expect((await refusal(fromB)).code).toBe(grpc.status.FAILED_PRECONDITION);
+});
+
+test('an agent replaced within the session (another address, the same volume) gets a full sync by content', async () => {
+  const a = machine(path.join(f.root, 'machine-replaced'));
+  write(a.dir, { 'main.c': 'main\n' });
+  await a.sync();
+  fs.writeFileSync(path.join(a.dir, 'main.c'), 'main, edited\n');
+  await a.sync();
+  expect(logged.pop()).toMatch(/^synced 1 changed paths/);
+  // The session now names another agent: what this proxy synced onto the last one proves nothing.
+  const after = await a.sync('127.0.0.1:1');
+  expect(logged.pop()).toMatch(/^synced everything in \d+ ms, by content/);
+  expect(snapshot(f.workspace)).toEqual(snapshot(a.dir));
+  expect(await accepted(after)).toBe(true);
 });
