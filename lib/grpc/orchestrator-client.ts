@@ -10,6 +10,7 @@ import type { Session__Output } from '../../gen/proto/rbs/v1/Session';
 import type { SessionProgress__Output } from '../../gen/proto/rbs/v1/SessionProgress';
 import type { UnrevokeUserResponse__Output } from '../../gen/proto/rbs/v1/UnrevokeUserResponse';
 import type { WatchSessionRequest } from '../../gen/proto/rbs/v1/WatchSessionRequest';
+import { clientKeepalive } from './keepalive';
 import { protos } from './protos';
 import { TLS_CHANNEL_OPTIONS, channelCredentials, type TlsMaterial } from './tls';
 
@@ -17,10 +18,16 @@ export type Session = Session__Output;
 
 type Invoke<Res> = (options: grpc.CallOptions, callback: grpc.requestCallback<Res>) => unknown;
 
-function call<Res>(invoke: Invoke<Res>, timeoutMs?: number): Promise<Res> {
-  return new Promise<Res>((resolve, reject) =>
-    invoke(timeoutMs ? { deadline: Date.now() + timeoutMs } : {}, (err, res) => (err ? reject(err) : resolve(res!))),
-  );
+/**
+ * Every call has a deadline, and the channel pings a quiet connection (lib/grpc/keepalive), so an
+ * orchestrator that froze or dropped off the network fails a command instead of hanging it.
+ */
+const CALL_DEADLINE_MS = 30_000;
+/** GetServer waits for the session to be READY, provisioning included (minutes for a new Filestore volume). */
+export const GET_SERVER_DEADLINE_MS = 15 * 60_000;
+
+function call<Res>(invoke: Invoke<Res>, timeoutMs = CALL_DEADLINE_MS): Promise<Res> {
+  return new Promise<Res>((resolve, reject) => invoke({ deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res!))));
 }
 
 export class OrchestratorClient {
@@ -28,13 +35,13 @@ export class OrchestratorClient {
 
   constructor(address: string, tls: TlsMaterial) {
     const credentials = channelCredentials(tls, (id) => id.kind === 'service' && id.name === 'orchestrator');
-    this.raw = new (protos().orchestrator.rbs.v1.Orchestrator)(address, credentials, TLS_CHANNEL_OPTIONS) as unknown as RawClient;
+    this.raw = new (protos().orchestrator.rbs.v1.Orchestrator)(address, credentials, { ...TLS_CHANNEL_OPTIONS, ...clientKeepalive() }) as unknown as RawClient;
   }
 
   /** `unreachableAgent`: the agent address this caller could not reach (GetServerRequest.unreachable_agent). */
   async getServer(workspace: string, options: { timeoutMs?: number; unreachableAgent?: string } = {}): Promise<Session> {
     const request = { workspace, unreachableAgent: options.unreachableAgent ?? '' };
-    const res = await call<GetServerResponse__Output>((o, cb) => this.raw.getServer(request, o, cb), options.timeoutMs);
+    const res = await call<GetServerResponse__Output>((o, cb) => this.raw.getServer(request, o, cb), options.timeoutMs ?? GET_SERVER_DEADLINE_MS);
     return res.session!;
   }
 

@@ -3,11 +3,12 @@
  * with heartbeats keeping the session from going idle while it runs.
  */
 import * as grpc from '@grpc/grpc-js';
+import { unlessAborted } from '../../lib/abort';
 import { type RunTarget__Output, runTargetOf } from '../../lib/run-target';
 import { ignoredInputWatch } from '../../lib/sync/ignored-input-hint';
 import { bazelRunOf } from './bazel-run';
 import { buildEventDelivery } from './build-event-files';
-import type { CommandRelay, RunRequest, RunResponse } from './command-server';
+import { type CommandRelay, INTERRUPT_DEADLINE_MS, type RunRequest, type RunResponse } from './command-server';
 import { commandOutputs } from './outputs';
 import { openSession, type SessionLink } from './session';
 import { AgentUnreachableError } from './sync';
@@ -45,12 +46,13 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
   /**
    * Starts over once: the agent moved (the session was suspended and resumed), or it did not answer,
    * which the session is told, so that it probes the agent at once and the next one is waited for.
+   * `tell` reaches the developer's terminal.
    */
-  const reopen = async (stale: SessionLink, retry: Retry) => {
+  const reopen = async (stale: SessionLink, retry: Retry, tell: (message: string) => void) => {
     if ((await link) === stale) {
       stale.close();
       const unreachableAgent = retry.agentGone ? stale.session.agentAddress : undefined;
-      if (unreachableAgent) log(`the agent at ${unreachableAgent} did not answer (${retry.why}): waiting for the session to check it, and to replace it if it is gone`);
+      if (unreachableAgent) tell(`the agent at ${unreachableAgent} did not answer (${retry.why}): waiting for the session to check it, and to replace it if it is gone`);
       link = open(unreachableAgent);
     }
     return session();
@@ -67,7 +69,8 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
     signal: AbortSignal,
     onRunTarget: (target: RunTarget__Output) => void,
   ): Promise<Retry | null> {
-    const syncId = await syncer.sync(l.agent, l.session);
+    const syncId = await syncer.sync(l.agent, l.session, signal);
+    signal.throwIfAborted();
     const heartbeat = setInterval(() => l.orchestrator.heartbeat(l.session.sessionId).catch(() => undefined), HEARTBEAT_MS);
     // The command's end reaches the client once its outputs are on this machine. The agent client
     // is read when it is used: the certificate may have been renewed (a new client) by then.
@@ -76,12 +79,22 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
       const outcome = await new Promise<Retry | null>((resolve, reject) => {
         let streamed = false;
         const call = l.agent.run({ request, clientWorkspace: workspace, clientOutputBase: outputBase, syncId });
-        const cancel = () => call.cancel();
+        // Interrupted: the remote Bazel server is asked to stop the command as Ctrl-C would, so its
+        // own messages and exit code come through; the call is dropped if it has not ended in time.
+        let agentCommandId = '';
+        let hardStop: NodeJS.Timeout | undefined;
+        const cancel = () => {
+          if (agentCommandId) l.agent.cancel({ commandId: agentCommandId }, { deadline: Date.now() + INTERRUPT_DEADLINE_MS }, () => undefined);
+          else call.cancel();
+          hardStop = setTimeout(() => call.cancel(), INTERRUPT_DEADLINE_MS);
+        };
         signal.addEventListener('abort', cancel, { once: true });
+        const done = () => (signal.removeEventListener('abort', cancel), clearTimeout(hardStop));
         const delivery = buildEventDelivery(l, request, { workspace, outputBase }, outputs.onResponse);
         const ignoredInputs = ignoredInputWatch(workspace); // a failure on a source the sync left out says so
         call.on('data', (response: RunResponse) => {
           streamed = true;
+          agentCommandId ||= response.commandId ?? '';
           const hint = ignoredInputs.hintBefore(response);
           if (hint) delivery.relay({ standardError: hint });
           delivery.relay(response);
@@ -90,6 +103,7 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
         let trailers = new grpc.Metadata();
         call.on('status', (status: grpc.StatusObject) => (trailers = status.metadata));
         call.on('end', () => {
+          done();
           try {
             const target = runTargetOf(trailers);
             if (target) {
@@ -102,7 +116,7 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
           delivery.settled().then(() => resolve(null), reject);
         });
         call.on('error', (err: grpc.ServiceError) => {
-          signal.removeEventListener('abort', cancel);
+          done();
           const reason = err.details ?? err.message;
           if (err.code === grpc.status.CANCELLED && signal.aborted) resolve(null);
           else if (err.code === grpc.status.UNAVAILABLE && !streamed) resolve({ why: reason, agentGone: true }); // retry elsewhere
@@ -124,19 +138,18 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
     async run(request, onResponse, signal) {
       const run = bazelRunOf(request, onResponse, { workspace, outputBase, log });
       if (run.refused) return onResponse(run.refused);
-      let l = await session();
+      const tell = (message: string) => {
+        log(message);
+        onResponse({ standardError: Buffer.from(`RBS: ${message}\n`) });
+      };
+      let l = await unlessAborted(session(), signal);
       const retry = await runOn(l, request, run.onResponse, signal, run.onRunTarget).catch(unreachable);
       if (retry !== null) {
-        l = await reopen(l, retry);
+        l = await unlessAborted(reopen(l, retry, tell), signal);
         const again = await runOn(l, request, run.onResponse, signal, run.onRunTarget);
         if (again !== null) throw new Error(`the agent of session ${l.session.sessionId} at ${l.session.agentAddress}: ${again.why}`);
       }
       await run.finish(l.agent, signal); // `bazel run`: the proxy, not the agent, says what the client runs
-    },
-
-    async cancel(commandId) {
-      const l = await session();
-      await new Promise<void>((resolve, reject) => l.agent.cancel({ commandId }, (err) => (err ? reject(err) : resolve())));
     },
 
     async shutdown() {

@@ -54,7 +54,7 @@ export function bazelRunOf(request: RunRequest, deliver: (response: RunResponse)
     async finish(agent: AgentClient, signal: AbortSignal): Promise<void> {
       if (!target || signal.aborted) return;
       if (built?.exitCode) return deliver(built); // its outputs did not arrive
-      const fetch = (paths: string[]) => fetchFromOutputBase({ agent, outputBase, paths }).then(() => undefined);
+      const fetch = (paths: string[]) => fetchFromOutputBase({ agent, outputBase, paths, signal }).then(() => undefined);
       deliver(await finishRun({ target, args, agent, workspace, outputBase, fetch, log }));
     },
   };

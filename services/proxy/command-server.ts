@@ -4,8 +4,13 @@
  * keep other local users out). Every command is handed to a CommandRelay; this file only enforces
  * the protocol around it: cookies, one final response per command, no exec_request, cancellation,
  * idleness.
+ *
+ * Ctrl-C works in every phase of a command: as the real server does, the first response carries
+ * the command's id (the client cancels only once it knows one), and it is the proxy's own, so a
+ * Cancel needs no answer from the agent. An interrupted command that has not ended within
+ * INTERRUPT_DEADLINE_MS is ended here, with exit 8 and a message saying so.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { refuseExecRequest } from '../../lib/exec-request';
 import { protos } from '../../lib/grpc/protos';
@@ -20,11 +25,10 @@ export type { RunRequest, RunResponse };
 export interface CommandRelay {
   /**
    * Runs one command, passing on its responses in order; the last has finished=true. Resolves once
-   * the command is over. The signal aborts when the client is gone: the relay must then cancel.
+   * the command is over. The signal aborts on Ctrl-C or when the client is gone: the relay must then
+   * stop the command, within INTERRUPT_DEADLINE_MS.
    */
   run(request: RunRequest, onResponse: (response: RunResponse) => void, signal: AbortSignal): Promise<void>;
-  /** Interrupts a running command, by the command_id its responses carried. */
-  cancel(commandId: string): Promise<void>;
 }
 
 export interface CommandServerOptions {
@@ -45,8 +49,12 @@ export interface CommandServer {
 }
 
 /** Bazel's exit codes that the proxy itself produces. */
+const INTERRUPTED = 8;
 const LOCAL_ENVIRONMENTAL_ERROR = 36;
 const BLAZE_INTERNAL_ERROR = 37;
+
+/** How long an interrupted command may take to end by itself: Ctrl-C ends the client within 2 s. */
+export const INTERRUPT_DEADLINE_MS = 1_500;
 
 export async function startCommandServer(options: CommandServerOptions): Promise<CommandServer> {
   const { relay, responseCookie } = options;
@@ -56,6 +64,8 @@ export async function startCommandServer(options: CommandServerOptions): Promise
     return given.length === expectedCookie.length && timingSafeEqual(given, expectedCookie);
   };
   const activity = idleWatch(options.maxIdleSecs ?? 0, () => options.onIdle?.());
+  /** The running commands, by the id their client knows them by. */
+  const running = new Map<string, AbortController>();
 
   const handlers: CommandServerHandlers = {
     Ping(call, callback) {
@@ -71,11 +81,10 @@ export async function startCommandServer(options: CommandServerOptions): Promise
         callback({ code: grpc.status.PERMISSION_DENIED, details: 'wrong request cookie' });
         return;
       }
-      const { commandId } = call.request;
-      activity.during(relay.cancel(commandId)).then(
-        () => callback(null, { cookie: responseCookie }),
-        (err: Error) => callback({ code: grpc.status.INTERNAL, details: `cannot cancel command ${commandId}: ${err.message}` }),
-      );
+      // As the real server: an id it does not run (any more) is no error.
+      running.get(call.request.commandId)?.abort(new Error('interrupted (Ctrl-C)'));
+      activity.touch();
+      callback(null, { cookie: responseCookie });
     },
 
     Run(call) {
@@ -87,8 +96,11 @@ export async function startCommandServer(options: CommandServerOptions): Promise
         return;
       }
       if (call.cancelled) return; // the client left before we got here
+      const commandId = randomUUID();
       const aborted = new AbortController();
-      call.on('cancelled', () => aborted.abort());
+      running.set(commandId, aborted);
+      call.on('cancelled', () => aborted.abort(new Error('the client went away')));
+      call.write({ cookie: responseCookie, commandId });
 
       let finished = false;
       const send = (given: RunResponse) => {
@@ -102,16 +114,27 @@ export async function startCommandServer(options: CommandServerOptions): Promise
         call.end();
         if (response.terminationExpected) void stop().then(() => options.onTerminate?.());
       };
-      const fail = (reason: string) => {
-        process.stderr.write(`RBS proxy: ${reason}\n`);
+      const fail = (reason: string, exitCode = BLAZE_INTERNAL_ERROR) => {
+        if (finished) return;
+        process.stderr.write(`RBS proxy: command ${commandId}: ${reason}\n`);
         // A Buffer: a string in a bytes field would be taken for base64.
-        send({ standardError: Buffer.from(`RBS proxy: ${reason}\n`), finished: true, exitCode: BLAZE_INTERNAL_ERROR });
+        send({ standardError: Buffer.from(`RBS proxy: ${reason}\n`), finished: true, exitCode });
       };
+      let deadline: NodeJS.Timeout | undefined;
+      aborted.signal.addEventListener('abort', () => {
+        deadline = setTimeout(() => fail(`interrupted; the remote command had not ended ${INTERRUPT_DEADLINE_MS} ms later, and is being stopped`, INTERRUPTED), INTERRUPT_DEADLINE_MS);
+      });
       // Through a promise, so that a relay throwing synchronously fails this command only.
-      activity.during(Promise.resolve().then(() => relay.run(request, send, aborted.signal))).then(
-        () => finished || aborted.signal.aborted || fail('the command ended without an exit code'),
-        (err: Error) => fail(`the command failed: ${err.message}`),
-      );
+      activity
+        .during(Promise.resolve().then(() => relay.run(request, send, aborted.signal)))
+        .then(
+          () => fail(aborted.signal.aborted ? 'interrupted' : 'the command ended without an exit code', aborted.signal.aborted ? INTERRUPTED : BLAZE_INTERNAL_ERROR),
+          (err: Error) => (aborted.signal.aborted ? fail(`interrupted (${err.message})`, INTERRUPTED) : fail(`the command failed: ${err.message}`)),
+        )
+        .finally(() => {
+          clearTimeout(deadline);
+          running.delete(commandId);
+        });
     },
   };
 

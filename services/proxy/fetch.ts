@@ -32,6 +32,8 @@ export interface FetchOptions {
    * comes with everything in it (a runfiles tree, say).
    */
   paths: string[];
+  /** Interrupts the fetch: the named paths are removed, as after any failed fetch. */
+  signal?: AbortSignal;
 }
 
 /** Where outputs may land: Bazel's output tree, never the execroot's links to the sources. */
@@ -51,7 +53,7 @@ export function refusedOutputPath(relative: string): string | null {
 const RSYNC_FLAGS = ['--from0', '--recursive', '--links', '--safe-links', '--times', '--executability', '--stats'];
 
 /** Fetches `paths` (see FetchOptions); throws naming the path or the reason, after removing them. */
-export async function fetchFromOutputBase({ agent, outputBase, paths }: FetchOptions): Promise<FetchStats> {
+export async function fetchFromOutputBase({ agent, outputBase, paths, signal }: FetchOptions): Promise<FetchStats> {
   const started = performance.now();
   const base = path.resolve(outputBase);
   for (const relative of paths) {
@@ -72,6 +74,7 @@ export async function fetchFromOutputBase({ agent, outputBase, paths }: FetchOpt
       stream: 'fetch',
       args: [...RSYNC_FLAGS, `--files-from=${list}`, 'agent:.', `${base}/`],
       cwd: base,
+      signal,
       describe: `fetch ${fetchId} of ${paths.length} paths (${paths[0]}${paths.length > 1 ? ', …' : ''}) into ${base}`,
     });
     await checkArrived(base, paths);

@@ -53,10 +53,11 @@ export function commandOutputs(request: RunRequest, deliver: (response: RunRespo
       const done = final;
       const exitCode = done.exitCode ?? 0;
       if (!signal.aborted) {
-        const notes = await bringOutputs(args, commandId, exitCode, context).catch((err: Error) => {
+        const notes = await bringOutputs(args, commandId, exitCode, context, signal).catch((err: Error) => {
           context.log(`outputs of command ${commandId}: ${err.message}`);
           return { failed: err.message };
         });
+        if (signal.aborted) return; // interrupted: the command ends as such, without its outputs
         const lines = 'failed' in notes ? [`outputs did not reach this machine: ${notes.failed}`] : notes;
         if (lines.length > 0) deliver({ standardError: Buffer.from(lines.map((line) => `RBS: ${line}\n`).join('')) });
         if ('failed' in notes && exitCode === 0) return deliver({ ...done, exitCode: LOCAL_ENVIRONMENTAL_ERROR });
@@ -67,7 +68,7 @@ export function commandOutputs(request: RunRequest, deliver: (response: RunRespo
 }
 
 /** Does the work; resolves with notes for the developer. */
-async function bringOutputs(args: string[], commandId: string, exitCode: number, context: OutputsContext): Promise<string[]> {
+async function bringOutputs(args: string[], commandId: string, exitCode: number, context: OutputsContext, signal: AbortSignal): Promise<string[]> {
   const { workspace, outputBase, log } = context;
   if (args[0] === 'clean' && exitCode === 0) {
     // As a local clean: the outputs and the links to them go.
@@ -79,20 +80,20 @@ async function bringOutputs(args: string[], commandId: string, exitCode: number,
   const mode = readWorkspaceSettings(workspace).outputs;
   const listing = await listOutputs(context.agent, commandId);
   checkListing(listing);
-  const stats = await bring(mode, listing, context);
+  const stats = await bring(mode, listing, context, signal);
   const notes = await mirrorLinks(workspace, outputBase, args, listing.links);
   const ms = Math.round(performance.now() - started);
   log(`outputs (${mode}) of command ${commandId}: ${listing.files.length} listed, fetched ${stats.files} files (${stats.bytes} bytes) in ${ms} ms (rsync ${stats.ms} ms)`);
   return notes;
 }
 
-async function bring(mode: OutputsMode, listing: Listing, { agent, outputBase }: OutputsContext): Promise<FetchStats> {
+async function bring(mode: OutputsMode, listing: Listing, { agent, outputBase }: OutputsContext, signal: AbortSignal): Promise<FetchStats> {
   if (mode === 'all') {
     const paths = listing.execroot ? [`${listing.execroot}/bazel-out`] : [];
-    return fetchFromOutputBase({ agent, outputBase, paths });
+    return fetchFromOutputBase({ agent, outputBase, paths, signal });
   }
   const stale = await staleCopies(outputBase, listing.files);
-  if (mode === 'toplevel') return fetchFromOutputBase({ agent, outputBase, paths: stale });
+  if (mode === 'toplevel') return fetchFromOutputBase({ agent, outputBase, paths: stale, signal });
   await removeFromOutputBase(outputBase, stale);
   return { files: 0, bytes: 0, ms: 0 };
 }

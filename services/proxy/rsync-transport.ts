@@ -64,6 +64,8 @@ export interface RsyncToAgentOptions {
   remoteShell?: string[];
   /** The agent's stream: Sync (default) for a push into the workspace, Fetch for a pull from the output base. */
   stream?: 'sync' | 'fetch';
+  /** Stops rsync (and with it the agent's end): the command was interrupted. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -79,6 +81,7 @@ export function rsyncToAgent(options: RsyncToAgentOptions): Promise<string> {
     cwd: options.cwd,
     env: withoutRsyncVariables(process.env),
     stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe'],
+    signal: options.signal,
   });
   rsync.stdin?.on('error', () => undefined); // EPIPE if rsync dies early; its status says why
   rsync.stdin?.end(options.stdin);
@@ -91,7 +94,7 @@ export function rsyncToAgent(options: RsyncToAgentOptions): Promise<string> {
 
   const remote = relay(relaySocket, streamOf(agent, options.stream ?? 'sync'), { syncId, baseSyncId: options.baseSyncId ?? '' });
   const local = new Promise<string | null>((resolve) => {
-    rsync.on('error', (err) => resolve(`cannot run rsync: ${err.message}`));
+    rsync.on('error', (err) => resolve(options.signal?.aborted ? 'interrupted' : `cannot run rsync: ${err.message}`));
     rsync.on('close', (code, signal) => resolve(code === 0 ? null : signal ? `rsync killed by ${signal}` : `rsync exit ${code}`));
   });
   return Promise.all([local, remote.exit]).then(([localFailure, remoteOutcome]) => {

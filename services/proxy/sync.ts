@@ -35,6 +35,8 @@ export interface SyncWorkspaceOptions {
    * be this proxy's last sync (another machine's files can match in size and mtime, not content).
    */
   compareContent?: boolean;
+  /** Interrupts the sync (rsync is stopped; the agent refuses a Run naming it). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -66,7 +68,7 @@ export async function syncWorkspace(options: SyncWorkspaceOptions): Promise<{ sy
   const describe = `sync ${syncId} of ${what} to the agent of session ${sessionId}`;
   // Only an incremental sync builds on a base; a full one makes the copy whole whatever it was.
   const baseSyncId = changed ? options.baseSyncId : undefined;
-  await rsyncToAgent({ agent, syncId, baseSyncId, args, stdin: rules, cwd: workspace, describe });
+  await rsyncToAgent({ agent, syncId, baseSyncId, args, stdin: rules, cwd: workspace, describe, signal: options.signal });
   if (!changed) stampOfLastFullSync.set(workspace, stamp);
   return { syncId, ms: Math.round(performance.now() - started) };
 }

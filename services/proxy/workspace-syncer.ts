@@ -10,7 +10,7 @@ import { watchWorkspace } from './workspace-watch';
 
 export interface WorkspaceSyncer {
   /** Syncs what changed (or nothing) onto the session's agent and returns the sync a command should name. */
-  sync(agent: AgentClient, target: SyncTarget): Promise<string>;
+  sync(agent: AgentClient, target: SyncTarget, signal?: AbortSignal): Promise<string>;
   /** The agent lost track of our last sync: the next one sends everything. */
   markDirty(): void;
   close(): void;
@@ -35,7 +35,7 @@ export function workspaceSyncer(workspace: string, log: (message: string) => voi
   let trusted = false;
 
   return {
-    async sync(agent, target) {
+    async sync(agent, target, signal) {
       const { sessionId } = target;
       await changes.ready;
       const taken = await changes.take(); // includes edits made just before this command
@@ -53,10 +53,10 @@ export function workspaceSyncer(workspace: string, log: (message: string) => voi
         const full = () => {
           what = 'everything';
           if (!trusted) how = ", by content: the agent's copy may not be this proxy's last sync";
-          return syncWorkspace({ workspace, agent, sessionId, compareContent: !trusted });
+          return syncWorkspace({ workspace, agent, sessionId, compareContent: !trusted, signal });
         };
-        const done = await (paths ? syncWorkspace({ workspace, agent, sessionId, changed: paths, baseSyncId: base }) : full()).catch((err: Error) => {
-          if (!(err instanceof StaleBaseError)) throw err;
+        const done = await (paths ? syncWorkspace({ workspace, agent, sessionId, changed: paths, baseSyncId: base, signal }) : full()).catch((err: Error) => {
+          if (!(err instanceof StaleBaseError) || signal?.aborted) throw err;
           log(`${err.message}: syncing everything`);
           trusted = false;
           return full();

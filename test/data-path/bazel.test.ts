@@ -187,6 +187,8 @@ it('an agent killed between commands: the proxy reports it, and the next build w
   const next = await build('//:gen');
   expect({ code: next.code, stderr: next.stderr }).toEqual({ code: 0, stderr: expect.stringContaining('Build completed successfully') });
   expect(next.ms).toBeLessThan(45_000); // the probe would have waited 60 s of silence
+  // On the developer's terminal, not only in the proxy's log: the command says what it waits for.
+  expect(next.stderr).toMatch(/RBS: the agent at \S+ did not answer .*: waiting for the session to check it/);
   expect(ws.serverFile('jvm.out')).toMatch(/did not answer .*waiting for the session to check it/);
   const after = await agentsOf();
   expect(after.map((agent) => agent.id)).not.toContain(mine.id);

@@ -3,16 +3,14 @@
  * laptop's Bazel client to run a program, and the stock 4.2.3 client execs any it gets. The real
  * client here talks to the proxy's real command server, whose relay plays a compromised agent.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { EXEC_REFUSED_EXIT_CODE, EXEC_REFUSED_MESSAGE } from '../../lib/exec-request';
 import { type CommandRelay, startCommandServer } from '../../services/proxy/command-server';
-import { publishServer } from '../../lib/bazel/server-files';
 import { hostileResponses, startHostileBazelServer } from '../fakes/hostile-bazel-server';
-import { waitFor } from '../harness/wait';
+import { type AnnouncedServer, stockClient } from './stock-client';
 
 jest.setTimeout(60_000);
 
@@ -32,27 +30,11 @@ afterEach(async () => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-/**
- * The stock client's `bazel run`, with `server` as its server. The client starts the javabase's
- * bin/java in its server's place, as it starts the proxy; here bin/java only records its pid and
- * sleeps, standing in for the server process that the in-process `server` is announced as.
- */
-async function bazelRun(server: { address: string; requestCookie: string; responseCookie: string }): Promise<{ code: number | null; stderr: string }> {
-  const javabase = path.join(root, 'javabase');
-  const standInPid = path.join(root, 'stand-in.pid');
-  fs.mkdirSync(path.join(javabase, 'bin'), { recursive: true });
-  fs.writeFileSync(path.join(javabase, 'bin', 'java'), `#!/bin/sh\necho $$ > ${standInPid}\nexec sleep 600\n`, { mode: 0o755 });
-  const outputBase = path.join(root, 'ob');
-  const argv = [`--output_base=${outputBase}`, `--server_javabase=${javabase}`, 'run', '//:anything'];
-  const child = spawn('/usr/bin/bazel', argv, { cwd: path.join(root, 'ws'), stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (chunk) => (stderr += chunk));
-  const done = new Promise<{ code: number | null; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stderr })));
-  await waitFor(() => fs.existsSync(standInPid) && fs.readFileSync(standInPid, 'utf8').endsWith('\n'), 30_000, 'the client to start its server');
-  const pid = Number(fs.readFileSync(standInPid, 'utf8'));
-  cleanups.push(() => process.kill(pid, 'SIGKILL'));
-  await publishServer(outputBase, { pid, ...server });
-  return done;
+/** The stock client's `bazel run`, with `server` as its server. */
+async function bazelRun(server: AnnouncedServer): Promise<{ code: number | null; stderr: string }> {
+  const client = await stockClient(root, server, ['run', '//:anything']);
+  cleanups.push(() => client.stop());
+  return client.done;
 }
 
 test('the attack is real: the stock client execs an exec_request that its server sends', async () => {
@@ -66,7 +48,6 @@ test('the attack is real: the stock client execs an exec_request that its server
 test('an exec_request from a compromised agent is not relayed by the proxy, and nothing is executed', async () => {
   const compromisedAgent: CommandRelay = {
     run: async (_request, onResponse) => hostileResponses(`touch ${marker}`, root).forEach(onResponse),
-    cancel: async () => undefined,
   };
   const requestCookie = randomBytes(16).toString('hex');
   const responseCookie = randomBytes(16).toString('hex');
