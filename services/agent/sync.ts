@@ -105,6 +105,8 @@ function serveRsync(call: SyncCall, dir: string, vet: Vet, receive?: Receive): v
         call.pause(); // the next frames are rsync's, once it runs
         startRsync(call, frame, dir, vet, receive, fail).then((started) => {
           rsync = started;
+          // Cancelled while rsync was starting: the 'cancelled' handler found none to stop.
+          if (call.cancelled) stop(started);
           call.resume();
         }, fail);
       } else if (!rsync) throw statusError(grpc.status.INTERNAL, 'a frame arrived before rsync started');
@@ -120,7 +122,7 @@ function serveRsync(call: SyncCall, dir: string, vet: Vet, receive?: Receive): v
     rsync ? rsync.stdin.end() : fail(statusError(grpc.status.INVALID_ARGUMENT, 'the stream ended before its SyncStart')),
   );
   // The proxy is gone (cancelled, or its connection dropped): stop writing its workspace.
-  call.on('cancelled', () => rsync?.kill());
+  call.on('cancelled', () => stop(rsync));
 }
 
 /** Vets the first frame and starts rsync on it in `dir`; rejects with a gRPC status if it may not run. */
@@ -149,16 +151,25 @@ async function startRsync(
   let spawnError: Error | undefined;
   rsync.stderr.on('data', (chunk: Buffer) => (stderr = Buffer.concat([stderr, chunk]).subarray(-STDERR_TAIL_BYTES)));
   rsync.stdout.on('data', (chunk: Buffer) => {
-    if (call.write({ data: chunk })) return;
+    if (call.cancelled || call.write({ data: chunk })) return;
     rsync.stdout.pause();
     call.once('drain', () => rsync.stdout.resume());
   });
   // EPIPE once rsync has exited and stops reading; its exit status tells why.
   rsync.stdin.on('error', () => undefined);
   rsync.on('error', (err) => (spawnError = err));
-  rsync.on('close', (code, signal) => {
+  // On exit, not close: a cancelled call's paused stdout may keep 'close' away, and the workspace is
+  // done being written once rsync is gone.
+  let received = false;
+  const endReceive = (code: number | null) => {
+    if (received) return;
+    received = true;
     receive?.drift?.endReceive();
     receive?.ledger.end(code === 0 && !call.cancelled);
+  };
+  rsync.on('exit', endReceive);
+  rsync.on('close', (code, signal) => {
+    endReceive(code); // a failed spawn may emit no 'exit'
     if (spawnError) {
       return fail(statusError(grpc.status.INTERNAL, `cannot run rsync in ${dir}: ${spawnError.message}`));
     }
@@ -181,6 +192,12 @@ async function beginReceive(call: SyncCall, { ledger, drift }: Receive, vetted: 
     ledger.end(false);
     throw statusError(grpc.status.INTERNAL, `cannot remove what drifted in ${dir}: ${(err as Error).message}`);
   }
+}
+
+/** Kills rsync, and lets its output drain to nowhere so that its streams close. */
+function stop(rsync: ChildProcessWithoutNullStreams | undefined): void {
+  rsync?.kill();
+  rsync?.stdout.resume();
 }
 
 /** Hands proxy bytes to rsync, holding further frames back while its stdin is full. */
