@@ -92,12 +92,20 @@ export async function exited(proc: ProcessRef, timeoutMs: number): Promise<boole
   return true;
 }
 
+/** Whether the process is stopped (SIGSTOP, a debugger): it would act on no signal but SIGKILL. */
+async function isStopped(proc: ProcessRef): Promise<boolean> {
+  const stat = await readFile(`/proc/${proc.pid}/stat`, 'latin1').catch(() => '');
+  return /^[Tt]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+}
+
 /**
- * SIGTERM, then SIGKILL if it outlasts the grace period. Each signal goes only to the process we
- * were given: checked against its start time just before, so a recycled pid is never signalled.
+ * SIGTERM, then SIGKILL if it outlasts the grace period; a stopped process gets SIGKILL at once.
+ * Each signal goes only to the process we were given: checked against its start time just before,
+ * so a recycled pid is never signalled.
  */
 export async function stopProcess(proc: ProcessRef, what: string): Promise<void> {
-  for (const [signal, waitMs] of [['SIGTERM', STOP_GRACE_MS], ['SIGKILL', KILL_WAIT_MS]] as const) {
+  const signals = (await isStopped(proc)) ? ([['SIGKILL', KILL_WAIT_MS]] as const) : ([['SIGTERM', STOP_GRACE_MS], ['SIGKILL', KILL_WAIT_MS]] as const);
+  for (const [signal, waitMs] of signals) {
     if (!(await isStillRunning(proc))) return;
     try {
       process.kill(proc.pid, signal);

@@ -28,6 +28,12 @@ export interface BazelServerOptions {
 }
 
 const RPC_TIMEOUT_MS = 5_000;
+/**
+ * While a command runs, the server is pinged this often; after WATCH_FAILURES unanswered pings in
+ * a row (frozen, or wedged) the command fails and the next one gets a new server.
+ */
+const WATCH_MS = 5_000;
+const WATCH_FAILURES = 2;
 /** How long an aborted command may take to end after Cancel before we stop waiting for it. */
 const CANCEL_GRACE_MS = 10_000;
 const EXIT_TIMEOUT_MS = 30_000;
@@ -123,6 +129,13 @@ export class BazelServer {
       graceTimer = setTimeout(() => stop(`did not end within ${CANCEL_GRACE_MS} ms of its Cancel`), CANCEL_GRACE_MS);
     };
     signal.addEventListener('abort', onAbort, { once: true });
+    let unanswered = 0;
+    const watch = setInterval(() => {
+      this.pingOn(server).then(
+        () => (unanswered = 0),
+        () => ++unanswered >= WATCH_FAILURES && stop(`stopped answering: ${unanswered} pings in a row went unanswered for ${RPC_TIMEOUT_MS} ms each`),
+      );
+    }, WATCH_MS);
     try {
       await new Promise<void>((resolve, reject) => {
         call.on('data', (response: RunResponse__Output) => {
@@ -146,6 +159,7 @@ export class BazelServer {
     } finally {
       signal.removeEventListener('abort', onAbort);
       clearTimeout(graceTimer);
+      clearInterval(watch);
       // After `shutdown` or `clean --expunge` the server exits: the next command needs a new one.
       if (terminationExpected) await this.serialized(() => this.forget(server));
     }
@@ -187,9 +201,10 @@ export class BazelServer {
     return this.serialized(async () => {
       const pinned = this.pinned;
       const fits = startupArgs === undefined || (pinned !== undefined && sameArgs(startupArgs, pinned.startupArgs));
-      if (pinned && fits && (await this.answers(pinned))) return pinned;
+      const answering = pinned !== undefined && (await this.answers(pinned));
+      if (pinned && fits && answering) return pinned;
       if (!start) return undefined;
-      if (pinned) await this.stopPinned(pinned);
+      if (pinned) await this.stopPinned(pinned, answering);
       const args = startupArgs ?? this.startupArgs;
       await clearOutputBase(this.options.outputBase);
       await this.runClient([...args, 'info', 'release']);
@@ -212,12 +227,12 @@ export class BazelServer {
   }
 
   /**
-   * Asks our server to shut down, as `bazel shutdown` would, and makes sure it is gone. Once the
-   * pinned process is gone, its port is anybody's: nothing more is sent there.
+   * Asks our server to shut down, as `bazel shutdown` would, unless it stopped answering, and makes
+   * sure it is gone. Once the pinned process is gone, its port is anybody's: nothing more is sent there.
    */
-  private async stopPinned(server: PinnedServer): Promise<void> {
+  private async stopPinned(server: PinnedServer, answering = true): Promise<void> {
     if (this.pinned === server) this.pinned = undefined;
-    const asked = (await isStillRunning(server)) && (await this.shutdownOn(server).then(() => true, () => false));
+    const asked = answering && (await isStillRunning(server)) && (await this.shutdownOn(server).then(() => true, () => false));
     server.client.close();
     if (!asked || !(await exited(server, EXIT_TIMEOUT_MS))) await stopProcess(server, `the Bazel server on ${this.options.outputBase}`);
   }
