@@ -36,5 +36,5 @@ export async function connect(): Promise<OrchestratorClient> {
   if (!fs.existsSync(path.join(dir, 'user.crt'))) {
     throw new SetupError(`not logged in: no certificate in ${dir}; run \`rbs login --user NAME\``);
   }
-  return new OrchestratorClient(orchestratorAddress(), await readTlsMaterial(dir, 'user'));
+  return new OrchestratorClient(orchestratorAddress(), await readTlsMaterial(dir, 'user'), loadConfig().keepaliveMs);
 }

@@ -5,6 +5,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { SessionTimeouts } from '../workflows/messages';
+import { DEFAULT_KEEPALIVE_MS } from './grpc/keepalive';
 import { type KubernetesBackendConfig, kubernetesConfigFromEnv } from './compute/kubernetes/config';
 import { FILESTORE_VARIABLES, filestoreConfigFromEnv, filestoreConfigured } from './compute/kubernetes/filestore-config';
 import type { WorkspaceStorageConfig } from './filestore/config';
@@ -63,6 +64,8 @@ export interface RbsConfig {
   limits: LimitsConfig;
   /** Login with OpenID Connect; null: no issuer, only the single-user local stack's `rbs login --user`. */
   oidc: OidcConfig | null;
+  /** How quiet a client's connection (proxy to agent or orchestrator) may be before it is pinged (lib/grpc/keepalive). */
+  keepaliveMs: number;
 }
 
 const MINUTE = 60_000;
@@ -135,6 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RbsConfig {
       watchStreams: int('RBS_LIMIT_WATCH_STREAMS', 10),
     },
     oidc: oidcConfigFromEnv(env, int('RBS_OIDC_CERT_VALIDITY_MS', 12 * 60 * MINUTE)),
+    keepaliveMs: int('RBS_KEEPALIVE_MS', DEFAULT_KEEPALIVE_MS),
   };
 }
 

@@ -72,6 +72,8 @@ export interface LocalBackendOptions {
   agentCommand: string[];
   /** The worker's identity, for the health checks of waitForAgent and agentProblem. */
   workerTls?: TlsMaterial | RotatingTls;
+  /** How quiet a proxy's connection may be before the agent pings it (RBS_KEEPALIVE_MS); the agent's default if absent. */
+  keepaliveMs?: number;
 }
 
 export class LocalBackend implements ComputeBackend {
@@ -79,12 +81,14 @@ export class LocalBackend implements ComputeBackend {
   private readonly home: string;
   private readonly agentCommand: string[];
   private readonly workerTls: TlsMaterial | RotatingTls | undefined;
+  private readonly keepaliveMs: number | undefined;
 
   constructor(options: LocalBackendOptions) {
     if (options.agentCommand.length === 0) throw new Error('LocalBackend needs a non-empty agentCommand');
     this.home = path.resolve(options.home);
     this.agentCommand = options.agentCommand;
     this.workerTls = options.workerTls;
+    this.keepaliveMs = options.keepaliveMs;
   }
 
   async ensureNamespace(spec: NamespaceSpec): Promise<void> {
@@ -250,6 +254,7 @@ export class LocalBackend implements ComputeBackend {
   private spawnAgent(dir: string, sessionId: string, workspace: string): Child {
     const [command, ...args] = this.agentCommand;
     const flags = ['--namespace-dir', dir, '--session', sessionId, '--workspace-dir', workspace];
+    if (this.keepaliveMs !== undefined) flags.push('--keepalive-ms', String(this.keepaliveMs));
     // Builds run under the agent: it gets nothing of the worker's environment (credentials
     // included), and a home on the volume, so Bazel's per-user state lives with the workspace.
     const home = path.join(path.dirname(workspace), 'home');
@@ -358,12 +363,16 @@ function liveAgentInfo(namespaceDir: string): AgentInfo | null {
   return info && agentNamespaceDirOf(info.pid) === namespaceDir ? info : null;
 }
 
-/** SIGTERM, then SIGKILL after the grace period; returns once `pid` no longer serves `namespaceDir`. */
+/**
+ * SIGTERM, then SIGKILL after the grace period; returns once `pid` no longer serves `namespaceDir`.
+ * A SIGCONT follows the SIGTERM: a frozen agent (SIGSTOP) wakes to act on it, instead of using up the grace.
+ */
 async function terminateAgent(pid: number, namespaceDir: string): Promise<void> {
   const serving = () => agentNamespaceDirOf(pid) === namespaceDir;
   for (const [signal, waitMs] of [['SIGTERM', AGENT_STOP_GRACE_MS], ['SIGKILL', AGENT_KILL_WAIT_MS]] as const) {
     if (!serving()) return;
     signalAgent(pid, signal);
+    if (signal === 'SIGTERM') signalAgent(pid, 'SIGCONT');
     for (const deadline = Date.now() + waitMs; serving() && Date.now() < deadline; ) await sleep(POLL_MS);
   }
   if (serving()) throw new Error(`agent ${pid} of ${namespaceDir} survived SIGKILL`);

@@ -33,9 +33,9 @@ function call<Res>(invoke: Invoke<Res>, timeoutMs = CALL_DEADLINE_MS): Promise<R
 export class OrchestratorClient {
   private readonly raw: RawClient;
 
-  constructor(address: string, tls: TlsMaterial) {
+  constructor(address: string, tls: TlsMaterial, keepaliveMs?: number) {
     const credentials = channelCredentials(tls, (id) => id.kind === 'service' && id.name === 'orchestrator');
-    this.raw = new (protos().orchestrator.rbs.v1.Orchestrator)(address, credentials, { ...TLS_CHANNEL_OPTIONS, ...clientKeepalive() }) as unknown as RawClient;
+    this.raw = new (protos().orchestrator.rbs.v1.Orchestrator)(address, credentials, { ...TLS_CHANNEL_OPTIONS, ...clientKeepalive(keepaliveMs) }) as unknown as RawClient;
   }
 
   /** `unreachableAgent`: the agent address this caller could not reach (GetServerRequest.unreachable_agent). */

@@ -14,7 +14,7 @@ import { InvalidInputError, validateSessionId } from '../../lib/validate';
 import { type AgentServer, type AgentServerOptions, startAgentServer } from './server';
 
 const USAGE = [
-  'usage: agent --namespace-dir DIR --session ID --workspace-dir DIR [--listen HOST:PORT]',
+  'usage: agent --namespace-dir DIR --session ID --workspace-dir DIR [--listen HOST:PORT] [--keepalive-ms MS]',
   '   or: agent, in a pod, with RBS_AGENT_SESSION, RBS_AGENT_TLS_DIR and RBS_AGENT_VOLUME_DIR set',
   '       (and optionally RBS_AGENT_LISTEN, default 0.0.0.0:9443, and RBS_AGENT_HEALTH_LISTEN)',
 ].join('\n');
@@ -46,18 +46,23 @@ function parseFlags(argv: string[]) {
         session: { type: 'string' },
         'workspace-dir': { type: 'string' },
         listen: { type: 'string', default: '127.0.0.1:0' },
+        'keepalive-ms': { type: 'string' },
       },
     }));
   } catch (err) {
     throw new ExitError(EXIT_USAGE, (err as Error).message);
   }
   const { 'namespace-dir': namespaceDir, session: sessionId, 'workspace-dir': workspaceDir, listen } = values;
+  const keepaliveMs = values['keepalive-ms'] === undefined ? undefined : Number(values['keepalive-ms']);
+  if (keepaliveMs !== undefined && !(Number.isSafeInteger(keepaliveMs) && keepaliveMs > 0)) {
+    throw new ExitError(EXIT_USAGE, `--keepalive-ms must be a positive whole number of milliseconds, got '${values['keepalive-ms']}'`);
+  }
   if (!namespaceDir || !sessionId || !workspaceDir || !listen) {
     throw new ExitError(EXIT_USAGE, '--namespace-dir, --session and --workspace-dir are required');
   }
   // Other agents and the backend recognise this agent by the literal path on its command line.
   if (!path.isAbsolute(namespaceDir)) throw new ExitError(EXIT_USAGE, '--namespace-dir must be an absolute path');
-  return { namespaceDir, sessionId, workspaceDir: path.resolve(workspaceDir), listen };
+  return { namespaceDir, sessionId, workspaceDir: path.resolve(workspaceDir), listen, keepaliveMs };
 }
 
 /** The pod's settings (lib/compute/kubernetes/objects.ts agentPod sets them). */
@@ -152,14 +157,14 @@ async function runInPod(settings: ReturnType<typeof podSettings>, stopRequested:
 }
 
 async function runLocal(flags: ReturnType<typeof parseFlags>, stopRequested: Promise<NodeJS.Signals>): Promise<number> {
-  const { namespaceDir, sessionId, workspaceDir, listen } = flags;
+  const { namespaceDir, sessionId, workspaceDir, listen, keepaliveMs } = flags;
   const lockFile = path.join(namespaceDir, NAMESPACE_FILES.agentLock);
   const infoFile = path.join(namespaceDir, NAMESPACE_FILES.agentInfo);
 
   await acquireLock(lockFile, namespaceDir);
   try {
     const tls = await fileServiceTls(path.join(namespaceDir, NAMESPACE_FILES.tls), 'agent');
-    const server = await start({ sessionId, workspaceDir, tls, listen });
+    const server = await start({ sessionId, workspaceDir, tls, listen, keepaliveMs });
     // Two agents breaking the same stale lock can both think they won; the one still named keeps it.
     if (readPid(lockFile) !== process.pid) {
       await server.stop();

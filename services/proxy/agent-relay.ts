@@ -11,11 +11,37 @@ import { buildEventDelivery } from './build-event-files';
 import { type CommandRelay, INTERRUPT_DEADLINE_MS, type RunRequest, type RunResponse } from './command-server';
 import { commandOutputs } from './outputs';
 import { openSession, type SessionLink } from './session';
+import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
 import { AgentUnreachableError } from './sync';
 import { workspaceSyncer } from './workspace-syncer';
 
 /** Well inside any sensible idle timeout, and rare enough to cost nothing. */
 const HEARTBEAT_MS = 30_000;
+
+/**
+ * grpc-js bounds no connection attempt: an agent address that accepts a connection and then says
+ * nothing (a half-open path, a frozen agent) would hold a call without a deadline for ever.
+ */
+const CONNECT_DEADLINE_MS = 10_000;
+
+/** Resolves once the agent's channel is READY; rejects at once on a failed attempt (nobody listens), or at the deadline. */
+function agentReady(agent: AgentClient): Promise<void> {
+  const channel = agent.getChannel();
+  const deadline = Date.now() + CONNECT_DEADLINE_MS;
+  return new Promise((resolve, reject) => {
+    const check = (state: grpc.connectivityState) => {
+      if (state === grpc.connectivityState.READY) return resolve();
+      if (state === grpc.connectivityState.TRANSIENT_FAILURE || state === grpc.connectivityState.SHUTDOWN) {
+        return reject(new AgentUnreachableError(`cannot connect to the agent (${grpc.connectivityState[state]})`));
+      }
+      channel.watchConnectivityState(state, deadline, (err) => {
+        if (err) reject(new AgentUnreachableError(`no connection to the agent within ${CONNECT_DEADLINE_MS} ms`));
+        else check(channel.getConnectivityState(true));
+      });
+    };
+    check(channel.getConnectivityState(true));
+  });
+}
 
 export interface AgentRelayOptions {
   /** The workspace on this machine (the client's --workspace_directory). */
@@ -69,6 +95,7 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
     signal: AbortSignal,
     onRunTarget: (target: RunTarget__Output) => void,
   ): Promise<Retry | null> {
+    await unlessAborted(agentReady(l.agent), signal);
     const syncId = await syncer.sync(l.agent, l.session, signal);
     signal.throwIfAborted();
     const heartbeat = setInterval(() => l.orchestrator.heartbeat(l.session.sessionId).catch(() => undefined), HEARTBEAT_MS);

@@ -37,6 +37,11 @@ export class AgentUnreachableError extends Error {
   override name = 'AgentUnreachableError';
 }
 
+/** Another sync is still writing the agent's copy (an interrupted one, say, still being stopped): try again shortly. */
+export class AgentBusyError extends Error {
+  override name = 'AgentBusyError';
+}
+
 /** The agent's copy is not the base an incremental sync builds on: sync everything instead. */
 export class StaleBaseError extends Error {
   override name = 'StaleBaseError';
@@ -44,6 +49,12 @@ export class StaleBaseError extends Error {
 
 /** Last bytes of rsync's stderr kept for an error message. */
 const STDERR_TAIL_BYTES = 4 * 1024;
+
+/**
+ * How long the agent's end may outlive a failed local rsync before it is cancelled: long enough for
+ * its own status (the reason, often), short enough that nothing waits on a peer that waits on us.
+ */
+const REMOTE_END_GRACE_MS = 2_000;
 
 /** The longest remote command line accepted from the shell: rsync's are a few hundred bytes. */
 const MAX_COMMAND_BYTES = 64 * 1024;
@@ -97,11 +108,18 @@ export function rsyncToAgent(options: RsyncToAgentOptions): Promise<string> {
     rsync.on('error', (err) => resolve(options.signal?.aborted ? 'interrupted' : `cannot run rsync: ${err.message}`));
     rsync.on('close', (code, signal) => resolve(code === 0 ? null : signal ? `rsync killed by ${signal}` : `rsync exit ${code}`));
   });
+  // The shell's background cats may hold the relay open after rsync is gone, and the agent's rsync
+  // would wait for a peer that is no more: its end is cancelled.
+  options.signal?.addEventListener('abort', () => remote.abort('interrupted'), { once: true });
+  void local.then((failure) => {
+    if (failure) setTimeout(() => remote.abort(`the local rsync ended (${failure}) and the agent's did not`), REMOTE_END_GRACE_MS).unref();
+  });
   return Promise.all([local, remote.exit]).then(([localFailure, remoteOutcome]) => {
     const tail = stderr.toString('utf8').trim();
     if (remoteOutcome.kind !== 'exited') {
       if (remoteOutcome.kind === 'unreachable') throw new AgentUnreachableError(`${describe}: ${remoteOutcome.why}`);
       if (remoteOutcome.kind === 'stale') throw new StaleBaseError(`${describe}: ${remoteOutcome.why}`);
+      if (remoteOutcome.kind === 'busy') throw new AgentBusyError(`${describe}: ${remoteOutcome.why}`);
       throw new Error(`${describe}: ${remoteOutcome.why}${tail ? `; rsync: ${tail}` : ''}`);
     }
     const { code, message } = remoteOutcome.exit;
@@ -111,9 +129,8 @@ export function rsyncToAgent(options: RsyncToAgentOptions): Promise<string> {
   });
 }
 
-type RemoteOutcome =
-  | { kind: 'exited'; exit: SyncExit__Output }
-  | { kind: 'unreachable' | 'stale' | 'failed'; why: string };
+type Failure = 'unreachable' | 'stale' | 'busy' | 'failed';
+type RemoteOutcome = { kind: 'exited'; exit: SyncExit__Output } | { kind: Failure; why: string };
 
 /** Reads the shell's command line, then carries its bytes both ways over one Sync stream. */
 interface OpenStream {
@@ -125,7 +142,7 @@ function streamOf(agent: AgentClient, stream: 'sync' | 'fetch'): OpenStream {
   return stream === 'fetch' ? { name: 'Fetch', open: () => agent.fetch() } : { name: 'Sync', open: () => agent.sync() };
 }
 
-function relay(socket: Socket, open: OpenStream, start: Omit<SyncStart, 'serverArgs'>): { exit: Promise<RemoteOutcome> } {
+function relay(socket: Socket, open: OpenStream, start: Omit<SyncStart, 'serverArgs'>): { exit: Promise<RemoteOutcome>; abort(why: string): void } {
   let header = Buffer.alloc(0);
   let call: grpc.ClientDuplexStream<SyncFrame, SyncFrame__Output> | undefined;
   let settle!: (outcome: RemoteOutcome) => void;
@@ -158,7 +175,7 @@ function relay(socket: Socket, open: OpenStream, start: Omit<SyncStart, 'serverA
   socket.on('data', onHeader);
   // The shell exited before naming a command (rsync died): nothing was started remotely.
   socket.on('close', () => call ?? settle({ kind: 'failed', why: 'the remote shell exited before it started the sync' }));
-  return { exit };
+  return { exit, abort: (why) => fail({ kind: 'failed', why }) };
 }
 
 function startCall(
@@ -186,7 +203,12 @@ function startCall(
   });
   // grpc-js emits a failed status as 'error' at once, ahead of 'end': 'end' means the status was OK.
   call.on('error', (err: grpc.ServiceError) => {
-    const kind = err.code === grpc.status.UNAVAILABLE ? 'unreachable' : err.code === grpc.status.FAILED_PRECONDITION ? 'stale' : 'failed';
+    const kinds: Partial<Record<grpc.status, Failure>> = {
+      [grpc.status.UNAVAILABLE]: 'unreachable',
+      [grpc.status.FAILED_PRECONDITION]: 'stale',
+      [grpc.status.ABORTED]: 'busy',
+    };
+    const kind = kinds[err.code] ?? 'failed';
     settle({ kind, why: `the agent's ${stream.name} failed: ${grpc.status[err.code]}: ${err.details || err.message}` });
     socket.destroy();
   });

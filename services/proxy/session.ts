@@ -8,6 +8,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
 import { connect } from '../../lib/client-config';
+import { loadConfig } from '../../lib/config';
 import type { OrchestratorClient, Session } from '../../lib/grpc/orchestrator-client';
 import { clientKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
@@ -44,11 +45,13 @@ const FETCH_WINDOW = { 'grpc-node.flow_control_window': 8 * 1024 * 1024 };
 /** How long a client replaced by a renewal still takes new calls. */
 const RETIRED_CLIENT_GRACE_MS = 60_000;
 
-function agentClient(session: Session, tls: TlsMaterial): AgentClient {
+function agentClient(session: Session, tls: TlsMaterial, keepaliveMs: number): AgentClient {
   const credentials = channelCredentials(tls, (id) => id.kind === 'agent' && id.sessionId === session.sessionId);
   return new (protos().agent.rbs.v1.Agent)(session.agentAddress, credentials, {
     ...TLS_CHANNEL_OPTIONS,
-    ...clientKeepalive(),
+    ...clientKeepalive(keepaliveMs),
+    // Its own subchannels, gone with it: a connection attempt stuck on a dead path dies with the client.
+    'grpc.use_local_subchannel_pool': 1,
     ...FETCH_WINDOW,
   }) as unknown as AgentClient;
 }
@@ -59,7 +62,8 @@ export async function openSession(workspace: string, log: (message: string) => v
   try {
     const session = await orchestrator.getServer(workspace, { unreachableAgent: options.unreachableAgent });
     let tls = await certify(orchestrator, session.sessionId);
-    let agent = agentClient(session, tls);
+    const { keepaliveMs } = loadConfig();
+    let agent = agentClient(session, tls, keepaliveMs);
     let closed = false;
     // The user may have logged in again since: each renewal asks with their newest certificate.
     const renew = async () => {
@@ -71,7 +75,7 @@ export async function openSession(workspace: string, log: (message: string) => v
       }
       if (!closed) {
         const old = agent;
-        agent = agentClient(session, tls);
+        agent = agentClient(session, tls, keepaliveMs);
         // A closed client refuses new calls at once, and a command may be about to make one on the
         // client it read a moment ago (its output fetch, its sync's stream): close it a while later.
         setTimeout(() => old.close(), RETIRED_CLIENT_GRACE_MS).unref();

@@ -10,7 +10,7 @@ import { SOURCE_SET_ARGS, sourceSetRules } from '../../lib/sync/source-set';
 import { sourceRulesStamp } from '../../lib/sync/rules-stamp';
 import { rsyncToAgent } from './rsync-transport';
 
-export { AgentUnreachableError, StaleBaseError } from './rsync-transport';
+export { AgentBusyError, AgentUnreachableError, StaleBaseError } from './rsync-transport';
 
 export interface SyncWorkspaceOptions {
   /** The workspace on this machine. */

@@ -5,7 +5,7 @@
  * same workspace path, or the copy drifted), the agent refuses and the sync starts over in full.
  */
 import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
-import { StaleBaseError, syncWorkspace } from './sync';
+import { AgentBusyError, StaleBaseError, syncWorkspace } from './sync';
 import { watchWorkspace } from './workspace-watch';
 
 export interface WorkspaceSyncer {
@@ -21,6 +21,10 @@ export interface SyncTarget {
   sessionId: string;
   agentAddress: string;
 }
+
+/** How long a sync waits for one that is still writing the agent's copy (being stopped, after a Ctrl-C). */
+const BUSY_WAIT_MS = 10_000;
+const BUSY_RETRY_MS = 200;
 
 export function workspaceSyncer(workspace: string, log: (message: string) => void): WorkspaceSyncer {
   // Watching starts before the first sync, so nothing edited during a sync goes unnoticed.
@@ -55,12 +59,14 @@ export function workspaceSyncer(workspace: string, log: (message: string) => voi
           if (!trusted) how = ", by content: the agent's copy may not be this proxy's last sync";
           return syncWorkspace({ workspace, agent, sessionId, compareContent: !trusted, signal });
         };
-        const done = await (paths ? syncWorkspace({ workspace, agent, sessionId, changed: paths, baseSyncId: base, signal }) : full()).catch((err: Error) => {
-          if (!(err instanceof StaleBaseError) || signal?.aborted) throw err;
-          log(`${err.message}: syncing everything`);
-          trusted = false;
-          return full();
-        });
+        const attempt = () =>
+          (paths ? syncWorkspace({ workspace, agent, sessionId, changed: paths, baseSyncId: base, signal }) : full()).catch((err: Error) => {
+            if (!(err instanceof StaleBaseError) || signal?.aborted) throw err;
+            log(`${err.message}: syncing everything`);
+            trusted = false;
+            return full();
+          });
+        const done = await whileBusy(attempt, log, signal);
         log(`synced ${what} in ${done.ms} ms${how}`);
         synced = { ...target, syncId: done.syncId };
         trusted = true;
@@ -77,4 +83,18 @@ export function workspaceSyncer(workspace: string, log: (message: string) => voi
     },
     close: () => changes.close(),
   };
+}
+
+/** Runs `attempt` again while the agent is still busy with an earlier sync, for up to BUSY_WAIT_MS. */
+async function whileBusy<T>(attempt: () => Promise<T>, log: (message: string) => void, signal?: AbortSignal): Promise<T> {
+  const deadline = Date.now() + BUSY_WAIT_MS;
+  for (let said = false; ; said = true) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!(err instanceof AgentBusyError) || signal?.aborted || Date.now() > deadline) throw err;
+      if (!said) log(`${err.message}: waiting for it`);
+      await new Promise((resolve) => setTimeout(resolve, BUSY_RETRY_MS));
+    }
+  }
 }

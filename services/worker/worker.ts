@@ -49,7 +49,9 @@ const quietBundlerLogger = {
  * ~/.kube/config). The Kubernetes client is large: loaded only when used.
  */
 async function backendFor(config: RbsConfig, workerTls: RotatingTls, workspaceStorage?: WorkspaceStorage): Promise<ComputeBackend> {
-  if (config.backend.kind === 'local') return new LocalBackend({ home: config.home, agentCommand: defaultAgentCommand(), workerTls });
+  if (config.backend.kind === 'local') {
+    return new LocalBackend({ home: config.home, agentCommand: defaultAgentCommand(), workerTls, keepaliveMs: config.keepaliveMs });
+  }
   const [{ KubeConfig }, { KubernetesBackend }] = await Promise.all([
     import('@kubernetes/client-node'),
     import('../../lib/compute/kubernetes/backend'),
