@@ -4,39 +4,16 @@
  * agent's keepalive finds the silent connection, drops it, and the command is cancelled.
  */
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
 import { clientKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
 import { TLS_CHANNEL_OPTIONS, channelCredentials } from '../../lib/grpc/tls';
 import { type Fixture, SESSION, startFixture, write } from '../sync/fixture';
+import { startTcpRelay } from '../harness/tcp-relay';
 import { waitFor } from '../harness/wait';
 
 const KEEPALIVE_MS = 1000;
-
-/** Forwards TCP to `target` until blackholed: then it neither forwards nor closes anything. */
-async function startRelay(target: string) {
-  const sockets: net.Socket[] = [];
-  let blackholed = false;
-  const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
-  const server = net.createServer((inbound) => {
-    const outbound = net.connect(port, host);
-    sockets.push(inbound, outbound);
-    inbound.on('data', (chunk) => blackholed || outbound.write(chunk));
-    outbound.on('data', (chunk) => blackholed || inbound.write(chunk));
-    for (const socket of [inbound, outbound]) socket.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    address: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    blackhole: () => void (blackholed = true),
-    close: () => {
-      sockets.forEach((socket) => socket.destroy());
-      server.close();
-    },
-  };
-}
 
 /** Pids of `sleep` processes working under `dir` (the genrule's action runs in the execroot). */
 function sleepsUnder(dir: string): number[] {
@@ -61,7 +38,7 @@ afterAll(async () => {
 test('a dropped network ends the command at both ends once keepalive gives up, and the server is free again', async () => {
   write(f.source, { WORKSPACE: '', BUILD: 'genrule(name = "slow", outs = ["slow.txt"], cmd = "sleep 120; touch $@")\n' });
   const { syncId } = await f.sync();
-  const relay = await startRelay(f.agent.address);
+  const relay = await startTcpRelay(f.agent.address);
   const isAgent = (id: { kind: string; sessionId?: string }) => id.kind === 'agent' && id.sessionId === SESSION;
   // As the proxy's own client (services/proxy/session.ts), with the test's short keepalive.
   const options = { ...TLS_CHANNEL_OPTIONS, ...clientKeepalive(KEEPALIVE_MS) };

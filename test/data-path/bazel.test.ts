@@ -177,24 +177,6 @@ it('a SIGKILLed client: its remote command is cancelled and the next build is no
   expect(ws.sleepers()).toEqual([]);
 });
 
-it('an agent killed between commands: the proxy reports it, and the next build waits for its replacement and succeeds', async () => {
-  expect((await build('//:gen')).code).toBe(0);
-  const { session } = await remote();
-  const agentsOf = async () => (await stack().worker.backend.listAgents()).filter((agent) => agent.sessionId === session.sessionId);
-  const [mine] = await agentsOf();
-  process.kill(Number(mine.id), 'SIGKILL');
-  // Long before the session's own probe (a minute of silence) would notice.
-  const next = await build('//:gen');
-  expect({ code: next.code, stderr: next.stderr }).toEqual({ code: 0, stderr: expect.stringContaining('Build completed successfully') });
-  expect(next.ms).toBeLessThan(45_000); // the probe would have waited 60 s of silence
-  // On the developer's terminal, not only in the proxy's log: the command says what it waits for.
-  expect(next.stderr).toMatch(/RBS: the agent at \S+ did not answer .*: waiting for the session to check it/);
-  expect(ws.serverFile('jvm.out')).toMatch(/did not answer .*waiting for the session to check it/);
-  const after = await agentsOf();
-  expect(after.map((agent) => agent.id)).not.toContain(mine.id);
-  expect(after).toHaveLength(1);
-});
-
 it('refuses wrong cookies and junk without crashing', async () => {
   expect((await ws.bazel(['info', 'release'])).code).toBe(0);
   const pid = ws.proxyPid();

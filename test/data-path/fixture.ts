@@ -173,7 +173,8 @@ export function bazelServersOn(outputBase: string): number[] {
   });
 }
 
-function pidsWhere(matches: (cmdline: string) => boolean): number[] {
+/** Pids of processes (other than this one) whose NUL-separated command line `matches`. */
+export function pidsWhere(matches: (cmdline: string) => boolean): number[] {
   return fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid).flatMap((name) => {
     try {
       return matches(fs.readFileSync(`/proc/${name}/cmdline`, 'latin1')) ? [Number(name)] : [];
@@ -183,8 +184,8 @@ function pidsWhere(matches: (cmdline: string) => boolean): number[] {
   });
 }
 
-/** A workspace of a new user `name` of `stack`, whose proxy gets its sessions from that stack. */
-export async function workspaceOfNewUser(stack: TestStack, name: string): Promise<BazelWorkspace> {
+/** A workspace of a new user `name` of `stack`, whose proxy gets its sessions from that stack; `env` adds to the proxy's. */
+export async function workspaceOfNewUser(stack: TestStack, name: string, env: NodeJS.ProcessEnv = {}): Promise<BazelWorkspace> {
   const credentials = path.join(stack.config.home, 'credentials', name);
   const issued = await stack.ca.issue({ kind: 'user', user: name, operator: false });
   await writeTlsMaterial(credentials, 'user', { caCertPem: stack.ca.certPem, ...issued });
@@ -193,6 +194,7 @@ export async function workspaceOfNewUser(stack: TestStack, name: string): Promis
     RBS_HOME: stack.config.home,
     RBS_ORCHESTRATOR: stack.orchestrator.address,
     RBS_CREDENTIALS: credentials,
+    ...env,
   });
 }
 
