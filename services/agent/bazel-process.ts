@@ -99,12 +99,13 @@ async function isStopped(proc: ProcessRef): Promise<boolean> {
 }
 
 /**
- * SIGTERM, then SIGKILL if it outlasts the grace period; a stopped process gets SIGKILL at once.
+ * SIGTERM, then SIGKILL if it outlasts the grace period; a stopped process, or with `kill`, SIGKILL at once.
  * Each signal goes only to the process we were given: checked against its start time just before,
  * so a recycled pid is never signalled.
  */
-export async function stopProcess(proc: ProcessRef, what: string): Promise<void> {
-  const signals = (await isStopped(proc)) ? ([['SIGKILL', KILL_WAIT_MS]] as const) : ([['SIGTERM', STOP_GRACE_MS], ['SIGKILL', KILL_WAIT_MS]] as const);
+export async function stopProcess(proc: ProcessRef, what: string, options: { kill?: boolean } = {}): Promise<void> {
+  const killAtOnce = options.kill || (await isStopped(proc));
+  const signals = killAtOnce ? ([['SIGKILL', KILL_WAIT_MS]] as const) : ([['SIGTERM', STOP_GRACE_MS], ['SIGKILL', KILL_WAIT_MS]] as const);
   for (const [signal, waitMs] of signals) {
     if (!(await isStillRunning(proc))) return;
     try {

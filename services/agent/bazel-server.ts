@@ -30,10 +30,11 @@ export interface BazelServerOptions {
 const RPC_TIMEOUT_MS = 5_000;
 /**
  * While a command runs, the server is pinged this often; after WATCH_FAILURES unanswered pings in
- * a row (frozen, or wedged) the command fails and the next one gets a new server.
+ * a row (15 s and more: frozen or wedged, not a GC pause) the command fails and the server is
+ * stopped, so that its orphaned command holds no lock against the next one, which gets a new server.
  */
 const WATCH_MS = 5_000;
-const WATCH_FAILURES = 2;
+const WATCH_FAILURES = 3;
 /** How long an aborted command may take to end after Cancel before we stop waiting for it. */
 const CANCEL_GRACE_MS = 10_000;
 const EXIT_TIMEOUT_MS = 30_000;
@@ -133,7 +134,11 @@ export class BazelServer {
     const watch = setInterval(() => {
       this.pingOn(server).then(
         () => (unanswered = 0),
-        () => ++unanswered >= WATCH_FAILURES && stop(`stopped answering: ${unanswered} pings in a row went unanswered for ${RPC_TIMEOUT_MS} ms each`),
+        () => {
+          if (++unanswered < WATCH_FAILURES || stopReason) return;
+          stop(`stopped answering: ${unanswered} pings in a row went unanswered for ${RPC_TIMEOUT_MS} ms each`);
+          void this.serialized(() => this.stopPinned(server, false)).catch(() => undefined); // the next command starts anew
+        },
       );
     }, WATCH_MS);
     try {

@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { AGENT_EXIT_ALREADY_RUNNING, type AgentInfo, NAMESPACE_FILES, agentNamespaceDirOf } from '../../lib/compute/local-backend';
 import { fileServiceTls } from '../../lib/pki/service-tls';
 import { installFile } from '../../lib/files';
+import { checkKeepaliveMs } from '../../lib/grpc/keepalive';
 import { InvalidInputError, validateSessionId } from '../../lib/validate';
 import { type AgentServer, type AgentServerOptions, startAgentServer } from './server';
 
@@ -53,9 +54,11 @@ function parseFlags(argv: string[]) {
     throw new ExitError(EXIT_USAGE, (err as Error).message);
   }
   const { 'namespace-dir': namespaceDir, session: sessionId, 'workspace-dir': workspaceDir, listen } = values;
-  const keepaliveMs = values['keepalive-ms'] === undefined ? undefined : Number(values['keepalive-ms']);
-  if (keepaliveMs !== undefined && !(Number.isSafeInteger(keepaliveMs) && keepaliveMs > 0)) {
-    throw new ExitError(EXIT_USAGE, `--keepalive-ms must be a positive whole number of milliseconds, got '${values['keepalive-ms']}'`);
+  let keepaliveMs: number | undefined;
+  try {
+    keepaliveMs = values['keepalive-ms'] === undefined ? undefined : checkKeepaliveMs(Number(values['keepalive-ms']), '--keepalive-ms');
+  } catch (err) {
+    throw new ExitError(EXIT_USAGE, (err as Error).message);
   }
   if (!namespaceDir || !sessionId || !workspaceDir || !listen) {
     throw new ExitError(EXIT_USAGE, '--namespace-dir, --session and --workspace-dir are required');

@@ -19,14 +19,16 @@ export interface ServerPin extends ProcessRef {
 const log = (message: string) => process.stderr.write(`${new Date().toISOString()} agent[${process.pid}] ${message}\n`);
 
 /**
- * Stops every Bazel server of `outputBase` that /proc shows: at the agent's start, none is its own.
+ * Kills every Bazel server of `outputBase` that /proc shows: at the agent's start, none is its own.
  * A dead agent's server (Bazel daemonizes it, so no kill of the agent reaches it) would otherwise
- * finish that agent's cancelled command and hold the output base until the next command.
+ * finish that agent's cancelled command and hold the output base until the next command. It is a
+ * stranger, not to be talked to, and what it was doing is abandoned: SIGKILL, not a SIGTERM it
+ * would take its time over (Bazel survives a crash; its lock goes with the process).
  */
 export async function stopStrayServers(outputBase: string): Promise<void> {
   for (const stray of await bazelServersOf(outputBase)) {
-    log(`stopping Bazel server pid ${stray.pid} on ${outputBase}: this agent did not start it`);
-    await stopProcess(stray, `the Bazel server on ${outputBase} that this agent did not start`);
+    log(`killing Bazel server pid ${stray.pid} on ${outputBase}: this agent did not start it`);
+    await stopProcess(stray, `the Bazel server on ${outputBase} that this agent did not start`, { kill: true });
   }
 }
 

@@ -137,9 +137,9 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     syncs,
     drift,
     async stop() {
-      // Not ready first, so no new client is sent here while the agent stops.
-      if (healthServer) await shutdownGracefully(healthServer);
-      await shutdownGracefully(server);
+      // Both stop taking calls at once (no new client is sent here while the agent stops), then
+      // share one grace period for those in flight.
+      await Promise.all([healthServer && shutdownGracefully(healthServer), shutdownGracefully(server)]);
       // A suspended or ended session keeps no JVM running; its caches stay on the volume.
       await bazel.shutdown();
       bazel.close();

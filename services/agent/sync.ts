@@ -17,6 +17,8 @@ export type SyncCall = grpc.ServerDuplexStream<SyncFrame__Output, SyncFrame>;
 
 /** rsync's diagnostics end with the reason it failed; this much of their tail is reported. */
 const STDERR_TAIL_BYTES = 8 * 1024;
+/** How long after rsync's exit its streams may stay open before the copy is released without them. */
+const RECEIVE_END_GRACE_MS = 10_000;
 
 /**
  * Which sync the workspace matches. One sync writes at a time, and while it does the workspace
@@ -158,8 +160,8 @@ async function startRsync(
   // EPIPE once rsync has exited and stops reading; its exit status tells why.
   rsync.stdin.on('error', () => undefined);
   rsync.on('error', (err) => (spawnError = err));
-  // On exit, not close: a cancelled call's paused stdout may keep 'close' away, and the workspace is
-  // done being written once rsync is gone.
+  // The copy is written until 'close': rsync's forked receiver holds its pipes until it is done. Should
+  // that never come (a child that outlives its parent), the copy is released a while after 'exit'.
   let received = false;
   const endReceive = (code: number | null) => {
     if (received) return;
@@ -167,9 +169,9 @@ async function startRsync(
     receive?.drift?.endReceive();
     receive?.ledger.end(code === 0 && !call.cancelled);
   };
-  rsync.on('exit', endReceive);
+  rsync.on('exit', () => setTimeout(() => endReceive(null), RECEIVE_END_GRACE_MS).unref());
   rsync.on('close', (code, signal) => {
-    endReceive(code); // a failed spawn may emit no 'exit'
+    endReceive(code);
     if (spawnError) {
       return fail(statusError(grpc.status.INTERNAL, `cannot run rsync in ${dir}: ${spawnError.message}`));
     }
