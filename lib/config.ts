@@ -5,7 +5,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { SessionTimeouts } from '../workflows/messages';
-import { DEFAULT_KEEPALIVE_MS } from './grpc/keepalive';
+import { DEFAULT_KEEPALIVE_MS, checkKeepaliveMs } from './grpc/keepalive';
 import { type KubernetesBackendConfig, kubernetesConfigFromEnv } from './compute/kubernetes/config';
 import { FILESTORE_VARIABLES, filestoreConfigFromEnv, filestoreConfigured } from './compute/kubernetes/filestore-config';
 import type { WorkspaceStorageConfig } from './filestore/config';
@@ -138,7 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RbsConfig {
       watchStreams: int('RBS_LIMIT_WATCH_STREAMS', 10),
     },
     oidc: oidcConfigFromEnv(env, int('RBS_OIDC_CERT_VALIDITY_MS', 12 * 60 * MINUTE)),
-    keepaliveMs: int('RBS_KEEPALIVE_MS', DEFAULT_KEEPALIVE_MS),
+    keepaliveMs: checkKeepaliveMs(int('RBS_KEEPALIVE_MS', DEFAULT_KEEPALIVE_MS), 'RBS_KEEPALIVE_MS'),
   };
 }
 

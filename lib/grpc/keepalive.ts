@@ -9,6 +9,17 @@ import type * as grpc from '@grpc/grpc-js';
 
 export const DEFAULT_KEEPALIVE_MS = 15_000;
 
+/** Under a second, live connections get dropped; past 2^31-1 ms, Node's timers fire at once. */
+const KEEPALIVE_RANGE_MS = { min: 1_000, max: 2_147_483_647 };
+
+/** `value` if it is a keepalive interval RBS accepts, else an error naming `source`. */
+export function checkKeepaliveMs(value: number, source: string): number {
+  if (!Number.isSafeInteger(value) || value < KEEPALIVE_RANGE_MS.min || value > KEEPALIVE_RANGE_MS.max) {
+    throw new Error(`${source} must be a whole number of milliseconds from ${KEEPALIVE_RANGE_MS.min} to ${KEEPALIVE_RANGE_MS.max}, got ${value}`);
+  }
+  return value;
+}
+
 /** Server options that drop a connection within about 1.5 × `intervalMs` of its peer vanishing. */
 export function serverKeepalive(intervalMs = DEFAULT_KEEPALIVE_MS): grpc.ServerOptions {
   return { 'grpc.keepalive_time_ms': intervalMs, 'grpc.keepalive_timeout_ms': Math.ceil(intervalMs / 2) };
