@@ -10,6 +10,7 @@ import type { Session__Output } from '../../gen/proto/rbs/v1/Session';
 import type { SessionProgress__Output } from '../../gen/proto/rbs/v1/SessionProgress';
 import type { UnrevokeUserResponse__Output } from '../../gen/proto/rbs/v1/UnrevokeUserResponse';
 import type { WatchSessionRequest } from '../../gen/proto/rbs/v1/WatchSessionRequest';
+import { channelReady } from './channel-ready';
 import { clientKeepalive } from './keepalive';
 import { protos } from './protos';
 import { TLS_CHANNEL_OPTIONS, channelCredentials, type TlsMaterial } from './tls';
@@ -23,6 +24,8 @@ type Invoke<Res> = (options: grpc.CallOptions, callback: grpc.requestCallback<Re
  * orchestrator that froze or dropped off the network fails a command instead of hanging it.
  */
 const CALL_DEADLINE_MS = 30_000;
+/** Ending sessions waits for their teardown (agents stopped, namespaces deleted). */
+const TEARDOWN_DEADLINE_MS = 10 * 60_000;
 /** GetServer waits for the session to be READY, provisioning included (minutes for a new Filestore volume). */
 export const GET_SERVER_DEADLINE_MS = 15 * 60_000;
 
@@ -41,6 +44,8 @@ export class OrchestratorClient {
   /** `unreachableAgent`: the agent address this caller could not reach (GetServerRequest.unreachable_agent). */
   async getServer(workspace: string, options: { timeoutMs?: number; unreachableAgent?: string } = {}): Promise<Session> {
     const request = { workspace, unreachableAgent: options.unreachableAgent ?? '' };
+    // Its deadline is long (provisioning): the connection itself gets a short one.
+    await channelReady(this.raw, (why) => new Error(`the orchestrator: ${why}`));
     const res = await call<GetServerResponse__Output>((o, cb) => this.raw.getServer(request, o, cb), options.timeoutMs ?? GET_SERVER_DEADLINE_MS);
     return res.session!;
   }
@@ -67,8 +72,9 @@ export class OrchestratorClient {
     return call<Session>((o, cb) => this.raw.describeSession({ sessionId }, o, cb));
   }
 
+  /** Waits for the session's teardown. */
   endSession(sessionId: string): Promise<Session> {
-    return call<Session>((o, cb) => this.raw.endSession({ sessionId }, o, cb));
+    return call<Session>((o, cb) => this.raw.endSession({ sessionId }, o, cb), TEARDOWN_DEADLINE_MS);
   }
 
   async issueProxyCertificate(sessionId: string, publicKeyPem: string): Promise<{ certificatePem: string; caCertificatePem: string }> {
@@ -77,7 +83,7 @@ export class OrchestratorClient {
 
   /** Operators only: the ids of the user's sessions it ended. */
   async revokeUser(user: string): Promise<string[]> {
-    return (await call<RevokeUserResponse__Output>((o, cb) => this.raw.revokeUser({ user }, o, cb))).endedSessionIds;
+    return (await call<RevokeUserResponse__Output>((o, cb) => this.raw.revokeUser({ user }, o, cb), TEARDOWN_DEADLINE_MS)).endedSessionIds;
   }
 
   /** Operators only: false if the user was not revoked. */

@@ -4,6 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { unlessAborted } from '../../lib/abort';
+import { channelReady } from '../../lib/grpc/channel-ready';
 import { type RunTarget__Output, runTargetOf } from '../../lib/run-target';
 import { ignoredInputWatch } from '../../lib/sync/ignored-input-hint';
 import { bazelRunOf } from './bazel-run';
@@ -11,37 +12,11 @@ import { buildEventDelivery } from './build-event-files';
 import { type CommandRelay, INTERRUPT_DEADLINE_MS, type RunRequest, type RunResponse } from './command-server';
 import { commandOutputs } from './outputs';
 import { openSession, type SessionLink } from './session';
-import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
 import { AgentUnreachableError } from './sync';
 import { workspaceSyncer } from './workspace-syncer';
 
 /** Well inside any sensible idle timeout, and rare enough to cost nothing. */
 const HEARTBEAT_MS = 30_000;
-
-/**
- * grpc-js bounds no connection attempt: an agent address that accepts a connection and then says
- * nothing (a half-open path, a frozen agent) would hold a call without a deadline for ever.
- */
-const CONNECT_DEADLINE_MS = 10_000;
-
-/** Resolves once the agent's channel is READY; rejects at once on a failed attempt (nobody listens), or at the deadline. */
-function agentReady(agent: AgentClient): Promise<void> {
-  const channel = agent.getChannel();
-  const deadline = Date.now() + CONNECT_DEADLINE_MS;
-  return new Promise((resolve, reject) => {
-    const check = (state: grpc.connectivityState) => {
-      if (state === grpc.connectivityState.READY) return resolve();
-      if (state === grpc.connectivityState.TRANSIENT_FAILURE || state === grpc.connectivityState.SHUTDOWN) {
-        return reject(new AgentUnreachableError(`cannot connect to the agent (${grpc.connectivityState[state]})`));
-      }
-      channel.watchConnectivityState(state, deadline, (err) => {
-        if (err) reject(new AgentUnreachableError(`no connection to the agent within ${CONNECT_DEADLINE_MS} ms`));
-        else check(channel.getConnectivityState(true));
-      });
-    };
-    check(channel.getConnectivityState(true));
-  });
-}
 
 export interface AgentRelayOptions {
   /** The workspace on this machine (the client's --workspace_directory). */
@@ -95,7 +70,7 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
     signal: AbortSignal,
     onRunTarget: (target: RunTarget__Output) => void,
   ): Promise<Retry | null> {
-    await unlessAborted(agentReady(l.agent), signal);
+    await unlessAborted(channelReady(l.agent, (why) => new AgentUnreachableError(`the agent at ${l.session.agentAddress}: ${why}`)), signal);
     const syncId = await syncer.sync(l.agent, l.session, signal);
     signal.throwIfAborted();
     const heartbeat = setInterval(() => l.orchestrator.heartbeat(l.session.sessionId).catch(() => undefined), HEARTBEAT_MS);
@@ -140,7 +115,7 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
           } catch (err) {
             return reject(new Error(`the session's agent sent a RunTarget this proxy refuses: ${(err as Error).message}`));
           }
-          delivery.settled().then(() => resolve(null), reject);
+          unlessAborted(delivery.settled(), signal).then(() => resolve(null), reject);
         });
         call.on('error', (err: grpc.ServiceError) => {
           done();
@@ -154,7 +129,8 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
           } else reject(new Error(`the session's agent: ${reason}`));
         });
       });
-      if (outcome === null) await outputs.finish(signal);
+      // What follows the stream (listing, fetching, links) ends with the command on Ctrl-C too.
+      if (outcome === null) await unlessAborted(outputs.finish(signal), signal);
       return outcome;
     } finally {
       clearInterval(heartbeat);
@@ -176,7 +152,7 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
         const again = await runOn(l, request, run.onResponse, signal, run.onRunTarget);
         if (again !== null) throw new Error(`the agent of session ${l.session.sessionId} at ${l.session.agentAddress}: ${again.why}`);
       }
-      await run.finish(l.agent, signal); // `bazel run`: the proxy, not the agent, says what the client runs
+      await unlessAborted(run.finish(l.agent, signal), signal); // `bazel run`: the proxy, not the agent, says what the client runs
     },
 
     async shutdown() {

@@ -55,7 +55,8 @@ export function bazelRunOf(request: RunRequest, deliver: (response: RunResponse)
       if (!target || signal.aborted) return;
       if (built?.exitCode) return deliver(built); // its outputs did not arrive
       const fetch = (paths: string[]) => fetchFromOutputBase({ agent, outputBase, paths, signal }).then(() => undefined);
-      deliver(await finishRun({ target, args, agent, workspace, outputBase, fetch, log }));
+      const response = await finishRun({ target, args, agent, workspace, outputBase, fetch, log });
+      if (!signal.aborted) deliver(response); // interrupted meanwhile: nothing is run
     },
   };
 }

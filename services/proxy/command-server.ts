@@ -99,10 +99,11 @@ export async function startCommandServer(options: CommandServerOptions): Promise
       const commandId = randomUUID();
       const aborted = new AbortController();
       running.set(commandId, aborted);
-      call.on('cancelled', () => aborted.abort(new Error('the client went away')));
       call.write({ cookie: responseCookie, commandId });
 
       let finished = false;
+      // A client that leaves before the end interrupts the command (one that leaves after it, nothing).
+      call.on('cancelled', () => finished || aborted.abort(new Error('the client went away')));
       const send = (given: RunResponse) => {
         if (finished || call.cancelled) return;
         // The proxy builds no exec_request, so one from the agent's side never reaches the client.

@@ -124,8 +124,11 @@ function checkListing(listing: Listing): void {
   checkAgentLinks(listing.links);
 }
 
+/** The agent lists from the build's events and the output tree: on a slow volume, seconds, not minutes. */
+const LIST_OUTPUTS_DEADLINE_MS = 60_000;
+
 function listOutputs(agent: AgentClient, commandId: string): Promise<Listing> {
   return new Promise((resolve, reject) =>
-    agent.listOutputs({ commandId }, (err, listing) => (err ? reject(new Error(`the agent's ListOutputs: ${err.details || err.message}`)) : resolve(listing!))),
+    agent.listOutputs({ commandId }, { deadline: Date.now() + LIST_OUTPUTS_DEADLINE_MS }, (err, listing) => (err ? reject(new Error(`the agent's ListOutputs: ${err.details || err.message}`)) : resolve(listing!))),
   );
 }

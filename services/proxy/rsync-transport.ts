@@ -110,11 +110,13 @@ export function rsyncToAgent(options: RsyncToAgentOptions): Promise<string> {
   });
   // The shell's background cats may hold the relay open after rsync is gone, and the agent's rsync
   // would wait for a peer that is no more: its end is cancelled.
-  options.signal?.addEventListener('abort', () => remote.abort('interrupted'), { once: true });
+  const onAbort = () => remote.abort('interrupted');
+  options.signal?.addEventListener('abort', onAbort, { once: true });
   void local.then((failure) => {
     if (failure) setTimeout(() => remote.abort(`the local rsync ended (${failure}) and the agent's did not`), REMOTE_END_GRACE_MS).unref();
   });
   return Promise.all([local, remote.exit]).then(([localFailure, remoteOutcome]) => {
+    options.signal?.removeEventListener('abort', onAbort);
     const tail = stderr.toString('utf8').trim();
     if (remoteOutcome.kind !== 'exited') {
       if (remoteOutcome.kind === 'unreachable') throw new AgentUnreachableError(`${describe}: ${remoteOutcome.why}`);

@@ -22,8 +22,11 @@ export interface SyncTarget {
   agentAddress: string;
 }
 
-/** How long a sync waits for one that is still writing the agent's copy (being stopped, after a Ctrl-C). */
-const BUSY_WAIT_MS = 10_000;
+/**
+ * How long a sync waits for one that is still writing the agent's copy: being stopped after a
+ * Ctrl-C, or cut off by a network partition until the agent's keepalive gives up on it (≤ 22.5 s).
+ */
+const BUSY_WAIT_MS = 30_000;
 const BUSY_RETRY_MS = 200;
 
 export function workspaceSyncer(workspace: string, log: (message: string) => void): WorkspaceSyncer {

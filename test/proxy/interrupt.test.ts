@@ -3,10 +3,13 @@
  * behind the proxy does about it: the proxy's command server gives the client its own command id
  * at once, so the client's Cancel never waits on the agent.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { CommandServerClient } from '../../gen/proto/command_server/CommandServer';
+import { protos } from '../../lib/grpc/protos';
 import { type CommandRelay, INTERRUPT_DEADLINE_MS, startCommandServer } from '../../services/proxy/command-server';
 import { waitFor } from '../harness/wait';
 import { stockClient } from './stock-client';
@@ -89,4 +92,34 @@ test("a relay whose remote command ends itself when interrupted: its own output 
   expect(result.stderr).toContain('INFO: remote build running');
   expect(result.stderr).toContain('ERROR: build interrupted (remote)');
   expect(result.stderr).not.toContain('RBS proxy');
+});
+
+test('a Cancel for an id the proxy does not run, even with the right cookie, interrupts nothing', async () => {
+  const requestCookie = randomBytes(16).toString('hex');
+  const responseCookie = randomBytes(16).toString('hex');
+  let cancelled = false;
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const relay: CommandRelay = {
+    run: async (_request, onResponse, signal) => {
+      signal.addEventListener('abort', () => (cancelled = true));
+      await released;
+      onResponse({ standardError: Buffer.from('INFO: Build completed successfully\n'), finished: true, exitCode: 0 });
+    },
+  };
+  const proxy = await startCommandServer({ relay, requestCookie, responseCookie });
+  cleanups.push(() => proxy.stop());
+  const client = await stockClient(root, { address: proxy.address, requestCookie, responseCookie }, ['build', '//:x']);
+  cleanups.push(() => client.stop());
+  const other = new (protos().bazel.command_server.CommandServer)(proxy.address, grpc.credentials.createInsecure()) as CommandServerClient;
+  cleanups.push(() => other.close());
+  for (const commandId of [randomUUID(), '', 'the-agents-id']) {
+    const answer = await new Promise<{ cookie: string }>((resolve, reject) =>
+      other.Cancel({ cookie: requestCookie, commandId }, (err, response) => (err ? reject(err) : resolve(response!))),
+    );
+    expect(answer.cookie).toBe(responseCookie); // as the real server: no error for an id it does not run
+  }
+  release();
+  const result = await client.done;
+  expect({ code: result.code, cancelled }).toEqual({ code: 0, cancelled: false });
 });
