@@ -11,23 +11,32 @@ import { startTemporalDevServer } from '../lib/local/temporal-dev-server';
 import { BazelWorkspace, writeFiles } from '../test/data-path/fixture';
 import { type TestStack, startStack } from '../test/harness/stack';
 
-/** Runs `use` with a fresh workspace whose proxy gets its sessions from a fresh stack, then stops everything. */
-export async function withBazelStack<T>(use: (ws: BazelWorkspace, stack: TestStack) => Promise<T>): Promise<T> {
+/** Runs `use` with a fresh stack (its own Temporal dev server; `env` adds to its config), then stops it. */
+export async function withStack<T>(use: (stack: TestStack) => Promise<T>, env: Record<string, string> = {}): Promise<T> {
   const logs = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-bench-data-'));
   const temporal = await startTemporalDevServer({ logFile: path.join(logs, 'temporal.log') });
   process.env.RBS_TEST_TEMPORAL_ADDRESS = temporal.address;
-  const stack = await startStack();
-  let ws: BazelWorkspace | undefined;
+  const stack = await startStack(env);
   try {
-    const credentials = path.join(stack.config.home, 'credentials', 'bench');
-    await writeTlsMaterial(credentials, 'user', { caCertPem: stack.ca.certPem, ...(await stack.ca.issue({ kind: 'user', user: 'bench', operator: false })) });
-    ws = new BazelWorkspace({ ...process.env, RBS_HOME: stack.config.home, RBS_ORCHESTRATOR: stack.orchestrator.address, RBS_CREDENTIALS: credentials });
-    return await use(ws, stack);
+    return await use(stack);
   } finally {
-    ws?.destroy();
     await stack.stop();
     await temporal.child.stop();
   }
+}
+
+/** Runs `use` with a fresh workspace whose proxy gets its sessions from a fresh stack, then stops everything. */
+export function withBazelStack<T>(use: (ws: BazelWorkspace, stack: TestStack) => Promise<T>): Promise<T> {
+  return withStack(async (stack) => {
+    const credentials = path.join(stack.config.home, 'credentials', 'bench');
+    await writeTlsMaterial(credentials, 'user', { caCertPem: stack.ca.certPem, ...(await stack.ca.issue({ kind: 'user', user: 'bench', operator: false })) });
+    const ws = new BazelWorkspace({ ...process.env, RBS_HOME: stack.config.home, RBS_ORCHESTRATOR: stack.orchestrator.address, RBS_CREDENTIALS: credentials });
+    try {
+      return await use(ws, stack);
+    } finally {
+      ws.destroy();
+    }
+  });
 }
 
 /**

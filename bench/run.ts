@@ -4,6 +4,7 @@ import { benchControlPlane } from './control-plane';
 import { benchDataPath } from './data-path';
 import { benchKubernetes } from './kubernetes';
 import { benchOutputs } from './outputs';
+import { benchSoak } from './soak';
 
 async function main() {
   await benchControlPlane();
@@ -11,6 +12,7 @@ async function main() {
   await benchOutputs();
   await benchBazelRun();
   await benchKubernetes();
+  await benchSoak();
 }
 
 main().then(

@@ -15,7 +15,7 @@ export const FAULT_POINTS = [
   'proxy-freeze', // SIGSTOP of the proxy for a few seconds (the client waits for it, as for a local server)
   'interrupt', // Ctrl-C in the client
   'agent-partition', // the network between proxy and agent goes silent until the command has ended
-  'orchestrator-partition', // the same between proxy and orchestrator
+  'orchestrator-partition', // the same between proxy and orchestrator (between commands, with a new proxy that must get through)
 ] as const;
 export type FaultPoint = (typeof FAULT_POINTS)[number];
 

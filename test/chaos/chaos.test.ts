@@ -32,7 +32,6 @@ afterAll(() => {
   console.log(
     [`chaos seed ${SEED}, ${CASES.length} cases:`, ...outcomes.map((o) => `  ${o.name.padEnd(30)} exit ${String(o.code).padStart(2)} after ${o.endedMs} ms; next build ${o.nextBuildMs} ms`)].join('\n'),
   );
-  if (process.env.RBS_CHAOS_DEBUG) console.log(require('node:child_process').execSync(`for f in $(find ${stack().config.home} -name 'agent.log'); do echo "== $f"; tail -n 40 $f; done; echo; tail -n 30 ${rig.ws.outputBase}/server/jvm.out`, { encoding: 'utf8' }));
   rig?.close();
 });
 

@@ -100,7 +100,7 @@ const signal = (pid: number, sig: NodeJS.Signals) => {
 };
 
 /** Strikes; resolves with what undoes a freeze or a partition (nothing undoes a kill). */
-async function inject(rig: ChaosRig, { point }: ChaosCase, client?: ChildProcess): Promise<() => void> {
+async function inject(rig: ChaosRig, { point, phase }: ChaosCase, client?: ChildProcess): Promise<() => void> {
   switch (point) {
     case 'agent-kill':
     case 'agent-freeze': {
@@ -135,6 +135,8 @@ async function inject(rig: ChaosRig, { point }: ChaosCase, client?: ChildProcess
     }
     case 'orchestrator-partition':
       rig.orchestratorRelay.blackhole();
+      // Between commands, a new proxy too: its command must reach the orchestrator through the partition.
+      if (phase === 'idle') signal(rig.ws.proxyPid(), 'SIGKILL');
       return () => rig.orchestratorRelay.heal();
   }
 }
