@@ -17,6 +17,7 @@ module.exports = {
   globalSetup: '<rootDir>/test/harness/global-setup.ts',
   globalTeardown: '<rootDir>/test/harness/global-teardown.ts',
   testTimeout: 120000,
+  testSequencer: '<rootDir>/test/harness/sequencer.js',
   reporters: ['default', '<rootDir>/test/harness/summary-reporter.js'],
   verbose: true,
 };
