@@ -1,6 +1,6 @@
 /** The provisioning and teardown steps of a session, each idempotent and safe to retry. */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { AgentStartError, type ComputeBackend } from '../lib/compute/backend';
+import { type AgentProblem, AgentStartError, type ComputeBackend } from '../lib/compute/backend';
 import { certificateExpiry } from '../lib/pki/certificate';
 import { issueCertificate, type CertificateSigner } from '../lib/pki/signer';
 import { FAILURE } from '../workflows/messages';
@@ -88,15 +88,17 @@ export function createProvisioningActivities({ backend, signer, agentCertificate
     /**
      * Whether the session's agent still answers: null if it does, else what is wrong. Restarting
      * an agent kills the builds it runs, so one slow answer is not enough: it must fail thrice.
+     * An agent that is gone is not asked again: it is certain, and the developer waits for its successor.
      */
     async probeAgent({ namespace, sessionId }: SessionRef): Promise<string | null> {
-      let problem: string | null = null;
+      let problem: AgentProblem | null = null;
       for (let attempt = 1; attempt <= PROBE_ATTEMPTS; attempt++) {
         problem = await backend.agentProblem(namespace, sessionId);
         if (problem === null) return null;
+        if (problem.gone) break;
         if (attempt < PROBE_ATTEMPTS) await Context.current().sleep(PROBE_RETRY_MS);
       }
-      return problem;
+      return problem!.detail;
     },
 
     async syncWorkspace({ volume, workspace }: { volume: string; workspace: string }): Promise<void> {

@@ -53,6 +53,16 @@ export interface AgentProgress {
   detail: string;
 }
 
+/** What is wrong with a session's agent. */
+export interface AgentProblem {
+  detail: string;
+  /**
+   * Certain, not a slow answer: the agent's process or pod is gone, ended, or not the session's.
+   * The session replaces such an agent at once; one that merely does not answer is asked again first.
+   */
+  gone: boolean;
+}
+
 export interface AgentWait {
   /** How long the agent may take to become ready before waitForAgent gives up (AgentStartError 'Timeout'). */
   deadlineMs: number;
@@ -103,7 +113,7 @@ export interface ComputeBackend {
    */
   waitForAgent(spec: AgentSpec, wait: AgentWait): Promise<string>;
   /** Null while the session's agent serves, else what is wrong with it (one look, no retries). */
-  agentProblem(namespace: string, sessionId: string): Promise<string | null>;
+  agentProblem(namespace: string, sessionId: string): Promise<AgentProblem | null>;
   /**
    * The initial sync of the developer's workspace into the volume. Local: the worker runs where the
    * workspace is and copies it (throws an error named WorkspaceNotFound if it is missing).

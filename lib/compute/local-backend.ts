@@ -18,6 +18,7 @@ import { agentIsServing } from './agent-health';
 import { checkLabel } from './names';
 import {
   type AgentCredentials,
+  type AgentProblem,
   type AgentSpec,
   AgentStartError,
   type AgentTlsNames,
@@ -181,10 +182,11 @@ export class LocalBackend implements ComputeBackend {
     }
   }
 
-  async agentProblem(namespace: string, sessionId: string): Promise<string | null> {
+  async agentProblem(namespace: string, sessionId: string): Promise<AgentProblem | null> {
     const address = await this.agentAddress(namespace);
-    if (!address) return `agent of session ${sessionId} is not running`;
-    return agentIsServing(address, sessionId, this.requireWorkerTls());
+    if (!address) return { detail: `agent of session ${sessionId} is not running`, gone: true };
+    const answer = await agentIsServing(address, sessionId, this.requireWorkerTls());
+    return answer === null ? null : { detail: answer, gone: false };
   }
 
   async syncWorkspace(volume: string, sourceDir: string): Promise<void> {

@@ -27,7 +27,7 @@ export interface CaseOutcome {
   /** The faulted command: its exit code, and how long it took from the fault to its end. */
   code: number | null;
   endedMs: number;
-  /** From the fault to the end of the next successful build. */
+  /** From the fault to the end of the next successful build: the faulted command itself, if it succeeded. */
   recoveryMs: number;
   /** The next build alone. */
   nextBuildMs: number;
@@ -65,7 +65,8 @@ export async function runCase(rig: ChaosRig, chaosCase: ChaosCase, tag: string):
 
   const nextStarted = Date.now();
   await recover(rig, name, tag);
-  const outcome = { name, code: ended.code, endedMs, recoveryMs: Date.now() - struckAt, nextBuildMs: Date.now() - nextStarted };
+  const recoveryMs = ended.code === 0 ? endedMs : Date.now() - struckAt;
+  const outcome = { name, code: ended.code, endedMs, recoveryMs, nextBuildMs: Date.now() - nextStarted };
   await checkNothingLeft(rig, name);
   return outcome;
 }

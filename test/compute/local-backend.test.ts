@@ -134,7 +134,7 @@ test('provisions a session, serves it over mTLS, syncs its workspace and tears i
 test('waitForAgent returns the address once the agent answers over mTLS; agentProblem says what is wrong', async () => {
   await provision();
   const spec = { namespace: NAMESPACE, sessionId: SESSION, volume: VOLUME };
-  expect(await backend.agentProblem(NAMESPACE, SESSION)).toBe(`agent of session ${SESSION} is not running`);
+  expect(await backend.agentProblem(NAMESPACE, SESSION)).toEqual({ detail: `agent of session ${SESSION} is not running`, gone: true });
   await expect(backend.waitForAgent(spec, { deadlineMs: 300, onProgress: () => undefined })).rejects.toMatchObject({
     name: 'AgentStartError',
     reason: 'Timeout',
@@ -148,11 +148,11 @@ test('waitForAgent returns the address once the agent answers over mTLS; agentPr
   expect(progress.at(-1)).toEqual({ stage: 'ready', detail: address });
   expect(backend.agentTlsNames()).toEqual({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
   expect(await backend.agentProblem(NAMESPACE, SESSION)).toBeNull();
-  // The agent serves, but as another session's agent: not this session's.
-  expect(await backend.agentProblem(NAMESPACE, OTHER_SESSION)).toMatch(/health check failed/);
+  // The agent serves, but as another session's agent: not this session's, yet not certainly gone.
+  expect(await backend.agentProblem(NAMESPACE, OTHER_SESSION)).toEqual({ detail: expect.stringMatching(/health check failed/), gone: false });
 
   await backend.stopAgent(NAMESPACE);
-  expect(await backend.agentProblem(NAMESPACE, SESSION)).toMatch(/is not running/);
+  expect(await backend.agentProblem(NAMESPACE, SESSION)).toEqual({ detail: expect.stringMatching(/is not running/), gone: true });
   const aborted = new AbortController();
   const waiting = backend.waitForAgent(spec, { deadlineMs: 60_000, onProgress: () => aborted.abort(), signal: aborted.signal });
   await expect(waiting).rejects.toMatchObject({ name: 'AbortError' });

@@ -5,6 +5,7 @@
  * make it probe.
  */
 import { status } from '@grpc/grpc-js';
+import type { AgentProblem } from '../../lib/compute/backend';
 import { useStack } from '../harness/stack';
 
 // The periodic probe would take a minute of silence: whatever replaces an agent here is the report.
@@ -12,21 +13,59 @@ const stack = useStack({ RBS_AGENT_PROBE_INTERVAL_MS: '60000', RBS_IDLE_TIMEOUT_
 /** Well under the probe interval: the replacement comes from the report. */
 const REPLACED_WITHIN_MS = 15_000;
 
+/** What the session's probes found, in order, from now on (the stack's backend is the worker's). */
+function recordProbes(namespace: string): Array<AgentProblem | null> {
+  const found: Array<AgentProblem | null> = [];
+  const backend = stack().worker.backend;
+  const look = backend.agentProblem.bind(backend);
+  backend.agentProblem = async (ns, sessionId) => {
+    const problem = await look(ns, sessionId);
+    if (ns === namespace) found.push(problem);
+    return problem;
+  };
+  return found;
+}
+
 test('a dead agent reported by its proxy is replaced at once, and the same GetServer returns the new one', async () => {
   const rae = await stack().client('rae');
   const session = await rae.getServer(stack().workspace());
   const [agent] = await stack().worker.backend.listAgents();
+  const probes = recordProbes(session.namespace);
   process.kill(Number(agent.id), 'SIGKILL');
 
   const reported = performance.now();
   const next = await rae.getServer(session.workspace, { unreachableAgent: session.agentAddress });
   expect(performance.now() - reported).toBeLessThan(REPLACED_WITHIN_MS);
+  // Gone is certain: it is not asked again before it is replaced.
+  expect(probes).toEqual([{ detail: expect.stringMatching(/is not running/), gone: true }]);
   expect(next).toMatchObject({ sessionId: session.sessionId, phase: 'READY' });
   expect(next.agentAddress).not.toBe(session.agentAddress);
   const agents = await stack().worker.backend.listAgents();
   expect(agents.map((a) => a.id)).not.toContain(agent.id);
   expect(agents).toHaveLength(1);
   await rae.endSession(session.sessionId);
+});
+
+test('a reported agent that is alive but does not answer is asked thrice, then replaced', async () => {
+  const rob = await stack().client('rob');
+  const session = await rob.getServer(stack().workspace());
+  const [agent] = await stack().worker.backend.listAgents();
+  const probes = recordProbes(session.namespace);
+  process.kill(Number(agent.id), 'SIGSTOP');
+  try {
+    const next = await rob.getServer(session.workspace, { unreachableAgent: session.agentAddress });
+    expect(next).toMatchObject({ sessionId: session.sessionId, phase: 'READY' });
+    expect(next.agentAddress).not.toBe(session.agentAddress);
+    expect(probes).toEqual(Array(3).fill({ detail: expect.stringMatching(/health check failed/), gone: false }));
+    expect((await stack().worker.backend.listAgents()).map((a) => a.id)).not.toContain(agent.id);
+  } finally {
+    try {
+      process.kill(Number(agent.id), 'SIGCONT'); // in case it survived
+    } catch {
+      // replaced: gone, as it should be
+    }
+  }
+  await rob.endSession(session.sessionId);
 });
 
 test('an agent that answers is kept, whatever the report says; a report of another address is ignored', async () => {

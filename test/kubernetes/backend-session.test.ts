@@ -102,6 +102,22 @@ describe('sessions on the Kubernetes backend', () => {
     expect(await kube().namespace(namespace)).toBeNull();
   });
 
+  test('an agent pod deleted under a session, reported by its proxy, is replaced at once: the same GetServer returns READY', async () => {
+    const kai = await stack().client('kai');
+    const session = await kai.getServer(stack().workspace());
+    const { core } = kube().admin;
+    const before = await core.readNamespacedPod({ name: 'agent', namespace: session.namespace });
+    await core.deleteNamespacedPod({ name: 'agent', namespace: session.namespace }); // evicted, or deleted by hand
+
+    const next = await kai.getServer(session.workspace, { unreachableAgent: session.agentAddress });
+    expect(next).toMatchObject({ sessionId: session.sessionId, phase: 'READY', agentAddress: session.agentAddress });
+    const after = await core.readNamespacedPod({ name: 'agent', namespace: session.namespace });
+    expect(after.metadata?.uid).not.toBe(before.metadata?.uid);
+    expect(after.metadata?.deletionTimestamp).toBeUndefined();
+    expect(after.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+    await kai.endSession(session.sessionId);
+  });
+
   test('the cleanup schedule removes a managed namespace without a live session and keeps live ones', async () => {
     const vic = await stack().client('vic');
     const live = await vic.getServer(stack().workspace());

@@ -7,6 +7,7 @@
 import type { KubeConfig, V1Namespace, V1Pod } from '@kubernetes/client-node';
 import type {
   AgentCredentials,
+  AgentProblem,
   AgentSpec,
   AgentTlsNames,
   AgentWait,
@@ -121,11 +122,13 @@ export class KubernetesBackend implements ComputeBackend {
     return agentAddress(spec.namespace, this.config);
   }
 
-  async agentProblem(namespace: string, sessionId: string): Promise<string | null> {
-    const verdict = judgePod(await this.readAgentPod(namespace), sessionId);
+  async agentProblem(namespace: string, sessionId: string): Promise<AgentProblem | null> {
+    const pod = await this.readAgentPod(namespace);
+    const verdict = judgePod(pod, sessionId);
     if (verdict.kind === 'ready') return null;
     const problem = verdict.kind === 'failed' ? `${verdict.reason}: ${verdict.detail}` : verdict.progress.detail;
-    return `agent of session ${sessionId} is not ready: ${problem}`;
+    const gone = verdict.kind === 'failed' || !pod || !isLiveAgentOf(pod, sessionId);
+    return { detail: `agent of session ${sessionId} is not ready: ${problem}`, gone };
   }
 
   /**
