@@ -29,7 +29,7 @@ export async function benchControlPlane(): Promise<void> {
   // One bench user takes far more sessions and calls than a developer's share; the stack's
   // processes inherit these.
   Object.assign(process.env, { RBS_LIMIT_ACTIVE_SESSIONS: '1000', RBS_LIMIT_RETAINED_VOLUMES: '1000', RBS_LIMIT_GET_SERVER_PER_MINUTE: '1000000' });
-  const stack = await startLocalStack(config, { ui: false, persist: false });
+  const stack = await startLocalStack(config, { ui: false, persist: false, log: (message) => console.error(`control plane: ${message}`) });
   const ca = await CertificateAuthority.loadOrCreate(homePaths(config.home).pki);
   const clientFor = async (user: string) =>
     new OrchestratorClient(stack.orchestrator, { caCertPem: ca.certPem, ...(await ca.issue({ kind: 'user', user, operator: false })) });

@@ -1,6 +1,7 @@
 /**
  * `rbs up` (what `npm start` runs): the whole control plane in the foreground — Temporal requiring
  * mTLS (its Web UI on request), the signer, a worker and the orchestrator — with state under RBS_HOME. Ctrl-C stops it.
+ * A process that dies is restarted; one that keeps dying stops the stack.
  * Session agents are not stopped: like pods when a control plane restarts, they keep serving, and
  * their sessions carry on when the stack comes back.
  */
@@ -26,7 +27,8 @@ export async function up(): Promise<void> {
   const config = loadConfig();
   const paths = homePaths(config.home);
   const ui = uiWanted();
-  const stack = await startLocalStack(config, { ui, persist: true });
+  const log = (message: string) => console.error(`${new Date().toISOString()} rbs up: ${message}`);
+  const stack = await startLocalStack(config, { ui, persist: true, log });
   const javabase = await writeJavabase(config.home);
   try {
     const info: StackInfo = {
@@ -55,7 +57,7 @@ export async function up(): Promise<void> {
     );
     await new Promise<void>((resolve, reject) => {
       for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
-      for (const child of stack.children) child.process.once('exit', () => reject(new Error(`${stack.failed()}`)));
+      stack.givenUp.then((why) => reject(new Error(why)));
     });
     console.log('stopping…');
   } finally {

@@ -10,8 +10,8 @@ import * as path from 'node:path';
 import { homePaths } from '../config';
 import { CertificateAuthority } from '../pki/ca';
 import type { TemporalAuth } from '../temporal/config';
-import type { Child } from './child';
-import { startTemporalTlsServer, TEMPORAL_TLS_SERVER_NAME, writeTemporalClientCertificate } from './temporal-tls-server';
+import { type Supervised, supervise } from './supervisor';
+import { startTemporalTlsServer, TEMPORAL_TLS_SERVER_NAME, type TemporalTlsServer, writeTemporalClientCertificate } from './temporal-tls-server';
 import { startTemporalUi } from './temporal-ui-server';
 
 export interface LocalTemporal {
@@ -21,10 +21,18 @@ export interface LocalTemporal {
   auth: Extract<TemporalAuth, { kind: 'mtls' }>;
   /** `temporal` CLI flags with the operator's client certificate. */
   cliFlags: string[];
-  children: Child[];
+  /** The server and its UI, each restarted if it dies (on the same port and database). */
+  services: Supervised[];
 }
 
-export async function startLocalTemporal(options: { home: string; persist: boolean; port?: number; uiPort?: number; ui: boolean }): Promise<LocalTemporal> {
+export async function startLocalTemporal(options: {
+  home: string;
+  persist: boolean;
+  port?: number;
+  uiPort?: number;
+  ui: boolean;
+  log(message: string): void;
+}): Promise<LocalTemporal> {
   const paths = homePaths(options.home);
   const dir = path.join(options.home, 'temporal');
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -32,14 +40,19 @@ export async function startLocalTemporal(options: { home: string; persist: boole
   const ca = await CertificateAuthority.loadOrCreate(path.join(dir, 'ca'));
   const ephemeralDb = path.join(dir, 'ephemeral.sqlite');
   if (!options.persist) for (const file of fs.readdirSync(dir).filter((f) => f.startsWith('ephemeral.sqlite'))) fs.rmSync(path.join(dir, file));
-  const server = await startTemporalTlsServer({
-    ca,
-    dir: path.join(dir, 'server'),
-    dbFile: options.persist ? paths.temporalDb : ephemeralDb,
-    logFile: path.join(paths.logs, 'temporal.log'),
-    port: options.port,
-  });
-  const children: Child[] = [server.child];
+  let server!: TemporalTlsServer;
+  const startServer = async () => {
+    server = await startTemporalTlsServer({
+      ca,
+      dir: path.join(dir, 'server'),
+      dbFile: options.persist ? paths.temporalDb : ephemeralDb,
+      logFile: path.join(paths.logs, 'temporal.log'),
+      port: options.port,
+      ports: server?.ports, // a restart's: where its predecessor was
+    });
+    return server.child;
+  };
+  const supervised: Supervised[] = [await supervise('temporal-server', startServer, { log: options.log })];
   try {
     const trust = { caFile: server.caFile, serverName: TEMPORAL_TLS_SERVER_NAME };
     const client = async (name: string) => ({ ...(await writeTemporalClientCertificate(ca, path.join(dir, 'clients', name))), ...trust });
@@ -47,24 +60,25 @@ export async function startLocalTemporal(options: { home: string; persist: boole
     const operator = await client('operator');
     let uiUrl: string | null = null;
     if (options.ui) {
-      const ui = await startTemporalUi({
-        temporal: { address: server.address, namespace: server.namespace, ...(await client('ui')) },
-        dir: path.join(dir, 'ui'),
-        logFile: path.join(paths.logs, 'temporal-ui.log'),
-        port: options.uiPort,
-      });
-      children.push(ui.child);
-      uiUrl = ui.url;
+      const temporal = { address: server.address, namespace: server.namespace, ...(await client('ui')) };
+      let uiPort = options.uiPort;
+      const startUi = async () => {
+        const ui = await startTemporalUi({ temporal, dir: path.join(dir, 'ui'), logFile: path.join(paths.logs, 'temporal-ui.log'), port: uiPort });
+        uiUrl = ui.url;
+        uiPort = Number(new URL(ui.url).port);
+        return ui.child;
+      };
+      supervised.push(await supervise('temporal-ui', startUi, { log: options.log }));
     }
     return {
       address: server.address,
       uiUrl,
       auth: { kind: 'mtls', ...services },
       cliFlags: ['--address', server.address, '--tls-cert-path', operator.certFile, '--tls-key-path', operator.keyFile, '--tls-ca-path', operator.caFile, '--tls-server-name', operator.serverName],
-      children,
+      services: supervised,
     };
   } catch (e) {
-    for (const child of children.reverse()) await child.stop();
+    for (const service of supervised.reverse()) await service.stop();
     throw e;
   }
 }

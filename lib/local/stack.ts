@@ -1,7 +1,8 @@
 /**
  * The control plane as separate local processes, the way it deploys: Temporal requiring mTLS (with
  * its read-only Web UI), the signer (the only process that reads the CA key), a worker and the
- * orchestrator. `rbs up` runs it in the foreground; benchmarks measure it.
+ * orchestrator. `rbs up` runs it in the foreground; benchmarks measure it. Each process is restarted
+ * if it dies (lib/local/supervisor.ts), as Kubernetes restarts the deployed ones.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -9,10 +10,11 @@ import { homePaths, type RbsConfig } from '../config';
 import { CertificateAuthority } from '../pki/ca';
 import type { ServiceName } from '../pki/identity';
 import { publishServiceTls, type ServiceTls } from '../pki/service-tls';
-import { startChild, type Child } from './child';
+import { startChild } from './child';
 import { waitForPort } from './ports';
 import { TEMPORAL_AUTH_VARIABLES, temporalAuthEnv } from '../temporal/config';
 import { startLocalTemporal } from './local-temporal';
+import { type Supervised, supervise } from './supervisor';
 import { repoRoot } from './tools';
 
 export interface LocalStack {
@@ -21,26 +23,32 @@ export interface LocalStack {
   temporalUi: string | null;
   /** `temporal` CLI flags that reach this Temporal (its client certificate). */
   temporalCliFlags: string[];
-  children: Child[];
-  /** Why a process of the stack is gone, or null while all run. */
-  failed(): string | null;
+  services: Supervised[];
+  /** Resolves with why once a process of the stack keeps dying and is given up on. */
+  givenUp: Promise<string>;
   stop(): Promise<void>;
 }
 
-export async function startLocalStack(config: RbsConfig, options: { ui: boolean; persist: boolean }): Promise<LocalStack> {
+export interface LocalStackOptions {
+  ui: boolean;
+  persist: boolean;
+  /** Restarts of dead processes, and giving up on one. */
+  log(message: string): void;
+}
+
+export async function startLocalStack(config: RbsConfig, options: LocalStackOptions): Promise<LocalStack> {
   const paths = homePaths(config.home);
   fs.mkdirSync(paths.logs, { recursive: true });
   const ca = await CertificateAuthority.loadOrCreate(paths.pki); // once, before two processes race to create it
   const [temporalHost, temporalPort] = splitAddress(config.temporal.address);
   if (temporalHost !== '127.0.0.1') throw new Error(`the local stack runs Temporal on 127.0.0.1, not ${temporalHost}`);
 
-  const children: Child[] = [];
+  const services: Supervised[] = [];
   const serviceTls: ServiceTls[] = [];
   const stop = async () => {
-    for (const child of [...children].reverse()) await child.stop();
+    for (const service of [...services].reverse()) await service.stop();
     for (const tls of serviceTls) tls.close();
   };
-  const failed = () => children.map((c) => c.exited() && `${c.exited()}:\n${c.logTail()}`).find(Boolean) || null;
   try {
     const temporal = await startLocalTemporal({
       home: config.home,
@@ -48,8 +56,9 @@ export async function startLocalStack(config: RbsConfig, options: { ui: boolean;
       port: temporalPort || undefined,
       uiPort: options.ui ? Number(process.env.RBS_TEMPORAL_UI_PORT ?? temporalPort + 1000) : undefined,
       ui: options.ui,
+      log: options.log,
     });
-    children.push(...temporal.children);
+    services.push(...temporal.services);
     const env = {
       ...withoutTemporalAuth(process.env), // this stack's Temporal, not whatever the shell points at
       RBS_HOME: config.home,
@@ -61,27 +70,34 @@ export async function startLocalStack(config: RbsConfig, options: { ui: boolean;
       RBS_SIGNER_ADDRESS: config.signer.listen,
       RBS_SERVICE_TLS_DIR: paths.serviceTls,
     };
-    const service = (name: ServiceName) =>
-      startChild(name, process.execPath, [path.join(repoRoot(), 'dist', 'services', name, 'main.js')], {
-        logFile: path.join(paths.logs, `${name}.log`),
-        env,
-      });
-    children.push(service('signer'));
-    await waitForPort(...splitAddress(config.signer.listen), 30_000, failed);
+    /** Starts `name`, resolving once it listens on `listen` (if it does), and supervises it. */
+    const service = (name: ServiceName, listen?: string) =>
+      supervise(
+        name,
+        async () => {
+          const child = startChild(name, process.execPath, [path.join(repoRoot(), 'dist', 'services', name, 'main.js')], {
+            logFile: path.join(paths.logs, `${name}.log`),
+            env,
+          });
+          const failed = () => child.exited() && `${child.exited()}:\n${child.logTail()}`;
+          if (listen) await waitForPort(...splitAddress(listen), 60_000, failed).catch(async (err) => (await child.stop(), Promise.reject(err)));
+          return child;
+        },
+        { log: options.log },
+      );
+    services.push(await service('signer', config.signer.listen));
     const orchestratorHost = splitAddress(config.orchestrator.listen)[0];
     for (const [name, ipAddresses] of [['worker', []], ['orchestrator', [orchestratorHost]]] as const) {
       serviceTls.push(await publishServiceTls(ca, paths.serviceTls, name, { dnsNames: ['localhost'], ipAddresses: [...ipAddresses] }));
     }
-    children.push(service('worker'), service('orchestrator'));
-    const [host, port] = splitAddress(config.orchestrator.listen);
-    await waitForPort(host, port, 60_000, failed);
+    services.push(await service('worker'), await service('orchestrator', config.orchestrator.listen));
     return {
       orchestrator: config.orchestrator.listen,
       temporal: temporal.address,
       temporalUi: temporal.uiUrl,
       temporalCliFlags: temporal.cliFlags,
-      children,
-      failed,
+      services,
+      givenUp: Promise.race(services.map((service) => service.givenUp)),
       stop,
     };
   } catch (err) {

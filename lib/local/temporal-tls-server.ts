@@ -23,11 +23,16 @@ const NAMESPACE = 'default';
 const SERVICES = ['frontend', 'history', 'matching', 'worker'] as const;
 const ALREADY_EXISTS = 6;
 
+/** Each service's gRPC and membership ports. */
+export type TemporalPorts = Record<(typeof SERVICES)[number], { grpcPort: number; membershipPort: number }>;
+
 export interface TemporalTlsServer {
   address: string;
   namespace: string;
   /** The CA file clients trust the server by. */
   caFile: string;
+  /** For a restart: on other ports, it would wait for its dead predecessor's hosts to leave the ring (half a minute and more). */
+  ports: TemporalPorts;
   child: Child;
 }
 
@@ -54,6 +59,8 @@ export async function startTemporalTlsServer(options: {
   dbFile?: string;
   logFile: string;
   port?: number;
+  /** All of them: a restart's, on its predecessor's. */
+  ports?: TemporalPorts;
 }): Promise<TemporalTlsServer> {
   const { ca, dir } = options;
   fs.mkdirSync(path.join(dir, 'config'), { recursive: true, mode: 0o700 });
@@ -65,9 +72,11 @@ export async function startTemporalTlsServer(options: {
     path.join(dir, 'server'),
   );
 
-  const ports = Object.fromEntries(
-    await Promise.all(SERVICES.map(async (s) => [s, { grpcPort: s === 'frontend' && options.port ? options.port : await freePort(), membershipPort: await freePort() }] as const)),
-  ) as Record<(typeof SERVICES)[number], { grpcPort: number; membershipPort: number }>;
+  const ports =
+    options.ports ??
+    (Object.fromEntries(
+      await Promise.all(SERVICES.map(async (s) => [s, { grpcPort: s === 'frontend' && options.port ? options.port : await freePort(), membershipPort: await freePort() }] as const)),
+    ) as TemporalPorts);
   const address = `127.0.0.1:${ports.frontend.grpcPort}`;
   const dynamicConfigFile = path.join(dir, 'dynamic-config.yaml');
   fs.writeFileSync(dynamicConfigFile, JSON.stringify(dynamicConfig(), null, 2));
@@ -88,7 +97,7 @@ export async function startTemporalTlsServer(options: {
       await temporalConnectionOptions({ address, auth: { kind: 'mtls', ...admin, caFile, serverName: TEMPORAL_TLS_SERVER_NAME } }),
       failed,
     );
-    return { address, namespace: NAMESPACE, caFile, child };
+    return { address, namespace: NAMESPACE, caFile, ports, child };
   } catch (e) {
     await child.stop();
     throw e;

@@ -25,10 +25,11 @@ beforeAll(async () => {
     RBS_HOME: fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-local-stack-')),
     RBS_TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`,
     RBS_ORCHESTRATOR_LISTEN: `127.0.0.1:${await freePort()}`,
+    RBS_SIGNER_LISTEN: `127.0.0.1:${await freePort()}`, // not the default port, which another test's stack may hold
     RBS_TASK_QUEUE: 'rbs-local-stack-test',
   });
   process.env.RBS_TEMPORAL_UI_PORT = String(await freePort());
-  stack = await startLocalStack(config, { ui: true, persist: false });
+  stack = await startLocalStack(config, { ui: true, persist: false, log: () => undefined });
   const ca = await CertificateAuthority.loadOrCreate(homePaths(config.home).pki);
   alice = new OrchestratorClient(stack.orchestrator, { caCertPem: ca.certPem, ...(await ca.issue({ kind: 'user', user: 'alice', operator: false })) });
 }, 120_000);
