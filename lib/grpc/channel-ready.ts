@@ -9,20 +9,24 @@ import * as grpc from '@grpc/grpc-js';
 export const CONNECT_DEADLINE_MS = 10_000;
 
 /**
- * Resolves once `client`'s channel is READY; rejects at once when an attempt fails (nobody
- * listens there), or after `deadlineMs`, with `unreachable(why)`.
+ * Resolves once `client`'s channel is READY; rejects at once when an attempt fails (`refused`:
+ * nobody listens there), or after `deadlineMs`, with `unreachable(why, refused)`.
  */
-export function channelReady(client: grpc.Client, unreachable: (why: string) => Error, deadlineMs = CONNECT_DEADLINE_MS): Promise<void> {
+export function channelReady(
+  client: grpc.Client,
+  unreachable: (why: string, refused: boolean) => Error,
+  deadlineMs = CONNECT_DEADLINE_MS,
+): Promise<void> {
   const channel = client.getChannel();
   const deadline = Date.now() + deadlineMs;
   return new Promise((resolve, reject) => {
     const check = (state: grpc.connectivityState) => {
       if (state === grpc.connectivityState.READY) return resolve();
       if (state === grpc.connectivityState.TRANSIENT_FAILURE || state === grpc.connectivityState.SHUTDOWN) {
-        return reject(unreachable(`cannot connect (${grpc.connectivityState[state]})`));
+        return reject(unreachable(`cannot connect (${grpc.connectivityState[state]})`, true));
       }
       channel.watchConnectivityState(state, deadline, (err) => {
-        if (err) reject(unreachable(`no connection within ${deadlineMs} ms`));
+        if (err) reject(unreachable(`no connection within ${deadlineMs} ms`, false));
         else check(channel.getConnectivityState(true));
       });
     };

@@ -17,6 +17,17 @@ import { TLS_CHANNEL_OPTIONS, channelCredentials, type TlsMaterial } from './tls
 
 export type Session = Session__Output;
 
+/** The orchestrator could not be reached; `refused`: nothing listens at its address (it may be restarting). */
+export class OrchestratorUnreachableError extends Error {
+  constructor(
+    why: string,
+    readonly refused: boolean,
+  ) {
+    super(`the orchestrator: ${why}`);
+    this.name = 'OrchestratorUnreachableError';
+  }
+}
+
 type Invoke<Res> = (options: grpc.CallOptions, callback: grpc.requestCallback<Res>) => unknown;
 
 /**
@@ -29,8 +40,14 @@ const TEARDOWN_DEADLINE_MS = 10 * 60_000;
 /** GetServer waits for the session to be READY, provisioning included (minutes for a new Filestore volume). */
 export const GET_SERVER_DEADLINE_MS = 15 * 60_000;
 
-function call<Res>(invoke: Invoke<Res>, timeoutMs = CALL_DEADLINE_MS): Promise<Res> {
-  return new Promise<Res>((resolve, reject) => invoke({ deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res!))));
+/** Calls `method`; one that runs out of time says which call it was, and how long it had. */
+function call<Res>(method: string, invoke: Invoke<Res>, timeoutMs = CALL_DEADLINE_MS): Promise<Res> {
+  return new Promise<Res>((resolve, reject) =>
+    invoke({ deadline: Date.now() + timeoutMs }, (err, res) => {
+      if (err?.code === grpc.status.DEADLINE_EXCEEDED) err.message = `the orchestrator did not answer ${method} within ${timeoutMs / 1000} s`;
+      return err ? reject(err) : resolve(res!);
+    }),
+  );
 }
 
 export class OrchestratorClient {
@@ -45,8 +62,8 @@ export class OrchestratorClient {
   async getServer(workspace: string, options: { timeoutMs?: number; unreachableAgent?: string } = {}): Promise<Session> {
     const request = { workspace, unreachableAgent: options.unreachableAgent ?? '' };
     // Its deadline is long (provisioning): the connection itself gets a short one.
-    await channelReady(this.raw, (why) => new Error(`the orchestrator: ${why}`));
-    const res = await call<GetServerResponse__Output>((o, cb) => this.raw.getServer(request, o, cb), options.timeoutMs ?? GET_SERVER_DEADLINE_MS);
+    await channelReady(this.raw, (why, refused) => new OrchestratorUnreachableError(why, refused));
+    const res = await call<GetServerResponse__Output>('GetServer', (o, cb) => this.raw.getServer(request, o, cb), options.timeoutMs ?? GET_SERVER_DEADLINE_MS);
     return res.session!;
   }
 
@@ -61,34 +78,34 @@ export class OrchestratorClient {
   }
 
   async heartbeat(sessionId: string): Promise<string> {
-    return (await call<HeartbeatResponse__Output>((o, cb) => this.raw.heartbeat({ sessionId }, o, cb))).phase;
+    return (await call<HeartbeatResponse__Output>('Heartbeat', (o, cb) => this.raw.heartbeat({ sessionId }, o, cb))).phase;
   }
 
   async listSessions(options: { allUsers?: boolean; includeFinished?: boolean } = {}): Promise<Session[]> {
-    return (await call<ListSessionsResponse__Output>((o, cb) => this.raw.listSessions(options, o, cb))).sessions;
+    return (await call<ListSessionsResponse__Output>('ListSessions', (o, cb) => this.raw.listSessions(options, o, cb))).sessions;
   }
 
   describeSession(sessionId: string): Promise<Session> {
-    return call<Session>((o, cb) => this.raw.describeSession({ sessionId }, o, cb));
+    return call<Session>('DescribeSession', (o, cb) => this.raw.describeSession({ sessionId }, o, cb));
   }
 
   /** Waits for the session's teardown. */
   endSession(sessionId: string): Promise<Session> {
-    return call<Session>((o, cb) => this.raw.endSession({ sessionId }, o, cb), TEARDOWN_DEADLINE_MS);
+    return call<Session>('EndSession', (o, cb) => this.raw.endSession({ sessionId }, o, cb), TEARDOWN_DEADLINE_MS);
   }
 
   async issueProxyCertificate(sessionId: string, publicKeyPem: string): Promise<{ certificatePem: string; caCertificatePem: string }> {
-    return call<IssueProxyCertificateResponse__Output>((o, cb) => this.raw.issueProxyCertificate({ sessionId, publicKeyPem }, o, cb));
+    return call<IssueProxyCertificateResponse__Output>('IssueProxyCertificate', (o, cb) => this.raw.issueProxyCertificate({ sessionId, publicKeyPem }, o, cb));
   }
 
   /** Operators only: the ids of the user's sessions it ended. */
   async revokeUser(user: string): Promise<string[]> {
-    return (await call<RevokeUserResponse__Output>((o, cb) => this.raw.revokeUser({ user }, o, cb), TEARDOWN_DEADLINE_MS)).endedSessionIds;
+    return (await call<RevokeUserResponse__Output>('RevokeUser', (o, cb) => this.raw.revokeUser({ user }, o, cb), TEARDOWN_DEADLINE_MS)).endedSessionIds;
   }
 
   /** Operators only: false if the user was not revoked. */
   async unrevokeUser(user: string): Promise<boolean> {
-    return (await call<UnrevokeUserResponse__Output>((o, cb) => this.raw.unrevokeUser({ user }, o, cb))).wasRevoked;
+    return (await call<UnrevokeUserResponse__Output>('UnrevokeUser', (o, cb) => this.raw.unrevokeUser({ user }, o, cb))).wasRevoked;
   }
 
   close(): void {

@@ -38,12 +38,12 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
   const syncer = workspaceSyncer(workspace, log);
 
   /** Opens the session; a failure fails this command only, and the next one asks again. */
-  const open = (unreachableAgent?: string) => {
-    const opening = openSession(workspace, log, { unreachableAgent }).then((l) => (log(`session ${l.session.sessionId}: agent ${l.session.agentAddress}`), l));
+  const open = (tell: (message: string) => void, unreachableAgent?: string) => {
+    const opening = openSession(workspace, log, { unreachableAgent, tell }).then((l) => (log(`session ${l.session.sessionId}: agent ${l.session.agentAddress}`), l));
     opening.catch(() => link === opening && (link = undefined));
     return opening;
   };
-  const session = () => (link ??= open());
+  const session = (tell: (message: string) => void) => (link ??= open(tell));
   /**
    * Starts over once: the agent moved (the session was suspended and resumed), or it did not answer,
    * which the session is told, so that it probes the agent at once and the next one is waited for.
@@ -54,9 +54,9 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
       stale.close();
       const unreachableAgent = retry.agentGone ? stale.session.agentAddress : undefined;
       if (unreachableAgent) tell(`the agent at ${unreachableAgent} did not answer (${retry.why}): waiting for the session to check it, and to replace it if it is gone`);
-      link = open(unreachableAgent);
+      link = open(tell, unreachableAgent);
     }
-    return session();
+    return session(tell);
   };
 
   /**
@@ -145,7 +145,7 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
         log(message);
         onResponse({ standardError: Buffer.from(`RBS: ${message}\n`) });
       };
-      let l = await unlessAborted(session(), signal);
+      let l = await unlessAborted(session(tell), signal);
       const retry = await runOn(l, request, run.onResponse, signal, run.onRunTarget).catch(unreachable);
       if (retry !== null) {
         l = await unlessAborted(reopen(l, retry, tell), signal);

@@ -6,10 +6,11 @@
  * and the replaced client still takes new calls for a while.
  */
 import { generateKeyPairSync } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
 import { connect } from '../../lib/client-config';
 import { loadConfig } from '../../lib/config';
-import type { OrchestratorClient, Session } from '../../lib/grpc/orchestrator-client';
+import { type OrchestratorClient, OrchestratorUnreachableError, type Session } from '../../lib/grpc/orchestrator-client';
 import { clientKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
 import { TLS_CHANNEL_OPTIONS, channelCredentials, type TlsMaterial } from '../../lib/grpc/tls';
@@ -56,11 +57,40 @@ function agentClient(session: Session, tls: TlsMaterial, keepaliveMs: number): A
   }) as unknown as AgentClient;
 }
 
-/** `unreachableAgent`: the agent this proxy could not reach, for the session to check (GetServerRequest). */
-export async function openSession(workspace: string, log: (message: string) => void, options: { unreachableAgent?: string } = {}): Promise<SessionLink> {
-  const orchestrator = await connect();
+/**
+ * How long a proxy keeps asking an orchestrator that refuses connections: it may be restarting (a
+ * crash, a rolling update), which takes seconds. One that does not answer at all fails at once.
+ */
+const ORCHESTRATOR_RESTART_GRACE_MS = 15_000;
+const ORCHESTRATOR_RETRY_MS = 500;
+
+/** GetServer, on a fresh connection per attempt (no reconnection back-off), through an orchestrator restart. */
+async function getServer(workspace: string, options: OpenOptions): Promise<{ orchestrator: OrchestratorClient; session: Session }> {
+  const giveUpAt = Date.now() + ORCHESTRATOR_RESTART_GRACE_MS;
+  for (let told = false; ; ) {
+    const orchestrator = await connect();
+    try {
+      return { orchestrator, session: await orchestrator.getServer(workspace, { unreachableAgent: options.unreachableAgent }) };
+    } catch (err) {
+      orchestrator.close();
+      if (!(err instanceof OrchestratorUnreachableError && err.refused) || Date.now() >= giveUpAt) throw err;
+      if (!told) options.tell(`${err.message}: trying again for ${ORCHESTRATOR_RESTART_GRACE_MS / 1000} s, in case it is restarting`);
+      told = true;
+      await sleep(ORCHESTRATOR_RETRY_MS);
+    }
+  }
+}
+
+export interface OpenOptions {
+  /** The agent this proxy could not reach, for the session to check (GetServerRequest). */
+  unreachableAgent?: string;
+  /** What the developer should see while they wait. */
+  tell(message: string): void;
+}
+
+export async function openSession(workspace: string, log: (message: string) => void, options: OpenOptions): Promise<SessionLink> {
+  const { orchestrator, session } = await getServer(workspace, options);
   try {
-    const session = await orchestrator.getServer(workspace, { unreachableAgent: options.unreachableAgent });
     let tls = await certify(orchestrator, session.sessionId);
     const { keepaliveMs } = loadConfig();
     let agent = agentClient(session, tls, keepaliveMs);
