@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { writeTlsMaterial } from '../../lib/grpc/tls';
 import { repoRoot } from '../../lib/local/tools';
+import type { CertificateAuthority } from '../../lib/pki/ca';
 import type { TestStack } from '../harness/stack';
 
 const RBS = path.join(repoRoot(), 'cli', 'rbs.js');
@@ -185,17 +186,20 @@ export function pidsWhere(matches: (cmdline: string) => boolean): number[] {
 }
 
 /** A workspace of a new user `name` of `stack`, whose proxy gets its sessions from that stack; `env` adds to the proxy's. */
-export async function workspaceOfNewUser(stack: TestStack, name: string, env: NodeJS.ProcessEnv = {}): Promise<BazelWorkspace> {
-  const credentials = path.join(stack.config.home, 'credentials', name);
-  const issued = await stack.ca.issue({ kind: 'user', user: name, operator: false });
-  await writeTlsMaterial(credentials, 'user', { caCertPem: stack.ca.certPem, ...issued });
-  return new BazelWorkspace({
-    ...process.env,
-    RBS_HOME: stack.config.home,
-    RBS_ORCHESTRATOR: stack.orchestrator.address,
-    RBS_CREDENTIALS: credentials,
-    ...env,
-  });
+export function workspaceOfNewUser(stack: TestStack, name: string, env: NodeJS.ProcessEnv = {}): Promise<BazelWorkspace> {
+  return workspaceOfUser({ home: stack.config.home, ca: stack.ca, orchestrator: stack.orchestrator.address }, name, env);
+}
+
+/** The same for any control plane: its RBS_HOME, its CA and the orchestrator's address. */
+export async function workspaceOfUser(
+  controlPlane: { home: string; ca: CertificateAuthority; orchestrator: string },
+  name: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<BazelWorkspace> {
+  const { home, ca, orchestrator } = controlPlane;
+  const credentials = path.join(home, 'credentials', name);
+  await writeTlsMaterial(credentials, 'user', { caCertPem: ca.certPem, ...(await ca.issue({ kind: 'user', user: name, operator: false })) });
+  return new BazelWorkspace({ ...process.env, RBS_HOME: home, RBS_ORCHESTRATOR: orchestrator, RBS_CREDENTIALS: credentials, ...env });
 }
 
 /** Where the READY session of `ws` keeps it: its copy and Bazel's output base, on the volume. */
