@@ -121,6 +121,10 @@ export async function createSessionWorker(config: RbsConfig, options: SessionWor
       orphanGraceMs: config.cleanup.orphanGraceMs,
       workspaceStorage,
     }),
+    // A session's tasks go to the worker that last ran it; if that worker died, they wait this long
+    // before any worker takes them (Temporal's default is 10 s). Our histories are short (continue-as-new),
+    // so replaying one elsewhere is cheap, and a developer waiting on a crashed worker waits less.
+    stickyQueueScheduleToStartTimeout: '3s',
   });
   return {
     worker,
