@@ -41,15 +41,20 @@ export async function startLocalTemporal(options: {
   const ephemeralDb = path.join(dir, 'ephemeral.sqlite');
   if (!options.persist) for (const file of fs.readdirSync(dir).filter((f) => f.startsWith('ephemeral.sqlite'))) fs.rmSync(path.join(dir, file));
   let server!: TemporalTlsServer;
+  /** A restart first takes its predecessor's ports; if one is taken meanwhile, the next try takes fresh ones. */
+  let reusePorts = false;
   const startServer = async () => {
+    const ports = reusePorts ? server.ports : undefined;
+    reusePorts = false;
     server = await startTemporalTlsServer({
       ca,
       dir: path.join(dir, 'server'),
       dbFile: options.persist ? paths.temporalDb : ephemeralDb,
       logFile: path.join(paths.logs, 'temporal.log'),
       port: options.port,
-      ports: server?.ports, // a restart's: where its predecessor was
+      ports,
     });
+    reusePorts = true;
     return server.child;
   };
   const supervised: Supervised[] = [await supervise('temporal-server', startServer, { log: options.log })];

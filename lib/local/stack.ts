@@ -90,7 +90,8 @@ export async function startLocalStack(config: RbsConfig, options: LocalStackOpti
     for (const [name, ipAddresses] of [['worker', []], ['orchestrator', [orchestratorHost]]] as const) {
       serviceTls.push(await publishServiceTls(ca, paths.serviceTls, name, { dnsNames: ['localhost'], ipAddresses: [...ipAddresses] }));
     }
-    services.push(await service('worker'), await service('orchestrator', config.orchestrator.listen));
+    services.push(await service('worker')); // one at a time: a failed start below must stop this one too
+    services.push(await service('orchestrator', config.orchestrator.listen));
     return {
       orchestrator: config.orchestrator.listen,
       temporal: temporal.address,

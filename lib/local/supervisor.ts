@@ -63,7 +63,16 @@ export async function supervise(name: string, start: () => Promise<Child>, optio
 
   const watch = (watched: Child) => {
     const startedAt = Date.now();
-    watched.process.once('exit', () => exited(watched.exited() ?? `${name} exited`, watched.logTail(), Date.now() - startedAt));
+    let seen = false;
+    const gone = () => {
+      if (seen) return;
+      seen = true;
+      void watched.stop(0); // what it started goes with it, as a container's processes do
+      exited(watched.exited() ?? `${name} exited`, watched.logTail(), Date.now() - startedAt);
+    };
+    // A spawn that failed emits 'error' and no 'exit'.
+    watched.process.once('exit', gone).once('error', gone);
+    if (watched.exited() !== null) gone();
   };
 
   const restart = async () => {
