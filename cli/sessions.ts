@@ -1,20 +1,10 @@
 /** The session commands: get-server, sessions, end. */
 import * as fs from 'node:fs';
+import { type SessionPhase, WAITING_FOR } from '../lib/domain';
 import type { Session } from '../lib/grpc/orchestrator-client';
 import { connect } from '../lib/client-config';
 import { UsageError } from './usage';
 
-/** What each phase means to someone waiting for their session. */
-const PROGRESS: Record<string, string> = {
-  PROVISIONING_NAMESPACE: 'creating the session namespace',
-  PROVISIONING_VOLUME: 'binding the workspace volume',
-  PROVISIONING_CREDENTIALS: 'issuing session credentials',
-  PROVISIONING_AGENT: 'starting the agent',
-  PROVISIONING_AGENT_READY: 'waiting for the agent',
-  PROVISIONING_SYNC: 'syncing the workspace',
-  RESUMING: 'resuming the suspended session',
-  SUSPENDING: 'waiting for the session to finish suspending',
-};
 
 function summary(s: Session) {
   return {
@@ -43,7 +33,7 @@ export async function getServer(options: { workspace?: string; json?: boolean })
     // Progress goes to stderr while GetServer waits, so --json output stays one object on stdout.
     const watch = options.json
       ? null
-      : client.watch({ workspace }, (p) => process.stderr.write(`  ${PROGRESS[p.phase] ?? p.phase.toLowerCase()}\n`));
+      : client.watch({ workspace }, (p) => process.stderr.write(`  ${WAITING_FOR[p.phase as SessionPhase] ?? p.phase.toLowerCase()}\n`));
     // Progress is best-effort (say, past the WatchSession stream limit): GetServer's answer decides.
     watch?.done.catch(() => undefined);
     const session = await client.getServer(workspace).finally(() => watch?.cancel());

@@ -28,6 +28,18 @@ export const SESSION_PHASES = [
 export type ProvisioningPhase = (typeof PROVISIONING_PHASES)[number];
 export type SessionPhase = (typeof SESSION_PHASES)[number];
 
+/** What a phase means to someone waiting for their session (the CLI's and the proxy's progress). */
+export const WAITING_FOR: Readonly<Partial<Record<SessionPhase, string>>> = {
+  PROVISIONING_NAMESPACE: 'creating the session namespace',
+  PROVISIONING_VOLUME: 'binding the workspace volume',
+  PROVISIONING_CREDENTIALS: 'issuing session credentials',
+  PROVISIONING_AGENT: 'starting the agent',
+  PROVISIONING_AGENT_READY: 'waiting for the agent',
+  PROVISIONING_SYNC: 'syncing the workspace',
+  RESUMING: 'resuming the suspended session',
+  SUSPENDING: 'waiting for the session to finish suspending',
+};
+
 /** Phases after which the session's workflow has finished and nothing of it runs. */
 export const TERMINAL_PHASES: readonly SessionPhase[] = ['ENDED', 'FAILED'];
 

@@ -42,9 +42,13 @@ export const GET_SERVER_DEADLINE_MS = 15 * 60_000;
 
 /** Calls `method`; one that runs out of time says which call it was, and how long it had. */
 function call<Res>(method: string, invoke: Invoke<Res>, timeoutMs = CALL_DEADLINE_MS): Promise<Res> {
+  const deadline = Date.now() + timeoutMs;
   return new Promise<Res>((resolve, reject) =>
-    invoke({ deadline: Date.now() + timeoutMs }, (err, res) => {
-      if (err?.code === grpc.status.DEADLINE_EXCEEDED) err.message = `the orchestrator did not answer ${method} within ${timeoutMs / 1000} s`;
+    invoke({ deadline }, (err, res) => {
+      // Ours ran out (not one the orchestrator passed on from a call of its own).
+      if (err?.code === grpc.status.DEADLINE_EXCEEDED && Date.now() >= deadline) {
+        err.message = `the orchestrator did not answer ${method} within ${timeoutMs / 1000} s`;
+      }
       return err ? reject(err) : resolve(res!);
     }),
   );

@@ -12,6 +12,7 @@ import { InvalidPublicKeyError } from './ca';
 import type { Identity } from './identity';
 import type { CertificateSigner, SignOptions } from './signer';
 
+/** Also how long a call waits for a signer that is not reachable (restarting): waitForReady. */
 const CALL_TIMEOUT_MS = 10_000;
 
 export class RemoteSigner implements CertificateSigner {
@@ -37,8 +38,10 @@ export class RemoteSigner implements CertificateSigner {
 
   certifyPublicKey(identity: Identity, publicKeyPem: string, options: SignOptions): Promise<string> {
     const request = { ...subjectToWire(identity), publicKeyPem, ...options };
+    // waitForReady: a signer that is restarting is waited for (within the deadline), not failed at once.
+    const waitForSigner = new grpc.Metadata({ waitForReady: true });
     return new Promise((resolve, reject) =>
-      this.client.certify(request, { deadline: Date.now() + CALL_TIMEOUT_MS }, (err, res?: CertifyResponse__Output) => {
+      this.client.certify(request, waitForSigner, { deadline: Date.now() + CALL_TIMEOUT_MS }, (err, res?: CertifyResponse__Output) => {
         if (!err) return resolve(res!.certificatePem);
         if (err.code === grpc.status.INVALID_ARGUMENT) return reject(new InvalidPublicKeyError(err.details));
         reject(new Error(`the signer at ${this.address} refused to certify ${identity.kind}: ${grpc.status[err.code]}: ${err.details}`));

@@ -7,9 +7,11 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import * as grpc from '@grpc/grpc-js';
 import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
 import { connect } from '../../lib/client-config';
 import { loadConfig } from '../../lib/config';
+import { type SessionPhase, WAITING_FOR } from '../../lib/domain';
 import { type OrchestratorClient, OrchestratorUnreachableError, type Session } from '../../lib/grpc/orchestrator-client';
 import { clientKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
@@ -64,19 +66,42 @@ function agentClient(session: Session, tls: TlsMaterial, keepaliveMs: number): A
 const ORCHESTRATOR_RESTART_GRACE_MS = 15_000;
 const ORCHESTRATOR_RETRY_MS = 500;
 
+/**
+ * Refused, or lost mid-call (UNAVAILABLE): it may be restarting. GetServer may be asked again: it
+ * attaches to the session the first attempt started.
+ */
+function orchestratorRestarting(err: unknown): boolean {
+  return (err instanceof OrchestratorUnreachableError && err.refused) || (err as { code?: unknown }).code === grpc.status.UNAVAILABLE;
+}
+
+/** Tells the developer what their session is doing while GetServer waits for it (best effort); returns the stop. */
+function showProgress(orchestrator: OrchestratorClient, workspace: string, tell: (message: string) => void): () => void {
+  let shown: string | undefined;
+  const watch = orchestrator.watch({ workspace }, ({ phase }) => {
+    const doing = WAITING_FOR[phase as SessionPhase];
+    if (doing && doing !== shown) tell(`waiting for the session: ${doing}`);
+    shown = doing ?? shown;
+  });
+  watch.done.catch(() => undefined); // GetServer's answer, not the progress, decides
+  return () => watch.cancel();
+}
+
 /** GetServer, on a fresh connection per attempt (no reconnection back-off), through an orchestrator restart. */
 async function getServer(workspace: string, options: OpenOptions): Promise<{ orchestrator: OrchestratorClient; session: Session }> {
   const giveUpAt = Date.now() + ORCHESTRATOR_RESTART_GRACE_MS;
   for (let told = false; ; ) {
     const orchestrator = await connect();
+    const stopShowing = showProgress(orchestrator, workspace, options.tell);
     try {
       return { orchestrator, session: await orchestrator.getServer(workspace, { unreachableAgent: options.unreachableAgent }) };
     } catch (err) {
       orchestrator.close();
-      if (!(err instanceof OrchestratorUnreachableError && err.refused) || Date.now() >= giveUpAt) throw err;
-      if (!told) options.tell(`${err.message}: trying again for ${ORCHESTRATOR_RESTART_GRACE_MS / 1000} s, in case it is restarting`);
+      if (!orchestratorRestarting(err) || Date.now() >= giveUpAt) throw err;
+      if (!told) options.tell(`${(err as Error).message}: trying again for ${ORCHESTRATOR_RESTART_GRACE_MS / 1000} s, in case it is restarting`);
       told = true;
       await sleep(ORCHESTRATOR_RETRY_MS);
+    } finally {
+      stopShowing();
     }
   }
 }

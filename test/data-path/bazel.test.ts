@@ -33,7 +33,10 @@ const remote = () => remoteOf(stack(), ws);
 const build = (...targets: string[]) => ws.bazel(['build', ...ws.buildOptions, ...targets]);
 
 it('builds remotely, with the output a local build gives; info, query, test and clean work', async () => {
-  expect(await build('//:gen')).toMatchObject({ code: 0 });
+  const first = await build('//:gen');
+  expect(first).toMatchObject({ code: 0 });
+  // A new user's first command waits for their session to be provisioned, and says so on the terminal.
+  expect(first.stderr).toMatch(/^RBS: waiting for the session: (starting the agent|waiting for the agent|syncing the workspace)$/m);
   const { workspace } = await remote();
   // Built there, fetched here: the laptop's link leads into its own output base.
   expect(fs.readlinkSync(path.join(ws.workspace, 'bazel-bin')).startsWith(`${ws.outputBase}/`)).toBe(true);
