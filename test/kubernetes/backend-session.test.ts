@@ -4,6 +4,7 @@
  */
 import { X509Certificate, randomUUID } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
+import type { AgentProblem } from '../../lib/compute/backend';
 import { cleanupScheduleId } from '../../services/worker/cleanup-schedule';
 import { useStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
@@ -107,10 +108,20 @@ describe('sessions on the Kubernetes backend', () => {
     const session = await kai.getServer(stack().workspace());
     const { core } = kube().admin;
     const before = await core.readNamespacedPod({ name: 'agent', namespace: session.namespace });
+    const backend = stack().worker.backend;
+    const look = backend.agentProblem.bind(backend);
+    const probes: Array<AgentProblem | null> = [];
+    backend.agentProblem = async (namespace, sessionId) => {
+      const problem = await look(namespace, sessionId);
+      if (namespace === session.namespace) probes.push(problem);
+      return problem;
+    };
     await core.deleteNamespacedPod({ name: 'agent', namespace: session.namespace }); // evicted, or deleted by hand
 
     const next = await kai.getServer(session.workspace, { unreachableAgent: session.agentAddress });
     expect(next).toMatchObject({ sessionId: session.sessionId, phase: 'READY', agentAddress: session.agentAddress });
+    // Gone (terminating or missing) is certain: one look, no second probe.
+    expect(probes).toEqual([{ detail: expect.stringMatching(/the agent pod (is terminating|does not exist)/), gone: true }]);
     const after = await core.readNamespacedPod({ name: 'agent', namespace: session.namespace });
     expect(after.metadata?.uid).not.toBe(before.metadata?.uid);
     expect(after.metadata?.deletionTimestamp).toBeUndefined();
