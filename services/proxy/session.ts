@@ -97,7 +97,8 @@ async function getServer(workspace: string, options: OpenOptions): Promise<{ orc
     } catch (err) {
       orchestrator.close();
       if (!orchestratorRestarting(err) || Date.now() >= giveUpAt) throw err;
-      if (!told) options.tell(`${(err as Error).message}: trying again for ${ORCHESTRATOR_RESTART_GRACE_MS / 1000} s, in case it is restarting`);
+      const why = err instanceof OrchestratorUnreachableError ? err.message : `the orchestrator dropped GetServer (${(err as grpc.ServiceError).details})`;
+      if (!told) options.tell(`${why}: trying again for ${ORCHESTRATOR_RESTART_GRACE_MS / 1000} s, in case it is restarting`);
       told = true;
       await sleep(ORCHESTRATOR_RETRY_MS);
     } finally {

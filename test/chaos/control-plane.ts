@@ -181,6 +181,10 @@ async function runCase(plane: ControlPlane, c: Case): Promise<string> {
     const context = `${name}: exit ${ended.code} after ${ended.ms} ms\n${ended.stderr}`;
     // A restart takes seconds, and so does a stall: the proxy waits them out, so the command succeeds.
     if (ended.code !== 0) throw new Error(`${context}\nit failed: a control-plane process that is back within seconds must not fail a build`);
+    // An orchestrator killed under a proxy's GetServer: the proxy said it was trying again.
+    if (c.process === 'orchestrator' && c.fault === 'kill' && c.phase !== 'idle' && !/^RBS: the orchestrator(: cannot connect| dropped GetServer).*: trying again/m.test(ended.stderr)) {
+      throw new Error(`${context}\nit did not say that it was trying the orchestrator again`);
+    }
 
     await stackWhole(plane);
     const restarted = plane.log.slice(logFrom).flatMap((m) => /: (\S+) restarted/.exec(m)?.[1] ?? []);
