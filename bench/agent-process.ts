@@ -10,7 +10,7 @@ import type { AgentClient } from '../gen/proto/rbs/v1/Agent';
 import { defaultAgentCommand } from '../lib/compute/local-backend';
 import { clientKeepalive } from '../lib/grpc/keepalive';
 import { protos } from '../lib/grpc/protos';
-import { TLS_CHANNEL_OPTIONS, channelCredentials, writeTlsMaterial } from '../lib/grpc/tls';
+import { tlsChannelOptions, channelCredentials, writeTlsMaterial } from '../lib/grpc/tls';
 import { startChild } from '../lib/local/child';
 import { freePort, waitForPort } from '../lib/local/ports';
 import { CertificateAuthority } from '../lib/pki/ca';
@@ -52,7 +52,7 @@ export async function startAgentProcess(root: string, source = path.join(root, '
   await waitForPort('127.0.0.1', port, 10_000);
   const proxyTls = { caCertPem: ca.certPem, ...(await ca.issue({ kind: 'proxy', sessionId, user: 'bench' })) };
   const isAgent = (id: { kind: string; sessionId?: string }) => id.kind === 'agent' && id.sessionId === sessionId;
-  const options = { ...TLS_CHANNEL_OPTIONS, ...clientKeepalive() };
+  const options = { ...tlsChannelOptions('127.0.0.1'), ...clientKeepalive() };
   const client = new (protos().agent.rbs.v1.Agent)(`127.0.0.1:${port}`, channelCredentials(proxyTls, isAgent), options) as unknown as AgentClient;
   let lastSyncId: string | undefined;
   return {

@@ -13,7 +13,7 @@ import type { WatchSessionRequest } from '../../gen/proto/rbs/v1/WatchSessionReq
 import { channelReady } from './channel-ready';
 import { clientKeepalive } from './keepalive';
 import { protos } from './protos';
-import { TLS_CHANNEL_OPTIONS, channelCredentials, type TlsMaterial } from './tls';
+import { channelCredentials, tlsChannelOptions, type TlsMaterial } from './tls';
 
 export type Session = Session__Output;
 
@@ -59,7 +59,7 @@ export class OrchestratorClient {
 
   constructor(address: string, tls: TlsMaterial, keepaliveMs?: number) {
     const credentials = channelCredentials(tls, (id) => id.kind === 'service' && id.name === 'orchestrator');
-    this.raw = new (protos().orchestrator.rbs.v1.Orchestrator)(address, credentials, { ...TLS_CHANNEL_OPTIONS, ...clientKeepalive(keepaliveMs) }) as unknown as RawClient;
+    this.raw = new (protos().orchestrator.rbs.v1.Orchestrator)(address, credentials, { ...tlsChannelOptions(address), ...clientKeepalive(keepaliveMs) }) as unknown as RawClient;
   }
 
   /** `unreachableAgent`: the agent address this caller could not reach (GetServerRequest.unreachable_agent). */

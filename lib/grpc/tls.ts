@@ -14,6 +14,7 @@
  */
 import { X509Certificate as NodeX509 } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import * as path from 'node:path';
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
@@ -159,16 +160,20 @@ function ownCertificateProblem(m: TlsMaterial): () => string | null {
 }
 
 /**
+ * Channel options for dialing `address` with channelCredentials. A DNS host goes out as the TLS
+ * server name (SNI): a passthrough gateway or ingress routes by it (the agents' TLSRoutes, the
+ * orchestrator's ingress). An IP address may not be sent as a server name (RFC 6066, DEP0123), so
+ * a fixed 'rbs' stands in. Either way peers are verified by their identity URI, not by the name.
+ */
+export function tlsChannelOptions(address: string): grpc.ChannelOptions {
+  const host = /^\[(.*)\]:\d+$/.exec(address)?.[1] ?? address.replace(/^dns:(\/\/[^/]*\/)?/, '').replace(/:\d+$/, '');
+  return host === '' || isIP(host) !== 0 ? { 'grpc.ssl_target_name_override': 'rbs' } : {};
+}
+
+/**
  * Client credentials presenting `m`'s certificate and accepting only a server whose RBS identity
  * satisfies `expectServer`.
  */
-/**
- * Channel options for every client of channelCredentials. Peers are verified by their identity
- * URI, not their host name, so a fixed TLS server name costs nothing and keeps Node from sending
- * an IP address as the ServerName (RFC 6066, DEP0123).
- */
-export const TLS_CHANNEL_OPTIONS: grpc.ChannelOptions = { 'grpc.ssl_target_name_override': 'rbs' };
-
 export function channelCredentials(m: TlsMaterial, expectServer: (id: Identity) => boolean): grpc.ChannelCredentials {
   const problem = ownCertificateProblem(m);
   const selfCheck = grpc.credentials.createFromMetadataGenerator((_params, callback) => {
@@ -215,7 +220,11 @@ export async function readTlsMaterial(dir: string, name: string): Promise<TlsMat
     }
   };
   const files = FILES(dir, name);
-  const [caCertPem, certPem, keyPem] = await Promise.all([read(files.caCertPem), read(files.certPem), read(files.keyPem)]);
+  // Settled in order, so that of several missing files the same one is named every time.
+  const [caCertPem, certPem, keyPem] = (await Promise.allSettled([read(files.caCertPem), read(files.certPem), read(files.keyPem)])).map((r) => {
+    if (r.status === 'rejected') throw r.reason;
+    return r.value;
+  });
   return { caCertPem, certPem, keyPem };
 }
 

@@ -7,7 +7,7 @@ import type { CertifyResponse__Output } from '../../gen/proto/rbs/v1/CertifyResp
 import type { SignerClient } from '../../gen/proto/rbs/v1/Signer';
 import { protos } from '../grpc/protos';
 import { subjectToWire } from '../grpc/signer-subject';
-import { TLS_CHANNEL_OPTIONS, channelCredentials, type RotatingTls } from '../grpc/tls';
+import { channelCredentials, tlsChannelOptions, type RotatingTls } from '../grpc/tls';
 import { InvalidPublicKeyError } from './ca';
 import type { Identity } from './identity';
 import type { CertificateSigner, SignOptions } from './signer';
@@ -56,6 +56,6 @@ export class RemoteSigner implements CertificateSigner {
 
   private connect(): SignerClient {
     const credentials = channelCredentials(this.tls.current(), (id) => id.kind === 'service' && id.name === 'signer');
-    return new (protos().signer.rbs.v1.Signer)(this.address, credentials, TLS_CHANNEL_OPTIONS) as unknown as SignerClient;
+    return new (protos().signer.rbs.v1.Signer)(this.address, credentials, tlsChannelOptions(this.address)) as unknown as SignerClient;
   }
 }

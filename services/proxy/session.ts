@@ -15,7 +15,7 @@ import { type SessionPhase, WAITING_FOR } from '../../lib/domain';
 import { type OrchestratorClient, OrchestratorUnreachableError, type Session } from '../../lib/grpc/orchestrator-client';
 import { clientKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
-import { TLS_CHANNEL_OPTIONS, channelCredentials, type TlsMaterial } from '../../lib/grpc/tls';
+import { channelCredentials, tlsChannelOptions, type TlsMaterial } from '../../lib/grpc/tls';
 import { keepRenewed } from '../../lib/pki/certificate';
 
 export interface SessionLink {
@@ -51,7 +51,7 @@ const RETIRED_CLIENT_GRACE_MS = 60_000;
 function agentClient(session: Session, tls: TlsMaterial, keepaliveMs: number): AgentClient {
   const credentials = channelCredentials(tls, (id) => id.kind === 'agent' && id.sessionId === session.sessionId);
   return new (protos().agent.rbs.v1.Agent)(session.agentAddress, credentials, {
-    ...TLS_CHANNEL_OPTIONS,
+    ...tlsChannelOptions(session.agentAddress),
     ...clientKeepalive(keepaliveMs),
     // Its own subchannels, gone with it: a connection attempt stuck on a dead path dies with the client.
     'grpc.use_local_subchannel_pool': 1,

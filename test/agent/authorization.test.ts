@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
 import type { RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
 import { protos } from '../../lib/grpc/protos';
-import { type TlsMaterial, TLS_CHANNEL_OPTIONS, channelCredentials } from '../../lib/grpc/tls';
+import { type TlsMaterial, tlsChannelOptions, channelCredentials } from '../../lib/grpc/tls';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { fetchFromOutputBase } from '../../services/proxy/fetch';
 import { type Fixture, SESSION, startFixture, snapshot, write } from '../sync/fixture';
@@ -109,7 +109,7 @@ test("the worker's probes still work: health and Ping; the orchestrator gets nei
   const { health } = protos();
   const credentials = (tls: TlsMaterial) => channelCredentials(tls, (id) => id.kind === 'agent' && id.sessionId === SESSION);
   const probe = (tls: TlsMaterial) => {
-    const c = new health.grpc.health.v1.Health(f.agent.address, credentials(tls), TLS_CHANNEL_OPTIONS);
+    const c = new health.grpc.health.v1.Health(f.agent.address, credentials(tls), tlsChannelOptions('127.0.0.1'));
     opened.push(c);
     return unary((done) => c.check({ service: '' }, done));
   };

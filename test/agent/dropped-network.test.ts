@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
 import { clientKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
-import { TLS_CHANNEL_OPTIONS, channelCredentials } from '../../lib/grpc/tls';
+import { tlsChannelOptions, channelCredentials } from '../../lib/grpc/tls';
 import { type Fixture, SESSION, startFixture, write } from '../sync/fixture';
 import { startTcpRelay } from '../harness/tcp-relay';
 import { waitFor } from '../harness/wait';
@@ -41,7 +41,7 @@ test('a dropped network ends the command at both ends once keepalive gives up, a
   const relay = await startTcpRelay(f.agent.address);
   const isAgent = (id: { kind: string; sessionId?: string }) => id.kind === 'agent' && id.sessionId === SESSION;
   // As the proxy's own client (services/proxy/session.ts), with the test's short keepalive.
-  const options = { ...TLS_CHANNEL_OPTIONS, ...clientKeepalive(KEEPALIVE_MS) };
+  const options = { ...tlsChannelOptions('127.0.0.1'), ...clientKeepalive(KEEPALIVE_MS) };
   const client = new (protos().agent.rbs.v1.Agent)(relay.address, channelCredentials(f.proxyTls, isAgent), options) as unknown as AgentClient;
   const outputBase = path.join(f.root, 'output_base');
   const request = (command: string, ...args: string[]) => ({

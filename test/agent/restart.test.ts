@@ -13,7 +13,7 @@ import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
 import type { RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
 import { defaultAgentCommand } from '../../lib/compute/local-backend';
 import { protos } from '../../lib/grpc/protos';
-import { TLS_CHANNEL_OPTIONS, type TlsMaterial, channelCredentials, writeTlsMaterial } from '../../lib/grpc/tls';
+import { tlsChannelOptions, type TlsMaterial, channelCredentials, writeTlsMaterial } from '../../lib/grpc/tls';
 import { freePort, waitForPort } from '../../lib/local/ports';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { syncWorkspace } from '../../services/proxy/sync';
@@ -65,7 +65,7 @@ async function startAgent(): Promise<{ process: ChildProcess; address: string }>
 /** As the session's proxy: syncs `source`, then builds //:gen; resolves with Bazel's exit code. */
 async function build(address: string): Promise<number> {
   const isAgent = (id: { kind: string; sessionId?: string }) => id.kind === 'agent' && id.sessionId === SESSION;
-  const client = new (protos().agent.rbs.v1.Agent)(address, channelCredentials(proxyTls, isAgent), TLS_CHANNEL_OPTIONS) as unknown as AgentClient;
+  const client = new (protos().agent.rbs.v1.Agent)(address, channelCredentials(proxyTls, isAgent), tlsChannelOptions('127.0.0.1')) as unknown as AgentClient;
   try {
     const { syncId } = await syncWorkspace({ workspace: source, agent: client, sessionId: SESSION });
     const call = client.run({

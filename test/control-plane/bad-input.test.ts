@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { protos } from '../../lib/grpc/protos';
-import { TLS_CHANNEL_OPTIONS } from '../../lib/grpc/tls';
+import { tlsChannelOptions } from '../../lib/grpc/tls';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { isDns1123Label } from '../../lib/naming';
 import { useStack } from '../harness/stack';
@@ -50,7 +50,7 @@ async function listWith(key?: { certPem: string; keyPem: string }): Promise<grpc
     key ? Buffer.from(key.certPem) : null,
     { checkServerIdentity: () => undefined },
   );
-  const client = new Orchestrator(stack().orchestrator.address, credentials, TLS_CHANNEL_OPTIONS);
+  const client = new Orchestrator(stack().orchestrator.address, credentials, tlsChannelOptions('127.0.0.1'));
   try {
     return await new Promise<grpc.ServiceError>((resolve) => client.listSessions({}, (e) => resolve(e!)));
   } finally {

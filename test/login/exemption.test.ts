@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { LOGIN_METHOD, loginChannelCredentials, serverCredentials, TLS_CHANNEL_OPTIONS } from '../../lib/grpc/tls';
+import { LOGIN_METHOD, loginChannelCredentials, serverCredentials, tlsChannelOptions } from '../../lib/grpc/tls';
 import { CertificateAuthority } from '../../lib/pki/ca';
 
 const PATHS = {
@@ -37,7 +37,7 @@ async function serve(options: { anonymousLogin?: boolean }): Promise<grpc.Client
     server.bindAsync('127.0.0.1:0', serverCredentials(tls, options), (err, p) => (err ? reject(err) : resolve(p))),
   );
   servers.push(server);
-  return new grpc.Client(`127.0.0.1:${port}`, loginChannelCredentials(ca.certPem, () => true), TLS_CHANNEL_OPTIONS);
+  return new grpc.Client(`127.0.0.1:${port}`, loginChannelCredentials(ca.certPem, () => true), tlsChannelOptions('127.0.0.1'));
 }
 
 const call = (client: grpc.Client, methodPath: string) =>

@@ -5,7 +5,7 @@
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { protos } from '../../lib/grpc/protos';
-import { LOGIN_METHOD, loginChannelCredentials, sanUris, TLS_CHANNEL_OPTIONS } from '../../lib/grpc/tls';
+import { LOGIN_METHOD, loginChannelCredentials, sanUris, tlsChannelOptions } from '../../lib/grpc/tls';
 import { IdTokenVerifier } from '../../lib/oidc/id-token';
 import { loginAtOrchestrator } from '../../lib/oidc/login-client';
 import { identityFromUris } from '../../lib/pki/identity';
@@ -154,7 +154,7 @@ test('without a client certificate, every method but Login is refused before its
   const anonymous = new grpc.Client(
     stack().orchestrator.address,
     loginChannelCredentials(stack().ca.certPem, (id) => id.kind === 'service' && id.name === 'orchestrator'),
-    TLS_CHANNEL_OPTIONS,
+    tlsChannelOptions('127.0.0.1'),
   );
   const call = (method: grpc.MethodDefinition<object, object>) =>
     new Promise<grpc.ServiceError | null>((resolve) => {

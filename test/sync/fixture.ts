@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
 import type { SyncFrame, SyncFrame__Output } from '../../gen/proto/rbs/v1/SyncFrame';
 import { protos } from '../../lib/grpc/protos';
-import { TLS_CHANNEL_OPTIONS, type TlsMaterial, channelCredentials } from '../../lib/grpc/tls';
+import { tlsChannelOptions, type TlsMaterial, channelCredentials } from '../../lib/grpc/tls';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import type { Identity } from '../../lib/pki/identity';
 import { type AgentServer, type AgentServerOptions, startAgentServer } from '../../services/agent/server';
@@ -94,7 +94,7 @@ export function empty(dir: string): void {
 function agentClient(address: string, tls: TlsMaterial, sessionId: string = SESSION): AgentClient {
   const { Agent } = protos().agent.rbs.v1;
   const isAgent = (id: Identity) => id.kind === 'agent' && id.sessionId === sessionId;
-  return new Agent(address, channelCredentials(tls, isAgent), TLS_CHANNEL_OPTIONS) as unknown as AgentClient;
+  return new Agent(address, channelCredentials(tls, isAgent), tlsChannelOptions('127.0.0.1')) as unknown as AgentClient;
 }
 
 /** A Sync call spoken directly, as a client that is not rsync could. */

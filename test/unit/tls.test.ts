@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { X509Certificate, webcrypto } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import * as nodeTls from 'node:tls';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as x509 from '@peculiar/x509';
@@ -12,6 +13,7 @@ import {
   sanUris,
   readTlsMaterial,
   serverCredentials,
+  tlsChannelOptions,
   writeTlsMaterial,
 } from '../../lib/grpc/tls';
 import { CertificateAuthority, type IssueOptions } from '../../lib/pki/ca';
@@ -122,6 +124,48 @@ describe('mTLS between RBS parties', () => {
     } finally {
       impostor.forceShutdown();
     }
+  });
+});
+
+describe('the TLS server name (SNI) a client sends, by which gateways route', () => {
+  /** The server names of the connections `dial` makes to a TLS server at 127.0.0.1:<port>. */
+  async function serverNames(dial: (port: number) => Promise<grpc.Client>): Promise<string[]> {
+    const names: string[] = [];
+    const tls = await material(ca, ORCHESTRATOR);
+    const context = nodeTls.createSecureContext({ cert: tls.certPem, key: tls.keyPem });
+    const listener = nodeTls.createServer({ cert: tls.certPem, key: tls.keyPem, ALPNProtocols: ['h2'], SNICallback: (name, done) => (names.push(name), done(null, context)) });
+    listener.on('secureConnection', (socket) => socket.destroy());
+    listener.on('tlsClientError', () => undefined);
+    const port = await new Promise<number>((resolve) => listener.listen(0, '127.0.0.1', () => resolve((listener.address() as { port: number }).port)));
+    const client = await dial(port);
+    try {
+      await call(grpc.credentials.createInsecure(), 'ping', client);
+      return names;
+    } finally {
+      client.close();
+      listener.close();
+    }
+  }
+  const dialing = (host: string) => async (port: number) =>
+    new ProbeClient(`${host}:${port}`, channelCredentials(await material(ca, ALICE), isOrchestrator), tlsChannelOptions(`${host}:${port}`));
+
+  it('is the host of a DNS address, as an SNI-routing gateway needs it', async () => {
+    const names = await serverNames(dialing('localhost'));
+    expect(names.length).toBeGreaterThan(0);
+    expect(new Set(names)).toEqual(new Set(['localhost']));
+  });
+
+  it("is a fixed 'rbs' for an IP address, which may not be sent as a server name", async () => {
+    expect(new Set(await serverNames(dialing('127.0.0.1')))).toEqual(new Set(['rbs']));
+    expect(tlsChannelOptions('[::1]:7443')).toEqual({ 'grpc.ssl_target_name_override': 'rbs' });
+    expect(tlsChannelOptions('dns:///rbs.example.com:443')).toEqual({});
+  });
+
+  it('does not matter to verification: a DNS address reaches a server certified for none of its names', async () => {
+    const alice = await material(ca, ALICE);
+    const byName = new ProbeClient(address.replace('127.0.0.1', 'localhost'), channelCredentials(alice, isOrchestrator), tlsChannelOptions('localhost:1'));
+    clients.push(byName);
+    expect(await call(grpc.credentials.createInsecure(), 'whoAmI', byName)).toEqual(ALICE);
   });
 });
 
