@@ -2,6 +2,7 @@
 # Installs a real Kubernetes control plane for tests, without Docker, outside the repo and keyed by version:
 #   $RBS_CACHE/kubernetes-<v>/{kube-apiserver,kube-controller-manager,kube-scheduler}  (built from Go modules)
 #   $RBS_CACHE/kwok-<v>/kwok and $RBS_CACHE/helm-<v>/helm                           (go install)
+#   $RBS_CACHE/gateway-api-<v>/*.yaml: Gateway API's standard-channel CRDs         (from the Go module)
 #   etcd from the Debian package etcd-server                                          (apt)
 # RBS_CACHE defaults to ~/.cache/rbs. Idempotent: what is already cached is skipped. Each tool is built in a
 # temporary directory under the cache and moved into place in one rename, so a cache entry is never partial.
@@ -140,3 +141,20 @@ go_install_tool kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok -ldflags "-s -w"
 helm_module="helm.sh/helm/${HELM_VERSION%%.*}" # helm.sh/helm/v4 (or /v3)
 go_install_tool helm "$HELM_VERSION" "$helm_module/cmd/helm" \
   -ldflags "-s -w -X $helm_module/internal/version.version=$HELM_VERSION -X $helm_module/internal/version.gitTreeState=clean"
+
+# --- Gateway API CRDs (the agents' TLSRoutes; YAML shipped in the Go module) ---------------------------------
+gateway_dir="$CACHE/gateway-api-$GATEWAY_API_VERSION"
+if [ ! -f "$gateway_dir/gateway.networking.k8s.io_tlsroutes.yaml" ]; then
+  need_go "the Gateway API CRDs $GATEWAY_API_VERSION"
+  say "fetching the Gateway API $GATEWAY_API_VERSION CRDs"
+  module_dir=$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p') || true
+  [ -d "$module_dir/config/crd/standard" ] || { say "cannot download sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION"; exit 1; }
+  new_tmp "gateway-api-$GATEWAY_API_VERSION"
+  # The CRDs only: the safe-upgrades admission policy guards upgrades of a shared cluster, not a test's own.
+  cp "$module_dir"/config/crd/standard/gateway.networking.k8s.io_*.yaml "$tmp/"
+  rm -f "$tmp"/gateway.networking.k8s.io_vap_*.yaml
+  chmod 644 "$tmp"/*.yaml
+  rm -rf "$gateway_dir"
+  install_dir "$tmp" "$gateway_dir"
+fi

@@ -80,6 +80,7 @@ export const AGENT_START_FAILURES = [
   'PodRejected',
   'PodFailed',
   'Unschedulable',
+  'RouteRejected',
   'Timeout',
 ] as const;
 export type AgentStartFailure = (typeof AGENT_START_FAILURES)[number];

@@ -82,6 +82,14 @@ export function helmBinary(): string {
   return cachedTool(`helm-${versions().HELM_VERSION}`, 'helm', INSTALL_KUBE);
 }
 
+/** Gateway API's standard-channel CRD files (scripts/install-kube.sh takes them from the Go module). */
+export function gatewayApiCrdFiles(): string[] {
+  const dir = path.join(cacheDir(), `gateway-api-${versions().GATEWAY_API_VERSION}`);
+  const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.yaml')) : [];
+  if (!files.includes('gateway.networking.k8s.io_tlsroutes.yaml')) throw new Error(`the Gateway API CRDs are not in ${dir}: ${INSTALL_KUBE}`);
+  return files.sort().map((f) => path.join(dir, f));
+}
+
 /** go.temporal.io/server's cmd/server, which unlike the CLI's dev server can require mTLS (scripts/install-temporal-server.sh). */
 export function temporalServerBinary(): string {
   return cachedTool(`temporal-server-${versions().TEMPORAL_SERVER_VERSION}`, 'temporal-server', 'run `npm run setup`');

@@ -15,14 +15,15 @@ import {
   type V1ValidatingAdmissionPolicy,
 } from '@kubernetes/client-node';
 import type { AgentSpec, NamespaceSpec } from '../../lib/compute/backend';
-import { AGENT, LABEL, agentPod, namespaceObject, tlsSecret } from '../../lib/compute/kubernetes/objects';
+import { AGENT, LABEL, agentPod, agentRoute, namespaceObject, tlsSecret } from '../../lib/compute/kubernetes/objects';
 import { placementFor } from '../../lib/naming';
 import { FAKE_STORAGE_CLASS } from '../fakes/fake-volume-provisioner';
 import { waitFor } from '../harness/wait';
-import { TEST_BACKEND_CONFIG, useKubeBackend } from './backend-fixture';
+import { TEST_BACKEND_CONFIG, TEST_GATEWAY, useKubeBackend } from './backend-fixture';
 import { type Request, deniedBy, objectApi, outcome, waitForPolicy } from './worker-identity';
 
-const kube = useKubeBackend();
+// With a route from laptops, so that the policy's TLSRoute rule is tried too.
+const kube = useKubeBackend(undefined, { gateway: true });
 
 const OTHER_RELEASE = 'rbs-other';
 const credentials = { caCertPem: 'CA PEM', certPem: 'CERT PEM', keyPem: 'KEY PEM' };
@@ -56,6 +57,14 @@ const service = (namespace: string, spec: object): KubernetesObject =>
 const persistentVolume = (name: string, labels?: Record<string, string>): KubernetesObject =>
   ({ apiVersion: 'v1', kind: 'PersistentVolume', metadata: { name, ...(labels ? { labels } : {}) } }) as KubernetesObject;
 const volumeLabels = (release: string, volume: string) => ({ [LABEL.managedBy]: 'rbs', [LABEL.release]: release, [LABEL.volume]: volume });
+
+/** The session's TLSRoute as the backend builds it, changed by `change`. */
+function route(change: (spec: any) => void): KubernetesObject {
+  const object = agentRoute(ours, { ...TEST_BACKEND_CONFIG, ...TEST_GATEWAY.config });
+  change(object.spec);
+  return object;
+}
+const ROUTE_RULE = 'routes its namespace\'s host';
 
 /** Each attack, and a part of the message of the policy's rule that must refuse it. */
 const ATTACKS: Array<{ attack: string; rule: string; request: Request }> = [
@@ -123,6 +132,15 @@ const ATTACKS: Array<{ attack: string; rule: string; request: Request }> = [
       spec: { claimRef: { namespace: ours.namespace, name: ours.volume, uid: null } },
     } as KubernetesObject),
   },
+  { attack: "a route taking another session's host", rule: ROUTE_RULE, request: apply(route((spec) => (spec.hostnames = [`${theirs.namespace}.agents.rbs.test`]))) },
+  { attack: 'a route taking every host of the domain', rule: ROUTE_RULE, request: apply(route((spec) => (spec.hostnames = ['*.agents.rbs.test']))) },
+  { attack: 'a route through another Gateway', rule: ROUTE_RULE, request: apply(route((spec) => (spec.parentRefs[0] = { ...spec.parentRefs[0], namespace: 'kube-system', name: 'public' }))) },
+  {
+    attack: "a route to a Service of another namespace (the cluster's DNS)",
+    rule: ROUTE_RULE,
+    request: apply(route((spec) => (spec.rules[0].backendRefs[0] = { ...spec.rules[0].backendRefs[0], namespace: 'kube-system', name: 'kube-dns', port: 53 }))),
+  },
+  { attack: 'a route to another Service of its namespace', rule: ROUTE_RULE, request: apply(route((spec) => (spec.rules[0].backendRefs[0].name = 'exposed'))) },
   {
     attack: "a kind outside the worker's ClusterRole, granted by someone else's binding",
     rule: 'only the kinds of its ClusterRole',

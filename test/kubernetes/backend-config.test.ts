@@ -48,6 +48,7 @@ test('every setting can be given', () => {
     RBS_KUBE_DNS_NAMESPACE_LABELS: 'kubernetes.io/metadata.name=dns',
     RBS_KUBE_DNS_POD_LABELS: 'app=coredns',
     RBS_KUBE_DNS_CIDRS: '169.254.20.10/32',
+    RBS_KUBE_GATEWAY: 'rbs-system/rbs-agents',
   });
   expect(backend).toMatchObject({
     kubernetes: {
@@ -57,8 +58,13 @@ test('every setting can be given', () => {
       agentAddressTemplate: '{namespace}.agents.example.com:443',
       release: 'rbs-prod',
       dns: { namespaceLabels: { 'kubernetes.io/metadata.name': 'dns' }, podLabels: { app: 'coredns' }, cidrs: ['169.254.20.10/32'] },
+      gateway: { namespace: 'rbs-system', name: 'rbs-agents' },
     },
   });
+});
+
+test('without RBS_KUBE_GATEWAY there is no route', () => {
+  expect(loadConfig(base).backend).not.toHaveProperty('kubernetes.gateway');
 });
 
 test.each([
@@ -79,6 +85,13 @@ test.each([
   [{ RBS_KUBE_RELEASE: 'r'.repeat(64) }, /RBS_KUBE_RELEASE must be a label value \(at most 63/],
   [{ RBS_KUBE_DNS_POD_LABELS: 'k8s-app' }, /RBS_KUBE_DNS_POD_LABELS: 'k8s-app' is not a label key=value/],
   [{ RBS_KUBE_DNS_CIDRS: '169.254.20.10' }, /RBS_KUBE_DNS_CIDRS: '169.254.20.10' is not a CIDR/],
+  [{ RBS_KUBE_GATEWAY: 'rbs-agents' }, /RBS_KUBE_GATEWAY must be namespace\/name of a Gateway, got 'rbs-agents'/],
+  [{ RBS_KUBE_GATEWAY: 'a/b/c' }, /RBS_KUBE_GATEWAY must be namespace\/name/],
+  [{ RBS_KUBE_GATEWAY: 'Rbs/agents' }, /RBS_KUBE_GATEWAY must be namespace\/name/],
+  // The default address is a cluster Service name, which a gateway outside the cluster cannot route to.
+  [{ RBS_KUBE_GATEWAY: 'rbs-system/rbs-agents' }, /RBS_KUBE_GATEWAY needs RBS_KUBE_AGENT_ADDRESS to name the gateway by a DNS host with \{namespace\} in it/],
+  [{ RBS_KUBE_GATEWAY: 'rbs-system/rbs-agents', RBS_KUBE_AGENT_ADDRESS: '10.0.0.1:{namespace}443' }, /RBS_KUBE_AGENT_ADDRESS must be host:port|needs RBS_KUBE_AGENT_ADDRESS/],
+  [{ RBS_KUBE_GATEWAY: 'rbs-system/rbs-agents', RBS_KUBE_AGENT_ADDRESS: '{namespace}_agents.example.com:443' }, /needs RBS_KUBE_AGENT_ADDRESS to name the gateway by a DNS host/],
 ])('refuses %j', (env, message) => {
   expect(() => loadConfig({ ...base, ...env })).toThrow(message);
 });

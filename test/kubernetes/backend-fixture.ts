@@ -10,6 +10,7 @@ import { KubernetesBackend } from '../../lib/compute/kubernetes/backend';
 import { DEFAULT_AGENT_ADDRESS_TEMPLATE, type KubernetesBackendConfig } from '../../lib/compute/kubernetes/config';
 import type { WorkspaceStorageHooks } from '../../lib/compute/kubernetes/volumes';
 import { FAKE_STORAGE_CLASS, type FakeVolumeProvisioner, startFakeVolumeProvisioner } from '../fakes/fake-volume-provisioner';
+import { installGatewayApi } from '../harness/gateway-api';
 import { type KubeControlPlane, type KubeControlPlaneOptions, startKubeControlPlane } from '../harness/kube-control-plane';
 import { waitFor } from '../harness/wait';
 import type { ChartRelease } from './chart-render';
@@ -31,6 +32,15 @@ export const TEST_BACKEND_CONFIG: KubernetesBackendConfig = {
   ingress: { namespaceLabels: { 'kubernetes.io/metadata.name': TEST_RELEASE.namespace }, cidrs: ['10.9.0.0/16'] },
   dns: { namespaceLabels: { 'kubernetes.io/metadata.name': 'kube-system' }, podLabels: { 'k8s-app': 'kube-dns' }, cidrs: [] },
   agentAddressTemplate: DEFAULT_AGENT_ADDRESS_TEMPLATE,
+};
+
+/** The chart's values for a route from laptops (helm/rbs agents.gateway), and what the worker then gets (configmap.yaml). */
+export const TEST_GATEWAY = {
+  values: { 'agents.gateway.enabled': 'true', 'agents.gateway.domain': 'agents.rbs.test', 'agents.gateway.className': 'rbs-test' },
+  config: {
+    gateway: { namespace: TEST_RELEASE.namespace, name: `${TEST_RELEASE.name}-agents` },
+    agentAddressTemplate: '{namespace}.agents.rbs.test:443',
+  } satisfies Partial<KubernetesBackendConfig>,
 };
 
 /** Limits above the namespace's quota: quota admission refuses the agent pod. */
@@ -75,16 +85,20 @@ export interface KubeBackendEnvironment extends KubeBackendFixture {
 
 /**
  * Starts the control plane (with `options`), the fake volume provisioner and the worker of each of `releases`
- * (TEST_RELEASE unless given): its ServiceAccount identity, ClusterRole and admission policy from the chart.
+ * (TEST_RELEASE unless given): its ServiceAccount identity, ClusterRole and admission policy from the chart. With
+ * `gateway`, the cluster has the Gateway API CRDs, the chart is rendered with TEST_GATEWAY, and backends route by it.
  */
 export async function startKubeBackendEnvironment(
   options: KubeControlPlaneOptions = {},
   releases: ChartRelease[] = [TEST_RELEASE],
+  { gateway = false } = {},
 ): Promise<KubeBackendEnvironment> {
   const controlPlane = await startKubeControlPlane(options);
   try {
+    if (gateway) await installGatewayApi(controlPlane.kubeConfig);
+    const values = { 'agents.storageClass': FAKE_STORAGE_CLASS, ...(gateway ? TEST_GATEWAY.values : {}) };
     const workers: WorkerIdentity[] = [];
-    for (const release of releases) workers.push(await installWorkerIdentity(controlPlane, release, FAKE_STORAGE_CLASS));
+    for (const release of releases) workers.push(await installWorkerIdentity(controlPlane, release, values));
     const provisioner = await startFakeVolumeProvisioner(controlPlane.kubeConfig);
     const core = controlPlane.kubeConfig.makeApiClient(CoreV1Api);
     const namespace = (name: string) =>
@@ -99,7 +113,7 @@ export async function startKubeBackendEnvironment(
       workerKubeconfigPath: workers[0].kubeconfigPath,
       workers,
       backend(config = {}, workspaceStorage) {
-        const full = { ...TEST_BACKEND_CONFIG, ...config };
+        const full = { ...TEST_BACKEND_CONFIG, ...(gateway ? TEST_GATEWAY.config : {}), ...config };
         const worker = workers.find((w) => w.release.name === full.release);
         if (!worker) throw new Error(`no worker of release ${full.release} was installed (releases: ${releases.map((r) => r.name).join(', ')})`);
         const kubeConfig = new KubeConfig();
@@ -121,10 +135,10 @@ export async function startKubeBackendEnvironment(
 }
 
 /** One environment per test file (two kwok nodes, the workers of `releases`): started before its tests, stopped after them. */
-export function useKubeBackend(releases?: ChartRelease[]): () => KubeBackendFixture {
+export function useKubeBackend(releases?: ChartRelease[], environmentOptions?: { gateway?: boolean }): () => KubeBackendFixture {
   let environment: KubeBackendEnvironment | undefined;
   beforeAll(async () => {
-    environment = await startKubeBackendEnvironment({ nodes: 2 }, releases);
+    environment = await startKubeBackendEnvironment({ nodes: 2 }, releases, environmentOptions);
   });
   afterAll(() => environment?.stop());
   return () => {

@@ -28,12 +28,13 @@ import {
   type V1ValidatingAdmissionPolicyBinding,
 } from '@kubernetes/client-node';
 import { AGENT, LABEL, POD_SECURITY, releaseLabels } from '../../lib/compute/kubernetes/objects';
-import { BACKEND_RULES } from '../../lib/compute/kubernetes/permissions';
+import { BACKEND_RULES, GATEWAY_RULES } from '../../lib/compute/kubernetes/permissions';
 import { homePaths, loadConfig } from '../../lib/config';
 import { repoRoot } from '../../lib/local/tools';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 import { configUse } from '../deploy/config-env';
+import { installGatewayApi } from '../harness/gateway-api';
 import { useKubeControlPlane } from '../harness/kube-control-plane';
 import { waitFor } from '../harness/wait';
 import { CHART, NAMESPACE, PRODUCTION_VALUES, RELEASE, chartFixture, findObject, type ChartFixture } from './chart-render';
@@ -135,6 +136,40 @@ describe('helm/rbs', () => {
     expect(unread).toEqual([]);
     expect(config.backend).toMatchObject({
       kubernetes: { dns: { namespaceLabels: { name: 'dns' }, podLabels: { app: 'coredns' }, cidrs: ['169.254.20.10/32'] } },
+    });
+  });
+
+  describe('with a route from laptops (agents.gateway)', () => {
+    const GATEWAY_VALUES = ['agents.gateway.enabled=true', 'agents.gateway.domain=agents.example.com', 'agents.gateway.className=gke-l7-regional-external-managed'];
+    const withGateway = () => chart.render([...chart.valueArgs, '--set', GATEWAY_VALUES.join(',')]);
+
+    test("tells the worker its Gateway and the agents' host, which lib/config.ts reads", () => {
+      const rendered = withGateway();
+      const { config, unread } = configUse(findObject<V1ConfigMap>(rendered, 'ConfigMap').data ?? {});
+      expect(unread).toEqual([]);
+      const gateway = findObject(rendered, 'Gateway');
+      expect(config.backend).toMatchObject({
+        kubernetes: { gateway: { namespace: NAMESPACE, name: gateway.metadata?.name }, agentAddressTemplate: '{namespace}.agents.example.com:443' },
+      });
+      expect(settings().config.backend).not.toHaveProperty('kubernetes.gateway'); // none unless asked for
+      expect(objects.filter((o) => o.kind === 'Gateway')).toEqual([]);
+    });
+
+    test('gives the worker GATEWAY_RULES too, and its admission policy a rule for TLSRoutes', () => {
+      const rendered = withGateway();
+      expect(findObject<V1ClusterRole>(rendered, 'ClusterRole').rules).toEqual([...BACKEND_RULES, ...GATEWAY_RULES]);
+      const policy = findObject<V1ValidatingAdmissionPolicy>(rendered, 'ValidatingAdmissionPolicy');
+      expect(JSON.parse(policy.spec!.variables!.find((v) => v.name === 'kinds')!.expression)).toContain('gateway.networking.k8s.io/tlsroutes');
+      expect(policy.spec!.validations!.map((v) => v.expression).join('\n')).toContain("'.agents.example.com'");
+    });
+
+    test('stops without a domain or a class, and when agents.address is set too', () => {
+      const missing = chart.helm(['template', RELEASE, CHART, ...chart.valueArgs, '--set', 'agents.gateway.enabled=true']);
+      expect(missing.status).not.toBe(0);
+      expect(missing.stderr).toContain('agents.gateway.domain');
+      expect(missing.stderr).toContain('agents.gateway.className');
+      const both = chart.helm(['template', RELEASE, CHART, ...chart.valueArgs, '--set', [...GATEWAY_VALUES, 'agents.address=agent.{namespace}.svc:9443'].join(',')]);
+      expect({ status: both.status, stderr: both.stderr }).toEqual({ status: 1, stderr: expect.stringContaining('agents.address and agents.gateway.enabled exclude each other') });
     });
   });
 
@@ -288,14 +323,16 @@ describe('helm/rbs on a real apiserver', () => {
   const admin = () => KubernetesObjectApi.makeApiClient(kube().kubeConfig);
 
   beforeAll(async () => {
+    await installGatewayApi(kube().kubeConfig); // for the Gateway of agents.gateway
     // As a production namespace should be: Pod Security `restricted` enforced.
     const labels = { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' };
     await kube().kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: NAMESPACE, labels } } });
   });
 
-  test('accepts every rendered object in a server-side dry-run', async () => {
+  test('accepts every rendered object in a server-side dry-run, the Gateway of agents.gateway too', async () => {
     const failures: string[] = [];
-    for (const object of objects) {
+    const gateway = chart.render([...chart.valueArgs, '--set', 'agents.gateway.enabled=true,agents.gateway.domain=agents.example.com,agents.gateway.className=envoy']);
+    for (const object of [...objects, findObject(gateway, 'Gateway')]) {
       const body = { ...object, metadata: { ...object.metadata, namespace: NAMESPACE } };
       await admin()
         .create(body, undefined, 'All')

@@ -25,8 +25,9 @@ export interface WorkerIdentity {
   policy: string;
 }
 
-export async function installWorkerIdentity(controlPlane: KubeControlPlane, release: ChartRelease, storageClass: string): Promise<WorkerIdentity> {
-  const objects = renderRelease(release, ['templates/rbac.yaml', 'templates/admission-policy.yaml'], { 'agents.storageClass': storageClass });
+/** `values`: chart values over the production ones, e.g. agents.storageClass. */
+export async function installWorkerIdentity(controlPlane: KubeControlPlane, release: ChartRelease, values: Record<string, string>): Promise<WorkerIdentity> {
+  const objects = renderRelease(release, ['templates/rbac.yaml', 'templates/admission-policy.yaml'], values);
   const admin = KubernetesObjectApi.makeApiClient(controlPlane.kubeConfig);
   for (const object of objects) await admin.create(object);
   const [account] = findObject<V1ClusterRoleBinding>(objects, 'ClusterRoleBinding').subjects ?? [];

@@ -46,6 +46,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if and $v.orchestrator.ingress.enabled (not $v.orchestrator.ingress.host) -}}
 {{- $missing = append $missing "orchestrator.ingress.host (TLS passthrough routes by SNI host)" -}}
 {{- end -}}
+{{- with $v.agents.gateway }}{{ if .enabled }}
+{{- if not .domain }}{{ $missing = append $missing "agents.gateway.domain (sessions are <namespace>.<domain>)" }}{{ end -}}
+{{- if not .className }}{{ $missing = append $missing "agents.gateway.className" }}{{ end -}}
+{{- if $v.agents.address }}{{ fail "agents.address and agents.gateway.enabled exclude each other: with the gateway, agents are <namespace>.<agents.gateway.domain>" }}{{ end -}}
+{{- end }}{{ end -}}
 {{- if $missing -}}
 {{- fail (printf "missing required values (see values.yaml): %s" (join ", " $missing)) -}}
 {{- end -}}
@@ -266,4 +271,13 @@ agentTlsSecret: agent-tls
 - apiGroups: [""]
   resources: [persistentvolumes]
   verbs: [get, list, patch, delete]
+{{- if .Values.agents.gateway.enabled }}
+# GATEWAY_RULES: each session's TLSRoute, applied and read for its status.
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [tlsroutes]
+  verbs: [get, create, patch]
+{{- end }}
 {{- end -}}
+
+{{/* The Gateway of the agents' routes (gateway.yaml), as RBS_KUBE_GATEWAY names it. */}}
+{{- define "rbs.gatewayName" -}}{{ include "rbs.fullname" . }}-agents{{- end -}}

@@ -5,16 +5,17 @@
  * server-side applied, so each step converges however often it runs.
  */
 import type { KubeConfig, V1Namespace, V1Pod } from '@kubernetes/client-node';
-import type {
-  AgentCredentials,
-  AgentProblem,
-  AgentSpec,
-  AgentTlsNames,
-  AgentWait,
-  ComputeBackend,
-  ManagedNamespace,
-  NamespaceSpec,
-  RunningAgent,
+import {
+  AgentStartError,
+  type AgentCredentials,
+  type AgentProblem,
+  type AgentSpec,
+  type AgentTlsNames,
+  type AgentWait,
+  type ComputeBackend,
+  type ManagedNamespace,
+  type NamespaceSpec,
+  type RunningAgent,
 } from '../backend';
 import { certificateExpiry } from '../../pki/certificate';
 import { checkLabel } from '../names';
@@ -26,6 +27,7 @@ import {
   LABEL,
   agentAddress,
   agentPod,
+  agentRoute,
   agentTlsNames,
   isOfRelease,
   namespaceContents,
@@ -33,9 +35,12 @@ import {
   releaseLabels,
   selector,
   tlsSecret,
+  TLS_ROUTE_TYPE,
+  type TlsRoute,
 } from './objects';
 import { judgePod, podRejection } from './pod-status';
 import { waitForAgentPod } from './readiness';
+import { routeRefusal } from './route';
 import { deleteIfPresent, kubeRequest, readOrNull, waitUntilGone } from './requests';
 import { type WorkspaceStorageHooks, WorkspaceVolumes } from './volumes';
 
@@ -118,6 +123,7 @@ export class KubernetesBackend implements ComputeBackend {
   /** Ready is the pod's Ready condition (the kubelet's gRPC probe); then the volume is kept for good. */
   async waitForAgent(spec: AgentSpec, wait: AgentWait): Promise<string> {
     await waitForAgentPod(this.api, checkLabel('namespace', spec.namespace), spec.sessionId, wait);
+    await this.checkRoute(spec);
     await this.volumes.retain(spec.namespace, spec.volume);
     return agentAddress(spec.namespace, this.config);
   }
@@ -189,6 +195,24 @@ export class KubernetesBackend implements ComputeBackend {
     const read = () => readOrNull(`read pod ${namespace}/${name}`, () => this.api.core.readNamespacedPod({ name, namespace }));
     await deleteIfPresent(`delete pod ${namespace}/${name}`, () => this.api.core.deleteNamespacedPod({ name, namespace }));
     await waitUntilGone(`pod ${namespace}/${name}`, read, DELETE_WAIT_MS);
+  }
+
+  /**
+   * With a gateway: fails for good when the gateway refuses the session's route (route.ts), and
+   * puts back a route someone deleted since ensureNamespace.
+   */
+  private async checkRoute(spec: AgentSpec): Promise<void> {
+    const { gateway } = this.config;
+    if (!gateway) return;
+    const { namespace, sessionId } = spec;
+    const header = { ...TLS_ROUTE_TYPE, metadata: { name: AGENT.name, namespace } };
+    const route = await readOrNull(`read TLSRoute ${namespace}/${AGENT.name}`, () => this.api.objects.read<TlsRoute>(header));
+    if (!route) {
+      await apply(this.api, agentRoute(spec, this.config));
+      return;
+    }
+    const refusal = routeRefusal(route, gateway);
+    if (refusal) throw new AgentStartError('RouteRejected', `agent of session ${sessionId} in ${namespace}: ${refusal}`);
   }
 
   private readAgentPod(namespace: string): Promise<V1Pod | null> {

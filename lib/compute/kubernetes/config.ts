@@ -46,6 +46,17 @@ export interface KubernetesBackendConfig {
   dns: ClusterDns;
   /** host:port the proxy dials, `{namespace}` standing for the session's namespace. */
   agentAddressTemplate: string;
+  /**
+   * The Gateway whose TLS-passthrough listener routes the agent address's host to the agent: each
+   * session gets a TLSRoute for its host (objects.ts agentRoute). Absent: proxies reach the
+   * Service by other means (VPN, VPC-native routing).
+   */
+  gateway?: GatewayRef;
+}
+
+export interface GatewayRef {
+  namespace: string;
+  name: string;
 }
 
 export const DEFAULT_AGENT_ADDRESS_TEMPLATE = 'agent.{namespace}.svc:9443';
@@ -98,6 +109,7 @@ export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv): KubernetesBacke
   if (!agentAddressTemplate.includes('{namespace}') || !/:\d{1,5}$/.test(agentAddressTemplate)) {
     throw new Error(`RBS_KUBE_AGENT_ADDRESS must be host:port with {namespace} in it, got '${agentAddressTemplate}'`);
   }
+  const gateway = parseGateway(get('RBS_KUBE_GATEWAY', ''), agentAddressTemplate);
   const dns = {
     namespaceLabels: labels('RBS_KUBE_DNS_NAMESPACE_LABELS', DEFAULT_DNS.namespaceLabels),
     podLabels: labels('RBS_KUBE_DNS_POD_LABELS', DEFAULT_DNS.podLabels),
@@ -116,7 +128,30 @@ export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv): KubernetesBacke
     ingress,
     dns,
     agentAddressTemplate,
+    ...(gateway ? { gateway } : {}),
   };
+}
+
+/**
+ * 'namespace/name' of a Gateway. A route's hostname must be a DNS name (a gateway routes by SNI,
+ * which carries no IP address), and one per session: the template's host holds {namespace}.
+ */
+function parseGateway(text: string, agentAddressTemplate: string): GatewayRef | undefined {
+  if (text === '') return undefined;
+  const [namespace, name, ...rest] = text.split('/');
+  const label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+  if (rest.length > 0 || !label.test(namespace ?? '') || !DNS_SUBDOMAIN.test(name ?? '')) {
+    throw new Error(`RBS_KUBE_GATEWAY must be namespace/name of a Gateway, got '${text}'`);
+  }
+  const host = agentAddressTemplate.replace(/:\d+$/, '');
+  const sample = host.replaceAll('{namespace}', 'ns');
+  if (!host.includes('{namespace}') || net.isIP(sample) !== 0 || !DNS_SUBDOMAIN.test(sample) || /\.svc(\.|$)/.test(sample)) {
+    throw new Error(
+      `RBS_KUBE_GATEWAY needs RBS_KUBE_AGENT_ADDRESS to name the gateway by a DNS host with {namespace} in it ` +
+        `(e.g. {namespace}.agents.example.com:443), got '${agentAddressTemplate}'`,
+    );
+  }
+  return { namespace, name };
 }
 
 /** A request above its limit, or a limit above the quota, could never be admitted. */

@@ -182,7 +182,38 @@ export function namespaceContents(spec: NamespaceSpec, config: KubernetesBackend
       ports: [{ name: 'agent', protocol: 'TCP', port: AGENT.port, targetPort: AGENT.port, appProtocol: 'grpc' }],
     },
   };
-  return [serviceAccount, defaultDeny, agentIngress, agentEgress, quota, limits, service];
+  const objects: KubernetesObject[] = [serviceAccount, defaultDeny, agentIngress, agentEgress, quota, limits, service];
+  return config.gateway ? [...objects, agentRoute(spec, config)] : objects;
+}
+
+export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
+export const TLS_ROUTE_TYPE = { apiVersion: `${GATEWAY_API_GROUP}/v1`, kind: 'TLSRoute' } as const;
+
+/** A TLSRoute as this backend writes it (Gateway API v1, standard channel since v1.5). */
+export interface TlsRoute extends KubernetesObject {
+  spec: {
+    parentRefs: Array<{ group: string; kind: string; namespace: string; name: string }>;
+    hostnames: string[];
+    rules: Array<{ backendRefs: Array<{ group: string; kind: string; name: string; port: number }> }>;
+  };
+}
+
+/**
+ * The session's route through the configured Gateway: connections whose SNI is the session's
+ * host go, still encrypted, to the agent's Service. The agent's certificate names that host
+ * (agentTlsNames), and the proxy sends it as SNI (lib/grpc/tls.ts tlsChannelOptions).
+ */
+export function agentRoute({ namespace, sessionId, volume }: AgentSpec, config: KubernetesBackendConfig): TlsRoute {
+  if (!config.gateway) throw new Error('agentRoute needs a gateway (RBS_KUBE_GATEWAY)');
+  return {
+    ...TLS_ROUTE_TYPE,
+    metadata: { name: AGENT.name, namespace, labels: sessionLabels(config.release, sessionId, volume) },
+    spec: {
+      parentRefs: [{ group: GATEWAY_API_GROUP, kind: 'Gateway', ...config.gateway }],
+      hostnames: [agentHost(namespace, config)],
+      rules: [{ backendRefs: [{ group: '', kind: 'Service', name: AGENT.name, port: AGENT.port }] }],
+    },
+  };
 }
 
 /**
@@ -302,9 +333,14 @@ export function agentAddress(namespace: string, config: KubernetesBackendConfig)
   return config.agentAddressTemplate.replaceAll('{namespace}', namespace);
 }
 
-/** The Service's names, and the host of the configured address (a gateway's SNI host, say). */
+/** The host of the configured address: a Service name, an IP, or a gateway's SNI host. */
+function agentHost(namespace: string, config: KubernetesBackendConfig): string {
+  return agentAddress(namespace, config).replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+}
+
+/** The Service's names, and the host of the configured address. */
 export function agentTlsNames(namespace: string, config: KubernetesBackendConfig): AgentTlsNames {
-  const host = agentAddress(namespace, config).replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+  const host = agentHost(namespace, config);
   const serviceNames = [`${AGENT.name}.${namespace}.svc`, `${AGENT.name}.${namespace}.svc.cluster.local`];
   const isIp = isIP(host) !== 0;
   return {

@@ -6,7 +6,7 @@
  * Secrets: the worker writes one per session and reads only that one (by name), never the rest.
  */
 import type { V1PolicyRule } from '@kubernetes/client-node';
-import { AGENT } from './objects';
+import { AGENT, GATEWAY_API_GROUP } from './objects';
 
 export const BACKEND_RULES: V1PolicyRule[] = [
   // ensureNamespace reads and applies; deleteNamespace deletes and waits; cleanup lists.
@@ -27,3 +27,6 @@ export const BACKEND_RULES: V1PolicyRule[] = [
   // Volumes: found by label, re-bound and retained (patch), deleted when they expire.
   { apiGroups: [''], resources: ['persistentvolumes'], verbs: ['get', 'list', 'patch', 'delete'] },
 ];
+
+/** With a gateway (RBS_KUBE_GATEWAY), also: each session's TLSRoute, applied, and read for its status. */
+export const GATEWAY_RULES: V1PolicyRule[] = [{ apiGroups: [GATEWAY_API_GROUP], resources: ['tlsroutes'], verbs: ['get', 'create', 'patch'] }];
