@@ -51,8 +51,8 @@ export function createProvisioningActivities({ backend, signer, agentCertificate
       await backend.ensureNamespace({ namespace, sessionId, user, volume });
     },
 
-    async bindVolume({ namespace, volume }: SessionRef): Promise<void> {
-      await backend.ensureVolume(namespace, volume);
+    async bindVolume({ namespace, sessionId, volume }: SessionRef): Promise<void> {
+      await backend.ensureVolume({ namespace, sessionId, volume });
     },
 
     /**
@@ -60,12 +60,12 @@ export function createProvisioningActivities({ backend, signer, agentCertificate
      * with less than a third of their life left are replaced (a running agent re-reads them).
      * Returns when they should next be looked at: once that third begins.
      */
-    async issueAgentCredentials({ namespace, sessionId }: SessionRef): Promise<number> {
+    async issueAgentCredentials({ namespace, sessionId, volume }: SessionRef): Promise<number> {
       const renewFrom = (expiresAt: Date) => expiresAt.getTime() - agentCertificateValidityMs / 3;
       const expiresAt = await backend.agentCredentialsExpiry(namespace);
       if (expiresAt && renewFrom(expiresAt) > Date.now()) return renewFrom(expiresAt);
       const issued = await issueCertificate(signer, { kind: 'agent', sessionId }, { ...backend.agentTlsNames(namespace), validityMs: agentCertificateValidityMs });
-      await backend.installAgentCredentials(namespace, { caCertPem: signer.caCertPem, ...issued });
+      await backend.installAgentCredentials({ namespace, sessionId, volume }, { caCertPem: signer.caCertPem, ...issued });
       return renewFrom(certificateExpiry(issued.certPem));
     },
 

@@ -18,7 +18,10 @@ export interface ApiRequests {
    * where a real one watches, and creates a claim's PV again (409) until the PV controller binds it.
    */
   fakeProvisioner: number;
-  /** The worker is the only caller in APF's `global-default` flow schema: controllers, kwok and the fake are in others. */
+  /**
+   * The worker (or the ceiling's client, with its identity) is the only ServiceAccount calling, so the only caller
+   * in APF's `service-accounts` flow schema: controllers, kwok and the fake provisioner are in others.
+   */
   worker: number;
 }
 
@@ -34,7 +37,7 @@ export async function apiRequests(admin: KubeConfig): Promise<ApiRequests> {
       add(result.byRequest, `${verb} ${resource}${subresource ? `/${subresource}` : ''}`, n);
       if (verb === 'LIST' && resource === 'persistentvolumeclaims' && label('scope') === 'cluster') result.fakeProvisioner += 2 * n; // and one of PVs
       if (verb === 'POST' && resource === 'persistentvolumes' && label('code') === '409') result.fakeProvisioner += n;
-    } else if (metric === 'apiserver_flowcontrol_dispatched_requests_total' && label('flow_schema') === 'global-default') {
+    } else if (metric === 'apiserver_flowcontrol_dispatched_requests_total' && label('flow_schema') === 'service-accounts') {
       result.worker += Number(value);
     }
   }

@@ -5,6 +5,8 @@
  * orchestrator each in its own process, and this process as USERS mTLS clients. It measures
  * sessions per second to READY, time to READY, apiserver requests per session and CPU by process;
  * then ends every session as `rbs end` does, checks that nothing is left and deletes the volumes.
+ * Last, on the same control plane, the same objects for USERS sessions straight from a minimal
+ * client (kubernetes-ceiling.ts): the control plane's own ceiling, of which RBS's rate is a ratio.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -20,7 +22,8 @@ import { repoRoot } from '../lib/local/tools';
 import { CertificateAuthority } from '../lib/pki/ca';
 import type { KubeControlPlaneOptions } from '../test/harness/kube-control-plane';
 import { waitFor } from '../test/harness/wait';
-import { TEST_BACKEND_ENV, TEST_RELEASE, startKubeBackendEnvironment, type KubeBackendEnvironment } from '../test/kubernetes/backend-fixture';
+import { TEST_BACKEND_CONFIG, TEST_BACKEND_ENV, TEST_RELEASE, startKubeBackendEnvironment, type KubeBackendEnvironment } from '../test/kubernetes/backend-fixture';
+import { ceilingRun } from './kubernetes-ceiling';
 import { type CpuUse, apiRequests, requestRows, requestsPerSession, startCpuMeter } from './kubernetes-measures';
 import { percentile, report, type Row } from './stats';
 
@@ -35,6 +38,15 @@ const AGENT_PROFILE = {
   RBS_KUBE_MEMORY_LIMIT: '256Mi',
   RBS_KUBE_VOLUME_SIZE: '1Gi',
 };
+/** AGENT_PROFILE as the backend's config, for the ceiling's objects (the quota follows the limits). */
+const CEILING_CONFIG = {
+  ...TEST_BACKEND_CONFIG,
+  profile: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '200m', memory: '256Mi' }, quota: { cpu: '200m', memory: '256Mi' }, volumeSize: '1Gi' },
+};
+/** The processes of RBS itself, and those of the control plane (as startCpuMeter names them). */
+const RBS_PROCESSES = ['worker', 'orchestrator', 'temporal'];
+const CONTROL_PLANE_PROCESSES = ['kube-apiserver', 'etcd', 'kube-controller-manager', 'kube-scheduler', 'kwok'];
+
 /** What a cluster operator may tune for a burst of sessions (the components' defaults in comments). */
 const TUNING: KubeControlPlaneOptions = {
   controllerManagerRate: { qps: 200, burst: 400 }, // 20/30
@@ -84,8 +96,12 @@ export async function benchKubernetes(): Promise<void> {
       ending: requestsPerSession(requestsWhenReady, await apiRequests(kube.controlPlane.kubeConfig), USERS),
     };
     const volumes = await deleteVolumes(kube, [first, ...provisioned.ready.map((r) => r.session)]);
+    const requestsBeforeCeiling = await apiRequests(kube.controlPlane.kubeConfig);
+    const ceiling = await ceilingRun(kube, CEILING_CONFIG, USERS, cpuMeter(), PHASE_TIMEOUT_MS);
+    const ceilingRequests = requestsPerSession(requestsBeforeCeiling, await apiRequests(kube.controlPlane.kubeConfig), USERS);
+    await removeCeiling(kube, ceiling.namespaces);
 
-    const errors = [...provisioned.errors, ...ending.errors, ...volumes.errors];
+    const errors = [...provisioned.errors, ...ending.errors, ...volumes.errors, ...ceiling.errors];
     if (errors.length > 0) console.error(`kubernetes bench: ${errors.length} errors, the first:\n  ${errors.slice(0, 5).join('\n  ')}`);
     const { readyMs, burstMs } = provisioned;
     report('kubernetes', [
@@ -94,8 +110,16 @@ export async function benchKubernetes(): Promise<void> {
       { metric: 'time to READY p50', value: readyMs.length ? percentile(readyMs, 50) : NaN, unit: 'ms' },
       { metric: 'time to READY p99', value: readyMs.length ? percentile(readyMs, 99) : NaN, unit: 'ms' },
       { metric: 'errors', value: provisioned.errors.length, unit: 'count', aim: '0' },
+      { metric: `the control plane's ceiling: the same objects from a minimal client`, value: (USERS * 1000) / ceiling.burstMs, unit: 'sessions/s' },
+      { metric: '  RBS ÷ ceiling', value: ceiling.burstMs / burstMs, unit: 'ratio' },
+      { metric: '  ceiling: time to Ready p50', value: ceiling.readyMs.length ? percentile(ceiling.readyMs, 50) : NaN, unit: 'ms' },
+      { metric: '  ceiling: errors', value: ceiling.errors.length, unit: 'count', aim: '0' },
+      ...perSessionCpuRows('RBS', provisioned.cpu),
+      ...perSessionCpuRows('ceiling', ceiling.cpu),
       ...requestRows('to READY', requests.provisioning, true),
+      { metric: "API requests per session of the ceiling's client", value: ceilingRequests.worker, unit: 'requests' },
       ...cpuRows('provisioning', provisioned.cpu, burstMs),
+      ...cpuRows('the ceiling run', ceiling.cpu, ceiling.burstMs),
       { metric: `all ${USERS} ended (EndSession)`, value: ending.endMs / 1000, unit: 's' },
       { metric: 'managed namespaces gone', value: ending.goneMs / 1000, unit: 's' },
       ...requestRows('to end', requests.ending, false),
@@ -110,8 +134,9 @@ export async function benchKubernetes(): Promise<void> {
       tuning: TUNING,
       cpus: os.cpus().length,
       logs: [logs, path.join(path.dirname(kube.controlPlane.kubeconfigPath), 'logs')],
-      requestsPerSession: requests,
-      cpuSeconds: { provisioning: provisioned.cpu, ending: ending.cpu },
+      requestsPerSession: { ...requests, ceiling: ceilingRequests },
+      cpuSeconds: { provisioning: provisioned.cpu, ending: ending.cpu, ceiling: ceiling.cpu },
+      ceilingReadyMs: ceiling.readyMs.map(Math.round).sort((a, b) => a - b),
       errors: errors.slice(0, 20),
       readyMs: readyMs.map(Math.round).sort((a, b) => a - b),
     });
@@ -225,6 +250,23 @@ function within<T>(work: Promise<T>, what: string): Promise<T> {
     timer = setTimeout(() => reject(new Error(`${what}: not done after ${PHASE_TIMEOUT_MS} ms`)), PHASE_TIMEOUT_MS);
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The ceiling's namespaces and volumes, removed as an operator would (not measured). */
+async function removeCeiling(kube: KubeBackendEnvironment, namespaces: string[]): Promise<void> {
+  await Promise.all(namespaces.map((name) => kube.admin.core.deleteNamespace({ name }).catch(() => undefined)));
+  await waitFor(async () => (await kube.backend().listNamespaces()).length === 0, PHASE_TIMEOUT_MS, "the ceiling's namespaces to go");
+  const { items } = await kube.admin.core.listPersistentVolume();
+  await Promise.all(items.map((pv) => kube.admin.core.deletePersistentVolume({ name: pv.metadata!.name! }).catch(() => undefined)));
+}
+
+/** CPU seconds per session of RBS's own processes and of the control plane's, in one phase. */
+function perSessionCpuRows(phase: string, cpu: CpuUse): Row[] {
+  const sum = (names: string[]) => names.reduce((total, name) => total + (cpu.byProcess[name] ?? 0), 0);
+  return [
+    { metric: `CPU per session, ${phase}: RBS (${RBS_PROCESSES.join(', ')})`, value: (sum(RBS_PROCESSES) * 1000) / USERS, unit: 'CPU ms' },
+    { metric: `CPU per session, ${phase}: control plane`, value: (sum(CONTROL_PLANE_PROCESSES) * 1000) / USERS, unit: 'CPU ms' },
+  ];
 }
 
 function cpuRows(phase: string, cpu: CpuUse, wallMs: number): Row[] {

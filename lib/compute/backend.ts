@@ -99,13 +99,13 @@ export class AgentStartError extends Error {
 export interface ComputeBackend {
   readonly kind: 'local' | 'kubernetes';
   ensureNamespace(spec: NamespaceSpec): Promise<void>;
-  /** Makes the (user, workspace) volume exist and available to the namespace; keeps its data. */
-  ensureVolume(namespace: string, volume: string): Promise<void>;
+  /** Makes the (user, workspace) volume exist and available to the session's namespace; keeps its data. */
+  ensureVolume(spec: AgentSpec): Promise<void>;
   /** When the installed agent certificate expires; null when there is none the agent could use. */
   agentCredentialsExpiry(namespace: string): Promise<Date | null>;
   /** DNS names and IPs for the agent certificate of `namespace`. */
   agentTlsNames(namespace: string): AgentTlsNames;
-  installAgentCredentials(namespace: string, credentials: AgentCredentials): Promise<void>;
+  installAgentCredentials(spec: AgentSpec, credentials: AgentCredentials): Promise<void>;
   /** Starts the agent unless it already runs. Throws AgentStartError when it cannot, for good. */
   startAgent(spec: AgentSpec): Promise<void>;
   /**

@@ -118,7 +118,7 @@ export class LocalBackend implements ComputeBackend {
     }
   }
 
-  async ensureVolume(namespace: string, volume: string): Promise<void> {
+  async ensureVolume({ namespace, volume }: AgentSpec): Promise<void> {
     checkLabel('namespace', namespace);
     fs.mkdirSync(this.workspaceDir(volume), { recursive: true });
     await installFile(path.join(this.volumeDir(volume), 'namespace'), `${namespace}\n`, 0o644, true);
@@ -137,7 +137,7 @@ export class LocalBackend implements ComputeBackend {
     return { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] };
   }
 
-  async installAgentCredentials(namespace: string, credentials: AgentCredentials): Promise<void> {
+  async installAgentCredentials({ namespace }: AgentSpec, credentials: AgentCredentials): Promise<void> {
     this.requireNamespace(namespace);
     await writeTlsMaterial(this.tlsDir(namespace), 'agent', credentials);
   }

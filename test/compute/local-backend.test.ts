@@ -50,8 +50,9 @@ async function tlsFor(identity: Identity): Promise<TlsMaterial> {
 
 async function provision(): Promise<void> {
   await backend.ensureNamespace({ namespace: NAMESPACE, sessionId: SESSION, user: 'alice', volume: VOLUME });
-  await backend.ensureVolume(NAMESPACE, VOLUME);
-  await backend.installAgentCredentials(NAMESPACE, await tlsFor({ kind: 'agent', sessionId: SESSION }));
+  const spec = { namespace: NAMESPACE, sessionId: SESSION, volume: VOLUME };
+  await backend.ensureVolume(spec);
+  await backend.installAgentCredentials(spec, await tlsFor({ kind: 'agent', sessionId: SESSION }));
 }
 
 /** Health and Agent clients of the agent at `address`, as `identity`, trusting only this session's agent. */
@@ -246,7 +247,7 @@ test("a namespace given to a new session stops what the old session left in it",
 test('refuses names that are not DNS-1123 labels', async () => {
   const refused = /not a DNS-1123 label/;
   await expect(backend.ensureNamespace({ namespace: '../escape', sessionId: SESSION, user: 'alice', volume: VOLUME })).rejects.toThrow(refused);
-  await expect(backend.ensureVolume(NAMESPACE, 'a/b')).rejects.toThrow(refused);
+  await expect(backend.ensureVolume({ namespace: NAMESPACE, sessionId: SESSION, volume: 'a/b' })).rejects.toThrow(refused);
   await expect(backend.syncWorkspace('..', home)).rejects.toThrow(refused);
   await expect(backend.deleteVolume('')).rejects.toThrow(refused);
   await expect(backend.deleteNamespace('Upper')).rejects.toThrow(refused);

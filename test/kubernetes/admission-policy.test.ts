@@ -203,8 +203,8 @@ test("the backend's own session, built by objects.ts, is admitted from its names
   const backend = kube().backend();
   const spec = session('alice');
   await backend.ensureNamespace(spec);
-  await backend.ensureVolume(spec.namespace, spec.volume);
-  await backend.installAgentCredentials(spec.namespace, credentials);
+  await backend.ensureVolume(spec);
+  await backend.installAgentCredentials(spec, credentials);
   await backend.startAgent(spec);
   await backend.waitForAgent(spec, { deadlineMs: 30_000, onProgress: () => undefined }); // labels and retains the new PV
   await backend.stopAgent(spec.namespace);
@@ -212,8 +212,8 @@ test("the backend's own session, built by objects.ts, is admitted from its names
   // The next session re-binds the retained volume; then it expires.
   const next = { ...spec, sessionId: randomUUID() };
   await backend.ensureNamespace(next);
-  await backend.ensureVolume(next.namespace, next.volume);
-  await backend.installAgentCredentials(next.namespace, credentials);
+  await backend.ensureVolume(next);
+  await backend.installAgentCredentials(next, credentials);
   await backend.startAgent(next);
   await backend.waitForAgent(next, { deadlineMs: 30_000, onProgress: () => undefined });
   await backend.deleteNamespace(next.namespace);

@@ -40,8 +40,8 @@ async function judgeRoute(namespace: string, conditions: Array<{ type: string; s
 async function provision(spec: NamespaceSpec & AgentSpec) {
   const backend = kube().backend();
   await backend.ensureNamespace(spec);
-  await backend.ensureVolume(spec.namespace, spec.volume);
-  await backend.installAgentCredentials(spec.namespace, credentials);
+  await backend.ensureVolume(spec);
+  await backend.installAgentCredentials(spec, credentials);
   await backend.startAgent(spec);
   return backend;
 }

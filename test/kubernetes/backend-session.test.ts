@@ -135,7 +135,7 @@ describe('sessions on the Kubernetes backend', () => {
     const backend = stack().worker.backend;
     const orphan = { namespace: 'orphan-rbs-0123456789ab', volume: 'orphan-vol-0123456789ab', sessionId: randomUUID(), user: 'nobody' };
     await backend.ensureNamespace(orphan);
-    await backend.ensureVolume(orphan.namespace, orphan.volume);
+    await backend.ensureVolume(orphan);
 
     await stack().temporal.schedule.getHandle(cleanupScheduleId(stack().config.temporal.taskQueue)).trigger();
 

@@ -37,8 +37,8 @@ const noProgress = () => undefined;
 
 async function provision(backend: KubernetesBackend, spec: NamespaceSpec & AgentSpec): Promise<void> {
   await backend.ensureNamespace(spec);
-  await backend.ensureVolume(spec.namespace, spec.volume);
-  await backend.installAgentCredentials(spec.namespace, credentials);
+  await backend.ensureVolume(spec);
+  await backend.installAgentCredentials(spec, credentials);
 }
 
 /** Names of each kind of object in the namespace, to catch duplicates and leftovers. */
@@ -97,10 +97,10 @@ test('every step converges when run twice, concurrently, and after a partial or 
   expect(ns?.metadata?.labels?.['pod-security.kubernetes.io/enforce']).toBe('restricted');
   expect((await core.readNamespacedResourceQuota({ name: 'session-quota', namespace: spec.namespace })).spec?.hard?.['limits.cpu']).toBe('1');
 
-  await Promise.all([backend.ensureVolume(spec.namespace, spec.volume), backend.ensureVolume(spec.namespace, spec.volume)]);
+  await Promise.all([backend.ensureVolume(spec), backend.ensureVolume(spec)]);
   expect(await backend.agentCredentialsExpiry(spec.namespace)).toBeNull();
-  await backend.installAgentCredentials(spec.namespace, credentials);
-  await backend.installAgentCredentials(spec.namespace, credentials);
+  await backend.installAgentCredentials(spec, credentials);
+  await backend.installAgentCredentials(spec, credentials);
   expect(await backend.agentCredentialsExpiry(spec.namespace)).toEqual(certificateExpiry(credentials.certPem));
   await Promise.all([backend.startAgent(spec), backend.startAgent(spec)]);
   await backend.startAgent(spec);
@@ -166,7 +166,7 @@ test('the volume outlives its namespace as a retained PV that the next session r
   // The next session of the same (user, workspace): same namespace name, same PV.
   const second = { ...first, sessionId: randomUUID() };
   await provision(backend, second);
-  await backend.ensureVolume(second.namespace, second.volume);
+  await backend.ensureVolume(second);
   await backend.startAgent(second);
   await backend.waitForAgent(second, { deadlineMs: 30_000, onProgress: noProgress });
   const claim = await kube().admin.core.readNamespacedPersistentVolumeClaim({ name: second.volume, namespace: second.namespace });
@@ -272,7 +272,7 @@ test('names that are not DNS-1123 labels are refused before any request', async 
   const backend = kube().backend();
   const refused = /not a DNS-1123 label/;
   await expect(backend.ensureNamespace({ ...session(), namespace: 'kube-system/../x' })).rejects.toThrow(refused);
-  await expect(backend.ensureVolume('ok-rbs-000000000000', 'Bad_Volume')).rejects.toThrow(refused);
+  await expect(backend.ensureVolume({ ...session(), namespace: 'ok-rbs-000000000000', volume: 'Bad_Volume' })).rejects.toThrow(refused);
   await expect(backend.deleteNamespace('')).rejects.toThrow(refused);
   await expect(backend.killAgent({ namespace: 'UPPER', sessionId: 'x', startedAt: new Date(), id: 'agent' })).rejects.toThrow(refused);
 });

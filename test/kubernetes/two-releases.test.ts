@@ -26,8 +26,8 @@ function session(user: string, workspace = `/home/${user}/src`): NamespaceSpec &
 /** A session with its agent ready, so that its volume is labelled and retained. */
 async function running(backend: KubernetesBackend, spec: NamespaceSpec & AgentSpec): Promise<void> {
   await backend.ensureNamespace(spec);
-  await backend.ensureVolume(spec.namespace, spec.volume);
-  await backend.installAgentCredentials(spec.namespace, credentials);
+  await backend.ensureVolume(spec);
+  await backend.installAgentCredentials(spec, credentials);
   await backend.startAgent(spec);
   await backend.waitForAgent(spec, { deadlineMs: 30_000, onProgress: noProgress });
 }

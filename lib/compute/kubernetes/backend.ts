@@ -77,10 +77,9 @@ export class KubernetesBackend implements ComputeBackend {
     await Promise.all(namespaceContents(spec, this.config).map((object) => apply(this.api, object)));
   }
 
-  async ensureVolume(namespace: string, volume: string): Promise<void> {
-    checkLabel('volume', volume);
-    const sessionId = sessionOf(await this.requireNamespace(namespace));
-    await this.volumes.ensure(namespace, volume, sessionId);
+  /** The session's facts come from its workflow (AgentSpec): the namespace's labels are not read back. */
+  async ensureVolume({ namespace, sessionId, volume }: AgentSpec): Promise<void> {
+    await this.volumes.ensure(checkLabel('namespace', namespace), checkLabel('volume', volume), sessionId);
   }
 
   async agentCredentialsExpiry(namespace: string): Promise<Date | null> {
@@ -100,10 +99,9 @@ export class KubernetesBackend implements ComputeBackend {
     return agentTlsNames(checkLabel('namespace', namespace), this.config);
   }
 
-  async installAgentCredentials(namespace: string, credentials: AgentCredentials): Promise<void> {
-    const labels = (await this.requireNamespace(namespace)).metadata!.labels!;
-    const owner = { namespace, sessionId: labels[LABEL.sessionId], volume: labels[LABEL.volume] };
-    await apply(this.api, tlsSecret(owner, credentials, this.config));
+  async installAgentCredentials(spec: AgentSpec, credentials: AgentCredentials): Promise<void> {
+    checkLabel('namespace', spec.namespace);
+    await apply(this.api, tlsSecret(spec, credentials, this.config));
   }
 
   async startAgent(spec: AgentSpec): Promise<void> {
@@ -223,12 +221,6 @@ export class KubernetesBackend implements ComputeBackend {
   private readNamespace(namespace: string): Promise<V1Namespace | null> {
     checkLabel('namespace', namespace);
     return readOrNull(`read namespace ${namespace}`, () => this.api.core.readNamespace({ name: namespace }));
-  }
-
-  private async requireNamespace(namespace: string): Promise<V1Namespace> {
-    const existing = await this.readNamespace(namespace);
-    if (!existing) throw new Error(`namespace ${namespace} does not exist: ensureNamespace first`);
-    return existing;
   }
 }
 
