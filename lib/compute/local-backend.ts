@@ -13,6 +13,7 @@ import { type Child, startChild } from '../local/child';
 import { isDns1123Label } from '../naming';
 import { SOURCE_SET_ARGS, sourceSetRules } from '../sync/source-set';
 import { installFile } from '../files';
+import { removeTree } from '../remove-tree';
 import { certificateExpiry } from '../pki/certificate';
 import { agentIsServing } from './agent-health';
 import { checkLabel } from './names';
@@ -100,7 +101,7 @@ export class LocalBackend implements ComputeBackend {
       // One workflow owns a namespace at a time, and a new session exists only once the old one's
       // workflow has finished: whatever the old session left behind is an orphan.
       for (const pid of agentsServing(dir)) await terminateAgent(pid, dir);
-      fs.rmSync(dir, { recursive: true, force: true });
+      removeTree(dir);
     }
     // Built under a temporary name and renamed, so a namespace directory never lacks its record.
     const root = path.dirname(dir);
@@ -219,11 +220,11 @@ export class LocalBackend implements ComputeBackend {
 
   async deleteNamespace(namespace: string): Promise<void> {
     await this.stopAgent(namespace);
-    fs.rmSync(this.namespaceDir(namespace), { recursive: true, force: true });
+    removeTree(this.namespaceDir(namespace));
   }
 
   async deleteVolume(volume: string): Promise<void> {
-    fs.rmSync(this.volumeDir(volume), { recursive: true, force: true });
+    removeTree(this.volumeDir(volume));
   }
 
   async listNamespaces(): Promise<ManagedNamespace[]> {

@@ -15,6 +15,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { removeTree } from '../../lib/remove-tree';
 import { type TreeWatch, watchTree } from '../../lib/watch/tree-watch';
 
 /** Beside the workspace copy: the watch's cookies. */
@@ -162,10 +163,10 @@ function removeInside(workspaceDir: string, file: string): void {
       break;
     }
   }
-  fs.rmSync(path.join(workspaceDir, ...parts.slice(0, end)), { recursive: true, force: true });
+  removeTree(path.join(workspaceDir, ...parts.slice(0, end)));
 }
 
 /** Everything but Bazel's links: the next sync sends it all again. */
 function wipe(workspaceDir: string): void {
-  for (const name of fs.readdirSync(workspaceDir)) if (!isBazelLink(name)) fs.rmSync(path.join(workspaceDir, name), { recursive: true, force: true });
+  for (const name of fs.readdirSync(workspaceDir)) if (!isBazelLink(name)) removeTree(path.join(workspaceDir, name));
 }

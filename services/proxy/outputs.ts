@@ -11,6 +11,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { BUILDING_COMMANDS } from '../../lib/bazel/options';
+import { removeTree } from '../../lib/remove-tree';
 import { type OutputsMode, readWorkspaceSettings } from '../../lib/workspace-settings';
 import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
 import type { ListOutputsResponse__Output as Listing } from '../../gen/proto/rbs/v1/ListOutputsResponse';
@@ -72,7 +73,7 @@ async function bringOutputs(args: string[], commandId: string, exitCode: number,
   const { workspace, outputBase, log } = context;
   if (args[0] === 'clean' && exitCode === 0) {
     // As a local clean: the outputs and the links to them go.
-    await fs.rm(path.join(outputBase, 'execroot'), { recursive: true, force: true });
+    removeTree(path.join(outputBase, 'execroot')); // tree artifacts are read-only directories
     return mirrorLinks(workspace, outputBase, args, []);
   }
   if (!BUILDING_COMMANDS.has(args[0]) || !commandId) return [];
