@@ -7,7 +7,7 @@ import type { ManagedVolume } from '../lib/filestore/orphans';
 import type { WorkspaceStorage } from '../lib/filestore/workspace-storage';
 import type { SessionStore } from '../lib/store/session-store';
 import { knownVolumes } from '../lib/retained-volumes';
-import { SESSION_ID } from '../workflows/search-attributes';
+import { SESSION_ID } from '../lib/temporal/search-attributes';
 
 export interface CleanupDeps {
   backend: ComputeBackend;

@@ -4,7 +4,7 @@
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { SessionTimeouts } from '../workflows/messages';
+import type { SessionTimeouts } from './domain';
 import { DEFAULT_KEEPALIVE_MS, checkKeepaliveMs } from './grpc/keepalive';
 import { type KubernetesBackendConfig, kubernetesConfigFromEnv } from './compute/kubernetes/config';
 import { FILESTORE_VARIABLES, filestoreConfigFromEnv, filestoreConfigured } from './compute/kubernetes/filestore-config';

@@ -79,3 +79,15 @@ export interface SessionRecord extends SessionPlacement {
   updatedAt: Date;
   lastActivityAt: Date;
 }
+
+/** How long a session lives, idles and is looked after: set by the operator (lib/config.ts), carried by the workflow. */
+export interface SessionTimeouts {
+  /** READY with no activity for this long → SUSPENDED. */
+  idleTimeoutMs: number;
+  /** SUSPENDED for this long → the session expires and everything, volume included, goes. */
+  retentionMs: number;
+  /** Continue-as-new once the history has this many events. */
+  maxHistoryEvents: number;
+  /** How often a READY session checks that its agent still answers (and restarts it if not). */
+  agentProbeIntervalMs: number;
+}

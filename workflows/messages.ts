@@ -2,18 +2,9 @@
  * The session workflow's messages, shared by the orchestrator (client side) and the workflow.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { SessionPlacement, SessionRecord } from '../lib/domain';
+import type { SessionPlacement, SessionRecord, SessionTimeouts } from '../lib/domain';
 
-export interface SessionTimeouts {
-  /** READY with no activity for this long → SUSPENDED. */
-  idleTimeoutMs: number;
-  /** SUSPENDED for this long → the session expires and everything, volume included, goes. */
-  retentionMs: number;
-  /** Continue-as-new once the history has this many events. */
-  maxHistoryEvents: number;
-  /** How often a READY session checks that its agent still answers (and restarts it if not). */
-  agentProbeIntervalMs: number;
-}
+export type { SessionTimeouts };
 
 /** What a run hands to the next one across continue-as-new. */
 export interface CarriedSession {

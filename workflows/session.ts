@@ -31,7 +31,7 @@ import {
   type SessionTimeouts,
   type SessionView,
 } from './messages';
-import { SESSION_ID, SESSION_PHASE } from './search-attributes';
+import { SESSION_ID, SESSION_PHASE } from '../lib/temporal/search-attributes';
 
 type Activities = ReturnType<typeof createActivities>;
 

@@ -1,6 +1,6 @@
 /** The real Temporal server, as the Temporal CLI's dev server (SQLite persistence, Web UI). */
 import { Connection } from '@temporalio/client';
-import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import { ALL_SEARCH_ATTRIBUTES } from '../temporal/search-attributes';
 import { startChild, type Child } from './child';
 import { freePort, waitForPort } from './ports';
 import { temporalBinary } from './tools';

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
 import { temporal as proto } from '@temporalio/proto';
-import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import { ALL_SEARCH_ATTRIBUTES } from '../temporal/search-attributes';
 import type { CertificateAuthority, IssuedCertificate } from '../pki/ca';
 import { temporalConnectionOptions } from '../temporal/connection';
 import { startChild, type Child } from './child';

@@ -19,7 +19,7 @@ import {
   type SessionTimeouts,
   type SessionView,
 } from '../../workflows/messages';
-import { SESSION_NAMESPACE, SESSION_PHASE, SESSION_USER } from '../../workflows/search-attributes';
+import { SESSION_NAMESPACE, SESSION_PHASE, SESSION_USER } from '../../lib/temporal/search-attributes';
 import type { sessionWorkflow } from '../../workflows';
 import { RpcError, updateFailure } from './errors';
 import type { Limits } from './limits';

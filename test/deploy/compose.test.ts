@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadYaml } from '@kubernetes/client-node';
 import { repoRoot } from '../../lib/local/tools';
-import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import { ALL_SEARCH_ATTRIBUTES } from '../../lib/temporal/search-attributes';
 import { configUse } from './config-env';
 
 interface Service {

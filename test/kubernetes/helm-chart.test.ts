@@ -32,7 +32,7 @@ import { BACKEND_RULES, GATEWAY_RULES } from '../../lib/compute/kubernetes/permi
 import { homePaths, loadConfig } from '../../lib/config';
 import { repoRoot } from '../../lib/local/tools';
 import { CertificateAuthority } from '../../lib/pki/ca';
-import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import { ALL_SEARCH_ATTRIBUTES } from '../../lib/temporal/search-attributes';
 import { configUse } from '../deploy/config-env';
 import { installGatewayApi } from '../harness/gateway-api';
 import { useKubeControlPlane } from '../harness/kube-control-plane';
