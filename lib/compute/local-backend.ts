@@ -76,6 +76,11 @@ export interface LocalBackendOptions {
   workerTls?: TlsMaterial | RotatingTls;
   /** How quiet a proxy's connection may be before the agent pings it (RBS_KEEPALIVE_MS); the agent's default if absent. */
   keepaliveMs?: number;
+  /**
+   * An agent nobody has called for this long stops itself and its Bazel server: the control plane
+   * that would stop it is gone (npm start ended). Absent: agents wait to be stopped.
+   */
+  exitWhenUnusedMs?: number;
 }
 
 export class LocalBackend implements ComputeBackend {
@@ -84,6 +89,7 @@ export class LocalBackend implements ComputeBackend {
   private readonly agentCommand: string[];
   private readonly workerTls: TlsMaterial | RotatingTls | undefined;
   private readonly keepaliveMs: number | undefined;
+  private readonly exitWhenUnusedMs: number | undefined;
 
   constructor(options: LocalBackendOptions) {
     if (options.agentCommand.length === 0) throw new Error('LocalBackend needs a non-empty agentCommand');
@@ -91,6 +97,7 @@ export class LocalBackend implements ComputeBackend {
     this.agentCommand = options.agentCommand;
     this.workerTls = options.workerTls;
     this.keepaliveMs = options.keepaliveMs;
+    this.exitWhenUnusedMs = options.exitWhenUnusedMs;
   }
 
   async ensureNamespace(spec: NamespaceSpec): Promise<void> {
@@ -258,6 +265,7 @@ export class LocalBackend implements ComputeBackend {
     const [command, ...args] = this.agentCommand;
     const flags = ['--namespace-dir', dir, '--session', sessionId, '--workspace-dir', workspace];
     if (this.keepaliveMs !== undefined) flags.push('--keepalive-ms', String(this.keepaliveMs));
+    if (this.exitWhenUnusedMs !== undefined) flags.push('--exit-when-unused-ms', String(this.exitWhenUnusedMs));
     // Builds run under the agent: it gets nothing of the worker's environment (credentials
     // included), and a home on the volume, so Bazel's per-user state lives with the workspace.
     const home = path.join(path.dirname(workspace), 'home');

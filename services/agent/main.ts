@@ -15,7 +15,7 @@ import { InvalidInputError, validateSessionId } from '../../lib/validate';
 import { type AgentServer, type AgentServerOptions, startAgentServer } from './server';
 
 const USAGE = [
-  'usage: agent --namespace-dir DIR --session ID --workspace-dir DIR [--listen HOST:PORT] [--keepalive-ms MS]',
+  'usage: agent --namespace-dir DIR --session ID --workspace-dir DIR [--listen HOST:PORT] [--keepalive-ms MS] [--exit-when-unused-ms MS]',
   '   or: agent, in a pod, with RBS_AGENT_SESSION, RBS_AGENT_TLS_DIR and RBS_AGENT_VOLUME_DIR set',
   '       (and optionally RBS_AGENT_LISTEN, default 0.0.0.0:9443, and RBS_AGENT_HEALTH_LISTEN)',
 ].join('\n');
@@ -48,6 +48,7 @@ function parseFlags(argv: string[]) {
         'workspace-dir': { type: 'string' },
         listen: { type: 'string', default: '127.0.0.1:0' },
         'keepalive-ms': { type: 'string' },
+        'exit-when-unused-ms': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -60,12 +61,17 @@ function parseFlags(argv: string[]) {
   } catch (err) {
     throw new ExitError(EXIT_USAGE, (err as Error).message);
   }
+  const unused = values['exit-when-unused-ms'];
+  const exitWhenUnusedMs = unused === undefined ? undefined : Number(unused);
+  if (exitWhenUnusedMs !== undefined && !(Number.isSafeInteger(exitWhenUnusedMs) && exitWhenUnusedMs >= 1000)) {
+    throw new ExitError(EXIT_USAGE, `--exit-when-unused-ms must be a whole number of milliseconds, at least 1000, got '${unused}'`);
+  }
   if (!namespaceDir || !sessionId || !workspaceDir || !listen) {
     throw new ExitError(EXIT_USAGE, '--namespace-dir, --session and --workspace-dir are required');
   }
   // Other agents and the backend recognise this agent by the literal path on its command line.
   if (!path.isAbsolute(namespaceDir)) throw new ExitError(EXIT_USAGE, '--namespace-dir must be an absolute path');
-  return { namespaceDir, sessionId, workspaceDir: path.resolve(workspaceDir), listen, keepaliveMs };
+  return { namespaceDir, sessionId, workspaceDir: path.resolve(workspaceDir), listen, keepaliveMs, exitWhenUnusedMs };
 }
 
 /** The pod's settings (lib/compute/kubernetes/objects.ts agentPod sets them). */
@@ -131,10 +137,25 @@ async function main(): Promise<number> {
 }
 
 /** Serves until a stop signal, then stops the server (and the Bazel server it drives). */
-async function serveUntilStopped(server: AgentServer, stopRequested: Promise<NodeJS.Signals>): Promise<number> {
+async function serveUntilStopped(server: AgentServer, stopRequested: Promise<string>): Promise<number> {
   log(`${await stopRequested}: stopping`);
   await server.stop();
   return 0;
+}
+
+/**
+ * Resolves once nobody (neither its proxy nor the worker's probes, which come while the session
+ * is READY) has called the agent for `ms`: its control plane is gone and nobody else will stop it.
+ */
+function whenUnused(server: AgentServer, ms: number, stopped: Promise<unknown>): Promise<string> {
+  return new Promise((resolve) => {
+    const timer = setInterval(() => {
+      if (server.usage.unusedForMs() < ms) return;
+      clearInterval(timer);
+      resolve(`unused for ${server.usage.unusedForMs()} ms, longer than --exit-when-unused-ms ${ms}: its control plane is gone`);
+    }, Math.min(60_000, Math.ceil(ms / 4)));
+    void stopped.finally(() => clearInterval(timer));
+  });
 }
 
 async function start(options: AgentServerOptions): Promise<AgentServer> {
@@ -160,7 +181,7 @@ async function runInPod(settings: ReturnType<typeof podSettings>, stopRequested:
 }
 
 async function runLocal(flags: ReturnType<typeof parseFlags>, stopRequested: Promise<NodeJS.Signals>): Promise<number> {
-  const { namespaceDir, sessionId, workspaceDir, listen, keepaliveMs } = flags;
+  const { namespaceDir, sessionId, workspaceDir, listen, keepaliveMs, exitWhenUnusedMs } = flags;
   const lockFile = path.join(namespaceDir, NAMESPACE_FILES.agentLock);
   const infoFile = path.join(namespaceDir, NAMESPACE_FILES.agentInfo);
 
@@ -175,7 +196,8 @@ async function runLocal(flags: ReturnType<typeof parseFlags>, stopRequested: Pro
     }
     const info: AgentInfo = { pid: process.pid, address: server.address, startedAt: new Date().toISOString() };
     await installFile(infoFile, JSON.stringify(info), 0o644, true);
-    return await serveUntilStopped(server, stopRequested);
+    const stop = exitWhenUnusedMs === undefined ? stopRequested : Promise.race([stopRequested, whenUnused(server, exitWhenUnusedMs, stopRequested)]);
+    return await serveUntilStopped(server, stop);
   } finally {
     // Only the lock's holder owns agent.json; an agent that lost the lock must not touch either.
     if (readPid(lockFile) === process.pid) {

@@ -19,6 +19,7 @@ import { CommandOutputs } from './outputs';
 import { KeptRuns, type RemoteRunCall, serveRemoteRun } from './remote-run';
 import { stopStrayServers } from './server-pin';
 import { type SyncCall, SyncLedger, serveFetch, serveSync } from './sync';
+import { AgentUsage } from './usage';
 
 export interface AgentServerOptions {
   sessionId: string;
@@ -46,6 +47,8 @@ export interface AgentServer {
   syncs: SyncLedger;
   /** Changes to the copy outside a sync. */
   drift: DriftWatch;
+  /** Calls of authorized peers: what keeps the agent from looking abandoned. */
+  usage: AgentUsage;
   stop(): Promise<void>;
 }
 
@@ -70,19 +73,23 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   const outputs = new CommandOutputs({ workspaceDir, outputBase, eventsDir: path.join(volumeDir, 'build-events') });
   await outputs.prepareEventsDir();
   await stopStrayServers(outputBase); // before anyone can reach this agent
+  const usage = new AgentUsage();
 
   /** Wraps a unary handler so that it runs only for an authorized peer (`callers`, see authorize). */
   function guarded<Req, Res>(handle: (request: Req) => Res | Promise<Res>, callers: Callers): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
+      let end: () => void = () => undefined;
       Promise.resolve()
         .then(() => {
           authorize(call, sessionId, callers);
+          end = usage.begin();
           return handle(call.request);
         })
         .then(
           (response) => callback(null, response),
           (err) => callback(err as grpc.ServiceError),
-        );
+        )
+        .finally(() => end());
     };
   }
 
@@ -95,6 +102,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
         call.emit('error', err); // grpc-js ends a streaming call with an emitted error's status
         return;
       }
+      const end = usage.begin();
+      for (const event of ['finish', 'cancelled', 'close']) call.once(event, end);
       handle(call);
     };
   }
@@ -136,6 +145,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     healthAddress,
     syncs,
     drift,
+    usage,
     async stop() {
       // Both stop taking calls at once (no new client is sent here while the agent stops), then
       // share one grace period for those in flight.

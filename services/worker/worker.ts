@@ -50,7 +50,12 @@ const quietBundlerLogger = {
  */
 async function backendFor(config: RbsConfig, workerTls: RotatingTls, workspaceStorage?: WorkspaceStorage): Promise<ComputeBackend> {
   if (config.backend.kind === 'local') {
-    return new LocalBackend({ home: config.home, agentCommand: defaultAgentCommand(), workerTls, keepaliveMs: config.keepaliveMs });
+    // A READY session's agent hears from the worker's probe at least every probe interval, and a
+    // session idle for longer is suspended (its agent stopped): an agent unused for longer than both
+    // has lost its control plane.
+    const { idleTimeoutMs, agentProbeIntervalMs } = config.session;
+    const exitWhenUnusedMs = idleTimeoutMs + 2 * agentProbeIntervalMs;
+    return new LocalBackend({ home: config.home, agentCommand: defaultAgentCommand(), workerTls, keepaliveMs: config.keepaliveMs, exitWhenUnusedMs });
   }
   const [{ KubeConfig }, { KubernetesBackend }] = await Promise.all([
     import('@kubernetes/client-node'),

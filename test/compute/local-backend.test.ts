@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { AgentProgress } from '../../lib/compute/backend';
 import { LocalBackend, defaultAgentCommand } from '../../lib/compute/local-backend';
 import { protos } from '../../lib/grpc/protos';
-import { type TlsMaterial, channelCredentials } from '../../lib/grpc/tls';
+import { type TlsMaterial, channelCredentials, tlsChannelOptions } from '../../lib/grpc/tls';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import type { Identity } from '../../lib/pki/identity';
 import { waitFor } from '../harness/wait';
@@ -63,8 +63,8 @@ async function connect(address: string, identity: Identity) {
   );
   const { health, agent } = protos();
   const clients = {
-    health: new health.grpc.health.v1.Health(address, credentials),
-    agent: new agent.rbs.v1.Agent(address, credentials),
+    health: new health.grpc.health.v1.Health(address, credentials, tlsChannelOptions(address)),
+    agent: new agent.rbs.v1.Agent(address, credentials, tlsChannelOptions(address)),
   };
   opened.push(clients.health, clients.agent);
   return clients;
@@ -259,4 +259,37 @@ test('the agent rejects bad flags with its usage', () => {
   const run = spawnSync(node, [agentMain, '--session', SESSION], { encoding: 'utf8' });
   expect(run.status).toBe(2);
   expect(run.stderr).toMatch(/--namespace-dir.*required[\s\S]*usage: agent/);
+});
+
+describe('an agent whose control plane is gone (--exit-when-unused-ms)', () => {
+  const UNUSED_MS = 1500;
+
+  test('stops itself once nobody has called it for that long, and frees its namespace', async () => {
+    const quiet = new LocalBackend({ home, agentCommand: defaultAgentCommand(), workerTls: await tlsFor({ kind: 'service', name: 'worker' }), exitWhenUnusedMs: UNUSED_MS });
+    await provision();
+    const spec = { namespace: NAMESPACE, sessionId: SESSION, volume: VOLUME };
+    await quiet.startAgent(spec);
+    const address = await quiet.waitForAgent(spec, { deadlineMs: 10_000, onProgress: () => undefined });
+    const { agent } = await connect(address, { kind: 'proxy', user: 'alice', sessionId: SESSION });
+    const [{ id }] = await quiet.listAgents();
+    // Calls every 500 ms keep it: it is in use.
+    const until = Date.now() + 2 * UNUSED_MS;
+    while (Date.now() < until) {
+      await unary((cb) => agent.Ping({}, cb));
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(alive(Number(id))).toBe(true);
+    // Then nobody calls: it stops, as a SIGTERM would stop it (lock and address file gone).
+    await waitFor(() => !alive(Number(id)), 4 * UNUSED_MS, 'the unused agent to stop');
+    expect(await quiet.listAgents()).toEqual([]);
+    const log = fs.readFileSync(path.join(home, 'namespaces', NAMESPACE, 'agent.log'), 'utf8');
+    expect(log).toMatch(/unused for \d+ ms, longer than --exit-when-unused-ms 1500: its control plane is gone: stopping/);
+  });
+
+  test('is refused a nonsensical period with a clear message', () => {
+    const [command, ...args] = defaultAgentCommand();
+    const run = spawnSync(command, [...args, '--namespace-dir', home, '--session', SESSION, '--workspace-dir', home, '--exit-when-unused-ms', '5'], { encoding: 'utf8' });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain("--exit-when-unused-ms must be a whole number of milliseconds, at least 1000, got '5'");
+  });
 });
