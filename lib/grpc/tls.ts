@@ -166,8 +166,12 @@ function ownCertificateProblem(m: TlsMaterial): () => string | null {
  * a fixed 'rbs' stands in. Either way peers are verified by their identity URI, not by the name.
  */
 export function tlsChannelOptions(address: string): grpc.ChannelOptions {
-  const host = /^\[(.*)\]:\d+$/.exec(address)?.[1] ?? address.replace(/^dns:(\/\/[^/]*\/)?/, '').replace(/:\d+$/, '');
-  return host === '' || isIP(host) !== 0 ? { 'grpc.ssl_target_name_override': 'rbs' } : {};
+  const fixed = { 'grpc.ssl_target_name_override': 'rbs' };
+  // grpc-js's own schemes; any other `x:` is a host (localhost:443), which grpc-js reads as dns.
+  const [, scheme, rest] = /^(dns|ipv4|ipv6|unix|unix-abstract):(?:\/\/[^/]*\/)?(.*)$/.exec(address) ?? [undefined, 'dns', address];
+  if (scheme !== 'dns') return fixed; // IP address lists and sockets have no host name
+  const host = isIP(rest) !== 0 ? rest : (/^\[(.*)\](?::\d+)?$/.exec(rest)?.[1] ?? rest.replace(/:\d+$/, ''));
+  return host === '' || isIP(host) !== 0 ? fixed : {};
 }
 
 /**

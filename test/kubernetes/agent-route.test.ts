@@ -12,6 +12,7 @@ import { routeRefusal } from '../../lib/compute/kubernetes/route';
 import { placementFor } from '../../lib/naming';
 import { TEST_GATEWAY, TEST_RELEASE, useKubeBackend } from './backend-fixture';
 import { findObject, renderRelease } from './chart-render';
+import { type Request, outcome, waitForPolicy } from './worker-identity';
 
 const kube = useKubeBackend(undefined, { gateway: true });
 const credentials = { caCertPem: 'CA PEM', certPem: 'CERT PEM', keyPem: 'KEY PEM' };
@@ -60,12 +61,14 @@ test("each session's TLSRoute sends its host, the one its agent's certificate na
   expect(backend.agentTlsNames(spec.namespace).dnsNames).toContain(host);
 });
 
+/** The chart's gateway.yaml (the Gateway, and the policy on routes through it), installed by the first test. */
+const chartObjects = renderRelease(TEST_RELEASE, ['templates/gateway.yaml'], TEST_GATEWAY.values);
+
 test("the chart's Gateway is valid, listens for every session's host and admits routes from session namespaces only", async () => {
-  const objects = renderRelease(TEST_RELEASE, ['templates/gateway.yaml'], TEST_GATEWAY.values);
-  const gateway = findObject<any>(objects, 'Gateway', GATEWAY.name);
+  const gateway = findObject<any>(chartObjects, 'Gateway', GATEWAY.name);
   const admin = KubernetesObjectApi.makeApiClient(kube().controlPlane.kubeConfig);
   await kube().admin.core.createNamespace({ body: { metadata: { name: TEST_RELEASE.namespace } } }).catch(() => undefined);
-  await admin.create({ ...gateway, metadata: { ...gateway.metadata, namespace: TEST_RELEASE.namespace } });
+  for (const object of chartObjects) await admin.create({ ...object, metadata: { ...object.metadata, namespace: object.kind === 'Gateway' ? TEST_RELEASE.namespace : undefined } });
 
   const [listener] = gateway.spec.listeners;
   expect(listener).toMatchObject({ hostname: '*.agents.rbs.test', protocol: 'TLS', tls: { mode: 'Passthrough' }, port: 443 });
@@ -76,6 +79,30 @@ test("the chart's Gateway is valid, listens for every session's host and admits 
   expect(admits((await kube().namespace(spec.namespace))!.metadata!.labels)).toBe(true);
   expect(admits((await kube().namespace('default'))!.metadata!.labels)).toBe(false);
   expect(listener.allowedRoutes.kinds).toEqual([{ group: GATEWAY_API_GROUP, kind: 'TLSRoute' }]);
+});
+
+test("nobody, not even a cluster admin in a namespace labelled as the release's, routes a session's host elsewhere", async () => {
+  const victim = session('victim');
+  await kube().backend().ensureNamespace(victim);
+  const evil = `evil-${randomUUID().slice(0, 8)}`;
+  const labels = (await kube().namespace(victim.namespace))!.metadata!.labels!;
+  await kube().admin.core.createNamespace({ body: { metadata: { name: evil, labels } } });
+  const admin = KubernetesObjectApi.makeApiClient(kube().controlPlane.kubeConfig);
+  const policy = findObject(chartObjects, 'ValidatingAdmissionPolicy').metadata!.name!;
+  const hijack = (hostnames: string[] | undefined, parent = { group: GATEWAY_API_GROUP, kind: 'Gateway', ...GATEWAY }): Request => (api) =>
+    api.create({ ...TLS_ROUTE_TYPE, metadata: { name: 'hijack', namespace: evil }, spec: { parentRefs: [parent], ...(hostnames ? { hostnames } : {}), rules: [{ backendRefs: [{ name: 'trap', port: 443 }] }] } }, undefined, 'All');
+  await waitForPolicy(admin, policy, hijack([`${victim.namespace}.agents.rbs.test`]));
+  const refusal = { admitted: false, code: 422, message: expect.stringContaining("routes exactly its own namespace's host") };
+  for (const attempt of [[`${victim.namespace}.agents.rbs.test`], ['*.agents.rbs.test'], [`${evil}.agents.rbs.test`, `${victim.namespace}.agents.rbs.test`]]) {
+    expect({ attempt, result: await outcome(hijack(attempt)(admin)) }).toEqual({ attempt, result: refusal });
+  }
+  // No hostnames would take the listener's *.<domain>, every session's host: TLSRoute v1 requires them.
+  expect(await outcome(hijack(undefined)(admin))).toEqual({ admitted: false, code: 422, message: expect.stringContaining('spec.hostnames: Required value') });
+  // Through another gateway, for a host of the agents' domain: refused too.
+  const elsewhere = await outcome(hijack([`${victim.namespace}.agents.rbs.test`], { group: GATEWAY_API_GROUP, kind: 'Gateway', namespace: 'default', name: 'other' })(admin));
+  expect(elsewhere).toMatchObject({ admitted: false, code: 422 });
+  // Its own namespace's host is all it can route.
+  expect(await outcome(hijack([`${evil}.agents.rbs.test`])(admin))).toEqual({ admitted: true });
 });
 
 test('an agent whose route has no verdict yet is ready: gateway controllers write status when they can', async () => {
@@ -115,7 +142,9 @@ describe('routeRefusal', () => {
     ['no status', route([]), null],
     ['accepted', route([{ parentRef: ours, conditions: [{ type: 'Accepted', status: 'True' }] }]), null],
     ['refused by another Gateway', route([{ parentRef: { ...ours, name: 'other' }, conditions: refused('Accepted') }]), null],
-    ['its Service not found', route([{ parentRef: ours, conditions: refused('ResolvedRefs') }]), /ResolvedRefs=False, Why: because/],
+    ['its Service not found (perhaps not yet: left alone)', route([{ parentRef: ours, conditions: refused('ResolvedRefs') }]), null],
+    ['refused, an older generation of it', { ...route([{ parentRef: ours, conditions: [{ ...refused('Accepted')[0], observedGeneration: 1 }] }]), metadata: { name: 'agent', namespace: 'ns', generation: 2 } }, null],
+    ['refused, this generation', { ...route([{ parentRef: ours, conditions: [{ ...refused('Accepted')[0], observedGeneration: 2 }] }]), metadata: { name: 'agent', namespace: 'ns', generation: 2 } }, /Accepted=False, Why: because/],
     ['refused, the parent named without defaults', route([{ parentRef: { name: GATEWAY.name, namespace: GATEWAY.namespace }, conditions: refused('Accepted') }]), /Accepted=False/],
   ])('%s', (_what, candidate, expected) => {
     const refusal = routeRefusal(candidate, GATEWAY);

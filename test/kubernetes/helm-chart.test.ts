@@ -158,16 +158,17 @@ describe('helm/rbs', () => {
     test('gives the worker GATEWAY_RULES too, and its admission policy a rule for TLSRoutes', () => {
       const rendered = withGateway();
       expect(findObject<V1ClusterRole>(rendered, 'ClusterRole').rules).toEqual([...BACKEND_RULES, ...GATEWAY_RULES]);
-      const policy = findObject<V1ValidatingAdmissionPolicy>(rendered, 'ValidatingAdmissionPolicy');
+      const policy = findObject<V1ValidatingAdmissionPolicy>(rendered, 'ValidatingAdmissionPolicy', `rbs-worker-${RELEASE}`);
       expect(JSON.parse(policy.spec!.variables!.find((v) => v.name === 'kinds')!.expression)).toContain('gateway.networking.k8s.io/tlsroutes');
       expect(policy.spec!.validations!.map((v) => v.expression).join('\n')).toContain("'.agents.example.com'");
     });
 
     test('stops without a domain or a class, and when agents.address is set too', () => {
-      const missing = chart.helm(['template', RELEASE, CHART, ...chart.valueArgs, '--set', 'agents.gateway.enabled=true']);
+      const missing = chart.helm(['template', RELEASE, CHART, ...chart.valueArgs, '--set', 'agents.gateway.enabled=true,agents.clients.cidrs=null']);
       expect(missing.status).not.toBe(0);
       expect(missing.stderr).toContain('agents.gateway.domain');
       expect(missing.stderr).toContain('agents.gateway.className');
+      expect(missing.stderr).toContain("agents.clients.namespaceLabels or agents.clients.cidrs (where the gateway's proxies connect from");
       const both = chart.helm(['template', RELEASE, CHART, ...chart.valueArgs, '--set', [...GATEWAY_VALUES, 'agents.address=agent.{namespace}.svc:9443'].join(',')]);
       expect({ status: both.status, stderr: both.stderr }).toEqual({ status: 1, stderr: expect.stringContaining('agents.address and agents.gateway.enabled exclude each other') });
     });
@@ -332,7 +333,9 @@ describe('helm/rbs on a real apiserver', () => {
   test('accepts every rendered object in a server-side dry-run, the Gateway of agents.gateway too', async () => {
     const failures: string[] = [];
     const gateway = chart.render([...chart.valueArgs, '--set', 'agents.gateway.enabled=true,agents.gateway.domain=agents.example.com,agents.gateway.className=envoy']);
-    for (const object of [...objects, findObject(gateway, 'Gateway')]) {
+    const routing = gateway.filter((o) => o.kind === 'Gateway' || o.metadata?.name === `rbs-agent-routes-${RELEASE}`);
+    expect(routing.map((o) => o.kind).sort()).toEqual(['Gateway', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+    for (const object of [...objects, ...routing]) {
       const body = { ...object, metadata: { ...object.metadata, namespace: NAMESPACE } };
       await admin()
         .create(body, undefined, 'All')

@@ -157,8 +157,12 @@ describe('the TLS server name (SNI) a client sends, by which gateways route', ()
 
   it("is a fixed 'rbs' for an IP address, which may not be sent as a server name", async () => {
     expect(new Set(await serverNames(dialing('127.0.0.1')))).toEqual(new Set(['rbs']));
-    expect(tlsChannelOptions('[::1]:7443')).toEqual({ 'grpc.ssl_target_name_override': 'rbs' });
-    expect(tlsChannelOptions('dns:///rbs.example.com:443')).toEqual({});
+    for (const address of ['[::1]:7443', '::1', 'dns:[::1]:443', 'dns:///[::1]:443', 'dns:///10.0.0.1:443', 'ipv4:10.0.0.1:443,10.0.0.2:443', 'ipv6:[::1]:443', 'unix:/run/rbs.sock']) {
+      expect({ address, options: tlsChannelOptions(address) }).toEqual({ address, options: { 'grpc.ssl_target_name_override': 'rbs' } });
+    }
+    for (const address of ['dns:///rbs.example.com:443', 'dns:rbs.example.com:443', 'rbs.example.com', 'localhost:7443']) {
+      expect({ address, options: tlsChannelOptions(address) }).toEqual({ address, options: {} });
+    }
   });
 
   it('does not matter to verification: a DNS address reaches a server certified for none of its names', async () => {

@@ -49,6 +49,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- with $v.agents.gateway }}{{ if .enabled }}
 {{- if not .domain }}{{ $missing = append $missing "agents.gateway.domain (sessions are <namespace>.<domain>)" }}{{ end -}}
 {{- if not .className }}{{ $missing = append $missing "agents.gateway.className" }}{{ end -}}
+{{- if not (or $v.agents.clients.namespaceLabels $v.agents.clients.cidrs) }}{{ $missing = append $missing "agents.clients.namespaceLabels or agents.clients.cidrs (where the gateway's proxies connect from: agents admit nobody else)" }}{{ end -}}
 {{- if $v.agents.address }}{{ fail "agents.address and agents.gateway.enabled exclude each other: with the gateway, agents are <namespace>.<agents.gateway.domain>" }}{{ end -}}
 {{- end }}{{ end -}}
 {{- if $missing -}}

@@ -75,6 +75,8 @@ export class KubernetesBackend implements ComputeBackend {
     }
     await apply(this.api, namespaceObject(spec, this.config));
     await Promise.all(namespaceContents(spec, this.config).map((object) => apply(this.api, object)));
+    // After its Service, so that a gateway never judges the route with its backend missing.
+    if (this.config.gateway) await apply(this.api, agentRoute(spec, this.config));
   }
 
   /** The session's facts come from its workflow (AgentSpec): the namespace's labels are not read back. */

@@ -182,8 +182,7 @@ export function namespaceContents(spec: NamespaceSpec, config: KubernetesBackend
       ports: [{ name: 'agent', protocol: 'TCP', port: AGENT.port, targetPort: AGENT.port, appProtocol: 'grpc' }],
     },
   };
-  const objects: KubernetesObject[] = [serviceAccount, defaultDeny, agentIngress, agentEgress, quota, limits, service];
-  return config.gateway ? [...objects, agentRoute(spec, config)] : objects;
+  return [serviceAccount, defaultDeny, agentIngress, agentEgress, quota, limits, service];
 }
 
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
