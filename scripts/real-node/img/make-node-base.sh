@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Assembles the Dockerfile's NODE_IMAGE locally: a debootstrap'd bookworm (minbase) plus this machine's Node 20
+# (/usr/bin/node, /usr/lib/node_modules/{npm,corepack}, /usr/include/node), committed with buildah as
+# docker.io/library/node:<version>-bookworm-slim so that `FROM ${NODE_IMAGE}` resolves without a registry.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd); B=$HERE/../buildah.sh
+R=$HERE/rootfs
+[ -x "$R/bin/sh" ] || nice -n 19 ionice -c3 debootstrap --variant=minbase bookworm "$R" http://deb.debian.org/debian
+V=$(node --version); V=${V#v}
+install -m 755 /usr/bin/node "$R/usr/bin/node"
+rm -rf "$R/usr/lib/node_modules"; mkdir -p "$R/usr/lib/node_modules"
+cp -a /usr/lib/node_modules/npm /usr/lib/node_modules/corepack "$R/usr/lib/node_modules/"
+# node-gyp builds native modules (better-sqlite3) against these headers: nodedir=/usr, no download
+rm -rf "$R/usr/include/node"; mkdir -p "$R/usr/include"; cp -a /usr/include/node "$R/usr/include/"
+ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$R/usr/bin/npm"
+ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$R/usr/bin/npx"
+ln -sf ../lib/node_modules/corepack/dist/corepack.js "$R/usr/bin/corepack"
+# This workplace reaches the npm registry through a TLS-intercepting egress proxy: give the image the host's
+# extra CAs (the Dockerfile's `apt-get install ca-certificates` folds them into /etc/ssl/certs) and npm's
+# global cafile setting, as the host has them. For local test images only; never for a published image.
+mkdir -p "$R/usr/local/share/ca-certificates" "$R/usr/etc"
+cp /usr/local/share/ca-certificates/*.crt "$R/usr/local/share/ca-certificates/" 2>/dev/null || true
+[ -f /usr/etc/npmrc ] && cp /usr/etc/npmrc "$R/usr/etc/npmrc"; [ -f /etc/npmrc ] && cp /etc/npmrc "$R/etc/npmrc"
+# What debian:bookworm-slim (under node:*-bookworm-slim) adds to a plain debootstrap: apt drops downloaded .debs
+# after each install, and dpkg leaves out docs, man pages and locales. Without these the Dockerfile's
+# `rm -rf /var/lib/apt/lists/*` still leaves /var/cache/apt/archives behind (330 MB in the agent layer).
+mkdir -p "$R/etc/apt/apt.conf.d" "$R/etc/dpkg/dpkg.cfg.d"
+cat > "$R/etc/apt/apt.conf.d/docker-clean" <<'APT'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+APT
+echo 'Apt::AutoRemove::SuggestsImportant "false";' > "$R/etc/apt/apt.conf.d/docker-autoremove-suggests"
+echo 'Acquire::Languages "none";' > "$R/etc/apt/apt.conf.d/docker-no-languages"
+echo 'Acquire::GzipIndexes "true";' > "$R/etc/apt/apt.conf.d/docker-gzip-indexes"
+printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' 'path-exclude /usr/share/man/*' \
+  'path-exclude /usr/share/groff/*' 'path-exclude /usr/share/info/*' 'path-exclude /usr/share/lintian/*' \
+  'path-exclude /usr/share/linda/*' 'path-exclude /usr/share/locale/*' 'path-include /usr/share/locale/locale.alias' \
+  > "$R/etc/dpkg/dpkg.cfg.d/docker"
+echo force-unsafe-io > "$R/etc/dpkg/dpkg.cfg.d/docker-apt-speedup"
+# files only: directories stay, as in debian-slim (openjdk's postinst fails without /usr/share/man/man1:
+# "update-alternatives: error: error creating symbolic link '/usr/share/man/man1/java.1.gz.dpkg-tmp'")
+find "$R"/usr/share/doc "$R"/usr/share/man "$R"/usr/share/info "$R"/usr/share/locale -type f ! -name copyright ! -name locale.alias -delete
+mkdir -p "$R"/usr/share/man/man1
+rm -rf "$R"/var/cache/apt/archives/*.deb "$R"/var/lib/apt/lists/* "$R"/var/log/*.log
+# debootstrap copies the host's resolv.conf/hostname; the runtime provides its own
+: > "$R/etc/resolv.conf"; echo localhost > "$R/etc/hostname"
+c=$($B from scratch)
+mnt=$($B mount "$c"); cp -a "$R"/. "$mnt"/; $B umount "$c" >/dev/null
+$B config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env NODE_VERSION="$V" --env npm_config_nodedir=/usr \
+  --cmd '["node"]' "$c"
+$B commit -q "$c" "docker.io/library/node:$V-bookworm-slim" >/dev/null; $B rm "$c" >/dev/null
+$B images

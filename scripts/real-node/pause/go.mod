@@ -1,0 +1,3 @@
+module rbs.invalid/pause
+
+go 1.26
