@@ -1,7 +1,7 @@
 /** The provisioning and teardown steps of a session, each idempotent and safe to retry. */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { type AgentProblem, AgentStartError, type ComputeBackend } from '../lib/compute/backend';
-import { certificateExpiry } from '../lib/pki/certificate';
+import { agentCertificateExpiry, certificateExpiry } from '../lib/pki/certificate';
 import { issueCertificate, type CertificateSigner } from '../lib/pki/signer';
 import { FAILURE } from '../workflows/messages';
 
@@ -62,7 +62,8 @@ export function createProvisioningActivities({ backend, signer, agentCertificate
      */
     async issueAgentCredentials({ namespace, sessionId, volume }: SessionRef): Promise<number> {
       const renewFrom = (expiresAt: Date) => expiresAt.getTime() - agentCertificateValidityMs / 3;
-      const expiresAt = await backend.agentCredentialsExpiry(namespace);
+      const installed = await backend.agentCertificate(namespace);
+      const expiresAt = installed ? agentCertificateExpiry(installed, sessionId) : null;
       if (expiresAt && renewFrom(expiresAt) > Date.now()) return renewFrom(expiresAt);
       const issued = await issueCertificate(signer, { kind: 'agent', sessionId }, { ...backend.agentTlsNames(namespace), validityMs: agentCertificateValidityMs });
       await backend.installAgentCredentials({ namespace, sessionId, volume }, { caCertPem: signer.caCertPem, ...issued });

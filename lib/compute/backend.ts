@@ -101,8 +101,8 @@ export interface ComputeBackend {
   ensureNamespace(spec: NamespaceSpec): Promise<void>;
   /** Makes the (user, workspace) volume exist and available to the session's namespace; keeps its data. */
   ensureVolume(spec: AgentSpec): Promise<void>;
-  /** When the installed agent certificate expires; null when there is none the agent could use. */
-  agentCredentialsExpiry(namespace: string): Promise<Date | null>;
+  /** The agent certificate installed in `namespace` (PEM); null when there is none. */
+  agentCertificate(namespace: string): Promise<string | null>;
   /** DNS names and IPs for the agent certificate of `namespace`. */
   agentTlsNames(namespace: string): AgentTlsNames;
   installAgentCredentials(spec: AgentSpec, credentials: AgentCredentials): Promise<void>;

@@ -14,7 +14,6 @@ import { isDns1123Label } from '../naming';
 import { SOURCE_SET_ARGS, sourceSetRules } from '../sync/source-set';
 import { installFile } from '../files';
 import { removeTree } from '../remove-tree';
-import { certificateExpiry } from '../pki/certificate';
 import { agentIsServing } from './agent-health';
 import { checkLabel } from './names';
 import {
@@ -132,9 +131,9 @@ export class LocalBackend implements ComputeBackend {
     await installFile(path.join(this.volumeDir(volume), 'namespace'), `${namespace}\n`, 0o644, true);
   }
 
-  async agentCredentialsExpiry(namespace: string): Promise<Date | null> {
+  async agentCertificate(namespace: string): Promise<string | null> {
     try {
-      return certificateExpiry((await readTlsMaterial(this.tlsDir(namespace), 'agent')).certPem);
+      return (await readTlsMaterial(this.tlsDir(namespace), 'agent')).certPem;
     } catch {
       return null; // missing or unreadable: either way the agent could not use it
     }

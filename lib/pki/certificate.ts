@@ -1,8 +1,25 @@
 /** Facts read from a certificate PEM, with Node's own parser (no X.509 library at start-up). */
 import { X509Certificate } from 'node:crypto';
+import { sanUris } from '../grpc/tls';
+import { identityFromUris } from './identity';
 
 export function certificateExpiry(pem: string): Date {
   return new Date(new X509Certificate(pem).validTo);
+}
+
+/**
+ * When `pem` expires, if it is the agent certificate of session `sessionId`; null if it is not
+ * (another session's, left in a reused namespace by a late retry of that session's install), or
+ * cannot be read: either way the session's proxy would refuse an agent presenting it.
+ */
+export function agentCertificateExpiry(pem: string, sessionId: string): Date | null {
+  try {
+    const cert = new X509Certificate(pem);
+    const identity = identityFromUris(sanUris(cert.subjectAltName));
+    return identity.kind === 'agent' && identity.sessionId === sessionId ? new Date(cert.validTo) : null;
+  } catch {
+    return null;
+  }
 }
 
 /**

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { AgentProgress } from '../../lib/compute/backend';
 import { LocalBackend, defaultAgentCommand } from '../../lib/compute/local-backend';
+import { agentCertificateExpiry } from '../../lib/pki/certificate';
 import { protos } from '../../lib/grpc/protos';
 import { type TlsMaterial, channelCredentials, tlsChannelOptions } from '../../lib/grpc/tls';
 import { CertificateAuthority } from '../../lib/pki/ca';
@@ -89,7 +90,7 @@ test('provisions a session, serves it over mTLS, syncs its workspace and tears i
   expect(await backend.listNamespaces()).toEqual([
     { namespace: NAMESPACE, sessionId: SESSION, createdAt: expect.any(Date) },
   ]);
-  expect((await backend.agentCredentialsExpiry(NAMESPACE))!.getTime()).toBeGreaterThan(Date.now());
+  expect(agentCertificateExpiry((await backend.agentCertificate(NAMESPACE))!, SESSION)!.getTime()).toBeGreaterThan(Date.now());
   expect(await backend.agentAddress(NAMESPACE)).toBeNull();
 
   const spec = { namespace: NAMESPACE, sessionId: SESSION, volume: VOLUME };
@@ -241,7 +242,7 @@ test("a namespace given to a new session stops what the old session left in it",
   await backend.ensureNamespace(next);
   expect(await backend.listAgents()).toEqual([]);
   expect(await backend.listNamespaces()).toEqual([{ namespace: NAMESPACE, sessionId: OTHER_SESSION, createdAt: expect.any(Date) }]);
-  expect(await backend.agentCredentialsExpiry(NAMESPACE)).toBeNull();
+  expect(await backend.agentCertificate(NAMESPACE)).toBeNull();
 });
 
 test('refuses names that are not DNS-1123 labels', async () => {

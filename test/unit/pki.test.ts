@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { CertificateAuthority } from '../../lib/pki/ca';
+import { agentCertificateExpiry } from '../../lib/pki/certificate';
 import {
   InvalidIdentityError,
   describeIdentity,
@@ -162,5 +163,25 @@ describe('CertificateAuthority', () => {
     const cert = new X509Certificate(issued.certPem);
     expect(new Date(cert.validFrom)).toEqual(notBefore);
     expect(new Date(cert.validTo)).toEqual(new Date('2020-01-01T01:00:00Z'));
+  });
+});
+
+describe("agentCertificateExpiry: whether an installed agent certificate is the session's own", () => {
+  it("dates only the session's own agent certificate", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'rbs-ca-'));
+    try {
+      const ca = await CertificateAuthority.loadOrCreate(path.join(dir, 'ca'));
+      const session = '9f0b6c1e-8d2a-4a57-9c1b-2f4e5d6a7b8c';
+      const own = await ca.issue({ kind: 'agent', sessionId: session });
+      expect(agentCertificateExpiry(own.certPem, session)).toEqual(new Date(new X509Certificate(own.certPem).validTo));
+      // A previous session's, left in a reused namespace by a late retry: as good as none.
+      const previous = await ca.issue({ kind: 'agent', sessionId: '0d6c5b4a-3e2f-4a1b-8c9d-7e6f5a4b3c2d' });
+      expect(agentCertificateExpiry(previous.certPem, session)).toBeNull();
+      const user = await ca.issue({ kind: 'user', user: 'alice', operator: false });
+      expect(agentCertificateExpiry(user.certPem, session)).toBeNull();
+      expect(agentCertificateExpiry('not a certificate', session)).toBeNull();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -4,6 +4,7 @@
  * workspace) volume, which outlives the namespace as a retained PV (volumes.ts). Everything is
  * server-side applied, so each step converges however often it runs.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeConfig, V1Namespace, V1Pod } from '@kubernetes/client-node';
 import {
   AgentStartError,
@@ -17,7 +18,6 @@ import {
   type NamespaceSpec,
   type RunningAgent,
 } from '../backend';
-import { certificateExpiry } from '../../pki/certificate';
 import { checkLabel } from '../names';
 import { type KubeApi, kubeApi } from './api';
 import { apply } from './apply';
@@ -50,6 +50,10 @@ export interface KubernetesBackendDeps {
   /** lib/filestore's capacity check and backups (the worker wires them when RBS_FILESTORE_* are set); without them the StorageClass decides. */
   workspaceStorage?: WorkspaceStorageHooks;
 }
+
+/** How often, and how far apart, a start refused by the quota looks for a concurrent start's pod. */
+const WINNER_LOOKS = 10;
+const WINNER_LOOK_INTERVAL_MS = 100;
 
 /** Under the teardown activity's one-minute limit: a slower deletion is picked up by its retry. */
 const DELETE_WAIT_MS = 45_000;
@@ -84,17 +88,13 @@ export class KubernetesBackend implements ComputeBackend {
     await this.volumes.ensure(checkLabel('namespace', namespace), checkLabel('volume', volume), sessionId);
   }
 
-  async agentCredentialsExpiry(namespace: string): Promise<Date | null> {
+  async agentCertificate(namespace: string): Promise<string | null> {
     checkLabel('namespace', namespace);
     const secret = await readOrNull(`read secret ${namespace}/${AGENT.tlsSecret}`, () =>
       this.api.core.readNamespacedSecret({ name: AGENT.tlsSecret, namespace }),
     );
     const cert = secret?.data?.['tls.crt'];
-    try {
-      return cert ? certificateExpiry(Buffer.from(cert, 'base64').toString('utf8')) : null;
-    } catch {
-      return null; // unparseable: replaced like a missing one
-    }
+    return cert ? Buffer.from(cert, 'base64').toString('utf8') : null;
   }
 
   agentTlsNames(namespace: string): AgentTlsNames {
@@ -113,10 +113,16 @@ export class KubernetesBackend implements ComputeBackend {
     try {
       await apply(this.api, agentPod(spec, this.config));
     } catch (err) {
-      // A concurrent start won: its pod already counted against the quota when ours was checked.
-      const winner = await this.readAgentPod(spec.namespace);
-      if (winner && isLiveAgentOf(winner, spec.sessionId)) return;
-      throw podRejection(err, spec.namespace, spec.sessionId) ?? err;
+      const rejection = podRejection(err, spec.namespace, spec.sessionId);
+      // A concurrent start may have won: its pod counts against the quota from its admission,
+      // a moment before it is stored, so the winner is looked for a little while.
+      const lookFor = rejection?.reason === 'QuotaExceeded' ? WINNER_LOOKS : 1;
+      for (let look = 1; look <= lookFor; look++) {
+        const winner = await this.readAgentPod(spec.namespace);
+        if (winner && isLiveAgentOf(winner, spec.sessionId)) return;
+        if (look < lookFor) await sleep(WINNER_LOOK_INTERVAL_MS);
+      }
+      throw rejection ?? err;
     }
   }
 
