@@ -4,6 +4,7 @@
  * start with the variable's name instead of failing each session later.
  */
 import * as net from 'node:net';
+import { isDns1123Label } from '../../naming';
 import { parseQuantity } from './quantity';
 
 export interface ResourceProfile {
@@ -139,8 +140,7 @@ export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv): KubernetesBacke
 function parseGateway(text: string, agentAddressTemplate: string): GatewayRef | undefined {
   if (text === '') return undefined;
   const [namespace, name, ...rest] = text.split('/');
-  const label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-  if (rest.length > 0 || !label.test(namespace ?? '') || !DNS_SUBDOMAIN.test(name ?? '')) {
+  if (rest.length > 0 || !isDns1123Label(namespace ?? '') || !DNS_SUBDOMAIN.test(name ?? '')) {
     throw new Error(`RBS_KUBE_GATEWAY must be namespace/name of a Gateway, got '${text}'`);
   }
   const host = agentAddressTemplate.replace(/:\d+$/, '');
