@@ -4,7 +4,7 @@
  * agent's.
  */
 import { spawn } from 'node:child_process';
-import { appendFile } from 'node:fs/promises';
+import { access, appendFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { protos } from '../../lib/grpc/protos';
@@ -26,6 +26,9 @@ export interface BazelServerOptions {
   /** Where the output of the real client (which starts the server) is appended. */
   logFile?: string;
 }
+
+/** Any of these at its root makes a directory a Bazel workspace. */
+const WORKSPACE_MARKERS = ['WORKSPACE', 'WORKSPACE.bazel', 'MODULE.bazel', 'REPO.bazel'];
 
 const RPC_TIMEOUT_MS = 5_000;
 /**
@@ -93,6 +96,12 @@ export class BazelServer {
   /** Makes sure our server runs: the pinned one if it answers, else a new one with the last startup options. */
   async ensureStarted(): Promise<void> {
     await this.connect(true);
+  }
+
+  /** Whether the copy is a Bazel workspace yet: a new volume's stays empty until the first sync. */
+  async hasWorkspace(): Promise<boolean> {
+    const found = await Promise.all(WORKSPACE_MARKERS.map((name) => access(path.join(this.options.workspaceDir, name)).then(() => true, () => false)));
+    return found.includes(true);
   }
 
   /**

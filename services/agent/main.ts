@@ -162,7 +162,7 @@ async function start(options: AgentServerOptions): Promise<AgentServer> {
   if (!fs.statSync(options.workspaceDir, { throwIfNoEntry: false })?.isDirectory()) {
     throw new Error(`workspace ${options.workspaceDir} is not a directory`);
   }
-  const server = await startAgentServer(options);
+  const server = await startAgentServer({ ...options, warmBazel: { log } });
   const health = server.healthAddress ? `, health on ${server.healthAddress}` : '';
   log(`serving session ${options.sessionId} on ${server.address}${health} (workspace ${options.workspaceDir})`);
   return server;

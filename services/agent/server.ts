@@ -36,6 +36,11 @@ export interface AgentServerOptions {
   healthListen?: string;
   /** How quiet a connection may be before it is pinged; unanswered, it is dropped (lib/grpc/keepalive). */
   keepaliveMs?: number;
+  /**
+   * Starts Bazel's server at once on a copy that is a workspace already (a replaced or resumed
+   * agent's), so that its JVM starts while the proxy syncs, not after; `log` hears how it went.
+   */
+  warmBazel?: { log(message: string): void };
 }
 
 export interface AgentServer {
@@ -73,6 +78,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   const outputs = new CommandOutputs({ workspaceDir, outputBase, eventsDir: path.join(volumeDir, 'build-events') });
   await outputs.prepareEventsDir();
   await stopStrayServers(outputBase); // before anyone can reach this agent
+  if (options.warmBazel) void warm(bazel, options.warmBazel.log);
   const usage = new AgentUsage();
 
   /** Wraps a unary handler so that it runs only for an authorized peer (`callers`, see authorize). */
@@ -156,6 +162,16 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       await drift.close();
     },
   };
+}
+
+/** Starts the server ahead of the first command; a failure is only told: that command starts it again, and says why. */
+async function warm(bazel: BazelServer, log: (message: string) => void): Promise<void> {
+  if (!(await bazel.hasWorkspace())) return;
+  const started = performance.now();
+  await bazel.ensureStarted().then(
+    () => log(`Bazel server started ahead of the first command in ${Math.round(performance.now() - started)} ms`),
+    (err: Error) => log(`could not start the Bazel server ahead of the first command, which will try again: ${err.message}`),
+  );
 }
 
 /** SERVING whenever it answers: an agent that could not serve would not have started its servers. */

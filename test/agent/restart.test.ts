@@ -18,6 +18,7 @@ import { freePort, waitForPort } from '../../lib/local/ports';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { syncWorkspace } from '../../services/proxy/sync';
 import { bazelServersOn } from '../data-path/fixture';
+import { waitFor } from '../harness/wait';
 import { write } from '../sync/fixture';
 
 jest.setTimeout(120_000);
@@ -84,8 +85,11 @@ async function build(address: string): Promise<number> {
   }
 }
 
-test('an agent restarted on the same volume, its predecessor SIGKILLed with its Bazel server running, stops that server at once and serves the next build; one server remains', async () => {
+test('an agent restarted on the same volume, its predecessor SIGKILLed with its Bazel server running, stops that server at once, starts its own ahead of the next build and serves that build on it; one server remains', async () => {
   const first = await startAgent();
+  // A new volume's copy is not a workspace yet: no server is started before a command asks.
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  expect(bazelServersOn(outputBase)).toEqual([]);
   expect(await build(first.address)).toBe(0);
   const [orphan] = bazelServersOn(outputBase);
   expect(orphan).toBeDefined();
@@ -94,13 +98,15 @@ test('an agent restarted on the same volume, its predecessor SIGKILLed with its 
   expect(bazelServersOn(outputBase)).toEqual([orphan]); // the server outlived its agent
 
   const second = await startAgent();
-  expect(bazelServersOn(outputBase)).toEqual([]); // stopped before the new agent answers anyone
+  expect(bazelServersOn(outputBase)).not.toContain(orphan); // stopped before the new agent answers anyone
+  // The copy is a workspace: its JVM starts now, while the proxy would sync, not after.
+  await waitFor(() => bazelServersOn(outputBase).length > 0, 30_000, 'the new agent to start its Bazel server ahead of a command');
+  const warmed = bazelServersOn(outputBase);
+  expect(warmed).toHaveLength(1);
   fs.writeFileSync(path.join(source, 'in.txt'), 'edited\n');
   expect(await build(second.address)).toBe(0);
   expect(fs.readFileSync(path.join(volume, 'workspace', 'bazel-bin', 'gen.txt'), 'utf8')).toBe('edited\n');
-  const servers = bazelServersOn(outputBase);
-  expect(servers).toHaveLength(1);
-  expect(servers).not.toContain(orphan);
+  expect(bazelServersOn(outputBase)).toEqual(warmed); // the build ran on it
 
   second.process.kill('SIGTERM'); // a clean stop takes its server along
   await new Promise((resolve) => second.process.once('exit', resolve));
