@@ -15,6 +15,8 @@ source scripts/lib.sh
 
 apt_packages=()
 command -v rsync >/dev/null || apt_packages+=(rsync)
+# The outputs benchmark's native relays (bench/transport-ceiling.ts).
+command -v socat >/dev/null || apt_packages+=(socat)
 # The real Bazel client and server (4.2.3, runs offline), for the data path and its tests.
 command -v bazel >/dev/null || apt_packages+=(bazel-bootstrap)
 SPANNER_EMULATOR=/usr/lib/google-cloud-sdk/bin/cloud_spanner_emulator/gateway_main
