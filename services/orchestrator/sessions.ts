@@ -106,25 +106,33 @@ export class Sessions {
   }
 
   /**
-   * The fast path for a session the store shows READY: delivering a heartbeat to the run the store
-   * names proves that run still owns the session (a server-side write; no round trip through the
-   * worker, unlike an update) and counts as activity. Should the session be suspending at this
-   * very moment, the heartbeat resumes it and a client that finds the old agent gone asks again.
-   * Anything else takes Update-With-Start.
+   * The fast path for a session the store shows READY. The run the store names must still be
+   * running: delivering a heartbeat to it proves that (a server-side write; no round trip through
+   * the worker, unlike an update) and counts as activity; within the heartbeat debounce, a describe
+   * of the run does (an operator may have terminated it a moment ago). Should the session be
+   * suspending at this very moment, the heartbeat resumes it and a client that finds the old agent
+   * gone asks again. Anything else takes Update-With-Start.
    */
   private async attachReady(caller: Caller, workflowId: string): Promise<SessionView | null> {
     const ready = (await this.options.store.list({ user: caller.user, phases: ['READY'] })).find((r) => r.workflowId === workflowId);
     if (!ready) return null;
     let lastActivityAt: Date;
     try {
-      // The run the store names: a run that has finished (say, terminated) is not found.
-      lastActivityAt = await this.recordActivity(ready, ready.runId);
+      // The run the store names: a run that has finished (say, terminated) is not found by a signal.
+      if (this.heartbeatDue(ready)) lastActivityAt = await this.recordActivity(ready, ready.runId);
+      else if (await this.isRunning(workflowId, ready.runId)) lastActivityAt = ready.lastActivityAt;
+      else return null;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return null;
       throw err;
     }
     const { createdAt, updatedAt: _updated, lastActivityAt: _last, ...rest } = ready;
     return { ...rest, createdAtMs: createdAt.getTime(), lastActivityAtMs: lastActivityAt.getTime() };
+  }
+
+  private async isRunning(workflowId: string, runId: string): Promise<boolean> {
+    const description = await this.options.temporal.workflow.getHandle(workflowId, runId).describe();
+    return description.status.name === 'RUNNING';
   }
 
   /** The current state of the caller's session for a workspace, or null before it exists. */
@@ -155,13 +163,17 @@ export class Sessions {
    * workflow was sent. Returns that time as it now stands.
    */
   private async recordActivity(record: SessionRecord, runId?: string): Promise<Date> {
+    if (!this.heartbeatDue(record)) return record.lastActivityAt;
     const now = new Date();
-    if (now.getTime() - record.lastActivityAt.getTime() < this.heartbeatDebounceMs) return record.lastActivityAt;
     await Promise.all([
       this.options.temporal.workflow.getHandle(record.workflowId, runId).signal(heartbeatSignal, record.sessionId),
       this.options.store.touch(record.sessionId, now),
     ]);
     return now;
+  }
+
+  private heartbeatDue(record: SessionRecord): boolean {
+    return Date.now() - record.lastActivityAt.getTime() >= this.heartbeatDebounceMs;
   }
 
   async list(caller: Caller, allUsers: boolean, includeFinished: boolean): Promise<SessionRecord[]> {
