@@ -27,6 +27,19 @@ async function persistentVolumesOf(volume: string) {
 describe('sessions on the Kubernetes backend', () => {
   const stack = useStack({}, () => ({ backend: kube().backend() }));
 
+  /** What each agentProblem of the worker's backend finds in `namespace`, from now on. */
+  function recordProbes(namespace: string): Array<AgentProblem | null> {
+    const backend = stack().worker.backend;
+    const look = backend.agentProblem.bind(backend);
+    const probes: Array<AgentProblem | null> = [];
+    backend.agentProblem = async (ns, sessionId) => {
+      const problem = await look(ns, sessionId);
+      if (ns === namespace) probes.push(problem);
+      return problem;
+    };
+    return probes;
+  }
+
   test('a session reaches READY with every object as specified; ending it removes the namespace, keeps the volume for the next session', async () => {
     const uma = await stack().client('Uma Ünicode');
     const workspace = stack().workspace();
@@ -108,14 +121,7 @@ describe('sessions on the Kubernetes backend', () => {
     const session = await kai.getServer(stack().workspace());
     const { core } = kube().admin;
     const before = await core.readNamespacedPod({ name: 'agent', namespace: session.namespace });
-    const backend = stack().worker.backend;
-    const look = backend.agentProblem.bind(backend);
-    const probes: Array<AgentProblem | null> = [];
-    backend.agentProblem = async (namespace, sessionId) => {
-      const problem = await look(namespace, sessionId);
-      if (namespace === session.namespace) probes.push(problem);
-      return problem;
-    };
+    const probes = recordProbes(session.namespace);
     await core.deleteNamespacedPod({ name: 'agent', namespace: session.namespace }); // evicted, or deleted by hand
 
     const next = await kai.getServer(session.workspace, { unreachableAgent: session.agentAddress });
@@ -127,6 +133,35 @@ describe('sessions on the Kubernetes backend', () => {
     expect(after.metadata?.deletionTimestamp).toBeUndefined();
     expect(after.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
     await kai.endSession(session.sessionId);
+  });
+
+  test('an agent whose node was deleted (its VM gone: no kubelet will ever update or confirm the deletion of its pod), reported by its proxy, is replaced at once on another node', async () => {
+    const lea = await stack().client('lea');
+    const session = await lea.getServer(stack().workspace());
+    const { core } = kube().admin;
+    const before = await core.readNamespacedPod({ name: 'agent', namespace: session.namespace });
+    const nodeName = before.spec!.nodeName!;
+    const node = await core.readNode({ name: nodeName });
+    const probes = recordProbes(session.namespace);
+    await core.deleteNode({ name: nodeName });
+    try {
+      // The pod still says Ready (what its kubelet last wrote), and would wait for its kubelet to go.
+      const stale = await core.readNamespacedPod({ name: 'agent', namespace: session.namespace });
+      expect(stale.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+
+      const next = await lea.getServer(session.workspace, { unreachableAgent: session.agentAddress });
+      expect(next).toMatchObject({ sessionId: session.sessionId, phase: 'READY' });
+      expect(probes).toEqual([{ detail: expect.stringContaining(`its node ${nodeName} no longer exists`), gone: true }]);
+      const after = await core.readNamespacedPod({ name: 'agent', namespace: session.namespace });
+      expect(after.metadata?.uid).not.toBe(before.metadata?.uid);
+      expect(after.spec?.nodeName).not.toBe(nodeName);
+      await lea.endSession(session.sessionId);
+    } finally {
+      // The node back, as its kubelet would register it again: kwok takes it over by its annotation.
+      const { name, labels, annotations } = node.metadata!;
+      await core.createNode({ body: { metadata: { name, labels, annotations }, spec: node.spec, status: node.status } });
+      await waitFor(async () => (await core.readNode({ name: nodeName })).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false, 30_000, `node ${nodeName} to be Ready again`);
+    }
   });
 
   test('the cleanup schedule removes a managed namespace without a live session and keeps live ones', async () => {

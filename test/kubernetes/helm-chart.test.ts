@@ -181,8 +181,11 @@ describe('helm/rbs', () => {
     expect(variable('podSecurity')).toEqual(pick(POD_SECURITY, ['pod-security.kubernetes.io/enforce', 'pod-security.kubernetes.io/enforce-version']));
     // The class the worker is told to claim, and the only one the policy lets it claim.
     expect(settings().config.backend).toMatchObject({ kubernetes: { storageClass: variable('storageClass') } });
-    const kinds = [...new Set(BACKEND_RULES.flatMap((r) => r.apiGroups!.flatMap((g) => r.resources!.map((k) => `${g}/${k}`))))];
+    // What the worker may write: a kind it may only read (nodes) is never admitted for a write.
+    const writes = BACKEND_RULES.filter((r) => r.verbs.some((verb) => ['create', 'patch', 'update', 'delete'].includes(verb)));
+    const kinds = [...new Set(writes.flatMap((r) => r.apiGroups!.flatMap((g) => r.resources!.map((k) => `${g}/${k}`))))];
     expect(variable('kinds')).toEqual(kinds);
+    expect(kinds).not.toContain('/nodes');
     const validations = policy.spec!.validations!.map((v) => v.expression).join('\n');
     for (const key of [LABEL.sessionId, LABEL.volume, LABEL.release]) expect(validations).toContain(`'${key}'`);
     expect(validations).toContain(`== '${AGENT.tlsSecret}'`);
@@ -309,7 +312,8 @@ function backendRequests(): V1ResourceAttributes[] {
 const OUTSIDE: V1ResourceAttributes[] = [
   { group: '', resource: 'secrets', verb: 'list' },
   { group: '', resource: 'secrets', verb: 'get', name: 'bootstrap-token-abcdef', namespace: 'kube-system' },
-  { group: '', resource: 'nodes', verb: 'get' },
+  { group: '', resource: 'nodes', verb: 'list' },
+  { group: '', resource: 'nodes', verb: 'patch' },
   { group: '', resource: 'pods', subresource: 'exec', verb: 'create' },
   { group: '', resource: 'pods', verb: 'update' },
   { group: '', resource: 'services', verb: 'delete' },

@@ -269,6 +269,10 @@ agentTlsSecret: agent-tls
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch, create, patch, delete]
+# Whether an agent's node still exists: a deleted node's pods are gone.
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get]
 - apiGroups: [""]
   resources: [persistentvolumes]
   verbs: [get, list, patch, delete]

@@ -136,6 +136,9 @@ export class KubernetesBackend implements ComputeBackend {
 
   async agentProblem(namespace: string, sessionId: string): Promise<AgentProblem | null> {
     const pod = await this.readAgentPod(namespace);
+    // Its status, Ready or not, is the last its kubelet wrote: a deleted node's is never updated.
+    const lost = pod && (await this.lostNode(pod));
+    if (lost) return { detail: `agent of session ${sessionId} is gone: ${lost}`, gone: true };
     const verdict = judgePod(pod, sessionId);
     if (verdict.kind === 'ready') return null;
     const problem = verdict.kind === 'failed' ? `${verdict.reason}: ${verdict.detail}` : verdict.progress.detail;
@@ -197,10 +200,25 @@ export class KubernetesBackend implements ComputeBackend {
     await this.deletePod(checkLabel('namespace', agent.namespace), checkLabel('pod', agent.id));
   }
 
+  /**
+   * No kubelet confirms a graceful deletion on a node that no longer exists: such a pod is deleted
+   * at once (grace 0), as Kubernetes's own pod garbage collector does, only sooner.
+   */
   private async deletePod(namespace: string, name: string): Promise<void> {
     const read = () => readOrNull(`read pod ${namespace}/${name}`, () => this.api.core.readNamespacedPod({ name, namespace }));
-    await deleteIfPresent(`delete pod ${namespace}/${name}`, () => this.api.core.deleteNamespacedPod({ name, namespace }));
+    const pod = await read();
+    if (!pod) return;
+    const gracePeriodSeconds = (await this.lostNode(pod)) ? 0 : undefined;
+    await deleteIfPresent(`delete pod ${namespace}/${name}`, () => this.api.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds }));
     await waitUntilGone(`pod ${namespace}/${name}`, read, DELETE_WAIT_MS);
+  }
+
+  /** Why the node a pod is bound to is gone for good (its Node deleted, as with its VM), or null. */
+  private async lostNode(pod: V1Pod): Promise<string | null> {
+    const name = pod.spec?.nodeName;
+    if (!name) return null;
+    const node = await readOrNull(`read node ${name}`, () => this.api.core.readNode({ name }));
+    return node ? null : `its node ${name} no longer exists`;
   }
 
   /**
