@@ -15,7 +15,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createProvisioningActivities(deps),
     ...createRecordActivities(deps.store),
-    ...createPlacementActivities(deps.sessionTimeouts),
+    ...createPlacementActivities(deps.sessionTimeouts, deps.backend.kind),
     ...createCleanupActivities(deps),
   };
 }

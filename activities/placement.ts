@@ -7,13 +7,14 @@ import { placementFor, workflowIdFor } from '../lib/naming';
 import { InvalidInputError, validateUserName, validateWorkspacePath } from '../lib/validate';
 import type { SessionTimeouts } from '../workflows/messages';
 
-export function createPlacementActivities(timeouts: SessionTimeouts) {
+/** `backend`: the kind of compute backend this worker runs sessions on, for the Temporal UI. */
+export function createPlacementActivities(timeouts: SessionTimeouts, backend: string) {
   return {
-    /** The session's namespace, volume, workflow id and timeouts, from what the workflow was started for. */
+    /** The session's namespace, volume, workflow id and timeouts (and the backend), from what the workflow was started for. */
     async deriveSession({ user, workspace }: { user: string; workspace: string }) {
       try {
         const placement = placementFor(validateUserName(user), validateWorkspacePath(workspace));
-        return { ...placement, workflowId: workflowIdFor(placement.namespace), timeouts };
+        return { ...placement, workflowId: workflowIdFor(placement.namespace), timeouts, backend };
       } catch (err) {
         if (err instanceof InvalidInputError) throw ApplicationFailure.nonRetryable(err.message, 'InvalidInput');
         throw err;

@@ -51,6 +51,24 @@ export function isSessionPhase(value: string): value is SessionPhase {
   return (SESSION_PHASES as readonly string[]).includes(value);
 }
 
+/**
+ * Why a session is over (ENDED or FAILED), as a field rather than read out of its failure text:
+ * operators filter on it (the RbsEndReason search attribute).
+ */
+export const END_REASONS = [
+  /** Its user (or an operator) ended it. */
+  'ended',
+  /** Suspended for the retention period with nobody wanting it back: its volume went too. */
+  'expired',
+  /** Its workflow was cancelled. */
+  'cancelled',
+  /** Provisioning failed for good. */
+  'provisioning-failed',
+  /** A suspended or unresponsive agent could not be started again. */
+  'agent-restart-failed',
+] as const;
+export type EndReason = (typeof END_REASONS)[number];
+
 /** The reason an expired session ends with: its volume was deleted (the cleanup and the limits read this). */
 export const EXPIRY_REASON = 'expired after retention';
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what RBS needs outside the repo, once per machine: Debian packages (rsync, Bazel), the Temporal CLI and a
+# Installs what RBS needs outside the repo, once per machine: Debian packages (rsync, Bazel, chromium), the Temporal CLI and a
 # Temporal server that requires mTLS (built from Go modules, cached under ~/.cache/rbs keyed by version) and npm
 # dependencies.
 # Idempotent and quick when everything is already there; `npm start` and `npm test` run it first.
@@ -17,6 +17,8 @@ apt_packages=()
 command -v rsync >/dev/null || apt_packages+=(rsync)
 # The outputs benchmark's native relays (bench/transport-ceiling.ts).
 command -v socat >/dev/null || apt_packages+=(socat)
+# A real headless browser, for the test that opens the Temporal Web UI as an operator would.
+command -v chromium >/dev/null || apt_packages+=(chromium)
 # The real Bazel client and server (4.2.3, runs offline), for the data path and its tests.
 command -v bazel >/dev/null || apt_packages+=(bazel-bootstrap)
 SPANNER_EMULATOR=/usr/lib/google-cloud-sdk/bin/cloud_spanner_emulator/gateway_main

@@ -2,7 +2,7 @@
  * The session workflow's messages, shared by the orchestrator (client side) and the workflow.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { SessionPlacement, SessionRecord, SessionTimeouts } from '../lib/domain';
+import type { EndReason, SessionPlacement, SessionRecord, SessionTimeouts } from '../lib/domain';
 
 export type { SessionTimeouts };
 
@@ -34,6 +34,8 @@ export interface SessionInput extends Partial<SessionPlacement> {
 export type SessionView = Omit<SessionRecord, 'createdAt' | 'updatedAt' | 'lastActivityAt'> & {
   createdAtMs: number;
   lastActivityAtMs: number;
+  /** Why it is over, once ENDED or FAILED (absent in views from runs before it existed). */
+  endReason?: EndReason | null;
 };
 
 /** Failure types the orchestrator maps to gRPC statuses. */

@@ -14,13 +14,14 @@ import {
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  setCurrentDetails,
   upsertSearchAttributes,
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { RetryPolicy } from '@temporalio/common';
 import type { createActivities } from '../activities';
-import { EXPIRY_REASON, isTerminal, type SessionPhase, type SessionPlacement } from '../lib/domain';
+import { type EndReason, EXPIRY_REASON, isTerminal, type SessionPhase, type SessionPlacement } from '../lib/domain';
 import {
   FAILURE,
   endUpdate,
@@ -31,35 +32,40 @@ import {
   type SessionTimeouts,
   type SessionView,
 } from './messages';
-import { SESSION_ID, SESSION_PHASE } from '../lib/temporal/search-attributes';
+import { FAILURE_ATTRIBUTE_CHARS, SESSION_END_REASON, SESSION_FAILURE, SESSION_ID, SESSION_PHASE } from '../lib/temporal/search-attributes';
+import { type SessionMoment, sessionCurrentDetails, summarized } from './details';
 
 type Activities = ReturnType<typeof createActivities>;
 
 const RETRY: RetryPolicy = { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s' };
 
 /** Quick, idempotent steps. A step that keeps failing gives up after two minutes. */
-const steps = proxyActivities<Activities>({
-  startToCloseTimeout: '15s',
-  scheduleToCloseTimeout: '2m',
-  retry: RETRY,
-});
+const steps = summarized(
+  proxyActivities<Activities>({
+    startToCloseTimeout: '15s',
+    scheduleToCloseTimeout: '2m',
+    retry: RETRY,
+  }),
+);
 
 /** Steps that wait on something outside (an agent starting, an rsync): they heartbeat. */
-const waits = proxyActivities<Activities>({
-  startToCloseTimeout: '10m',
-  heartbeatTimeout: '10s',
-  scheduleToCloseTimeout: '15m',
-  retry: RETRY,
-});
+const waits = summarized(
+  proxyActivities<Activities>({
+    startToCloseTimeout: '10m',
+    heartbeatTimeout: '10s',
+    scheduleToCloseTimeout: '15m',
+    retry: RETRY,
+  }),
+);
 
 /** Store writes of phase changes: quick, and run in the worker without a task dispatch of their own. */
 const records = proxyLocalActivities<Activities>({ startToCloseTimeout: '10s', retry: RETRY });
 
 /** Teardown must finish: retried until it does. */
-const teardown = proxyActivities<Activities>({ startToCloseTimeout: '1m', retry: RETRY });
+const teardown = summarized(proxyActivities<Activities>({ startToCloseTimeout: '1m', retry: RETRY }));
 
 /** Deleting a volume for good may first back it up, which can take long: it heartbeats meanwhile. */
-const volumeRemoval = proxyActivities<Activities>({ startToCloseTimeout: '2h', heartbeatTimeout: '1m', retry: RETRY });
+const volumeRemoval = summarized(proxyActivities<Activities>({ startToCloseTimeout: '2h', heartbeatTimeout: '1m', retry: RETRY }));
 
 class EndRequested extends Error {}
 
@@ -83,6 +89,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     phase: carried?.phase ?? 'PROVISIONING_NAMESPACE',
     agentAddress: carried?.agentAddress ?? null,
     failureReason: null,
+    endReason: null,
     createdAtMs: carried?.createdAtMs ?? Date.now(),
     lastActivityAtMs: carried?.lastActivityAtMs ?? Date.now(),
   };
@@ -98,9 +105,19 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
   /** A client could not reach the agent: serve() probes it at once, and clears this once it is settled. */
   let agentReported = false;
 
+  /** What the Temporal UI shows as the session's current details (details.ts). */
+  const moment: Omit<SessionMoment, 'session'> = {};
+  const show = (change: Partial<typeof moment> = {}) => {
+    Object.assign(moment, change);
+    setCurrentDetails(sessionCurrentDetails({ session, ...moment }));
+  };
+
   const touch = () => {
     activitySeq++;
     session.lastActivityAtMs = Date.now();
+    // A heartbeat may come before the timeouts are derived (a run started without them has none yet).
+    const idle = (timeouts as SessionTimeouts | undefined)?.idleTimeoutMs;
+    show({ idleDeadlineMs: idle === undefined ? undefined : session.lastActivityAtMs + idle });
   };
 
   setHandler(sessionQuery, () => ({ ...session }));
@@ -165,9 +182,13 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     await CancellationScope.nonCancellable(() => records.recordSession({ ...session, phase }));
     session.phase = phase;
     pending = null;
+    show();
+    const over = isTerminal(phase) && patched('end-reason-search-attributes');
     upsertSearchAttributes([
       { key: SESSION_PHASE, value: phase },
       { key: SESSION_ID, value: session.sessionId },
+      ...(over && session.endReason ? [{ key: SESSION_END_REASON, value: session.endReason }] : []),
+      ...(over && session.failureReason ? [{ key: SESSION_FAILURE, value: session.failureReason.slice(0, FAILURE_ATTRIBUTE_CHARS) }] : []),
     ]);
   }
 
@@ -197,9 +218,9 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
         for (const compensate of undo) await compensate();
       });
       session.agentAddress = null;
-      if (err instanceof EndRequested) return finish('ENDED', null);
-      if (isCancellation(err)) return finish('ENDED', 'cancelled during provisioning');
-      return finish('FAILED', failureMessage(err));
+      if (err instanceof EndRequested) return finish('ENDED', 'ended', null);
+      if (isCancellation(err)) return finish('ENDED', 'cancelled', 'cancelled during provisioning');
+      return finish('FAILED', 'provisioning-failed', failureMessage(err));
     }
     touch();
     await enter('READY');
@@ -227,23 +248,24 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
       await enter('READY');
     } catch (err) {
       if (isCancellation(err)) throw err;
-      await end(`agent restart failed: ${failureMessage(err)}`, false, 'FAILED');
+      await end('agent-restart-failed', `agent restart failed: ${failureMessage(err)}`, false, 'FAILED');
     }
   }
 
   /** Removes what the session created; the volume only when the session expires. */
-  async function end(reason: string | null, removeVolume: boolean, outcome: 'ENDED' | 'FAILED' = 'ENDED') {
+  async function end(why: EndReason, reason: string | null, removeVolume: boolean, outcome: 'ENDED' | 'FAILED' = 'ENDED') {
     await CancellationScope.nonCancellable(async () => {
       await enter('ENDING');
       await teardown.deleteNamespace(ref);
       if (removeVolume) await volumeRemoval.deleteVolume(ref);
       session.agentAddress = null;
-      await finish(outcome, reason);
+      await finish(outcome, why, reason);
     });
   }
 
-  async function finish(phase: 'ENDED' | 'FAILED', reason: string | null): Promise<void> {
+  async function finish(phase: 'ENDED' | 'FAILED', why: EndReason, reason: string | null): Promise<void> {
     session.failureReason = reason;
+    session.endReason = why;
     await CancellationScope.nonCancellable(() => enter(phase));
   }
 
@@ -266,6 +288,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     }
     const seen = activitySeq;
     const idleDeadline = Date.now() + timeouts.idleTimeoutMs;
+    show({ idleDeadlineMs: idleDeadline });
     while (activitySeq === seen && !endRequested && !historyFull()) {
       const wait = Math.min(timeouts.agentProbeIntervalMs, idleDeadline - Date.now());
       if (wait <= 0) return suspend();
@@ -277,19 +300,26 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
 
   /** The agent does not answer: alive but not answering is as good as dead. */
   async function replaceAgent(): Promise<void> {
-    await teardown.stopAgent(ref);
-    await resume();
+    show({ step: 'replacing the agent, which did not answer' });
+    try {
+      await teardown.stopAgent(ref);
+      await resume();
+    } finally {
+      show({ step: undefined });
+    }
   }
 
   async function rest(): Promise<void> {
+    show({ retentionDeadlineMs: Date.now() + timeouts.retentionMs });
     const wanted = await condition(() => wantedBack() || endRequested || historyFull(), timeouts.retentionMs);
-    if (!wanted) return end(EXPIRY_REASON, true);
+    if (!wanted) return end('expired', EXPIRY_REASON, true);
     if (wantedBack() && !endRequested) return resume();
   }
 
   const derived = await placement(input);
   Object.assign(session, { namespace: derived.namespace, volume: derived.volume });
   timeouts = derived.timeouts;
+  show({ backend: derived.backend });
   const ref = { namespace: session.namespace, volume: session.volume, sessionId: session.sessionId, user };
 
   try {
@@ -298,7 +328,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     else await provision();
     while (!isTerminal(session.phase)) {
       if (endRequested) {
-        await end(null, false);
+        await end('ended', null, false);
       } else if (session.phase === 'READY') {
         await serve();
       } else if (session.phase === 'SUSPENDED') {
@@ -314,7 +344,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     }
   } catch (err) {
     if (!isCancellation(err)) throw err;
-    await end('cancelled', false);
+    await end('cancelled', 'cancelled', false);
   }
   await condition(allHandlersFinished);
   return { ...session };
@@ -326,7 +356,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
  * point a session at another user's volume or have it expire at once. A run under any other
  * workflow id than the one (user, workspace) gives fails before it touches anything.
  */
-async function placement(input: SessionInput): Promise<SessionPlacement & { timeouts: SessionTimeouts }> {
+async function placement(input: SessionInput): Promise<SessionPlacement & { timeouts: SessionTimeouts; backend?: string }> {
   if (!patched('derive-placement')) return { namespace: input.namespace!, volume: input.volume!, timeouts: input.timeouts! };
   const derived = await records.deriveSession({ user: input.user, workspace: input.workspace });
   if (derived.workflowId !== workflowInfo().workflowId) {
@@ -335,7 +365,7 @@ async function placement(input: SessionInput): Promise<SessionPlacement & { time
       FAILURE.PLACEMENT_MISMATCH,
     );
   }
-  return { namespace: derived.namespace, volume: derived.volume, timeouts: derived.timeouts };
+  return { namespace: derived.namespace, volume: derived.volume, timeouts: derived.timeouts, backend: derived.backend };
 }
 
 function failureMessage(err: unknown): string {

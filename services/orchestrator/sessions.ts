@@ -21,6 +21,7 @@ import {
 } from '../../workflows/messages';
 import { SESSION_NAMESPACE, SESSION_PHASE, SESSION_USER } from '../../lib/temporal/search-attributes';
 import type { sessionWorkflow } from '../../workflows';
+import { sessionStaticDetails, sessionSummary } from '../../workflows/details';
 import { RpcError, updateFailure } from './errors';
 import type { Limits } from './limits';
 
@@ -86,6 +87,8 @@ export class Sessions {
         taskQueue: this.options.taskQueue,
         args: [{ user: caller.user, workspace }],
         workflowIdConflictPolicy: 'USE_EXISTING',
+        staticSummary: sessionSummary(caller.user, workspace),
+        staticDetails: sessionStaticDetails(placement),
         typedSearchAttributes: [
           { key: SESSION_USER, value: caller.user },
           { key: SESSION_NAMESPACE, value: placement.namespace },

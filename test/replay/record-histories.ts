@@ -16,7 +16,7 @@ import { startStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 
 const OUT = path.resolve(__dirname, '..', '..', '..', 'test', 'replay', 'histories');
-const GENERATION = '2026-12';
+const GENERATION = '2026-12-04';
 const IDS = path.join(OUT, 'workflow-ids.json');
 
 async function main() {

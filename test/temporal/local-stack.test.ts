@@ -14,6 +14,8 @@ import { freePort } from '../../lib/local/ports';
 import { startLocalStack, type LocalStack } from '../../lib/local/stack';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { sessionQuery } from '../../workflows/messages';
+import { Browser } from '../harness/browser';
+import { waitFor } from '../harness/wait';
 
 let config: RbsConfig;
 let stack: LocalStack;
@@ -101,3 +103,25 @@ test('the stack’s Web UI shows sessions to anyone on the machine but refuses t
   }
   expect((await alice.describeSession(session.sessionId)).phase).toBe('READY');
 });
+
+test("the stack's Web UI, opened in a real headless browser, shows a READY session's summary and current details", async () => {
+  const described = await fetch(`${stack.temporalUi}/api/v1/namespaces/default/workflows/${encodeURIComponent(session.workflowId)}`);
+  const runId = ((await described.json()) as { workflowExecutionInfo: { execution: { runId: string } } }).workflowExecutionInfo.execution.runId;
+  const browser = Browser.launch();
+  try {
+    const read = await browser.open(`${stack.temporalUi}/namespaces/default/workflows/${encodeURIComponent(session.workflowId)}/${runId}/user-metadata`);
+    let text = '';
+    await waitFor(async () => (text = await read()).includes('Suspended if idle until'), 60_000, `the UI's page of ${session.workflowId} to show its current details`).catch(
+      (err: Error) => {
+        throw new Error(`${err.message}; the page read: ${text.slice(0, 3000)}`);
+      },
+    );
+    expect(text).toContain(`alice: ${session.workspace}`);
+    expect(text).toContain(`Namespace: ${session.namespace}`);
+    expect(text).toContain('READY');
+    expect(text).toContain(`Agent: ${session.agentAddress} (local backend)`);
+    expect(text).toContain(`Session: ${session.sessionId}`);
+  } finally {
+    await browser.close();
+  }
+}, 120_000);
