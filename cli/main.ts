@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { SetupError } from '../lib/client-config';
 import { InvalidInputError } from '../lib/validate';
 import { admin } from './admin';
+import { describeSession } from './describe';
 import { javabase } from './javabase';
 import { login } from './login';
 import { endSession, getServer, listSessions } from './sessions';
@@ -21,6 +22,8 @@ const USAGE = `usage: rbs <command> [options]
                                        start or attach to your session for a workspace
   sessions [--all] [--finished] [--json]
                                        list sessions (--all: every user's; operators only)
+  describe SESSION [--json]            the session's timeline: each phase and step with its duration,
+                                         what kept it awake, why it ended (operators: anyone's)
   end SESSION                          end a session and remove what it created
   admin revoke|unrevoke USER           operators: refuse a user's every call and end their sessions, or undo it
   javabase                             print the --server_javabase that makes Bazel build remotely:
@@ -44,6 +47,10 @@ async function run(argv: string[]): Promise<void> {
       return getServer(flags({ workspace: { type: 'string' }, json: { type: 'boolean' } }).values);
     case 'sessions':
       return listSessions(flags({ json: { type: 'boolean' }, all: { type: 'boolean' }, finished: { type: 'boolean' } }).values);
+    case 'describe': {
+      const { values, positionals } = flags({ json: { type: 'boolean' } });
+      return describeSession(positionals[0], values);
+    }
     case 'end':
       return endSession(flags({}).positionals[0]);
     case 'admin':

@@ -8,6 +8,7 @@ import type { ListSessionsResponse__Output } from '../../gen/proto/rbs/v1/ListSe
 import type { RevokeUserResponse__Output } from '../../gen/proto/rbs/v1/RevokeUserResponse';
 import type { Session__Output } from '../../gen/proto/rbs/v1/Session';
 import type { SessionProgress__Output } from '../../gen/proto/rbs/v1/SessionProgress';
+import type { SessionTimeline__Output } from '../../gen/proto/rbs/v1/SessionTimeline';
 import type { UnrevokeUserResponse__Output } from '../../gen/proto/rbs/v1/UnrevokeUserResponse';
 import type { WatchSessionRequest } from '../../gen/proto/rbs/v1/WatchSessionRequest';
 import { channelReady } from './channel-ready';
@@ -16,6 +17,7 @@ import { protos } from './protos';
 import { channelCredentials, tlsChannelOptions, type TlsMaterial } from './tls';
 
 export type Session = Session__Output;
+export type SessionTimeline = SessionTimeline__Output;
 
 /** The orchestrator could not be reached; `refused`: nothing listens at its address (it may be restarting). */
 export class OrchestratorUnreachableError extends Error {
@@ -91,6 +93,10 @@ export class OrchestratorClient {
 
   describeSession(sessionId: string): Promise<Session> {
     return call<Session>('DescribeSession', (o, cb) => this.raw.describeSession({ sessionId }, o, cb));
+  }
+
+  describeSessionTimeline(sessionId: string): Promise<SessionTimeline> {
+    return call<SessionTimeline>('DescribeSessionTimeline', (o, cb) => this.raw.describeSessionTimeline({ sessionId }, o, cb));
   }
 
   /** Waits for the session's teardown. */

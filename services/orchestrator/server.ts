@@ -90,6 +90,17 @@ function handlers({ sessions, limits, revocations, login }: OrchestratorServices
       sessions: (await sessions.list(caller, !!request.allUsers, !!request.includeFinished)).map(toSession),
     })),
     DescribeSession: unary('DescribeSession', async (caller, request) => toSession(await sessions.describe(caller, request.sessionId ?? ''))),
+    DescribeSessionTimeline: unary('DescribeSessionTimeline', async (caller, request) => {
+      const { record, timeline, earlierRunsOmitted } = await sessions.timeline(caller, request.sessionId ?? '');
+      return {
+        session: toSession(record),
+        startedAtMs: timeline.startedMs,
+        phases: timeline.phases.map((phase) => ({ ...phase, lastWakeMs: phase.lastWakeMs ?? 0 })),
+        steps: timeline.steps,
+        endReason: timeline.endReason,
+        earlierRunsOmitted,
+      };
+    }),
     EndSession: unary('EndSession', async (caller, request) => toSession(await sessions.end(caller, request.sessionId ?? ''))),
     IssueProxyCertificate: unary('IssueProxyCertificate', (caller, request) =>
       sessions.issueProxyCertificate(caller, request.sessionId ?? '', request.publicKeyPem ?? ''),

@@ -22,6 +22,7 @@ import {
 import { SESSION_NAMESPACE, SESSION_PHASE, SESSION_USER } from '../../lib/temporal/search-attributes';
 import type { sessionWorkflow } from '../../workflows';
 import { sessionStaticDetails, sessionSummary } from '../../workflows/details';
+import { sessionTimeline, type Timeline } from '../../lib/temporal/timeline';
 import { RpcError, updateFailure } from './errors';
 import type { Limits } from './limits';
 
@@ -43,6 +44,9 @@ export interface SessionsOptions {
 
 /** An SPKI PEM of a P-256 key is under 200 characters; anything near this is not one. */
 const MAX_PUBLIC_KEY_PEM = 4096;
+
+/** A session that continued as new more often than this is described from its latest runs only. */
+const MAX_TIMELINE_RUNS = 5;
 
 /** A session that is ending cannot be attached to; wait for it to finish, then start anew. */
 const MAX_ATTACH_ATTEMPTS = 3;
@@ -189,6 +193,26 @@ export class Sessions {
 
   async describe(caller: Caller, sessionId: string): Promise<SessionRecord> {
     return this.owned(caller, sessionId);
+  }
+
+  /** The session's timeline, read from its workflow's history, its earlier runs (continue-as-new) included. */
+  async timeline(caller: Caller, sessionId: string): Promise<{ record: SessionRecord; timeline: Timeline; earlierRunsOmitted: boolean }> {
+    const record = await this.owned(caller, sessionId);
+    const runs = [];
+    let runId: string | undefined = record.runId;
+    while (runId && runs.length < MAX_TIMELINE_RUNS) {
+      let events;
+      try {
+        ({ events } = await this.options.temporal.workflow.getHandle(record.workflowId, runId).fetchHistory());
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+        if (runs.length > 0) break; // an earlier run past Temporal's retention: describe what is kept
+        throw new RpcError(grpc.status.NOT_FOUND, `the history of session ${sessionId} (run ${runId}) is no longer kept by Temporal`);
+      }
+      runs.unshift(events ?? []);
+      runId = events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
+    }
+    return { record, timeline: sessionTimeline(runs.flat(), Date.now()), earlierRunsOmitted: runId !== undefined };
   }
 
   async end(caller: Caller, sessionId: string): Promise<SessionRecord> {

@@ -38,6 +38,15 @@ test('login, get-server --json, sessions --json, end', async () => {
 
   expect(await rbs(['end', session.sessionId])).toMatchObject({ code: 0, stdout: `session ${session.sessionId} is ENDED\n` });
   expect(JSON.parse((await rbs(['sessions', '--json'])).stdout)).toEqual([]);
+
+  const described = await rbs(['describe', session.sessionId]);
+  expect(described.code).toBe(0);
+  expect(described.stdout).toContain(`session ${session.sessionId} of jo, workspace ${workspace}\nstarted `);
+  expect(described.stdout).toContain('now ENDED (ended)');
+  expect(described.stdout).toMatch(/\nPROVISIONING_SYNC +\+\d+\.\d{3} s +\d+\.\d{3} s\n/);
+  expect(described.stdout).toMatch(/\nREADY +\+\S+ s +\S+ s\nENDING /);
+  expect(described.stdout).toMatch(/completed +sync `/);
+  expect(JSON.parse((await rbs(['describe', session.sessionId, '--json'])).stdout)).toMatchObject({ endReason: 'ended', earlierRunsOmitted: false });
 });
 
 test('bad input exits 2 with a clear message and creates nothing', async () => {
@@ -47,6 +56,8 @@ test('bad input exits 2 with a clear message and creates nothing', async () => {
   await rbs(['login', '--user', 'kim'], 'kim');
   expect(await rbs(['get-server', '--workspace', '/does/not/exist'], 'kim')).toMatchObject({ code: 2, stderr: expect.stringContaining('does not exist') });
   expect(await rbs(['end', 'nope'], 'kim')).toMatchObject({ code: 2, stderr: expect.stringContaining('INVALID_ARGUMENT') });
+  expect(await rbs(['describe'], 'kim')).toMatchObject({ code: 2, stderr: expect.stringContaining('usage: rbs describe SESSION') });
+  expect(await rbs(['describe', 'nope'], 'kim')).toMatchObject({ code: 2, stderr: expect.stringContaining('INVALID_ARGUMENT') });
   expect(await rbs(['sessions', '--all'], 'kim')).toMatchObject({ code: 1, stderr: expect.stringContaining('PERMISSION_DENIED') });
   expect(await rbs(['sessions'], 'nobody')).toMatchObject({ code: 2, stderr: expect.stringContaining('not logged in') });
   expect(fs.readdirSync(path.join(stack().config.home, 'namespaces'), { withFileTypes: true }).filter((d) => d.name.startsWith('kim'))).toEqual([]);

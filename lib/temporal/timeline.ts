@@ -1,0 +1,136 @@
+/**
+ * A session's timeline, read from its workflow's history (`rbs describe`): each phase with its
+ * start and duration and what kept it awake, each step (activity) with its duration, attempts and
+ * outcome, and why the session is over. Pure: the orchestrator fetches the history, this reads it.
+ */
+import type { temporal } from '@temporalio/proto';
+import { SESSION_END_REASON, SESSION_PHASE } from './search-attributes';
+
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+type Payload = temporal.api.common.v1.IPayload;
+
+export interface TimelinePhase {
+  phase: string;
+  startMs: number;
+  /** Until the next phase began, or until `nowMs` while it lasts. */
+  durationMs: number;
+  ongoing: boolean;
+  /** Heartbeats (commands, syncs) and GetServer calls that reached the session in this phase. */
+  heartbeats: number;
+  getServerCalls: number;
+  /** The last of those, if any. */
+  lastWakeMs: number | null;
+}
+
+export interface TimelineStep {
+  activity: string;
+  summary: string;
+  startMs: number;
+  durationMs: number;
+  /** The attempt that ended it (retries before it are not in the history). */
+  attempts: number;
+  outcome: 'completed' | 'failed' | 'timed out' | 'cancelled' | 'running';
+  failure: string;
+}
+
+export interface Timeline {
+  startedMs: number;
+  phases: TimelinePhase[];
+  steps: TimelineStep[];
+  endReason: string;
+}
+
+function decode(payload: Payload | null | undefined): unknown {
+  if (!payload?.data) return undefined;
+  try {
+    return JSON.parse(Buffer.from(payload.data).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function timeMs(event: HistoryEvent): number {
+  const t = event.eventTime;
+  return t ? Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0;
+}
+
+/** `events`: the session's runs oldest first (continue-as-new), concatenated. */
+export function sessionTimeline(events: HistoryEvent[], nowMs: number): Timeline {
+  const phases: TimelinePhase[] = [];
+  const steps = new Map<string, TimelineStep>();
+  let endReason = '';
+  let over: number | null = null;
+  const current = () => phases[phases.length - 1];
+  const wake = (at: number, kind: 'heartbeats' | 'getServerCalls') => {
+    const phase = current();
+    if (!phase) return;
+    phase[kind]++;
+    phase.lastWakeMs = at;
+  };
+  const settle = (event: HistoryEvent, scheduledEventId: unknown, outcome: TimelineStep['outcome'], failure = '') => {
+    const step = steps.get(String(scheduledEventId));
+    if (!step) return;
+    Object.assign(step, { outcome, failure, durationMs: timeMs(event) - step.startMs });
+  };
+  for (const event of events) {
+    const at = timeMs(event);
+    const upsert = event.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields;
+    const phase = upsert ? decode(upsert[SESSION_PHASE.name]) : undefined;
+    if (typeof phase === 'string' && phase !== current()?.phase) {
+      phases.push({ phase, startMs: at, durationMs: 0, ongoing: true, heartbeats: 0, getServerCalls: 0, lastWakeMs: null });
+    }
+    const reason = upsert ? decode(upsert[SESSION_END_REASON.name]) : undefined;
+    if (typeof reason === 'string') endReason = reason;
+    if (event.workflowExecutionSignaledEventAttributes?.signalName === 'heartbeat') wake(at, 'heartbeats');
+    if (event.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'getServer') wake(at, 'getServerCalls');
+    const scheduled = event.activityTaskScheduledEventAttributes;
+    if (scheduled) {
+      const summary = decode(event.userMetadata?.summary);
+      steps.set(String(event.eventId), {
+        activity: scheduled.activityType?.name ?? '',
+        summary: typeof summary === 'string' ? summary : '',
+        startMs: at,
+        durationMs: 0,
+        attempts: 1,
+        outcome: 'running',
+        failure: '',
+      });
+    }
+    const started = event.activityTaskStartedEventAttributes;
+    if (started) {
+      const step = steps.get(String(started.scheduledEventId));
+      if (step) step.attempts = started.attempt ?? 1;
+    }
+    const completed = event.activityTaskCompletedEventAttributes;
+    if (completed) settle(event, completed.scheduledEventId, 'completed');
+    const failed = event.activityTaskFailedEventAttributes;
+    if (failed) settle(event, failed.scheduledEventId, 'failed', failed.failure?.message ?? '');
+    const timedOut = event.activityTaskTimedOutEventAttributes;
+    if (timedOut) settle(event, timedOut.scheduledEventId, 'timed out', timedOut.failure?.message ?? '');
+    const cancelled = event.activityTaskCanceledEventAttributes;
+    if (cancelled) settle(event, cancelled.scheduledEventId, 'cancelled');
+    if (
+      event.workflowExecutionCompletedEventAttributes ||
+      event.workflowExecutionFailedEventAttributes ||
+      event.workflowExecutionTerminatedEventAttributes ||
+      event.workflowExecutionCanceledEventAttributes ||
+      event.workflowExecutionTimedOutEventAttributes
+    ) {
+      over = at;
+    }
+    // Ended from outside, with no say of its own: an operator's terminate, a timeout.
+    const terminated = event.workflowExecutionTerminatedEventAttributes;
+    if (terminated && !endReason) endReason = `terminated${terminated.reason ? `: ${terminated.reason}` : ''}`;
+    if (event.workflowExecutionTimedOutEventAttributes && !endReason) endReason = 'workflow timed out';
+    if (event.workflowExecutionContinuedAsNewEventAttributes) over = null;
+  }
+  const end = over ?? nowMs;
+  phases.forEach((phase, i) => {
+    const next = phases[i + 1];
+    phase.ongoing = !next && over === null;
+    phase.durationMs = (next ? next.startMs : end) - phase.startMs;
+  });
+  for (const step of steps.values()) if (step.outcome === 'running') step.durationMs = end - step.startMs;
+  const started = events.find((e) => e.workflowExecutionStartedEventAttributes);
+  return { startedMs: started ? timeMs(started) : 0, phases, steps: [...steps.values()], endReason };
+}

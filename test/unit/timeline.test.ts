@@ -1,0 +1,74 @@
+/** A session's timeline, read from real histories the replay test keeps (record-histories.ts). */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { temporal } from '@temporalio/proto';
+import { duration, formatTimeline } from '../../cli/describe';
+import { PROVISIONING_PHASES } from '../../lib/domain';
+import { sessionTimeline, type Timeline } from '../../lib/temporal/timeline';
+
+const events = (name: string) =>
+  temporal.api.history.v1.History.decode(fs.readFileSync(path.join(__dirname, '..', 'replay', 'histories', `${name}.binpb`))).events;
+
+test('a failed provisioning: each phase in order with its duration, the failing step with its error, the end reason', () => {
+  const t = sessionTimeline(events('failed-provisioning@2026-12-04'), Date.now());
+  expect(t.phases.map((p) => p.phase)).toEqual([...PROVISIONING_PHASES, 'FAILED']);
+  expect(t.phases.every((p, i) => i === 0 || p.startMs === t.phases[i - 1].startMs + t.phases[i - 1].durationMs)).toBe(true);
+  expect(t.phases.some((p) => p.ongoing)).toBe(false);
+  expect(t.phases[0].startMs).toBeGreaterThanOrEqual(t.startedMs);
+  const sync = t.steps.find((s) => s.activity === 'syncWorkspace')!;
+  expect(sync).toMatchObject({ outcome: 'failed', summary: expect.stringMatching(/^sync `\/tmp\/.*` to volume `recorder-vol-/) });
+  expect(sync.failure).toMatch(/does not exist or is not a directory/);
+  // The saga's undo follows the failure.
+  expect(t.steps.slice(-2).map((s) => [s.activity, s.outcome])).toEqual([
+    ['stopAgent', 'completed'],
+    ['deleteNamespace', 'completed'],
+  ]);
+  expect(t.endReason).toBe('provisioning-failed');
+});
+
+test('a suspended session woken by GetServer: the wake is counted in the phase it woke, and the resume steps follow', () => {
+  const t = sessionTimeline(events('lifecycle@2026-12-04'), Date.now());
+  expect(t.phases.map((p) => p.phase)).toEqual(['READY', 'SUSPENDING', 'SUSPENDED', 'RESUMING', 'READY', 'ENDING', 'ENDED']);
+  const suspended = t.phases.find((p) => p.phase === 'SUSPENDED')!;
+  expect({ heartbeats: suspended.heartbeats, getServerCalls: suspended.getServerCalls }).toEqual({ heartbeats: 0, getServerCalls: 1 });
+  expect(suspended.lastWakeMs).toBeGreaterThanOrEqual(suspended.startMs);
+  expect(t.steps.map((s) => s.activity)).toEqual(['issueAgentCredentials', 'stopAgent', 'issueAgentCredentials', 'startAgent', 'waitForAgent', 'deleteNamespace']);
+  expect(t.endReason).toBe('ended');
+});
+
+test('a session still running: its last phase is ongoing until now; an unfinished step is running', () => {
+  const all = events('failed-provisioning@2026-12-04');
+  const cut = all.findIndex((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'syncWorkspace');
+  const now = Date.now();
+  const t = sessionTimeline(all.slice(0, cut + 1), now);
+  expect(t.phases.at(-1)).toMatchObject({ phase: 'PROVISIONING_SYNC', ongoing: true });
+  expect(t.phases.at(-1)!.startMs + t.phases.at(-1)!.durationMs).toBe(now);
+  expect(t.steps.at(-1)).toMatchObject({ activity: 'syncWorkspace', outcome: 'running' });
+  expect(t.endReason).toBe('');
+});
+
+test('hostile or odd events are read without throwing: bad payloads, unknown scheduled ids, no events', () => {
+  const bad: temporal.api.history.v1.IHistoryEvent[] = [
+    { upsertWorkflowSearchAttributesEventAttributes: { searchAttributes: { indexedFields: { RbsSessionPhase: { data: Buffer.from('{not json') } } } } },
+    { activityTaskCompletedEventAttributes: {} },
+    { workflowExecutionTerminatedEventAttributes: { reason: 'operator: stuck' } },
+  ];
+  expect(sessionTimeline(bad, 0)).toEqual({ startedMs: 0, phases: [], steps: [], endReason: 'terminated: operator: stuck' });
+  expect(sessionTimeline([], 5)).toEqual({ startedMs: 0, phases: [], steps: [], endReason: '' });
+});
+
+test('rbs describe prints the phases, what kept the session awake, and each step with its outcome', () => {
+  const t: Timeline = sessionTimeline(events('lifecycle@2026-12-04'), Date.now());
+  const text = formatTimeline({
+    session: { sessionId: 's-1', user: 'ona', workspace: '/w', phase: 'ENDED', failureReason: '' } as never,
+    startedAtMs: t.startedMs,
+    phases: t.phases.map((p) => ({ ...p, lastWakeMs: p.lastWakeMs ?? 0 })),
+    steps: t.steps,
+    endReason: t.endReason,
+    earlierRunsOmitted: false,
+  });
+  expect(text).toMatch(/^session s-1 of ona, workspace \/w\nstarted \S+; now ENDED \(ended\)\n/);
+  expect(text).toMatch(/\nSUSPENDED +\+\d\.\d{3} s +\d\.\d{3} s +1 GetServer call, the last at \S+\n/);
+  expect(text).toMatch(/\n\+\d\.\d{3} s +\d\.\d{3} s +completed +start the agent in `recorder-rbs-/);
+  expect([duration(1234), duration(125_000), duration(3 * 3600_000 + 7 * 60_000)]).toEqual(['1.234 s', '2 min 05 s', '3 h 07 min']);
+});
