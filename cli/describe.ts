@@ -37,6 +37,10 @@ export function formatTimeline(t: SessionTimeline): string {
     `${step.summary || step.activity}${step.failure ? `: ${step.failure}` : ''}`,
   ]);
   lines.push('', ...table([['STEP AT', 'TOOK', 'OUTCOME', 'WHAT'], ...steps]));
+  if (t.commands.length > 0) {
+    const commands = t.commands.map((c) => [since(c.endedAtMs - c.durationMs), duration(c.durationMs), String(c.exitCode), c.verb]);
+    lines.push('', ...table([['COMMAND AT', 'TOOK', 'EXIT', 'COMMAND'], ...commands]));
+  }
   return lines.join('\n');
 }
 

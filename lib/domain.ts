@@ -69,6 +69,14 @@ export const END_REASONS = [
 ] as const;
 export type EndReason = (typeof END_REASONS)[number];
 
+/** A command that ended on a session, as its proxy reports it (rbs describe lists the last ones). */
+export interface CommandReport {
+  /** Bazel's command: build, test, run… */
+  verb: string;
+  durationMs: number;
+  exitCode: number;
+}
+
 /** The reason an expired session ends with: its volume was deleted (the cleanup and the limits read this). */
 export const EXPIRY_REASON = 'expired after retention';
 

@@ -4,6 +4,8 @@
  * the canonical form of a valid value and throws InvalidInputError otherwise.
  */
 
+import type { CommandReport } from './domain';
+
 export class InvalidInputError extends Error {
   constructor(
     /** The input at fault, e.g. 'user', 'workspace', 'sessionId'. */
@@ -102,4 +104,20 @@ export function validateAgentAddress(address: string): string {
     throw new InvalidInputError('unreachableAgent', `unreachable agent address must be host:port, got ${quote(address)}`);
   }
   return address;
+}
+
+/** Bazel's command names are short lowercase words (build, test, aquery, mobile-install). */
+const COMMAND_VERB = /^[a-z][a-z0-9_-]{0,31}$/;
+/** A week: no command a proxy reports ran longer. */
+const MAX_COMMAND_MS = 7 * 24 * 3600_000;
+
+/** A command a caller reports (HeartbeatRequest.command): it lands in the session's history, so only plain values. */
+export function validateCommandReport(report: { verb?: string; durationMs?: number; exitCode?: number }): CommandReport {
+  const { verb = '', durationMs = -1, exitCode = -1 } = report;
+  if (!COMMAND_VERB.test(verb)) throw new InvalidInputError('command', `command verb must be a lowercase word of at most 32 characters, got ${quote(verb)}`);
+  if (!Number.isInteger(durationMs) || durationMs < 0 || durationMs > MAX_COMMAND_MS) {
+    throw new InvalidInputError('command', `command duration must be 0 to ${MAX_COMMAND_MS} ms, got ${durationMs}`);
+  }
+  if (!Number.isInteger(exitCode) || exitCode < 0 || exitCode > 255) throw new InvalidInputError('command', `command exit code must be 0 to 255, got ${exitCode}`);
+  return { verb, durationMs, exitCode };
 }

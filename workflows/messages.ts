@@ -2,7 +2,7 @@
  * The session workflow's messages, shared by the orchestrator (client side) and the workflow.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { EndReason, SessionPlacement, SessionRecord, SessionTimeouts } from '../lib/domain';
+import type { CommandReport, EndReason, SessionPlacement, SessionRecord, SessionTimeouts } from '../lib/domain';
 
 export type { SessionTimeouts };
 
@@ -63,6 +63,9 @@ export const getServerUpdate = defineUpdate<SessionView, [user: string, unreacha
  * session that took the same workflow id.
  */
 export const endUpdate = defineUpdate<SessionView, [sessionId: string]>('end');
-/** Any sign of use of the session with this id: keeps it from going idle. */
-export const heartbeatSignal = defineSignal<[sessionId: string]>('heartbeat');
+/**
+ * Any sign of use of the session with this id: keeps it from going idle. `command`: one that just
+ * ended there, kept only in the history, where `rbs describe` reads it (lib/temporal/timeline.ts).
+ */
+export const heartbeatSignal = defineSignal<[sessionId: string, command?: CommandReport]>('heartbeat');
 export const sessionQuery = defineQuery<SessionView>('session');

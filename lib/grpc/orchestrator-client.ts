@@ -1,5 +1,6 @@
 /** A promise-shaped client for the orchestrator, used by the CLI, the proxy, tests and benchmarks. */
 import * as grpc from '@grpc/grpc-js';
+import type { CommandReport } from '../domain';
 import type { OrchestratorClient as RawClient } from '../../gen/proto/rbs/v1/Orchestrator';
 import type { GetServerResponse__Output } from '../../gen/proto/rbs/v1/GetServerResponse';
 import type { IssueProxyCertificateResponse__Output } from '../../gen/proto/rbs/v1/IssueProxyCertificateResponse';
@@ -83,8 +84,9 @@ export class OrchestratorClient {
     return { done, cancel: () => stream.cancel() };
   }
 
-  async heartbeat(sessionId: string): Promise<string> {
-    return (await call<HeartbeatResponse__Output>('Heartbeat', (o, cb) => this.raw.heartbeat({ sessionId }, o, cb))).phase;
+  /** `command`: one that just ended on the session, for its timeline (rbs describe). */
+  async heartbeat(sessionId: string, command?: CommandReport): Promise<string> {
+    return (await call<HeartbeatResponse__Output>('Heartbeat', (o, cb) => this.raw.heartbeat({ sessionId, command }, o, cb))).phase;
   }
 
   async listSessions(options: { allUsers?: boolean; includeFinished?: boolean } = {}): Promise<Session[]> {

@@ -4,6 +4,8 @@
  * outcome, and why the session is over. Pure: the orchestrator fetches the history, this reads it.
  */
 import type { temporal } from '@temporalio/proto';
+import type { CommandReport } from '../domain';
+import { validateCommandReport } from '../validate';
 import { SESSION_END_REASON, SESSION_PHASE } from './search-attributes';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -33,11 +35,24 @@ export interface TimelineStep {
   failure: string;
 }
 
+/** A command a proxy reported as it ended (the heartbeat signal's second argument). */
+export interface TimelineCommand {
+  verb: string;
+  endedAtMs: number;
+  durationMs: number;
+  exitCode: number;
+}
+
+/** How many of the last commands a timeline lists. */
+export const TIMELINE_COMMANDS = 20;
+
 export interface Timeline {
   startedMs: number;
   phases: TimelinePhase[];
   steps: TimelineStep[];
   endReason: string;
+  /** The last TIMELINE_COMMANDS, oldest first. */
+  commands: TimelineCommand[];
 }
 
 function decode(payload: Payload | null | undefined): unknown {
@@ -46,6 +61,16 @@ function decode(payload: Payload | null | undefined): unknown {
     return JSON.parse(Buffer.from(payload.data).toString('utf8'));
   } catch {
     return undefined;
+  }
+}
+
+/** A reported command as the orchestrator validated it; anything else (a signal sent straight to Temporal) is skipped. */
+function commandOf(value: unknown): CommandReport | null {
+  if (typeof value !== 'object' || value === null) return null;
+  try {
+    return validateCommandReport(value);
+  } catch {
+    return null;
   }
 }
 
@@ -60,6 +85,7 @@ export function sessionTimeline(events: HistoryEvent[], nowMs: number): Timeline
   const steps = new Map<string, TimelineStep>();
   let endReason = '';
   let over: number | null = null;
+  const commands: TimelineCommand[] = [];
   const current = () => phases[phases.length - 1];
   const wake = (at: number, kind: 'heartbeats' | 'getServerCalls') => {
     const phase = current();
@@ -81,7 +107,12 @@ export function sessionTimeline(events: HistoryEvent[], nowMs: number): Timeline
     }
     const reason = upsert ? decode(upsert[SESSION_END_REASON.name]) : undefined;
     if (typeof reason === 'string') endReason = reason;
-    if (event.workflowExecutionSignaledEventAttributes?.signalName === 'heartbeat') wake(at, 'heartbeats');
+    const signaled = event.workflowExecutionSignaledEventAttributes;
+    if (signaled?.signalName === 'heartbeat') {
+      wake(at, 'heartbeats');
+      const command = commandOf(decode(signaled.input?.payloads?.[1]));
+      if (command) commands.push({ ...command, endedAtMs: at });
+    }
     if (event.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'getServer') wake(at, 'getServerCalls');
     const scheduled = event.activityTaskScheduledEventAttributes;
     if (scheduled) {
@@ -132,5 +163,5 @@ export function sessionTimeline(events: HistoryEvent[], nowMs: number): Timeline
   });
   for (const step of steps.values()) if (step.outcome === 'running') step.durationMs = end - step.startMs;
   const started = events.find((e) => e.workflowExecutionStartedEventAttributes);
-  return { startedMs: started ? timeMs(started) : 0, phases, steps: [...steps.values()], endReason };
+  return { startedMs: started ? timeMs(started) : 0, phases, steps: [...steps.values()], endReason, commands: commands.slice(-TIMELINE_COMMANDS) };
 }

@@ -10,6 +10,7 @@ import { protos } from '../../lib/grpc/protos';
 import { shutdownGracefully } from '../../lib/grpc/shutdown';
 import { peerIdentity, serverCredentials, type AuthenticatedCall, type RotatingTls } from '../../lib/grpc/tls';
 import { describeIdentity } from '../../lib/pki/identity';
+import { validateCommandReport } from '../../lib/validate';
 import type { SessionView } from '../../workflows/messages';
 import { RpcError, toServiceError } from './errors';
 import type { Limits } from './limits';
@@ -85,7 +86,10 @@ function handlers({ sessions, limits, revocations, login }: OrchestratorServices
       limits.countGetServer(caller.user);
       return { session: toSession(await sessions.getServer(caller, request.workspace ?? '', request.unreachableAgent || undefined)) };
     }),
-    Heartbeat: unary('Heartbeat', async (caller, request) => ({ phase: (await sessions.heartbeat(caller, request.sessionId ?? '')).phase })),
+    Heartbeat: unary('Heartbeat', async (caller, request) => {
+      const command = request.command ? validateCommandReport({ ...request.command, durationMs: Number(request.command.durationMs) }) : undefined;
+      return { phase: (await sessions.heartbeat(caller, request.sessionId ?? '', command)).phase };
+    }),
     ListSessions: unary('ListSessions', async (caller, request) => ({
       sessions: (await sessions.list(caller, !!request.allUsers, !!request.includeFinished)).map(toSession),
     })),
@@ -99,6 +103,7 @@ function handlers({ sessions, limits, revocations, login }: OrchestratorServices
         steps: timeline.steps,
         endReason: timeline.endReason,
         earlierRunsOmitted,
+        commands: timeline.commands,
       };
     }),
     EndSession: unary('EndSession', async (caller, request) => toSession(await sessions.end(caller, request.sessionId ?? ''))),

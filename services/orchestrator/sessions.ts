@@ -4,7 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { WithStartWorkflowOperation, WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { isTerminal, type SessionPlacement, type SessionRecord } from '../../lib/domain';
+import { type CommandReport, isTerminal, type SessionPlacement, type SessionRecord } from '../../lib/domain';
 import { InvalidPublicKeyError } from '../../lib/pki/ca';
 import type { CertificateSigner } from '../../lib/pki/signer';
 import { placementFor, workflowIdFor } from '../../lib/naming';
@@ -155,12 +155,13 @@ export class Sessions {
     return view?.sessionId === record.sessionId ? view : null;
   }
 
-  async heartbeat(caller: Caller, sessionId: string): Promise<SessionRecord> {
+  /** `command`: one that just ended, which the workflow's history keeps for the timeline: sent at once, never debounced. */
+  async heartbeat(caller: Caller, sessionId: string, command?: CommandReport): Promise<SessionRecord> {
     const record = await this.owned(caller, sessionId);
     if (isTerminal(record.phase)) {
       throw new RpcError(grpc.status.FAILED_PRECONDITION, `session ${sessionId} has ${record.phase}`);
     }
-    return { ...record, lastActivityAt: await this.recordActivity(record) };
+    return { ...record, lastActivityAt: await this.recordActivity(record, undefined, command) };
   }
 
   /**
@@ -169,11 +170,12 @@ export class Sessions {
    * only a few times per idle period. The store's lastActivityAt marks the last heartbeat the
    * workflow was sent. Returns that time as it now stands.
    */
-  private async recordActivity(record: SessionRecord, runId?: string): Promise<Date> {
-    if (!this.heartbeatDue(record)) return record.lastActivityAt;
+  private async recordActivity(record: SessionRecord, runId?: string, command?: CommandReport): Promise<Date> {
+    if (!command && !this.heartbeatDue(record)) return record.lastActivityAt;
     const now = new Date();
+    const args: [string, CommandReport?] = command ? [record.sessionId, command] : [record.sessionId];
     await Promise.all([
-      this.options.temporal.workflow.getHandle(record.workflowId, runId).signal(heartbeatSignal, record.sessionId),
+      this.options.temporal.workflow.getHandle(record.workflowId, runId).signal(heartbeatSignal, ...args),
       this.options.store.touch(record.sessionId, now),
     ]);
     return now;

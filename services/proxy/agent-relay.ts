@@ -139,20 +139,30 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
 
   return {
     async run(request, onResponse, signal) {
-      const run = bazelRunOf(request, onResponse, { workspace, outputBase, log });
+      const started = performance.now();
+      let exitCode: number | undefined;
+      const observed = (response: RunResponse) => {
+        if (response.finished) exitCode = response.exitCode ?? 0;
+        onResponse(response);
+      };
+      const run = bazelRunOf(request, observed, { workspace, outputBase, log });
       if (run.refused) return onResponse(run.refused);
       const tell = (message: string) => {
         log(message);
         onResponse({ standardError: Buffer.from(`RBS: ${message}\n`) });
       };
       let l = await unlessAborted(session(tell), signal);
-      const retry = await runOn(l, request, run.onResponse, signal, run.onRunTarget).catch(unreachable);
-      if (retry !== null) {
-        l = await unlessAborted(reopen(l, retry, tell), signal);
-        const again = await runOn(l, request, run.onResponse, signal, run.onRunTarget);
-        if (again !== null) throw new Error(`the agent of session ${l.session.sessionId} at ${l.session.agentAddress}: ${again.why}`);
+      try {
+        const retry = await runOn(l, request, run.onResponse, signal, run.onRunTarget).catch(unreachable);
+        if (retry !== null) {
+          l = await unlessAborted(reopen(l, retry, tell), signal);
+          const again = await runOn(l, request, run.onResponse, signal, run.onRunTarget);
+          if (again !== null) throw new Error(`the agent of session ${l.session.sessionId} at ${l.session.agentAddress}: ${again.why}`);
+        }
+        await unlessAborted(run.finish(l.agent, signal), signal); // `bazel run`: the proxy, not the agent, says what the client runs
+      } finally {
+        if (exitCode !== undefined) reportCommand(l, request, Math.round(performance.now() - started), exitCode);
       }
-      await unlessAborted(run.finish(l.agent, signal), signal); // `bazel run`: the proxy, not the agent, says what the client runs
     },
 
     async shutdown() {
@@ -166,6 +176,12 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
       void link?.then((l) => l.close(), () => undefined);
     },
   };
+}
+
+/** Tells the session's timeline (rbs describe) of a command that ended; best effort, never in the command's way. */
+function reportCommand(l: SessionLink, request: RunRequest, durationMs: number, exitCode: number): void {
+  const verb = request.arg[0]?.toString('latin1') ?? '';
+  l.orchestrator.heartbeat(l.session.sessionId, { verb, durationMs, exitCode }).catch(() => undefined);
 }
 
 /** Why a command never reached the agent; `agentGone`: it did not answer at all. */

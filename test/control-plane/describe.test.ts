@@ -48,3 +48,29 @@ test('a session whose workflow an operator terminated says so, with the reason g
   expect(t.endReason).toBe('terminated: operator: agent stuck');
   expect(t.phases.at(-1)).toMatchObject({ phase: 'READY', ongoing: false });
 });
+
+test("commands its proxy reports are listed, the last ones oldest first; a hostile or foreign report is refused and lands nowhere", async () => {
+  const amy = await stack().client('amy');
+  const session = await amy.getServer(stack().workspace());
+  await amy.heartbeat(session.sessionId, { verb: 'build', durationMs: 1234, exitCode: 0 });
+  await amy.heartbeat(session.sessionId, { verb: 'test', durationMs: 99, exitCode: 3 });
+  for (const bad of [
+    { verb: '<img src=x onerror=alert(1)>', durationMs: 1, exitCode: 0 },
+    { verb: 'build', durationMs: -1, exitCode: 0 },
+    { verb: 'build', durationMs: 1, exitCode: 256 },
+    { verb: '', durationMs: 1, exitCode: 0 },
+  ]) {
+    await expect(amy.heartbeat(session.sessionId, bad)).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
+  }
+  const other = await stack().client('bob');
+  await expect(other.heartbeat(session.sessionId, { verb: 'build', durationMs: 5, exitCode: 1 })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+  const t = await amy.describeSessionTimeline(session.sessionId);
+  expect(t.commands.map(({ verb, durationMs, exitCode }) => ({ verb, durationMs, exitCode }))).toEqual([
+    { verb: 'build', durationMs: 1234, exitCode: 0 },
+    { verb: 'test', durationMs: 99, exitCode: 3 },
+  ]);
+  expect(t.commands[1].endedAtMs).toBeGreaterThanOrEqual(t.commands[0].endedAtMs);
+  // Reports are activity: each reached the workflow at once, past the heartbeat debounce.
+  expect(t.phases.find((p) => p.phase === 'READY')!.heartbeats).toBeGreaterThanOrEqual(2);
+  await amy.endSession(session.sessionId);
+});

@@ -106,6 +106,8 @@ it('Ctrl-C during a remote run stops the remote program within 2 s', async () =>
   const { child, done } = bazelRun(['//run:sleeper', '--', pidFile], { runMode: 'remote' });
   await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').endsWith('\n'), 60_000, 'the remote program to start');
   const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+  // The script writes its pid, then execs sleep: on a busy machine, a moment passes in between.
+  await waitFor(() => ws.sleepers().length > 0, 5_000, 'the remote program to exec sleep');
   expect(ws.sleepers()).toEqual([pid]);
   const interruptedAt = Date.now();
   child.kill('SIGINT'); // the client exec'd the relay: this is the relay's pid

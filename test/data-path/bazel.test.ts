@@ -62,6 +62,13 @@ it('passes exit codes through: 1 broken BUILD, 2 bad flag, 3 failing test', asyn
   expect(badFlag.code).toBe(2);
   expect(badFlag.stderr).toMatch(/Unrecognized option: --no_such_flag/);
   expect((await ws.bazel(['test', ...ws.buildOptions, '//:fail'])).code).toBe(3);
+
+  // Each command's exit code reaches the session's timeline too (rbs describe).
+  const { session } = await remote();
+  const operator = await stack().client('ops', { operator: true });
+  const reported = async () => (await operator.describeSessionTimeline(session.sessionId)).commands.map((c) => `${c.verb} ${c.exitCode}`);
+  await waitFor(async () => (await reported()).length >= 3, 10_000, 'the three commands to be reported');
+  expect(await reported()).toEqual(['build 1', 'build 2', 'test 3']);
 });
 
 it('syncs before every command: edits are seen, deletions follow, ignored files stay home and are named when missed', async () => {

@@ -53,8 +53,8 @@ test('hostile or odd events are read without throwing: bad payloads, unknown sch
     { activityTaskCompletedEventAttributes: {} },
     { workflowExecutionTerminatedEventAttributes: { reason: 'operator: stuck' } },
   ];
-  expect(sessionTimeline(bad, 0)).toEqual({ startedMs: 0, phases: [], steps: [], endReason: 'terminated: operator: stuck' });
-  expect(sessionTimeline([], 5)).toEqual({ startedMs: 0, phases: [], steps: [], endReason: '' });
+  expect(sessionTimeline(bad, 0)).toEqual({ startedMs: 0, phases: [], steps: [], endReason: 'terminated: operator: stuck', commands: [] });
+  expect(sessionTimeline([], 5)).toEqual({ startedMs: 0, phases: [], steps: [], endReason: '', commands: [] });
 });
 
 test('rbs describe prints the phases, what kept the session awake, and each step with its outcome', () => {
@@ -66,9 +66,37 @@ test('rbs describe prints the phases, what kept the session awake, and each step
     steps: t.steps,
     endReason: t.endReason,
     earlierRunsOmitted: false,
+    commands: [{ verb: 'build', endedAtMs: t.startedMs + 5000, durationMs: 2500, exitCode: 1 }],
   });
+  expect(text).toMatch(/\nCOMMAND AT +TOOK +EXIT +COMMAND\n\+2\.500 s +2\.500 s +1 +build$/);
   expect(text).toMatch(/^session s-1 of ona, workspace \/w\nstarted \S+; now ENDED \(ended\)\n/);
   expect(text).toMatch(/\nSUSPENDED +\+\d\.\d{3} s +\d\.\d{3} s +1 GetServer call, the last at \S+\n/);
   expect(text).toMatch(/\n\+\d\.\d{3} s +\d\.\d{3} s +completed +start the agent in `recorder-rbs-/);
   expect([duration(1234), duration(125_000), duration(3 * 3600_000 + 7 * 60_000)]).toEqual(['1.234 s', '2 min 05 s', '3 h 07 min']);
+});
+
+test('commands come from the heartbeat signals that report one; a signal sent straight to Temporal with anything else is skipped', () => {
+  const payload = (value: unknown) => ({ metadata: { encoding: Buffer.from('json/plain') }, data: Buffer.from(JSON.stringify(value)) });
+  const signal = (seconds: number, ...args: unknown[]) =>
+    temporal.api.history.v1.HistoryEvent.fromObject({
+      eventTime: { seconds, nanos: 0 },
+      workflowExecutionSignaledEventAttributes: { signalName: 'heartbeat', input: { payloads: args.map(payload) } },
+    });
+  const t = sessionTimeline(
+    [
+      signal(10, 's', { verb: 'build', durationMs: 1500, exitCode: 0 }),
+      signal(11, 's'),
+      signal(12, 's', { verb: '<img src=x>', durationMs: 1, exitCode: 0 }),
+      signal(13, 's', { verb: 'test', durationMs: -5, exitCode: 3 }),
+      signal(14, 's', 'not a report'),
+      signal(15, 's', { verb: 'test', durationMs: 900, exitCode: 3 }),
+    ],
+    0,
+  );
+  expect(t.commands).toEqual([
+    { verb: 'build', endedAtMs: 10_000, durationMs: 1500, exitCode: 0 },
+    { verb: 'test', endedAtMs: 15_000, durationMs: 900, exitCode: 3 },
+  ]);
+  const many = Array.from({ length: 25 }, (_, i) => signal(i, 's', { verb: 'build', durationMs: i, exitCode: 0 }));
+  expect(sessionTimeline(many, 0).commands.map((c) => c.durationMs)).toEqual(Array.from({ length: 20 }, (_, i) => i + 5));
 });
