@@ -57,11 +57,7 @@ export function createCleanupActivities({ backend, store, temporal, orphanGraceM
      */
     async findOrphans(): Promise<Orphans> {
       const cutoff = Date.now() - orphanGraceMs;
-      const [namespaces, agents, rows] = await Promise.all([
-        backend.listNamespaces(),
-        backend.listAgents(),
-        store.list({ phases: LIVE_PHASES }),
-      ]);
+      const [namespaces, agents, rows] = await Promise.all([backend.listNamespaces(), backend.listAgents(), store.list({ phases: LIVE_PHASES })]);
       const live = await liveSessionIds();
       const orphan = (sessionId: string, since: Date) => !live.has(sessionId) && since.getTime() < cutoff;
       return {

@@ -65,7 +65,11 @@ export function createProvisioningActivities({ backend, signer, agentCertificate
       const installed = await backend.agentCertificate(namespace);
       const expiresAt = installed ? agentCertificateExpiry(installed, sessionId) : null;
       if (expiresAt && renewFrom(expiresAt) > Date.now()) return renewFrom(expiresAt);
-      const issued = await issueCertificate(signer, { kind: 'agent', sessionId }, { ...backend.agentTlsNames(namespace), validityMs: agentCertificateValidityMs });
+      const issued = await issueCertificate(
+        signer,
+        { kind: 'agent', sessionId },
+        { ...backend.agentTlsNames(namespace), validityMs: agentCertificateValidityMs },
+      );
       await backend.installAgentCredentials({ namespace, sessionId, volume }, { caCertPem: signer.caCertPem, ...issued });
       return renewFrom(certificateExpiry(issued.certPem));
     },

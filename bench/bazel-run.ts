@@ -15,7 +15,10 @@ async function rounds(ws: BazelWorkspace, args: string[], expected: (stdout: str
   const viaRbs: number[] = [];
   const local: number[] = [];
   for (let i = 0; i <= ROUNDS; i++) {
-    for (const [times, result] of [[viaRbs, await ws.bazel(args)], [local, await ws.local(args)]] as const) {
+    for (const [times, result] of [
+      [viaRbs, await ws.bazel(args)],
+      [local, await ws.local(args)],
+    ] as const) {
       if (result.code !== 0 || !expected(result.stdout)) throw new Error(`bazel ${args.join(' ')} failed (${result.code}): ${result.stdout}${result.stderr}`);
       if (i > 0) times.push(result.ms);
     }

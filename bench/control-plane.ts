@@ -61,20 +61,22 @@ export async function benchControlPlane(): Promise<void> {
     const clients = await Promise.all(Array.from({ length: CONCURRENT_USERS }, (_, i) => clientFor(`user${i}`)));
     let errors = 0;
     const cpuBefore = busyCpuSeconds();
-    const burst = await timed(() =>
-      Promise.all(clients.map((c) => c.getServer(workspace()).catch(() => void errors++))),
-    );
+    const burst = await timed(() => Promise.all(clients.map((c) => c.getServer(workspace()).catch(() => void errors++))));
     const cpuPerSession = (busyCpuSeconds() - cpuBefore) / CONCURRENT_USERS;
-    report('control-plane', [
-      { metric: 'warm GetServer p50', value: percentile(warm, 50), unit: 'ms' },
-      { metric: 'warm GetServer p99', value: percentile(warm, 99), unit: 'ms', aim: '< 15' },
-      { metric: 'first session after start', value: first, unit: 'ms' },
-      { metric: 'cold time to READY p50', value: percentile(cold, 50), unit: 'ms', aim: '< 1000' },
-      { metric: 'cold time to READY max', value: Math.max(...cold), unit: 'ms', aim: '< 1000' },
-      { metric: `${CONCURRENT_USERS} users at once`, value: (CONCURRENT_USERS * 1000) / burst, unit: 'sessions/s' },
-      { metric: `${CONCURRENT_USERS} users at once: errors`, value: errors, unit: 'count', aim: '0' },
-      { metric: `${CONCURRENT_USERS} users at once: machine CPU per session`, value: cpuPerSession * 1000, unit: 'ms' },
-    ], { warmCalls: WARM_CALLS, coldSessions: COLD_SESSIONS, concurrentUsers: CONCURRENT_USERS, cpus: os.cpus().length });
+    report(
+      'control-plane',
+      [
+        { metric: 'warm GetServer p50', value: percentile(warm, 50), unit: 'ms' },
+        { metric: 'warm GetServer p99', value: percentile(warm, 99), unit: 'ms', aim: '< 15' },
+        { metric: 'first session after start', value: first, unit: 'ms' },
+        { metric: 'cold time to READY p50', value: percentile(cold, 50), unit: 'ms', aim: '< 1000' },
+        { metric: 'cold time to READY max', value: Math.max(...cold), unit: 'ms', aim: '< 1000' },
+        { metric: `${CONCURRENT_USERS} users at once`, value: (CONCURRENT_USERS * 1000) / burst, unit: 'sessions/s' },
+        { metric: `${CONCURRENT_USERS} users at once: errors`, value: errors, unit: 'count', aim: '0' },
+        { metric: `${CONCURRENT_USERS} users at once: machine CPU per session`, value: cpuPerSession * 1000, unit: 'ms' },
+      ],
+      { warmCalls: WARM_CALLS, coldSessions: COLD_SESSIONS, concurrentUsers: CONCURRENT_USERS, cpus: os.cpus().length },
+    );
     for (const c of [alice, ...clients]) c.close();
   } finally {
     await stack.stop();

@@ -41,7 +41,8 @@ async function nextChanges(watch: WorkspaceWatch): Promise<string[]> {
 
 /** Makes `dir` a git repository with everything in it committed. */
 function commitAll(dir: string): void {
-  const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=bench', '-c', 'user.email=bench@example.com', ...args], { cwd: dir, stdio: 'ignore' });
+  const git = (...args: string[]) =>
+    execFileSync('git', ['-c', 'user.name=bench', '-c', 'user.email=bench@example.com', ...args], { cwd: dir, stdio: 'ignore' });
   git('init', '-q');
   git('add', '-A');
   git('commit', '-qm', 'the benchmark tree');
@@ -114,7 +115,11 @@ async function incrementalSyncFigures(root: string): Promise<Row[]> {
         isolated.push(await editAndSync());
       }
       for (let i = 0; i < SYNC_ROUNDS; i++) backToBack.push(await editAndSync());
-      const p50 = (rounds: typeof isolated, key: 'sync' | 'changeToSynced') => percentile(rounds.map((r) => r[key]), 50);
+      const p50 = (rounds: typeof isolated, key: 'sync' | 'changeToSynced') =>
+        percentile(
+          rounds.map((r) => r[key]),
+          50,
+        );
       return [
         { metric: 'watching a 100k-file workspace: start', value: watchReady, unit: 'ms' },
         { metric: 'full sync, 100k files, nothing changed', value: unchanged, unit: 'ms' },

@@ -28,7 +28,13 @@ export interface CeilingRun {
   namespaces: string[];
 }
 
-export async function ceilingRun(kube: KubeBackendEnvironment, config: KubernetesBackendConfig, sessions: number, cpu: () => CpuUse, timeoutMs: number): Promise<CeilingRun> {
+export async function ceilingRun(
+  kube: KubeBackendEnvironment,
+  config: KubernetesBackendConfig,
+  sessions: number,
+  cpu: () => CpuUse,
+  timeoutMs: number,
+): Promise<CeilingRun> {
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(kube.workerKubeconfigPath);
   const api = KubernetesObjectApi.makeApiClient(kubeConfig);
@@ -90,5 +96,13 @@ function readyTimes(kube: KubeBackendEnvironment, namespaces: Set<string>, start
     },
     () => undefined,
   );
-  return { done, sofar, stop: () => void controller.then((c) => c.abort(), () => undefined) };
+  return {
+    done,
+    sofar,
+    stop: () =>
+      void controller.then(
+        (c) => c.abort(),
+        () => undefined,
+      ),
+  };
 }

@@ -62,7 +62,12 @@ async function scrapeMetrics(admin: KubeConfig): Promise<string> {
 export function requestsPerSession(before: ApiRequests, after: ApiRequests, sessions: number): ApiRequests {
   const per = (a: number, b = 0) => (a - b) / sessions;
   const perKey = (a: Record<string, number>, b: Record<string, number>) =>
-    Object.fromEntries(Object.entries(a).map(([key, n]): [string, number] => [key, per(n, b[key])]).filter(([, n]) => n !== 0).sort((x, y) => y[1] - x[1]));
+    Object.fromEntries(
+      Object.entries(a)
+        .map(([key, n]): [string, number] => [key, per(n, b[key])])
+        .filter(([, n]) => n !== 0)
+        .sort((x, y) => y[1] - x[1]),
+    );
   return {
     byVerb: perKey(after.byVerb, before.byVerb),
     byRequest: perKey(after.byRequest, before.byRequest),

@@ -22,7 +22,13 @@ import { repoRoot } from '../lib/local/tools';
 import { CertificateAuthority } from '../lib/pki/ca';
 import type { KubeControlPlaneOptions } from '../test/harness/kube-control-plane';
 import { waitFor } from '../test/harness/wait';
-import { TEST_BACKEND_CONFIG, TEST_BACKEND_ENV, TEST_RELEASE, startKubeBackendEnvironment, type KubeBackendEnvironment } from '../test/kubernetes/backend-fixture';
+import {
+  TEST_BACKEND_CONFIG,
+  TEST_BACKEND_ENV,
+  TEST_RELEASE,
+  startKubeBackendEnvironment,
+  type KubeBackendEnvironment,
+} from '../test/kubernetes/backend-fixture';
 import { ceilingRun } from './kubernetes-ceiling';
 import { type CpuUse, apiRequests, requestRows, requestsPerSession, startCpuMeter } from './kubernetes-measures';
 import { percentile, report, type Row } from './stats';
@@ -104,42 +110,46 @@ export async function benchKubernetes(): Promise<void> {
     const errors = [...provisioned.errors, ...ending.errors, ...volumes.errors, ...ceiling.errors];
     if (errors.length > 0) console.error(`kubernetes bench: ${errors.length} errors, the first:\n  ${errors.slice(0, 5).join('\n  ')}`);
     const { readyMs, burstMs } = provisioned;
-    report('kubernetes', [
-      { metric: 'first session after start', value: firstMs, unit: 'ms' },
-      { metric: `${USERS} users at once`, value: (USERS * 1000) / burstMs, unit: 'sessions/s', aim: '>= 10' },
-      { metric: 'time to READY p50', value: readyMs.length ? percentile(readyMs, 50) : NaN, unit: 'ms' },
-      { metric: 'time to READY p99', value: readyMs.length ? percentile(readyMs, 99) : NaN, unit: 'ms' },
-      { metric: 'errors', value: provisioned.errors.length, unit: 'count', aim: '0' },
-      { metric: `the control plane's ceiling: the same objects from a minimal client`, value: (USERS * 1000) / ceiling.burstMs, unit: 'sessions/s' },
-      { metric: '  RBS ÷ ceiling', value: ceiling.burstMs / burstMs, unit: 'ratio' },
-      { metric: '  ceiling: time to Ready p50', value: ceiling.readyMs.length ? percentile(ceiling.readyMs, 50) : NaN, unit: 'ms' },
-      { metric: '  ceiling: errors', value: ceiling.errors.length, unit: 'count', aim: '0' },
-      ...perSessionCpuRows('RBS', provisioned.cpu),
-      ...perSessionCpuRows('ceiling', ceiling.cpu),
-      ...requestRows('to READY', requests.provisioning, true),
-      { metric: "API requests per session of the ceiling's client", value: ceilingRequests.worker, unit: 'requests' },
-      ...cpuRows('provisioning', provisioned.cpu, burstMs),
-      ...cpuRows('the ceiling run', ceiling.cpu, ceiling.burstMs),
-      { metric: `all ${USERS} ended (EndSession)`, value: ending.endMs / 1000, unit: 's' },
-      { metric: 'managed namespaces gone', value: ending.goneMs / 1000, unit: 's' },
-      ...requestRows('to end', requests.ending, false),
-      ...cpuRows('ending', ending.cpu, ending.goneMs),
-      { metric: 'errors ending', value: ending.errors.length, unit: 'count', aim: '0' },
-      { metric: 'left after end (namespaces + agent pods)', value: ending.left, unit: 'count', aim: '0' },
-      { metric: 'volumes left after deleteVolume', value: volumes.left, unit: 'count', aim: '0' },
-    ], {
-      users: USERS,
-      nodes: NODES,
-      agentProfile: AGENT_PROFILE,
-      tuning: TUNING,
-      cpus: os.cpus().length,
-      logs: [logs, path.join(path.dirname(kube.controlPlane.kubeconfigPath), 'logs')],
-      requestsPerSession: { ...requests, ceiling: ceilingRequests },
-      cpuSeconds: { provisioning: provisioned.cpu, ending: ending.cpu, ceiling: ceiling.cpu },
-      ceilingReadyMs: ceiling.readyMs.map(Math.round).sort((a, b) => a - b),
-      errors: errors.slice(0, 20),
-      readyMs: readyMs.map(Math.round).sort((a, b) => a - b),
-    });
+    report(
+      'kubernetes',
+      [
+        { metric: 'first session after start', value: firstMs, unit: 'ms' },
+        { metric: `${USERS} users at once`, value: (USERS * 1000) / burstMs, unit: 'sessions/s', aim: '>= 10' },
+        { metric: 'time to READY p50', value: readyMs.length ? percentile(readyMs, 50) : NaN, unit: 'ms' },
+        { metric: 'time to READY p99', value: readyMs.length ? percentile(readyMs, 99) : NaN, unit: 'ms' },
+        { metric: 'errors', value: provisioned.errors.length, unit: 'count', aim: '0' },
+        { metric: `the control plane's ceiling: the same objects from a minimal client`, value: (USERS * 1000) / ceiling.burstMs, unit: 'sessions/s' },
+        { metric: '  RBS ÷ ceiling', value: ceiling.burstMs / burstMs, unit: 'ratio' },
+        { metric: '  ceiling: time to Ready p50', value: ceiling.readyMs.length ? percentile(ceiling.readyMs, 50) : NaN, unit: 'ms' },
+        { metric: '  ceiling: errors', value: ceiling.errors.length, unit: 'count', aim: '0' },
+        ...perSessionCpuRows('RBS', provisioned.cpu),
+        ...perSessionCpuRows('ceiling', ceiling.cpu),
+        ...requestRows('to READY', requests.provisioning, true),
+        { metric: "API requests per session of the ceiling's client", value: ceilingRequests.worker, unit: 'requests' },
+        ...cpuRows('provisioning', provisioned.cpu, burstMs),
+        ...cpuRows('the ceiling run', ceiling.cpu, ceiling.burstMs),
+        { metric: `all ${USERS} ended (EndSession)`, value: ending.endMs / 1000, unit: 's' },
+        { metric: 'managed namespaces gone', value: ending.goneMs / 1000, unit: 's' },
+        ...requestRows('to end', requests.ending, false),
+        ...cpuRows('ending', ending.cpu, ending.goneMs),
+        { metric: 'errors ending', value: ending.errors.length, unit: 'count', aim: '0' },
+        { metric: 'left after end (namespaces + agent pods)', value: ending.left, unit: 'count', aim: '0' },
+        { metric: 'volumes left after deleteVolume', value: volumes.left, unit: 'count', aim: '0' },
+      ],
+      {
+        users: USERS,
+        nodes: NODES,
+        agentProfile: AGENT_PROFILE,
+        tuning: TUNING,
+        cpus: os.cpus().length,
+        logs: [logs, path.join(path.dirname(kube.controlPlane.kubeconfigPath), 'logs')],
+        requestsPerSession: { ...requests, ceiling: ceilingRequests },
+        cpuSeconds: { provisioning: provisioned.cpu, ending: ending.cpu, ceiling: ceiling.cpu },
+        ceilingReadyMs: ceiling.readyMs.map(Math.round).sort((a, b) => a - b),
+        errors: errors.slice(0, 20),
+        readyMs: readyMs.map(Math.round).sort((a, b) => a - b),
+      },
+    );
   } finally {
     for (const { orchestrator } of clients) orchestrator.close();
     for (const child of children.reverse()) await child.stop();
@@ -236,9 +246,13 @@ async function deleteVolumes(kube: KubeBackendEnvironment, sessions: Session[]):
   const errors: string[] = [];
   for (let i = 0; i < sessions.length; i += VOLUME_DELETION_BATCH) {
     await Promise.all(
-      sessions.slice(i, i + VOLUME_DELETION_BATCH).map(({ volume }) =>
-        within(backend.deleteVolume(volume), `deleting volume ${volume}`).catch((err: Error) => void errors.push(`deleting volume ${volume}: ${err.message}`)),
-      ),
+      sessions
+        .slice(i, i + VOLUME_DELETION_BATCH)
+        .map(({ volume }) =>
+          within(backend.deleteVolume(volume), `deleting volume ${volume}`).catch(
+            (err: Error) => void errors.push(`deleting volume ${volume}: ${err.message}`),
+          ),
+        ),
     );
   }
   return { left: (await kube.admin.core.listPersistentVolume({ labelSelector: selector(releaseLabels(TEST_RELEASE.name)) })).items.length, errors };

@@ -45,7 +45,8 @@ export async function benchOutputs(): Promise<void> {
         fs.rmSync(laptopDir, { recursive: true, force: true });
         const again = await ws.bazel(build);
         const fetched = lastFetch(ws.serverFile('jvm.out') ?? '');
-        if (again.code !== 0 || fetched?.bytes !== FILES * FILE_BYTES) throw new Error(`round ${i}: expected ${FILES * FILE_BYTES} bytes fetched, got ${JSON.stringify(fetched)}: ${again.stderr}`);
+        if (again.code !== 0 || fetched?.bytes !== FILES * FILE_BYTES)
+          throw new Error(`round ${i}: expected ${FILES * FILE_BYTES} bytes fetched, got ${JSON.stringify(fetched)}: ${again.stderr}`);
         viaRbs.push(fetched.ms);
         fs.rmSync(plainDir, { recursive: true, force: true });
         const started = performance.now();

@@ -13,7 +13,12 @@ export function duration(ms: number): string {
 
 function table(rows: string[][]): string[] {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd());
+  return rows.map((row) =>
+    row
+      .map((cell, i) => cell.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 /** The timeline as a person reads it: phases, then steps, each from the session's start. */
@@ -29,7 +34,13 @@ export function formatTimeline(t: SessionTimeline): string {
     const by = [...count(p.heartbeats, 'heartbeat'), ...count(p.getServerCalls, 'GetServer call')];
     return by.length === 0 ? '' : `${by.join(', ')}, the last at ${new Date(p.lastWakeMs).toISOString()}`;
   };
-  lines.push('', ...table([['PHASE', 'FROM', 'FOR', 'KEPT AWAKE BY'], ...t.phases.map((p) => [p.phase, since(p.startMs), `${duration(p.durationMs)}${p.ongoing ? ' so far' : ''}`, woken(p)])]));
+  lines.push(
+    '',
+    ...table([
+      ['PHASE', 'FROM', 'FOR', 'KEPT AWAKE BY'],
+      ...t.phases.map((p) => [p.phase, since(p.startMs), `${duration(p.durationMs)}${p.ongoing ? ' so far' : ''}`, woken(p)]),
+    ]),
+  );
   const steps = t.steps.map((step) => [
     since(step.startMs),
     duration(step.durationMs),

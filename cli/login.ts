@@ -19,12 +19,16 @@ export async function login(options: { user?: string; operator?: boolean }): Pro
   const config = loadConfig();
   if (options.user !== undefined || options.operator) {
     if (config.oidc) {
-      throw new UsageError(`--user is only for the single-user local stack; with RBS_OIDC_ISSUER set (${config.oidc.issuer}), run \`rbs login\` and sign in there`);
+      throw new UsageError(
+        `--user is only for the single-user local stack; with RBS_OIDC_ISSUER set (${config.oidc.issuer}), run \`rbs login\` and sign in there`,
+      );
     }
     return localLogin(config.home, options.user ?? '', !!options.operator);
   }
   if (!config.oidc) {
-    throw new UsageError('no OpenID provider configured: set RBS_OIDC_ISSUER and RBS_OIDC_CLIENT_ID, or on the single-user local stack use `rbs login --user NAME`');
+    throw new UsageError(
+      'no OpenID provider configured: set RBS_OIDC_ISSUER and RBS_OIDC_CLIENT_ID, or on the single-user local stack use `rbs login --user NAME`',
+    );
   }
   const address = orchestratorAddress();
   const caCertPem = await orchestratorCa(config.home);
@@ -39,7 +43,9 @@ export async function login(options: { user?: string; operator?: boolean }): Pro
     certPem: issued.certificatePem,
     keyPem: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
   });
-  console.log(`logged in as '${issued.user}'${issued.operator ? ' (operator)' : ''}: certificate in ${dir}, valid until ${new Date(issued.expiresAtMs).toISOString()}`);
+  console.log(
+    `logged in as '${issued.user}'${issued.operator ? ' (operator)' : ''}: certificate in ${dir}, valid until ${new Date(issued.expiresAtMs).toISOString()}`,
+  );
 }
 
 function showPrompt(prompt: DevicePrompt): void {
@@ -66,5 +72,7 @@ async function localLogin(home: string, name: string, operator: boolean): Promis
   const dir = credentialsDir();
   await writeTlsMaterial(dir, 'user', { caCertPem: ca.certPem, ...issued });
   const validTo = new X509Certificate(issued.certPem).validTo;
-  console.log(`logged in as '${user}'${operator ? ' (operator)' : ''} on the single-user local stack (certificate from the local CA, no sign-in): certificate in ${dir}, valid until ${validTo}`);
+  console.log(
+    `logged in as '${user}'${operator ? ' (operator)' : ''} on the single-user local stack (certificate from the local CA, no sign-in): certificate in ${dir}, valid until ${validTo}`,
+  );
 }

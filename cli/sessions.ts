@@ -5,7 +5,6 @@ import type { Session } from '../lib/grpc/orchestrator-client';
 import { connect } from '../lib/client-config';
 import { UsageError } from './usage';
 
-
 function summary(s: Session) {
   return {
     sessionId: s.sessionId,
@@ -58,7 +57,13 @@ export async function listSessions(options: { json?: boolean; all?: boolean; fin
     const rows = [['SESSION', 'STATE', 'USER', 'LAST ACTIVITY', 'WORKSPACE']];
     for (const s of sessions) rows.push([s.sessionId, s.state, s.user, s.lastActivity, s.workspace]);
     const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-    for (const row of rows) console.log(row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd());
+    for (const row of rows)
+      console.log(
+        row
+          .map((cell, i) => cell.padEnd(widths[i]))
+          .join('  ')
+          .trimEnd(),
+      );
   } finally {
     client.close();
   }

@@ -12,17 +12,13 @@ import type { WorkspaceStorageConfig } from './filestore/config';
 import { oidcConfigFromEnv, type OidcConfig } from './oidc/config';
 import { type TemporalAuth, temporalAuthFromEnv } from './temporal/config';
 
-export type StoreConfig =
-  | { kind: 'sqlite'; file: string }
-  | { kind: 'spanner'; projectId: string; instanceId: string; databaseId: string };
+export type StoreConfig = { kind: 'sqlite'; file: string } | { kind: 'spanner'; projectId: string; instanceId: string; databaseId: string };
 
 /**
  * What runs sessions: local processes, or pods in the cluster of the default kubeconfig, whose
  * volumes may be Filestore instances RBS checks, backs up and reports (null: the StorageClass decides).
  */
-export type BackendConfig =
-  | { kind: 'local' }
-  | { kind: 'kubernetes'; kubernetes: KubernetesBackendConfig; filestore: WorkspaceStorageConfig | null };
+export type BackendConfig = { kind: 'local' } | { kind: 'kubernetes'; kubernetes: KubernetesBackendConfig; filestore: WorkspaceStorageConfig | null };
 
 /**
  * Per-user maxima. Sessions and volumes are counted from the store; GetServer calls and WatchSession
@@ -96,7 +92,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RbsConfig {
   const backendKind = env.RBS_BACKEND || 'local';
   let backend: BackendConfig;
   if (backendKind === 'local') {
-    if (filestoreConfigured(env)) throw new Error(`${FILESTORE_VARIABLES.join(', ')} configure the volumes of RBS_BACKEND=kubernetes, not of the local backend`);
+    if (filestoreConfigured(env))
+      throw new Error(`${FILESTORE_VARIABLES.join(', ')} configure the volumes of RBS_BACKEND=kubernetes, not of the local backend`);
     backend = { kind: 'local' };
   } else if (backendKind === 'kubernetes') {
     const kubernetes = kubernetesConfigFromEnv(env);
@@ -146,7 +143,9 @@ function signerConfig(env: NodeJS.ProcessEnv): RbsConfig['signer'] {
   const address = env.RBS_SIGNER_ADDRESS || null;
   const serviceTlsDir = env.RBS_SERVICE_TLS_DIR || null;
   if (address && !serviceTlsDir) {
-    throw new Error(`RBS_SIGNER_ADDRESS=${address} needs RBS_SERVICE_TLS_DIR: the directory of this service's own certificate (ca.crt, <service>.crt, <service>.key)`);
+    throw new Error(
+      `RBS_SIGNER_ADDRESS=${address} needs RBS_SERVICE_TLS_DIR: the directory of this service's own certificate (ca.crt, <service>.crt, <service>.key)`,
+    );
   }
   const publishFor = env.RBS_SIGNER_PUBLISH || null;
   if (publishFor !== null && publishFor !== 'orchestrator' && publishFor !== 'worker') {

@@ -14,16 +14,7 @@ export const PROVISIONING_PHASES = [
   'PROVISIONING_SYNC',
 ] as const;
 
-export const SESSION_PHASES = [
-  ...PROVISIONING_PHASES,
-  'READY',
-  'SUSPENDING',
-  'SUSPENDED',
-  'RESUMING',
-  'ENDING',
-  'ENDED',
-  'FAILED',
-] as const;
+export const SESSION_PHASES = [...PROVISIONING_PHASES, 'READY', 'SUSPENDING', 'SUSPENDED', 'RESUMING', 'ENDING', 'ENDED', 'FAILED'] as const;
 
 export type ProvisioningPhase = (typeof PROVISIONING_PHASES)[number];
 export type SessionPhase = (typeof SESSION_PHASES)[number];

@@ -118,6 +118,7 @@ export function validateCommandReport(report: { verb?: string; durationMs?: numb
   if (!Number.isInteger(durationMs) || durationMs < 0 || durationMs > MAX_COMMAND_MS) {
     throw new InvalidInputError('command', `command duration must be 0 to ${MAX_COMMAND_MS} ms, got ${durationMs}`);
   }
-  if (!Number.isInteger(exitCode) || exitCode < 0 || exitCode > 255) throw new InvalidInputError('command', `command exit code must be 0 to 255, got ${exitCode}`);
+  if (!Number.isInteger(exitCode) || exitCode < 0 || exitCode > 255)
+    throw new InvalidInputError('command', `command exit code must be 0 to 255, got ${exitCode}`);
   return { verb, durationMs, exitCode };
 }

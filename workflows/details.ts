@@ -99,7 +99,11 @@ export function summarized<A extends object>(activities: ActivityInterfaceFor<A>
 }
 
 /** What the last cleanup pass found and removed, for its run's current details. */
-export function cleanupDetails(found: { namespaces: string[]; agents: string[]; sessionRows: string[] }, removed: boolean, shares?: { orphans: string[]; unattributed: string[] }): string {
+export function cleanupDetails(
+  found: { namespaces: string[]; agents: string[]; sessionRows: string[] },
+  removed: boolean,
+  shares?: { orphans: string[]; unattributed: string[] },
+): string {
   const list = (what: string, items: string[]) => `${what}: ${items.length === 0 ? 'none' : items.map((item) => literal(item)).join(', ')}`;
   const lines = [
     removed ? '**Removed**' : '**Found, removing**',

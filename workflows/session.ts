@@ -22,16 +22,7 @@ import {
 import type { RetryPolicy } from '@temporalio/common';
 import type { createActivities } from '../activities';
 import { type EndReason, EXPIRY_REASON, isTerminal, type SessionPhase, type SessionPlacement } from '../lib/domain';
-import {
-  FAILURE,
-  endUpdate,
-  getServerUpdate,
-  heartbeatSignal,
-  sessionQuery,
-  type SessionInput,
-  type SessionTimeouts,
-  type SessionView,
-} from './messages';
+import { FAILURE, endUpdate, getServerUpdate, heartbeatSignal, sessionQuery, type SessionInput, type SessionTimeouts, type SessionView } from './messages';
 import { FAILURE_ATTRIBUTE_CHARS, SESSION_END_REASON, SESSION_FAILURE, SESSION_ID, SESSION_PHASE } from '../lib/temporal/search-attributes';
 import { type SessionMoment, sessionCurrentDetails, summarized } from './details';
 
@@ -192,7 +183,6 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     ]);
   }
 
-
   /** The saga: each step registers how to undo it; a step that fails for good undoes them all. */
   async function provision(): Promise<void> {
     const undo: Array<() => Promise<void>> = [];
@@ -203,12 +193,20 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
       await run();
     };
     try {
-      await step('PROVISIONING_NAMESPACE', () => steps.createNamespace(ref), () => teardown.deleteNamespace(ref));
+      await step(
+        'PROVISIONING_NAMESPACE',
+        () => steps.createNamespace(ref),
+        () => teardown.deleteNamespace(ref),
+      );
       await step('PROVISIONING_VOLUME', () => steps.bindVolume(ref));
       await step('PROVISIONING_CREDENTIALS', async () => {
         credentialsRenewAt = await steps.issueAgentCredentials(ref);
       });
-      await step('PROVISIONING_AGENT', () => steps.startAgent(ref), () => teardown.stopAgent(ref));
+      await step(
+        'PROVISIONING_AGENT',
+        () => steps.startAgent(ref),
+        () => teardown.stopAgent(ref),
+      );
       await step('PROVISIONING_AGENT_READY', async () => {
         session.agentAddress = await waits.waitForAgent(ref);
       });
@@ -269,8 +267,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     await CancellationScope.nonCancellable(() => enter(phase));
   }
 
-  const historyFull = () =>
-    workflowInfo().historyLength >= timeouts.maxHistoryEvents || workflowInfo().continueAsNewSuggested;
+  const historyFull = () => workflowInfo().historyLength >= timeouts.maxHistoryEvents || workflowInfo().continueAsNewSuggested;
 
   /** READY until idle: the idle timer restarts on every use; the agent is probed meanwhile. */
   async function serve(): Promise<void> {

@@ -247,10 +247,15 @@ export function mapPathFlags(args: Buffer[], startupOptions: { option: Buffer; s
     } else if (!use.applies) {
       continue; // mapped or not, Bazel will not use it
     } else if (OUTPUT_FILES.has(name)) {
-      if (value !== '') throw new PathFlagRefused(name, `it writes ${utf8(value)} on the machine that runs the build, and RBS does not bring that file back yet; remove the flag`);
+      if (value !== '')
+        throw new PathFlagRefused(
+          name,
+          `it writes ${utf8(value)} on the machine that runs the build, and RBS does not bring that file back yet; remove the flag`,
+        );
     } else if (name in LAPTOP_INPUTS) {
       const outside = LAPTOP_INPUTS[name](value).filter((p) => p !== '' && !inside(path.resolve(cwd, p)));
-      if (outside.length) throw new PathFlagRefused(name, `${utf8(outside[0])} is outside the workspace, so the remote build cannot read it; move it into the workspace`);
+      if (outside.length)
+        throw new PathFlagRefused(name, `${utf8(outside[0])} is outside the workspace, so the remote build cannot read it; move it into the workspace`);
     } else if (!PASSED.has(name) && value.startsWith('/') && !inside(value)) {
       throw new PathFlagRefused(name, `${utf8(value)} is outside the workspace, and RBS does not know what that flag does with it on the remote machine`);
     }

@@ -21,14 +21,7 @@ export interface ServerAnnouncement {
  * polls for it, reading the other files right after: so it goes last. A current client polls for
  * server_info.rawproto alone, which is complete by itself.
  */
-const PUBLISHED_FILES = [
-  'server.pid.txt',
-  'server.starttime',
-  'request_cookie',
-  'response_cookie',
-  'server_info.rawproto',
-  'command_port',
-] as const;
+const PUBLISHED_FILES = ['server.pid.txt', 'server.starttime', 'request_cookie', 'response_cookie', 'server_info.rawproto', 'command_port'] as const;
 
 export function serverDirectory(outputBase: string): string {
   return path.join(outputBase, 'server');
@@ -81,7 +74,8 @@ async function writeAtomically(file: string, data: string | Buffer): Promise<voi
 /** A command_server.ServerInfo in protobuf wire format: four fields do not warrant a codec. */
 export function encodeServerInfo(server: ServerAnnouncement): Buffer {
   return Buffer.concat([
-    Buffer.from([(1 << 3) | 0]), varint(server.pid),
+    Buffer.from([(1 << 3) | 0]),
+    varint(server.pid),
     lengthDelimited(2, server.address),
     lengthDelimited(3, server.requestCookie),
     lengthDelimited(4, server.responseCookie),

@@ -379,11 +379,14 @@ function liveAgentInfo(namespaceDir: string): AgentInfo | null {
  */
 async function terminateAgent(pid: number, namespaceDir: string): Promise<void> {
   const serving = () => agentNamespaceDirOf(pid) === namespaceDir;
-  for (const [signal, waitMs] of [['SIGTERM', AGENT_STOP_GRACE_MS], ['SIGKILL', AGENT_KILL_WAIT_MS]] as const) {
+  for (const [signal, waitMs] of [
+    ['SIGTERM', AGENT_STOP_GRACE_MS],
+    ['SIGKILL', AGENT_KILL_WAIT_MS],
+  ] as const) {
     if (!serving()) return;
     signalAgent(pid, signal);
     if (signal === 'SIGTERM') signalAgent(pid, 'SIGCONT');
-    for (const deadline = Date.now() + waitMs; serving() && Date.now() < deadline; ) await sleep(POLL_MS);
+    for (const deadline = Date.now() + waitMs; serving() && Date.now() < deadline;) await sleep(POLL_MS);
   }
   if (serving()) throw new Error(`agent ${pid} of ${namespaceDir} survived SIGKILL`);
 }

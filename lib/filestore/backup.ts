@@ -5,14 +5,7 @@
  */
 import { status } from '@grpc/grpc-js';
 import { protos, type v1 } from '@google-cloud/filestore';
-import {
-  BackupInProgressError,
-  filestoreCall,
-  hasCode,
-  UnsupportedVolumeError,
-  VolumeNotFoundError,
-  WorkspaceStorageError,
-} from './errors';
+import { BackupInProgressError, filestoreCall, hasCode, UnsupportedVolumeError, VolumeNotFoundError, WorkspaceStorageError } from './errors';
 import { enumName, summarize } from './inventory';
 import { rbsLabels } from './labels';
 import { instanceName, protectionId, regionOf } from './names';
@@ -68,12 +61,7 @@ export async function backupBeforeDelete(
 }
 
 /** The tier of the volume's instance, once it is clear the volume's share is there. */
-async function volumeTier(
-  client: v1.CloudFilestoreManagerClient,
-  source: string,
-  volume: InstanceVolumeHandle,
-  volumeHandle: string,
-): Promise<FilestoreTier> {
+async function volumeTier(client: v1.CloudFilestoreManagerClient, source: string, volume: InstanceVolumeHandle, volumeHandle: string): Promise<FilestoreTier> {
   let found: protos.google.cloud.filestore.v1.IInstance;
   try {
     [found] = await filestoreCall('GetInstance', source, () => client.getInstance({ name: source }));

@@ -22,11 +22,7 @@ export interface CapacityReport {
   instances: number;
 }
 
-export async function checkCapacity(
-  client: v1.CloudFilestoreManagerClient,
-  config: WorkspaceStorageConfig,
-  requestedGib: number,
-): Promise<CapacityReport> {
+export async function checkCapacity(client: v1.CloudFilestoreManagerClient, config: WorkspaceStorageConfig, requestedGib: number): Promise<CapacityReport> {
   const { tier, region, quotaGib } = config;
   const { maxGib } = TIERS[tier];
   if (!Number.isSafeInteger(requestedGib) || requestedGib < 1 || requestedGib > maxGib) {

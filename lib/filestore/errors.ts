@@ -20,12 +20,7 @@ export class WorkspaceStorageError extends Error {
  * Codes after which the same call may succeed later: overload and quota (HTTP 503, 429), time-outs,
  * contention. The client library itself retries only UNAVAILABLE, and only for reads.
  */
-const RETRYABLE_CODES: ReadonlySet<number> = new Set([
-  status.UNAVAILABLE,
-  status.RESOURCE_EXHAUSTED,
-  status.DEADLINE_EXCEEDED,
-  status.ABORTED,
-]);
+const RETRYABLE_CODES: ReadonlySet<number> = new Set([status.UNAVAILABLE, status.RESOURCE_EXHAUSTED, status.DEADLINE_EXCEEDED, status.ABORTED]);
 
 /** A Filestore API call failed; names the call and the resource, with Google's status and message. */
 export class FilestoreApiError extends WorkspaceStorageError {

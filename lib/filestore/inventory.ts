@@ -38,11 +38,7 @@ const PAGE_SIZE = 100;
  * quota too. Lists all locations ('-') and keeps the region's; fails (retryably) if Google reports
  * one of the region's locations unreachable, since a partial inventory would undercount.
  */
-export async function listRegionInstances(
-  client: v1.CloudFilestoreManagerClient,
-  project: string,
-  region: string,
-): Promise<FilestoreInstance[]> {
+export async function listRegionInstances(client: v1.CloudFilestoreManagerClient, project: string, region: string): Promise<FilestoreInstance[]> {
   const parent = `projects/${project}/locations/-`;
   const found: FilestoreInstance[] = [];
   let pageToken = '';

@@ -48,9 +48,7 @@ function managedVolume(instance: FilestoreInstance): ManagedVolume {
   const [share] = instance.shares;
   return {
     instance: instance.name,
-    volumeHandle: share
-      ? formatVolumeHandle({ mode: 'instance', location: instance.location, instance: instance.instance, share: share.name })
-      : null,
+    volumeHandle: share ? formatVolumeHandle({ mode: 'instance', location: instance.location, instance: instance.instance, share: share.name }) : null,
     volume: instance.labels[CSI_PVC_NAME_LABEL] ?? null,
     createdAt: instance.createdAt,
   };

@@ -12,11 +12,7 @@ export const CONNECT_DEADLINE_MS = 10_000;
  * Resolves once `client`'s channel is READY; rejects at once when an attempt fails (`refused`:
  * nobody listens there), or after `deadlineMs`, with `unreachable(why, refused)`.
  */
-export function channelReady(
-  client: grpc.Client,
-  unreachable: (why: string, refused: boolean) => Error,
-  deadlineMs = CONNECT_DEADLINE_MS,
-): Promise<void> {
+export function channelReady(client: grpc.Client, unreachable: (why: string, refused: boolean) => Error, deadlineMs = CONNECT_DEADLINE_MS): Promise<void> {
   const channel = client.getChannel();
   const deadline = Date.now() + deadlineMs;
   return new Promise((resolve, reject) => {

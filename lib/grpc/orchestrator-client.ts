@@ -62,7 +62,10 @@ export class OrchestratorClient {
 
   constructor(address: string, tls: TlsMaterial, keepaliveMs?: number) {
     const credentials = channelCredentials(tls, (id) => id.kind === 'service' && id.name === 'orchestrator');
-    this.raw = new (protos().orchestrator.rbs.v1.Orchestrator)(address, credentials, { ...tlsChannelOptions(address), ...clientKeepalive(keepaliveMs) }) as unknown as RawClient;
+    this.raw = new (protos().orchestrator.rbs.v1.Orchestrator)(address, credentials, {
+      ...tlsChannelOptions(address),
+      ...clientKeepalive(keepaliveMs),
+    }) as unknown as RawClient;
   }
 
   /** `unreachableAgent`: the agent address this caller could not reach (GetServerRequest.unreachable_agent). */

@@ -79,7 +79,18 @@ export async function startLocalTemporal(options: {
       address: server.address,
       uiUrl,
       auth: { kind: 'mtls', ...services },
-      cliFlags: ['--address', server.address, '--tls-cert-path', operator.certFile, '--tls-key-path', operator.keyFile, '--tls-ca-path', operator.caFile, '--tls-server-name', operator.serverName],
+      cliFlags: [
+        '--address',
+        server.address,
+        '--tls-cert-path',
+        operator.certFile,
+        '--tls-key-path',
+        operator.keyFile,
+        '--tls-ca-path',
+        operator.caFile,
+        '--tls-server-name',
+        operator.serverName,
+      ],
       services: supervised,
     };
   } catch (e) {

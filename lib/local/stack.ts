@@ -87,7 +87,10 @@ export async function startLocalStack(config: RbsConfig, options: LocalStackOpti
       );
     services.push(await service('signer', config.signer.listen));
     const orchestratorHost = splitAddress(config.orchestrator.listen)[0];
-    for (const [name, ipAddresses] of [['worker', []], ['orchestrator', [orchestratorHost]]] as const) {
+    for (const [name, ipAddresses] of [
+      ['worker', []],
+      ['orchestrator', [orchestratorHost]],
+    ] as const) {
       serviceTls.push(await publishServiceTls(ca, paths.serviceTls, name, { dnsNames: ['localhost'], ipAddresses: [...ipAddresses] }));
     }
     services.push(await service('worker')); // one at a time: a failed start below must stop this one too

@@ -75,7 +75,11 @@ export async function startTemporalTlsServer(options: {
   const ports =
     options.ports ??
     (Object.fromEntries(
-      await Promise.all(SERVICES.map(async (s) => [s, { grpcPort: s === 'frontend' && options.port ? options.port : await freePort(), membershipPort: await freePort() }] as const)),
+      await Promise.all(
+        SERVICES.map(
+          async (s) => [s, { grpcPort: s === 'frontend' && options.port ? options.port : await freePort(), membershipPort: await freePort() }] as const,
+        ),
+      ),
     ) as TemporalPorts);
   const address = `127.0.0.1:${ports.frontend.grpcPort}`;
   const dynamicConfigFile = path.join(dir, 'dynamic-config.yaml');
@@ -83,12 +87,21 @@ export async function startTemporalTlsServer(options: {
   // YAML is a superset of JSON.
   fs.writeFileSync(
     path.join(dir, 'config', 'development.yaml'),
-    JSON.stringify(serverConfig({ dbFile: options.dbFile ?? path.join(dir, 'temporal.sqlite'), caFile, ...server, ports, address, dynamicConfigFile }), null, 2),
+    JSON.stringify(
+      serverConfig({ dbFile: options.dbFile ?? path.join(dir, 'temporal.sqlite'), caFile, ...server, ports, address, dynamicConfigFile }),
+      null,
+      2,
+    ),
   );
 
-  const child = startChild('temporal-server', temporalServerBinary(), ['--root', dir, '--config', 'config', '--env', 'development', '--allow-no-auth', 'start'], {
-    logFile: options.logFile,
-  });
+  const child = startChild(
+    'temporal-server',
+    temporalServerBinary(),
+    ['--root', dir, '--config', 'config', '--env', 'development', '--allow-no-auth', 'start'],
+    {
+      logFile: options.logFile,
+    },
+  );
   try {
     const failed = () => (child.exited() ? `${child.exited()}:\n${child.logTail()}` : null);
     await waitForPort('127.0.0.1', ports.frontend.grpcPort, 60_000, failed);
@@ -182,7 +195,7 @@ async function registerNamespace(options: Awaited<ReturnType<typeof temporalConn
     if ((e as { code?: number }).code !== ALREADY_EXISTS) throw e;
   };
   const retry = async <T>(what: string, call: () => Promise<T>): Promise<T> => {
-    for (const deadline = Date.now() + 60_000; ; ) {
+    for (const deadline = Date.now() + 60_000; ;) {
       try {
         return await call();
       } catch (e) {

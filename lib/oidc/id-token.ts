@@ -82,12 +82,15 @@ export class IdTokenVerifier {
       return refused(`claim '${e.claim}' failed validation (${e.reason})`);
     }
     if (e instanceof errors.JWSSignatureVerificationFailed) return refused("its signature does not verify against the issuer's keys");
-    if (e instanceof errors.JWKSNoMatchingKey) return refused("it is signed with a key the issuer does not publish");
+    if (e instanceof errors.JWKSNoMatchingKey) return refused('it is signed with a key the issuer does not publish');
     if (e instanceof errors.JOSEAlgNotAllowed) return refused("its signature algorithm is not one of the issuer's asymmetric ID token algorithms");
     if (e instanceof errors.JOSEError && !(e instanceof errors.JWKSTimeout || e instanceof errors.JWKSInvalid)) {
       return refused(`it is not a valid signed JWT (${e.message})`);
     }
     // Not the token's fault: the issuer's key set could not be had (timeout, network, bad JSON).
-    return statusError(grpc.status.UNAVAILABLE, `cannot verify ID tokens: the keys of issuer ${this.settings.issuer} could not be fetched: ${(e as Error).message}`);
+    return statusError(
+      grpc.status.UNAVAILABLE,
+      `cannot verify ID tokens: the keys of issuer ${this.settings.issuer} could not be fetched: ${(e as Error).message}`,
+    );
   }
 }

@@ -32,9 +32,7 @@ export function identityUris(id: Identity): string[] {
     case 'agent':
       return [`${PREFIX}session/${validateSessionId(id.sessionId)}/agent`];
     case 'proxy':
-      return [
-        `${PREFIX}session/${validateSessionId(id.sessionId)}/proxy/${encodeURIComponent(validateUserName(id.user))}`,
-      ];
+      return [`${PREFIX}session/${validateSessionId(id.sessionId)}/proxy/${encodeURIComponent(validateUserName(id.user))}`];
   }
 }
 

@@ -27,11 +27,7 @@ export interface CertificateSigner {
 }
 
 /** A fresh key pair and its certificate from `signer`: the key is made here and never leaves. */
-export async function issueCertificate(
-  signer: CertificateSigner,
-  identity: Identity,
-  options: SignOptions,
-): Promise<{ certPem: string; keyPem: string }> {
+export async function issueCertificate(signer: CertificateSigner, identity: Identity, options: SignOptions): Promise<{ certPem: string; keyPem: string }> {
   const keys = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const publicKeyPem = keys.publicKey.export({ type: 'spki', format: 'pem' }).toString();
   const certPem = await signer.certifyPublicKey(identity, publicKeyPem, options);

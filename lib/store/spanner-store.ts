@@ -152,10 +152,7 @@ export class SpannerSessionStore implements SessionStore {
       // An empty array has no element type to infer.
       types.phases = { type: 'array', child: 'string' };
     }
-    const sql =
-      `SELECT * FROM ${TABLE}` +
-      (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
-      ' ORDER BY CreatedAt DESC, SessionId';
+    const sql = `SELECT * FROM ${TABLE}` + (where.length ? ` WHERE ${where.join(' AND ')}` : '') + ' ORDER BY CreatedAt DESC, SessionId';
     return this.query('listing sessions', sql, params, types);
   }
 
@@ -177,9 +174,7 @@ export class SpannerSessionStore implements SessionStore {
   }
 
   async revoke(r: Revocation): Promise<void> {
-    await this.step(`revoking user ${r.user}`, () =>
-      this.db.table(REVOCATIONS).upsert({ User: r.user, RevokedBy: r.revokedBy, RevokedAt: r.revokedAt }),
-    );
+    await this.step(`revoking user ${r.user}`, () => this.db.table(REVOCATIONS).upsert({ User: r.user, RevokedBy: r.revokedBy, RevokedAt: r.revokedAt }));
   }
 
   async unrevoke(user: string): Promise<boolean> {
@@ -251,12 +246,7 @@ export class SpannerSessionStore implements SessionStore {
     await operation.promise();
   }
 
-  private async query(
-    what: string,
-    sql: string,
-    params: Record<string, unknown>,
-    types: Record<string, unknown> = {},
-  ): Promise<SessionRecord[]> {
+  private async query(what: string, sql: string, params: Record<string, unknown>, types: Record<string, unknown> = {}): Promise<SessionRecord[]> {
     const [rows] = await this.step(what, () => this.db.run({ sql, params, types, json: true }));
     return (rows as unknown as Row[]).map(fromRow);
   }

@@ -108,9 +108,7 @@ export class SqliteSessionStore implements SessionStore {
   async put(record: SessionRecord): Promise<void> {
     const row = toRow(record);
     const columns = Object.keys(row);
-    this.db
-      .prepare(`INSERT OR REPLACE INTO sessions (${columns.join(', ')}) VALUES (${columns.map((c) => `@${c}`).join(', ')})`)
-      .run(row);
+    this.db.prepare(`INSERT OR REPLACE INTO sessions (${columns.join(', ')}) VALUES (${columns.map((c) => `@${c}`).join(', ')})`).run(row);
   }
 
   async get(sessionId: string): Promise<SessionRecord | null> {
@@ -130,17 +128,12 @@ export class SqliteSessionStore implements SessionStore {
       where.push(`phase IN (${filter.phases.map(() => '?').join(', ') || 'NULL'})`);
       params.push(...filter.phases);
     }
-    const sql =
-      'SELECT * FROM sessions' +
-      (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
-      ' ORDER BY created_at DESC, session_id';
+    const sql = 'SELECT * FROM sessions' + (where.length ? ` WHERE ${where.join(' AND ')}` : '') + ' ORDER BY created_at DESC, session_id';
     return (this.db.prepare(sql).all(...params) as Row[]).map(fromRow);
   }
 
   async touch(sessionId: string, at: Date): Promise<void> {
-    this.db
-      .prepare('UPDATE sessions SET last_activity_at = MAX(last_activity_at, ?) WHERE session_id = ?')
-      .run(at.getTime(), sessionId);
+    this.db.prepare('UPDATE sessions SET last_activity_at = MAX(last_activity_at, ?) WHERE session_id = ?').run(at.getTime(), sessionId);
   }
 
   async delete(sessionId: string): Promise<void> {
@@ -148,9 +141,7 @@ export class SqliteSessionStore implements SessionStore {
   }
 
   async revoke(r: Revocation): Promise<void> {
-    this.db
-      .prepare('INSERT OR REPLACE INTO revocations (user, revoked_by, revoked_at) VALUES (?, ?, ?)')
-      .run(r.user, r.revokedBy, r.revokedAt.getTime());
+    this.db.prepare('INSERT OR REPLACE INTO revocations (user, revoked_by, revoked_at) VALUES (?, ?, ?)').run(r.user, r.revokedBy, r.revokedAt.getTime());
   }
 
   async unrevoke(user: string): Promise<boolean> {
@@ -159,8 +150,7 @@ export class SqliteSessionStore implements SessionStore {
 
   async revocation(user: string): Promise<Revocation | null> {
     const row = this.db.prepare('SELECT revoked_by, revoked_at FROM revocations WHERE user = ?').get(user) as
-      | { revoked_by: string; revoked_at: number }
-      | undefined;
+      { revoked_by: string; revoked_at: number } | undefined;
     return row ? { user, revokedBy: row.revoked_by, revokedAt: new Date(row.revoked_at) } : null;
   }
 

@@ -41,7 +41,8 @@ export async function gitView(dir: string): Promise<GitView | null> {
     else if (mode === '160000') nested.push(file); // a submodule
   }
   for (const file of entries(untracked)) {
-    if (file.at(-1) === SLASH) nested.push(file.subarray(0, -1)); // a repository inside this one
+    if (file.at(-1) === SLASH)
+      nested.push(file.subarray(0, -1)); // a repository inside this one
     else if (lstat(dir, file)?.isSymbolicLink()) view.links.push(file);
   }
   for (const repo of new Set(nested.map((n) => n.toString('latin1')))) await addNested(dir, Buffer.from(repo, 'latin1'), view);
@@ -96,7 +97,8 @@ async function addNested(dir: string, repo: Buffer, view: GitView): Promise<void
   const root = Buffer.concat([Buffer.from(`${dir}/`), repo]);
   if (!fs.existsSync(Buffer.concat([root, Buffer.from('/.git')]))) return;
   const cwd = root.toString('utf8');
-  if (!Buffer.from(cwd).equals(root)) throw new Error(`cannot ask git about the nested repository ${JSON.stringify(root.toString('latin1'))}: its path is not UTF-8`);
+  if (!Buffer.from(cwd).equals(root))
+    throw new Error(`cannot ask git about the nested repository ${JSON.stringify(root.toString('latin1'))}: its path is not UTF-8`);
   const inner = await gitView(cwd);
   if (!inner) return;
   const under = (entry: Buffer) => Buffer.concat([repo, Buffer.from('/'), entry]);
@@ -129,7 +131,7 @@ export function byRepository(workspace: string, paths: string[]): Map<string, st
 /** NUL-terminated entries. */
 function entries(listing: Buffer): Buffer[] {
   const out: Buffer[] = [];
-  for (let start = 0; start < listing.length; ) {
+  for (let start = 0; start < listing.length;) {
     const end = listing.indexOf(0, start);
     out.push(listing.subarray(start, end < 0 ? listing.length : end));
     start = end < 0 ? listing.length : end + 1;

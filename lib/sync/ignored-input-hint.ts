@@ -70,7 +70,12 @@ function notSent(workspace: string, files: string[]): string[] {
     return []; // a bad .rbs.json fails the sync itself, with its own message
   }
   const under = (file: string, paths: string[]) => paths.some((p) => file === p || file.startsWith(`${p}/`));
-  const git = spawnSync('git', ['check-ignore', '-z', '--stdin'], { cwd: workspace, env: gitEnv(), input: files.map((f) => `${f}\0`).join(''), encoding: 'utf8' });
+  const git = spawnSync('git', ['check-ignore', '-z', '--stdin'], {
+    cwd: workspace,
+    env: gitEnv(),
+    input: files.map((f) => `${f}\0`).join(''),
+    encoding: 'utf8',
+  });
   const ignored = new Set(git.status === 0 ? git.stdout.split('\0') : []);
   return files.filter((file) => under(file, settings.exclude) || (ignored.has(file) && !under(file, settings.include)));
 }
@@ -97,7 +102,9 @@ const MAX_KEPT_LINES = 1000;
  * just ahead of the final response of a failed command, or null. Memory stays bounded: only the
  * lines that name a missing source are kept.
  */
-export function ignoredInputWatch(workspace: string): { hintBefore(response: { standardError?: unknown; finished?: boolean; exitCode?: number }): Buffer | null } {
+export function ignoredInputWatch(workspace: string): {
+  hintBefore(response: { standardError?: unknown; finished?: boolean; exitCode?: number }): Buffer | null;
+} {
   const kept: string[] = [];
   let partial = '';
   return {

@@ -40,7 +40,13 @@ async function locate(workspace: string): Promise<Located> {
   ]);
   const [gitDir, exclude, config] = gitPaths.split('\n').map((file) => (file ? path.resolve(workspace, file) : ''));
   const xdg = process.env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config');
-  const configs = [path.join(workspace, '.git'), gitDir, config, process.env.GIT_CONFIG_GLOBAL || path.join(os.homedir(), '.gitconfig'), path.join(xdg, 'git', 'config')];
+  const configs = [
+    path.join(workspace, '.git'),
+    gitDir,
+    config,
+    process.env.GIT_CONFIG_GLOBAL || path.join(os.homedir(), '.gitconfig'),
+    path.join(xdg, 'git', 'config'),
+  ];
   const global = excludesFile.trim() ? path.resolve(workspace, excludesFile.trim()) : path.join(xdg, 'git', 'ignore');
   return { configs, configsStamp: stampOf(configs), rules: [path.join(workspace, SETTINGS_FILE), exclude, global] };
 }

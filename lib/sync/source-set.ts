@@ -46,7 +46,10 @@ export async function sourceSetRules(workspace: string, options: SourceSetOption
     const links = git ? git.links : findLinks(workspace, changed ?? ['']);
     // git lists no links under the ignored paths that sync.include brings in.
     const included = git ? findLinks(workspace, changed ? overlap(changed, sync.include) : sync.include) : [];
-    refuseOutsideLinks(workspace, [...links, ...included].filter((link) => !staysHome(link) && !isUnder(link, excluded)));
+    refuseOutsideLinks(
+      workspace,
+      [...links, ...included].filter((link) => !staysHome(link) && !isUnder(link, excluded)),
+    );
   }
   const ignored = git?.ignored ?? [];
   const rules = [

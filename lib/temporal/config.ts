@@ -13,9 +13,7 @@ export interface TemporalServerTrust {
 }
 
 export type TemporalAuth =
-  | { kind: 'none' }
-  | ({ kind: 'mtls'; certFile: string; keyFile: string } & TemporalServerTrust)
-  | ({ kind: 'api-key'; apiKey: string } & TemporalServerTrust);
+  { kind: 'none' } | ({ kind: 'mtls'; certFile: string; keyFile: string } & TemporalServerTrust) | ({ kind: 'api-key'; apiKey: string } & TemporalServerTrust);
 
 export const TEMPORAL_AUTH_VARIABLES = {
   cert: 'RBS_TEMPORAL_TLS_CERT',
@@ -31,7 +29,8 @@ export function temporalAuthFromEnv(env: NodeJS.ProcessEnv): TemporalAuth {
   const [certFile, keyFile, caFile, serverName, apiKey] = [V.cert, V.key, V.ca, V.serverName, V.apiKey].map(value);
   const trust: TemporalServerTrust = { ...(caFile && { caFile }), ...(serverName && { serverName }) };
   if (apiKey !== undefined) {
-    if (certFile || keyFile) throw new Error(`${V.apiKey} and a client certificate (${V.cert}, ${V.key}) are both set: choose one way to authenticate to Temporal`);
+    if (certFile || keyFile)
+      throw new Error(`${V.apiKey} and a client certificate (${V.cert}, ${V.key}) are both set: choose one way to authenticate to Temporal`);
     if (apiKey.trim() !== apiKey || /\s/.test(apiKey)) throw new Error(`${V.apiKey} contains whitespace (a stray newline from the Secret?)`);
     return { kind: 'api-key', apiKey, ...trust };
   }
@@ -42,7 +41,9 @@ export function temporalAuthFromEnv(env: NodeJS.ProcessEnv): TemporalAuth {
   }
   const stray = [V.ca, V.serverName].filter((name) => value(name) !== undefined);
   if (stray.length > 0) {
-    throw new Error(`${stray.join(' and ')} ${stray.length > 1 ? 'configure' : 'configures'} TLS to Temporal, which needs a client certificate (${V.cert}, ${V.key}) or ${V.apiKey}`);
+    throw new Error(
+      `${stray.join(' and ')} ${stray.length > 1 ? 'configure' : 'configures'} TLS to Temporal, which needs a client certificate (${V.cert}, ${V.key}) or ${V.apiKey}`,
+    );
   }
   return { kind: 'none' };
 }

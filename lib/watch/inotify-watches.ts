@@ -25,7 +25,7 @@ function directoriesUnder(top: string, ignored: (dir: string) => boolean): { pat
   const stat = fs.lstatSync(top, { throwIfNoEntry: false });
   if (!stat?.isDirectory()) return [];
   const found = [{ path: top, ino: stat.ino }];
-  let entries: fs.Dirent[] = [];
+  let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(top, { withFileTypes: true });
   } catch {

@@ -105,7 +105,12 @@ async function isStopped(proc: ProcessRef): Promise<boolean> {
  */
 export async function stopProcess(proc: ProcessRef, what: string, options: { kill?: boolean } = {}): Promise<void> {
   const killAtOnce = options.kill || (await isStopped(proc));
-  const signals = killAtOnce ? ([['SIGKILL', KILL_WAIT_MS]] as const) : ([['SIGTERM', STOP_GRACE_MS], ['SIGKILL', KILL_WAIT_MS]] as const);
+  const signals = killAtOnce
+    ? ([['SIGKILL', KILL_WAIT_MS]] as const)
+    : ([
+        ['SIGTERM', STOP_GRACE_MS],
+        ['SIGKILL', KILL_WAIT_MS],
+      ] as const);
   for (const [signal, waitMs] of signals) {
     if (!(await isStillRunning(proc))) return;
     try {

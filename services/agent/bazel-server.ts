@@ -100,7 +100,14 @@ export class BazelServer {
 
   /** Whether the copy is a Bazel workspace yet: a new volume's stays empty until the first sync. */
   async hasWorkspace(): Promise<boolean> {
-    const found = await Promise.all(WORKSPACE_MARKERS.map((name) => access(path.join(this.options.workspaceDir, name)).then(() => true, () => false)));
+    const found = await Promise.all(
+      WORKSPACE_MARKERS.map((name) =>
+        access(path.join(this.options.workspaceDir, name)).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
     return found.includes(true);
   }
 
@@ -167,7 +174,9 @@ export class BazelServer {
           }
         });
         call.on('end', resolve);
-        call.on('error', (err) => reject(new Error(`Bazel command ${commandId || '(no id yet)'} on server pid ${server.pid} ${stopReason ?? `failed: ${err.message}`}`)));
+        call.on('error', (err) =>
+          reject(new Error(`Bazel command ${commandId || '(no id yet)'} on server pid ${server.pid} ${stopReason ?? `failed: ${err.message}`}`)),
+        );
       });
       return execRequest;
     } finally {
@@ -237,7 +246,13 @@ export class BazelServer {
 
   /** Still the process we pinned (not a recycled pid), answering with our cookie. */
   private async answers(server: PinnedServer): Promise<boolean> {
-    return (await isStillRunning(server)) && (await this.pingOn(server).then(() => true, () => false));
+    return (
+      (await isStillRunning(server)) &&
+      (await this.pingOn(server).then(
+        () => true,
+        () => false,
+      ))
+    );
   }
 
   /**
@@ -246,7 +261,13 @@ export class BazelServer {
    */
   private async stopPinned(server: PinnedServer, answering = true): Promise<void> {
     if (this.pinned === server) this.pinned = undefined;
-    const asked = answering && (await isStillRunning(server)) && (await this.shutdownOn(server).then(() => true, () => false));
+    const asked =
+      answering &&
+      (await isStillRunning(server)) &&
+      (await this.shutdownOn(server).then(
+        () => true,
+        () => false,
+      ));
     server.client.close();
     if (!asked || !(await exited(server, EXIT_TIMEOUT_MS))) await stopProcess(server, `the Bazel server on ${this.options.outputBase}`);
   }

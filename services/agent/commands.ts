@@ -79,7 +79,8 @@ export function serveBuildEventFile(call: ReadBuildEventFileCall, laptop: Laptop
   const { commandId, fileId } = call.request;
   laptop.read(commandId, fileId, write).then(
     () => call.end(),
-    (err: Error & { code?: grpc.status }) => void call.emit('error', err.code ? err : statusError(grpc.status.INTERNAL, `reading build event file ${fileId}: ${err.message}`)),
+    (err: Error & { code?: grpc.status }) =>
+      void call.emit('error', err.code ? err : statusError(grpc.status.INTERNAL, `reading build event file ${fileId}: ${err.message}`)),
   );
 }
 

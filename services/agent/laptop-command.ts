@@ -124,5 +124,10 @@ function rootPairs(agent: string, laptop: string): PathPair[] {
   } catch {
     // Not there yet (a first command): Bazel prints no resolved form of it either.
   }
-  return real === agent ? [[agent, laptop]] : [[agent, laptop], [real, laptop]];
+  return real === agent
+    ? [[agent, laptop]]
+    : [
+        [agent, laptop],
+        [real, laptop],
+      ];
 }

@@ -149,11 +149,14 @@ async function serveUntilStopped(server: AgentServer, stopRequested: Promise<str
  */
 function whenUnused(server: AgentServer, ms: number, stopped: Promise<unknown>): Promise<string> {
   return new Promise((resolve) => {
-    const timer = setInterval(() => {
-      if (server.usage.unusedForMs() < ms) return;
-      clearInterval(timer);
-      resolve(`unused for ${server.usage.unusedForMs()} ms, longer than --exit-when-unused-ms ${ms}: its control plane is gone`);
-    }, Math.min(60_000, Math.ceil(ms / 4)));
+    const timer = setInterval(
+      () => {
+        if (server.usage.unusedForMs() < ms) return;
+        clearInterval(timer);
+        resolve(`unused for ${server.usage.unusedForMs()} ms, longer than --exit-when-unused-ms ${ms}: its control plane is gone`);
+      },
+      Math.min(60_000, Math.ceil(ms / 4)),
+    );
     void stopped.finally(() => clearInterval(timer));
   });
 }

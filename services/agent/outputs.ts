@@ -68,7 +68,10 @@ export class CommandOutputs {
         listed.catch(() => undefined); // reported to whoever asks for it
         this.lists.set(commandId, listed);
         for (const old of [...this.lists.keys()].slice(0, -KEPT)) this.lists.delete(old);
-        await listed.then(() => undefined, () => undefined);
+        await listed.then(
+          () => undefined,
+          () => undefined,
+        );
         if (events.ours) await fs.rm(events.files[0], { force: true });
       },
     };
@@ -91,8 +94,7 @@ export class CommandOutputs {
     const { outputBase, workspaceDir } = this.options;
     const roots = [...new Set([outputBase, await fs.realpath(outputBase)])];
     /** The path relative to the output base, if it is under it. */
-    const under = (file: string) =>
-      roots.map((root) => path.relative(root, file)).find((rel) => rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel));
+    const under = (file: string) => roots.map((root) => path.relative(root, file)).find((rel) => rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel));
 
     let named: string[];
     try {
@@ -121,25 +123,34 @@ export class CommandOutputs {
 
 /** Of the files Bazel may have written, the one it wrote last (the first if none is there). */
 async function newest(files: string[]): Promise<string> {
-  const times = await Promise.all(files.map((file) => fs.stat(file).then((s) => s.mtimeMs, () => -1)));
+  const times = await Promise.all(
+    files.map((file) =>
+      fs.stat(file).then(
+        (s) => s.mtimeMs,
+        () => -1,
+      ),
+    ),
+  );
   return files[times.indexOf(Math.max(...times))];
 }
 
 /** The file's entry, or none if the command did not leave it (a target that failed). */
-export const describeFile = (outputBase: string) => async (relative: string): Promise<Required<OutputFile>[]> => {
-  const stat = await fs.lstat(path.join(outputBase, relative), { bigint: true }).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return undefined;
-    throw err;
-  });
-  if (!stat) return [];
-  return [
-    {
-      path: relative,
-      regular: stat.isFile(),
-      size: Number(stat.size),
-      mtimeSeconds: Number(stat.mtimeNs / 1_000_000_000n),
-      mtimeNanos: Number(stat.mtimeNs % 1_000_000_000n),
-      executable: (stat.mode & 0o100n) !== 0n,
-    },
-  ];
-};
+export const describeFile =
+  (outputBase: string) =>
+  async (relative: string): Promise<Required<OutputFile>[]> => {
+    const stat = await fs.lstat(path.join(outputBase, relative), { bigint: true }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (!stat) return [];
+    return [
+      {
+        path: relative,
+        regular: stat.isFile(),
+        size: Number(stat.size),
+        mtimeSeconds: Number(stat.mtimeNs / 1_000_000_000n),
+        mtimeNanos: Number(stat.mtimeNs % 1_000_000_000n),
+        executable: (stat.mode & 0o100n) !== 0n,
+      },
+    ];
+  };

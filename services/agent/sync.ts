@@ -120,9 +120,7 @@ function serveRsync(call: SyncCall, dir: string, vet: Vet, receive?: Receive): v
     }
   });
   // A half-close is the proxy's last word: nothing more will reach rsync's stdin either way.
-  call.on('end', () =>
-    rsync ? rsync.stdin.end() : fail(statusError(grpc.status.INVALID_ARGUMENT, 'the stream ended before its SyncStart')),
-  );
+  call.on('end', () => (rsync ? rsync.stdin.end() : fail(statusError(grpc.status.INVALID_ARGUMENT, 'the stream ended before its SyncStart'))));
   // The proxy is gone (cancelled, or its connection dropped): stop writing its workspace.
   call.on('cancelled', () => stop(rsync));
 }

@@ -54,7 +54,12 @@ export class Limits {
     this.getServerCalls.set(user, calls);
     const max = this.config.getServerPerMinute;
     if (calls.length >= max) {
-      throw exhausted('GetServer rate', `user '${user}' made ${calls.length} GetServer calls in the last minute at this orchestrator replica`, max, 'RBS_LIMIT_GET_SERVER_PER_MINUTE');
+      throw exhausted(
+        'GetServer rate',
+        `user '${user}' made ${calls.length} GetServer calls in the last minute at this orchestrator replica`,
+        max,
+        'RBS_LIMIT_GET_SERVER_PER_MINUTE',
+      );
     }
     calls.push(nowMs);
   }
@@ -72,12 +77,24 @@ export class Limits {
     if (!active.has(claim.workflowId)) {
       const max = this.config.activeSessions;
       if (active.size >= max) {
-        throw exhausted('active sessions', `user '${user}' has ${active.size} active sessions`, max, 'RBS_LIMIT_ACTIVE_SESSIONS', `; end one with 'rbs end SESSION'`);
+        throw exhausted(
+          'active sessions',
+          `user '${user}' has ${active.size} active sessions`,
+          max,
+          'RBS_LIMIT_ACTIVE_SESSIONS',
+          `; end one with 'rbs end SESSION'`,
+        );
       }
       const volumes = new Set([...knownVolumes(rows), ...starting.map((s) => s.volume)]);
       const maxVolumes = this.config.retainedVolumes;
       if (!volumes.has(claim.volume) && volumes.size >= maxVolumes) {
-        throw exhausted('retained volumes', `user '${user}' has ${volumes.size} retained volumes`, maxVolumes, 'RBS_LIMIT_RETAINED_VOLUMES', '; a volume is removed when its session expires');
+        throw exhausted(
+          'retained volumes',
+          `user '${user}' has ${volumes.size} retained volumes`,
+          maxVolumes,
+          'RBS_LIMIT_RETAINED_VOLUMES',
+          '; a volume is removed when its session expires',
+        );
       }
     }
     return this.hold(user, claim);
@@ -88,7 +105,12 @@ export class Limits {
     const open = this.watchStreams.get(user) ?? 0;
     const max = this.config.watchStreams;
     if (open >= max) {
-      throw exhausted('WatchSession streams', `user '${user}' has ${open} open WatchSession streams at this orchestrator replica`, max, 'RBS_LIMIT_WATCH_STREAMS');
+      throw exhausted(
+        'WatchSession streams',
+        `user '${user}' has ${open} open WatchSession streams at this orchestrator replica`,
+        max,
+        'RBS_LIMIT_WATCH_STREAMS',
+      );
     }
     this.watchStreams.set(user, open + 1);
     return once(() => {

@@ -24,7 +24,8 @@ function checkPublicKey(pem: string): void {
     throw new InvalidInputError('publicKeyPem', `public key ${message}`);
   };
   if (pem.length > MAX_PUBLIC_KEY_BYTES) fail(`must be at most ${MAX_PUBLIC_KEY_BYTES} bytes, got ${pem.length}`);
-  if (!pem.trimStart().startsWith('-----BEGIN PUBLIC KEY-----')) fail('must be an SPKI PEM (-----BEGIN PUBLIC KEY-----): only the public half leaves the laptop');
+  if (!pem.trimStart().startsWith('-----BEGIN PUBLIC KEY-----'))
+    fail('must be an SPKI PEM (-----BEGIN PUBLIC KEY-----): only the public half leaves the laptop');
   let curve: string | undefined;
   try {
     curve = createPublicKey(pem).asymmetricKeyDetails?.namedCurve;
@@ -44,20 +45,25 @@ export class Login {
     private readonly revocations: Pick<Revocations, 'admit'>,
   ) {
     if (config.allowedDomains.length === 0) {
-      throw new Error(`RBS_OIDC_ALLOWED_DOMAINS is unset: with RBS_OIDC_ISSUER, name the e-mail domains that may log in, or anyone with an account at ${config.issuer} could`);
+      throw new Error(
+        `RBS_OIDC_ALLOWED_DOMAINS is unset: with RBS_OIDC_ISSUER, name the e-mail domains that may log in, or anyone with an account at ${config.issuer} could`,
+      );
     }
     this.verifier = new IdTokenVerifier(config);
   }
 
   async login(idToken: string, publicKeyPem: string): Promise<LoginResponse> {
     if (idToken === '') throw new InvalidInputError('idToken', 'ID token is missing');
-    if (idToken.length > MAX_ID_TOKEN_BYTES) throw new InvalidInputError('idToken', `ID token must be at most ${MAX_ID_TOKEN_BYTES} bytes, got ${idToken.length}`);
+    if (idToken.length > MAX_ID_TOKEN_BYTES)
+      throw new InvalidInputError('idToken', `ID token must be at most ${MAX_ID_TOKEN_BYTES} bytes, got ${idToken.length}`);
     checkPublicKey(publicKeyPem);
     const identity = identityFromClaims(await this.verifier.verify(idToken), this.config);
     await this.revocations.admit(identity);
     const certificatePem = await this.signer.certifyPublicKey(identity, publicKeyPem, { validityMs: this.config.certificateValidityMs });
     const expiresAtMs = new Date(new X509Certificate(certificatePem).validTo).getTime();
-    console.error(`rbs orchestrator: login: certified ${identity.operator ? 'operator' : 'user'} ${JSON.stringify(identity.user)} until ${new Date(expiresAtMs).toISOString()}`);
+    console.error(
+      `rbs orchestrator: login: certified ${identity.operator ? 'operator' : 'user'} ${JSON.stringify(identity.user)} until ${new Date(expiresAtMs).toISOString()}`,
+    );
     return { certificatePem, caCertificatePem: this.signer.caCertPem, user: identity.user, operator: identity.operator, expiresAtMs };
   }
 }
@@ -67,7 +73,11 @@ export function loginHandler(login: Login | null): grpc.handleUnaryCall<LoginReq
   return (call, callback) => {
     Promise.resolve()
       .then(() => {
-        if (!login) throw new RpcError(grpc.status.FAILED_PRECONDITION, 'this orchestrator has no OpenID provider (RBS_OIDC_ISSUER): on the single-user local stack, use `rbs login --user NAME`');
+        if (!login)
+          throw new RpcError(
+            grpc.status.FAILED_PRECONDITION,
+            'this orchestrator has no OpenID provider (RBS_OIDC_ISSUER): on the single-user local stack, use `rbs login --user NAME`',
+          );
         return login.login(call.request.idToken ?? '', call.request.publicKeyPem ?? '');
       })
       .then((response) => callback(null, response))

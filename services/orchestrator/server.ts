@@ -124,9 +124,7 @@ function handlers({ sessions, limits, revocations, login }: OrchestratorServices
         release = limits.openWatch(caller.user);
         const request = call.request;
         const look = () =>
-          request.target === 'sessionId'
-            ? sessions.viewById(caller, request.sessionId ?? '')
-            : sessions.viewByWorkspace(caller, request.workspace ?? '');
+          request.target === 'sessionId' ? sessions.viewById(caller, request.sessionId ?? '') : sessions.viewByWorkspace(caller, request.workspace ?? '');
         let last = '';
         let interval = WATCH_INTERVAL_MS.min;
         while (!cancelled) {

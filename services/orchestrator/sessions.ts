@@ -10,15 +10,7 @@ import type { CertificateSigner } from '../../lib/pki/signer';
 import { placementFor, workflowIdFor } from '../../lib/naming';
 import type { SessionStore } from '../../lib/store/session-store';
 import { validateAgentAddress, validateSessionId, validateWorkspacePath } from '../../lib/validate';
-import {
-  FAILURE,
-  endUpdate,
-  getServerUpdate,
-  heartbeatSignal,
-  sessionQuery,
-  type SessionTimeouts,
-  type SessionView,
-} from '../../workflows/messages';
+import { FAILURE, endUpdate, getServerUpdate, heartbeatSignal, sessionQuery, type SessionTimeouts, type SessionView } from '../../workflows/messages';
 import { SESSION_NAMESPACE, SESSION_PHASE, SESSION_USER } from '../../lib/temporal/search-attributes';
 import type { sessionWorkflow } from '../../workflows';
 import { sessionStaticDetails, sessionSummary } from '../../workflows/details';

@@ -39,7 +39,9 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
 
   /** Opens the session; a failure fails this command only, and the next one asks again. */
   const open = (tell: (message: string) => void, unreachableAgent?: string) => {
-    const opening = openSession(workspace, log, { unreachableAgent, tell }).then((l) => (log(`session ${l.session.sessionId}: agent ${l.session.agentAddress}`), l));
+    const opening = openSession(workspace, log, { unreachableAgent, tell }).then(
+      (l) => (log(`session ${l.session.sessionId}: agent ${l.session.agentAddress}`), l),
+    );
     opening.catch(() => link === opening && (link = undefined));
     return opening;
   };
@@ -53,7 +55,8 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
     if ((await link) === stale) {
       stale.close();
       const unreachableAgent = retry.agentGone ? stale.session.agentAddress : undefined;
-      if (unreachableAgent) tell(`the agent at ${unreachableAgent} did not answer (${retry.why}): waiting for the session to check it, and to replace it if it is gone`);
+      if (unreachableAgent)
+        tell(`the agent at ${unreachableAgent} did not answer (${retry.why}): waiting for the session to check it, and to replace it if it is gone`);
       link = open(tell, unreachableAgent);
     }
     return session(tell);
@@ -70,13 +73,23 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
     signal: AbortSignal,
     onRunTarget: (target: RunTarget__Output) => void,
   ): Promise<Retry | null> {
-    await unlessAborted(channelReady(l.agent, (why) => new AgentUnreachableError(`the agent at ${l.session.agentAddress}: ${why}`)), signal);
+    await unlessAborted(
+      channelReady(l.agent, (why) => new AgentUnreachableError(`the agent at ${l.session.agentAddress}: ${why}`)),
+      signal,
+    );
     const syncId = await syncer.sync(l.agent, l.session, signal);
     signal.throwIfAborted();
     const heartbeat = setInterval(() => l.orchestrator.heartbeat(l.session.sessionId).catch(() => undefined), HEARTBEAT_MS);
     // The command's end reaches the client once its outputs are on this machine. The agent client
     // is read when it is used: the certificate may have been renewed (a new client) by then.
-    const outputs = commandOutputs(request, onResponse, { get agent() { return l.agent; }, workspace, outputBase, log });
+    const outputs = commandOutputs(request, onResponse, {
+      get agent() {
+        return l.agent;
+      },
+      workspace,
+      outputBase,
+      log,
+    });
     try {
       const outcome = await new Promise<Retry | null>((resolve, reject) => {
         let streamed = false;
@@ -121,7 +134,8 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
           done();
           const reason = err.details ?? err.message;
           if (err.code === grpc.status.CANCELLED && signal.aborted) resolve(null);
-          else if (err.code === grpc.status.UNAVAILABLE && !streamed) resolve({ why: reason, agentGone: true }); // retry elsewhere
+          else if (err.code === grpc.status.UNAVAILABLE && !streamed)
+            resolve({ why: reason, agentGone: true }); // retry elsewhere
           else if (err.code === grpc.status.FAILED_PRECONDITION && !streamed) {
             syncer.markDirty(); // e.g. a restarted agent that has not seen our sync, or a drifted copy: sync again
             log(`${reason}: syncing everything`);
@@ -173,7 +187,10 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
 
     close() {
       syncer.close();
-      void link?.then((l) => l.close(), () => undefined);
+      void link?.then(
+        (l) => l.close(),
+        () => undefined,
+      );
     },
   };
 }

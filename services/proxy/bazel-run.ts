@@ -63,7 +63,10 @@ export function bazelRunOf(request: RunRequest, deliver: (response: RunResponse)
 
 /** The client's working directory on this machine, as the client reported it; else the workspace. */
 function clientCwdOf(args: string[], workspace: string): string {
-  const cwd = args.filter((arg) => arg.startsWith('--client_cwd=')).at(-1)?.slice('--client_cwd='.length);
+  const cwd = args
+    .filter((arg) => arg.startsWith('--client_cwd='))
+    .at(-1)
+    ?.slice('--client_cwd='.length);
   return cwd && path.isAbsolute(cwd) ? cwd : workspace;
 }
 

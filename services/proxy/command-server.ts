@@ -123,13 +123,20 @@ export async function startCommandServer(options: CommandServerOptions): Promise
       };
       let deadline: NodeJS.Timeout | undefined;
       aborted.signal.addEventListener('abort', () => {
-        deadline = setTimeout(() => fail(`interrupted; the remote command had not ended ${INTERRUPT_DEADLINE_MS} ms later, and is being stopped`, INTERRUPTED), INTERRUPT_DEADLINE_MS);
+        deadline = setTimeout(
+          () => fail(`interrupted; the remote command had not ended ${INTERRUPT_DEADLINE_MS} ms later, and is being stopped`, INTERRUPTED),
+          INTERRUPT_DEADLINE_MS,
+        );
       });
       // Through a promise, so that a relay throwing synchronously fails this command only.
       activity
         .during(Promise.resolve().then(() => relay.run(request, send, aborted.signal)))
         .then(
-          () => fail(aborted.signal.aborted ? 'interrupted' : 'the command ended without an exit code', aborted.signal.aborted ? INTERRUPTED : BLAZE_INTERNAL_ERROR),
+          () =>
+            fail(
+              aborted.signal.aborted ? 'interrupted' : 'the command ended without an exit code',
+              aborted.signal.aborted ? INTERRUPTED : BLAZE_INTERNAL_ERROR,
+            ),
           (err: Error) => (aborted.signal.aborted ? fail(`interrupted (${err.message})`, INTERRUPTED) : fail(`the command failed: ${err.message}`)),
         )
         .finally(() => {
@@ -148,8 +155,7 @@ export async function startCommandServer(options: CommandServerOptions): Promise
   );
 
   let stopping: Promise<void> | undefined;
-  const stop = () =>
-    (stopping ??= (activity.stop(), shutdownGracefully(server)));
+  const stop = () => (stopping ??= (activity.stop(), shutdownGracefully(server)));
 
   return { address: `127.0.0.1:${port}`, stop };
 }

@@ -37,7 +37,10 @@ function checkedRelative(relative: string, what: string): string {
 
 /** Where `agentPath` (from the MANIFEST) is on this machine: a fetched output or a workspace source. */
 function placeOf(agentPath: string, target: RunTarget__Output): { output: string } | { source: string } {
-  for (const [root, kind] of [[target.outputBase, 'output'], [target.workspace, 'source']] as const) {
+  for (const [root, kind] of [
+    [target.outputBase, 'output'],
+    [target.workspace, 'source'],
+  ] as const) {
     if (!path.isAbsolute(root)) continue;
     const relative = path.relative(root, agentPath);
     if (path.isAbsolute(agentPath) && relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative)) {
@@ -62,7 +65,7 @@ function readManifest(text: string, run: LocalRun): { runfiles: Runfile[]; outpu
     if (line === '') continue;
     const space = line.indexOf(' ');
     const name = checkedRelative(space < 0 ? line : line.slice(0, space), 'the runfiles MANIFEST names a runfile');
-    if (name === 'MANIFEST') throw new Error('the runfiles MANIFEST names a runfile MANIFEST, which is the tree\'s own file');
+    if (name === 'MANIFEST') throw new Error("the runfiles MANIFEST names a runfile MANIFEST, which is the tree's own file");
     const agentPath = space < 0 ? '' : line.slice(space + 1);
     if (agentPath === '') continue; // an empty file Bazel makes itself (e.g. __init__.py): not supported below
     const place = placeOf(agentPath, run.target);

@@ -84,7 +84,9 @@ async function bringOutputs(args: string[], commandId: string, exitCode: number,
   const stats = await bring(mode, listing, context, signal);
   const notes = await mirrorLinks(workspace, outputBase, args, listing.links);
   const ms = Math.round(performance.now() - started);
-  log(`outputs (${mode}) of command ${commandId}: ${listing.files.length} listed, fetched ${stats.files} files (${stats.bytes} bytes) in ${ms} ms (rsync ${stats.ms} ms)`);
+  log(
+    `outputs (${mode}) of command ${commandId}: ${listing.files.length} listed, fetched ${stats.files} files (${stats.bytes} bytes) in ${ms} ms (rsync ${stats.ms} ms)`,
+  );
   return notes;
 }
 
@@ -130,6 +132,8 @@ const LIST_OUTPUTS_DEADLINE_MS = 60_000;
 
 function listOutputs(agent: AgentClient, commandId: string): Promise<Listing> {
   return new Promise((resolve, reject) =>
-    agent.listOutputs({ commandId }, { deadline: Date.now() + LIST_OUTPUTS_DEADLINE_MS }, (err, listing) => (err ? reject(new Error(`the agent's ListOutputs: ${err.details || err.message}`)) : resolve(listing!))),
+    agent.listOutputs({ commandId }, { deadline: Date.now() + LIST_OUTPUTS_DEADLINE_MS }, (err, listing) =>
+      err ? reject(new Error(`the agent's ListOutputs: ${err.details || err.message}`)) : resolve(listing!),
+    ),
   );
 }

@@ -15,7 +15,10 @@ export type RunPlace = { where: 'local' } | { where: 'remote'; why: string };
 /** The last `--client_env=RBS_RUN=…` of the client's arguments, if any. */
 function requestedMode(args: string[]): RunMode | undefined {
   const prefix = `--client_env=${RUN_MODE_VARIABLE}=`;
-  const value = args.filter((arg) => arg.startsWith(prefix)).at(-1)?.slice(prefix.length);
+  const value = args
+    .filter((arg) => arg.startsWith(prefix))
+    .at(-1)
+    ?.slice(prefix.length);
   if (value === undefined || value === '') return undefined;
   if (!MODES.includes(value as RunMode)) throw new Error(`${RUN_MODE_VARIABLE} must be one of ${MODES.join(', ')}, not ${JSON.stringify(value)}`);
   return value as RunMode;

@@ -89,7 +89,7 @@ function showProgress(orchestrator: OrchestratorClient, workspace: string, tell:
 /** GetServer, on a fresh connection per attempt (no reconnection back-off), through an orchestrator restart. */
 async function getServer(workspace: string, options: OpenOptions): Promise<{ orchestrator: OrchestratorClient; session: Session }> {
   const giveUpAt = Date.now() + ORCHESTRATOR_RESTART_GRACE_MS;
-  for (let told = false; ; ) {
+  for (let told = false; ;) {
     const orchestrator = await connect();
     const stopShowing = showProgress(orchestrator, workspace, options.tell);
     try {

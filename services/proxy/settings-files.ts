@@ -35,7 +35,11 @@ function ruleFiles(workspace: string): string[] {
 
 function coreExcludesFile(workspace: string): string | null {
   try {
-    const named = execFileSync('git', ['config', '--path', '--get', 'core.excludesFile'], { cwd: workspace, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const named = execFileSync('git', ['config', '--path', '--get', 'core.excludesFile'], {
+      cwd: workspace,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
     return named ? path.resolve(workspace, named) : null;
   } catch {
     return null; // unset, or no git: nothing more to compare

@@ -57,10 +57,7 @@ async function backendFor(config: RbsConfig, workerTls: RotatingTls, workspaceSt
     const exitWhenUnusedMs = idleTimeoutMs + 2 * agentProbeIntervalMs;
     return new LocalBackend({ home: config.home, agentCommand: defaultAgentCommand(), workerTls, keepaliveMs: config.keepaliveMs, exitWhenUnusedMs });
   }
-  const [{ KubeConfig }, { KubernetesBackend }] = await Promise.all([
-    import('@kubernetes/client-node'),
-    import('../../lib/compute/kubernetes/backend'),
-  ]);
+  const [{ KubeConfig }, { KubernetesBackend }] = await Promise.all([import('@kubernetes/client-node'), import('../../lib/compute/kubernetes/backend')]);
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();
   return new KubernetesBackend({ kubeConfig, config: config.backend.kubernetes, workspaceStorage });
@@ -73,10 +70,7 @@ async function backendFor(config: RbsConfig, workerTls: RotatingTls, workspaceSt
  */
 async function filestoreFor(config: RbsConfig): Promise<{ storage: WorkspaceStorage; close(): Promise<void> } | null> {
   if (config.backend.kind !== 'kubernetes' || !config.backend.filestore) return null;
-  const [{ v1 }, { createWorkspaceStorage }] = await Promise.all([
-    import('@google-cloud/filestore'),
-    import('../../lib/filestore/workspace-storage'),
-  ]);
+  const [{ v1 }, { createWorkspaceStorage }] = await Promise.all([import('@google-cloud/filestore'), import('../../lib/filestore/workspace-storage')]);
   const client = new v1.CloudFilestoreManagerClient();
   return { storage: createWorkspaceStorage(client, config.backend.filestore), close: () => client.close() };
 }

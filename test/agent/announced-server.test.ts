@@ -40,7 +40,12 @@ async function info(): Promise<{ exitCode?: number; error?: grpc.ServiceError }>
   const { syncId } = await f.sync();
   const client = f.client();
   const call = client.run({
-    request: { arg: ['info', 'release', `--client_cwd=${f.source}`].map((a) => Buffer.from(a)), blockForLock: true, clientDescription: 'pid=4242', startupOptions: [] },
+    request: {
+      arg: ['info', 'release', `--client_cwd=${f.source}`].map((a) => Buffer.from(a)),
+      blockForLock: true,
+      clientDescription: 'pid=4242',
+      startupOptions: [],
+    },
     clientWorkspace: f.source,
     syncId,
   });

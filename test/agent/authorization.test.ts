@@ -90,7 +90,9 @@ describe.each(['the worker', 'the orchestrator', "another session's proxy"])('%s
     fs.writeFileSync(path.join(outputBase(), 'execroot', 'x', 'bazel-out', 'secret'), 'built for the session\n');
     await expect(unary((done) => client(callers[name]).listOutputs({ commandId: 'x' }, done))).rejects.toMatchObject(denied(who(name)));
     const laptop = path.join(f.root, 'stolen');
-    await expect(fetchFromOutputBase({ agent: client(callers[name]), outputBase: laptop, paths: ['execroot/x/bazel-out/secret'] })).rejects.toThrow(/PERMISSION_DENIED/);
+    await expect(fetchFromOutputBase({ agent: client(callers[name]), outputBase: laptop, paths: ['execroot/x/bazel-out/secret'] })).rejects.toThrow(
+      /PERMISSION_DENIED/,
+    );
     expect(fs.existsSync(path.join(laptop, 'execroot', 'x', 'bazel-out', 'secret'))).toBe(false);
     fs.rmSync(path.join(outputBase(), 'execroot'), { recursive: true });
   });

@@ -35,12 +35,26 @@ function writeFiles(dir: string, files: Record<string, string>): void {
  */
 const forward = (rules: string[]) => rules.map((rule) => `${rule} = native.${rule}\n`).join('');
 const STUBS: Record<string, Record<string, string>> = {
-  rules_cc: { WORKSPACE: '', BUILD: '', 'cc/BUILD': '', 'cc/defs.bzl': forward(['cc_binary', 'cc_import', 'cc_library', 'cc_test', 'cc_toolchain', 'cc_toolchain_suite', 'objc_import', 'objc_library']) },
+  rules_cc: {
+    WORKSPACE: '',
+    BUILD: '',
+    'cc/BUILD': '',
+    'cc/defs.bzl': forward(['cc_binary', 'cc_import', 'cc_library', 'cc_test', 'cc_toolchain', 'cc_toolchain_suite', 'objc_import', 'objc_library']),
+  },
   rules_java: {
     WORKSPACE: '',
     BUILD: '',
     'java/BUILD': '',
-    'java/defs.bzl': forward(['java_binary', 'java_import', 'java_library', 'java_plugin', 'java_proto_library', 'java_runtime', 'java_test', 'java_toolchain']),
+    'java/defs.bzl': forward([
+      'java_binary',
+      'java_import',
+      'java_library',
+      'java_plugin',
+      'java_proto_library',
+      'java_runtime',
+      'java_test',
+      'java_toolchain',
+    ]),
   },
   remote_coverage_tools: {
     WORKSPACE: '',
@@ -77,9 +91,15 @@ function clientRequest(command: string, args: string[], { cwd = '', blockForLock
   const buildOptions = ['build', 'test', 'run'].includes(command) ? ['--nosandbox_debug', ...overrides] : [];
   return {
     cookie: '',
-    arg: [command, `--client_env=PATH=${LAPTOP_PATH}`, '--client_env=HOME=/home/dev', `--client_env=PWD=${clientCwd}`, `--client_cwd=${clientCwd}`, ...buildOptions, ...args].map(
-      (a) => Buffer.from(a),
-    ),
+    arg: [
+      command,
+      `--client_env=PATH=${LAPTOP_PATH}`,
+      '--client_env=HOME=/home/dev',
+      `--client_env=PWD=${clientCwd}`,
+      `--client_cwd=${clientCwd}`,
+      ...buildOptions,
+      ...args,
+    ].map((a) => Buffer.from(a)),
     blockForLock,
     clientDescription: 'pid=4242',
     invocationPolicy: '',
@@ -95,7 +115,12 @@ interface Outcome {
   ms: number;
 }
 
-async function bazel(server: BazelServer, request: RunRequest__Output, signal = new AbortController().signal, onResponse?: (r: RunResponse__Output) => void): Promise<Outcome> {
+async function bazel(
+  server: BazelServer,
+  request: RunRequest__Output,
+  signal = new AbortController().signal,
+  onResponse?: (r: RunResponse__Output) => void,
+): Promise<Outcome> {
   const responses: RunResponse__Output[] = [];
   const started = Date.now();
   await server.run(request, LAPTOP, (r) => (responses.push(r), onResponse?.(r)), signal);
@@ -108,13 +133,16 @@ async function bazel(server: BazelServer, request: RunRequest__Output, signal = 
 const serverPid = () => Number(fs.readFileSync(path.join(outputBase, 'server', 'server.pid.txt'), 'utf8'));
 /** Processes working under our output base: the actions Bazel spawned (the server's cwd is the workspace). */
 function actionProcesses(): string[] {
-  return fs.readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).flatMap((pid) => {
-    try {
-      return fs.readlinkSync(`/proc/${pid}/cwd`).startsWith(outputBase) ? [`${pid} ${fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim()}`] : [];
-    } catch {
-      return []; // gone, or not ours to read
-    }
-  });
+  return fs
+    .readdirSync('/proc')
+    .filter((pid) => /^\d+$/.test(pid))
+    .flatMap((pid) => {
+      try {
+        return fs.readlinkSync(`/proc/${pid}/cwd`).startsWith(outputBase) ? [`${pid} ${fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim()}`] : [];
+      } catch {
+        return []; // gone, or not ours to read
+      }
+    });
 }
 
 async function until(what: string, condition: () => boolean, timeoutMs = 30_000): Promise<void> {
@@ -148,7 +176,11 @@ afterAll(async () => {
   const pidFile = path.join(outputBase, 'server', 'server.pid.txt');
   if (fs.existsSync(pidFile) && isAlive(serverPid())) process.kill(serverPid(), 'SIGKILL');
   fs.rmSync(root, { recursive: true, force: true });
-  console.log(Object.entries(timings).map(([what, ms]) => `${what}: ${ms} ms`).join('\n'));
+  console.log(
+    Object.entries(timings)
+      .map(([what, ms]) => `${what}: ${ms} ms`)
+      .join('\n'),
+  );
 });
 
 test('concurrent ensureStarted calls start one server', () => {

@@ -17,14 +17,17 @@ const KEEPALIVE_MS = 1000;
 
 /** Pids of `sleep` processes working under `dir` (the genrule's action runs in the execroot). */
 function sleepsUnder(dir: string): number[] {
-  return fs.readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).flatMap((pid) => {
-    try {
-      const running = fs.readlinkSync(`/proc/${pid}/cwd`).startsWith(dir) && fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sleep';
-      return running ? [Number(pid)] : [];
-    } catch {
-      return [];
-    }
-  });
+  return fs
+    .readdirSync('/proc')
+    .filter((pid) => /^\d+$/.test(pid))
+    .flatMap((pid) => {
+      try {
+        const running = fs.readlinkSync(`/proc/${pid}/cwd`).startsWith(dir) && fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sleep';
+        return running ? [Number(pid)] : [];
+      } catch {
+        return [];
+      }
+    });
 }
 
 let f: Fixture;

@@ -113,7 +113,11 @@ describe('mapRunRequest path boundaries', () => {
     ['a sibling with the same prefix', '/home/dev/proj2/x', '/home/dev/proj2/x'],
     ['the path inside another path', '/x/home/dev/proj/y', '/x/home/dev/proj/y'],
     ['every entry of a path list', '--action_env=PYTHONPATH=/home/dev/proj/lib:/home/dev/proj/gen', '--action_env=PYTHONPATH=/vol/ws/lib:/vol/ws/gen'],
-    ['the output base', '--experimental_execution_log_file=/home/dev/.cache/bazel/_bazel_dev/0123abcd/exec.log', '--experimental_execution_log_file=/vol/ob/exec.log'],
+    [
+      'the output base',
+      '--experimental_execution_log_file=/home/dev/.cache/bazel/_bazel_dev/0123abcd/exec.log',
+      '--experimental_execution_log_file=/vol/ob/exec.log',
+    ],
     ['a label', '//home/dev/proj:t', '//home/dev/proj:t'],
     ['a variable that is not PATH', '--client_env=PATHEXT=/home/dev/proj', '--client_env=PATHEXT=/vol/ws'],
   ])('%s', (_, arg, expected) => {

@@ -54,7 +54,14 @@ afterAll(() => {
 async function startAgent(): Promise<{ process: ChildProcess; address: string }> {
   const [node, main] = defaultAgentCommand();
   const port = await freePort();
-  const env = { PATH: process.env.PATH, HOME: path.join(volume, 'home'), RBS_AGENT_SESSION: SESSION, RBS_AGENT_TLS_DIR: agentTlsDir, RBS_AGENT_VOLUME_DIR: volume, RBS_AGENT_LISTEN: `127.0.0.1:${port}` };
+  const env = {
+    PATH: process.env.PATH,
+    HOME: path.join(volume, 'home'),
+    RBS_AGENT_SESSION: SESSION,
+    RBS_AGENT_TLS_DIR: agentTlsDir,
+    RBS_AGENT_VOLUME_DIR: volume,
+    RBS_AGENT_LISTEN: `127.0.0.1:${port}`,
+  };
   const agent = spawn(node, [main], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   agents.push(agent);
   let stderr = '';
@@ -70,7 +77,12 @@ async function build(address: string): Promise<number> {
   try {
     const { syncId } = await syncWorkspace({ workspace: source, agent: client, sessionId: SESSION });
     const call = client.run({
-      request: { arg: ['build', '--nosandbox_debug', `--client_cwd=${source}`, '//:gen'].map((a) => Buffer.from(a)), blockForLock: true, clientDescription: 'pid=4242', startupOptions: [] },
+      request: {
+        arg: ['build', '--nosandbox_debug', `--client_cwd=${source}`, '//:gen'].map((a) => Buffer.from(a)),
+        blockForLock: true,
+        clientDescription: 'pid=4242',
+        startupOptions: [],
+      },
       clientWorkspace: source,
       syncId,
     });

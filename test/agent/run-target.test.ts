@@ -6,7 +6,10 @@ const BIN = `${OB}/execroot/__main__/bazel-out/k8-fastbuild/bin`;
 const exec = (argv: string[], env: Record<string, string> = {}) => ({
   workingDirectory: Buffer.from(`${BIN}/run/echo.runfiles/__main__`),
   argv: argv.map((arg) => Buffer.from(arg)),
-  environmentVariable: Object.entries({ BUILD_WORKSPACE_DIRECTORY: '/vol/workspace', ...env }).map(([name, value]) => ({ name: Buffer.from(name), value: Buffer.from(value) })),
+  environmentVariable: Object.entries({ BUILD_WORKSPACE_DIRECTORY: '/vol/workspace', ...env }).map(([name, value]) => ({
+    name: Buffer.from(name),
+    value: Buffer.from(value),
+  })),
   environmentVariableToClear: [],
   shouldExec: false,
 });
@@ -14,7 +17,12 @@ const describe = (argv: string[], env?: Record<string, string>) => describeRun(e
 
 test('a plain program: relative to the output base, with its arguments as Bazel quoted them', () => {
   const target = describe(['/bin/bash', '-c', `${BIN}/run/echo a 'b c' 'it'\\''s'`]);
-  expect(target).toMatchObject({ executable: 'execroot/__main__/bazel-out/k8-fastbuild/bin/run/echo', remoteOnlyReason: '', outputBase: OB, workspace: '/vol/workspace' });
+  expect(target).toMatchObject({
+    executable: 'execroot/__main__/bazel-out/k8-fastbuild/bin/run/echo',
+    remoteOnlyReason: '',
+    outputBase: OB,
+    workspace: '/vol/workspace',
+  });
   expect(target.args!.map(String)).toEqual(['a', 'b c', "it's"]);
 });
 

@@ -34,7 +34,10 @@ if (CASES.length > 0) {
     });
     afterAll(() => {
       console.log(
-        [`chaos seed ${SEED}, ${CASES.length} cases:`, ...outcomes.map((o) => `  ${o.name.padEnd(30)} exit ${String(o.code).padStart(2)} after ${o.endedMs} ms; next build ${o.nextBuildMs} ms`)].join('\n'),
+        [
+          `chaos seed ${SEED}, ${CASES.length} cases:`,
+          ...outcomes.map((o) => `  ${o.name.padEnd(30)} exit ${String(o.code).padStart(2)} after ${o.endedMs} ms; next build ${o.nextBuildMs} ms`),
+        ].join('\n'),
       );
       rig?.close();
     });

@@ -79,7 +79,8 @@ async function startControlPlane(): Promise<ControlPlane> {
   const started = Date.now();
   const stack = await startLocalStack(config, { ui: false, persist: false, log: (m) => log.push(`${((Date.now() - started) / 1000).toFixed(1)} s: ${m}`) });
   const ca = await CertificateAuthority.loadOrCreate(homePaths(config.home).pki);
-  const workspace = (user: string) => workspaceOfUser({ home: config.home, ca, orchestrator: stack.orchestrator }, user, { RBS_KEEPALIVE_MS: String(CHAOS_KEEPALIVE_MS) });
+  const workspace = (user: string) =>
+    workspaceOfUser({ home: config.home, ca, orchestrator: stack.orchestrator }, user, { RBS_KEEPALIVE_MS: String(CHAOS_KEEPALIVE_MS) });
   const ws = await workspace('cora');
   const first = await ws.bazel(['build', ...ws.buildOptions, '//:gen']);
   if (first.code !== 0) throw new Error(`the first build failed: ${first.stderr}`);
@@ -126,7 +127,11 @@ async function reachPhase(plane: ControlPlane, c: Case, target: BazelWorkspace, 
   }
   if (c.phase === 'provision') {
     await asUser(plane, user, (client) =>
-      waitFor(async () => (await liveSessions(client, target.workspace)).some((s) => s.phase.startsWith('PROVISIONING')), 60_000, `${caseName(c)}: provisioning`),
+      waitFor(
+        async () => (await liveSessions(client, target.workspace)).some((s) => s.phase.startsWith('PROVISIONING')),
+        60_000,
+        `${caseName(c)}: provisioning`,
+      ),
     );
   }
 }
@@ -182,7 +187,12 @@ async function runCase(plane: ControlPlane, c: Case): Promise<string> {
     // A restart takes seconds, and so does a stall: the proxy waits them out, so the command succeeds.
     if (ended.code !== 0) throw new Error(`${context}\nit failed: a control-plane process that is back within seconds must not fail a build`);
     // An orchestrator killed under a proxy's GetServer: the proxy said it was trying again.
-    if (c.process === 'orchestrator' && c.fault === 'kill' && c.phase !== 'idle' && !/^RBS: the orchestrator(: cannot connect| dropped GetServer).*: trying again/m.test(ended.stderr)) {
+    if (
+      c.process === 'orchestrator' &&
+      c.fault === 'kill' &&
+      c.phase !== 'idle' &&
+      !/^RBS: the orchestrator(: cannot connect| dropped GetServer).*: trying again/m.test(ended.stderr)
+    ) {
       throw new Error(`${context}\nit did not say that it was trying the orchestrator again`);
     }
 

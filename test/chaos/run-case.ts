@@ -84,7 +84,8 @@ function checkEnding(what: string, c: ChaosCase, result: BazelResult, ms: number
     throw new Error(`${context}\nit did not say that it waits for the session to check its agent`);
   }
   // A failure says what happened: RBS names the part, or the client names its server's end.
-  if (result.code !== 0 && !/RBS|Server terminated abruptly|interrupted|ERROR:/.test(result.stderr)) throw new Error(`${context}\nit failed without saying why`);
+  if (result.code !== 0 && !/RBS|Server terminated abruptly|interrupted|ERROR:/.test(result.stderr))
+    throw new Error(`${context}\nit failed without saying why`);
 }
 
 /** Whether the command is in the case's phase now. */
@@ -106,7 +107,7 @@ async function inject(rig: ChaosRig, { point, phase }: ChaosCase, client?: Child
     case 'agent-kill':
     case 'agent-freeze': {
       const { pid } = await sessionAgent(rig);
-      if (point === 'agent-kill') return signal(pid, 'SIGKILL'), () => undefined;
+      if (point === 'agent-kill') return (signal(pid, 'SIGKILL'), () => undefined);
       signal(pid, 'SIGSTOP');
       return () => signal(pid, 'SIGCONT');
     }
@@ -114,14 +115,14 @@ async function inject(rig: ChaosRig, { point, phase }: ChaosCase, client?: Child
     case 'bazel-freeze': {
       const pids = await remoteServers(rig);
       if (pids.length !== 1) throw new Error(`${point}: the session has ${pids.length} Bazel servers, not 1`);
-      if (point === 'bazel-kill') return signal(pids[0], 'SIGKILL'), () => undefined;
+      if (point === 'bazel-kill') return (signal(pids[0], 'SIGKILL'), () => undefined);
       signal(pids[0], 'SIGSTOP');
       return () => signal(pids[0], 'SIGCONT');
     }
     case 'proxy-kill':
     case 'proxy-freeze': {
       const pid = rig.ws.proxyPid();
-      if (point === 'proxy-kill') return signal(pid, 'SIGKILL'), () => undefined;
+      if (point === 'proxy-kill') return (signal(pid, 'SIGKILL'), () => undefined);
       signal(pid, 'SIGSTOP');
       const thaw = setTimeout(() => signal(pid, 'SIGCONT'), PROXY_FREEZE_MS);
       return () => (clearTimeout(thaw), signal(pid, 'SIGCONT'));
@@ -165,7 +166,9 @@ async function checkNothingLeft(rig: ChaosRig, name: string): Promise<void> {
   const { ws } = rig;
   const agent = await sessionAgent(rig); // exactly one agent
   const left = async () => ({
-    rsyncs: Object.fromEntries([ws.workspace, ws.outputBase, agent.workspace, agent.outputBase].map((dir) => [dir, rsyncsIn(dir)]).filter(([, pids]) => pids.length > 0)),
+    rsyncs: Object.fromEntries(
+      [ws.workspace, ws.outputBase, agent.workspace, agent.outputBase].map((dir) => [dir, rsyncsIn(dir)]).filter(([, pids]) => pids.length > 0),
+    ),
     naps: pidsWhere((cmdline) => cmdline === `sleep\0${rig.napSeconds}\0`),
     remoteServers: await remoteServers(rig),
     proxies: bazelServersOn(ws.outputBase),

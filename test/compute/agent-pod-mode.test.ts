@@ -44,7 +44,10 @@ function unary<T>(invoke: (callback: grpc.requestCallback<T>) => void): Promise<
 test('serves mTLS on its port and plaintext health on the probe port, with the workspace and HOME on the volume', async () => {
   const ca = await CertificateAuthority.loadOrCreate(path.join(dir, 'ca'));
   const tlsDir = path.join(dir, 'tls');
-  await writeTlsMaterial(tlsDir, 'agent', { caCertPem: ca.certPem, ...(await ca.issue({ kind: 'agent', sessionId: SESSION }, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] })) });
+  await writeTlsMaterial(tlsDir, 'agent', {
+    caCertPem: ca.certPem,
+    ...(await ca.issue({ kind: 'agent', sessionId: SESSION }, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] })),
+  });
   const volume = path.join(dir, 'volume');
   fs.mkdirSync(volume);
   const [port, healthPort] = [await freePort(), await freePort()];

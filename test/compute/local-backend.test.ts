@@ -58,10 +58,7 @@ async function provision(): Promise<void> {
 
 /** Health and Agent clients of the agent at `address`, as `identity`, trusting only this session's agent. */
 async function connect(address: string, identity: Identity) {
-  const credentials = channelCredentials(
-    await tlsFor(identity),
-    (server) => server.kind === 'agent' && server.sessionId === SESSION,
-  );
+  const credentials = channelCredentials(await tlsFor(identity), (server) => server.kind === 'agent' && server.sessionId === SESSION);
   const { health, agent } = protos();
   const clients = {
     health: new health.grpc.health.v1.Health(address, credentials, tlsChannelOptions(address)),
@@ -87,9 +84,7 @@ function alive(pid: number): boolean {
 test('provisions a session, serves it over mTLS, syncs its workspace and tears it down', async () => {
   await provision();
   await backend.ensureNamespace({ namespace: NAMESPACE, sessionId: SESSION, user: 'alice', volume: VOLUME });
-  expect(await backend.listNamespaces()).toEqual([
-    { namespace: NAMESPACE, sessionId: SESSION, createdAt: expect.any(Date) },
-  ]);
+  expect(await backend.listNamespaces()).toEqual([{ namespace: NAMESPACE, sessionId: SESSION, createdAt: expect.any(Date) }]);
   expect(agentCertificateExpiry((await backend.agentCertificate(NAMESPACE))!, SESSION)!.getTime()).toBeGreaterThan(Date.now());
   expect(await backend.agentAddress(NAMESPACE)).toBeNull();
 
@@ -189,12 +184,8 @@ test('syncs a workspace like the developer sees it: what git ignores, bazel link
   await backend.syncWorkspace(VOLUME, source);
 
   const workspace = path.join(home, 'volumes', VOLUME, 'workspace');
-  const synced = fs.readdirSync(workspace, { recursive: true, encoding: 'utf8' }).filter((entry) =>
-    fs.lstatSync(path.join(workspace, entry)).isFile(),
-  );
-  expect(synced.sort()).toEqual(
-    ['.bazelignore', '.gitignore', 'BUILD.bazel', 'pkg/.gitignore', 'pkg/lib.cc', 'third_party/dep/BUILD'].sort(),
-  );
+  const synced = fs.readdirSync(workspace, { recursive: true, encoding: 'utf8' }).filter((entry) => fs.lstatSync(path.join(workspace, entry)).isFile());
+  expect(synced.sort()).toEqual(['.bazelignore', '.gitignore', 'BUILD.bazel', 'pkg/.gitignore', 'pkg/lib.cc', 'third_party/dep/BUILD'].sort());
   expect(fs.existsSync(path.join(workspace, 'bazel-bin'))).toBe(false);
   expect(fs.existsSync(path.join(workspace, 'etc'))).toBe(false);
 
@@ -234,7 +225,7 @@ test('an agent killed without warning leaves a stale lock that its successor tak
   expect(log).toContain('removing stale lock');
 });
 
-test("a namespace given to a new session stops what the old session left in it", async () => {
+test('a namespace given to a new session stops what the old session left in it', async () => {
   await provision();
   await backend.startAgent({ namespace: NAMESPACE, sessionId: SESSION, volume: VOLUME });
   const next = { namespace: NAMESPACE, sessionId: OTHER_SESSION, user: 'alice', volume: VOLUME };
@@ -266,7 +257,12 @@ describe('an agent whose control plane is gone (--exit-when-unused-ms)', () => {
   const UNUSED_MS = 1500;
 
   test('stops itself once nobody has called it for that long, and frees its namespace', async () => {
-    const quiet = new LocalBackend({ home, agentCommand: defaultAgentCommand(), workerTls: await tlsFor({ kind: 'service', name: 'worker' }), exitWhenUnusedMs: UNUSED_MS });
+    const quiet = new LocalBackend({
+      home,
+      agentCommand: defaultAgentCommand(),
+      workerTls: await tlsFor({ kind: 'service', name: 'worker' }),
+      exitWhenUnusedMs: UNUSED_MS,
+    });
     await provision();
     const spec = { namespace: NAMESPACE, sessionId: SESSION, volume: VOLUME };
     await quiet.startAgent(spec);
@@ -289,7 +285,9 @@ describe('an agent whose control plane is gone (--exit-when-unused-ms)', () => {
 
   test('is refused a nonsensical period with a clear message', () => {
     const [command, ...args] = defaultAgentCommand();
-    const run = spawnSync(command, [...args, '--namespace-dir', home, '--session', SESSION, '--workspace-dir', home, '--exit-when-unused-ms', '5'], { encoding: 'utf8' });
+    const run = spawnSync(command, [...args, '--namespace-dir', home, '--session', SESSION, '--workspace-dir', home, '--exit-when-unused-ms', '5'], {
+      encoding: 'utf8',
+    });
     expect(run.status).toBe(2);
     expect(run.stderr).toContain("--exit-when-unused-ms must be a whole number of milliseconds, at least 1000, got '5'");
   });

@@ -32,7 +32,11 @@ test("a busy session's agent certificate is renewed in place and served by the r
 
   const key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const issued = await user.issueProxyCertificate(session.sessionId, key.publicKey.export({ type: 'spki', format: 'pem' }).toString());
-  const proxyTls = { caCertPem: issued.caCertificatePem, certPem: issued.certificatePem, keyPem: key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
+  const proxyTls = {
+    caCertPem: issued.caCertificatePem,
+    certPem: issued.certificatePem,
+    keyPem: key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+  };
   expect(await agentIsServing(session.agentAddress, session.sessionId, proxyTls)).toBeNull();
   // The same agent all along: renewed, not restarted.
   expect((await user.describeSession(session.sessionId)).agentAddress).toBe(session.agentAddress);

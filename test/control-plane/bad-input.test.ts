@@ -44,12 +44,9 @@ test('session ids: malformed is INVALID_ARGUMENT, unknown is NOT_FOUND', async (
 /** A raw client: it trusts the server and presents exactly the given certificate (or none). */
 async function listWith(key?: { certPem: string; keyPem: string }): Promise<grpc.ServiceError> {
   const Orchestrator = protos().orchestrator.rbs.v1.Orchestrator;
-  const credentials = grpc.credentials.createSsl(
-    Buffer.from(stack().ca.certPem),
-    key ? Buffer.from(key.keyPem) : null,
-    key ? Buffer.from(key.certPem) : null,
-    { checkServerIdentity: () => undefined },
-  );
+  const credentials = grpc.credentials.createSsl(Buffer.from(stack().ca.certPem), key ? Buffer.from(key.keyPem) : null, key ? Buffer.from(key.certPem) : null, {
+    checkServerIdentity: () => undefined,
+  });
   const client = new Orchestrator(stack().orchestrator.address, credentials, tlsChannelOptions('127.0.0.1'));
   try {
     return await new Promise<grpc.ServiceError>((resolve) => client.listSessions({}, (e) => resolve(e!)));
@@ -61,10 +58,13 @@ async function listWith(key?: { certPem: string; keyPem: string }): Promise<grpc
 test('the orchestrator refuses a missing, foreign-CA or expired client certificate: UNAUTHENTICATED', async () => {
   const foreignCa = await CertificateAuthority.loadOrCreate(fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-foreign-ca-')));
   const foreign = await foreignCa.issue({ kind: 'user', user: 'mallory', operator: true });
-  const expired = await stack().ca.issue({ kind: 'user', user: 'frank', operator: false }, {
-    notBefore: new Date(Date.now() - 3 * 86_400_000),
-    validityMs: 86_400_000,
-  });
+  const expired = await stack().ca.issue(
+    { kind: 'user', user: 'frank', operator: false },
+    {
+      notBefore: new Date(Date.now() - 3 * 86_400_000),
+      validityMs: 86_400_000,
+    },
+  );
   for (const key of [undefined, foreign, expired]) {
     expect(await listWith(key)).toMatchObject({ code: status.UNAUTHENTICATED, details: expect.stringContaining('certificate') });
   }

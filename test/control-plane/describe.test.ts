@@ -23,7 +23,10 @@ test("a user's own session: every provisioning phase in order, each step with it
   expect(t.phases.map((p) => p.phase)).toEqual([...PROVISIONING_PHASES, 'READY', 'ENDING', 'ENDED']);
   expect(t.phases.some((p) => p.ongoing)).toBe(false);
   expect(t.phases[0].startMs).toBeGreaterThanOrEqual(t.startedAtMs);
-  expect(t.steps.find((s) => s.activity === 'syncWorkspace')).toMatchObject({ outcome: 'completed', summary: `sync \`${workspace}\` to volume \`${session.volume}\`` });
+  expect(t.steps.find((s) => s.activity === 'syncWorkspace')).toMatchObject({
+    outcome: 'completed',
+    summary: `sync \`${workspace}\` to volume \`${session.volume}\``,
+  });
   expect(t.steps.every((s) => s.outcome === 'completed' && s.durationMs >= 0)).toBe(true);
   expect(t.endReason).toBe('ended');
   expect(t.earlierRunsOmitted).toBe(false);
@@ -49,7 +52,7 @@ test('a session whose workflow an operator terminated says so, with the reason g
   expect(t.phases.at(-1)).toMatchObject({ phase: 'READY', ongoing: false });
 });
 
-test("commands its proxy reports are listed, the last ones oldest first; a hostile or foreign report is refused and lands nowhere", async () => {
+test('commands its proxy reports are listed, the last ones oldest first; a hostile or foreign report is refused and lands nowhere', async () => {
   const amy = await stack().client('amy');
   const session = await amy.getServer(stack().workspace());
   await amy.heartbeat(session.sessionId, { verb: 'build', durationMs: 1234, exitCode: 0 });

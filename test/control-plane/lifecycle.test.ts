@@ -9,7 +9,7 @@ const volumeFile = (volume: string, file: string) => path.join(stack().config.ho
 
 test('get-server → READY → heartbeat → idle suspend → resume on the same volume → end → nothing left', async () => {
   const alice = await stack().client('alice');
-  const workspace = stack().workspace({ 'BUILD': '', 'src/main.txt': 'hello\n' });
+  const workspace = stack().workspace({ BUILD: '', 'src/main.txt': 'hello\n' });
 
   const session = await alice.getServer(workspace);
   expect(session).toMatchObject({ phase: 'READY', user: 'alice', workspace });
@@ -26,7 +26,7 @@ test('get-server → READY → heartbeat → idle suspend → resume on the same
   expect((await alice.describeSession(session.sessionId)).phase).toBe('READY');
 
   // So do GetServer calls, more often than the fast path's heartbeat debounce (idle / 10 here).
-  for (let deadline = Date.now() + 3000; Date.now() < deadline; ) {
+  for (let deadline = Date.now() + 3000; Date.now() < deadline;) {
     expect(await alice.getServer(workspace)).toMatchObject({ sessionId: session.sessionId, agentAddress: session.agentAddress });
     await new Promise((r) => setTimeout(r, 30));
   }

@@ -98,7 +98,9 @@ test('a user opening WatchSession streams is refused past RBS_LIMIT_WATCH_STREAM
   await new Promise((r) => setTimeout(r, 300)); // for the orchestrator to have opened both
 
   await expect(watcher.watch({ workspace: ready }, () => undefined).done).rejects.toEqual(
-    exhausted(/^WatchSession streams limit reached: user 'watcher' has 2 open WatchSession streams at this orchestrator replica \(limit 2; RBS_LIMIT_WATCH_STREAMS raises it\)$/),
+    exhausted(
+      /^WatchSession streams limit reached: user 'watcher' has 2 open WatchSession streams at this orchestrator replica \(limit 2; RBS_LIMIT_WATCH_STREAMS raises it\)$/,
+    ),
   );
   // Another user's streams are their own.
   const bystander = await stack().client('bystander-watch');
@@ -111,7 +113,10 @@ test('a user opening WatchSession streams is refused past RBS_LIMIT_WATCH_STREAM
       const phases: string[] = [];
       const ok = await watcher
         .watch({ workspace: ready }, (p) => phases.push(p.phase))
-        .done.then(() => true, () => false);
+        .done.then(
+          () => true,
+          () => false,
+        );
       return ok && phases.includes('READY');
     },
     5000,

@@ -9,10 +9,14 @@ test('an agent that dies is found by the probe and restarted; the session stays 
   const [agent] = await stack().worker.backend.listAgents();
   process.kill(Number(agent.id), 'SIGKILL');
 
-  await waitFor(async () => {
-    const now = await rae.describeSession(session.sessionId);
-    return now.phase === 'READY' && now.agentAddress !== session.agentAddress;
-  }, 20_000, 'the agent to be restarted');
+  await waitFor(
+    async () => {
+      const now = await rae.describeSession(session.sessionId);
+      return now.phase === 'READY' && now.agentAddress !== session.agentAddress;
+    },
+    20_000,
+    'the agent to be restarted',
+  );
   const agents = await stack().worker.backend.listAgents();
   expect(agents).toHaveLength(1);
   expect(agents[0].id).not.toBe(agent.id);

@@ -24,7 +24,10 @@ async function proxyCredentials(client: OrchestratorClient, sessionId: string) {
 }
 
 const revoked = (user: string) =>
-  expect.objectContaining({ code: grpc.status.UNAUTHENTICATED, details: expect.stringMatching(new RegExp(`^user '${user}' has been revoked since \\d{4}-.*: only an operator can lift it$`)) });
+  expect.objectContaining({
+    code: grpc.status.UNAUTHENTICATED,
+    details: expect.stringMatching(new RegExp(`^user '${user}' has been revoked since \\d{4}-.*: only an operator can lift it$`)),
+  });
 
 test('a revoked user is refused at their next call, their sessions end, and their proxy no longer reaches the agent', async () => {
   const eve = await stack().client('eve');
@@ -95,7 +98,10 @@ test('a user who is not an operator cannot revoke anyone, themselves included, n
   const session = await victim.getServer(stack().workspace());
 
   for (const user of ['victim', 'mallory']) {
-    await expect(mallory.revokeUser(user)).rejects.toMatchObject({ code: grpc.status.PERMISSION_DENIED, details: "user 'mallory' is not an operator: cannot revoke users" });
+    await expect(mallory.revokeUser(user)).rejects.toMatchObject({
+      code: grpc.status.PERMISSION_DENIED,
+      details: "user 'mallory' is not an operator: cannot revoke users",
+    });
   }
   expect(await victim.heartbeat(session.sessionId)).toBe('READY');
   expect((await stack().worker.store.get(session.sessionId))?.phase).toBe('READY');
@@ -113,5 +119,8 @@ test('a user who is not an operator cannot revoke anyone, themselves included, n
 test('revoking a name that is not a valid user name is refused with the reason', async () => {
   const secops = await stack().client('secops', { operator: true });
   await expect(secops.revokeUser('')).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('user name must be 1 to') });
-  await expect(secops.revokeUser('a/b')).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining("user name contains '/'") });
+  await expect(secops.revokeUser('a/b')).rejects.toMatchObject({
+    code: grpc.status.INVALID_ARGUMENT,
+    details: expect.stringContaining("user name contains '/'"),
+  });
 });

@@ -13,10 +13,14 @@ test('sessions on the Spanner store: get-server, list, operators filter by searc
 
   // What an operator types in the Temporal UI.
   const query = `RbsSessionPhase = 'READY' AND RbsUser = 'nia'`;
-  await waitFor(async () => {
-    for await (const wf of stack().temporal.workflow.list({ query })) if (wf.workflowId === session.workflowId) return true;
-    return false;
-  }, 10_000, 'the session to be listed by its search attributes');
+  await waitFor(
+    async () => {
+      for await (const wf of stack().temporal.workflow.list({ query })) if (wf.workflowId === session.workflowId) return true;
+      return false;
+    },
+    10_000,
+    'the session to be listed by its search attributes',
+  );
 
   expect((await nia.endSession(session.sessionId)).phase).toBe('ENDED');
   expect((await stack().worker.store.get(session.sessionId))?.phase).toBe('ENDED');

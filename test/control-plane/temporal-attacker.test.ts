@@ -63,7 +63,7 @@ test("a workflow started under another user's session id fails before it touches
   await victim.endSession(session.sessionId);
 });
 
-test("a colliding session id does not attach another user: the session refuses anyone but its user", async () => {
+test('a colliding session id does not attach another user: the session refuses anyone but its user', async () => {
   const victim = await stack().client('victim4');
   const session = await victim.getServer(stack().workspace());
   // As the orchestrator would for a caller whose (user, workspace) hashed to the victim's id.

@@ -12,7 +12,6 @@ import { startWorkerProcess } from '../harness/worker-process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 
-
 test('a worker SIGKILLed in the middle of provisioning: after a restart the session reaches READY, nothing created twice', async () => {
   const config = testConfig();
   const startWorker = () => startWorkerProcess(config);
@@ -53,7 +52,10 @@ test('a worker SIGKILLed in the middle of provisioning: after a restart the sess
     await worker.stop();
     for (const agent of await backend.listAgents()) await backend.killAgent(agent);
     const connection = await Connection.connect({ address: config.temporal.address });
-    await new Client({ connection }).schedule.getHandle(cleanupScheduleId(config.temporal.taskQueue)).delete().catch(() => undefined);
+    await new Client({ connection }).schedule
+      .getHandle(cleanupScheduleId(config.temporal.taskQueue))
+      .delete()
+      .catch(() => undefined);
     await connection.close();
     fs.rmSync(workspace, { recursive: true, force: true });
     fs.rmSync(config.home, { recursive: true, force: true });

@@ -61,8 +61,16 @@ function bazelRun(args: string[], { stdin = '', runMode = '', cwd = ws.workspace
 
 /** What //run:echo prints, run with `a 'b c'` and stdin `typed` from <workspace>/run. */
 const echoed = (workspace: string, outputBase: string) =>
-  ['arg=[a]', 'arg=[b c]', 'stdin=[typed]', `workspace=${workspace}`, `working=${path.join(workspace, 'run')}`, 'data=runfile',
-    `pwd=${path.join(outputBase, 'execroot/__main__/bazel-out/k8-fastbuild/bin/run/echo.runfiles/__main__')}`, ''].join('\n');
+  [
+    'arg=[a]',
+    'arg=[b c]',
+    'stdin=[typed]',
+    `workspace=${workspace}`,
+    `working=${path.join(workspace, 'run')}`,
+    'data=runfile',
+    `pwd=${path.join(outputBase, 'execroot/__main__/bazel-out/k8-fastbuild/bin/run/echo.runfiles/__main__')}`,
+    '',
+  ].join('\n');
 
 it('runs on the laptop (same OS and architecture) from the fetched program and runfiles, with laptop paths', async () => {
   const run = await bazelRun(['//run:echo', '--', 'a', 'b c'], { stdin: 'typed', cwd: path.join(ws.workspace, 'run') }).done;

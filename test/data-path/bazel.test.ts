@@ -41,9 +41,7 @@ it('builds remotely, with the output a local build gives; info, query, test and 
   // Built there, fetched here: the laptop's link leads into its own output base.
   expect(fs.readlinkSync(path.join(ws.workspace, 'bazel-bin')).startsWith(`${ws.outputBase}/`)).toBe(true);
   expect((await ws.local(['build', ...ws.buildOptions, '//:gen'])).code).toBe(0);
-  expect(fs.readFileSync(path.join(workspace, 'bazel-bin', 'gen.txt'), 'utf8')).toBe(
-    fs.readFileSync(path.join(ws.workspace, 'bazel-bin', 'gen.txt'), 'utf8'),
-  );
+  expect(fs.readFileSync(path.join(workspace, 'bazel-bin', 'gen.txt'), 'utf8')).toBe(fs.readFileSync(path.join(ws.workspace, 'bazel-bin', 'gen.txt'), 'utf8'));
 
   expect(await ws.bazel(['info', 'release'])).toMatchObject({ code: 0, stdout: 'development version\n' });
   const query = await ws.bazel(['query', '//:all']);
@@ -207,7 +205,12 @@ it('refuses wrong cookies and junk without crashing', async () => {
     const cancel = await new Promise<grpc.ServiceError | null>((resolve) => client.Cancel({ cookie: 'wrong', commandId: 'x' }, (err) => resolve(err)));
     expect(cancel?.code).toBe(grpc.status.PERMISSION_DENIED);
     const junk = await new Promise<grpc.StatusObject>((resolve) => {
-      const call = client.makeServerStreamRequest('/command_server.CommandServer/Run', (b: Buffer) => b, (b: Buffer) => b, Buffer.from([0xff, 0xff, 0xff, 0xff]));
+      const call = client.makeServerStreamRequest(
+        '/command_server.CommandServer/Run',
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        Buffer.from([0xff, 0xff, 0xff, 0xff]),
+      );
       call.on('data', () => undefined);
       call.on('status', resolve);
       call.on('error', () => undefined);

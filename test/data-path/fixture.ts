@@ -21,7 +21,12 @@ const RBS = path.join(repoRoot(), 'cli', 'rbs.js');
 const forward = (rules: string[]) => rules.map((rule) => `${rule} = native.${rule}\n`).join('');
 const STUBS: Record<string, Record<string, string>> = {
   rules_cc: { WORKSPACE: '', BUILD: '', 'cc/BUILD': '', 'cc/defs.bzl': forward(['cc_binary', 'cc_library', 'cc_test', 'cc_toolchain', 'cc_toolchain_suite']) },
-  rules_java: { WORKSPACE: '', BUILD: '', 'java/BUILD': '', 'java/defs.bzl': forward(['java_binary', 'java_import', 'java_library', 'java_runtime', 'java_test', 'java_toolchain']) },
+  rules_java: {
+    WORKSPACE: '',
+    BUILD: '',
+    'java/BUILD': '',
+    'java/defs.bzl': forward(['java_binary', 'java_import', 'java_library', 'java_runtime', 'java_test', 'java_toolchain']),
+  },
   remote_coverage_tools: {
     WORKSPACE: '',
     BUILD: 'package(default_visibility = ["//visibility:public"])\nfilegroup(name = "lcov_merger")\nfilegroup(name = "coverage_report_generator")\n',
@@ -31,7 +36,9 @@ const STUBS: Record<string, Record<string, string>> = {
 /** `third_party/<name>/<file>` for every stub, and the WORKSPACE that declares them. */
 function stubFiles(): Record<string, string> {
   const files: Record<string, string> = {
-    WORKSPACE: Object.keys(STUBS).map((name) => `local_repository(name = "${name}", path = "third_party/${name}")\n`).join(''),
+    WORKSPACE: Object.keys(STUBS)
+      .map((name) => `local_repository(name = "${name}", path = "third_party/${name}")\n`)
+      .join(''),
   };
   for (const [name, stub] of Object.entries(STUBS)) {
     for (const [file, content] of Object.entries(stub)) files[`third_party/${name}/${file}`] = content;
@@ -176,13 +183,16 @@ export function bazelServersOn(outputBase: string): number[] {
 
 /** Pids of processes (other than this one) whose NUL-separated command line `matches`. */
 export function pidsWhere(matches: (cmdline: string) => boolean): number[] {
-  return fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid).flatMap((name) => {
-    try {
-      return matches(fs.readFileSync(`/proc/${name}/cmdline`, 'latin1')) ? [Number(name)] : [];
-    } catch {
-      return [];
-    }
-  });
+  return fs
+    .readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid)
+    .flatMap((name) => {
+      try {
+        return matches(fs.readFileSync(`/proc/${name}/cmdline`, 'latin1')) ? [Number(name)] : [];
+      } catch {
+        return [];
+      }
+    });
 }
 
 /** A workspace of a new user `name` of `stack`, whose proxy gets its sessions from that stack; `env` adds to the proxy's. */

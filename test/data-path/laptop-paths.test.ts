@@ -22,9 +22,9 @@ beforeAll(async () => {
       '#!/bin/sh',
       'src=$(readlink -f "$0")',
       'ws=${src%/noisy/noisy.sh}',
-      "printf 'real=%s/noisy/noisy.sh\\n' \"$ws\"",
-      "printf 'lookalike=%s-other x%s\\n' \"$ws\" \"$ws\"",
-      "printf 'partial=%s\\n' \"${ws%?}\"",
+      'printf \'real=%s/noisy/noisy.sh\\n\' "$ws"',
+      'printf \'lookalike=%s-other x%s\\n\' "$ws" "$ws"',
+      'printf \'partial=%s\\n\' "${ws%?}"',
       "printf 'bytes=\\377\\376\\303\\050\\n'",
       '',
     ].join('\n'),
@@ -72,9 +72,14 @@ test('a failing C++ build with colours: errors, build output and the build event
   // The build event file where the developer asked, in laptop paths.
   expect(fs.readdirSync(path.dirname(bep)).sort()).toEqual(['bep.json', 'bep.txt']);
   const events = fs.readFileSync(bep, 'utf8');
-  const parsed = events.trim().split('\n').map((line) => JSON.parse(line));
+  const parsed = events
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
   expect(parsed.find((e) => e.started)?.started.workspaceDirectory).toBe(ws.workspace);
-  expect(parsed.find((e) => e.optionsParsed)?.optionsParsed.explicitCmdLine).toEqual(expect.arrayContaining([`--build_event_json_file=${bep}`, `--disk_cache=${cache}`]));
+  expect(parsed.find((e) => e.optionsParsed)?.optionsParsed.explicitCmdLine).toEqual(
+    expect.arrayContaining([`--build_event_json_file=${bep}`, `--disk_cache=${cache}`]),
+  );
   const progress = parsed.flatMap((e) => e.progress?.stderr ?? []).join('');
   expect(progress).toMatch(new RegExp(`\\x1b\\[[0-9;]*m${escape(ws.workspace)}/lib/BUILD:1:11: Compiling`));
   expect(progress).toContain(`real=${ws.workspace}/noisy/noisy.sh\n`);

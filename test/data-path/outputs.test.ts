@@ -26,7 +26,9 @@ const bin = (...parts: string[]) => path.join(ws.outputBase, 'execroot', '__main
 it('after build, bazel-bin/<target> runs on the laptop, from the laptop output base; a no-op build moves no output bytes', async () => {
   const build = await ws.bazel(['build', ...ws.buildOptions, '//main:hello-world', '//:gen']);
   expect(build).toMatchObject({ code: 0 });
-  const links = Object.fromEntries(['bazel-bin', 'bazel-out', 'bazel-testlogs', 'bazel-ws'].map((name) => [name, fs.readlinkSync(path.join(ws.workspace, name))]));
+  const links = Object.fromEntries(
+    ['bazel-bin', 'bazel-out', 'bazel-testlogs', 'bazel-ws'].map((name) => [name, fs.readlinkSync(path.join(ws.workspace, name))]),
+  );
   const execroot = path.join(ws.outputBase, 'execroot', '__main__');
   expect(links).toEqual({
     'bazel-bin': path.join(execroot, 'bazel-out', 'k8-fastbuild', 'bin'),
@@ -40,7 +42,10 @@ it('after build, bazel-bin/<target> runs on the laptop, from the laptop output b
   expect(fetched()).toEqual([[2, size]]);
 
   expect((await ws.bazel(['build', ...ws.buildOptions, '//main:hello-world', '//:gen'])).code).toBe(0);
-  expect(fetched()).toEqual([[2, size], [0, 0]]);
+  expect(fetched()).toEqual([
+    [2, size],
+    [0, 0],
+  ]);
 });
 
 it('after test, each test has its test.log and test.xml under bazel-testlogs (a cc_test and an sh_test)', async () => {
@@ -83,6 +88,8 @@ it('a fetch that cannot land fails the command, naming the path, and writes noth
   fs.appendFileSync(path.join(ws.workspace, 'main', 'hello-world.cc'), '// changed\n');
   const build = await ws.bazel(['build', ...ws.buildOptions, '//main:hello-world']);
   expect(build.code).toBe(36);
-  expect(build.stderr).toContain(`RBS: outputs did not reach this machine: refused to fetch execroot/__main__/bazel-out/k8-fastbuild/bin/main/hello-world: ${bin('main')} is not a directory`);
+  expect(build.stderr).toContain(
+    `RBS: outputs did not reach this machine: refused to fetch execroot/__main__/bazel-out/k8-fastbuild/bin/main/hello-world: ${bin('main')} is not a directory`,
+  );
   expect(fs.readdirSync(elsewhere)).toEqual([]);
 });

@@ -31,7 +31,7 @@ const SPANNER_EMULATOR_GRPC_PORT = 9010;
 /** Compose's interpolation of one value; a variable without a default must be set. */
 function interpolate(value: string, env: Record<string, string>): string {
   let out = '';
-  for (let i = 0; i < value.length; ) {
+  for (let i = 0; i < value.length;) {
     if (value.startsWith('$$', i)) {
       out += '$';
       i += 2;
@@ -76,7 +76,9 @@ function composeFile(env: Record<string, string> = LAPTOP): Record<string, Servi
 /** Dockerfile stages by name, each with the stage it starts from and its text. */
 function dockerStages(): Map<string, { from: string; text: string }> {
   const stages = new Map<string, { from: string; text: string }>();
-  for (const text of read('Dockerfile').split(/^(?=FROM )/m).slice(1)) {
+  for (const text of read('Dockerfile')
+    .split(/^(?=FROM )/m)
+    .slice(1)) {
     const [, from, name] = /^FROM (\S+) AS (\S+)/.exec(text) ?? [];
     if (name) stages.set(name, { from, text });
   }

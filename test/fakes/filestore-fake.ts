@@ -15,14 +15,7 @@ import { protos, v1 } from '@google-cloud/filestore';
 
 const api = protos.google.cloud.filestore.v1;
 
-export type FakeFilestoreRpc =
-  | 'ListInstances'
-  | 'GetInstance'
-  | 'CreateBackup'
-  | 'GetBackup'
-  | 'CreateSnapshot'
-  | 'GetSnapshot'
-  | 'GetOperation';
+export type FakeFilestoreRpc = 'ListInstances' | 'GetInstance' | 'CreateBackup' | 'GetBackup' | 'CreateSnapshot' | 'GetSnapshot' | 'GetOperation';
 
 /** A failure as Google's front end sends it: an HTTP status and an error body with a status name. */
 export interface FakeGoogleError {
@@ -86,9 +79,7 @@ interface Request {
 }
 
 class FakeApiError extends Error {
-  constructor(
-    readonly failure: FakeGoogleError & { message: string },
-  ) {
+  constructor(readonly failure: FakeGoogleError & { message: string }) {
     super(failure.message);
   }
 }
@@ -422,10 +413,13 @@ export class FakeFilestore {
     if (!operation.done) return { name: operation.name, metadata, done: false };
     if (operation.error) return { name: operation.name, metadata, done: true, error: { ...operation.error, details: [] } };
     const response =
-      operation.kind === 'Backup'
-        ? backupJson(this.backups.get(operation.target)!, intEnums)
-        : snapshotJson(this.snapshots.get(operation.target)!, intEnums);
-    return { name: operation.name, metadata, done: true, response: { '@type': `type.googleapis.com/google.cloud.filestore.v1.${operation.kind}`, ...response } };
+      operation.kind === 'Backup' ? backupJson(this.backups.get(operation.target)!, intEnums) : snapshotJson(this.snapshots.get(operation.target)!, intEnums);
+    return {
+      name: operation.name,
+      metadata,
+      done: true,
+      response: { '@type': `type.googleapis.com/google.cloud.filestore.v1.${operation.kind}`, ...response },
+    };
   }
 }
 

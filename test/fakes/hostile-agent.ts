@@ -30,7 +30,8 @@ export async function startHostileAgent(listing: ListOutputsResponse, dir: strin
       const rsync = spawn('rsync', sender, { cwd: dir, stdio: ['pipe', 'pipe', 'ignore'] });
       let started = false;
       call.on('data', (frame: SyncFrame__Output) => {
-        if (!started) started = true; // the proxy's SyncStart: ignored
+        if (!started)
+          started = true; // the proxy's SyncStart: ignored
         else if (frame.frame === 'data') rsync.stdin.write(frame.data);
       });
       call.on('end', () => rsync.stdin.end());

@@ -1,11 +1,6 @@
 /** Backups before the final deletion, through the real Filestore client against the loopback fake. */
 import { status } from '@grpc/grpc-js';
-import {
-  BackupInProgressError,
-  FilestoreApiError,
-  UnsupportedVolumeError,
-  VolumeNotFoundError,
-} from '../../lib/filestore/errors';
+import { BackupInProgressError, FilestoreApiError, UnsupportedVolumeError, VolumeNotFoundError } from '../../lib/filestore/errors';
 import { createWorkspaceStorage, type WorkspaceStorage } from '../../lib/filestore/workspace-storage';
 import { InvalidInputError } from '../../lib/validate';
 import { useFakeFilestore } from '../fakes/filestore-fake';

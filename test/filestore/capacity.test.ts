@@ -8,8 +8,7 @@ import { useFakeFilestore } from '../fakes/filestore-fake';
 const fake = useFakeFilestore();
 let storage: WorkspaceStorage;
 
-const storageFor = (tier: FilestoreTier) =>
-  createWorkspaceStorage(fake.client(), { project: fake.project, region: 'us-central1', tier, quotaGib: 4096 });
+const storageFor = (tier: FilestoreTier) => createWorkspaceStorage(fake.client(), { project: fake.project, region: 'us-central1', tier, quotaGib: 4096 });
 
 beforeAll(() => {
   storage = storageFor('ZONAL');

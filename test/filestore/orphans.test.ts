@@ -17,7 +17,15 @@ beforeAll(() => {
 beforeEach(() => fake.setMaxPageSize(3));
 
 function addVolume(instance: string, labels: Record<string, string>, extra: { location?: string; state?: 'READY' | 'DELETING' } = {}): string {
-  return fake.addInstance({ location: extra.location ?? 'us-central1-a', instance, tier: 'ZONAL', capacityGib: 1024, labels, state: extra.state, createdAt: CREATED });
+  return fake.addInstance({
+    location: extra.location ?? 'us-central1-a',
+    instance,
+    tier: 'ZONAL',
+    capacityGib: 1024,
+    labels,
+    state: extra.state,
+    createdAt: CREATED,
+  });
 }
 
 describe('findOrphans', () => {
@@ -46,7 +54,15 @@ describe('findOrphans', () => {
 
   it('keeps RBS instances it cannot attribute apart from orphans', async () => {
     const unlabelled = addVolume('pvc-unlabelled', MANAGED);
-    const multishare = fake.addInstance({ location: 'us-central1', instance: 'fs-1', tier: 'ENTERPRISE', capacityGib: 1024, share: null, labels: MANAGED, createdAt: CREATED });
+    const multishare = fake.addInstance({
+      location: 'us-central1',
+      instance: 'fs-1',
+      tier: 'ENTERPRISE',
+      capacityGib: 1024,
+      share: null,
+      labels: MANAGED,
+      createdAt: CREATED,
+    });
 
     const report = await storage.findOrphans(new Set());
 

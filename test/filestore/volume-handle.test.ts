@@ -8,10 +8,7 @@ describe('parseVolumeHandle', () => {
       'modeInstance/us-central1-c/test-csi/vol1',
       { mode: 'instance', location: 'us-central1-c', instance: 'test-csi', share: 'vol1' },
     ],
-    [
-      'modeInstance/us-central1/myinstance/myshare',
-      { mode: 'instance', location: 'us-central1', instance: 'myinstance', share: 'myshare' },
-    ],
+    ['modeInstance/us-central1/myinstance/myshare', { mode: 'instance', location: 'us-central1', instance: 'myinstance', share: 'myshare' }],
     [
       'modeInstance/europe-west4-a/pvc-6f0f4d4e-8d1b-4a3c-9a57-0a1b2c3d4e5f/vol1',
       { mode: 'instance', location: 'europe-west4-a', instance: 'pvc-6f0f4d4e-8d1b-4a3c-9a57-0a1b2c3d4e5f', share: 'vol1' },
@@ -82,8 +79,6 @@ describe('parseVolumeHandle', () => {
 
 describe('formatVolumeHandle', () => {
   it('refuses to write a handle it could not read back', () => {
-    expect(() => formatVolumeHandle({ mode: 'instance', location: 'us-central1-c', instance: 'a/b', share: 'vol1' })).toThrow(
-      InvalidInputError,
-    );
+    expect(() => formatVolumeHandle({ mode: 'instance', location: 'us-central1-c', instance: 'a/b', share: 'vol1' })).toThrow(InvalidInputError);
   });
 });

@@ -10,10 +10,7 @@ import { startSpannerEmulator } from './spanner-emulator';
 
 export default async function globalSetup(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-test-servers-'));
-  const [temporal, spanner] = await Promise.all([
-    startTemporalDevServer({ logFile: path.join(dir, 'temporal.log') }),
-    startSpannerEmulator(),
-  ]);
+  const [temporal, spanner] = await Promise.all([startTemporalDevServer({ logFile: path.join(dir, 'temporal.log') }), startSpannerEmulator()]);
   process.env.RBS_TEST_TEMPORAL_ADDRESS = temporal.address;
   process.env.SPANNER_EMULATOR_HOST = spanner.host;
   process.env.RBS_TEST_SERVERS_DIR = dir;

@@ -126,9 +126,7 @@ async function start(tools: KubeTools, dir: string, nodeCount: number, options: 
   const startup: Startup = { tools, dir, pki, server, options, deadline: Date.now() + START_TIMEOUT_MS, components };
 
   components.etcd = run(startup, 'etcd', tools.etcd, etcdArgs(path.join(dir, 'etcd'), etcdPort, etcdPeerPort));
-  await waitUntil(startup, [components.etcd], 'etcd /health', () =>
-    fetch(`http://127.0.0.1:${etcdPort}/health`).then((r) => r.ok),
-  );
+  await waitUntil(startup, [components.etcd], 'etcd /health', () => fetch(`http://127.0.0.1:${etcdPort}/health`).then((r) => r.ok));
 
   const apiserver = apiserverArgs(pki, dir, apiPort, etcdPort, options.maxRequestsInflight);
   components.apiserver = run(startup, 'kube-apiserver', tools.apiserver, apiserver);

@@ -44,7 +44,16 @@ function der(tag: number, ...content: Uint8Array[]): Buffer {
 
 /** UTCTime (YYMMDDHHMMSSZ), which X.509 requires for dates before 2050. */
 function utcTime(date: Date): Buffer {
-  return der(0x17, Buffer.from(date.toISOString().replace(/[-:T]|\.\d+/g, '').slice(2), 'ascii'));
+  return der(
+    0x17,
+    Buffer.from(
+      date
+        .toISOString()
+        .replace(/[-:T]|\.\d+/g, '')
+        .slice(2),
+      'ascii',
+    ),
+  );
 }
 
 function newKeys(): { privateKey: KeyObject; publicKey: KeyObject } {
@@ -106,10 +115,7 @@ export function createKubePki(dir: string): KubePki {
   const caPem = certificate(
     ca.name,
     caKeys.publicKey,
-    [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-    ],
+    [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
     ca,
     30 * DAY_MS,
   );

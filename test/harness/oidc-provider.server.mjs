@@ -55,10 +55,8 @@ const page = (res, status, body) => {
   res.writeHead(status, { 'content-type': 'text/html; charset=utf-8' });
   res.end(`<!DOCTYPE html><html><body>${body}</body></html>`);
 };
-const form = (uid, step, inner) =>
-  `<form method="post" action="/interaction/${escape(uid)}/${step}">${inner}<button type="submit">Continue</button></form>`;
-const loginForm = (uid, message = '') =>
-  form(uid, 'login', `${message}<input type="text" name="login"/><input type="password" name="password"/>`);
+const form = (uid, step, inner) => `<form method="post" action="/interaction/${escape(uid)}/${step}">${inner}<button type="submit">Continue</button></form>`;
+const loginForm = (uid, message = '') => form(uid, 'login', `${message}<input type="text" name="login"/><input type="password" name="password"/>`);
 
 async function readForm(req) {
   let body = '';

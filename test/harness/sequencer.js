@@ -16,7 +16,10 @@ class LongSuitesFirst extends Sequencer {
   sort(tests) {
     const sorted = super.sort(tests);
     if (sorted.some((test) => test.duration != null)) return sorted;
-    return sorted.map((test, index) => ({ test, index })).sort((a, b) => rank(a.test) - rank(b.test) || a.index - b.index).map(({ test }) => test);
+    return sorted
+      .map((test, index) => ({ test, index }))
+      .sort((a, b) => rank(a.test) - rank(b.test) || a.index - b.index)
+      .map(({ test }) => test);
   }
 }
 

@@ -74,7 +74,7 @@ export async function startStack(env: Record<string, string> = {}, options: Stac
       clients.push(client);
       return client;
     },
-    workspace(files = { 'BUILD': '# empty\n', 'src/main.txt': 'hello\n' }) {
+    workspace(files = { BUILD: '# empty\n', 'src/main.txt': 'hello\n' }) {
       const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-ws-')));
       for (const [name, content] of Object.entries(files)) {
         fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });

@@ -6,12 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CertificateAuthority } from '../../lib/pki/ca';
-import {
-  startTemporalTlsServer,
-  TEMPORAL_TLS_SERVER_NAME,
-  writeTemporalClientCertificate,
-  type TemporalTlsServer,
-} from '../../lib/local/temporal-tls-server';
+import { startTemporalTlsServer, TEMPORAL_TLS_SERVER_NAME, writeTemporalClientCertificate, type TemporalTlsServer } from '../../lib/local/temporal-tls-server';
 import { temporalAuthEnv } from '../../lib/temporal/config';
 
 export interface TestTemporalTls {

@@ -7,13 +7,7 @@
  * exempting the worker from Pod Security would, so that only the policy stands in the way.
  */
 import { randomUUID } from 'node:crypto';
-import {
-  KubernetesObjectApi,
-  PatchStrategy,
-  RbacAuthorizationV1Api,
-  type KubernetesObject,
-  type V1ValidatingAdmissionPolicy,
-} from '@kubernetes/client-node';
+import { KubernetesObjectApi, PatchStrategy, RbacAuthorizationV1Api, type KubernetesObject, type V1ValidatingAdmissionPolicy } from '@kubernetes/client-node';
 import type { AgentSpec, NamespaceSpec } from '../../lib/compute/backend';
 import { AGENT, LABEL, agentPod, agentRoute, namespaceObject, tlsSecret } from '../../lib/compute/kubernetes/objects';
 import { placementFor } from '../../lib/naming';
@@ -40,10 +34,22 @@ const plain = `plain-${run}`;
 /** PVs: another release's volume, a volume of another StorageClass, and one of the workspace class bound elsewhere. */
 const PV = { theirs: `pv-theirs-${run}`, otherClass: `pv-other-class-${run}`, stray: `pv-stray-${run}` };
 
-const create = (object: KubernetesObject): Request => (api) => api.create(object, undefined, 'All');
-const apply = (object: KubernetesObject): Request => (api) => api.patch(object, undefined, 'All', 'mallory', true, PatchStrategy.ServerSideApply);
-const mergePatch = (object: KubernetesObject): Request => (api) => api.patch(object, undefined, 'All', undefined, undefined, PatchStrategy.MergePatch);
-const remove = (object: KubernetesObject): Request => (api) => api.delete(object, undefined, 'All');
+const create =
+  (object: KubernetesObject): Request =>
+  (api) =>
+    api.create(object, undefined, 'All');
+const apply =
+  (object: KubernetesObject): Request =>
+  (api) =>
+    api.patch(object, undefined, 'All', 'mallory', true, PatchStrategy.ServerSideApply);
+const mergePatch =
+  (object: KubernetesObject): Request =>
+  (api) =>
+    api.patch(object, undefined, 'All', undefined, undefined, PatchStrategy.MergePatch);
+const remove =
+  (object: KubernetesObject): Request =>
+  (api) =>
+    api.delete(object, undefined, 'All');
 
 /** The agent pod as the backend builds it, changed by `change`. */
 function pod(namespace: string, change: (spec: any) => void = () => undefined): KubernetesObject {
@@ -64,20 +70,73 @@ function route(change: (spec: any) => void): KubernetesObject {
   change(object.spec);
   return object;
 }
-const ROUTE_RULE = 'routes its namespace\'s host';
+const ROUTE_RULE = "routes its namespace's host";
 
 /** Each attack, and a part of the message of the policy's rule that must refuse it. */
 const ATTACKS: Array<{ attack: string; rule: string; request: Request }> = [
-  { attack: 'a Secret in kube-system', rule: 'writes only in namespaces labelled', request: create(tlsSecret({ ...ours, namespace: 'kube-system' }, credentials, TEST_BACKEND_CONFIG)) },
-  { attack: 'a pod in kube-system', rule: 'writes only in namespaces labelled', request: create(pod('kube-system', (spec) => (spec.serviceAccountName = 'default'))) },
+  {
+    attack: 'a Secret in kube-system',
+    rule: 'writes only in namespaces labelled',
+    request: create(tlsSecret({ ...ours, namespace: 'kube-system' }, credentials, TEST_BACKEND_CONFIG)),
+  },
+  {
+    attack: 'a pod in kube-system',
+    rule: 'writes only in namespaces labelled',
+    request: create(pod('kube-system', (spec) => (spec.serviceAccountName = 'default'))),
+  },
   { attack: 'an object in an unlabelled namespace', rule: 'writes only in namespaces labelled', request: create(service(plain, {})) },
-  { attack: "an object in another release's session namespace", rule: 'writes only in namespaces labelled', request: create(tlsSecret(theirs, credentials, TEST_BACKEND_CONFIG)) },
-  { attack: 'a privileged pod', rule: 'is not privileged', request: create(pod(ours.namespace, container((c) => Object.assign(c, { privileged: true, allowPrivilegeEscalation: true })))) },
-  { attack: 'a privileged init container', rule: 'is not privileged', request: create(pod(ours.namespace, (spec) => (spec.initContainers = [{ name: 'init', image: spec.containers[0].image, securityContext: { privileged: true } }]))) },
-  { attack: 'a pod that may escalate privileges', rule: 'is not privileged', request: create(pod(ours.namespace, container((c) => (c.allowPrivilegeEscalation = true)))) },
-  { attack: 'a pod that adds CAP_SYS_ADMIN', rule: 'is not privileged', request: create(pod(ours.namespace, container((c) => (c.capabilities = { drop: ['ALL'], add: ['SYS_ADMIN'] })))) },
-  { attack: 'a hostPath pod', rule: 'mounts only claims, Secrets and emptyDirs', request: create(pod(ours.namespace, (spec) => (spec.volumes[0] = { name: 'workspace', hostPath: { path: '/' } }))) },
-  { attack: "a pod with its ServiceAccount's token", rule: 'mounts only claims, Secrets and emptyDirs', request: create(pod(ours.namespace, (spec) => (spec.automountServiceAccountToken = true))) },
+  {
+    attack: "an object in another release's session namespace",
+    rule: 'writes only in namespaces labelled',
+    request: create(tlsSecret(theirs, credentials, TEST_BACKEND_CONFIG)),
+  },
+  {
+    attack: 'a privileged pod',
+    rule: 'is not privileged',
+    request: create(
+      pod(
+        ours.namespace,
+        container((c) => Object.assign(c, { privileged: true, allowPrivilegeEscalation: true })),
+      ),
+    ),
+  },
+  {
+    attack: 'a privileged init container',
+    rule: 'is not privileged',
+    request: create(
+      pod(ours.namespace, (spec) => (spec.initContainers = [{ name: 'init', image: spec.containers[0].image, securityContext: { privileged: true } }])),
+    ),
+  },
+  {
+    attack: 'a pod that may escalate privileges',
+    rule: 'is not privileged',
+    request: create(
+      pod(
+        ours.namespace,
+        container((c) => (c.allowPrivilegeEscalation = true)),
+      ),
+    ),
+  },
+  {
+    attack: 'a pod that adds CAP_SYS_ADMIN',
+    rule: 'is not privileged',
+    request: create(
+      pod(
+        ours.namespace,
+        container((c) => (c.capabilities = { drop: ['ALL'], add: ['SYS_ADMIN'] })),
+      ),
+    ),
+  },
+  {
+    attack: 'a hostPath pod',
+    rule: 'mounts only claims, Secrets and emptyDirs',
+    request: create(pod(ours.namespace, (spec) => (spec.volumes[0] = { name: 'workspace', hostPath: { path: '/' } }))),
+  },
+  {
+    attack: "a pod with its ServiceAccount's token",
+    rule: 'mounts only claims, Secrets and emptyDirs',
+    request: create(pod(ours.namespace, (spec) => (spec.automountServiceAccountToken = true))),
+  },
   { attack: 'a hostNetwork pod', rule: 'shares no host namespace', request: create(pod(ours.namespace, (spec) => (spec.hostNetwork = true))) },
   { attack: 'a hostPID pod', rule: 'shares no host namespace', request: create(pod(ours.namespace, (spec) => (spec.hostPID = true))) },
   { attack: 'a hostIPC pod', rule: 'shares no host namespace', request: create(pod(ours.namespace, (spec) => (spec.hostIPC = true))) },
@@ -94,10 +153,17 @@ const ATTACKS: Array<{ attack: string; rule: string; request: Request }> = [
   {
     attack: 'a TLS Secret of another name',
     rule: 'the only Secret',
-    request: create({ ...tlsSecret(ours, credentials, TEST_BACKEND_CONFIG), metadata: { name: 'registry-tls', namespace: ours.namespace } } as KubernetesObject),
+    request: create({
+      ...tlsSecret(ours, credentials, TEST_BACKEND_CONFIG),
+      metadata: { name: 'registry-tls', namespace: ours.namespace },
+    } as KubernetesObject),
   },
   { attack: 'a LoadBalancer Service', rule: 'of type ClusterIP', request: create(service(ours.namespace, { type: 'LoadBalancer' })) },
-  { attack: 'a Service with externalIPs (intercepting traffic to them)', rule: 'of type ClusterIP', request: create(service(ours.namespace, { externalIPs: ['8.8.8.8'] })) },
+  {
+    attack: 'a Service with externalIPs (intercepting traffic to them)',
+    rule: 'of type ClusterIP',
+    request: create(service(ours.namespace, { externalIPs: ['8.8.8.8'] })),
+  },
   {
     attack: 'a namespace without the release',
     rule: 'a namespace the RBS worker writes carries',
@@ -106,11 +172,26 @@ const ATTACKS: Array<{ attack: string; rule: string; request: Request }> = [
   {
     attack: 'its session namespace relabelled to Pod Security privileged',
     rule: 'a namespace the RBS worker writes carries',
-    request: apply({ ...namespaceObject(ours, TEST_BACKEND_CONFIG), metadata: { name: ours.namespace, labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } }),
+    request: apply({
+      ...namespaceObject(ours, TEST_BACKEND_CONFIG),
+      metadata: { name: ours.namespace, labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } },
+    }),
   },
-  { attack: "another release's namespace taken over", rule: 'changes and deletes only namespaces', request: apply(namespaceObject(theirs, TEST_BACKEND_CONFIG)) },
-  { attack: "another release's namespace deleted", rule: 'changes and deletes only namespaces', request: remove({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: theirs.namespace } }) },
-  { attack: 'an unlabelled namespace deleted', rule: 'changes and deletes only namespaces', request: remove({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: plain } }) },
+  {
+    attack: "another release's namespace taken over",
+    rule: 'changes and deletes only namespaces',
+    request: apply(namespaceObject(theirs, TEST_BACKEND_CONFIG)),
+  },
+  {
+    attack: "another release's namespace deleted",
+    rule: 'changes and deletes only namespaces',
+    request: remove({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: theirs.namespace } }),
+  },
+  {
+    attack: 'an unlabelled namespace deleted',
+    rule: 'changes and deletes only namespaces',
+    request: remove({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: plain } }),
+  },
   {
     attack: 'a claim of another StorageClass, naming a volume to bind',
     rule: 'of the workspace StorageClass',
@@ -121,9 +202,17 @@ const ATTACKS: Array<{ attack: string; rule: string; request: Request }> = [
       spec: { accessModes: ['ReadWriteMany'], storageClassName: 'standard', volumeName: PV.otherClass, resources: { requests: { storage: '1Gi' } } },
     } as KubernetesObject),
   },
-  { attack: "another release's volume labelled as ours", rule: "only release rbs's volumes", request: apply(persistentVolume(PV.theirs, volumeLabels('rbs', theirs.volume))) },
+  {
+    attack: "another release's volume labelled as ours",
+    rule: "only release rbs's volumes",
+    request: apply(persistentVolume(PV.theirs, volumeLabels('rbs', theirs.volume))),
+  },
   { attack: "another release's volume deleted", rule: "only release rbs's volumes", request: remove(persistentVolume(PV.theirs)) },
-  { attack: 'a volume of another StorageClass taken on', rule: "only release rbs's volumes", request: apply(persistentVolume(PV.otherClass, volumeLabels('rbs', ours.volume))) },
+  {
+    attack: 'a volume of another StorageClass taken on',
+    rule: "only release rbs's volumes",
+    request: apply(persistentVolume(PV.otherClass, volumeLabels('rbs', ours.volume))),
+  },
   {
     attack: 'an unlabelled volume taken on with its claim pointed at ours',
     rule: "only release rbs's volumes",
@@ -132,9 +221,17 @@ const ATTACKS: Array<{ attack: string; rule: string; request: Request }> = [
       spec: { claimRef: { namespace: ours.namespace, name: ours.volume, uid: null } },
     } as KubernetesObject),
   },
-  { attack: "a route taking another session's host", rule: ROUTE_RULE, request: apply(route((spec) => (spec.hostnames = [`${theirs.namespace}.agents.rbs.test`]))) },
+  {
+    attack: "a route taking another session's host",
+    rule: ROUTE_RULE,
+    request: apply(route((spec) => (spec.hostnames = [`${theirs.namespace}.agents.rbs.test`]))),
+  },
   { attack: 'a route taking every host of the domain', rule: ROUTE_RULE, request: apply(route((spec) => (spec.hostnames = ['*.agents.rbs.test']))) },
-  { attack: 'a route through another Gateway', rule: ROUTE_RULE, request: apply(route((spec) => (spec.parentRefs[0] = { ...spec.parentRefs[0], namespace: 'kube-system', name: 'public' }))) },
+  {
+    attack: 'a route through another Gateway',
+    rule: ROUTE_RULE,
+    request: apply(route((spec) => (spec.parentRefs[0] = { ...spec.parentRefs[0], namespace: 'kube-system', name: 'public' }))),
+  },
   {
     attack: "a route to a Service of another namespace (the cluster's DNS)",
     rule: ROUTE_RULE,
@@ -165,9 +262,16 @@ beforeAll(async () => {
   const { core } = kube().admin;
   const admin = KubernetesObjectApi.makeApiClient(kube().controlPlane.kubeConfig);
   await kube().backend().ensureNamespace(ours);
-  await core.patchNamespace({ name: ours.namespace, body: [{ op: 'replace', path: '/metadata/labels/pod-security.kubernetes.io~1enforce', value: 'privileged' }] });
+  await core.patchNamespace({
+    name: ours.namespace,
+    body: [{ op: 'replace', path: '/metadata/labels/pod-security.kubernetes.io~1enforce', value: 'privileged' }],
+  });
   // Pods are admitted only once the quota controller has counted the namespace's quota.
-  await waitFor(async () => !!(await core.readNamespacedResourceQuota({ name: 'session-quota', namespace: ours.namespace })).status?.hard, 30_000, 'the session quota to be counted');
+  await waitFor(
+    async () => !!(await core.readNamespacedResourceQuota({ name: 'session-quota', namespace: ours.namespace })).status?.hard,
+    30_000,
+    'the session quota to be counted',
+  );
   await admin.create(namespaceObject(theirs, { ...TEST_BACKEND_CONFIG, release: OTHER_RELEASE }));
   await core.createNamespace({ body: { metadata: { name: plain } } });
   const volume = (name: string, storageClassName: string, labels?: Record<string, string>) =>
@@ -234,16 +338,32 @@ test('each rule of the policy is what stops its attacks: the policy without it a
   const rules = policy.spec!.validations!;
   const mutants = rules.map((removed, i) => ({ removed, user: `rbs-mutant-${i}-${run}`, name: `rbs-mutant-${i}-${run}` }));
   const rbac = kube().controlPlane.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
-  await grantConfigMaps(`configmap-writing-mutants-${run}`, mutants.map((m) => m.user));
+  await grantConfigMaps(
+    `configmap-writing-mutants-${run}`,
+    mutants.map((m) => m.user),
+  );
   for (const { removed, user, name } of mutants) {
     await admin.create({
       ...policy,
       metadata: { name },
-      spec: { ...policy.spec, matchConditions: [{ name: 'is-the-mutant', expression: `request.userInfo.username == '${user}'` }], validations: rules.filter((r) => r !== removed) },
+      spec: {
+        ...policy.spec,
+        matchConditions: [{ name: 'is-the-mutant', expression: `request.userInfo.username == '${user}'` }],
+        validations: rules.filter((r) => r !== removed),
+      },
     } as KubernetesObject);
-    await admin.create({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingAdmissionPolicyBinding', metadata: { name }, spec: { policyName: name, validationActions: ['Deny'] } } as KubernetesObject);
+    await admin.create({
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicyBinding',
+      metadata: { name },
+      spec: { policyName: name, validationActions: ['Deny'] },
+    } as KubernetesObject);
     await rbac.createClusterRoleBinding({
-      body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }] },
+      body: {
+        metadata: { name },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+        subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
+      },
     });
   }
 
@@ -254,7 +374,11 @@ test('each rule of the policy is what stops its attacks: the policy without it a
     // The mutant is in force once it refuses an attack of another rule.
     await waitForPolicy(api, name, ATTACKS.find((a) => !removed.message?.includes(a.rule))!.request);
     for (const { attack, request } of caught) {
-      expect({ attack, without: removed.message, result: await outcome(request(api)) }).toEqual({ attack, without: removed.message, result: { admitted: true } });
+      expect({ attack, without: removed.message, result: await outcome(request(api)) }).toEqual({
+        attack,
+        without: removed.message,
+        result: { admitted: true },
+      });
     }
   }
 });

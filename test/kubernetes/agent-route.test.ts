@@ -32,10 +32,21 @@ async function judgeRoute(namespace: string, conditions: Array<{ type: string; s
   const route = await readRoute(namespace);
   const now = new Date().toISOString();
   const parentRef = { group: GATEWAY_API_GROUP, kind: 'Gateway', ...GATEWAY };
-  const status = { parents: [{ parentRef, controllerName: 'example.com/gateway', conditions: conditions.map((c) => ({ ...c, lastTransitionTime: now, observedGeneration: 1 })) }] };
+  const status = {
+    parents: [
+      { parentRef, controllerName: 'example.com/gateway', conditions: conditions.map((c) => ({ ...c, lastTransitionTime: now, observedGeneration: 1 })) },
+    ],
+  };
   await kube()
     .controlPlane.kubeConfig.makeApiClient(CustomObjectsApi)
-    .replaceNamespacedCustomObjectStatus({ group: GATEWAY_API_GROUP, version: 'v1', plural: 'tlsroutes', namespace, name: AGENT.name, body: { ...route, status } });
+    .replaceNamespacedCustomObjectStatus({
+      group: GATEWAY_API_GROUP,
+      version: 'v1',
+      plural: 'tlsroutes',
+      namespace,
+      name: AGENT.name,
+      body: { ...route, status },
+    });
 }
 
 async function provision(spec: NamespaceSpec & AgentSpec) {
@@ -67,8 +78,11 @@ const chartObjects = renderRelease(TEST_RELEASE, ['templates/gateway.yaml'], TES
 test("the chart's Gateway is valid, listens for every session's host and admits routes from session namespaces only", async () => {
   const gateway = findObject<any>(chartObjects, 'Gateway', GATEWAY.name);
   const admin = KubernetesObjectApi.makeApiClient(kube().controlPlane.kubeConfig);
-  await kube().admin.core.createNamespace({ body: { metadata: { name: TEST_RELEASE.namespace } } }).catch(() => undefined);
-  for (const object of chartObjects) await admin.create({ ...object, metadata: { ...object.metadata, namespace: object.kind === 'Gateway' ? TEST_RELEASE.namespace : undefined } });
+  await kube()
+    .admin.core.createNamespace({ body: { metadata: { name: TEST_RELEASE.namespace } } })
+    .catch(() => undefined);
+  for (const object of chartObjects)
+    await admin.create({ ...object, metadata: { ...object.metadata, namespace: object.kind === 'Gateway' ? TEST_RELEASE.namespace : undefined } });
 
   const [listener] = gateway.spec.listeners;
   expect(listener).toMatchObject({ hostname: '*.agents.rbs.test', protocol: 'TLS', tls: { mode: 'Passthrough' }, port: 443 });
@@ -89,8 +103,18 @@ test("nobody, not even a cluster admin in a namespace labelled as the release's,
   await kube().admin.core.createNamespace({ body: { metadata: { name: evil, labels } } });
   const admin = KubernetesObjectApi.makeApiClient(kube().controlPlane.kubeConfig);
   const policy = findObject(chartObjects, 'ValidatingAdmissionPolicy').metadata!.name!;
-  const hijack = (hostnames: string[] | undefined, parent = { group: GATEWAY_API_GROUP, kind: 'Gateway', ...GATEWAY }): Request => (api) =>
-    api.create({ ...TLS_ROUTE_TYPE, metadata: { name: 'hijack', namespace: evil }, spec: { parentRefs: [parent], ...(hostnames ? { hostnames } : {}), rules: [{ backendRefs: [{ name: 'trap', port: 443 }] }] } }, undefined, 'All');
+  const hijack =
+    (hostnames: string[] | undefined, parent = { group: GATEWAY_API_GROUP, kind: 'Gateway', ...GATEWAY }): Request =>
+    (api) =>
+      api.create(
+        {
+          ...TLS_ROUTE_TYPE,
+          metadata: { name: 'hijack', namespace: evil },
+          spec: { parentRefs: [parent], ...(hostnames ? { hostnames } : {}), rules: [{ backendRefs: [{ name: 'trap', port: 443 }] }] },
+        },
+        undefined,
+        'All',
+      );
   await waitForPolicy(admin, policy, hijack([`${victim.namespace}.agents.rbs.test`]));
   const refusal = { admitted: false, code: 422, message: expect.stringContaining("routes exactly its own namespace's host") };
   for (const attempt of [[`${victim.namespace}.agents.rbs.test`], ['*.agents.rbs.test'], [`${evil}.agents.rbs.test`, `${victim.namespace}.agents.rbs.test`]]) {
@@ -99,7 +123,9 @@ test("nobody, not even a cluster admin in a namespace labelled as the release's,
   // No hostnames would take the listener's *.<domain>, every session's host: TLSRoute v1 requires them.
   expect(await outcome(hijack(undefined)(admin))).toEqual({ admitted: false, code: 422, message: expect.stringContaining('spec.hostnames: Required value') });
   // Through another gateway, for a host of the agents' domain: refused too.
-  const elsewhere = await outcome(hijack([`${victim.namespace}.agents.rbs.test`], { group: GATEWAY_API_GROUP, kind: 'Gateway', namespace: 'default', name: 'other' })(admin));
+  const elsewhere = await outcome(
+    hijack([`${victim.namespace}.agents.rbs.test`], { group: GATEWAY_API_GROUP, kind: 'Gateway', namespace: 'default', name: 'other' })(admin),
+  );
   expect(elsewhere).toMatchObject({ admitted: false, code: 422 });
   // Its own namespace's host is all it can route.
   expect(await outcome(hijack([`${evil}.agents.rbs.test`])(admin))).toEqual({ admitted: true });
@@ -134,7 +160,12 @@ test('a session whose gateway refuses its route fails for good, naming the gatew
 });
 
 describe('routeRefusal', () => {
-  const route = (parents: unknown[]): TlsRoute & { status: any } => ({ ...TLS_ROUTE_TYPE, metadata: { name: 'agent', namespace: 'ns' }, spec: {} as any, status: { parents } });
+  const route = (parents: unknown[]): TlsRoute & { status: any } => ({
+    ...TLS_ROUTE_TYPE,
+    metadata: { name: 'agent', namespace: 'ns' },
+    spec: {} as any,
+    status: { parents },
+  });
   const ours = { group: GATEWAY_API_GROUP, kind: 'Gateway', ...GATEWAY };
   const refused = (type: string) => [{ type, status: 'False', reason: 'Why', message: 'because' }];
 
@@ -143,13 +174,30 @@ describe('routeRefusal', () => {
     ['accepted', route([{ parentRef: ours, conditions: [{ type: 'Accepted', status: 'True' }] }]), null],
     ['refused by another Gateway', route([{ parentRef: { ...ours, name: 'other' }, conditions: refused('Accepted') }]), null],
     ['its Service not found (perhaps not yet: left alone)', route([{ parentRef: ours, conditions: refused('ResolvedRefs') }]), null],
-    ['refused, an older generation of it', { ...route([{ parentRef: ours, conditions: [{ ...refused('Accepted')[0], observedGeneration: 1 }] }]), metadata: { name: 'agent', namespace: 'ns', generation: 2 } }, null],
-    ['refused, this generation', { ...route([{ parentRef: ours, conditions: [{ ...refused('Accepted')[0], observedGeneration: 2 }] }]), metadata: { name: 'agent', namespace: 'ns', generation: 2 } }, /Accepted=False, Why: because/],
-    ['refused, the parent named without defaults', route([{ parentRef: { name: GATEWAY.name, namespace: GATEWAY.namespace }, conditions: refused('Accepted') }]), /Accepted=False/],
+    [
+      'refused, an older generation of it',
+      {
+        ...route([{ parentRef: ours, conditions: [{ ...refused('Accepted')[0], observedGeneration: 1 }] }]),
+        metadata: { name: 'agent', namespace: 'ns', generation: 2 },
+      },
+      null,
+    ],
+    [
+      'refused, this generation',
+      {
+        ...route([{ parentRef: ours, conditions: [{ ...refused('Accepted')[0], observedGeneration: 2 }] }]),
+        metadata: { name: 'agent', namespace: 'ns', generation: 2 },
+      },
+      /Accepted=False, Why: because/,
+    ],
+    [
+      'refused, the parent named without defaults',
+      route([{ parentRef: { name: GATEWAY.name, namespace: GATEWAY.namespace }, conditions: refused('Accepted') }]),
+      /Accepted=False/,
+    ],
   ])('%s', (_what, candidate, expected) => {
     const refusal = routeRefusal(candidate, GATEWAY);
     if (expected === null) expect(refusal).toBeNull();
     else expect(refusal).toMatch(expected);
   });
-
 });

@@ -90,8 +90,14 @@ test.each([
   [{ RBS_KUBE_GATEWAY: 'Rbs/agents' }, /RBS_KUBE_GATEWAY must be namespace\/name/],
   // The default address is a cluster Service name, which a gateway outside the cluster cannot route to.
   [{ RBS_KUBE_GATEWAY: 'rbs-system/rbs-agents' }, /RBS_KUBE_GATEWAY needs RBS_KUBE_AGENT_ADDRESS to name the gateway by a DNS host with \{namespace\} in it/],
-  [{ RBS_KUBE_GATEWAY: 'rbs-system/rbs-agents', RBS_KUBE_AGENT_ADDRESS: '10.0.0.1:{namespace}443' }, /RBS_KUBE_AGENT_ADDRESS must be host:port|needs RBS_KUBE_AGENT_ADDRESS/],
-  [{ RBS_KUBE_GATEWAY: 'rbs-system/rbs-agents', RBS_KUBE_AGENT_ADDRESS: '{namespace}_agents.example.com:443' }, /needs RBS_KUBE_AGENT_ADDRESS to name the gateway by a DNS host/],
+  [
+    { RBS_KUBE_GATEWAY: 'rbs-system/rbs-agents', RBS_KUBE_AGENT_ADDRESS: '10.0.0.1:{namespace}443' },
+    /RBS_KUBE_AGENT_ADDRESS must be host:port|needs RBS_KUBE_AGENT_ADDRESS/,
+  ],
+  [
+    { RBS_KUBE_GATEWAY: 'rbs-system/rbs-agents', RBS_KUBE_AGENT_ADDRESS: '{namespace}_agents.example.com:443' },
+    /needs RBS_KUBE_AGENT_ADDRESS to name the gateway by a DNS host/,
+  ],
 ])('refuses %j', (env, message) => {
   expect(() => loadConfig({ ...base, ...env })).toThrow(message);
 });
@@ -122,13 +128,19 @@ describe('Filestore settings of the volumes', () => {
   });
 
   test.each([
-    [{ RBS_FILESTORE_REGION: '', RBS_FILESTORE_QUOTA_GIB: ' ' }, /RBS_FILESTORE_REGION, RBS_FILESTORE_QUOTA_GIB unset: set all of RBS_FILESTORE_PROJECT, .*, or none/],
+    [
+      { RBS_FILESTORE_REGION: '', RBS_FILESTORE_QUOTA_GIB: ' ' },
+      /RBS_FILESTORE_REGION, RBS_FILESTORE_QUOTA_GIB unset: set all of RBS_FILESTORE_PROJECT, .*, or none/,
+    ],
     [{ RBS_FILESTORE_QUOTA_GIB: '10Ti' }, /RBS_FILESTORE_QUOTA_GIB must be a whole number of GiB, got '10Ti'/],
     [{ RBS_FILESTORE_QUOTA_GIB: '0' }, /RBS_FILESTORE_\*: .*quotaGib must be a positive integer, got 0/],
     [{ RBS_FILESTORE_REGION: 'us-central1-a' }, /RBS_FILESTORE_\*: .*region "us-central1-a" is not a region/],
     [{ RBS_FILESTORE_TIER: 'zonal' }, /RBS_FILESTORE_\*: .*tier "zonal" is not one of BASIC_HDD, /],
     [{ RBS_FILESTORE_PROJECT: 'Bad Project' }, /RBS_FILESTORE_\*: .*project "Bad Project" is not a project id/],
-    [{ RBS_KUBE_STORAGE_CLASS: '' }, /RBS_KUBE_STORAGE_CLASS enterprise-multishare-rwx makes shares of multishare instances, which RBS_FILESTORE_\* cannot back up/],
+    [
+      { RBS_KUBE_STORAGE_CLASS: '' },
+      /RBS_KUBE_STORAGE_CLASS enterprise-multishare-rwx makes shares of multishare instances, which RBS_FILESTORE_\* cannot back up/,
+    ],
     [{ RBS_KUBE_STORAGE_CLASS: 'enterprise-rwx' }, /RBS_KUBE_STORAGE_CLASS enterprise-rwx provisions ENTERPRISE instances, but RBS_FILESTORE_TIER is ZONAL/],
   ])('refuses %j', (env, message) => {
     expect(() => loadConfig({ ...base, ...filestore, ...env })).toThrow(message);

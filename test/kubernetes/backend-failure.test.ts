@@ -12,7 +12,11 @@ const kube = useKubeBackend();
 
 test.each<[string, Partial<KubernetesBackendConfig>, RegExp]>([
   ['a quota that forbids the agent pod', { profile: OVER_QUOTA }, /QuotaExceeded: agent of session .* exceeded quota: session-quota/],
-  ['an agent image that cannot be pulled', { agentImage: 'registry.rbs.test/unpullable:1' }, /ImagePullBackOff: agent of session .* cannot pull image registry.rbs.test\/unpullable:1/],
+  [
+    'an agent image that cannot be pulled',
+    { agentImage: 'registry.rbs.test/unpullable:1' },
+    /ImagePullBackOff: agent of session .* cannot pull image registry.rbs.test\/unpullable:1/,
+  ],
 ])('%s: the session ends FAILED with a clear reason and its namespace is removed', async (_what, config, reason) => {
   const stack = await startStack({}, { backend: kube().backend(config) });
   try {

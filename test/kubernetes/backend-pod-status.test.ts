@@ -20,7 +20,10 @@ test('progress: waiting to be scheduled, scheduled, image pulled, ready', () => 
   expect(judgePod(scheduled, SESSION)).toMatchObject({ kind: 'pending', progress: { stage: 'scheduled', detail: 'on node node-1' } });
   const running = pod({
     phase: 'Running',
-    conditions: [{ type: 'PodScheduled', status: 'True' }, { type: 'Ready', status: 'False' }],
+    conditions: [
+      { type: 'PodScheduled', status: 'True' },
+      { type: 'Ready', status: 'False' },
+    ],
     containerStatuses: [{ name: 'agent', image: 'img:1', imageID: 'sha256:1', ready: false, restartCount: 0, state: { running: {} } }],
   });
   expect(judgePod(running, SESSION)).toMatchObject({ kind: 'pending', progress: { stage: 'image pulled' } });
@@ -30,8 +33,14 @@ test('progress: waiting to be scheduled, scheduled, image pulled, ready', () => 
 
 test("another session's pod, or one terminating, is not this session's agent", () => {
   const ready = { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] };
-  expect(judgePod(pod(ready, { labels: { 'rbs.dev/session-id': 'other' } }), SESSION)).toMatchObject({ kind: 'pending', progress: { detail: expect.stringContaining('session other') } });
-  expect(judgePod(pod(ready, { deletionTimestamp: new Date() }), SESSION)).toMatchObject({ kind: 'pending', progress: { detail: 'the agent pod is terminating' } });
+  expect(judgePod(pod(ready, { labels: { 'rbs.dev/session-id': 'other' } }), SESSION)).toMatchObject({
+    kind: 'pending',
+    progress: { detail: expect.stringContaining('session other') },
+  });
+  expect(judgePod(pod(ready, { deletionTimestamp: new Date() }), SESSION)).toMatchObject({
+    kind: 'pending',
+    progress: { detail: 'the agent pod is terminating' },
+  });
 });
 
 test('image pull back-off and its like fail for good; a first ErrImagePull does not', () => {
@@ -64,7 +73,10 @@ test('an ended pod fails; an unschedulable one waits, marked as such, for the de
     reason: 'PodFailed',
     detail: 'the agent pod ended (Failed): Evicted low on memory',
   });
-  const unschedulable = pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available' }] });
+  const unschedulable = pod({
+    phase: 'Pending',
+    conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available' }],
+  });
   expect(judgePod(unschedulable, SESSION)).toEqual({
     kind: 'pending',
     progress: { stage: 'waiting', detail: 'not scheduled: Unschedulable 0/3 nodes are available' },

@@ -51,7 +51,11 @@ describe('sessions on the Kubernetes backend', () => {
     const { core, networking } = kube().admin;
 
     const ns = (await kube().namespace(namespace))!;
-    expect(ns.metadata?.labels).toMatchObject({ ...labels, 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/warn': 'restricted' });
+    expect(ns.metadata?.labels).toMatchObject({
+      ...labels,
+      'pod-security.kubernetes.io/enforce': 'restricted',
+      'pod-security.kubernetes.io/warn': 'restricted',
+    });
     expect(ns.metadata?.annotations?.['rbs.dev/user']).toBe('Uma Ünicode');
 
     const account = await core.readNamespacedServiceAccount({ name: 'agent', namespace });
@@ -65,7 +69,9 @@ describe('sessions on the Kubernetes backend', () => {
     });
     // DNS only to the cluster's DNS pods; the internet in both families without private or link-local ranges.
     const egress = policies.find((p) => p.metadata?.name === 'agent-egress')?.spec?.egress;
-    expect(egress?.[0].to).toEqual([{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } }, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }]);
+    expect(egress?.[0].to).toEqual([
+      { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } }, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } },
+    ]);
     expect(egress?.[1].to?.map((peer) => peer.ipBlock?.except)).toEqual([expect.arrayContaining(['10.0.0.0/8', '169.254.0.0/16']), ['fc00::/7', 'fe80::/10']]);
     const quota = await core.readNamespacedResourceQuota({ name: 'session-quota', namespace });
     expect(quota.spec?.hard).toEqual({ 'limits.cpu': '1', 'limits.memory': '2Gi', 'requests.cpu': '1', 'requests.memory': '2Gi' });
@@ -90,11 +96,21 @@ describe('sessions on the Kubernetes backend', () => {
     expect(kube().controlPlane.nodes).toContain(pod.spec?.nodeName);
     expect(pod.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
     const [container] = pod.spec!.containers;
-    expect(container.securityContext).toMatchObject({ runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(container.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
     expect(pod.spec?.securityContext?.seccompProfile).toEqual({ type: 'RuntimeDefault' });
     expect(container.readinessProbe?.grpc?.port).toBe(9444);
     expect(container.resources).toEqual({ requests: { cpu: '500m', memory: '1Gi' }, limits: { cpu: '1', memory: '2Gi' } });
-    expect(container.volumeMounts).toEqual(expect.arrayContaining([{ name: 'workspace', mountPath: '/workspace' }, { name: 'tls', mountPath: '/etc/rbs/tls', readOnly: true }]));
+    expect(container.volumeMounts).toEqual(
+      expect.arrayContaining([
+        { name: 'workspace', mountPath: '/workspace' },
+        { name: 'tls', mountPath: '/etc/rbs/tls', readOnly: true },
+      ]),
+    );
     const service = await core.readNamespacedService({ name: 'agent', namespace });
     expect(service.spec).toMatchObject({ type: 'ClusterIP', selector: { 'app.kubernetes.io/name': 'rbs-agent' }, ports: [{ port: 9443, targetPort: 9443 }] });
 
@@ -160,7 +176,11 @@ describe('sessions on the Kubernetes backend', () => {
       // The node back, as its kubelet would register it again: kwok takes it over by its annotation.
       const { name, labels, annotations } = node.metadata!;
       await core.createNode({ body: { metadata: { name, labels, annotations }, spec: node.spec, status: node.status } });
-      await waitFor(async () => (await core.readNode({ name: nodeName })).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false, 30_000, `node ${nodeName} to be Ready again`);
+      await waitFor(
+        async () => (await core.readNode({ name: nodeName })).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+        30_000,
+        `node ${nodeName} to be Ready again`,
+      );
     }
   });
 

@@ -57,7 +57,10 @@ test('a worker killed between provisioning steps: after a restart the session is
     await orchestrator.stop();
     await worker.stop();
     const connection = await Connection.connect({ address: config.temporal.address });
-    await new Client({ connection }).schedule.getHandle(cleanupScheduleId(config.temporal.taskQueue)).delete().catch(() => undefined);
+    await new Client({ connection }).schedule
+      .getHandle(cleanupScheduleId(config.temporal.taskQueue))
+      .delete()
+      .catch(() => undefined);
     await connection.close();
     fs.rmSync(config.home, { recursive: true, force: true });
   }

@@ -22,7 +22,12 @@ function session(user = `tess${++sequence}`): NamespaceSpec & AgentSpec {
 }
 
 /** More cpu than any (32-cpu) kwok node has. */
-const TOO_BIG = { ...TEST_BACKEND_CONFIG.profile, requests: { cpu: '64', memory: '1Gi' }, limits: { cpu: '64', memory: '2Gi' }, quota: { cpu: '64', memory: '2Gi' } };
+const TOO_BIG = {
+  ...TEST_BACKEND_CONFIG.profile,
+  requests: { cpu: '64', memory: '1Gi' },
+  limits: { cpu: '64', memory: '2Gi' },
+  quota: { cpu: '64', memory: '2Gi' },
+};
 
 /** A real certificate: the backend reads its expiry back. */
 let credentials: { caCertPem: string; certPem: string; keyPem: string };

@@ -124,7 +124,13 @@ test('deleting a namespace with running pods completes', async () => {
 
   await core().deleteNamespace({ name: namespace });
   await waitFor(
-    () => core().readNamespace({ name: namespace }).then(() => false, (err) => err.code === 404),
+    () =>
+      core()
+        .readNamespace({ name: namespace })
+        .then(
+          () => false,
+          (err) => err.code === 404,
+        ),
     60_000,
     `namespace ${namespace} gone`,
   );
@@ -143,15 +149,25 @@ test('another user is subject to RBAC: denied listing namespaces, allowed throug
   await expect(as(longName).listNamespace()).rejects.toMatchObject({ code: 403 });
 
   const group = `viewers-${randomBytes(4).toString('hex')}`;
-  await controlPlane().kubeConfig.makeApiClient(RbacAuthorizationV1Api).createClusterRoleBinding({
-    body: {
-      metadata: { name: group },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' },
-      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: group }],
-    },
-  });
+  await controlPlane()
+    .kubeConfig.makeApiClient(RbacAuthorizationV1Api)
+    .createClusterRoleBinding({
+      body: {
+        metadata: { name: group },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' },
+        subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: group }],
+      },
+    });
   const bob = as('bob', [group]);
-  await waitFor(() => bob.listNamespace().then(() => true, () => false), 10_000, 'bob allowed through his group');
+  await waitFor(
+    () =>
+      bob.listNamespace().then(
+        () => true,
+        () => false,
+      ),
+    10_000,
+    'bob allowed through his group',
+  );
   await expect(as('alice').listNamespace()).rejects.toMatchObject({ code: 403 });
   expect(() => controlPlane().kubeconfigFor('')).toThrow(/user name/);
 });

@@ -123,7 +123,12 @@ describe('helm/rbs', () => {
     const rendered = chart.render([...chart.valueArgs, '--set', values.join(',')]);
     const { config, unread } = configUse(findObject<V1ConfigMap>(rendered, 'ConfigMap').data ?? {});
     expect(unread).toEqual([]);
-    expect(config.oidc).toMatchObject({ issuer: 'https://login.example.com', clientId: 'rbs-cli', allowedDomains: ['example.com', 'example.org'], operatorGroup: 'rbs-operators' });
+    expect(config.oidc).toMatchObject({
+      issuer: 'https://login.example.com',
+      clientId: 'rbs-cli',
+      allowedDomains: ['example.com', 'example.org'],
+      operatorGroup: 'rbs-operators',
+    });
     expect(config.certificates.proxyValidityMs).toBe(3600000);
     expect(config.limits).toMatchObject({ activeSessions: 3, watchStreams: 4 });
     expect(settings().config.oidc).toBeNull(); // none unless asked for
@@ -140,7 +145,11 @@ describe('helm/rbs', () => {
   });
 
   describe('with a route from laptops (agents.gateway)', () => {
-    const GATEWAY_VALUES = ['agents.gateway.enabled=true', 'agents.gateway.domain=agents.example.com', 'agents.gateway.className=gke-l7-regional-external-managed'];
+    const GATEWAY_VALUES = [
+      'agents.gateway.enabled=true',
+      'agents.gateway.domain=agents.example.com',
+      'agents.gateway.className=gke-l7-regional-external-managed',
+    ];
     const withGateway = () => chart.render([...chart.valueArgs, '--set', GATEWAY_VALUES.join(',')]);
 
     test("tells the worker its Gateway and the agents' host, which lib/config.ts reads", () => {
@@ -169,8 +178,18 @@ describe('helm/rbs', () => {
       expect(missing.stderr).toContain('agents.gateway.domain');
       expect(missing.stderr).toContain('agents.gateway.className');
       expect(missing.stderr).toContain("agents.clients.namespaceLabels or agents.clients.cidrs (where the gateway's proxies connect from");
-      const both = chart.helm(['template', RELEASE, CHART, ...chart.valueArgs, '--set', [...GATEWAY_VALUES, 'agents.address=agent.{namespace}.svc:9443'].join(',')]);
-      expect({ status: both.status, stderr: both.stderr }).toEqual({ status: 1, stderr: expect.stringContaining('agents.address and agents.gateway.enabled exclude each other') });
+      const both = chart.helm([
+        'template',
+        RELEASE,
+        CHART,
+        ...chart.valueArgs,
+        '--set',
+        [...GATEWAY_VALUES, 'agents.address=agent.{namespace}.svc:9443'].join(','),
+      ]);
+      expect({ status: both.status, stderr: both.stderr }).toEqual({
+        status: 1,
+        stderr: expect.stringContaining('agents.address and agents.gateway.enabled exclude each other'),
+      });
     });
   });
 
@@ -331,12 +350,18 @@ describe('helm/rbs on a real apiserver', () => {
     await installGatewayApi(kube().kubeConfig); // for the Gateway of agents.gateway
     // As a production namespace should be: Pod Security `restricted` enforced.
     const labels = { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' };
-    await kube().kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: NAMESPACE, labels } } });
+    await kube()
+      .kubeConfig.makeApiClient(CoreV1Api)
+      .createNamespace({ body: { metadata: { name: NAMESPACE, labels } } });
   });
 
   test('accepts every rendered object in a server-side dry-run, the Gateway of agents.gateway too', async () => {
     const failures: string[] = [];
-    const gateway = chart.render([...chart.valueArgs, '--set', 'agents.gateway.enabled=true,agents.gateway.domain=agents.example.com,agents.gateway.className=envoy']);
+    const gateway = chart.render([
+      ...chart.valueArgs,
+      '--set',
+      'agents.gateway.enabled=true,agents.gateway.domain=agents.example.com,agents.gateway.className=envoy',
+    ]);
     const routing = gateway.filter((o) => o.kind === 'Gateway' || o.metadata?.name === `rbs-agent-routes-${RELEASE}`);
     expect(routing.map((o) => o.kind).sort()).toEqual(['Gateway', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
     for (const object of [...objects, ...routing]) {
@@ -375,17 +400,29 @@ describe('helm/rbs on a real apiserver', () => {
     test("runs both Deployments' pods, which the namespace's Pod Security `restricted` admits", async () => {
       const api = admin();
       // The namespace does enforce it: a pod without the restricted settings is turned away.
-      const unrestricted = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'unrestricted', namespace: NAMESPACE }, spec: { containers: [{ name: 'c', image: 'busybox' }] } };
+      const unrestricted = {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'unrestricted', namespace: NAMESPACE },
+        spec: { containers: [{ name: 'c', image: 'busybox' }] },
+      };
       await expect(api.create(unrestricted, undefined, 'All')).rejects.toMatchObject({ code: 403, body: expect.stringContaining('PodSecurity') });
       // A pod of each template as its ReplicaSet makes them: a violation fails here, with the apiserver's reasons.
       for (const component of COMPONENTS) {
-        const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: `${component}-template`, namespace: NAMESPACE }, spec: deployment(component).spec?.template.spec };
+        const pod = {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: { name: `${component}-template`, namespace: NAMESPACE },
+          spec: deployment(component).spec?.template.spec,
+        };
         await api.create(pod, undefined, 'All');
       }
       await waitFor(
         async () => {
           const states = await Promise.all(
-            COMPONENTS.map((c) => api.read<V1Deployment>({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: `${RELEASE}-${c}`, namespace: NAMESPACE } })),
+            COMPONENTS.map((c) =>
+              api.read<V1Deployment>({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: `${RELEASE}-${c}`, namespace: NAMESPACE } }),
+            ),
           );
           return states.every((d) => d.status?.readyReplicas === d.spec?.replicas);
         },
@@ -410,7 +447,9 @@ describe('helm/rbs on a real apiserver', () => {
       const result = chart.helm(['install', RELEASE, CHART, '--namespace', other, '--create-namespace', ...chart.valueArgs], kube().kubeconfigPath);
       expect({ status: result.status, stderr: result.stderr }).toEqual({
         status: 1,
-        stderr: expect.stringMatching(new RegExp(`ValidatingAdmissionPolicy(Binding)? "rbs-worker-${RELEASE}" .*exists and cannot be imported into the current release`)),
+        stderr: expect.stringMatching(
+          new RegExp(`ValidatingAdmissionPolicy(Binding)? "rbs-worker-${RELEASE}" .*exists and cannot be imported into the current release`),
+        ),
       });
     });
 

@@ -3,13 +3,7 @@
  * ServiceAccount's user name and groups, as its token would give), bound to the chart's ClusterRole (BACKEND_RULES)
  * and confined by the chart's ValidatingAdmissionPolicy for its release, both rendered by helm from helm/rbs.
  */
-import {
-  KubeConfig,
-  KubernetesObjectApi,
-  type KubernetesObject,
-  type V1ClusterRoleBinding,
-  type V1ValidatingAdmissionPolicy,
-} from '@kubernetes/client-node';
+import { KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1ClusterRoleBinding, type V1ValidatingAdmissionPolicy } from '@kubernetes/client-node';
 import { type KubeControlPlane } from '../harness/kube-control-plane';
 import { waitFor } from '../harness/wait';
 import { type ChartRelease, findObject, renderRelease } from './chart-render';

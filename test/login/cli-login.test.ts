@@ -23,7 +23,9 @@ interface Run {
 
 /** Runs `rbs args`; `approveAs` signs in at the provider once the CLI shows its code. */
 function rbs(args: string[], env: Record<string, string>, approveAs?: OidcUser): Promise<Run> {
-  const child = spawn(process.execPath, [RBS, ...args], { env: { ...process.env, RBS_HOME: stack().config.home, RBS_ORCHESTRATOR: stack().orchestrator.address, ...env } });
+  const child = spawn(process.execPath, [RBS, ...args], {
+    env: { ...process.env, RBS_HOME: stack().config.home, RBS_ORCHESTRATOR: stack().orchestrator.address, ...env },
+  });
   let stdout = '';
   let stderr = '';
   let approval: Promise<void> = Promise.resolve();
@@ -38,9 +40,7 @@ function rbs(args: string[], env: Record<string, string>, approveAs?: OidcUser):
     }
   });
   child.stderr.on('data', (chunk) => (stderr += chunk));
-  return new Promise((resolve, reject) =>
-    child.on('close', (code) => approval.then(() => resolve({ code, stdout, stderr }), reject)),
-  );
+  return new Promise((resolve, reject) => child.on('close', (code) => approval.then(() => resolve({ code, stdout, stderr }), reject)));
 }
 
 const freshCredentials = () => fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-credentials-'));

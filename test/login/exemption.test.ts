@@ -19,7 +19,15 @@ const passThrough = { serialize: (b: Buffer) => b, deserialize: (b: Buffer) => b
 const PROBE: grpc.ServiceDefinition = Object.fromEntries(
   Object.entries(PATHS).map(([name, methodPath]) => [
     name,
-    { path: methodPath, requestStream: false, responseStream: false, requestSerialize: passThrough.serialize, requestDeserialize: passThrough.deserialize, responseSerialize: passThrough.serialize, responseDeserialize: passThrough.deserialize },
+    {
+      path: methodPath,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: passThrough.serialize,
+      requestDeserialize: passThrough.deserialize,
+      responseSerialize: passThrough.serialize,
+      responseDeserialize: passThrough.deserialize,
+    },
   ]),
 );
 
@@ -37,7 +45,11 @@ async function serve(options: { anonymousLogin?: boolean }): Promise<grpc.Client
     server.bindAsync('127.0.0.1:0', serverCredentials(tls, options), (err, p) => (err ? reject(err) : resolve(p))),
   );
   servers.push(server);
-  return new grpc.Client(`127.0.0.1:${port}`, loginChannelCredentials(ca.certPem, () => true), tlsChannelOptions('127.0.0.1'));
+  return new grpc.Client(
+    `127.0.0.1:${port}`,
+    loginChannelCredentials(ca.certPem, () => true),
+    tlsChannelOptions('127.0.0.1'),
+  );
 }
 
 const call = (client: grpc.Client, methodPath: string) =>

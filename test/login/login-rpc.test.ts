@@ -99,7 +99,10 @@ test('a token with a tampered signature is refused', async () => {
 test('a token whose claims were rewritten (to join the operator group) is refused', async () => {
   const token = await fixture.idTokenFor(USERS.ada);
   const forged = withRewrittenClaims(token, (claims) => (claims.groups = ['rbs-users', 'rbs-operators']));
-  await expect(fixture.login(forged)).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED, details: expect.stringContaining('signature does not verify') });
+  await expect(fixture.login(forged)).rejects.toMatchObject({
+    code: grpc.status.UNAUTHENTICATED,
+    details: expect.stringContaining('signature does not verify'),
+  });
 });
 
 test('a token from a provider the attacker runs, naming an allowed user, is refused', async () => {
@@ -159,12 +162,20 @@ test('without a client certificate, every method but Login is refused before its
   const call = (method: grpc.MethodDefinition<object, object>) =>
     new Promise<grpc.ServiceError | null>((resolve) => {
       if (method.responseStream) {
-        const stream = anonymous.makeServerStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, {}, { deadline: Date.now() + 10_000 });
+        const stream = anonymous.makeServerStreamRequest(
+          method.path,
+          method.requestSerialize,
+          method.responseDeserialize,
+          {},
+          { deadline: Date.now() + 10_000 },
+        );
         stream.on('error', resolve);
         stream.on('end', () => resolve(null));
         stream.on('data', () => {});
       } else {
-        anonymous.makeUnaryRequest(method.path, method.requestSerialize, method.responseDeserialize, {}, { deadline: Date.now() + 10_000 }, (err) => resolve(err));
+        anonymous.makeUnaryRequest(method.path, method.requestSerialize, method.responseDeserialize, {}, { deadline: Date.now() + 10_000 }, (err) =>
+          resolve(err),
+        );
       }
     });
   const others = Object.values(service).filter((method) => method.path !== LOGIN_METHOD);

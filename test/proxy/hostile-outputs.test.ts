@@ -40,7 +40,11 @@ async function buildAgainst(listing: ListOutputsResponse, sender = SENDER) {
   const agent = await startHostileAgent(listing, attacker, sender);
   try {
     const received: RunResponse[] = [];
-    const outputs = commandOutputs({ arg: [Buffer.from('build'), Buffer.from('//:x')] } as never, (r) => received.push(r), { ...laptop, agent: agent.client, log: () => undefined });
+    const outputs = commandOutputs({ arg: [Buffer.from('build'), Buffer.from('//:x')] } as never, (r) => received.push(r), {
+      ...laptop,
+      agent: agent.client,
+      log: () => undefined,
+    });
     outputs.onResponse({ commandId: 'c1', standardError: Buffer.from('INFO: Build completed successfully\n') });
     outputs.onResponse({ commandId: 'c1', finished: true, exitCode: 0 });
     await outputs.finish(new AbortController().signal);

@@ -73,7 +73,7 @@ test('a relay that stops when interrupted, before any output: exit 8 at once', a
   expect(result.stderr).toMatch(/RBS proxy: interrupted \(stopped the sync\)/);
 });
 
-test("a relay whose remote command ends itself when interrupted: its own output and exit code reach the client", async () => {
+test('a relay whose remote command ends itself when interrupted: its own output and exit code reach the client', async () => {
   let streaming = false;
   const remote: CommandRelay = {
     run: (_request, onResponse, signal) =>

@@ -28,7 +28,10 @@ beforeEach(() => {
   fs.mkdirSync(path.join(laptop.workspace, 'run'));
   fs.writeFileSync(path.join(laptop.workspace, 'run', 'data.txt'), 'data\n');
   agentFile(`${BIN}/run/echo`, '#!/bin/sh\n', 0o755);
-  manifest([['__main__/run/echo', `${agent.outputBase}/${BIN}/run/echo`], ['__main__/run/data.txt', `${agent.workspace}/run/data.txt`]]);
+  manifest([
+    ['__main__/run/echo', `${agent.outputBase}/${BIN}/run/echo`],
+    ['__main__/run/data.txt', `${agent.workspace}/run/data.txt`],
+  ]);
 });
 afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -126,14 +129,20 @@ test.each([
   ['right under it', '__main__/run/planted'],
   ['directories deeper', '__main__/run/b/c/planted'],
 ])('a runfile under another runfile’s link creates nothing through it in the workspace: %s', async (_what, name) => {
-  manifest([['__main__/run', `${agent.workspace}/run`], [name, `${agent.outputBase}/${BIN}/run/echo`]]);
+  manifest([
+    ['__main__/run', `${agent.workspace}/run`],
+    [name, `${agent.outputBase}/${BIN}/run/echo`],
+  ]);
   await expect(run()).rejects.toThrow(`the runfile ${name} lies under another runfile's link`);
   expect(fs.readdirSync(path.join(laptop.workspace, 'run'))).toEqual(['data.txt']);
 });
 
 test('a runfile named MANIFEST cannot turn the tree’s MANIFEST into a link to a source, which the proxy would write', async () => {
   fs.writeFileSync(path.join(laptop.workspace, 'run', 'tool.sh'), 'echo safe\n');
-  manifest([['MANIFEST', `${agent.workspace}/run/tool.sh`], ['__main__/run/echo', `${agent.outputBase}/${BIN}/run/echo`]]);
+  manifest([
+    ['MANIFEST', `${agent.workspace}/run/tool.sh`],
+    ['__main__/run/echo', `${agent.outputBase}/${BIN}/run/echo`],
+  ]);
   await expect(run()).rejects.toThrow('names a runfile MANIFEST');
   expect(fs.readFileSync(path.join(laptop.workspace, 'run', 'tool.sh'), 'utf8')).toBe('echo safe\n');
 });
@@ -144,7 +153,10 @@ test('files the proxy writes beside the tree replace a link planted there, never
   fs.mkdirSync(path.join(laptop.outputBase, BIN, 'run'), { recursive: true });
   fs.symlinkSync('echo.runfiles/__main__/run/victim', path.join(laptop.outputBase, BIN, 'run', 'echo.runfiles_manifest'));
   fs.symlinkSync(path.join(laptop.workspace, 'run', 'victim'), path.join(laptop.outputBase, BIN, 'run', 'echo.runfiles.rbs-agent-manifest.json'));
-  manifest([['__main__/run/victim', `${agent.workspace}/run/victim`], ['__main__/run/echo', `${agent.outputBase}/${BIN}/run/echo`]]);
+  manifest([
+    ['__main__/run/victim', `${agent.workspace}/run/victim`],
+    ['__main__/run/echo', `${agent.outputBase}/${BIN}/run/echo`],
+  ]);
   await run();
   expect(fs.readFileSync(path.join(laptop.workspace, 'run', 'victim'), 'utf8')).toBe('untouched\n');
   for (const written of ['echo.runfiles_manifest', 'echo.runfiles.rbs-agent-manifest.json']) {
@@ -159,7 +171,11 @@ test('a fetched program that is a symlink is refused', async () => {
 });
 
 test.each([
-  ['a runfile outside the output base and the workspace', () => manifest([['__main__/x', '/etc/passwd']]), 'the runfile /etc/passwd is neither an output nor a source'],
+  [
+    'a runfile outside the output base and the workspace',
+    () => manifest([['__main__/x', '/etc/passwd']]),
+    'the runfile /etc/passwd is neither an output nor a source',
+  ],
   ['a runfile name with ..', () => manifest([['__main__/../../../x', `${agent.workspace}/run/data.txt`]]), 'is not a plain path inside the output base'],
   [
     'a fetched runfile whose link escapes',

@@ -20,12 +20,19 @@ const target = (over: Partial<RunTarget__Output> = {}): RunTarget__Output => ({
   files: [],
   ...over,
 });
-const settings = (run: string | undefined) => (run ? fs.writeFileSync(path.join(workspace, '.rbs.json'), JSON.stringify({ run })) : fs.rmSync(path.join(workspace, '.rbs.json'), { force: true }));
+const settings = (run: string | undefined) =>
+  run ? fs.writeFileSync(path.join(workspace, '.rbs.json'), JSON.stringify({ run })) : fs.rmSync(path.join(workspace, '.rbs.json'), { force: true });
 const env = (value: string) => [`--client_env=RBS_RUN=${value}`];
 
 test.each([
   ['auto, same machine kind: here', undefined, [], {}, { where: 'local' }],
-  ['auto, another architecture: on the agent, saying why', undefined, [], { arch: 'riscv64' }, { where: 'remote', why: expect.stringContaining('/riscv64, this machine') }],
+  [
+    'auto, another architecture: on the agent, saying why',
+    undefined,
+    [],
+    { arch: 'riscv64' },
+    { where: 'remote', why: expect.stringContaining('/riscv64, this machine') },
+  ],
   ['auto, a test target: on the agent', undefined, [], { remoteOnlyReason: '//x:t is a test' }, { where: 'remote', why: '//x:t is a test' }],
   ['.rbs.json remote', 'remote', [], {}, { where: 'remote', why: expect.any(String) }],
   ['RBS_RUN=local wins over .rbs.json remote (the last one given counts)', 'remote', [...env('remote'), ...env('local')], {}, { where: 'local' }],
@@ -35,7 +42,12 @@ test.each([
 });
 
 test.each([
-  ['local, but only the agent can', env('local'), { remoteOnlyReason: '--run_under wraps the program' }, 'cannot run this target on this machine: --run_under wraps the program. Run it on the agent with RBS_RUN=remote'],
+  [
+    'local, but only the agent can',
+    env('local'),
+    { remoteOnlyReason: '--run_under wraps the program' },
+    'cannot run this target on this machine: --run_under wraps the program. Run it on the agent with RBS_RUN=remote',
+  ],
   ['a bad RBS_RUN', env('elsewhere'), {}, 'RBS_RUN must be one of auto, local, remote, not "elsewhere"'],
 ])('refused: %s', (_what, args, over, message) => {
   settings(undefined);

@@ -69,7 +69,9 @@ test('the worker gets agent certificates with the names it asks for', async () =
 test('a compromised worker cannot mint a user or proxy certificate, nor the orchestrator an agent one', async () => {
   const worker = await as({ kind: 'service', name: 'worker' });
   const orchestrator = await as({ kind: 'service', name: 'orchestrator' });
-  await expect(worker.certifyPublicKey(ALICE, key(), { validityMs: HOUR })).rejects.toThrow(/PERMISSION_DENIED: service worker may not have a user certificate issued/);
+  await expect(worker.certifyPublicKey(ALICE, key(), { validityMs: HOUR })).rejects.toThrow(
+    /PERMISSION_DENIED: service worker may not have a user certificate issued/,
+  );
   await expect(worker.certifyPublicKey(PROXY, key(), { validityMs: HOUR })).rejects.toThrow(/PERMISSION_DENIED/);
   await expect(orchestrator.certifyPublicKey(AGENT, key(), { validityMs: HOUR })).rejects.toThrow(/PERMISSION_DENIED/);
 });
@@ -77,7 +79,9 @@ test('a compromised worker cannot mint a user or proxy certificate, nor the orch
 test('a user or proxy certificate names no hosts: it could pose as a server', async () => {
   const orchestrator = await as({ kind: 'service', name: 'orchestrator' });
   for (const subject of [ALICE, PROXY]) {
-    await expect(orchestrator.certifyPublicKey(subject, key(), { validityMs: HOUR, dnsNames: ['orchestrator.example'] })).rejects.toThrow(/names no DNS names or IP addresses/);
+    await expect(orchestrator.certifyPublicKey(subject, key(), { validityMs: HOUR, dnsNames: ['orchestrator.example'] })).rejects.toThrow(
+      /names no DNS names or IP addresses/,
+    );
     await expect(orchestrator.certifyPublicKey(subject, key(), { validityMs: HOUR, ipAddresses: ['127.0.0.1'] })).rejects.toThrow(/PERMISSION_DENIED/);
   }
 });

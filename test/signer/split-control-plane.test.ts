@@ -87,7 +87,7 @@ test('a session reaches READY and its proxy is certified with no CA key anywhere
   expect(fs.existsSync(homePaths(config.home).pki)).toBe(false);
 });
 
-test("a rotated orchestrator certificate is what new connections see, without a restart", async () => {
+test('a rotated orchestrator certificate is what new connections see, without a restart', async () => {
   const before = await presented(orchestrator.address);
   await issueTo('orchestrator');
   const rotated = new X509Certificate(fs.readFileSync(path.join(serviceTlsDir, 'orchestrator.crt'))).fingerprint256;

@@ -44,11 +44,7 @@ function ids(records: SessionRecord[]): string[] {
  * `open` must return a new, initialised store on the same data each call (so reopening can be
  * tested); `close` releases what those stores share, after every store is closed.
  */
-export function describeSessionStoreConformance(
-  name: string,
-  open: () => Promise<SessionStore>,
-  close?: () => Promise<void>,
-): void {
+export function describeSessionStoreConformance(name: string, open: () => Promise<SessionStore>, close?: () => Promise<void>): void {
   describe(`${name} conformance`, () => {
     let store: SessionStore;
 

@@ -32,11 +32,7 @@ async function dropDatabase(): Promise<void> {
   }
 }
 
-describeSessionStoreConformance(
-  'SpannerSessionStore',
-  () => openSessionStore({ kind: 'spanner', ...options }),
-  dropDatabase,
-);
+describeSessionStoreConformance('SpannerSessionStore', () => openSessionStore({ kind: 'spanner', ...options }), dropDatabase);
 
 test('a database from before revocations gains their table when the store opens it', async () => {
   const old = { ...options, databaseId: `old-${randomBytes(4).toString('hex')}` };

@@ -95,7 +95,7 @@ test('a burst of changes larger than the inotify queue: the next sync leaves the
 
 test('a source changed on the agent outside a sync is refused before the next command, then put right', async () => {
   const laptop = machine(path.join(f.root, 'drift'));
-  write(laptop.dir, { 'src/a.c': 'int a = 1;\n', 'src/b.c': 'int b = 2;\n', 'BUILD': 'cc_library(name = "ab")\n' });
+  write(laptop.dir, { 'src/a.c': 'int a = 1;\n', 'src/b.c': 'int b = 2;\n', BUILD: 'cc_library(name = "ab")\n' });
   const first = await laptop.sync();
   // Bazel's own convenience links on the agent are not drift.
   fs.symlinkSync('/nonexistent', path.join(f.workspace, 'bazel-out'));

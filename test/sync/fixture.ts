@@ -113,9 +113,7 @@ export function rawSync(address: string, tls: TlsMaterial, frames: SyncFrame[]) 
   call.on('error', () => undefined); // reported by 'status'
   frames.forEach((frame) => call.write(frame));
   call.end();
-  return new Promise<{ status: grpc.StatusObject; received: SyncFrame__Output[] }>((resolve) =>
-    call.on('status', (status) => resolve({ status, received })),
-  );
+  return new Promise<{ status: grpc.StatusObject; received: SyncFrame__Output[] }>((resolve) => call.on('status', (status) => resolve({ status, received })));
 }
 
 /** `count` files of `bytes(i)` random bytes, 100 to a directory. */

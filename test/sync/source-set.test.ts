@@ -64,14 +64,26 @@ const CASES: Record<string, Case> = {
     tracked: { '.gitignore': 'docs/out\n', 'sub/docs/out': 'tracked deeper' },
     untracked: { 'docs/out': 'ignored', 'other/docs/out': 'kept, untracked' },
   },
-  'a nested .gitignore applies below it only': { tracked: { 'pkg/.gitignore': '*.gen\n' }, untracked: { 'pkg/a.gen': '1', 'pkg/deep/b.gen': '2', 'c.gen': '3' } },
-  'a nested .gitignore negates its parent': { tracked: { '.gitignore': '*.dat\n', 'keep/.gitignore': '!*.dat\n' }, untracked: { 'x.dat': '1', 'keep/y.dat': '2' } },
-  'a tracked file matching an ignore pattern is still sent': { tracked: { '.gitignore': '*.cfg\n', 'app.cfg': 'tracked' }, untracked: { 'other.cfg': 'ignored' } },
+  'a nested .gitignore applies below it only': {
+    tracked: { 'pkg/.gitignore': '*.gen\n' },
+    untracked: { 'pkg/a.gen': '1', 'pkg/deep/b.gen': '2', 'c.gen': '3' },
+  },
+  'a nested .gitignore negates its parent': {
+    tracked: { '.gitignore': '*.dat\n', 'keep/.gitignore': '!*.dat\n' },
+    untracked: { 'x.dat': '1', 'keep/y.dat': '2' },
+  },
+  'a tracked file matching an ignore pattern is still sent': {
+    tracked: { '.gitignore': '*.cfg\n', 'app.cfg': 'tracked' },
+    untracked: { 'other.cfg': 'ignored' },
+  },
   'a tracked file inside an ignored directory is sent, its siblings are not': {
     tracked: { '.gitignore': 'build/\n', 'build/keep.txt': 'tracked' },
     untracked: { 'build/junk.o': 'ignored', 'build/deep/junk.o': 'ignored' },
   },
-  '** matches any number of directories': { tracked: { '.gitignore': '**/gen/*.txt\n' }, untracked: { 'gen/a.txt': '1', 'x/y/gen/b.txt': '2', 'x/gen/c.cc': '3' } },
+  '** matches any number of directories': {
+    tracked: { '.gitignore': '**/gen/*.txt\n' },
+    untracked: { 'gen/a.txt': '1', 'x/y/gen/b.txt': '2', 'x/gen/c.cc': '3' },
+  },
   'a/**/b matches zero or more directories between': { tracked: { '.gitignore': 'a/**/b\n' }, untracked: { 'a/b': '1', 'a/x/y/b': '2', 'c/a/b': '3' } },
   'dir/** ignores everything inside': { tracked: { '.gitignore': 'cache/**\n' }, untracked: { 'cache/a': '1', 'cache/b/c': '2', 'x/cache/d': '3' } },
   'a directory-only pattern leaves a file of that name': { tracked: { '.gitignore': 'tmp/\n' }, untracked: { 'tmp/a': '1', 'sub/tmp': 'a file named tmp' } },
@@ -110,7 +122,7 @@ const CASES: Record<string, Case> = {
   },
   'names with spaces, and trailing spaces that .gitignore strips': {
     tracked: { '.gitignore': 'with space.o\ntrailing  \n' },
-    untracked: { 'with space.o': 'ignored', 'trailing': 'ignored', 'a b/c d.txt': 'kept' },
+    untracked: { 'with space.o': 'ignored', trailing: 'ignored', 'a b/c d.txt': 'kept' },
   },
   'names with a newline or bytes that are not UTF-8': {
     tracked: { '.gitignore': '*.o\n' },
@@ -157,7 +169,12 @@ const CASES: Record<string, Case> = {
     },
   },
   'a .bazelignore directory (a local_repository) is sent': {
-    tracked: { '.bazelignore': 'third_party/dep\n', WORKSPACE: 'local_repository(name = "dep", path = "third_party/dep")\n', 'third_party/dep/WORKSPACE': '', 'third_party/dep/BUILD': SRC },
+    tracked: {
+      '.bazelignore': 'third_party/dep\n',
+      WORKSPACE: 'local_repository(name = "dep", path = "third_party/dep")\n',
+      'third_party/dep/WORKSPACE': '',
+      'third_party/dep/BUILD': SRC,
+    },
   },
   '.git and the top-level bazel-* links stay home; a deeper bazel-* is a source': {
     tracked: { BUILD: SRC, 'pkg/bazel-data.txt': 'a source' },
@@ -185,7 +202,12 @@ const CASES: Record<string, Case> = {
   'a nested repository is read by its own rules': {
     tracked: { '.gitignore': '*.log\n' },
     setup: (src) => {
-      write(src, { 'vendor/lib/.gitignore': '*.o\n', 'vendor/lib/a.c': 'a', 'vendor/lib/a.o': 'ignored', 'vendor/lib/b.log': 'kept: the outer rules stop at the nested repository' });
+      write(src, {
+        'vendor/lib/.gitignore': '*.o\n',
+        'vendor/lib/a.c': 'a',
+        'vendor/lib/a.o': 'ignored',
+        'vendor/lib/b.log': 'kept: the outer rules stop at the nested repository',
+      });
       git(path.join(src, 'vendor', 'lib'), 'init', '-q');
     },
   },
@@ -312,7 +334,8 @@ function gitListing(dir: string, prefix = Buffer.alloc(0)): Buffer[] {
     const stat = fs.lstatSync(full, { throwIfNoEntry: false });
     if (!stat) continue;
     const inner = Buffer.concat([prefix, name, Buffer.from('/')]);
-    if (stat.isDirectory()) out.push(...gitListing(full.toString(), inner)); // a nested repository or submodule
+    if (stat.isDirectory())
+      out.push(...gitListing(full.toString(), inner)); // a nested repository or submodule
     else out.push(Buffer.concat([prefix, name]));
   }
   return out;

@@ -7,18 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { waitFor } from '../harness/wait';
-import {
-  type Fixture,
-  PUSH_ARGS,
-  SESSION,
-  inodes,
-  openSync,
-  rsyncsIn,
-  snapshot,
-  startFixture,
-  write,
-  writeTree,
-} from './fixture';
+import { type Fixture, PUSH_ARGS, SESSION, inodes, openSync, rsyncsIn, snapshot, startFixture, write, writeTree } from './fixture';
 
 let f: Fixture;
 

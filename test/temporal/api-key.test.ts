@@ -44,7 +44,10 @@ beforeAll(async () => {
       tlsVersion: socket?.getProtocol() ?? null,
     });
     // As a frontend refusing the key would: UNAUTHENTICATED.
-    stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '16', 'grpc-message': 'fake: not Temporal Cloud' }, { endStream: true });
+    stream.respond(
+      { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '16', 'grpc-message': 'fake: not Temporal Cloud' },
+      { endStream: true },
+    );
   });
   await new Promise<void>((resolve) => fakeCloud.listen(0, '127.0.0.1', resolve));
   address = `127.0.0.1:${(fakeCloud.address() as import('node:net').AddressInfo).port}`;

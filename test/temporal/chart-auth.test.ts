@@ -40,7 +40,12 @@ test('auth none (the default): plaintext, nothing mounted, no credentials in the
 });
 
 test('auth mtls: the pods mount the client-certificate Secret where RBS_TEMPORAL_TLS_* point, and those files pass the real mTLS server', async () => {
-  const objects = render('temporal.auth.mode=mtls', 'temporal.auth.mtls.secretName=rbs-temporal-client', 'temporal.auth.serverCa.secretName=rbs-temporal-client', 'temporal.auth.serverName=localhost');
+  const objects = render(
+    'temporal.auth.mode=mtls',
+    'temporal.auth.mtls.secretName=rbs-temporal-client',
+    'temporal.auth.serverCa.secretName=rbs-temporal-client',
+    'temporal.auth.serverName=localhost',
+  );
   const env = settings(objects);
   const { config, unread } = configUse(env);
   expect(unread).toEqual([]);
@@ -60,13 +65,19 @@ test('auth mtls: the pods mount the client-certificate Secret where RBS_TEMPORAL
       for (const mount of (spec.containers[0] as V1Container).volumeMounts ?? []) {
         const volume = temporalVolumes(spec.volumes).find((v) => v.name === mount.name);
         if (!volume) continue;
-        expect({ volume: volume.name, secret: volume.secret?.secretName, readOnly: mount.readOnly }).toEqual({ volume: volume.name, secret: 'rbs-temporal-client', readOnly: true });
+        expect({ volume: volume.name, secret: volume.secret?.secretName, readOnly: mount.readOnly }).toEqual({
+          volume: volume.name,
+          secret: 'rbs-temporal-client',
+          readOnly: true,
+        });
         for (const item of volume.secret?.items ?? []) {
           fs.mkdirSync(path.join(root, mount.mountPath), { recursive: true });
           fs.writeFileSync(path.join(root, mount.mountPath, item.path), secret[item.key]);
         }
       }
-      const inPod = configUse(Object.fromEntries(Object.entries(env).map(([k, v]) => [k, k.startsWith('RBS_TEMPORAL_TLS_') && v.startsWith('/') ? path.join(root, v) : v])));
+      const inPod = configUse(
+        Object.fromEntries(Object.entries(env).map(([k, v]) => [k, k.startsWith('RBS_TEMPORAL_TLS_') && v.startsWith('/') ? path.join(root, v) : v])),
+      );
       const options = await temporalConnectionOptions({ ...inPod.config.temporal, address: tls().server.address });
       const connection = await Connection.connect({ ...options, connectTimeout: '10s' });
       await connection.workflowService.getSystemInfo({}).finally(() => connection.close());
@@ -113,7 +124,9 @@ test('a real apiserver accepts the Deployments of each mode (server-side dry-run
     for (const component of COMPONENTS) {
       const deployment = findObject<V1Deployment>(render(...set), 'Deployment', `${RELEASE}-${component}`);
       const body = { ...deployment, apiVersion: 'apps/v1', kind: 'Deployment', metadata: { ...deployment.metadata, namespace: 'default' } };
-      await api.create(body, undefined, 'All').catch((e: { body?: unknown; message?: string }) => failures.push(`${mode} ${component}: ${e.body ?? e.message}`));
+      await api
+        .create(body, undefined, 'All')
+        .catch((e: { body?: unknown; message?: string }) => failures.push(`${mode} ${component}: ${e.body ?? e.message}`));
     }
   }
   expect(failures).toEqual([]);

@@ -42,7 +42,12 @@ test('no RBS_TEMPORAL_* authentication: plaintext, as against the local dev serv
 });
 
 test('a client certificate with its key and CA: mTLS options with both files read', async () => {
-  const options = await connect({ RBS_TEMPORAL_TLS_CERT: files.cert, RBS_TEMPORAL_TLS_KEY: files.key, RBS_TEMPORAL_TLS_CA: files.ca, RBS_TEMPORAL_TLS_SERVER_NAME: 'temporal.internal' });
+  const options = await connect({
+    RBS_TEMPORAL_TLS_CERT: files.cert,
+    RBS_TEMPORAL_TLS_KEY: files.key,
+    RBS_TEMPORAL_TLS_CA: files.ca,
+    RBS_TEMPORAL_TLS_SERVER_NAME: 'temporal.internal',
+  });
   expect(options.apiKey).toBeUndefined();
   expect(options.tls?.serverNameOverride).toBe('temporal.internal');
   expect(Buffer.from(options.tls!.clientCertPair!.crt).toString()).toBe(fs.readFileSync(files.cert, 'utf8'));
@@ -63,10 +68,16 @@ test('an unreadable or wrong file is refused, naming the variable and the file',
   const missing = path.join(dir, 'missing.pem');
   await expect(connect({ RBS_TEMPORAL_TLS_CERT: missing, RBS_TEMPORAL_TLS_KEY: files.key })).rejects.toThrow(`RBS_TEMPORAL_TLS_CERT: cannot read ${missing}`);
   await expect(connect({ RBS_TEMPORAL_API_KEY: 'k', RBS_TEMPORAL_TLS_CA: missing })).rejects.toThrow(`RBS_TEMPORAL_TLS_CA: cannot read ${missing}`);
-  await expect(connect({ RBS_TEMPORAL_TLS_CERT: files.key, RBS_TEMPORAL_TLS_KEY: files.key })).rejects.toThrow(`RBS_TEMPORAL_TLS_CERT: ${files.key} is not a PEM certificate`);
-  await expect(connect({ RBS_TEMPORAL_TLS_CERT: files.cert, RBS_TEMPORAL_TLS_KEY: files.cert })).rejects.toThrow(`RBS_TEMPORAL_TLS_KEY: ${files.cert} is not a PEM private key`);
+  await expect(connect({ RBS_TEMPORAL_TLS_CERT: files.key, RBS_TEMPORAL_TLS_KEY: files.key })).rejects.toThrow(
+    `RBS_TEMPORAL_TLS_CERT: ${files.key} is not a PEM certificate`,
+  );
+  await expect(connect({ RBS_TEMPORAL_TLS_CERT: files.cert, RBS_TEMPORAL_TLS_KEY: files.cert })).rejects.toThrow(
+    `RBS_TEMPORAL_TLS_KEY: ${files.cert} is not a PEM private key`,
+  );
   await expect(connect({ RBS_TEMPORAL_TLS_CERT: files.cert, RBS_TEMPORAL_TLS_KEY: files.otherKey })).rejects.toThrow(
     `RBS_TEMPORAL_TLS_KEY (${files.otherKey}) is not the private key of the certificate in RBS_TEMPORAL_TLS_CERT (${files.cert})`,
   );
-  await expect(connect({ RBS_TEMPORAL_TLS_CERT: files.expired, RBS_TEMPORAL_TLS_KEY: files.expiredKey })).rejects.toThrow(`RBS_TEMPORAL_TLS_CERT (${files.expired}) expired at`);
+  await expect(connect({ RBS_TEMPORAL_TLS_CERT: files.expired, RBS_TEMPORAL_TLS_KEY: files.expiredKey })).rejects.toThrow(
+    `RBS_TEMPORAL_TLS_CERT (${files.expired}) expired at`,
+  );
 });

@@ -111,11 +111,13 @@ test("the stack's Web UI, opened in a real headless browser, shows a READY sessi
   try {
     const read = await browser.open(`${stack.temporalUi}/namespaces/default/workflows/${encodeURIComponent(session.workflowId)}/${runId}/user-metadata`);
     let text = '';
-    await waitFor(async () => (text = await read()).includes('Suspended if idle until'), 60_000, `the UI's page of ${session.workflowId} to show its current details`).catch(
-      (err: Error) => {
-        throw new Error(`${err.message}; the page read: ${text.slice(0, 3000)}`);
-      },
-    );
+    await waitFor(
+      async () => (text = await read()).includes('Suspended if idle until'),
+      60_000,
+      `the UI's page of ${session.workflowId} to show its current details`,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; the page read: ${text.slice(0, 3000)}`);
+    });
     expect(text).toContain(`alice: ${session.workspace}`);
     expect(text).toContain(`Namespace: ${session.namespace}`);
     expect(text).toContain('READY');

@@ -18,7 +18,7 @@ const BAZEL_4_2_3: Record<string, { stderr: string; sources: string[] }> = {
     stderr: `ERROR: ${WS}/BUILD:4:8: Executing genrule //:j failed: missing input file '//:sub/inner.txt'\n`,
     sources: ['sub/inner.txt'],
   },
-  "a file of another package": {
+  'a file of another package': {
     stderr:
       `ERROR: ${WS}/BUILD:2:8: no such target '//gen:x.txt': target 'x.txt' not declared in package 'gen' (did you mean 'y.txt'?) ` +
       `defined by ${WS}/gen/BUILD and referenced by '//:h'\n`,
@@ -53,12 +53,25 @@ test('the hint names only sources on the laptop that the sync left out, and says
   const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-hint-'));
   try {
     execFileSync('git', ['init', '-q'], { cwd: ws, env: process.env });
-    const files = { '.gitignore': 'gen/\n*.txt\n', 'gen/config.h': 'ignored', 'a.txt': 'ignored but included', 'sent.h': 'sent', '.rbs.json': '{"sync": {"include": ["a.txt"], "exclude": ["big"]}}', 'big/x.h': 'excluded' };
+    const files = {
+      '.gitignore': 'gen/\n*.txt\n',
+      'gen/config.h': 'ignored',
+      'a.txt': 'ignored but included',
+      'sent.h': 'sent',
+      '.rbs.json': '{"sync": {"include": ["a.txt"], "exclude": ["big"]}}',
+      'big/x.h': 'excluded',
+    };
     for (const [file, content] of Object.entries(files)) {
       fs.mkdirSync(path.dirname(path.join(ws, file)), { recursive: true });
       fs.writeFileSync(path.join(ws, file), content);
     }
-    const stderr = ['fatal error: gen/config.h: No such file or directory', 'fatal error: sent.h: No such file or directory', "missing input file '//:a.txt'", "missing input file '//:absent.txt'", "missing input file '//big:x.h'"].join('\n');
+    const stderr = [
+      'fatal error: gen/config.h: No such file or directory',
+      'fatal error: sent.h: No such file or directory',
+      "missing input file '//:a.txt'",
+      "missing input file '//:absent.txt'",
+      "missing input file '//big:x.h'",
+    ].join('\n');
     const hint = ignoredInputHint(stderr, ws)!;
     expect(hint).toContain('could not find big/x.h, gen/config.h, which exist in');
     expect(hint).toContain(`"sync.include" in ${path.join(ws, '.rbs.json')}`);

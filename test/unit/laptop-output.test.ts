@@ -4,7 +4,13 @@ import { infoNote } from '../../services/agent/laptop-info';
 
 const PAIRS = [['/vol/v1/workspace', '/home/dev/proj']] as const;
 const out = (standardOutput = '', standardError = '', finished = false): RunResponse__Output =>
-  ({ standardOutput: Buffer.from(standardOutput), standardError: Buffer.from(standardError), finished, exitCode: finished ? 1 : 0, commandId: 'c1' }) as RunResponse__Output;
+  ({
+    standardOutput: Buffer.from(standardOutput),
+    standardError: Buffer.from(standardError),
+    finished,
+    exitCode: finished ? 1 : 0,
+    commandId: 'c1',
+  }) as RunResponse__Output;
 const text = (sent: RunResponse__Output[]) => sent.map((r) => `${r.standardOutput}|${r.standardError}${r.finished ? '|done' : ''}`);
 
 beforeEach(() => jest.useFakeTimers());
@@ -53,7 +59,9 @@ describe('infoNote', () => {
   it('names the keys whose values are the remote machine’s, for the keys asked for or for all', () => {
     expect(infoNote(['info', 'workspace', 'bazel-bin'])).toBe('');
     expect(infoNote(['build', '//...'])).toBe('');
-    expect(infoNote(['info', '--show_make_env', 'install_base'])).toBe('RBS: install_base is a place on the remote machine that runs the build, not on this one.\n');
+    expect(infoNote(['info', '--show_make_env', 'install_base'])).toBe(
+      'RBS: install_base is a place on the remote machine that runs the build, not on this one.\n',
+    );
     expect(infoNote(['info'])).toBe(
       'RBS: install_base, output_user_root, java-home are places on the remote machine that runs the build, not on this one; ' +
         'server_log, command_log name files that only the remote machine has.\n',

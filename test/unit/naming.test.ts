@@ -32,9 +32,7 @@ describe('userSlug', () => {
 
 describe('isDns1123Label', () => {
   it.each(['a', '0', 'a-b', 'a'.repeat(63), 'abc-123'])('accepts %j', (s) => expect(isDns1123Label(s)).toBe(true));
-  it.each(['', '-a', 'a-', 'A', 'a_b', 'a.b', 'a'.repeat(64), 'ë'])('rejects %j', (s) =>
-    expect(isDns1123Label(s)).toBe(false),
-  );
+  it.each(['', '-a', 'a-', 'A', 'a_b', 'a.b', 'a'.repeat(64), 'ë'])('rejects %j', (s) => expect(isDns1123Label(s)).toBe(false));
 });
 
 describe('placementFor', () => {
@@ -47,9 +45,7 @@ describe('placementFor', () => {
   });
 
   it('tells apart users whose slugs coincide', () => {
-    const names = ['alice', 'Alice', 'ALICE', 'alice.', '山田', '鈴木', '🦄', ''].map(
-      (user) => placementFor(user, '/src').namespace,
-    );
+    const names = ['alice', 'Alice', 'ALICE', 'alice.', '山田', '鈴木', '🦄', ''].map((user) => placementFor(user, '/src').namespace);
     expect(new Set(names).size).toBe(names.length);
   });
 
@@ -92,10 +88,7 @@ describe('placementFor', () => {
       expect([namespace, isDns1123Label(namespace), isDns1123Label(volume)]).toEqual([namespace, true, true]);
       expect(volume).toBe(namespace.replace(/-rbs-(?=[0-9a-f]{20}$)/, '-vol-'));
       const slug = userSlug(user);
-      expect([slug, /^[a-z]([a-z0-9]|-(?!-))*$/.test(slug) && !slug.endsWith('-') && slug.length <= 38]).toEqual([
-        slug,
-        true,
-      ]);
+      expect([slug, /^[a-z]([a-z0-9]|-(?!-))*$/.test(slug) && !slug.endsWith('-') && slug.length <= 38]).toEqual([slug, true]);
       namespaces.add(namespace);
     }
     expect(namespaces.size).toBe(pairs.size);

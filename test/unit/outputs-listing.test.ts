@@ -20,7 +20,11 @@ test.each<[string, string[], ReturnType<typeof symlinkPrefixOf>]>([
   ['after --', ['build', '--', '--symlink_prefix=x-'], { prefix: 'bazel-' }],
   ['/: no links', ['build', '--symlink_prefix=/'], { none: true }],
   ['a directory', ['build', '--symlink_prefix=out/'], { refused: '--symlink_prefix=out/ (a prefix naming a directory)' }],
-  ['a --config in use', ['build', '--default_override=0:build:ci=--symlink_prefix=ci-', '--config=ci'], { refused: '--symlink_prefix in the rc lines of --config=ci' }],
+  [
+    'a --config in use',
+    ['build', '--default_override=0:build:ci=--symlink_prefix=ci-', '--config=ci'],
+    { refused: '--symlink_prefix in the rc lines of --config=ci' },
+  ],
   ['a --config not in use', ['build', '--default_override=0:build:ci=--symlink_prefix=ci-'], { prefix: 'bazel-' }],
 ])('--symlink_prefix from %s', (_what, args, expected) => {
   expect(symlinkPrefixOf(args)).toEqual(expected);
@@ -30,8 +34,16 @@ test('the build event file the developer gave, or none', () => {
   expect(effectiveOption(['build', '--build_event_json_file=/x.json'], 'build_event_json_file')).toEqual({ value: '/x.json' });
   expect(effectiveOption(['coverage', '--default_override=0:test=--build_event_json_file=/rc.json'], 'build_event_json_file')).toEqual({ value: '/rc.json' });
   expect(effectiveOption(['build', '--build_event_json_file_path_conversion=false'], 'build_event_json_file')).toBeUndefined();
-  const configured = ['build', '--default_override=0:build=--build_event_json_file=/a', '--default_override=0:build:ci=--build_event_json_file=/b', '--config=ci'];
-  expect(effectiveOption(configured, 'build_event_json_file')).toEqual({ unknown: '--build_event_json_file in the rc lines of --config=ci', candidates: ['/a', '/b'] });
+  const configured = [
+    'build',
+    '--default_override=0:build=--build_event_json_file=/a',
+    '--default_override=0:build:ci=--build_event_json_file=/b',
+    '--config=ci',
+  ];
+  expect(effectiveOption(configured, 'build_event_json_file')).toEqual({
+    unknown: '--build_event_json_file in the rc lines of --config=ci',
+    candidates: ['/a', '/b'],
+  });
 });
 
 test('a build event file: output groups through nested named sets, test outputs, no duplicates, file URIs only', async () => {
@@ -40,8 +52,20 @@ test('a build event file: output groups through nested named sets, test outputs,
     const file = path.join(dir, 'bep.json');
     const events = [
       { id: { namedSet: { id: '1' } }, namedSetOfFiles: { files: [{ name: 'b', uri: 'file:///ob/b%20c' }] } },
-      { id: { namedSet: { id: '0' } }, namedSetOfFiles: { files: [{ name: 'a', uri: 'file:///ob/a' }, { name: 'r', uri: 'bytestream://cache/r' }], fileSets: [{ id: '1' }] } },
-      { id: { targetCompleted: { label: '//:t' } }, completed: { success: true, outputGroup: [{ name: 'default', fileSets: [{ id: '0' }] }], importantOutput: [{ uri: 'file:///ob/a' }] } },
+      {
+        id: { namedSet: { id: '0' } },
+        namedSetOfFiles: {
+          files: [
+            { name: 'a', uri: 'file:///ob/a' },
+            { name: 'r', uri: 'bytestream://cache/r' },
+          ],
+          fileSets: [{ id: '1' }],
+        },
+      },
+      {
+        id: { targetCompleted: { label: '//:t' } },
+        completed: { success: true, outputGroup: [{ name: 'default', fileSets: [{ id: '0' }] }], importantOutput: [{ uri: 'file:///ob/a' }] },
+      },
       { id: { testResult: { label: '//:t' } }, testResult: { testActionOutput: [{ name: 'test.log', uri: 'file:///ob/t/test.log' }] } },
     ];
     fs.writeFileSync(file, events.map((e) => JSON.stringify(e)).join('\n'));

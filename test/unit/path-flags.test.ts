@@ -111,7 +111,9 @@ describe('mapPathFlags', () => {
   });
 
   it('passes laptop inputs inside the workspace and refuses them outside', () => {
-    expect(mapped(['--override_repository=foo=/home/dev/proj/third_party/foo', '--distdir=/home/dev/proj/dist', '--package_path=%workspace%']).pairs).toEqual([]);
+    expect(mapped(['--override_repository=foo=/home/dev/proj/third_party/foo', '--distdir=/home/dev/proj/dist', '--package_path=%workspace%']).pairs).toEqual(
+      [],
+    );
     expect(refusal(['--override_repository=rules_cc=/opt/stubs/rules_cc'])).toMatch(/--override_repository: \/opt\/stubs\/rules_cc is outside the workspace/);
     expect(refusal(['--distdir', '/srv/dist'])).toMatch(/--distdir/);
     expect(refusal(['--package_path=%workspace%:/srv/pkgs'])).toMatch(/--package_path: \/srv\/pkgs/);

@@ -47,7 +47,14 @@ describe('PathRewriter', () => {
   });
 
   it('leaves look-alikes alone: longer names, paths that merely contain a root', () => {
-    for (const text of ['/vol/v1/workspace-other/x', '/vol/v1/workspace2', '/x/vol/v1/workspace/a', 'a/vol/v1/workspace', '/vol/v1/work', '/vol/v1/workspace.bak']) {
+    for (const text of [
+      '/vol/v1/workspace-other/x',
+      '/vol/v1/workspace2',
+      '/x/vol/v1/workspace/a',
+      'a/vol/v1/workspace',
+      '/vol/v1/work',
+      '/vol/v1/workspace.bak',
+    ]) {
       expect(once(`${text}\n`).toString()).toBe(`${text}\n`);
     }
   });
@@ -55,7 +62,9 @@ describe('PathRewriter', () => {
   it('rewrites after JSON unicode escapes and escaped colour codes, as build event files write them', () => {
     expect(once('"--client_cwd\\u003d/vol/v1/workspace/lib"').toString()).toBe('"--client_cwd\\u003d/home/dev/proj/lib"');
     // Colour codes inside build event files: ESC as JSON and as protobuf text format write it.
-    expect(once('"\\u001b[0m/vol/v1/workspace/BUILD" "\\033[0m/vol/v1/workspace/BUILD"').toString()).toBe('"\\u001b[0m/home/dev/proj/BUILD" "\\033[0m/home/dev/proj/BUILD"');
+    expect(once('"\\u001b[0m/vol/v1/workspace/BUILD" "\\033[0m/vol/v1/workspace/BUILD"').toString()).toBe(
+      '"\\u001b[0m/home/dev/proj/BUILD" "\\033[0m/home/dev/proj/BUILD"',
+    );
   });
 
   it('rewrites after = : quotes and file:// (flags, JSON, build event URIs)', () => {

@@ -4,13 +4,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { agentCertificateExpiry } from '../../lib/pki/certificate';
-import {
-  InvalidIdentityError,
-  describeIdentity,
-  identityFromUris,
-  identityUris,
-  type Identity,
-} from '../../lib/pki/identity';
+import { InvalidIdentityError, describeIdentity, identityFromUris, identityUris, type Identity } from '../../lib/pki/identity';
 import { InvalidInputError } from '../../lib/validate';
 
 const SESSION = '3f2504e0-4f89-41d3-9a0c-0305e82c3301';
@@ -27,11 +21,7 @@ describe('identities', () => {
     [{ kind: 'service', name: 'orchestrator' }, ['spiffe://rbs/service/orchestrator'], 'service orchestrator'],
     [{ kind: 'service', name: 'worker' }, ['spiffe://rbs/service/worker'], 'service worker'],
     [{ kind: 'agent', sessionId: SESSION }, [`spiffe://rbs/session/${SESSION}/agent`], `agent of session ${SESSION}`],
-    [
-      { kind: 'proxy', sessionId: SESSION, user: 'bob' },
-      [`spiffe://rbs/session/${SESSION}/proxy/bob`],
-      `proxy of session ${SESSION} for user "bob"`,
-    ],
+    [{ kind: 'proxy', sessionId: SESSION, user: 'bob' }, [`spiffe://rbs/session/${SESSION}/proxy/bob`], `proxy of session ${SESSION} for user "bob"`],
   ];
   it.each(cases)('%j round-trips through %j', (id, uris, description) => {
     expect(identityUris(id)).toEqual(uris);
@@ -63,10 +53,7 @@ describe('identities', () => {
     [['spiffe://rbs/service/db'], 'unrecognized RBS identity URI spiffe://rbs/service/db'],
     [['spiffe://rbs/user/a/b'], 'unrecognized RBS identity URI spiffe://rbs/user/a/b'],
     [['spiffe://rbs/user/a', 'spiffe://rbs/role/root'], 'unrecognized RBS role URI spiffe://rbs/role/root'],
-    [
-      ['spiffe://rbs/user/a', 'spiffe://rbs/role/operator', 'spiffe://rbs/role/operator'],
-      'role URI spiffe://rbs/role/operator appears 2 times',
-    ],
+    [['spiffe://rbs/user/a', 'spiffe://rbs/role/operator', 'spiffe://rbs/role/operator'], 'role URI spiffe://rbs/role/operator appears 2 times'],
     [
       ['spiffe://rbs/service/worker', 'spiffe://rbs/role/operator'],
       'role URI spiffe://rbs/role/operator is only allowed on a user certificate, not with spiffe://rbs/service/worker',
@@ -74,10 +61,7 @@ describe('identities', () => {
     [['spiffe://rbs/user/%E0%A4'], 'identity URI spiffe://rbs/user/%E0%A4 has a malformed percent-encoding'],
     [['spiffe://rbs/user/%61lice'], 'identity URI spiffe://rbs/user/%61lice does not encode its user name canonically'],
     [['spiffe://rbs/user/Zoe%CC%88'], 'identity URI spiffe://rbs/user/Zoe%CC%88 does not encode its user name canonically'],
-    [
-      ['spiffe://rbs/user/a%2Fb'],
-      "identity URI spiffe://rbs/user/a%2Fb names an invalid user: user name contains '/' at position 1",
-    ],
+    [['spiffe://rbs/user/a%2Fb'], "identity URI spiffe://rbs/user/a%2Fb names an invalid user: user name contains '/' at position 1"],
     [
       ['spiffe://rbs/session/s1/agent'],
       'identity URI spiffe://rbs/session/s1/agent names an invalid session: session id must be a lowercase UUID v4, got "s1"',
@@ -139,9 +123,7 @@ describe('CertificateAuthority', () => {
     expect(cert.checkIssued(caCert) && cert.verify(caCert.publicKey)).toBe(true);
     expect(cert.ca).toBe(false);
     expect(cert.keyUsage).toEqual(['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2']); // serverAuth, clientAuth
-    expect(cert.subjectAltName).toBe(
-      `URI:spiffe://rbs/session/${SESSION}/proxy/Zo%C3%AB, DNS:agent.local, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1`,
-    );
+    expect(cert.subjectAltName).toBe(`URI:spiffe://rbs/session/${SESSION}/proxy/Zo%C3%AB, DNS:agent.local, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1`);
     expect(issued.keyPem).toMatch(/^-----BEGIN PRIVATE KEY-----/);
     expect(cert.checkPrivateKey(createPrivateKey(issued.keyPem))).toBe(true);
     // Valid from five minutes back (clock skew) until 30 days from now: never born nearly expired.

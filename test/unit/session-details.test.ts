@@ -38,7 +38,9 @@ test('SUSPENDED: no agent, and when it ends unless used again; the step under wa
   expect(details).toContain('Backend: local');
   expect(details).toContain('Ends if not used again by: 2026-12-18T00:00:00.000Z');
   expect(details).not.toContain('Suspended if idle');
-  expect(sessionCurrentDetails({ session, step: 'replacing the agent, which did not answer' })).toMatch(/^\*\*READY\*\*: replacing the agent, which did not answer\n/);
+  expect(sessionCurrentDetails({ session, step: 'replacing the agent, which did not answer' })).toMatch(
+    /^\*\*READY\*\*: replacing the agent, which did not answer\n/,
+  );
 });
 
 test('FAILED: the reason; no deadline', () => {

@@ -32,7 +32,14 @@ test('a suspended session woken by GetServer: the wake is counted in the phase i
   const suspended = t.phases.find((p) => p.phase === 'SUSPENDED')!;
   expect({ heartbeats: suspended.heartbeats, getServerCalls: suspended.getServerCalls }).toEqual({ heartbeats: 0, getServerCalls: 1 });
   expect(suspended.lastWakeMs).toBeGreaterThanOrEqual(suspended.startMs);
-  expect(t.steps.map((s) => s.activity)).toEqual(['issueAgentCredentials', 'stopAgent', 'issueAgentCredentials', 'startAgent', 'waitForAgent', 'deleteNamespace']);
+  expect(t.steps.map((s) => s.activity)).toEqual([
+    'issueAgentCredentials',
+    'stopAgent',
+    'issueAgentCredentials',
+    'startAgent',
+    'waitForAgent',
+    'deleteNamespace',
+  ]);
   expect(t.endReason).toBe('ended');
 });
 

@@ -57,7 +57,7 @@ function call(credentials: grpc.ChannelCredentials, name: 'whoAmI' | 'ping' = 'w
   const c = client ?? new ProbeClient(address, credentials);
   if (!client) clients.push(c);
   return new Promise<unknown>((resolve) => {
-    const fn = (c as unknown as Record<string, Function>)[name].bind(c);
+    const fn = (c as unknown as Record<string, (...args: unknown[]) => void>)[name].bind(c);
     fn({}, { deadline: Date.now() + 5000 }, (err: grpc.ServiceError | null, res: unknown) => resolve(err ?? res));
   });
 }
@@ -133,7 +133,12 @@ describe('the TLS server name (SNI) a client sends, by which gateways route', ()
     const names: string[] = [];
     const tls = await material(ca, ORCHESTRATOR);
     const context = nodeTls.createSecureContext({ cert: tls.certPem, key: tls.keyPem });
-    const listener = nodeTls.createServer({ cert: tls.certPem, key: tls.keyPem, ALPNProtocols: ['h2'], SNICallback: (name, done) => (names.push(name), done(null, context)) });
+    const listener = nodeTls.createServer({
+      cert: tls.certPem,
+      key: tls.keyPem,
+      ALPNProtocols: ['h2'],
+      SNICallback: (name, done) => (names.push(name), done(null, context)),
+    });
     listener.on('secureConnection', (socket) => socket.destroy());
     listener.on('tlsClientError', () => undefined);
     const port = await new Promise<number>((resolve) => listener.listen(0, '127.0.0.1', () => resolve((listener.address() as { port: number }).port)));
@@ -157,7 +162,16 @@ describe('the TLS server name (SNI) a client sends, by which gateways route', ()
 
   it("is a fixed 'rbs' for an IP address, which may not be sent as a server name", async () => {
     expect(new Set(await serverNames(dialing('127.0.0.1')))).toEqual(new Set(['rbs']));
-    for (const address of ['[::1]:7443', '::1', 'dns:[::1]:443', 'dns:///[::1]:443', 'dns:///10.0.0.1:443', 'ipv4:10.0.0.1:443,10.0.0.2:443', 'ipv6:[::1]:443', 'unix:/run/rbs.sock']) {
+    for (const address of [
+      '[::1]:7443',
+      '::1',
+      'dns:[::1]:443',
+      'dns:///[::1]:443',
+      'dns:///10.0.0.1:443',
+      'ipv4:10.0.0.1:443,10.0.0.2:443',
+      'ipv6:[::1]:443',
+      'unix:/run/rbs.sock',
+    ]) {
       expect({ address, options: tlsChannelOptions(address) }).toEqual({ address, options: { 'grpc.ssl_target_name_override': 'rbs' } });
     }
     for (const address of ['dns:///rbs.example.com:443', 'dns:rbs.example.com:443', 'rbs.example.com', 'localhost:7443']) {

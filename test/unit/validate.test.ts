@@ -61,13 +61,13 @@ describe('validateWorkspacePath', () => {
   });
 
   const rejected: [string, string][] = [
-    ['', "workspace path must be absolute (start with '/'), got \"\""],
-    ['src/app', "workspace path must be absolute (start with '/'), got \"src/app\""],
+    ['', 'workspace path must be absolute (start with \'/\'), got ""'],
+    ['src/app', 'workspace path must be absolute (start with \'/\'), got "src/app"'],
     ['/', 'workspace path must not be the root directory'],
-    ['/home/', "workspace path must not end with '/', got \"/home/\""],
-    ['/home//alice', "workspace path must not contain '//', got \"/home//alice\""],
-    ['/home/./alice', "workspace path must not contain a '.' segment, got \"/home/./alice\""],
-    ['/home/alice/..', "workspace path must not contain a '..' segment, got \"/home/alice/..\""],
+    ['/home/', 'workspace path must not end with \'/\', got "/home/"'],
+    ['/home//alice', 'workspace path must not contain \'//\', got "/home//alice"'],
+    ['/home/./alice', 'workspace path must not contain a \'.\' segment, got "/home/./alice"'],
+    ['/home/alice/..', 'workspace path must not contain a \'..\' segment, got "/home/alice/.."'],
     ['/home/al\u0000ice', 'workspace path contains a control character (U+0000) at position 8'],
     ['/tmp/\u009b', 'workspace path contains a control character (U+009B) at position 5'],
     [`/${'a'.repeat(4096)}`, 'workspace path must be at most 4096 bytes, got 4097'],
@@ -101,9 +101,7 @@ describe('validateSessionId', () => {
   });
 
   it('truncates long values in its message', () => {
-    expect(errorOf(() => validateSessionId('x'.repeat(1000))).message).toBe(
-      `session id must be a lowercase UUID v4, got "${'x'.repeat(64)}"…`,
-    );
+    expect(errorOf(() => validateSessionId('x'.repeat(1000))).message).toBe(`session id must be a lowercase UUID v4, got "${'x'.repeat(64)}"…`);
   });
 });
 

@@ -13,9 +13,7 @@ export const FIELD_MANAGER = 'rbs-worker';
 export async function apply<T extends KubernetesObject>(api: KubeApi, object: T): Promise<T> {
   const { kind, metadata } = object;
   const name = metadata?.namespace ? `${metadata.namespace}/${metadata.name}` : metadata?.name;
-  return kubeRequest(`apply ${kind} ${name}`, () =>
-    api.objects.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply),
-  );
+  return kubeRequest(`apply ${kind} ${name}`, () => api.objects.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply));
 }
 
 /** For a JSON merge patch through the typed clients (whose patch default is a JSON patch). */

@@ -45,7 +45,9 @@ export function filestoreConfigFromEnv(env: NodeJS.ProcessEnv, storageClass: str
   }
   const provides = GKE_CLASSES[storageClass];
   if (provides === 'multishare') {
-    throw new Error(`RBS_KUBE_STORAGE_CLASS ${storageClass} makes shares of multishare instances, which RBS_FILESTORE_* cannot back up: use an instance-mode class (one instance per volume, such as zonal-rwx)`);
+    throw new Error(
+      `RBS_KUBE_STORAGE_CLASS ${storageClass} makes shares of multishare instances, which RBS_FILESTORE_* cannot back up: use an instance-mode class (one instance per volume, such as zonal-rwx)`,
+    );
   }
   if (provides !== undefined && provides !== config.tier) {
     throw new Error(`RBS_KUBE_STORAGE_CLASS ${storageClass} provisions ${provides} instances, but RBS_FILESTORE_TIER is ${config.tier}`);

@@ -146,10 +146,7 @@ export function namespaceContents(spec: NamespaceSpec, config: KubernetesBackend
         ports: DNS_PORTS,
       },
       {
-        to: [
-          { ipBlock: { cidr: '0.0.0.0/0', except: PRIVATE_IPV4 } },
-          { ipBlock: { cidr: '::/0', except: PRIVATE_IPV6 } },
-        ],
+        to: [{ ipBlock: { cidr: '0.0.0.0/0', except: PRIVATE_IPV4 } }, { ipBlock: { cidr: '::/0', except: PRIVATE_IPV6 } }],
       },
     ],
   });
@@ -334,7 +331,9 @@ export function agentAddress(namespace: string, config: KubernetesBackendConfig)
 
 /** The host of the configured address: a Service name, an IP, or a gateway's SNI host. */
 function agentHost(namespace: string, config: KubernetesBackendConfig): string {
-  return agentAddress(namespace, config).replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+  return agentAddress(namespace, config)
+    .replace(/:\d+$/, '')
+    .replace(/^\[(.*)\]$/, '$1');
 }
 
 /** The Service's names, and the host of the configured address. */

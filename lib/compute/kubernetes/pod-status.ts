@@ -13,9 +13,7 @@ const CONFIG_FAILURES = ['CreateContainerConfigError', 'CreateContainerError'];
 
 /** What a pod's status says about the agent. */
 export type PodVerdict =
-  | { kind: 'ready' }
-  | { kind: 'failed'; reason: AgentStartFailure; detail: string }
-  | { kind: 'pending'; progress: AgentProgress; unschedulable: boolean };
+  { kind: 'ready' } | { kind: 'failed'; reason: AgentStartFailure; detail: string } | { kind: 'pending'; progress: AgentProgress; unschedulable: boolean };
 
 const pending = (stage: AgentProgress['stage'], detail: string, unschedulable = false): PodVerdict => ({
   kind: 'pending',

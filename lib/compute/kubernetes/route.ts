@@ -38,7 +38,10 @@ export function routeRefusal(route: TlsRoute & { status?: RouteStatus }, gateway
   );
   for (const parent of ours) {
     const refused = (parent.conditions ?? []).find(
-      (c) => c.type === 'Accepted' && c.status === 'False' && (generation === undefined || c.observedGeneration === undefined || c.observedGeneration === generation),
+      (c) =>
+        c.type === 'Accepted' &&
+        c.status === 'False' &&
+        (generation === undefined || c.observedGeneration === undefined || c.observedGeneration === generation),
     );
     if (refused) {
       const by = parent.controllerName ? ` (${parent.controllerName})` : '';

@@ -132,9 +132,7 @@ export class WorkspaceVolumes {
   }
 
   private readClaim(namespace: string, volume: string): Promise<V1PersistentVolumeClaim | null> {
-    return readOrNull(`read claim ${namespace}/${volume}`, () =>
-      this.api.core.readNamespacedPersistentVolumeClaim({ name: volume, namespace }),
-    );
+    return readOrNull(`read claim ${namespace}/${volume}`, () => this.api.core.readNamespacedPersistentVolumeClaim({ name: volume, namespace }));
   }
 
   private read(name: string): Promise<V1PersistentVolume | null> {
@@ -166,12 +164,9 @@ export class WorkspaceVolumes {
         claimRef: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace, name: volume, uid: null, resourceVersion: null },
       },
     };
-    await kubeRequest(`re-bind PV ${name} to ${namespace}/${volume}`, () =>
-      this.api.core.patchPersistentVolume({ name, body: patch }, MERGE_PATCH),
-    );
+    await kubeRequest(`re-bind PV ${name} to ${namespace}/${volume}`, () => this.api.core.patchPersistentVolume({ name, body: patch }, MERGE_PATCH));
   }
 }
-
 
 function claimOf(pv: V1PersistentVolume): string {
   return `${pv.spec?.claimRef?.namespace}/${pv.spec?.claimRef?.name}`;
