@@ -21,6 +21,11 @@ function table(rows: string[][]): string[] {
   );
 }
 
+/** Text from a history (a pod's message, a terminate reason) on one line, with no terminal control codes. */
+function printable(text: string): string {
+  return text.replace(/[\t\r\n]+/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+}
+
 /** The timeline as a person reads it: phases, then steps, each from the session's start. */
 export function formatTimeline(t: SessionTimeline): string {
   const s = t.session!;
@@ -48,11 +53,12 @@ export function formatTimeline(t: SessionTimeline): string {
     `${step.summary || step.activity}${step.failure ? `: ${step.failure}` : ''}`,
   ]);
   lines.push('', ...table([['STEP AT', 'TOOK', 'OUTCOME', 'WHAT'], ...steps]));
+  if (t.stepsOmitted > 0) lines.push(`(and ${t.stepsOmitted} earlier steps)`);
   if (t.commands.length > 0) {
     const commands = t.commands.map((c) => [since(c.endedAtMs - c.durationMs), duration(c.durationMs), String(c.exitCode), c.verb]);
     lines.push('', ...table([['COMMAND AT', 'TOOK', 'EXIT', 'COMMAND'], ...commands]));
   }
-  return lines.join('\n');
+  return lines.map(printable).join('\n');
 }
 
 export async function describeSession(sessionId: string | undefined, options: { json?: boolean }): Promise<void> {

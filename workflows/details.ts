@@ -20,9 +20,18 @@ export function literal(value = ''): string {
   return `${fence}${pad}${flat}${pad}${fence}`;
 }
 
-/** One line for the workflow list: whose session, of which workspace. */
+/** At most `max` code points of `value`, its end kept: a path's last segments say the most. */
+export function tail(value: string, max: number): string {
+  const points = Array.from(value);
+  return points.length <= max ? value : `…${points.slice(-(max - 1)).join('')}`;
+}
+
+/** A summary the UI lists, well within what servers accept (a workspace path may be 4 KiB). */
+const SUMMARY_WORKSPACE_CHARS = 200;
+
+/** One line for the workflow list: whose session, of which workspace. Both are the user's text. */
 export function sessionSummary(user: string, workspace: string): string {
-  return `${user}: ${literal(workspace)}`;
+  return `${literal(user)}: ${literal(tail(workspace, SUMMARY_WORKSPACE_CHARS))}`;
 }
 
 /** Fixed for the workflow's life: where the session lives. */
@@ -44,7 +53,8 @@ export interface SessionMoment {
 
 /** Markdown for setCurrentDetails: the phase and what it waits for, the agent, the last activity. */
 export function sessionCurrentDetails({ session, backend, idleDeadlineMs, retentionDeadlineMs, step }: SessionMoment): string {
-  const at = (ms: number) => new Date(ms).toISOString();
+  // A deadline past what a Date holds (a retention of ~285,000 years) must not throw in the workflow.
+  const at = (ms: number) => (Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : 'never');
   const lines = [`**${session.phase}**${step ? `: ${step}` : ''}`];
   if (session.agentAddress) lines.push(`Agent: ${literal(session.agentAddress)}${backend ? ` (${backend} backend)` : ''}`);
   else if (backend) lines.push(`Backend: ${backend}`);

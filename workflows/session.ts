@@ -23,7 +23,7 @@ import type { RetryPolicy } from '@temporalio/common';
 import type { createActivities } from '../activities';
 import { type EndReason, EXPIRY_REASON, isTerminal, type SessionPhase, type SessionPlacement } from '../lib/domain';
 import { FAILURE, endUpdate, getServerUpdate, heartbeatSignal, sessionQuery, type SessionInput, type SessionTimeouts, type SessionView } from './messages';
-import { FAILURE_ATTRIBUTE_CHARS, SESSION_END_REASON, SESSION_FAILURE, SESSION_ID, SESSION_PHASE } from '../lib/temporal/search-attributes';
+import { failureCode, SESSION_END_REASON, SESSION_FAILURE, SESSION_ID, SESSION_PHASE } from '../lib/temporal/search-attributes';
 import { type SessionMoment, sessionCurrentDetails, summarized } from './details';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -95,6 +95,8 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
   let credentialsRenewAt = 0;
   /** A client could not reach the agent: serve() probes it at once, and clears this once it is settled. */
   let agentReported = false;
+  /** Why a FAILED session failed, as a short code (failureCode): its RbsFailureReason. */
+  let failedWith: string | null = null;
 
   /** What the Temporal UI shows as the session's current details (details.ts). */
   const moment: Omit<SessionMoment, 'session'> = {};
@@ -179,7 +181,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
       { key: SESSION_PHASE, value: phase },
       { key: SESSION_ID, value: session.sessionId },
       ...(over && session.endReason ? [{ key: SESSION_END_REASON, value: session.endReason }] : []),
-      ...(over && session.failureReason ? [{ key: SESSION_FAILURE, value: session.failureReason.slice(0, FAILURE_ATTRIBUTE_CHARS) }] : []),
+      ...(over && failedWith ? [{ key: SESSION_FAILURE, value: failedWith }] : []),
     ]);
   }
 
@@ -218,7 +220,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
       session.agentAddress = null;
       if (err instanceof EndRequested) return finish('ENDED', 'ended', null);
       if (isCancellation(err)) return finish('ENDED', 'cancelled', 'cancelled during provisioning');
-      return finish('FAILED', 'provisioning-failed', failureMessage(err));
+      return finish('FAILED', 'provisioning-failed', failureMessage(err), failureCode(err));
     }
     touch();
     await enter('READY');
@@ -246,22 +248,24 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
       await enter('READY');
     } catch (err) {
       if (isCancellation(err)) throw err;
-      await end('agent-restart-failed', `agent restart failed: ${failureMessage(err)}`, false, 'FAILED');
+      await end('agent-restart-failed', `agent restart failed: ${failureMessage(err)}`, false, 'FAILED', failureCode(err));
     }
   }
 
   /** Removes what the session created; the volume only when the session expires. */
-  async function end(why: EndReason, reason: string | null, removeVolume: boolean, outcome: 'ENDED' | 'FAILED' = 'ENDED') {
+  async function end(why: EndReason, reason: string | null, removeVolume: boolean, outcome: 'ENDED' | 'FAILED' = 'ENDED', code?: string) {
     await CancellationScope.nonCancellable(async () => {
       await enter('ENDING');
       await teardown.deleteNamespace(ref);
       if (removeVolume) await volumeRemoval.deleteVolume(ref);
       session.agentAddress = null;
-      await finish(outcome, why, reason);
+      await finish(outcome, why, reason, code);
     });
   }
 
-  async function finish(phase: 'ENDED' | 'FAILED', why: EndReason, reason: string | null): Promise<void> {
+  /** `code`: a FAILED session's failure type, its search attribute (the text stays in the history). */
+  async function finish(phase: 'ENDED' | 'FAILED', why: EndReason, reason: string | null, code?: string): Promise<void> {
+    failedWith = code ?? null;
     session.failureReason = reason;
     session.endReason = why;
     await CancellationScope.nonCancellable(() => enter(phase));

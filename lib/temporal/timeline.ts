@@ -6,7 +6,7 @@
 import type { temporal } from '@temporalio/proto';
 import type { CommandReport } from '../domain';
 import { validateCommandReport } from '../validate';
-import { SESSION_END_REASON, SESSION_PHASE } from './search-attributes';
+import { SESSION_END_REASON, SESSION_ID, SESSION_PHASE } from './search-attributes';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 type Payload = temporal.api.common.v1.IPayload;
@@ -43,13 +43,16 @@ export interface TimelineCommand {
   exitCode: number;
 }
 
-/** How many of the last commands a timeline lists. */
+/** How many of the last commands, and of the last steps, a timeline lists. */
 export const TIMELINE_COMMANDS = 20;
+export const TIMELINE_STEPS = 200;
 
 export interface Timeline {
   startedMs: number;
   phases: TimelinePhase[];
+  /** The last TIMELINE_STEPS, oldest first; `stepsOmitted` went before them. */
   steps: TimelineStep[];
+  stepsOmitted: number;
   endReason: string;
   /** The last TIMELINE_COMMANDS, oldest first. */
   commands: TimelineCommand[];
@@ -79,8 +82,22 @@ function timeMs(event: HistoryEvent): number {
   return t ? Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0;
 }
 
-/** `events`: the session's runs oldest first (continue-as-new), concatenated. */
-export function sessionTimeline(events: HistoryEvent[], nowMs: number): Timeline {
+/** The session ids a run's phase changes name (RbsSessionId): one, for a run of one session. */
+export function runSessionIds(events: HistoryEvent[]): Set<string> {
+  const ids = new Set<string>();
+  for (const event of events) {
+    const id = decode(event.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.[SESSION_ID.name]);
+    if (typeof id === 'string') ids.add(id);
+  }
+  return ids;
+}
+
+/**
+ * `runs`: the histories of the session's runs, oldest first (continue-as-new). Only heartbeats
+ * for `sessionId` count: anyone who reaches Temporal can signal any id.
+ */
+export function sessionTimeline(runs: HistoryEvent[][], nowMs: number, sessionId: string): Timeline {
+  const events = runs.flatMap((run, index) => run.map((event) => ({ event, run: index })));
   const phases: TimelinePhase[] = [];
   const steps = new Map<string, TimelineStep>();
   let endReason = '';
@@ -93,13 +110,13 @@ export function sessionTimeline(events: HistoryEvent[], nowMs: number): Timeline
     phase[kind]++;
     phase.lastWakeMs = at;
   };
-  const settle = (event: HistoryEvent, scheduledEventId: unknown, outcome: TimelineStep['outcome'], failure = '') => {
-    const step = steps.get(String(scheduledEventId));
-    if (!step) return;
-    Object.assign(step, { outcome, failure, durationMs: timeMs(event) - step.startMs });
+  const settle = (event: HistoryEvent, step: TimelineStep | undefined, outcome: TimelineStep['outcome'], failure = '') => {
+    if (step) Object.assign(step, { outcome, failure, durationMs: timeMs(event) - step.startMs });
   };
-  for (const event of events) {
+  for (const { event, run } of events) {
     const at = timeMs(event);
+    // Event ids start again at 1 in each run.
+    const stepOf = (scheduledEventId: unknown) => steps.get(`${run}:${String(scheduledEventId)}`);
     const upsert = event.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields;
     const phase = upsert ? decode(upsert[SESSION_PHASE.name]) : undefined;
     if (typeof phase === 'string' && phase !== current()?.phase) {
@@ -108,7 +125,7 @@ export function sessionTimeline(events: HistoryEvent[], nowMs: number): Timeline
     const reason = upsert ? decode(upsert[SESSION_END_REASON.name]) : undefined;
     if (typeof reason === 'string') endReason = reason;
     const signaled = event.workflowExecutionSignaledEventAttributes;
-    if (signaled?.signalName === 'heartbeat') {
+    if (signaled?.signalName === 'heartbeat' && decode(signaled.input?.payloads?.[0]) === sessionId) {
       wake(at, 'heartbeats');
       const command = commandOf(decode(signaled.input?.payloads?.[1]));
       if (command) commands.push({ ...command, endedAtMs: at });
@@ -117,7 +134,7 @@ export function sessionTimeline(events: HistoryEvent[], nowMs: number): Timeline
     const scheduled = event.activityTaskScheduledEventAttributes;
     if (scheduled) {
       const summary = decode(event.userMetadata?.summary);
-      steps.set(String(event.eventId), {
+      steps.set(`${run}:${String(event.eventId)}`, {
         activity: scheduled.activityType?.name ?? '',
         summary: typeof summary === 'string' ? summary : '',
         startMs: at,
@@ -129,17 +146,17 @@ export function sessionTimeline(events: HistoryEvent[], nowMs: number): Timeline
     }
     const started = event.activityTaskStartedEventAttributes;
     if (started) {
-      const step = steps.get(String(started.scheduledEventId));
+      const step = stepOf(started.scheduledEventId);
       if (step) step.attempts = started.attempt ?? 1;
     }
     const completed = event.activityTaskCompletedEventAttributes;
-    if (completed) settle(event, completed.scheduledEventId, 'completed');
+    if (completed) settle(event, stepOf(completed.scheduledEventId), 'completed');
     const failed = event.activityTaskFailedEventAttributes;
-    if (failed) settle(event, failed.scheduledEventId, 'failed', failed.failure?.message ?? '');
+    if (failed) settle(event, stepOf(failed.scheduledEventId), 'failed', failed.failure?.message ?? '');
     const timedOut = event.activityTaskTimedOutEventAttributes;
-    if (timedOut) settle(event, timedOut.scheduledEventId, 'timed out', timedOut.failure?.message ?? '');
+    if (timedOut) settle(event, stepOf(timedOut.scheduledEventId), 'timed out', timedOut.failure?.message ?? '');
     const cancelled = event.activityTaskCanceledEventAttributes;
-    if (cancelled) settle(event, cancelled.scheduledEventId, 'cancelled');
+    if (cancelled) settle(event, stepOf(cancelled.scheduledEventId), 'cancelled');
     if (
       event.workflowExecutionCompletedEventAttributes ||
       event.workflowExecutionFailedEventAttributes ||
@@ -162,6 +179,14 @@ export function sessionTimeline(events: HistoryEvent[], nowMs: number): Timeline
     phase.durationMs = (next ? next.startMs : end) - phase.startMs;
   });
   for (const step of steps.values()) if (step.outcome === 'running') step.durationMs = end - step.startMs;
-  const started = events.find((e) => e.workflowExecutionStartedEventAttributes);
-  return { startedMs: started ? timeMs(started) : 0, phases, steps: [...steps.values()], endReason, commands: commands.slice(-TIMELINE_COMMANDS) };
+  const started = events.find(({ event }) => event.workflowExecutionStartedEventAttributes);
+  const all = [...steps.values()];
+  return {
+    startedMs: started ? timeMs(started.event) : 0,
+    phases,
+    steps: all.slice(-TIMELINE_STEPS),
+    stepsOmitted: Math.max(0, all.length - TIMELINE_STEPS),
+    endReason,
+    commands: commands.slice(-TIMELINE_COMMANDS),
+  };
 }

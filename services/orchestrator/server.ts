@@ -104,6 +104,7 @@ function handlers({ sessions, limits, revocations, login }: OrchestratorServices
         endReason: timeline.endReason,
         earlierRunsOmitted,
         commands: timeline.commands,
+        stepsOmitted: timeline.stepsOmitted,
       };
     }),
     EndSession: unary('EndSession', async (caller, request) => toSession(await sessions.end(caller, request.sessionId ?? ''))),

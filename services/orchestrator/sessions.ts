@@ -14,7 +14,8 @@ import { FAILURE, endUpdate, getServerUpdate, heartbeatSignal, sessionQuery, typ
 import { SESSION_NAMESPACE, SESSION_PHASE, SESSION_USER } from '../../lib/temporal/search-attributes';
 import type { sessionWorkflow } from '../../workflows';
 import { sessionStaticDetails, sessionSummary } from '../../workflows/details';
-import { sessionTimeline, type Timeline } from '../../lib/temporal/timeline';
+import { runSessionIds, sessionTimeline, type Timeline } from '../../lib/temporal/timeline';
+import type { temporal } from '@temporalio/proto';
 import { RpcError, updateFailure } from './errors';
 import type { Limits } from './limits';
 
@@ -37,6 +38,8 @@ export interface SessionsOptions {
 /** An SPKI PEM of a P-256 key is under 200 characters; anything near this is not one. */
 const MAX_PUBLIC_KEY_PEM = 4096;
 
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+
 /** A session that continued as new more often than this is described from its latest runs only. */
 const MAX_TIMELINE_RUNS = 5;
 
@@ -46,6 +49,8 @@ const MAX_ATTACH_ATTEMPTS = 3;
 export class Sessions {
   /** At most one heartbeat signal and store write per session per window (GetServer, Heartbeat). */
   private readonly heartbeatDebounceMs: number;
+  /** Users with a timeline being read at this replica (timeline()). */
+  private readonly describing = new Set<string>();
 
   constructor(private readonly options: SessionsOptions) {
     this.heartbeatDebounceMs = Math.min(5000, options.timeouts.idleTimeoutMs / 10);
@@ -189,24 +194,50 @@ export class Sessions {
     return this.owned(caller, sessionId);
   }
 
-  /** The session's timeline, read from its workflow's history, its earlier runs (continue-as-new) included. */
+  /**
+   * The session's timeline, read from its workflow's history, its earlier runs (continue-as-new)
+   * included. One at a time per user at this replica: each reads up to MAX_TIMELINE_RUNS histories.
+   */
   async timeline(caller: Caller, sessionId: string): Promise<{ record: SessionRecord; timeline: Timeline; earlierRunsOmitted: boolean }> {
     const record = await this.owned(caller, sessionId);
-    const runs = [];
+    if (this.describing.has(caller.user)) {
+      throw new RpcError(grpc.status.RESOURCE_EXHAUSTED, `user '${caller.user}' is already describing a session at this orchestrator replica: wait for it`);
+    }
+    this.describing.add(caller.user);
+    try {
+      const { runs, earlierRunsOmitted } = await this.sessionRuns(record);
+      return { record, timeline: sessionTimeline(runs, Date.now(), record.sessionId), earlierRunsOmitted };
+    } finally {
+      this.describing.delete(caller.user);
+    }
+  }
+
+  /**
+   * The histories of the session's runs, oldest first. An earlier run counts only if it continued
+   * as new into the run after it and names no other session: a run started by retry or by hand
+   * also carries a predecessor's id.
+   */
+  private async sessionRuns(record: SessionRecord): Promise<{ runs: HistoryEvent[][]; earlierRunsOmitted: boolean }> {
+    const runs: HistoryEvent[][] = [];
     let runId: string | undefined = record.runId;
-    while (runId && runs.length < MAX_TIMELINE_RUNS) {
-      let events;
+    let newer: string | undefined;
+    while (runId) {
+      if (runs.length === MAX_TIMELINE_RUNS) return { runs, earlierRunsOmitted: true };
+      let events: HistoryEvent[];
       try {
-        ({ events } = await this.options.temporal.workflow.getHandle(record.workflowId, runId).fetchHistory());
+        events = (await this.options.temporal.workflow.getHandle(record.workflowId, runId).fetchHistory()).events ?? [];
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
-        if (runs.length > 0) break; // an earlier run past Temporal's retention: describe what is kept
-        throw new RpcError(grpc.status.NOT_FOUND, `the history of session ${sessionId} (run ${runId}) is no longer kept by Temporal`);
+        if (runs.length > 0) return { runs, earlierRunsOmitted: true }; // past Temporal's retention: describe what is kept
+        throw new RpcError(grpc.status.NOT_FOUND, `the history of session ${record.sessionId} (run ${runId}) is no longer kept by Temporal`);
       }
-      runs.unshift(events ?? []);
-      runId = events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
+      if (newer !== undefined && events.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId !== newer) break;
+      if ([...runSessionIds(events)].some((id) => id !== record.sessionId)) break;
+      runs.unshift(events);
+      newer = runId;
+      runId = events[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
     }
-    return { record, timeline: sessionTimeline(runs.flat(), Date.now()), earlierRunsOmitted: runId !== undefined };
+    return { runs, earlierRunsOmitted: false };
   }
 
   async end(caller: Caller, sessionId: string): Promise<SessionRecord> {

@@ -12,6 +12,7 @@ import { openSessionStore } from '../../lib/store';
 import type { SessionStore } from '../../lib/store/session-store';
 import { temporalConnectionOptions } from '../../lib/temporal/connection';
 import { ensureCleanupSchedule } from './cleanup-schedule';
+import { checkSearchAttributes } from './search-attributes';
 
 const WORKFLOWS = require.resolve('../../workflows');
 
@@ -102,6 +103,7 @@ export async function createSessionWorker(config: RbsConfig, options: SessionWor
   const connection = await NativeConnection.connect(temporalOptions);
   const clientConnection = await Connection.connect(temporalOptions);
   const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
+  await checkSearchAttributes(clientConnection, config.temporal.namespace, (message) => console.error(`rbs worker: ${message}`));
   await ensureCleanupSchedule(temporal, config);
 
   const worker = await Worker.create({

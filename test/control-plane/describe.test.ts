@@ -5,8 +5,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { PROVISIONING_PHASES } from '../../lib/domain';
 import { useStack } from '../harness/stack';
+import { waitFor } from '../harness/wait';
 
-const stack = useStack();
+// A short history limit: a session continues as new after a few commands, as a busy one would after weeks.
+const stack = useStack({ RBS_MAX_HISTORY_EVENTS: '60' });
 
 test("a user's own session: every provisioning phase in order, each step with its summary and outcome, and why it ended", async () => {
   const wes = await stack().client('wes');
@@ -76,4 +78,56 @@ test('commands its proxy reports are listed, the last ones oldest first; a hosti
   // Reports are activity: each reached the workflow at once, past the heartbeat debounce.
   expect(t.phases.find((p) => p.phase === 'READY')!.heartbeats).toBeGreaterThanOrEqual(2);
   await amy.endSession(session.sessionId);
+});
+
+test('a session that continued as new: its timeline spans its runs, one READY throughout, every command kept', async () => {
+  const cal = await stack().client('cal');
+  const session = await cal.getServer(stack().workspace());
+  const handle = stack().temporal.workflow.getHandle(session.workflowId);
+  const firstRun = (await handle.describe()).runId;
+  for (let i = 0; i < 15; i++) await cal.heartbeat(session.sessionId, { verb: 'build', durationMs: i, exitCode: 0 });
+  await waitFor(async () => (await handle.describe()).runId !== firstRun, 20_000, 'the session to continue as new');
+  await waitFor(async () => (await stack().worker.store.get(session.sessionId))?.runId !== firstRun, 10_000, 'the store to name the new run');
+  const t = await cal.describeSessionTimeline(session.sessionId);
+  expect(t.phases.map((p) => p.phase)).toEqual([...PROVISIONING_PHASES, 'READY']);
+  expect(t.commands.map((c) => c.durationMs)).toEqual(Array.from({ length: 15 }, (_, i) => i));
+  expect(t.steps[0].activity).toBe('createNamespace'); // from the first run
+  expect(t.earlierRunsOmitted).toBe(false);
+  await cal.endSession(session.sessionId);
+});
+
+test("a workspace's next session reuses the workflow id: each session's timeline is its own", async () => {
+  const dee = await stack().client('dee');
+  const workspace = stack().workspace();
+  const first = await dee.getServer(workspace);
+  await dee.heartbeat(first.sessionId, { verb: 'build', durationMs: 1, exitCode: 0 });
+  await dee.endSession(first.sessionId);
+  const second = await dee.getServer(workspace);
+  expect(second.workflowId).toBe(first.workflowId);
+  await dee.heartbeat(second.sessionId, { verb: 'test', durationMs: 2, exitCode: 3 });
+  const a = await dee.describeSessionTimeline(first.sessionId);
+  const b = await dee.describeSessionTimeline(second.sessionId);
+  expect({ end: a.endReason, last: a.phases.at(-1)?.phase, commands: a.commands.map((c) => c.verb) }).toEqual({
+    end: 'ended',
+    last: 'ENDED',
+    commands: ['build'],
+  });
+  expect({ end: b.endReason, first: b.phases[0].phase, last: b.phases.at(-1)?.phase, commands: b.commands.map((c) => c.verb) }).toEqual({
+    end: '',
+    first: 'PROVISIONING_NAMESPACE',
+    last: 'READY',
+    commands: ['test'],
+  });
+  await dee.endSession(second.sessionId);
+});
+
+test('one timeline at a time per user: a second describe while one is read is refused, not queued', async () => {
+  const eli = await stack().client('eli');
+  const session = await eli.getServer(stack().workspace());
+  const results = await Promise.allSettled(Array.from({ length: 8 }, () => eli.describeSessionTimeline(session.sessionId)));
+  expect(results.some((r) => r.status === 'fulfilled')).toBe(true);
+  expect(results.some((r) => r.status === 'rejected')).toBe(true);
+  for (const r of results) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED });
+  expect((await eli.describeSessionTimeline(session.sessionId)).session?.sessionId).toBe(session.sessionId);
+  await eli.endSession(session.sessionId);
 });

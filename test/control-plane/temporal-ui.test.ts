@@ -4,8 +4,12 @@
  * `__temporal_workflow_metadata` query).
  */
 import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import type { Connection } from '@temporalio/client';
+import { msToTs } from '@temporalio/common/lib/time';
 import type { temporal } from '@temporalio/proto';
 import { SESSION_END_REASON, SESSION_FAILURE, SESSION_PHASE } from '../../lib/temporal/search-attributes';
+import { checkSearchAttributes } from '../../services/worker/search-attributes';
 import type { cleanupWorkflow } from '../../workflows/cleanup';
 import { useStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
@@ -22,7 +26,7 @@ test("a session's workflow tells who, where and what it does now: its summary, i
   const workspace = stack().workspace();
   const session = await ona.getServer(workspace);
   const description = await stack().temporal.workflow.getHandle(session.workflowId).describe();
-  expect(await description.staticSummary()).toBe(`ona: \`${workspace}\``);
+  expect(await description.staticSummary()).toBe(`\`ona\`: \`${workspace}\``);
   expect(await description.staticDetails()).toBe(`Namespace: \`${session.namespace}\`\n\nVolume: \`${session.volume}\``);
 
   const ready = await currentDetails(session.workflowId);
@@ -82,6 +86,20 @@ test('each step of a session is an activity whose summary names what it acts on,
   );
 });
 
+test('a FAILED session is found by its failure code, never by its text', async () => {
+  const ida = await stack().client('ida');
+  const gone = stack().workspace();
+  fs.rmSync(gone, { recursive: true });
+  await expect(ida.getServer(gone)).rejects.toThrow(/does not exist/);
+  const [row] = (await stack().worker.store.list({ user: 'ida' })).filter((r) => r.workspace === gone);
+  await waitFor(async () => (await stack().temporal.workflow.getHandle(row.workflowId).describe()).status.name === 'COMPLETED', 10_000, 'the run to end');
+  const attributes = (await stack().temporal.workflow.getHandle(row.workflowId).describe()).typedSearchAttributes;
+  expect(attributes.get(SESSION_PHASE)).toBe('FAILED');
+  expect(attributes.get(SESSION_END_REASON)).toBe('provisioning-failed');
+  expect(attributes.get(SESSION_FAILURE)).toBe('WorkspaceNotFound');
+  expect(await currentDetails(row.workflowId)).toMatch(/Reason: `.*does not exist/);
+});
+
 test("a cleanup pass's current details say what it found and removed", async () => {
   const vic = await stack().client('vic');
   const orphan = await vic.getServer(stack().workspace());
@@ -92,4 +110,26 @@ test("a cleanup pass's current details say what it found and removed", async () 
   expect(details).toMatch(/^\*\*Removed\*\*/);
   expect(details).toContain(`\`${orphan.namespace}\``);
   expect(await activitySummaries(workflowId)).toContain(`delete namespace \`${orphan.namespace}\` and everything in it`);
+});
+
+test("a worker refuses to start on a namespace that lacks the session workflows' search attributes, naming them and the command", async () => {
+  const connection = stack().temporal.connection as Connection;
+  const namespace = `rbs-bare-${randomUUID().slice(0, 8)}`;
+  await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs('1 day') });
+  let error: Error | undefined;
+  await waitFor(
+    async () => {
+      error = await checkSearchAttributes(connection, namespace, () => undefined).then(
+        () => undefined,
+        (err: Error) => err,
+      );
+      return error !== undefined && !/not found/i.test(error.message); // a new namespace is seen after a cache refresh
+    },
+    15_000,
+    'the new namespace to be served',
+  );
+  expect(error!.message).toContain(`Temporal namespace ${namespace} lacks the session workflows' search attributes RbsSessionPhase, RbsUser`);
+  expect(error!.message).toContain(`temporal operator search-attribute create --namespace ${namespace} --name RbsSessionPhase --type Keyword`);
+  // The stack's own namespace has them all.
+  await expect(checkSearchAttributes(connection, stack().config.temporal.namespace, () => undefined)).resolves.toBeUndefined();
 });

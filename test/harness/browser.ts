@@ -11,9 +11,14 @@ import type { Readable, Writable } from 'node:stream';
 
 const CHROMIUM = process.env.RBS_CHROMIUM ?? 'chromium';
 
-/** The page's text and its same-origin frames' (the Temporal UI renders markdown in one). */
-const VISIBLE_TEXT = `[document, ...Array.from(document.querySelectorAll('iframe'), (f) => f.contentDocument)]
-  .map((d) => (d && d.body ? d.body.innerText : '')).join('\\n')`;
+/** The page's document and its same-origin frames' (the Temporal UI renders markdown in one). */
+const DOCUMENTS = `[document, ...Array.from(document.querySelectorAll('iframe'), (f) => f.contentDocument)].filter((d) => d && d.body)`;
+
+/** What a tab shows: its text, and how many elements match a selector, its frames' included. */
+export interface Tab {
+  text(): Promise<string>;
+  count(selector: string): Promise<number>;
+}
 
 interface Reply {
   id?: number;
@@ -51,18 +56,32 @@ export class Browser {
       ...(process.getuid?.() === 0 ? ['--no-sandbox'] : []),
       '--disable-gpu',
       '--disable-dev-shm-usage',
+      '--disable-crash-reporter',
       '--remote-debugging-pipe',
       `--user-data-dir=${profile}`,
       'about:blank',
     ];
     // Its own process group: chromium's zygote and renderers go with it.
-    const child = spawn(CHROMIUM, args, { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'], detached: true });
-    child.on('error', () => undefined); // reported by the first call, which then never gets a reply
-    return new Browser(child, profile);
+    // HOME too: chromium writes crash reports and caches under it, which must go with the profile.
+    const env = { ...process.env, HOME: profile };
+    const child = spawn(CHROMIUM, args, { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'], detached: true, env });
+    const browser = new Browser(child, profile);
+    // A chromium that is missing or died fails every call at once, rather than each after its timeout.
+    child.on('error', (err) => browser.fail(`${CHROMIUM} could not start (npm run setup installs it): ${err.message}`));
+    child.on('exit', (code, signal) => browser.fail(`${CHROMIUM} exited (${signal ?? code})`));
+    return browser;
+  }
+
+  private failure: string | null = null;
+
+  private fail(why: string): void {
+    this.failure ??= why;
+    for (const reply of [...this.waiting.values()]) reply({ error: { message: why } });
   }
 
   private call(method: string, params: Record<string, unknown> = {}, sessionId?: string): Promise<Record<string, unknown>> {
     const id = this.nextId++;
+    if (this.failure) return Promise.reject(new Error(`${method}: ${this.failure}`));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
@@ -78,29 +97,32 @@ export class Browser {
     });
   }
 
-  /** Opens `url` in a new tab; returns a function that reads the tab's visible text, its frames' included. */
-  async open(url: string): Promise<() => Promise<string>> {
+  /** Opens `url` in a new tab. */
+  async open(url: string): Promise<Tab> {
     const { targetId } = await this.call('Target.createTarget', { url });
     const { sessionId } = (await this.call('Target.attachToTarget', { targetId, flatten: true })) as { sessionId: string };
-    return async () => {
-      const { result } = (await this.call('Runtime.evaluate', { expression: VISIBLE_TEXT, returnByValue: true }, sessionId)) as {
-        result: { value?: string };
-      };
-      return result.value ?? '';
+    const evaluate = async <T>(expression: string): Promise<T> => {
+      const { result } = (await this.call('Runtime.evaluate', { expression, returnByValue: true }, sessionId)) as { result: { value: T } };
+      return result.value;
+    };
+    return {
+      text: () => evaluate<string>(`${DOCUMENTS}.map((d) => d.body.innerText).join('\\n')`),
+      count: (selector) => evaluate<number>(`${DOCUMENTS}.reduce((n, d) => n + d.querySelectorAll(${JSON.stringify(selector)}).length, 0)`),
     };
   }
 
+  /** Asks chromium to close, then kills what is left of its process group, and removes its profile. */
   async close(): Promise<void> {
+    const running = () => this.child.exitCode === null && this.child.signalCode === null;
     const exited = new Promise((resolve) => this.child.once('exit', resolve));
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      await Promise.race([this.call('Browser.close').catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 2_000))]);
-      try {
-        process.kill(-this.child.pid!, 'SIGKILL');
-      } catch {
-        // the group has gone already
-      }
-      await exited;
+    const within = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    if (running()) await Promise.race([Promise.all([this.call('Browser.close').catch(() => undefined), exited]), within(2_000)]);
+    try {
+      process.kill(-this.child.pid!, 'SIGKILL'); // renderers and helpers that outlive the browser
+    } catch {
+      // the group has gone already
     }
+    if (running()) await exited;
     fs.rmSync(this.profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   }
 }

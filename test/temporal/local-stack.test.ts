@@ -57,7 +57,8 @@ function handshakeWithoutCertificate(address: string): Promise<string> {
 }
 
 test('the services reach READY through the stack’s mTLS Temporal', async () => {
-  const workspace = fs.mkdtempSync(path.join(config.home, 'ws-'));
+  // A workspace name that is markdown and HTML: the Web UI must show it as text (the last test).
+  const workspace = fs.mkdtempSync(path.join(config.home, 'ws-[click](evil.example)<b>bold<img src=x>-'));
   fs.writeFileSync(path.join(workspace, 'BUILD'), '');
   session = await alice.getServer(workspace);
   expect(session).toMatchObject({ phase: 'READY', user: 'alice' });
@@ -106,13 +107,17 @@ test('the stack’s Web UI shows sessions to anyone on the machine but refuses t
 
 test("the stack's Web UI, opened in a real headless browser, shows a READY session's summary and current details", async () => {
   const described = await fetch(`${stack.temporalUi}/api/v1/namespaces/default/workflows/${encodeURIComponent(session.workflowId)}`);
-  const runId = ((await described.json()) as { workflowExecutionInfo: { execution: { runId: string } } }).workflowExecutionInfo.execution.runId;
+  const execution = (await described.json()) as {
+    workflowExecutionInfo: { execution: { runId: string } };
+    executionConfig: { userMetadata: { summary: { data: string } } };
+  };
+  const runId = execution.workflowExecutionInfo.execution.runId;
   const browser = Browser.launch();
   try {
-    const read = await browser.open(`${stack.temporalUi}/namespaces/default/workflows/${encodeURIComponent(session.workflowId)}/${runId}/user-metadata`);
+    const tab = await browser.open(`${stack.temporalUi}/namespaces/default/workflows/${encodeURIComponent(session.workflowId)}/${runId}/user-metadata`);
     let text = '';
     await waitFor(
-      async () => (text = await read()).includes('Suspended if idle until'),
+      async () => (text = await tab.text()).includes('Suspended if idle until'),
       60_000,
       `the UI's page of ${session.workflowId} to show its current details`,
     ).catch((err: Error) => {
@@ -123,6 +128,13 @@ test("the stack's Web UI, opened in a real headless browser, shows a READY sessi
     expect(text).toContain('READY');
     expect(text).toContain(`Agent: ${session.agentAddress} (local backend)`);
     expect(text).toContain(`Session: ${session.sessionId}`);
+    // The workspace's markdown and HTML stay text where the UI renders markdown: its own renderer,
+    // given the summary, shows it as typed and makes no link, bold or image of it.
+    const summary = JSON.parse(Buffer.from(execution.executionConfig.userMetadata.summary.data, 'base64').toString('utf8')) as string;
+    const rendered = await browser.open(`${stack.temporalUi}/render?content=${encodeURIComponent(summary)}`);
+    await waitFor(async () => (await rendered.text()).includes('alice'), 30_000, 'the UI to render the summary');
+    expect(await rendered.text()).toContain('[click](evil.example)<b>bold<img src=x>');
+    expect(await rendered.count('a[href*="evil"], img[src="x"], b')).toBe(0);
   } finally {
     await browser.close();
   }

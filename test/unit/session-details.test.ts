@@ -1,5 +1,6 @@
+import { failureCode } from '../../lib/temporal/search-attributes';
 import type { SessionView } from '../../workflows/messages';
-import { activitySummary, cleanupDetails, literal, sessionCurrentDetails, sessionStaticDetails, sessionSummary } from '../../workflows/details';
+import { activitySummary, cleanupDetails, literal, tail, sessionCurrentDetails, sessionStaticDetails, sessionSummary } from '../../workflows/details';
 
 const session: SessionView = {
   sessionId: '0b5c5c4e-8f3a-4d0e-9c1f-2a7d6e5b4c3a',
@@ -17,7 +18,7 @@ const session: SessionView = {
 };
 
 test('the summary names the user and the workspace; the static details the namespace and the volume', () => {
-  expect(sessionSummary('ona', '/home/ona/src/app')).toBe('ona: `/home/ona/src/app`');
+  expect(sessionSummary('ona', '/home/ona/src/app')).toBe('`ona`: `/home/ona/src/app`');
   expect(sessionStaticDetails(session)).toBe('Namespace: `ona-rbs-0123456789abcdef0123`\n\nVolume: `ona-vol-0123456789abcdef0123`');
 });
 
@@ -83,7 +84,29 @@ test("a user's workspace path or a failure text is shown as itself, never read a
   expect(literal('/home/ona/a`b')).toBe('``/home/ona/a`b``');
   expect(literal('`x`')).toBe('`` `x` ``');
   expect(literal('first\n\n# Heading\r\nlast')).toBe('`first # Heading last`');
-  expect(sessionSummary('ona', '/w/<img src=x onerror=alert(1)>')).toBe('ona: `/w/<img src=x onerror=alert(1)>`');
+  expect(sessionSummary('ona', '/w/<img src=x onerror=alert(1)>')).toBe('`ona`: `/w/<img src=x onerror=alert(1)>`');
+  // A user name's backtick must not pair with the workspace's fence and free the path as markdown.
+  expect(sessionSummary('eve`x', '/w/[click](https://evil.example)')).toBe('``eve`x``: `/w/[click](https://evil.example)`');
   const failed = { ...session, phase: 'FAILED' as const, failureReason: 'rsync: `evil`\n\n[link](https://evil.example)' };
   expect(sessionCurrentDetails({ session: failed })).toContain('Reason: ``rsync: `evil` [link](https://evil.example)``');
+});
+
+test("a long workspace path is cut from its start in the summary, by code points; a deadline past a Date's range reads never", () => {
+  const deep = `/home/ona/${'dir/'.repeat(100)}app`;
+  const summary = sessionSummary('ona', deep);
+  expect(summary).toBe(`\`ona\`: \`…${deep.slice(-199)}\``);
+  expect(tail('/w/' + '😀'.repeat(300), 200)).toBe(`…${'😀'.repeat(199)}`);
+  expect(sessionCurrentDetails({ session, idleDeadlineMs: 9e15 })).toContain('Suspended if idle until: never');
+});
+
+test("a failure's search attribute is its type, deepest in the cause chain, never its text", () => {
+  const workspaceGone = {
+    name: 'ActivityFailure',
+    cause: { name: 'ApplicationFailure', type: 'WorkspaceNotFound', message: '/home/ona/secret does not exist' },
+  };
+  expect(failureCode(workspaceGone)).toBe('WorkspaceNotFound');
+  expect(failureCode({ name: 'ActivityFailure', cause: { name: 'TimeoutFailure' } })).toBe('TimeoutFailure');
+  expect(failureCode({ name: 'ActivityFailure', cause: { name: 'ApplicationFailure', type: 'Error' } })).toBe('ActivityFailure');
+  expect(failureCode({ type: 'pod said: <a href=x>relogin</a>' })).toBe('Error');
+  expect(failureCode(undefined)).toBe('Error');
 });

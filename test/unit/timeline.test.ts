@@ -10,7 +10,7 @@ const events = (name: string) =>
   temporal.api.history.v1.History.decode(fs.readFileSync(path.join(__dirname, '..', 'replay', 'histories', `${name}.binpb`))).events;
 
 test('a failed provisioning: each phase in order with its duration, the failing step with its error, the end reason', () => {
-  const t = sessionTimeline(events('failed-provisioning@2026-12-04'), Date.now());
+  const t = sessionTimeline([events('failed-provisioning@2026-12-04')], Date.now(), 'any');
   expect(t.phases.map((p) => p.phase)).toEqual([...PROVISIONING_PHASES, 'FAILED']);
   expect(t.phases.every((p, i) => i === 0 || p.startMs === t.phases[i - 1].startMs + t.phases[i - 1].durationMs)).toBe(true);
   expect(t.phases.some((p) => p.ongoing)).toBe(false);
@@ -27,7 +27,7 @@ test('a failed provisioning: each phase in order with its duration, the failing 
 });
 
 test('a suspended session woken by GetServer: the wake is counted in the phase it woke, and the resume steps follow', () => {
-  const t = sessionTimeline(events('lifecycle@2026-12-04'), Date.now());
+  const t = sessionTimeline([events('lifecycle@2026-12-04')], Date.now(), 'any');
   expect(t.phases.map((p) => p.phase)).toEqual(['READY', 'SUSPENDING', 'SUSPENDED', 'RESUMING', 'READY', 'ENDING', 'ENDED']);
   const suspended = t.phases.find((p) => p.phase === 'SUSPENDED')!;
   expect({ heartbeats: suspended.heartbeats, getServerCalls: suspended.getServerCalls }).toEqual({ heartbeats: 0, getServerCalls: 1 });
@@ -47,7 +47,7 @@ test('a session still running: its last phase is ongoing until now; an unfinishe
   const all = events('failed-provisioning@2026-12-04');
   const cut = all.findIndex((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'syncWorkspace');
   const now = Date.now();
-  const t = sessionTimeline(all.slice(0, cut + 1), now);
+  const t = sessionTimeline([all.slice(0, cut + 1)], now, 'any');
   expect(t.phases.at(-1)).toMatchObject({ phase: 'PROVISIONING_SYNC', ongoing: true });
   expect(t.phases.at(-1)!.startMs + t.phases.at(-1)!.durationMs).toBe(now);
   expect(t.steps.at(-1)).toMatchObject({ activity: 'syncWorkspace', outcome: 'running' });
@@ -60,12 +60,19 @@ test('hostile or odd events are read without throwing: bad payloads, unknown sch
     { activityTaskCompletedEventAttributes: {} },
     { workflowExecutionTerminatedEventAttributes: { reason: 'operator: stuck' } },
   ];
-  expect(sessionTimeline(bad, 0)).toEqual({ startedMs: 0, phases: [], steps: [], endReason: 'terminated: operator: stuck', commands: [] });
-  expect(sessionTimeline([], 5)).toEqual({ startedMs: 0, phases: [], steps: [], endReason: '', commands: [] });
+  expect(sessionTimeline([bad], 0, 's')).toEqual({
+    startedMs: 0,
+    phases: [],
+    steps: [],
+    stepsOmitted: 0,
+    endReason: 'terminated: operator: stuck',
+    commands: [],
+  });
+  expect(sessionTimeline([], 5, 's')).toEqual({ startedMs: 0, phases: [], steps: [], stepsOmitted: 0, endReason: '', commands: [] });
 });
 
 test('rbs describe prints the phases, what kept the session awake, and each step with its outcome', () => {
-  const t: Timeline = sessionTimeline(events('lifecycle@2026-12-04'), Date.now());
+  const t: Timeline = sessionTimeline([events('lifecycle@2026-12-04')], Date.now(), 'any');
   const text = formatTimeline({
     session: { sessionId: 's-1', user: 'ona', workspace: '/w', phase: 'ENDED', failureReason: '' } as never,
     startedAtMs: t.startedMs,
@@ -74,6 +81,7 @@ test('rbs describe prints the phases, what kept the session awake, and each step
     endReason: t.endReason,
     earlierRunsOmitted: false,
     commands: [{ verb: 'build', endedAtMs: t.startedMs + 5000, durationMs: 2500, exitCode: 1 }],
+    stepsOmitted: 0,
   });
   expect(text).toMatch(/\nCOMMAND AT +TOOK +EXIT +COMMAND\n\+2\.500 s +2\.500 s +1 +build$/);
   expect(text).toMatch(/^session s-1 of ona, workspace \/w\nstarted \S+; now ENDED \(ended\)\n/);
@@ -91,19 +99,60 @@ test('commands come from the heartbeat signals that report one; a signal sent st
     });
   const t = sessionTimeline(
     [
-      signal(10, 's', { verb: 'build', durationMs: 1500, exitCode: 0 }),
-      signal(11, 's'),
-      signal(12, 's', { verb: '<img src=x>', durationMs: 1, exitCode: 0 }),
-      signal(13, 's', { verb: 'test', durationMs: -5, exitCode: 3 }),
-      signal(14, 's', 'not a report'),
-      signal(15, 's', { verb: 'test', durationMs: 900, exitCode: 3 }),
+      [
+        signal(10, 's', { verb: 'build', durationMs: 1500, exitCode: 0 }),
+        signal(11, 's'),
+        signal(12, 's', { verb: '<img src=x>', durationMs: 1, exitCode: 0 }),
+        signal(13, 's', { verb: 'test', durationMs: -5, exitCode: 3 }),
+        signal(14, 's', 'not a report'),
+        signal(15, 's', { verb: 'test', durationMs: 900, exitCode: 3 }),
+        signal(16, 'another-session', { verb: 'build', durationMs: 1, exitCode: 0 }),
+      ],
     ],
     0,
+    's',
   );
   expect(t.commands).toEqual([
     { verb: 'build', endedAtMs: 10_000, durationMs: 1500, exitCode: 0 },
     { verb: 'test', endedAtMs: 15_000, durationMs: 900, exitCode: 3 },
   ]);
   const many = Array.from({ length: 25 }, (_, i) => signal(i, 's', { verb: 'build', durationMs: i, exitCode: 0 }));
-  expect(sessionTimeline(many, 0).commands.map((c) => c.durationMs)).toEqual(Array.from({ length: 20 }, (_, i) => i + 5));
+  expect(sessionTimeline([many], 0, 's').commands.map((c) => c.durationMs)).toEqual(Array.from({ length: 20 }, (_, i) => i + 5));
+});
+
+test("runs are read each on their own: a later run's event ids, which start again at 1, never overwrite an earlier run's steps", () => {
+  const first = events('failed-provisioning@2026-12-04');
+  const second = events('lifecycle@2026-12-04');
+  const scheduled = (run: typeof first) =>
+    run.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
+  const t = sessionTimeline([first, second], Date.now(), 'any');
+  expect(t.steps.map((s) => s.activity)).toEqual([...scheduled(first), ...scheduled(second)]);
+  expect(t.steps.find((s) => s.activity === 'syncWorkspace')).toMatchObject({ outcome: 'failed' });
+});
+
+test('a timeline lists the last steps only, and says how many went before', () => {
+  const schedule = (id: number) =>
+    temporal.api.history.v1.HistoryEvent.fromObject({
+      eventId: id,
+      eventTime: { seconds: id },
+      activityTaskScheduledEventAttributes: { activityType: { name: 'probeAgent' } },
+    });
+  const t = sessionTimeline([Array.from({ length: 250 }, (_, i) => schedule(i + 1))], 0, 's');
+  expect({ listed: t.steps.length, omitted: t.stepsOmitted, first: t.steps[0].startMs }).toEqual({ listed: 200, omitted: 50, first: 51_000 });
+});
+
+test('rbs describe prints text from the history on one line, without terminal control codes', () => {
+  const text = formatTimeline({
+    session: { sessionId: 's-1', user: 'ona', workspace: '/w', phase: 'FAILED', failureReason: 'pod said:\n\u001b]0;owned\u0007\u001b[2J' } as never,
+    startedAtMs: 0,
+    phases: [],
+    steps: [{ activity: 'startAgent', summary: 'start', startMs: 0, durationMs: 1, attempts: 3, outcome: 'failed', failure: 'boom\r\u009b31m' }],
+    endReason: 'terminated: \u001b[31mred',
+    earlierRunsOmitted: false,
+    commands: [],
+    stepsOmitted: 0,
+  });
+  expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+  expect(text).toContain('reason: pod said: ?]0;owned??[2J');
+  expect(text).toContain('failed (attempt 3)  start: boom ?31m');
 });
