@@ -30,6 +30,8 @@ export async function startTemporalDevServer(options: {
   port?: number;
   uiPort?: number;
   ui?: boolean;
+  /** Serve the server's Prometheus metrics on this port (tests count its requests). */
+  metricsPort?: number;
 }): Promise<TemporalDevServer> {
   const port = options.port ?? (await freePort());
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--namespace', 'default'];
@@ -43,6 +45,7 @@ export async function startTemporalDevServer(options: {
     args.push('--headless');
   }
   if (options.dbFile) args.push('--db-filename', options.dbFile);
+  if (options.metricsPort) args.push('--metrics-port', String(options.metricsPort));
   for (const [key, value] of Object.entries(DYNAMIC_CONFIG)) args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
   for (const key of ALL_SEARCH_ATTRIBUTES) args.push('--search-attribute', `${key.name}=Keyword`);
 

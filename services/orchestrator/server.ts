@@ -18,8 +18,10 @@ import type { Revocations } from './revocation';
 import { loginHandler, type Login } from './login';
 import type { Caller, Sessions } from './sessions';
 
-/** How often WatchSession looks at the workflow: soon after a change, backing off while none comes. */
+/** How often WatchSession looks at the store: soon after a change, backing off while none comes. */
 const WATCH_INTERVAL_MS = { min: 100, max: 1000 };
+/** How long WatchSession trusts an unchanged store before it asks the workflow all the same. */
+const WATCH_QUERY_MAX_MS = 30_000;
 
 /** The caller, once it may call at all: a user certificate, not revoked. */
 type Admit = (call: AuthenticatedCall) => Promise<Caller>;
@@ -124,12 +126,25 @@ function handlers({ sessions, limits, revocations, login }: OrchestratorServices
         const caller = await admit(call);
         release = limits.openWatch(caller.user);
         const request = call.request;
-        const look = () =>
-          request.target === 'sessionId' ? sessions.viewById(caller, request.sessionId ?? '') : sessions.viewByWorkspace(caller, request.workspace ?? '');
+        const byId = request.target === 'sessionId';
+        const look = () => (byId ? sessions.viewById(caller, request.sessionId ?? '') : sessions.viewByWorkspace(caller, request.workspace ?? ''));
+        const target = byId ? { sessionId: request.sessionId ?? '' } : { workspace: request.workspace ?? '' };
         let last = '';
         let interval = WATCH_INTERVAL_MS.min;
+        // The workflow is asked only when the store shows a change, and at least every
+        // WATCH_QUERY_MAX_MS; until it agrees with the store's newest phase, it is asked again.
+        let seen: string | undefined;
+        let askedAt = 0;
         while (!cancelled) {
+          const store = await sessions.progressMark(caller, target);
+          if (store.mark === seen && Date.now() - askedAt < WATCH_QUERY_MAX_MS) {
+            interval = Math.min(WATCH_INTERVAL_MS.max, interval * 2);
+            await new Promise((r) => setTimeout(r, interval));
+            continue;
+          }
+          askedAt = Date.now();
           const view = await look();
+          if ((view?.phase ?? null) === store.phase || store.phase === null) seen = store.mark;
           if (view && view.phase !== last) {
             last = view.phase;
             interval = WATCH_INTERVAL_MS.min;

@@ -4,7 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { WithStartWorkflowOperation, WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { type CommandReport, isTerminal, type SessionPlacement, type SessionRecord } from '../../lib/domain';
+import { type CommandReport, isTerminal, type SessionPhase, type SessionPlacement, type SessionRecord } from '../../lib/domain';
 import { InvalidPublicKeyError } from '../../lib/pki/ca';
 import type { CertificateSigner } from '../../lib/pki/signer';
 import { placementFor, workflowIdFor } from '../../lib/naming';
@@ -144,6 +144,24 @@ export class Sessions {
     const workspace = validateWorkspacePath(rawWorkspace);
     const view = await this.query(workflowIdFor(placementFor(caller.user, workspace).namespace));
     return view && this.ownView(caller, view);
+  }
+
+  /**
+   * What the store shows of a watched session, read instead of querying the workflow while
+   * nothing changes (WatchSession): a mark that changes whenever a row does, and the newest row's
+   * phase. The workflow writes a phase to the store before it takes it on (enter()).
+   */
+  async progressMark(caller: Caller, target: { sessionId: string } | { workspace: string }): Promise<{ mark: string; phase: SessionPhase | null }> {
+    let rows: SessionRecord[];
+    if ('sessionId' in target) {
+      rows = [await this.owned(caller, target.sessionId)];
+    } else {
+      const workflowId = workflowIdFor(placementFor(caller.user, validateWorkspacePath(target.workspace)).namespace);
+      rows = (await this.options.store.list({ user: caller.user })).filter((r) => r.workflowId === workflowId);
+    }
+    rows.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+    const mark = rows.map((r) => `${r.sessionId}:${r.runId}:${r.phase}:${r.updatedAt.getTime()}`).join(',');
+    return { mark, phase: rows.at(-1)?.phase ?? null };
   }
 
   async viewById(caller: Caller, sessionId: string): Promise<SessionView | null> {
