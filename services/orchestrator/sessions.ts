@@ -233,29 +233,47 @@ export class Sessions {
   /**
    * The histories of the session's runs, oldest first. An earlier run counts only if it continued
    * as new into the run after it and names no other session: a run started by retry or by hand
-   * also carries a predecessor's id.
+   * also carries a predecessor's id. The store names the run that last recorded a phase, so runs
+   * it continued into since are read too.
    */
   private async sessionRuns(record: SessionRecord): Promise<{ runs: HistoryEvent[][]; earlierRunsOmitted: boolean }> {
+    const history = async (runId: string) => (await this.options.temporal.workflow.getHandle(record.workflowId, runId).fetchHistory()).events ?? [];
+    const ours = (events: HistoryEvent[]) => [...runSessionIds(events)].every((id) => id === record.sessionId);
     const runs: HistoryEvent[][] = [];
-    let runId: string | undefined = record.runId;
-    let newer: string | undefined;
-    while (runId) {
+    try {
+      runs.push(await history(record.runId));
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+      throw new RpcError(grpc.status.NOT_FOUND, `the history of session ${record.sessionId} (run ${record.runId}) is no longer kept by Temporal`);
+    }
+    for (let runId = record.runId; runs.length < MAX_TIMELINE_RUNS;) {
+      const next = runs.at(-1)!.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId;
+      if (!next) break;
+      const events = await history(next).catch((err: unknown) => {
+        if (err instanceof WorkflowNotFoundError) return [];
+        throw err;
+      });
+      if (events[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId !== runId || !ours(events)) break;
+      runs.push(events);
+      runId = next;
+    }
+    for (let newer = record.runId; ;) {
+      const runId = runs[0][0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
+      if (!runId) return { runs, earlierRunsOmitted: false };
       if (runs.length === MAX_TIMELINE_RUNS) return { runs, earlierRunsOmitted: true };
       let events: HistoryEvent[];
       try {
-        events = (await this.options.temporal.workflow.getHandle(record.workflowId, runId).fetchHistory()).events ?? [];
+        events = await history(runId);
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
-        if (runs.length > 0) return { runs, earlierRunsOmitted: true }; // past Temporal's retention: describe what is kept
-        throw new RpcError(grpc.status.NOT_FOUND, `the history of session ${record.sessionId} (run ${runId}) is no longer kept by Temporal`);
+        return { runs, earlierRunsOmitted: true }; // past Temporal's retention: describe what is kept
       }
-      if (newer !== undefined && events.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId !== newer) break;
-      if ([...runSessionIds(events)].some((id) => id !== record.sessionId)) break;
+      if (events.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId !== newer || !ours(events)) {
+        return { runs, earlierRunsOmitted: false };
+      }
       runs.unshift(events);
       newer = runId;
-      runId = events[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
     }
-    return { runs, earlierRunsOmitted: false };
   }
 
   async end(caller: Caller, sessionId: string): Promise<SessionRecord> {

@@ -93,6 +93,21 @@ test('a session that continued as new: its timeline spans its runs, one READY th
   expect(t.commands.map((c) => c.durationMs)).toEqual(Array.from({ length: 15 }, (_, i) => i));
   expect(t.steps[0].activity).toBe('createNamespace'); // from the first run
   expect(t.earlierRunsOmitted).toBe(false);
+
+  // Right after a continue-as-new, the store still names the old run: the runs after it are read too.
+  await cal.heartbeat(session.sessionId, { verb: 'test', durationMs: 15, exitCode: 0 });
+  await waitFor(
+    async () => (await stack().worker.store.get(session.sessionId))?.runId === (await handle.describe()).runId,
+    10_000,
+    'the session to settle in its latest run',
+  );
+  const row = (await stack().worker.store.get(session.sessionId))!;
+  expect(row.runId).not.toBe(firstRun);
+  await stack().worker.store.put({ ...row, runId: firstRun });
+  const stale = await cal.describeSessionTimeline(session.sessionId);
+  expect(stale.commands.map((c) => c.durationMs)).toEqual(Array.from({ length: 16 }, (_, i) => i));
+  expect(stale.steps[0].activity).toBe('createNamespace');
+  await stack().worker.store.put(row);
   await cal.endSession(session.sessionId);
 });
 
