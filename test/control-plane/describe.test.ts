@@ -88,7 +88,19 @@ test('a session that continued as new: its timeline spans its runs, one READY th
   for (let i = 0; i < 15; i++) await cal.heartbeat(session.sessionId, { verb: 'build', durationMs: i, exitCode: 0 });
   await waitFor(async () => (await handle.describe()).runId !== firstRun, 20_000, 'the session to continue as new');
   await waitFor(async () => (await stack().worker.store.get(session.sessionId))?.runId !== firstRun, 10_000, 'the store to name the new run');
-  const t = await cal.describeSessionTimeline(session.sessionId);
+  // A signal shows in the history once the workflow task in flight when it came has completed.
+  const described = async (count: number) => {
+    let timeline = await cal.describeSessionTimeline(session.sessionId);
+    await waitFor(
+      async () => (timeline = await cal.describeSessionTimeline(session.sessionId)).commands.length >= count,
+      10_000,
+      `the timeline to show ${count} commands`,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; it shows ${timeline.commands.map((c) => c.durationMs).join(',')}`);
+    });
+    return timeline;
+  };
+  const t = await described(15);
   expect(t.phases.map((p) => p.phase)).toEqual([...PROVISIONING_PHASES, 'READY']);
   expect(t.commands.map((c) => c.durationMs)).toEqual(Array.from({ length: 15 }, (_, i) => i));
   expect(t.steps[0].activity).toBe('createNamespace'); // from the first run
@@ -104,7 +116,7 @@ test('a session that continued as new: its timeline spans its runs, one READY th
   const row = (await stack().worker.store.get(session.sessionId))!;
   expect(row.runId).not.toBe(firstRun);
   await stack().worker.store.put({ ...row, runId: firstRun });
-  const stale = await cal.describeSessionTimeline(session.sessionId);
+  const stale = await described(16);
   expect(stale.commands.map((c) => c.durationMs)).toEqual(Array.from({ length: 16 }, (_, i) => i));
   expect(stale.steps[0].activity).toBe('createNamespace');
   await stack().worker.store.put(row);
