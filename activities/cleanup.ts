@@ -73,14 +73,15 @@ export function createCleanupActivities({ backend, store, temporal, orphanGraceM
 
     /**
      * Reports (and logs, by instance name only: volume names carry user names) RBS's Filestore
-     * instances whose volume no session knows. The cutoff is taken before the store is read, and a
-     * session's row is written before its volume is claimed: an instance older than the cutoff
-     * belongs to a row this read sees, if any. An instance without a creation time counts as old.
+     * instances whose volume the store does not know. The cutoff is taken before the store is read, and
+     * a session's row and its volume owner's are written before the volume is bound: an instance
+     * older than the cutoff belongs to a row this read sees, if any. An instance without a creation time counts as old.
      */
     async findOrphanedShares(): Promise<OrphanedShares> {
       if (!workspaceStorage) return { orphans: [], unattributed: [] };
       const cutoff = Date.now() - orphanGraceMs;
-      const report = await workspaceStorage.findOrphans(knownVolumes(await store.list()));
+      const [sessions, volumes] = await Promise.all([store.list(), store.listVolumes()]);
+      const report = await workspaceStorage.findOrphans(knownVolumes(sessions, volumes));
       const old = (volumes: ManagedVolume[]) => volumes.filter((v) => (v.createdAt?.getTime() ?? 0) < cutoff).map((v) => v.instance);
       const shares = { orphans: old(report.orphans), unattributed: old(report.unattributed) };
       if (shares.orphans.length > 0) {

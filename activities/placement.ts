@@ -3,18 +3,29 @@
  * own configuration, as a local activity (workflows cannot hash), never from what started it.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import { placementFor, workflowIdFor } from '../lib/naming';
+import type { VolumeTimeouts } from '../lib/domain';
+import { placementFor, volumeWorkflowIdFor, workflowIdFor } from '../lib/naming';
 import { InvalidInputError, validateUserName, validateWorkspacePath } from '../lib/validate';
 import type { SessionTimeouts } from '../workflows/messages';
 
 /** `backend`: the kind of compute backend this worker runs sessions on, for the Temporal UI. */
-export function createPlacementActivities(timeouts: SessionTimeouts, backend: string) {
+export function createPlacementActivities(timeouts: SessionTimeouts, volumeTimeouts: VolumeTimeouts, backend: string) {
   return {
-    /** The session's namespace, volume, workflow id and timeouts (and the backend), from what the workflow was started for. */
+    /**
+     * The session's namespace, volume, workflow id and timeouts (and the backend), and its volume's
+     * owner and timeouts, from what the workflow was started for.
+     */
     async deriveSession({ user, workspace }: { user: string; workspace: string }) {
       try {
         const placement = placementFor(validateUserName(user), validateWorkspacePath(workspace));
-        return { ...placement, workflowId: workflowIdFor(placement.namespace), timeouts, backend };
+        return {
+          ...placement,
+          workflowId: workflowIdFor(placement.namespace),
+          timeouts,
+          backend,
+          volumeWorkflowId: volumeWorkflowIdFor(placement.volume),
+          volumeTimeouts,
+        };
       } catch (err) {
         if (err instanceof InvalidInputError) throw ApplicationFailure.nonRetryable(err.message, 'InvalidInput');
         throw err;

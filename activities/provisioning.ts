@@ -1,5 +1,6 @@
 /** The provisioning and teardown steps of a session, each idempotent and safe to retry. */
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { heartbeating } from './heartbeating';
 import { type AgentProblem, AgentStartError, type ComputeBackend } from '../lib/compute/backend';
 import { agentCertificateExpiry, certificateExpiry } from '../lib/pki/certificate';
 import { issueCertificate, type CertificateSigner } from '../lib/pki/signer';
@@ -28,21 +29,6 @@ export interface ProvisioningDeps {
 function permanent(err: unknown): unknown {
   if (!(err instanceof AgentStartError)) return err;
   return ApplicationFailure.create({ type: FAILURE.AGENT_START_FAILED, message: err.message, nonRetryable: true, details: [err.reason] });
-}
-
-/** Runs `work` while heartbeating every second with the latest detail it reported. */
-async function heartbeating<T>(work: (report: (detail: unknown) => void) => Promise<T>): Promise<T> {
-  const ctx = Context.current();
-  let latest: unknown;
-  const beat = setInterval(() => ctx.heartbeat(latest), 1000);
-  try {
-    return await work((detail) => {
-      latest = detail;
-      ctx.heartbeat(detail);
-    });
-  } finally {
-    clearInterval(beat);
-  }
 }
 
 export function createProvisioningActivities({ backend, signer, agentCertificateValidityMs, agentReadyTimeoutMs }: ProvisioningDeps) {
@@ -123,6 +109,11 @@ export function createProvisioningActivities({ backend, signer, agentCertificate
 
     async deleteNamespace({ namespace }: Pick<SessionRef, 'namespace'>): Promise<void> {
       await backend.deleteNamespace(namespace);
+    },
+
+    /** What the volume costs, in bytes (ComputeBackend.volumeSize). */
+    async measureVolume({ volume }: Pick<SessionRef, 'volume'>): Promise<number | null> {
+      return heartbeating(() => backend.volumeSize(volume));
     },
 
     /** With Filestore wired, the share is backed up first, which can take minutes. */

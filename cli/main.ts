@@ -9,6 +9,7 @@ import { javabase } from './javabase';
 import { login } from './login';
 import { endSession, getServer, listSessions } from './sessions';
 import { up } from './up';
+import { listVolumes } from './volumes';
 import { UsageError } from './usage';
 
 const USAGE = `usage: rbs <command> [options]
@@ -24,8 +25,11 @@ const USAGE = `usage: rbs <command> [options]
                                        list sessions (--all: every user's; operators only)
   describe SESSION [--json]            the session's timeline: each phase and step with its duration,
                                          what kept it awake, why it ended (operators: anyone's)
-  end SESSION                          end a session and remove what it created
+  end SESSION                          end a session and remove what it created (its volume stays)
+  volumes [--all] [--json]             list your workspace volumes: state, last use, when they go
+                                         (--all: every user's; operators only)
   admin revoke|unrevoke USER           operators: refuse a user's every call and end their sessions, or undo it
+  admin pin|unpin VOLUME               operators: keep a volume (restoring it if trashed), or undo it
   javabase                             print the --server_javabase that makes Bazel build remotely:
                                          bazel --server_javabase=$(npx rbs javabase) build //...`;
 
@@ -53,6 +57,8 @@ async function run(argv: string[]): Promise<void> {
     }
     case 'end':
       return endSession(flags({}).positionals[0]);
+    case 'volumes':
+      return listVolumes(flags({ json: { type: 'boolean' }, all: { type: 'boolean' } }).values);
     case 'admin':
       return admin(flags({}).positionals);
     case 'javabase':

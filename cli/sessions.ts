@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import { type SessionPhase, WAITING_FOR } from '../lib/domain';
 import type { Session } from '../lib/grpc/orchestrator-client';
 import { connect } from '../lib/client-config';
+import { printTable } from './table';
 import { UsageError } from './usage';
 
 function summary(s: Session) {
@@ -56,14 +57,7 @@ export async function listSessions(options: { json?: boolean; all?: boolean; fin
     }
     const rows = [['SESSION', 'STATE', 'USER', 'LAST ACTIVITY', 'WORKSPACE']];
     for (const s of sessions) rows.push([s.sessionId, s.state, s.user, s.lastActivity, s.workspace]);
-    const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-    for (const row of rows)
-      console.log(
-        row
-          .map((cell, i) => cell.padEnd(widths[i]))
-          .join('  ')
-          .trimEnd(),
-      );
+    printTable(rows);
   } finally {
     client.close();
   }

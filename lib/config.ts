@@ -4,7 +4,7 @@
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { SessionTimeouts } from './domain';
+import type { SessionTimeouts, VolumeTimeouts } from './domain';
 import { DEFAULT_KEEPALIVE_MS, checkKeepaliveMs } from './grpc/keepalive';
 import { type KubernetesBackendConfig, kubernetesConfigFromEnv } from './compute/kubernetes/config';
 import { FILESTORE_VARIABLES, filestoreConfigFromEnv, filestoreConfigured } from './compute/kubernetes/filestore-config';
@@ -55,6 +55,7 @@ export interface RbsConfig {
   store: StoreConfig;
   backend: BackendConfig;
   session: SessionTimeouts;
+  volume: VolumeTimeouts;
   agentReadyTimeoutMs: number;
   cleanup: { intervalMs: number; orphanGraceMs: number };
   limits: LimitsConfig;
@@ -65,6 +66,7 @@ export interface RbsConfig {
 }
 
 const MINUTE = 60_000;
+const DAY = 24 * 60 * MINUTE;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): RbsConfig {
   const home = path.resolve(env.RBS_HOME ?? path.join(os.homedir(), '.rbs'));
@@ -122,6 +124,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RbsConfig {
       retentionMs: int('RBS_RETENTION_MS', 7 * 24 * 60 * MINUTE),
       maxHistoryEvents: int('RBS_MAX_HISTORY_EVENTS', 2000),
       agentProbeIntervalMs: int('RBS_AGENT_PROBE_INTERVAL_MS', MINUTE),
+    },
+    volume: {
+      retentionMs: int('RBS_VOLUME_RETENTION_MS', 14 * DAY),
+      softDeleteWindowMs: int('RBS_VOLUME_SOFT_DELETE_MS', 7 * DAY),
     },
     agentReadyTimeoutMs: int('RBS_AGENT_READY_TIMEOUT_MS', MINUTE),
     cleanup: {

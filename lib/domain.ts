@@ -49,7 +49,7 @@ export function isSessionPhase(value: string): value is SessionPhase {
 export const END_REASONS = [
   /** Its user (or an operator) ended it. */
   'ended',
-  /** Suspended for the retention period with nobody wanting it back: its volume went too. */
+  /** Suspended for the retention period with nobody wanting it back (its volume outlives it: workflows/volume.ts). */
   'expired',
   /** Its workflow was cancelled. */
   'cancelled',
@@ -68,7 +68,10 @@ export interface CommandReport {
   exitCode: number;
 }
 
-/** The reason an expired session ends with: its volume was deleted (the cleanup and the limits read this). */
+/**
+ * The reason an expired session ends with. Sessions from before volumes had an owner of their own
+ * deleted their volume as they expired: for volumes without a record, this row says it is gone.
+ */
 export const EXPIRY_REASON = 'expired after retention';
 
 /** Where a session runs, derived from (user, workspace) by lib/naming. */
@@ -101,10 +104,56 @@ export interface SessionRecord extends SessionPlacement {
 export interface SessionTimeouts {
   /** READY with no activity for this long → SUSPENDED. */
   idleTimeoutMs: number;
-  /** SUSPENDED for this long → the session expires and everything, volume included, goes. */
+  /** SUSPENDED for this long → the session expires and everything but its volume goes. */
   retentionMs: number;
   /** Continue-as-new once the history has this many events. */
   maxHistoryEvents: number;
   /** How often a READY session checks that its agent still answers (and restarts it if not). */
   agentProbeIntervalMs: number;
+}
+
+/**
+ * A (user, workspace) volume's life, owned by its volume workflow (workflows/volume.ts):
+ * - PRESENT: kept; a session may hold it;
+ * - TRASHED: unused for the retention period, to be removed at `removeAt` unless a session or an
+ *   operator wants it back first (the soft-delete window); the data is untouched;
+ * - REMOVING: being backed up (where configured) and deleted; a session that asks for it waits;
+ * - REMOVED: gone; a later session of the workspace makes a new one.
+ */
+export const VOLUME_STATES = ['PRESENT', 'TRASHED', 'REMOVING', 'REMOVED'] as const;
+export type VolumeState = (typeof VOLUME_STATES)[number];
+
+export function isVolumeState(value: string): value is VolumeState {
+  return (VOLUME_STATES as readonly string[]).includes(value);
+}
+
+/** How long an unused volume is kept: set by the operator (lib/config.ts). */
+export interface VolumeTimeouts {
+  /** Unused (no live session) for this long → TRASHED. */
+  retentionMs: number;
+  /** TRASHED for this long → removed. */
+  softDeleteWindowMs: number;
+}
+
+/**
+ * A volume as the store keeps it: a projection that only its volume workflow writes. Writes are
+ * ordered by (generation, seq): a late or retried write never replaces a newer one.
+ */
+export interface VolumeRecord extends SessionPlacement {
+  user: string;
+  workspace: string;
+  state: VolumeState;
+  /** An operator exempted it from removal. */
+  pinned: boolean;
+  /** When its last session ended, or now while one runs. */
+  lastUsedAt: Date;
+  /** When it will be trashed (PRESENT) or removed (TRASHED); null while in use or pinned. */
+  removeAt: Date | null;
+  /** Bytes, as the backend counts them (ComputeBackend.volumeSize) when its last session released it; null if not measured. */
+  sizeBytes: number | null;
+  /** When this volume's owner started (a removed volume's successor starts later). */
+  generation: number;
+  /** Counts the owner's writes within a generation. */
+  seq: number;
+  updatedAt: Date;
 }

@@ -49,3 +49,10 @@ const WORKFLOW_ID_PREFIX = 'rbs-session-';
 export function workflowIdFor(namespace: string): string {
   return `${WORKFLOW_ID_PREFIX}${namespace}`;
 }
+
+const VOLUME_WORKFLOW_ID_PREFIX = 'rbs-volume-';
+
+/** The id of the workflow that owns a volume: one at a time per volume, whatever runs it. */
+export function volumeWorkflowIdFor(volume: string): string {
+  return `${VOLUME_WORKFLOW_ID_PREFIX}${volume}`;
+}

@@ -29,6 +29,11 @@ export function tail(value: string, max: number): string {
 /** A summary the UI lists, well within what servers accept (a workspace path may be 4 KiB). */
 const SUMMARY_WORKSPACE_CHARS = 200;
 
+/** A time as the UI shows it. A deadline past what a Date holds (a retention of ~285,000 years) must not throw in the workflow. */
+export function at(ms: number): string {
+  return Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : 'never';
+}
+
 /** One line for the workflow list: whose session, of which workspace. Both are the user's text. */
 export function sessionSummary(user: string, workspace: string): string {
   return `${literal(user)}: ${literal(tail(workspace, SUMMARY_WORKSPACE_CHARS))}`;
@@ -53,8 +58,6 @@ export interface SessionMoment {
 
 /** Markdown for setCurrentDetails: the phase and what it waits for, the agent, the last activity. */
 export function sessionCurrentDetails({ session, backend, idleDeadlineMs, retentionDeadlineMs, step }: SessionMoment): string {
-  // A deadline past what a Date holds (a retention of ~285,000 years) must not throw in the workflow.
-  const at = (ms: number) => (Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : 'never');
   const lines = [`**${session.phase}**${step ? `: ${step}` : ''}`];
   if (session.agentAddress) lines.push(`Agent: ${literal(session.agentAddress)}${backend ? ` (${backend} backend)` : ''}`);
   else if (backend) lines.push(`Backend: ${backend}`);
@@ -72,6 +75,7 @@ interface ActivityTarget {
   namespace?: string;
   volume?: string;
   workspace?: string;
+  sessionId?: string;
   id?: string;
 }
 
@@ -86,6 +90,10 @@ const ACTIVITY_SUMMARIES: Partial<Record<string, (target: ActivityTarget) => str
   stopAgent: (t) => `stop the agent in ${literal(t.namespace)}`,
   syncWorkspace: (t) => `sync ${literal(t.workspace)} to volume ${literal(t.volume)}`,
   deleteVolume: (t) => `delete volume ${literal(t.volume)} (backed up first where configured)`,
+  claimVolume: (t) => `claim volume ${literal(t.volume)} for session ${literal(t.sessionId)}`,
+  releaseVolume: (t) => `release volume ${literal(t.volume)}`,
+  measureVolume: (t) => `measure volume ${literal(t.volume)}`,
+  sessionUse: (t) => `check whether session workflow ${literal(t.id)} runs`,
   killAgent: (t) => `kill the orphaned agent ${literal(`${t.namespace}/${t.id}`)}`,
   deleteSessionRow: (t) => `delete the store row of ended session ${literal(t.id)}`,
 };

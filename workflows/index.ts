@@ -1,2 +1,3 @@
 export { sessionWorkflow } from './session';
 export { cleanupWorkflow } from './cleanup';
+export { volumeWorkflow } from './volume';

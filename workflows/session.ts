@@ -28,6 +28,9 @@ import { type SessionMoment, sessionCurrentDetails, summarized } from './details
 
 type Activities = ReturnType<typeof createActivities>;
 
+/** Sessions claim their volume from its owner (workflows/volume.ts), which alone removes it. */
+const VOLUME_OWNER_PATCH = 'volume-owner';
+
 const RETRY: RetryPolicy = { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s' };
 
 /** Quick, idempotent steps. A step that keeps failing gives up after two minutes. */
@@ -95,6 +98,8 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
   let credentialsRenewAt = 0;
   /** A client could not reach the agent: serve() probes it at once, and clears this once it is settled. */
   let agentReported = false;
+  /** The session claimed its volume (or, before volume owners, bound it): it releases it as it ends. */
+  let holdsVolume = carried !== undefined;
   /** Why a FAILED session failed, as a short code (failureCode): its RbsFailureReason. */
   let failedWith: string | null = null;
 
@@ -200,7 +205,12 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
         () => steps.createNamespace(ref),
         () => teardown.deleteNamespace(ref),
       );
-      await step('PROVISIONING_VOLUME', () => steps.bindVolume(ref));
+      await step('PROVISIONING_VOLUME', async () => {
+        // Waits while the volume's owner removes it; the owner then makes a new one.
+        if (patched(VOLUME_OWNER_PATCH)) await waits.claimVolume(volumeClaim);
+        holdsVolume = true;
+        await steps.bindVolume(ref);
+      });
       await step('PROVISIONING_CREDENTIALS', async () => {
         credentialsRenewAt = await steps.issueAgentCredentials(ref);
       });
@@ -252,7 +262,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     }
   }
 
-  /** Removes what the session created; the volume only when the session expires. */
+  /** Removes what the session created; the volume only when the session expires (before volume owners). */
   async function end(why: EndReason, reason: string | null, removeVolume: boolean, outcome: 'ENDED' | 'FAILED' = 'ENDED', code?: string) {
     await CancellationScope.nonCancellable(async () => {
       await enter('ENDING');
@@ -266,6 +276,8 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
   /** `code`: a FAILED session's failure type, its search attribute (the text stays in the history). */
   async function finish(phase: 'ENDED' | 'FAILED', why: EndReason, reason: string | null, code?: string): Promise<void> {
     failedWith = code ?? null;
+    // The volume's owner keeps it for the retention period from now, then removes it.
+    if (holdsVolume && patched(VOLUME_OWNER_PATCH)) await CancellationScope.nonCancellable(() => teardown.releaseVolume(volumeClaim));
     session.failureReason = reason;
     session.endReason = why;
     await CancellationScope.nonCancellable(() => enter(phase));
@@ -313,7 +325,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
   async function rest(): Promise<void> {
     show({ retentionDeadlineMs: Date.now() + timeouts.retentionMs });
     const wanted = await condition(() => wantedBack() || endRequested || historyFull(), timeouts.retentionMs);
-    if (!wanted) return end('expired', EXPIRY_REASON, true);
+    if (!wanted) return end('expired', EXPIRY_REASON, !patched(VOLUME_OWNER_PATCH));
     if (wantedBack() && !endRequested) return resume();
   }
 
@@ -322,6 +334,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
   timeouts = derived.timeouts;
   show({ backend: derived.backend });
   const ref = { namespace: session.namespace, volume: session.volume, sessionId: session.sessionId, user };
+  const volumeClaim = { ...ref, workspace };
 
   try {
     // A continued run records itself, so the store names the run that now owns the session.

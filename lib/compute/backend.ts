@@ -128,6 +128,11 @@ export interface ComputeBackend {
   deleteNamespace(namespace: string): Promise<void>;
   /** Removes the volume and its data for good. */
   deleteVolume(volume: string): Promise<void>;
+  /**
+   * The volume's size in bytes, null if it does not exist: what it costs. Local: the disk its files
+   * take. Kubernetes: its PV's capacity, which is what a Filestore share is charged for.
+   */
+  volumeSize(volume: string): Promise<number | null>;
   listNamespaces(): Promise<ManagedNamespace[]>;
   listAgents(): Promise<RunningAgent[]>;
   /** Stops one agent found by listAgents. */

@@ -14,6 +14,7 @@ import { isDns1123Label } from '../naming';
 import { SOURCE_SET_ARGS, sourceSetRules } from '../sync/source-set';
 import { installFile } from '../files';
 import { removeTree } from '../remove-tree';
+import { treeBytes } from '../tree-size';
 import { agentIsServing } from './agent-health';
 import { checkLabel } from './names';
 import {
@@ -231,6 +232,10 @@ export class LocalBackend implements ComputeBackend {
 
   async deleteVolume(volume: string): Promise<void> {
     removeTree(this.volumeDir(volume));
+  }
+
+  async volumeSize(volume: string): Promise<number | null> {
+    return treeBytes(this.volumeDir(volume));
   }
 
   async listNamespaces(): Promise<ManagedNamespace[]> {

@@ -12,12 +12,15 @@ import type { SessionProgress__Output } from '../../gen/proto/rbs/v1/SessionProg
 import type { SessionTimeline__Output } from '../../gen/proto/rbs/v1/SessionTimeline';
 import type { UnrevokeUserResponse__Output } from '../../gen/proto/rbs/v1/UnrevokeUserResponse';
 import type { WatchSessionRequest } from '../../gen/proto/rbs/v1/WatchSessionRequest';
+import type { ListVolumesResponse__Output } from '../../gen/proto/rbs/v1/ListVolumesResponse';
+import type { Volume__Output } from '../../gen/proto/rbs/v1/Volume';
 import { channelReady } from './channel-ready';
 import { clientKeepalive } from './keepalive';
 import { protos } from './protos';
 import { channelCredentials, tlsChannelOptions, type TlsMaterial } from './tls';
 
 export type Session = Session__Output;
+export type Volume = Volume__Output;
 export type SessionTimeline = SessionTimeline__Output;
 
 /** The orchestrator could not be reached; `refused`: nothing listens at its address (it may be restarting). */
@@ -116,6 +119,15 @@ export class OrchestratorClient {
   /** Operators only: the ids of the user's sessions it ended. */
   async revokeUser(user: string): Promise<string[]> {
     return (await call<RevokeUserResponse__Output>('RevokeUser', (o, cb) => this.raw.revokeUser({ user }, o, cb), TEARDOWN_DEADLINE_MS)).endedSessionIds;
+  }
+
+  async listVolumes(options: { allUsers?: boolean } = {}): Promise<Volume[]> {
+    return (await call<ListVolumesResponse__Output>('ListVolumes', (o, cb) => this.raw.listVolumes(options, o, cb))).volumes;
+  }
+
+  /** Operators only: resolves once the volume is kept (restored if it was trashed), or no longer pinned. */
+  pinVolume(volume: string, pinned: boolean): Promise<Volume> {
+    return call<Volume>('PinVolume', (o, cb) => this.raw.pinVolume({ volume, pinned }, o, cb), TEARDOWN_DEADLINE_MS);
   }
 
   /** Operators only: false if the user was not revoked. */

@@ -1,4 +1,4 @@
-import type { SessionPhase, SessionRecord } from '../domain';
+import type { SessionPhase, SessionRecord, VolumeRecord } from '../domain';
 
 export interface SessionFilter {
   /** Only this user's sessions. */
@@ -31,6 +31,14 @@ export interface SessionStore {
   touch(sessionId: string, at: Date): Promise<void>;
   /** Removes the row. No-op for an unknown session. */
   delete(sessionId: string): Promise<void>;
+  /**
+   * Writes the volume's row unless the stored one is as new or newer by (generation, seq): false
+   * then. Atomic: of two concurrent writes, the newer one stays.
+   */
+  putVolume(record: VolumeRecord): Promise<boolean>;
+  getVolume(volume: string): Promise<VolumeRecord | null>;
+  /** Most recently used first. */
+  listVolumes(filter?: { user?: string }): Promise<VolumeRecord[]>;
   /** Records a revocation, replacing any earlier one of the same user. */
   revoke(revocation: Revocation): Promise<void>;
   /** Lifts the user's revocation; false if there was none. */

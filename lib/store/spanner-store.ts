@@ -4,7 +4,7 @@
  */
 import { Spanner, type Database, type Instance } from '@google-cloud/spanner';
 import { status } from '@grpc/grpc-js';
-import { isSessionPhase, type SessionRecord } from '../domain';
+import { isSessionPhase, isVolumeState, type SessionRecord, type VolumeRecord } from '../domain';
 import type { Revocation, SessionFilter, SessionStore } from './session-store';
 
 export interface SpannerStoreOptions {
@@ -16,6 +16,8 @@ export interface SpannerStoreOptions {
 const TABLE = 'Sessions';
 const INDEX = 'SessionsByUserCreatedAt';
 const REVOCATIONS = 'Revocations';
+const VOLUMES = 'Volumes';
+const VOLUMES_INDEX = 'VolumesByUserLastUsedAt';
 
 // IF NOT EXISTS makes a DDL race with another init harmless.
 const SCHEMA = [
@@ -40,6 +42,21 @@ const SCHEMA = [
     RevokedBy STRING(MAX) NOT NULL,
     RevokedAt TIMESTAMP NOT NULL,
   ) PRIMARY KEY (User)`,
+  `CREATE TABLE IF NOT EXISTS ${VOLUMES} (
+    Volume     STRING(MAX) NOT NULL,
+    User       STRING(MAX) NOT NULL,
+    Workspace  STRING(MAX) NOT NULL,
+    Namespace  STRING(MAX) NOT NULL,
+    State      STRING(MAX) NOT NULL,
+    Pinned     BOOL NOT NULL,
+    LastUsedAt TIMESTAMP NOT NULL,
+    RemoveAt   TIMESTAMP,
+    SizeBytes  INT64,
+    Generation INT64 NOT NULL,
+    Seq        INT64 NOT NULL,
+    UpdatedAt  TIMESTAMP NOT NULL,
+  ) PRIMARY KEY (Volume)`,
+  `CREATE INDEX IF NOT EXISTS ${VOLUMES_INDEX} ON ${VOLUMES} (User, LastUsedAt DESC)`,
 ];
 
 interface Row {
@@ -95,6 +112,57 @@ function fromRow(row: Row): SessionRecord {
     createdAt: new Date(row.CreatedAt.getTime()),
     updatedAt: new Date(row.UpdatedAt.getTime()),
     lastActivityAt: new Date(row.LastActivityAt.getTime()),
+  };
+}
+
+interface VolumeRow {
+  Volume: string;
+  User: string;
+  Workspace: string;
+  Namespace: string;
+  State: string;
+  Pinned: boolean;
+  LastUsedAt: Date;
+  RemoveAt: Date | null;
+  SizeBytes: number | string | null;
+  Generation: number | string;
+  Seq: number | string;
+  UpdatedAt: Date;
+}
+
+function toVolumeRow(r: VolumeRecord): VolumeRow {
+  return {
+    Volume: r.volume,
+    User: r.user,
+    Workspace: r.workspace,
+    Namespace: r.namespace,
+    State: r.state,
+    Pinned: r.pinned,
+    LastUsedAt: r.lastUsedAt,
+    RemoveAt: r.removeAt,
+    SizeBytes: r.sizeBytes,
+    Generation: r.generation,
+    Seq: r.seq,
+    UpdatedAt: r.updatedAt,
+  };
+}
+
+function fromVolumeRow(row: VolumeRow): VolumeRecord {
+  if (!isVolumeState(row.State)) throw new Error(`volume ${row.Volume} has unknown state ${JSON.stringify(row.State)}`);
+  return {
+    volume: row.Volume,
+    user: row.User,
+    workspace: row.Workspace,
+    namespace: row.Namespace,
+    state: row.State,
+    pinned: row.Pinned,
+    lastUsedAt: new Date(row.LastUsedAt.getTime()),
+    removeAt: row.RemoveAt ? new Date(row.RemoveAt.getTime()) : null,
+    sizeBytes: row.SizeBytes === null ? null : Number(row.SizeBytes),
+    // INT64 comes back as a string in JSON form.
+    generation: Number(row.Generation),
+    seq: Number(row.Seq),
+    updatedAt: new Date(row.UpdatedAt.getTime()),
   };
 }
 
@@ -173,6 +241,36 @@ export class SpannerSessionStore implements SessionStore {
     await this.step(`deleting session ${sessionId}`, () => this.db.table(TABLE).deleteRows([sessionId]));
   }
 
+  async putVolume(record: VolumeRecord): Promise<boolean> {
+    return this.step(`writing volume ${record.volume}`, () =>
+      this.db.runTransactionAsync(async (tx) => {
+        const [rows] = await tx.read(VOLUMES, { keys: [record.volume], columns: ['Generation', 'Seq'], json: true });
+        const stored = rows[0] as { Generation: number | string; Seq: number | string } | undefined;
+        const newer =
+          !stored || record.generation > Number(stored.Generation) || (record.generation === Number(stored.Generation) && record.seq > Number(stored.Seq));
+        if (newer) tx.upsert(VOLUMES, toVolumeRow(record));
+        await tx.commit();
+        return newer;
+      }),
+    );
+  }
+
+  async getVolume(volume: string): Promise<VolumeRecord | null> {
+    const [rows] = await this.step(`reading volume ${volume}`, () =>
+      this.db.run({ sql: `SELECT * FROM ${VOLUMES} WHERE Volume = @volume`, params: { volume }, json: true }),
+    );
+    return rows.length ? fromVolumeRow(rows[0] as unknown as VolumeRow) : null;
+  }
+
+  async listVolumes(filter: { user?: string } = {}): Promise<VolumeRecord[]> {
+    const where = filter.user === undefined ? '' : ' WHERE User = @user';
+    const params = filter.user === undefined ? {} : { user: filter.user };
+    const [rows] = await this.step('listing volumes', () =>
+      this.db.run({ sql: `SELECT * FROM ${VOLUMES}${where} ORDER BY LastUsedAt DESC, Volume`, params, json: true }),
+    );
+    return (rows as unknown as VolumeRow[]).map(fromVolumeRow);
+  }
+
   async revoke(r: Revocation): Promise<void> {
     await this.step(`revoking user ${r.user}`, () => this.db.table(REVOCATIONS).upsert({ User: r.user, RevokedBy: r.revokedBy, RevokedAt: r.revokedAt }));
   }
@@ -232,16 +330,18 @@ export class SpannerSessionStore implements SessionStore {
 
   private async ensureSchema(): Promise<void> {
     // Checking first skips a schema change (slow on real Spanner) when nothing is missing: the
-    // index and the revocations table, each created after the sessions table.
+    // index, the revocations table and the volumes index, each created after the tables before it.
     const [rows] = await this.db.run({
       sql: `SELECT (SELECT COUNT(*) FROM INFORMATION_SCHEMA.INDEXES
                     WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @table AND INDEX_NAME = @index)
                  + (SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES
-                    WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @revocations) AS n`,
-      params: { table: TABLE, index: INDEX, revocations: REVOCATIONS },
+                    WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @revocations)
+                 + (SELECT COUNT(*) FROM INFORMATION_SCHEMA.INDEXES
+                    WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @volumes AND INDEX_NAME = @volumesIndex) AS n`,
+      params: { table: TABLE, index: INDEX, revocations: REVOCATIONS, volumes: VOLUMES, volumesIndex: VOLUMES_INDEX },
       json: true,
     });
-    if (Number((rows[0] as { n: unknown }).n) === 2) return;
+    if (Number((rows[0] as { n: unknown }).n) === 3) return;
     const [operation] = await this.db.updateSchema(SCHEMA);
     await operation.promise();
   }

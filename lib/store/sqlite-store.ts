@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { isSessionPhase, type SessionRecord } from '../domain';
+import { isSessionPhase, isVolumeState, type SessionRecord, type VolumeRecord } from '../domain';
 import type { Revocation, SessionFilter, SessionStore } from './session-store';
 
 /** How long a writer waits for another connection's lock (e.g. a second process) before failing. */
@@ -28,6 +28,21 @@ const SCHEMA = `
     last_activity_at INTEGER NOT NULL
   );
   CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user, created_at DESC);
+  CREATE TABLE IF NOT EXISTS volumes (
+    volume       TEXT PRIMARY KEY,
+    user         TEXT NOT NULL,
+    workspace    TEXT NOT NULL,
+    namespace    TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    pinned       INTEGER NOT NULL,
+    last_used_at INTEGER NOT NULL,
+    remove_at    INTEGER,
+    size_bytes   INTEGER,
+    generation   INTEGER NOT NULL,
+    seq          INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS volumes_by_user ON volumes (user, last_used_at DESC);
   CREATE TABLE IF NOT EXISTS revocations (
     user       TEXT PRIMARY KEY,
     revoked_by TEXT NOT NULL,
@@ -90,6 +105,56 @@ function fromRow(row: Row): SessionRecord {
   };
 }
 
+interface VolumeRow {
+  volume: string;
+  user: string;
+  workspace: string;
+  namespace: string;
+  state: string;
+  pinned: number;
+  last_used_at: number;
+  remove_at: number | null;
+  size_bytes: number | null;
+  generation: number;
+  seq: number;
+  updated_at: number;
+}
+
+function toVolumeRow(r: VolumeRecord): VolumeRow {
+  return {
+    volume: r.volume,
+    user: r.user,
+    workspace: r.workspace,
+    namespace: r.namespace,
+    state: r.state,
+    pinned: r.pinned ? 1 : 0,
+    last_used_at: r.lastUsedAt.getTime(),
+    remove_at: r.removeAt?.getTime() ?? null,
+    size_bytes: r.sizeBytes,
+    generation: r.generation,
+    seq: r.seq,
+    updated_at: r.updatedAt.getTime(),
+  };
+}
+
+function fromVolumeRow(row: VolumeRow): VolumeRecord {
+  if (!isVolumeState(row.state)) throw new Error(`volume ${row.volume} has unknown state ${JSON.stringify(row.state)}`);
+  return {
+    volume: row.volume,
+    user: row.user,
+    workspace: row.workspace,
+    namespace: row.namespace,
+    state: row.state,
+    pinned: row.pinned === 1,
+    lastUsedAt: new Date(row.last_used_at),
+    removeAt: row.remove_at === null ? null : new Date(row.remove_at),
+    sizeBytes: row.size_bytes,
+    generation: row.generation,
+    seq: row.seq,
+    updatedAt: new Date(row.updated_at),
+  };
+}
+
 export class SqliteSessionStore implements SessionStore {
   private readonly db: Database.Database;
 
@@ -138,6 +203,27 @@ export class SqliteSessionStore implements SessionStore {
 
   async delete(sessionId: string): Promise<void> {
     this.db.prepare('DELETE FROM sessions WHERE session_id = ?').run(sessionId);
+  }
+
+  async putVolume(record: VolumeRecord): Promise<boolean> {
+    const row = toVolumeRow(record);
+    const columns = Object.keys(row);
+    const sql =
+      `INSERT INTO volumes (${columns.join(', ')}) VALUES (${columns.map((c) => `@${c}`).join(', ')}) ` +
+      `ON CONFLICT (volume) DO UPDATE SET ${columns.map((c) => `${c} = excluded.${c}`).join(', ')} ` +
+      'WHERE excluded.generation > volumes.generation OR (excluded.generation = volumes.generation AND excluded.seq > volumes.seq)';
+    return this.db.prepare(sql).run(row).changes > 0;
+  }
+
+  async getVolume(volume: string): Promise<VolumeRecord | null> {
+    const row = this.db.prepare('SELECT * FROM volumes WHERE volume = ?').get(volume) as VolumeRow | undefined;
+    return row ? fromVolumeRow(row) : null;
+  }
+
+  async listVolumes(filter: { user?: string } = {}): Promise<VolumeRecord[]> {
+    const where = filter.user === undefined ? '' : ' WHERE user = ?';
+    const params = filter.user === undefined ? [] : [filter.user];
+    return (this.db.prepare(`SELECT * FROM volumes${where} ORDER BY last_used_at DESC, volume`).all(...params) as VolumeRow[]).map(fromVolumeRow);
   }
 
   async revoke(r: Revocation): Promise<void> {

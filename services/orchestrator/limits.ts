@@ -71,7 +71,7 @@ export class Limits {
    * Sessions this replica is starting count too, so a burst of calls cannot overshoot here.
    */
   async admitSession(user: string, claim: SessionClaim): Promise<Release> {
-    const rows = await this.store.list({ user });
+    const [rows, owned] = await Promise.all([this.store.list({ user }), this.store.listVolumes({ user })]);
     const starting = [...(this.starting.get(user)?.values() ?? [])];
     const active = new Set([...rows.filter((r) => !isTerminal(r.phase)).map((r) => r.workflowId), ...starting.map((s) => s.workflowId)]);
     if (!active.has(claim.workflowId)) {
@@ -85,7 +85,7 @@ export class Limits {
           `; end one with 'rbs end SESSION'`,
         );
       }
-      const volumes = new Set([...knownVolumes(rows), ...starting.map((s) => s.volume)]);
+      const volumes = new Set([...knownVolumes(rows, owned), ...starting.map((s) => s.volume)]);
       const maxVolumes = this.config.retainedVolumes;
       if (!volumes.has(claim.volume) && volumes.size >= maxVolumes) {
         throw exhausted(
@@ -93,7 +93,7 @@ export class Limits {
           `user '${user}' has ${volumes.size} retained volumes`,
           maxVolumes,
           'RBS_LIMIT_RETAINED_VOLUMES',
-          '; a volume is removed when its session expires',
+          "; a volume is removed once unused for RBS_VOLUME_RETENTION_MS (see 'rbs volumes')",
         );
       }
     }

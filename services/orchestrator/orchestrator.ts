@@ -13,6 +13,7 @@ import { Login } from './login';
 import { temporalConnectionOptions } from '../../lib/temporal/connection';
 import { startOrchestrator, type Orchestrator } from './server';
 import { Sessions } from './sessions';
+import { Volumes } from './volumes';
 
 export async function runOrchestrator(config: RbsConfig): Promise<Orchestrator> {
   const credentials = await serviceCredentials(config, 'orchestrator', listenNames(config.orchestrator.listen));
@@ -30,8 +31,9 @@ export async function runOrchestrator(config: RbsConfig): Promise<Orchestrator> 
     proxyCertificateValidityMs: config.certificates.proxyValidityMs,
   });
   const revocations = new Revocations(store, sessions);
+  const volumes = new Volumes({ temporal, store, taskQueue: config.temporal.taskQueue });
   const login = config.oidc ? new Login(config.oidc, credentials.signer, revocations) : undefined;
-  const server = await startOrchestrator({ listen: config.orchestrator.listen, tls: credentials.tls, sessions, limits, revocations, login });
+  const server = await startOrchestrator({ listen: config.orchestrator.listen, tls: credentials.tls, sessions, volumes, limits, revocations, login });
   return {
     address: server.address,
     async stop() {

@@ -3,7 +3,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { OrchestratorHandlers } from '../../gen/proto/rbs/v1/Orchestrator';
 import type { Session } from '../../gen/proto/rbs/v1/Session';
 import type { SessionProgress } from '../../gen/proto/rbs/v1/SessionProgress';
-import type { SessionRecord } from '../../lib/domain';
+import type { SessionRecord, VolumeRecord } from '../../lib/domain';
+import type { Volume } from '../../gen/proto/rbs/v1/Volume';
 import { bindServer } from '../../lib/grpc/bind';
 import { serverKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
@@ -17,6 +18,7 @@ import type { Limits } from './limits';
 import type { Revocations } from './revocation';
 import { loginHandler, type Login } from './login';
 import type { Caller, Sessions } from './sessions';
+import type { Volumes } from './volumes';
 
 /** How often WatchSession looks at the store: soon after a change, backing off while none comes. */
 const WATCH_INTERVAL_MS = { min: 100, max: 1000 };
@@ -56,6 +58,19 @@ export function toSession(s: SessionView | SessionRecord): Session {
   };
 }
 
+export function toVolume(v: Pick<VolumeRecord, 'volume' | 'user' | 'workspace' | 'state' | 'pinned' | 'lastUsedAt' | 'removeAt' | 'sizeBytes'>): Volume {
+  return {
+    volume: v.volume,
+    user: v.user,
+    workspace: v.workspace,
+    state: v.state,
+    pinned: v.pinned,
+    lastUsedAtMs: v.lastUsedAt.getTime(),
+    removeAtMs: v.removeAt?.getTime() ?? 0,
+    sizeBytes: v.sizeBytes ?? -1,
+  };
+}
+
 /** Wraps unary handlers: admission first, then the work, every failure as a precise status. */
 function unaryWith(admit: Admit) {
   return <Req, Res>(rpc: string, handle: (caller: Caller, request: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> =>
@@ -71,11 +86,12 @@ export interface OrchestratorServices {
   sessions: Sessions;
   limits: Limits;
   revocations: Revocations;
+  volumes: Volumes;
   /** None without an OpenID provider: Login is then refused. */
   login?: Login;
 }
 
-function handlers({ sessions, limits, revocations, login }: OrchestratorServices): OrchestratorHandlers {
+function handlers({ sessions, volumes, limits, revocations, login }: OrchestratorServices): OrchestratorHandlers {
   const admit: Admit = async (call) => {
     const caller = callerOf(call);
     await revocations.admit(caller);
@@ -114,6 +130,11 @@ function handlers({ sessions, limits, revocations, login }: OrchestratorServices
       sessions.issueProxyCertificate(caller, request.sessionId ?? '', request.publicKeyPem ?? ''),
     ),
     RevokeUser: unary('RevokeUser', async (caller, request) => ({ endedSessionIds: await revocations.revoke(caller, request.user ?? '') })),
+    ListVolumes: unary('ListVolumes', async (caller, request) => ({ volumes: (await volumes.list(caller, !!request.allUsers)).map(toVolume) })),
+    PinVolume: unary('PinVolume', async (caller, request) => {
+      const view = await volumes.pin(caller, request.volume ?? '', !!request.pinned);
+      return toVolume({ ...view, lastUsedAt: new Date(view.lastUsedAtMs), removeAt: view.removeAtMs === null ? null : new Date(view.removeAtMs) });
+    }),
     UnrevokeUser: unary('UnrevokeUser', async (caller, request) => ({ wasRevoked: await revocations.unrevoke(caller, request.user ?? '') })),
     WatchSession: (call) => {
       let cancelled = false;

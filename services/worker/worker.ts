@@ -117,6 +117,7 @@ export async function createSessionWorker(config: RbsConfig, options: SessionWor
       signer: credentials.signer,
       agentCertificateValidityMs: config.certificates.agentValidityMs,
       sessionTimeouts: config.session,
+      volumeTimeouts: config.volume,
       temporal,
       agentReadyTimeoutMs: config.agentReadyTimeoutMs,
       orphanGraceMs: config.cleanup.orphanGraceMs,

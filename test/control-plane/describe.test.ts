@@ -8,7 +8,7 @@ import { useStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 
 // A short history limit: a session continues as new after a few commands, as a busy one would after weeks.
-const stack = useStack({ RBS_MAX_HISTORY_EVENTS: '60' });
+const stack = useStack({ RBS_MAX_HISTORY_EVENTS: '100' });
 
 test("a user's own session: every provisioning phase in order, each step with its summary and outcome, and why it ended", async () => {
   const wes = await stack().client('wes');

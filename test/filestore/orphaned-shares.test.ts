@@ -5,8 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { knownVolumes } from '../../lib/retained-volumes';
-import { EXPIRY_REASON } from '../../lib/domain';
-import type { SessionPhase, SessionRecord } from '../../lib/domain';
+import { placementFor } from '../../lib/naming';
+import { EXPIRY_REASON, type SessionPhase, type SessionRecord, type VolumeRecord, type VolumeState } from '../../lib/domain';
 import { CSI_PVC_NAME_LABEL, RBS_MANAGED_LABEL } from '../../lib/filestore/labels';
 import { createWorkspaceStorage } from '../../lib/filestore/workspace-storage';
 import type { cleanupWorkflow } from '../../workflows/cleanup';
@@ -27,7 +27,7 @@ function addShare(instance: string, labels: Record<string, string>, createdAt = 
   return fake.addInstance({ location: 'us-central1-b', instance, tier: 'ZONAL', capacityGib: 1024, labels, createdAt });
 }
 
-test('the cleanup reports the shares of expired and unknown volumes, not of volumes a session keeps, and deletes none', async () => {
+test('the cleanup reports the shares of removed and unknown volumes, not of volumes a session or their owner keeps, and deletes none', async () => {
   const yuki = await stack().client('yuki');
   const expired = await yuki.getServer(stack().workspace());
   const ended = await yuki.getServer(stack().workspace());
@@ -35,7 +35,24 @@ test('the cleanup reports the shares of expired and unknown volumes, not of volu
   await waitFor(async () => (await yuki.describeSession(expired.sessionId)).phase === 'ENDED', 20_000, 'expiry');
   expect((await yuki.describeSession(expired.sessionId)).failureReason).toBe(EXPIRY_REASON);
 
-  const ofExpired = addShare('pvc-expired', { ...MANAGED, [CSI_PVC_NAME_LABEL]: expired.volume });
+  // The session expired, but its volume's owner keeps the volume for the volume retention period.
+  addShare('pvc-expired', { ...MANAGED, [CSI_PVC_NAME_LABEL]: expired.volume });
+  // The owner of this one removed it: a share left of it is a leak.
+  const removed = placementFor('yuki', '/home/yuki/removed');
+  await stack().worker.store.putVolume({
+    ...removed,
+    user: 'yuki',
+    workspace: '/home/yuki/removed',
+    state: 'REMOVED',
+    pinned: false,
+    lastUsedAt: LONG_AGO,
+    removeAt: null,
+    sizeBytes: null,
+    generation: 1,
+    seq: 9,
+    updatedAt: LONG_AGO,
+  });
+  const ofRemoved = addShare('pvc-removed', { ...MANAGED, [CSI_PVC_NAME_LABEL]: removed.volume });
   addShare('pvc-ended', { ...MANAGED, [CSI_PVC_NAME_LABEL]: ended.volume });
   const ofNobody = addShare('pvc-nobody', { ...MANAGED, [CSI_PVC_NAME_LABEL]: 'zed-vol-0123456789ab' });
   const unlabelled = addShare('pvc-unlabelled', MANAGED);
@@ -48,7 +65,7 @@ test('the cleanup reports the shares of expired and unknown volumes, not of volu
     workflowId: `cleanup-test-${randomUUID()}`,
   });
 
-  expect(report.shares).toEqual({ orphans: [ofExpired, ofNobody].sort(), unattributed: [unlabelled] });
+  expect(report.shares).toEqual({ orphans: [ofNobody, ofRemoved].sort(), unattributed: [unlabelled] });
   // Reported only: the cleanup asks Filestore for nothing but the list.
   expect(new Set(fake.calls.map((call) => `${call.rpc} ${call.httpStatus}`))).toEqual(new Set(['ListInstances 200']));
 });
@@ -80,7 +97,33 @@ describe('known volumes', () => {
       row('c-vol-3', at(1), 'FAILED', 'agent restart failed: boom'),
       row('d-vol-4', at(3), 'ENDING'), // expiring right now: the volume is still there
     ];
-    expect([...knownVolumes(rows)].sort()).toEqual(['a-vol-1', 'c-vol-3', 'd-vol-4']);
-    expect([...knownVolumes([...rows].reverse())].sort()).toEqual(['a-vol-1', 'c-vol-3', 'd-vol-4']);
+    expect([...knownVolumes(rows, [])].sort()).toEqual(['a-vol-1', 'c-vol-3', 'd-vol-4']);
+    expect([...knownVolumes([...rows].reverse(), [])].sort()).toEqual(['a-vol-1', 'c-vol-3', 'd-vol-4']);
+  });
+
+  test("are, once a volume has an owner, those its owner's record does not say are REMOVED, whatever the session rows say", () => {
+    const volume = (name: string, state: VolumeState): VolumeRecord => ({
+      volume: name,
+      namespace: name.replace('-vol-', '-rbs-'),
+      user: 'yuki',
+      workspace: '/home/yuki/src',
+      state,
+      pinned: false,
+      lastUsedAt: at(1),
+      removeAt: null,
+      sizeBytes: null,
+      generation: 1,
+      seq: 1,
+      updatedAt: at(1),
+    });
+    const rows = [
+      row('a-vol-1', at(1), 'ENDED', EXPIRY_REASON),
+      row('b-vol-2', at(1), 'READY'),
+      row('c-vol-3', at(1), 'ENDED'),
+      row('d-vol-4', at(1), 'ENDED'),
+    ];
+    const volumes = [volume('a-vol-1', 'TRASHED'), volume('b-vol-2', 'REMOVED'), volume('e-vol-5', 'REMOVING')];
+    // a: the session expired, but its owner keeps the volume; b: removed; c, d: no owner yet, not expired.
+    expect([...knownVolumes(rows, volumes)].sort()).toEqual(['a-vol-1', 'c-vol-3', 'd-vol-4', 'e-vol-5']);
   });
 });

@@ -11,19 +11,26 @@ import * as path from 'node:path';
 import { temporal as proto } from '@temporalio/proto';
 import { startTemporalDevServer } from '../../lib/local/temporal-dev-server';
 import { cleanupScheduleId } from '../../services/worker/cleanup-schedule';
+import { volumeWorkflowIdFor } from '../../lib/naming';
 import { heartbeatSignal } from '../../workflows/messages';
+import { volumeQuery } from '../../workflows/volume-messages';
 import { startStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 
 const OUT = path.resolve(__dirname, '..', '..', '..', 'test', 'replay', 'histories');
-const GENERATION = '2026-12-04';
+const GENERATION = '2026-12-04-volumes';
 const IDS = path.join(OUT, 'workflow-ids.json');
 
 async function main() {
   const logs = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-record-'));
   const temporal = await startTemporalDevServer({ logFile: path.join(logs, 'temporal.log') });
   process.env.RBS_TEST_TEMPORAL_ADDRESS = temporal.address;
-  const stack = await startStack({ RBS_IDLE_TIMEOUT_MS: '1000', RBS_MAX_HISTORY_EVENTS: '60' });
+  const stack = await startStack({
+    RBS_IDLE_TIMEOUT_MS: '1000',
+    RBS_MAX_HISTORY_EVENTS: '100',
+    RBS_VOLUME_RETENTION_MS: '1500',
+    RBS_VOLUME_SOFT_DELETE_MS: '1500',
+  });
   const save = async (name: string, workflowId: string, runId?: string) => {
     const history = await stack.temporal.workflow.getHandle(workflowId, runId).fetchHistory();
     fs.mkdirSync(OUT, { recursive: true });
@@ -43,6 +50,15 @@ async function main() {
     await client.getServer(ws);
     await client.endSession(session.sessionId);
     await save('lifecycle', session.workflowId);
+
+    // The volume's owner: claimed, released, trashed, claimed back (restored), released, trashed, removed.
+    const owner = stack.temporal.workflow.getHandle(volumeWorkflowIdFor(session.volume));
+    const volumeState = async () => (await owner.query(volumeQuery)).state;
+    await waitFor(async () => (await volumeState()) === 'TRASHED', 10_000);
+    const again = await client.getServer(ws);
+    await client.endSession(again.sessionId);
+    await owner.result();
+    await save('volume', owner.workflowId);
 
     // A provisioning step that fails for good.
     const gone = stack.workspace();

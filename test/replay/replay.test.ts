@@ -13,11 +13,21 @@ const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.binpb'));
 const ids: Record<string, string> = JSON.parse(fs.readFileSync(path.join(DIR, 'workflow-ids.json'), 'utf8'));
 const FIRST_GENERATION = ['cleanup.binpb', 'continued-as-new.binpb', 'failed-provisioning.binpb', 'lifecycle.binpb'];
 const SCENARIOS = ['cleanup', 'continued-as-new', 'failed-provisioning', 'lifecycle', 'reported-agent'];
-/** One per recording since workflow ids were kept: 2026-12-04 brought end reasons and summaries. */
-const GENERATIONS = ['2026-12', '2026-12-04'];
+/**
+ * One per recording since workflow ids were kept, with the scenarios it added: 2026-12-04 brought
+ * end reasons and summaries; 2026-12-04-volumes, volume owners.
+ */
+const GENERATIONS: Array<[string, string[]]> = [
+  ['2026-12', []],
+  ['2026-12-04', []],
+  ['2026-12-04-volumes', ['volume']],
+];
 
 test('there are recorded histories for every workflow, each newer one with its workflow id', () => {
-  const recorded = GENERATIONS.flatMap((generation) => SCENARIOS.map((s) => `${s}@${generation}.binpb`));
+  const recorded = GENERATIONS.flatMap(([generation], i) => {
+    const scenarios = [...SCENARIOS, ...GENERATIONS.slice(0, i + 1).flatMap(([, added]) => added)];
+    return scenarios.map((s) => `${s}@${generation}.binpb`);
+  });
   expect(files.sort()).toEqual([...FIRST_GENERATION, ...recorded].sort());
   expect(Object.keys(ids).sort()).toEqual(files.filter((f) => !FIRST_GENERATION.includes(f)).sort());
 });

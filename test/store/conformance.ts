@@ -3,7 +3,7 @@
  * Every test uses fresh ids and user names, so suites and tests can share one database.
  */
 import { randomUUID } from 'node:crypto';
-import type { SessionRecord } from '../../lib/domain';
+import type { SessionRecord, VolumeRecord } from '../../lib/domain';
 import type { SessionStore } from '../../lib/store/session-store';
 
 const T0 = Date.UTC(2024, 0, 15, 10, 30, 0, 123);
@@ -32,6 +32,24 @@ function record(overrides: Partial<SessionRecord> = {}): SessionRecord {
     createdAt: at(0),
     updatedAt: at(1000),
     lastActivityAt: at(2000),
+    ...overrides,
+  };
+}
+
+function volumeRecord(overrides: Partial<VolumeRecord> = {}): VolumeRecord {
+  return {
+    volume: `dev-vol-${randomUUID()}`,
+    user: uniqueUser(),
+    workspace: '/home/dev/src/project',
+    namespace: 'dev-rbs-0123abcd',
+    state: 'PRESENT',
+    pinned: false,
+    lastUsedAt: at(0),
+    removeAt: at(14 * 86_400_000),
+    sizeBytes: 5 * 2 ** 40,
+    generation: T0,
+    seq: 1,
+    updatedAt: at(1),
     ...overrides,
   };
 }
@@ -213,6 +231,48 @@ export function describeSessionStoreConformance(name: string, open: () => Promis
         } finally {
           await replica.close();
         }
+      });
+    });
+
+    describe('volumes', () => {
+      test('a volume row reads back exactly, null fields included', async () => {
+        const v = volumeRecord();
+        expect(await store.putVolume(v)).toBe(true);
+        expect(await store.getVolume(v.volume)).toEqual(v);
+        const unused = volumeRecord({ removeAt: null, pinned: true, state: 'TRASHED', sizeBytes: null });
+        await store.putVolume(unused);
+        expect(await store.getVolume(unused.volume)).toEqual(unused);
+        expect(await store.getVolume('no-such-volume')).toBeNull();
+      });
+
+      test('a write older by (generation, seq) than the stored one is refused and changes nothing', async () => {
+        const v = volumeRecord({ seq: 5, state: 'TRASHED' });
+        await store.putVolume(v);
+        expect(await store.putVolume({ ...v, seq: 4, state: 'PRESENT' })).toBe(false);
+        expect(await store.putVolume({ ...v, seq: 5, state: 'PRESENT' })).toBe(false);
+        expect(await store.putVolume({ ...v, generation: v.generation - 1, seq: 99, state: 'PRESENT' })).toBe(false);
+        expect(await store.getVolume(v.volume)).toEqual(v);
+        // A later generation (the owner of a volume made after the last was removed) starts its seq anew.
+        const successor = { ...v, generation: v.generation + 1, seq: 1, state: 'PRESENT' as const };
+        expect(await store.putVolume(successor)).toBe(true);
+        expect(await store.getVolume(v.volume)).toEqual(successor);
+      });
+
+      test('of concurrent writes, the newest stays', async () => {
+        const v = volumeRecord();
+        await Promise.all([3, 1, 5, 2, 4].map((seq) => store.putVolume({ ...v, seq, lastUsedAt: at(seq) })));
+        expect(await store.getVolume(v.volume)).toEqual({ ...v, seq: 5, lastUsedAt: at(5) });
+      });
+
+      test("listing by user gives that user's volumes only, most recently used first", async () => {
+        const user = uniqueUser();
+        const older = volumeRecord({ user, lastUsedAt: at(1) });
+        const newer = volumeRecord({ user, lastUsedAt: at(2) });
+        await store.putVolume(older);
+        await store.putVolume(newer);
+        await store.putVolume(volumeRecord());
+        expect((await store.listVolumes({ user })).map((v) => v.volume)).toEqual([newer.volume, older.volume]);
+        expect((await store.listVolumes()).map((v) => v.volume)).toEqual(expect.arrayContaining([newer.volume, older.volume]));
       });
     });
 

@@ -175,6 +175,10 @@ export class KubernetesBackend implements ComputeBackend {
     await this.volumes.remove(checkLabel('volume', volume));
   }
 
+  async volumeSize(volume: string): Promise<number | null> {
+    return this.volumes.size(checkLabel('volume', volume));
+  }
+
   async listNamespaces(): Promise<ManagedNamespace[]> {
     const labelSelector = selector(releaseLabels(this.config.release));
     const list = await kubeRequest('list managed namespaces', () => this.api.core.listNamespace({ labelSelector }));

@@ -103,6 +103,12 @@ export class WorkspaceVolumes {
     await waitUntilGone(`PV ${name} of volume ${volume}`, () => this.read(name), DELETE_WAIT_MS);
   }
 
+  /** The capacity of the volume's PV in bytes; null before its first session's agent was ready (no PV yet). */
+  async size(volume: string): Promise<number | null> {
+    const capacity = (await this.find(volume))?.spec?.capacity?.storage;
+    return capacity === undefined ? null : parseQuantity(capacity);
+  }
+
   /**
    * The volume's PV, found by its labels; null before its first session's agent was ready. Another
    * release's volume of the same name (same user and workspace) is not this one.

@@ -1,0 +1,57 @@
+/**
+ * The volume workflow's messages, shared by the activities and the orchestrator (client side) and
+ * the workflow. A volume's owner is the one workflow under volumeWorkflowIdFor(volume).
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { VolumeState } from '../lib/domain';
+
+/** What starts a volume's owner: whose volume, nothing else (the rest is derived in the worker). */
+export interface VolumeInput {
+  user: string;
+  workspace: string;
+  /** Only from a run that continued as new; ignored in a run that did not. */
+  carried?: CarriedVolume;
+}
+
+export interface CarriedVolume {
+  state: 'PRESENT' | 'TRASHED';
+  pinned: boolean;
+  holder: string | null;
+  lastUsedAtMs: number;
+  removeAtMs: number | null;
+  sizeBytes: number | null;
+  generation: number;
+  seq: number;
+}
+
+export interface VolumeView {
+  volume: string;
+  namespace: string;
+  user: string;
+  workspace: string;
+  state: VolumeState;
+  pinned: boolean;
+  /** The session that holds it, by its claim; null between sessions. */
+  holder: string | null;
+  lastUsedAtMs: number;
+  /** When it will be trashed (PRESENT) or removed (TRASHED), if nothing happens before. */
+  removeAtMs: number | null;
+  /** As measured when its last session released it (ComputeBackend.volumeSize). */
+  sizeBytes: number | null;
+}
+
+export const VOLUME_FAILURE = {
+  /** The volume was removed while the claim waited: claim again, and a new volume is made. */
+  VOLUME_REMOVED: 'VolumeRemoved',
+} as const;
+
+/**
+ * A session (by its id) is about to use the volume: resolves once it may, restoring a trashed volume
+ * first and waiting out a removal under way (which then fails the claim with VOLUME_REMOVED).
+ */
+export const claimVolumeUpdate = defineUpdate<VolumeView, [sessionId: string]>('claim');
+/** The session is over: the retention period starts now. A hint only; removal checks for itself. */
+export const releaseVolumeSignal = defineSignal<[sessionId: string]>('release');
+/** An operator keeps the volume (restoring it if trashed), or lets the retention rule apply again. */
+export const pinVolumeUpdate = defineUpdate<VolumeView, [pinned: boolean]>('pin');
+export const volumeQuery = defineQuery<VolumeView>('volume');

@@ -1,0 +1,202 @@
+/**
+ * The one durable owner of a (user, workspace) volume, under volumeWorkflowIdFor(volume). It keeps
+ * the volume while a session holds it or an operator pinned it, trashes it once nobody used it for
+ * the retention period, and removes it (backed up first where configured) at the end of the
+ * soft-delete window unless someone wants it back first. A session claims the volume before it
+ * binds it, so removal and a new session exclude each other: a claim waits out a removal, and
+ * a removal starts only with no claim pending and no session workflow running.
+ *
+ * Messages are hints: whoever reaches Temporal can send them. Before it trashes or removes, the
+ * owner asks Temporal itself whether the volume's session workflow runs.
+ */
+import {
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  proxyActivities,
+  proxyLocalActivities,
+  setCurrentDetails,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { RetryPolicy } from '@temporalio/common';
+import type { createActivities } from '../activities';
+import type { VolumeTimeouts } from '../lib/domain';
+import { summarized } from './details';
+import { FAILURE } from './messages';
+import { volumeCurrentDetails } from './volume-details';
+import { claimVolumeUpdate, pinVolumeUpdate, releaseVolumeSignal, VOLUME_FAILURE, volumeQuery, type VolumeInput, type VolumeView } from './volume-messages';
+
+type Activities = ReturnType<typeof createActivities>;
+
+const RETRY: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' };
+
+const records = proxyLocalActivities<Activities>({ startToCloseTimeout: '10s', retry: RETRY });
+const checks = summarized(proxyActivities<Activities>({ startToCloseTimeout: '30s', retry: RETRY }));
+/** Steps that can take long (a backup before the deletion, walking a large tree): they heartbeat. */
+const lengthy = summarized(proxyActivities<Activities>({ startToCloseTimeout: '2h', heartbeatTimeout: '1m', retry: RETRY }));
+
+/** Continue as new past this many events: each session adds a handful. */
+const MAX_HISTORY_EVENTS = 1000;
+
+export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
+  const carried = workflowInfo().continuedFromExecutionRunId ? input.carried : undefined;
+  const view: VolumeView = {
+    volume: '',
+    namespace: '',
+    user: input.user,
+    workspace: input.workspace,
+    state: carried?.state ?? 'PRESENT',
+    pinned: carried?.pinned ?? false,
+    holder: carried?.holder ?? null,
+    lastUsedAtMs: carried?.lastUsedAtMs ?? Date.now(),
+    removeAtMs: carried?.removeAtMs ?? null,
+    sizeBytes: carried?.sizeBytes ?? null,
+  };
+  /** Measured once a session released the volume: its size changes only while one holds it. */
+  let measured = carried !== undefined;
+  // Orders this owner's store writes after every earlier owner's (lib/domain VolumeRecord).
+  const generation = carried?.generation ?? Date.now();
+  let seq = carried?.seq ?? 0;
+  /** Bumped by every message: the loop below re-decides on each. */
+  let events = 0;
+  /** Claims waiting for the volume: a trashed volume with one is restored. */
+  let claims = 0;
+  /** Set once derived: handlers must be set before the first await, and a claim waits for it. */
+  let derived = false;
+
+  setHandler(volumeQuery, () => ({ ...view }));
+  setHandler(claimVolumeUpdate, async (sessionId) => {
+    claims++;
+    events++;
+    try {
+      await condition(() => derived && (view.state === 'PRESENT' || view.state === 'REMOVED'));
+    } finally {
+      claims--;
+    }
+    if (view.state === 'REMOVED') {
+      throw ApplicationFailure.create({ type: VOLUME_FAILURE.VOLUME_REMOVED, message: `volume ${view.volume} was removed`, nonRetryable: true });
+    }
+    view.holder = sessionId;
+    view.lastUsedAtMs = Date.now();
+    events++;
+    return { ...view };
+  });
+  setHandler(releaseVolumeSignal, (sessionId) => {
+    // A release by an older session after a newer one claimed would free the newer one's volume.
+    if (view.holder !== null && view.holder !== sessionId) return;
+    view.holder = null;
+    view.lastUsedAtMs = Date.now();
+    measured = false;
+    events++;
+  });
+  setHandler(pinVolumeUpdate, async (pinned) => {
+    view.pinned = pinned;
+    events++;
+    // A pin holds once the volume is PRESENT: restored if trashed; too late once removal began.
+    if (pinned) await condition(() => view.state === 'PRESENT' || view.state === 'REMOVED');
+    if (pinned && view.state === 'REMOVED') {
+      throw ApplicationFailure.create({ type: VOLUME_FAILURE.VOLUME_REMOVED, message: `volume ${view.volume} was removed`, nonRetryable: true });
+    }
+    return { ...view };
+  });
+
+  const record = async () => {
+    setCurrentDetails(volumeCurrentDetails(view));
+    await records.recordVolume({ ...view, generation, seq: ++seq });
+  };
+
+  const placement = await records.deriveSession({ user: input.user, workspace: input.workspace });
+  if (placement.volumeWorkflowId !== workflowInfo().workflowId) {
+    throw ApplicationFailure.nonRetryable(
+      `workflow id ${workflowInfo().workflowId} is not the volume owner's id of this user and workspace (${placement.volumeWorkflowId})`,
+      FAILURE.PLACEMENT_MISMATCH,
+    );
+  }
+  Object.assign(view, { volume: placement.volume, namespace: placement.namespace });
+  const timeouts: VolumeTimeouts = placement.volumeTimeouts;
+  // Recorded before any claim is granted: the store knows a volume before it is bound.
+  await record();
+  derived = true;
+
+  /** Waits until a message came since `seen` or `deadlineMs` passes (null: no deadline); true if one came. */
+  const messageSince = async (seen: number, deadlineMs: number | null) => {
+    if (deadlineMs === null) {
+      await condition(() => events !== seen);
+      return true;
+    }
+    return events !== seen || (await condition(() => events !== seen, Math.max(1, deadlineMs - Date.now())));
+  };
+
+  /** Whether the session workflow runs; if not, the last use is when it closed, if later than known. */
+  const sessionRuns = async () => {
+    const use = await checks.sessionUse(placement.workflowId);
+    if (!use.running && use.closedAtMs !== null) view.lastUsedAtMs = Math.max(view.lastUsedAtMs, use.closedAtMs);
+    return use.running;
+  };
+
+  const restore = () => {
+    view.state = 'PRESENT';
+    view.lastUsedAtMs = Date.now();
+  };
+
+  /**
+   * PRESENT: kept while pinned or held; trashed once unused for the retention period. A holder whose
+   * workflow was terminated never releases: a held volume is checked once a retention period.
+   */
+  async function keep(): Promise<void> {
+    const seen = events;
+    const held = view.holder !== null;
+    if (!held && !measured) {
+      view.sizeBytes = await lengthy.measureVolume({ volume: view.volume });
+      measured = true;
+    }
+    view.removeAtMs = held || view.pinned ? null : view.lastUsedAtMs + timeouts.retentionMs;
+    await record();
+    if (await messageSince(seen, view.pinned ? null : (view.removeAtMs ?? Date.now() + timeouts.retentionMs))) return;
+    if (await sessionRuns()) {
+      view.lastUsedAtMs = Date.now();
+      return;
+    }
+    view.holder = null;
+    if (claims === 0 && Date.now() >= view.lastUsedAtMs + timeouts.retentionMs) {
+      view.state = 'TRASHED';
+      view.removeAtMs = Date.now() + timeouts.softDeleteWindowMs;
+    }
+  }
+
+  /** TRASHED: back to PRESENT if claimed or pinned; removed at the end of the window. */
+  async function trash(): Promise<void> {
+    const seen = events;
+    await record();
+    const wanted = () => claims > 0 || view.pinned;
+    if (!wanted() && (await messageSince(seen, view.removeAtMs))) return;
+    if (wanted()) return restore();
+    view.state = 'REMOVING';
+    view.removeAtMs = null;
+    await record();
+    // From here on a claim waits. A session that runs without having claimed (one from before
+    // volumes had owners), or runs by now and will claim, keeps the volume.
+    if (await sessionRuns()) return restore();
+    await lengthy.deleteVolume({ volume: view.volume });
+    view.state = 'REMOVED';
+    view.holder = null;
+    await record();
+  }
+
+  // The steps change the state: read it through a function, which the compiler does not narrow.
+  const state = () => view.state;
+  while (state() !== 'REMOVED') {
+    if (state() === 'PRESENT') await keep();
+    else await trash();
+    const info = workflowInfo();
+    if (state() !== 'REMOVED' && claims === 0 && (info.historyLength >= MAX_HISTORY_EVENTS || info.continueAsNewSuggested)) {
+      await condition(allHandlersFinished);
+      const resting = view.state as 'PRESENT' | 'TRASHED';
+      await continueAsNew<typeof volumeWorkflow>({ ...input, carried: { ...view, state: resting, generation, seq } });
+    }
+  }
+  await condition(allHandlersFinished);
+  return { ...view };
+}
