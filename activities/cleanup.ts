@@ -2,10 +2,11 @@
 import { log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { ComputeBackend, RunningAgent } from '../lib/compute/backend';
-import { TERMINAL_PHASES, SESSION_PHASES } from '../lib/domain';
+import { EXPIRY_REASON, TERMINAL_PHASES, SESSION_PHASES } from '../lib/domain';
 import type { ManagedVolume } from '../lib/filestore/orphans';
 import type { WorkspaceStorage } from '../lib/filestore/workspace-storage';
 import type { SessionStore } from '../lib/store/session-store';
+import type { SessionRecord } from '../lib/domain';
 import { knownVolumes } from '../lib/retained-volumes';
 import { SESSION_ID } from '../lib/temporal/search-attributes';
 
@@ -15,6 +16,8 @@ export interface CleanupDeps {
   temporal: Client;
   /** Younger things are left alone: their workflow may not be visible in listings yet. */
   orphanGraceMs: number;
+  /** How long the rows of ended sessions and removed volumes stay in the store. */
+  endedRowRetentionMs: number;
   /** The Filestore instances behind the Kubernetes backend's volumes, when RBS_FILESTORE_* are set. */
   workspaceStorage?: Pick<WorkspaceStorage, 'findOrphans'>;
 }
@@ -38,7 +41,7 @@ export interface OrphanedShares {
 
 const LIVE_PHASES = SESSION_PHASES.filter((p) => !TERMINAL_PHASES.includes(p));
 
-export function createCleanupActivities({ backend, store, temporal, orphanGraceMs, workspaceStorage }: CleanupDeps) {
+export function createCleanupActivities({ backend, store, temporal, orphanGraceMs, endedRowRetentionMs, workspaceStorage }: CleanupDeps) {
   /** Ids of the sessions whose workflows run now. */
   async function liveSessionIds(): Promise<Set<string>> {
     const ids = new Set<string>();
@@ -65,6 +68,27 @@ export function createCleanupActivities({ backend, store, temporal, orphanGraceM
         agents: agents.filter((a) => orphan(a.sessionId, a.startedAt)),
         sessionRows: rows.filter((r) => orphan(r.sessionId, r.updatedAt)).map((r) => r.sessionId),
       };
+    },
+
+    /**
+     * Store rows past their retention: ended sessions' and removed volumes'. A session row of a
+     * volume without an owner's row is what tells that volume exists (lib/retained-volumes): it stays
+     * until the volume has an owner (findUnownedVolumes), unless its session expired, which deleted
+     * such a volume.
+     */
+    async findExpiredRows(): Promise<{ sessionRows: string[]; volumeRows: string[] }> {
+      const cutoff = Date.now() - endedRowRetentionMs;
+      const [sessions, volumes] = await Promise.all([store.list({ phases: TERMINAL_PHASES }), store.listVolumes()]);
+      const owned = new Set(volumes.map((v) => v.volume));
+      const expired = (row: SessionRecord) => row.updatedAt.getTime() < cutoff && (owned.has(row.volume) || row.failureReason === EXPIRY_REASON);
+      return {
+        sessionRows: sessions.filter(expired).map((row) => row.sessionId),
+        volumeRows: volumes.filter((v) => v.state === 'REMOVED' && v.updatedAt.getTime() < cutoff).map((v) => v.volume),
+      };
+    },
+
+    async deleteVolumeRecord(volume: string): Promise<void> {
+      await store.deleteVolumeRecord(volume);
     },
 
     async killAgent(agent: RunningAgent): Promise<void> {

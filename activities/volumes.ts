@@ -6,12 +6,16 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { VolumeRecord } from '../lib/domain';
+import { knownVolumes } from '../lib/retained-volumes';
 import { volumeWorkflowIdFor } from '../lib/naming';
 import type { SessionStore } from '../lib/store/session-store';
 import type { volumeWorkflow } from '../workflows/volume';
 import { claimVolumeUpdate, releaseVolumeSignal, VOLUME_FAILURE, type VolumeInput } from '../workflows/volume-messages';
 import { volumeSummary } from '../workflows/volume-details';
 import { heartbeating } from './heartbeating';
+
+/** How often an adoption looks for its owner's row. */
+const ADOPTION_POLL_MS = 100;
 
 export interface VolumeDeps {
   temporal: Client;
@@ -37,6 +41,13 @@ export function createVolumeActivities({ temporal, store }: VolumeDeps) {
     staticSummary: volumeSummary(user, workspace),
   });
 
+  const release = (claim: VolumeClaim) =>
+    temporal.workflow.signalWithStart<typeof volumeWorkflow, [string]>('volumeWorkflow', {
+      ...owner(claim),
+      signal: releaseVolumeSignal,
+      signalArgs: [claim.sessionId],
+    });
+
   return {
     /**
      * Resolves once the session holds its volume. While the volume is being removed this waits
@@ -57,10 +68,33 @@ export function createVolumeActivities({ temporal, store }: VolumeDeps) {
 
     /** The session is over. Starts an owner for a volume that has none (one made before owners were). */
     async releaseVolume(claim: VolumeClaim): Promise<void> {
-      await temporal.workflow.signalWithStart<typeof volumeWorkflow, [string]>('volumeWorkflow', {
-        ...owner(claim),
-        signal: releaseVolumeSignal,
-        signalArgs: [claim.sessionId],
+      await release(claim);
+    },
+
+    /**
+     * Volumes the store knows of by their sessions' rows only: made before volumes had owners, they
+     * would be kept for ever. Each is named with its newest session, whose user and workspace it is.
+     */
+    async findUnownedVolumes(): Promise<VolumeClaim[]> {
+      const [sessions, volumes] = await Promise.all([store.list(), store.listVolumes()]);
+      const owned = new Set(volumes.map((v) => v.volume));
+      const unowned = [...knownVolumes(sessions, volumes)].filter((volume) => !owned.has(volume));
+      // Newest first: the first row of a volume is its newest session.
+      return unowned.map((volume) => {
+        const { sessionId, user, workspace } = sessions.find((row) => row.volume === volume)!;
+        return { sessionId, user, workspace, volume };
+      });
+    },
+
+    /**
+     * Starts an owner for the volume as if its session had just released it, and returns once the
+     * owner's row is in the store: the session rows that told of the volume may go after that. The
+     * owner keeps the volume while a session of it runs, whatever this says.
+     */
+    async adoptVolume(claim: VolumeClaim): Promise<void> {
+      await release(claim);
+      await heartbeating(async () => {
+        while (!(await store.getVolume(claim.volume))) await new Promise((r) => setTimeout(r, ADOPTION_POLL_MS));
       });
     },
 

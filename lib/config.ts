@@ -57,7 +57,8 @@ export interface RbsConfig {
   session: SessionTimeouts;
   volume: VolumeTimeouts;
   agentReadyTimeoutMs: number;
-  cleanup: { intervalMs: number; orphanGraceMs: number };
+  /** `endedRowRetentionMs`: how long the store keeps the rows of ended sessions and removed volumes. */
+  cleanup: { intervalMs: number; orphanGraceMs: number; endedRowRetentionMs: number };
   limits: LimitsConfig;
   /** Login with OpenID Connect; null: no issuer, only the single-user local stack's `rbs login --user`. */
   oidc: OidcConfig | null;
@@ -133,6 +134,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RbsConfig {
     cleanup: {
       intervalMs: int('RBS_CLEANUP_INTERVAL_MS', 5 * MINUTE),
       orphanGraceMs: int('RBS_ORPHAN_GRACE_MS', MINUTE),
+      endedRowRetentionMs: int('RBS_ENDED_ROW_RETENTION_MS', 30 * DAY),
     },
     limits: {
       activeSessions: int('RBS_LIMIT_ACTIVE_SESSIONS', 5),

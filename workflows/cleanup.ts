@@ -1,6 +1,7 @@
 /**
  * Run by a Temporal Schedule: finds what the backend and the store hold for sessions that no
- * longer have a live workflow, and removes it. Each removal is its own activity, so the history
+ * longer have a live workflow, and removes it; gives volumes from before volume owners an owner;
+ * expires the store rows of long-ended sessions and removed volumes. Each removal is its own activity, so the history
  * shows exactly what was reconciled. Filestore instances no session accounts for are only
  * reported: deleting a share cannot be undone, so an operator decides.
  */
@@ -11,21 +12,28 @@ import { cleanupDetails, summarized } from './details';
 
 type Activities = ReturnType<typeof createActivities>;
 
-const { findOrphans, deleteNamespace, killAgent, deleteSessionRow, findOrphanedShares } = summarized(
-  proxyActivities<Activities>({
-    startToCloseTimeout: '1m',
-    retry: { initialInterval: '1s', maximumAttempts: 5 },
-  }),
-);
+const { findOrphans, deleteNamespace, killAgent, deleteSessionRow, findOrphanedShares, findUnownedVolumes, adoptVolume, findExpiredRows, deleteVolumeRecord } =
+  summarized(
+    proxyActivities<Activities>({
+      startToCloseTimeout: '1m',
+      retry: { initialInterval: '1s', maximumAttempts: 5 },
+    }),
+  );
 
 /** Runs recorded before the share report replay without it. */
 const SHARE_REPORT_PATCH = 'report-orphaned-shares';
+/** Runs recorded before volumes had owners replay without adopting volumes and expiring rows. */
+const VOLUME_OWNER_PATCH = 'adopt-volumes-expire-rows';
 
 export interface CleanupReport {
   namespaces: string[];
   agents: string[];
   sessionRows: string[];
   shares: OrphanedShares;
+  /** Volumes from before volume owners that were given one (workflows/volume.ts). */
+  adoptedVolumes?: string[];
+  /** Rows of ended sessions and removed volumes past RBS_ENDED_ROW_RETENTION_MS. */
+  expiredRows?: { sessionRows: string[]; volumeRows: string[] };
 }
 
 export async function cleanupWorkflow(): Promise<CleanupReport> {
@@ -34,8 +42,17 @@ export async function cleanupWorkflow(): Promise<CleanupReport> {
   setCurrentDetails(cleanupDetails(found, false));
   await Promise.all(orphans.agents.map((agent) => killAgent(agent)));
   await Promise.all(orphans.namespaces.map((namespace) => deleteNamespace({ namespace })));
+  // A volume made before owners gets one before the session rows that tell of it can go.
+  const owners = patched(VOLUME_OWNER_PATCH);
+  const unowned = owners ? await findUnownedVolumes() : [];
+  await Promise.all(unowned.map((claim) => adoptVolume(claim)));
   await Promise.all(orphans.sessionRows.map((sessionId) => deleteSessionRow(sessionId)));
+  const expired = owners ? await findExpiredRows() : { sessionRows: [], volumeRows: [] };
+  await Promise.all(expired.sessionRows.map((sessionId) => deleteSessionRow(sessionId)));
+  await Promise.all(expired.volumeRows.map((volume) => deleteVolumeRecord(volume)));
   const shares = patched(SHARE_REPORT_PATCH) ? await findOrphanedShares() : { orphans: [], unattributed: [] };
-  setCurrentDetails(cleanupDetails(found, true, shares));
-  return { namespaces: found.namespaces, agents: found.agents, sessionRows: found.sessionRows, shares };
+  const volumes = owners ? { adopted: unowned.map((claim) => claim.volume), expiredRows: [...expired.sessionRows, ...expired.volumeRows] } : undefined;
+  setCurrentDetails(cleanupDetails(found, true, shares, volumes));
+  const report = { namespaces: found.namespaces, agents: found.agents, sessionRows: found.sessionRows, shares };
+  return owners ? { ...report, adoptedVolumes: volumes!.adopted, expiredRows: expired } : report;
 }

@@ -96,6 +96,8 @@ const ACTIVITY_SUMMARIES: Partial<Record<string, (target: ActivityTarget) => str
   sessionUse: (t) => `check whether session workflow ${literal(t.id)} runs`,
   killAgent: (t) => `kill the orphaned agent ${literal(`${t.namespace}/${t.id}`)}`,
   deleteSessionRow: (t) => `delete the store row of ended session ${literal(t.id)}`,
+  deleteVolumeRecord: (t) => `delete the store row of removed volume ${literal(t.id)}`,
+  adoptVolume: (t) => `give volume ${literal(t.volume)} an owner`,
 };
 
 /** A one-line summary the Temporal UI shows beside an activity, from its first argument. */
@@ -121,6 +123,7 @@ export function cleanupDetails(
   found: { namespaces: string[]; agents: string[]; sessionRows: string[] },
   removed: boolean,
   shares?: { orphans: string[]; unattributed: string[] },
+  volumes?: { adopted: string[]; expiredRows: string[] },
 ): string {
   const list = (what: string, items: string[]) => `${what}: ${items.length === 0 ? 'none' : items.map((item) => literal(item)).join(', ')}`;
   const lines = [
@@ -129,6 +132,7 @@ export function cleanupDetails(
     list('Agents', found.agents),
     list('Store rows', found.sessionRows),
   ];
+  if (volumes) lines.push(list('Volumes given an owner', volumes.adopted), list('Expired store rows', volumes.expiredRows));
   if (shares) lines.push(list('Filestore shares no session accounts for (left to an operator)', [...shares.orphans, ...shares.unattributed]));
   return lines.join('\n\n');
 }

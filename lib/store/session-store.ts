@@ -39,6 +39,8 @@ export interface SessionStore {
   getVolume(volume: string): Promise<VolumeRecord | null>;
   /** Most recently used first. */
   listVolumes(filter?: { user?: string }): Promise<VolumeRecord[]>;
+  /** Removes the volume's row. No-op for an unknown volume. */
+  deleteVolumeRecord(volume: string): Promise<void>;
   /** Records a revocation, replacing any earlier one of the same user. */
   revoke(revocation: Revocation): Promise<void>;
   /** Lifts the user's revocation; false if there was none. */

@@ -271,6 +271,10 @@ export class SpannerSessionStore implements SessionStore {
     return (rows as unknown as VolumeRow[]).map(fromVolumeRow);
   }
 
+  async deleteVolumeRecord(volume: string): Promise<void> {
+    await this.step(`deleting volume ${volume}`, () => this.db.table(VOLUMES).deleteRows([volume]));
+  }
+
   async revoke(r: Revocation): Promise<void> {
     await this.step(`revoking user ${r.user}`, () => this.db.table(REVOCATIONS).upsert({ User: r.user, RevokedBy: r.revokedBy, RevokedAt: r.revokedAt }));
   }

@@ -226,6 +226,10 @@ export class SqliteSessionStore implements SessionStore {
     return (this.db.prepare(`SELECT * FROM volumes${where} ORDER BY last_used_at DESC, volume`).all(...params) as VolumeRow[]).map(fromVolumeRow);
   }
 
+  async deleteVolumeRecord(volume: string): Promise<void> {
+    this.db.prepare('DELETE FROM volumes WHERE volume = ?').run(volume);
+  }
+
   async revoke(r: Revocation): Promise<void> {
     this.db.prepare('INSERT OR REPLACE INTO revocations (user, revoked_by, revoked_at) VALUES (?, ?, ?)').run(r.user, r.revokedBy, r.revokedAt.getTime());
   }

@@ -121,6 +121,7 @@ export async function createSessionWorker(config: RbsConfig, options: SessionWor
       temporal,
       agentReadyTimeoutMs: config.agentReadyTimeoutMs,
       orphanGraceMs: config.cleanup.orphanGraceMs,
+      endedRowRetentionMs: config.cleanup.endedRowRetentionMs,
       workspaceStorage,
     }),
     // A session's tasks go to the worker that last ran it; if that worker died, they wait this long

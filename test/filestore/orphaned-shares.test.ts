@@ -5,13 +5,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { knownVolumes } from '../../lib/retained-volumes';
-import { placementFor } from '../../lib/naming';
 import { EXPIRY_REASON, type SessionPhase, type SessionRecord, type VolumeRecord, type VolumeState } from '../../lib/domain';
 import { CSI_PVC_NAME_LABEL, RBS_MANAGED_LABEL } from '../../lib/filestore/labels';
 import { createWorkspaceStorage } from '../../lib/filestore/workspace-storage';
 import type { cleanupWorkflow } from '../../workflows/cleanup';
 import { useFakeFilestore } from '../fakes/filestore-fake';
 import { type StackOptions, useStack } from '../harness/stack';
+import { volumeRecord } from '../harness/volume-record';
 import { waitFor } from '../harness/wait';
 
 const MANAGED = { [RBS_MANAGED_LABEL.key]: RBS_MANAGED_LABEL.value };
@@ -38,20 +38,8 @@ test('the cleanup reports the shares of removed and unknown volumes, not of volu
   // The session expired, but its volume's owner keeps the volume for the volume retention period.
   addShare('pvc-expired', { ...MANAGED, [CSI_PVC_NAME_LABEL]: expired.volume });
   // The owner of this one removed it: a share left of it is a leak.
-  const removed = placementFor('yuki', '/home/yuki/removed');
-  await stack().worker.store.putVolume({
-    ...removed,
-    user: 'yuki',
-    workspace: '/home/yuki/removed',
-    state: 'REMOVED',
-    pinned: false,
-    lastUsedAt: LONG_AGO,
-    removeAt: null,
-    sizeBytes: null,
-    generation: 1,
-    seq: 9,
-    updatedAt: LONG_AGO,
-  });
+  const removed = volumeRecord('yuki', '/home/yuki/removed', { state: 'REMOVED', lastUsedAt: LONG_AGO, updatedAt: LONG_AGO });
+  await stack().worker.store.putVolume(removed);
   const ofRemoved = addShare('pvc-removed', { ...MANAGED, [CSI_PVC_NAME_LABEL]: removed.volume });
   addShare('pvc-ended', { ...MANAGED, [CSI_PVC_NAME_LABEL]: ended.volume });
   const ofNobody = addShare('pvc-nobody', { ...MANAGED, [CSI_PVC_NAME_LABEL]: 'zed-vol-0123456789ab' });

@@ -258,6 +258,14 @@ export function describeSessionStoreConformance(name: string, open: () => Promis
         expect(await store.getVolume(v.volume)).toEqual(successor);
       });
 
+      test('a deleted volume row is gone; deleting an unknown one is no error', async () => {
+        const v = volumeRecord();
+        await store.putVolume(v);
+        await store.deleteVolumeRecord(v.volume);
+        expect(await store.getVolume(v.volume)).toBeNull();
+        await store.deleteVolumeRecord(v.volume);
+      });
+
       test('of concurrent writes, the newest stays', async () => {
         const v = volumeRecord();
         await Promise.all([3, 1, 5, 2, 4].map((seq) => store.putVolume({ ...v, seq, lastUsedAt: at(seq) })));

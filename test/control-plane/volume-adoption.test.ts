@@ -1,0 +1,99 @@
+/**
+ * The cleanup's part in volumes: a volume made before volumes had owners gets one (else it would
+ * be kept for ever), and the store rows of long-ended sessions and removed volumes expire, but
+ * never the last row that tells an unowned volume exists.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { EXPIRY_REASON, type SessionRecord } from '../../lib/domain';
+import { placementFor, workflowIdFor } from '../../lib/naming';
+import type { cleanupWorkflow } from '../../workflows/cleanup';
+import { createCleanupActivities } from '../../activities/cleanup';
+import { useStack } from '../harness/stack';
+import { volumeRecord } from '../harness/volume-record';
+import { waitFor } from '../harness/wait';
+
+const ROW_RETENTION_MS = 2000;
+const stack = useStack({ RBS_ENDED_ROW_RETENTION_MS: String(ROW_RETENTION_MS) });
+const LONG_AGO = new Date(Date.now() - 10 * ROW_RETENTION_MS);
+
+const cleanup = () =>
+  stack().temporal.workflow.execute<typeof cleanupWorkflow>('cleanupWorkflow', {
+    taskQueue: stack().config.temporal.taskQueue,
+    workflowId: `cleanup-test-${randomUUID()}`,
+  });
+
+/** A session row as code from before volume owners left it: ENDED long ago, its volume on disk. */
+async function legacySession(user: string, failureReason: string | null = null): Promise<SessionRecord> {
+  const workspace = `/home/${user}/src/${randomUUID()}`;
+  const placement = placementFor(user, workspace);
+  const row: SessionRecord = {
+    ...placement,
+    sessionId: randomUUID(),
+    workflowId: workflowIdFor(placement.namespace),
+    runId: randomUUID(),
+    user,
+    workspace,
+    phase: 'ENDED',
+    agentAddress: null,
+    failureReason,
+    createdAt: LONG_AGO,
+    updatedAt: LONG_AGO,
+    lastActivityAt: LONG_AGO,
+  };
+  await stack().worker.store.put(row);
+  if (failureReason !== EXPIRY_REASON) fs.mkdirSync(path.join(stack().config.home, 'volumes', placement.volume), { recursive: true });
+  return row;
+}
+
+test('a volume from before volume owners gets an owner, and then the rows that told of it expire', async () => {
+  const kept = await legacySession('lars');
+  const expired = await legacySession('lars', EXPIRY_REASON);
+
+  const report = await cleanup();
+  expect(report.adoptedVolumes).toEqual([kept.volume]);
+  const owned = await stack().worker.store.getVolume(kept.volume);
+  expect(owned).toMatchObject({ state: 'PRESENT', user: 'lars', workspace: kept.workspace, pinned: false });
+  // Adopted as if released now: the whole retention period from here.
+  expect(owned!.removeAt!.getTime() - owned!.lastUsedAt.getTime()).toBe(stack().config.volume.retentionMs);
+  // The owner's row now tells of the volume; the expired session's volume was deleted as it expired.
+  expect(report.expiredRows?.sessionRows).toEqual(expect.arrayContaining([kept.sessionId, expired.sessionId]));
+  expect(await stack().worker.store.get(kept.sessionId)).toBeNull();
+  expect(fs.existsSync(path.join(stack().config.home, 'volumes', kept.volume))).toBe(true);
+  expect((await cleanup()).adoptedVolumes).toEqual([]);
+});
+
+test('the last session row of a volume without an owner never expires, however old', async () => {
+  const { backend, store } = stack().worker;
+  const rows = createCleanupActivities({ backend, store, temporal: stack().temporal, orphanGraceMs: 1, endedRowRetentionMs: ROW_RETENTION_MS });
+  const unowned = await legacySession('ines');
+  expect((await rows.findExpiredRows()).sessionRows).not.toContain(unowned.sessionId);
+  await store.putVolume(volumeRecord('ines', unowned.workspace));
+  expect((await rows.findExpiredRows()).sessionRows).toContain(unowned.sessionId);
+});
+
+test("an ended session's row expires after RBS_ENDED_ROW_RETENTION_MS; a live one's never; a removed volume's row goes too", async () => {
+  const mia = await stack().client('mia');
+  const live = await mia.getServer(stack().workspace());
+  const ended = await mia.getServer(stack().workspace());
+  await mia.endSession(ended.sessionId);
+  const removed = volumeRecord('mia', '/home/mia/gone', { state: 'REMOVED', lastUsedAt: LONG_AGO, updatedAt: LONG_AGO });
+  await stack().worker.store.putVolume(removed);
+  await waitFor(
+    async () => ((await stack().worker.store.get(ended.sessionId))?.updatedAt.getTime() ?? 0) < Date.now() - ROW_RETENTION_MS,
+    10_000,
+    'the row to age',
+  );
+
+  const report = await cleanup();
+  expect(report.expiredRows?.sessionRows).toContain(ended.sessionId);
+  expect(report.expiredRows?.sessionRows).not.toContain(live.sessionId);
+  expect(report.expiredRows?.volumeRows).toEqual([removed.volume]);
+  expect(await stack().worker.store.get(ended.sessionId)).toBeNull();
+  expect(await stack().worker.store.getVolume(removed.volume)).toBeNull();
+  // The ended session's volume stays with its owner, its row included.
+  expect(await stack().worker.store.getVolume(ended.volume)).toMatchObject({ state: 'PRESENT' });
+  expect((await mia.describeSession(live.sessionId)).phase).toBe('READY');
+  await mia.endSession(live.sessionId);
+});
