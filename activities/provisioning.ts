@@ -5,6 +5,7 @@ import { type AgentProblem, AgentStartError, type ComputeBackend } from '../lib/
 import { agentCertificateExpiry, certificateExpiry } from '../lib/pki/certificate';
 import { issueCertificate, type CertificateSigner } from '../lib/pki/signer';
 import { FAILURE } from '../workflows/messages';
+import { UnsupportedVolumeError } from '../lib/filestore/errors';
 
 const PROBE_ATTEMPTS = 3;
 const PROBE_RETRY_MS = 1000;
@@ -116,9 +117,17 @@ export function createProvisioningActivities({ backend, signer, agentCertificate
       return heartbeating(() => backend.volumeSize(volume));
     },
 
-    /** With Filestore wired, the share is backed up first, which can take minutes. */
+    /**
+     * With Filestore wired, the share is backed up first, which can take minutes. A volume that can
+     * never be backed up (a tier without backups) is not deleted, and that is final.
+     */
     async deleteVolume({ volume }: Pick<SessionRef, 'volume'>): Promise<void> {
-      await heartbeating(() => backend.deleteVolume(volume));
+      try {
+        await heartbeating(() => backend.deleteVolume(volume));
+      } catch (err) {
+        if (err instanceof UnsupportedVolumeError) throw ApplicationFailure.nonRetryable(err.message, FAILURE.VOLUME_NOT_REMOVABLE);
+        throw err;
+      }
     },
   };
 }

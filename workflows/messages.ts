@@ -49,6 +49,8 @@ export const FAILURE = {
   QUOTA_EXCEEDED: 'QuotaExceeded',
   /** The agent cannot start, for good; details[0] is the backend's AgentStartFailure reason. */
   AGENT_START_FAILED: 'AgentStartFailed',
+  /** The volume cannot be deleted as configured (it could not be backed up first): its owner keeps it. */
+  VOLUME_NOT_REMOVABLE: 'VolumeNotRemovable',
 } as const;
 
 /**

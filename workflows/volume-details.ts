@@ -8,8 +8,10 @@ export function volumeSummary(user: string, workspace: string): string {
 }
 
 /** Markdown for setCurrentDetails: the state, who holds it, and what happens next, when. */
-export function volumeCurrentDetails(view: VolumeView): string {
-  const lines = [`**${view.state}**${view.pinned ? ' (pinned by an operator)' : ''}`, `Volume: ${literal(view.volume)}`];
+export function volumeCurrentDetails(view: VolumeView, notRemovable?: string): string {
+  const pin = notRemovable ? ' (pinned: it could not be removed)' : ' (pinned by an operator)';
+  const lines = [`**${view.state}**${view.pinned ? pin : ''}`, `Volume: ${literal(view.volume)}`];
+  if (view.pinned && notRemovable) lines.push(`Removal refused: ${literal(notRemovable)}`);
   if (view.holder) lines.push(`Held by session: ${literal(view.holder)}`);
   lines.push(`Last used: ${at(view.lastUsedAtMs)}`);
   if (view.removeAtMs !== null) lines.push(`${view.state === 'TRASHED' ? 'Removed' : 'Trashed'} if not used again by: ${at(view.removeAtMs)}`);

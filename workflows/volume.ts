@@ -10,6 +10,7 @@
  * owner asks Temporal itself whether the volume's session workflow runs.
  */
 import {
+  ActivityFailure,
   ApplicationFailure,
   allHandlersFinished,
   condition,
@@ -63,6 +64,8 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
   let events = 0;
   /** Claims waiting for the volume: a trashed volume with one is restored. */
   let claims = 0;
+  /** Why the volume could not be removed, when that made it pinned: for the Temporal UI. */
+  let notRemovable: string | undefined;
   /** Set once derived: handlers must be set before the first await, and a claim waits for it. */
   let derived = false;
 
@@ -103,7 +106,7 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
   });
 
   const record = async () => {
-    setCurrentDetails(volumeCurrentDetails(view));
+    setCurrentDetails(volumeCurrentDetails(view, notRemovable));
     await records.recordVolume({ ...view, generation, seq: ++seq });
   };
 
@@ -179,7 +182,16 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
     // From here on a claim waits. A session that runs without having claimed (one from before
     // volumes had owners), or runs by now and will claim, keeps the volume.
     if (await sessionRuns()) return restore();
-    await lengthy.deleteVolume({ volume: view.volume });
+    try {
+      await lengthy.deleteVolume({ volume: view.volume });
+    } catch (err) {
+      if (!(err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === FAILURE.VOLUME_NOT_REMOVABLE)) throw err;
+      // Kept, loudly: an operator copies the data elsewhere and removes the volume, or unpins it.
+      restore();
+      view.pinned = true;
+      notRemovable = err.cause.message;
+      return;
+    }
     view.state = 'REMOVED';
     view.holder = null;
     await record();

@@ -1,7 +1,8 @@
 /**
- * Keeps a workspace volume's data before the volume is finally deleted: a Filestore backup of its
- * share, or a snapshot on the one tier without backups. The id is derived from the volume handle,
- * so a retry after a crash or a time-out adopts what the earlier attempt started.
+ * Keeps a workspace volume's data before the volume is finally deleted: a regional Filestore backup
+ * of its share, which outlives the instance. A volume on a tier without backups is refused. The id
+ * is derived from the volume handle, so a retry after a crash or a time-out adopts what the earlier
+ * attempt started.
  */
 import { status } from '@grpc/grpc-js';
 import { protos, type v1 } from '@google-cloud/filestore';
@@ -9,22 +10,22 @@ import { BackupInProgressError, filestoreCall, hasCode, UnsupportedVolumeError, 
 import { enumName, summarize } from './inventory';
 import { rbsLabels } from './labels';
 import { instanceName, protectionId, regionOf } from './names';
-import { type FilestoreTier, type Protection, TIERS } from './tiers';
+import { type FilestoreTier, TIERS } from './tiers';
 import { type InstanceVolumeHandle, parseVolumeHandle } from './volume-handle';
 import type { WorkspaceStorageConfig } from './config';
 
 export interface WorkspaceBackup {
-  kind: Protection;
-  /** The backup's or snapshot's resource name. */
+  kind: 'backup';
+  /** The backup's resource name. */
   name: string;
   /** Whether an earlier attempt had already taken it. */
   reused: boolean;
 }
 
-/** One way of keeping the data: what to create, and how to read back what may already exist. */
+/** How the data is kept: what to create, and how to read back what may already exist. */
 interface Keeper {
-  kind: Protection;
-  calls: { create: 'CreateBackup'; get: 'GetBackup' } | { create: 'CreateSnapshot'; get: 'GetSnapshot' };
+  kind: 'backup';
+  calls: { create: 'CreateBackup'; get: 'GetBackup' };
   /** The resource to create. */
   name: string;
   /** Starts the creation and waits for its long-running operation. */
@@ -53,11 +54,13 @@ export async function backupBeforeDelete(
   const tier = await volumeTier(client, source, volume, volumeHandle);
   const id = protectionId(volumeHandle, volume.instance);
   const description = `RBS workspace volume ${volumeHandle}, kept at its final deletion`;
-  const keeper =
-    TIERS[tier].protection === 'backup'
-      ? backupKeeper(client, config.project, volume, source, { backupId: id, description, labels })
-      : snapshotKeeper(client, source, { snapshotId: id, description, labels });
-  return keep(keeper, volumeHandle);
+  if (TIERS[tier].protection !== 'backup') {
+    throw new UnsupportedVolumeError(
+      `cannot back up ${volumeHandle}: instance ${source} is ${tier}, which has no backups (its snapshots are deleted with it); ` +
+        'copy its data elsewhere before an operator deletes it',
+    );
+  }
+  return keep(backupKeeper(client, config.project, volume, source, { backupId: id, description, labels }), volumeHandle);
 }
 
 /** The tier of the volume's instance, once it is clear the volume's share is there. */
@@ -122,30 +125,6 @@ function backupKeeper(
         state: enumName(protos.google.cloud.filestore.v1.Backup.State, backup.state),
         ofThisVolume: sameInstance && backup.sourceFileShare === volume.share,
       };
-    },
-  };
-}
-
-/** A snapshot inside the instance: it survives only as long as the instance is kept. */
-function snapshotKeeper(
-  client: v1.CloudFilestoreManagerClient,
-  parent: string,
-  spec: { snapshotId: string; description: string; labels: Record<string, string> },
-): Keeper {
-  const name = `${parent}/snapshots/${spec.snapshotId}`;
-  const { snapshotId, description, labels } = spec;
-  return {
-    kind: 'snapshot',
-    calls: { create: 'CreateSnapshot', get: 'GetSnapshot' },
-    name,
-    async create() {
-      const [operation] = await client.createSnapshot({ parent, snapshotId, snapshot: { description, labels } });
-      await operation.promise();
-    },
-    async existing() {
-      const [snapshot] = await client.getSnapshot({ name });
-      // Its name puts it under this volume's instance, and a single-share instance has one share.
-      return { state: enumName(protos.google.cloud.filestore.v1.Snapshot.State, snapshot.state), ofThisVolume: true };
     },
   };
 }

@@ -20,6 +20,12 @@ export function validateConfig(config: WorkspaceStorageConfig): WorkspaceStorage
   if (!PROJECT.test(config.project)) fail(`project ${JSON.stringify(config.project)} is not a project id or number`);
   if (!isRegion(config.region)) fail(`region ${JSON.stringify(config.region)} is not a region (like us-central1)`);
   if (!Object.hasOwn(TIERS, config.tier)) fail(`tier ${JSON.stringify(config.tier)} is not one of ${Object.keys(TIERS).join(', ')}`);
+  if (Object.hasOwn(TIERS, config.tier) && TIERS[config.tier].protection === 'none') {
+    fail(
+      `tier ${config.tier} is refused: it has no backups, and its snapshots are deleted with their instance, so a removed ` +
+        'volume could not be recovered; use ZONAL, REGIONAL or ENTERPRISE',
+    );
+  }
   if (!Number.isSafeInteger(config.quotaGib) || config.quotaGib < 1) fail(`quotaGib must be a positive integer, got ${config.quotaGib}`);
   return config;
 }

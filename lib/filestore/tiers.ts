@@ -12,10 +12,10 @@ export type FilestoreTier = 'BASIC_HDD' | 'BASIC_SSD' | 'ZONAL' | 'REGIONAL' | '
 
 /**
  * How data outlives the volume's deletion. 'backup': a regional Backup, independent of the
- * instance. 'snapshot': only the legacy high scale SSD tier, which has snapshots but not backups;
- * a snapshot lives inside its instance, so it protects data only while the instance is kept.
+ * instance. 'none': the legacy high scale SSD tier has snapshots but not backups, and a snapshot is
+ * deleted with its instance, so nothing of a removed volume would be left: RBS refuses that tier.
  */
-export type Protection = 'backup' | 'snapshot';
+export type Protection = 'backup' | 'none';
 
 export interface TierFacts {
   /** An instance smaller than this is charged this much quota (and the CSI driver rounds up to it). */
@@ -34,7 +34,7 @@ export const TIERS: Readonly<Record<FilestoreTier, TierFacts>> = {
   ZONAL: { minChargedGib: 1 * TIB, maxGib: 100 * TIB, protection: 'backup' },
   REGIONAL: { minChargedGib: 1 * TIB, maxGib: 100 * TIB, protection: 'backup' },
   ENTERPRISE: { minChargedGib: 1 * TIB, maxGib: 10 * TIB, protection: 'backup' },
-  HIGH_SCALE_SSD: { minChargedGib: 10 * TIB, maxGib: 100 * TIB, protection: 'snapshot' },
+  HIGH_SCALE_SSD: { minChargedGib: 10 * TIB, maxGib: 100 * TIB, protection: 'none' },
 };
 
 const ALIASES: Readonly<Record<string, FilestoreTier>> = { STANDARD: 'BASIC_HDD', PREMIUM: 'BASIC_SSD' };

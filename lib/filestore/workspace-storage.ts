@@ -20,9 +20,8 @@ export interface WorkspaceStorage {
   /**
    * Before the final deletion: backs up the volume's share and waits until it is done.
    * Idempotent. `labels` go on the backup: opaque ids only, such as `{ 'rbs-session': sessionId }`.
-   * Throws VolumeNotFoundError if the volume is already gone. On the legacy HIGH_SCALE_SSD tier,
-   * which has no backups, it takes a snapshot (kind 'snapshot'), which lives inside the instance:
-   * deleting the instance then fails unless forced, and forcing it deletes the snapshot too.
+   * Throws VolumeNotFoundError if the volume is already gone, and UnsupportedVolumeError for a
+   * volume on the legacy HIGH_SCALE_SSD tier, which has no backups (its snapshots die with it).
    */
   backupBeforeDelete(volumeHandle: string, labels?: Readonly<Record<string, string>>): Promise<WorkspaceBackup>;
   /** For the cleanup: RBS's instances whose workspace volume (PVC name) is not in `knownVolumes`. */

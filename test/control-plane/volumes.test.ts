@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { VolumeRecord, VolumeState } from '../../lib/domain';
+import { UnsupportedVolumeError } from '../../lib/filestore/errors';
 import { placementFor, volumeWorkflowIdFor } from '../../lib/naming';
 import { releaseVolumeSignal, volumeQuery } from '../../workflows/volume-messages';
 import { useStack } from '../harness/stack';
@@ -102,6 +103,29 @@ test('a session that asks for its volume while it is being removed waits, then g
   } finally {
     backend.deleteVolume = deleteVolume;
     finishDeletion();
+  }
+});
+
+test('a volume that cannot be backed up before its removal is kept, pinned, and its owner says why', async () => {
+  const { backend } = stack().worker;
+  const deleteVolume = backend.deleteVolume.bind(backend);
+  let refused: string | undefined;
+  backend.deleteVolume = async (volume) => {
+    if (volume !== refused) return deleteVolume(volume);
+    throw new UnsupportedVolumeError(`cannot back up ${volume}: its instance is HIGH_SCALE_SSD, which has no backups`);
+  };
+  try {
+    const { session, marker } = await endedSession('hugo', (dir) => (refused = placementFor('hugo', dir).volume));
+    await waitFor(async () => (await record(session.volume))?.pinned === true, 15_000, 'the refused removal');
+    expect(await record(session.volume)).toMatchObject({ state: 'PRESENT', pinned: true, removeAt: null });
+    expect(fs.existsSync(marker)).toBe(true);
+    const owner = stack().temporal.workflow.getHandle(volumeWorkflowIdFor(session.volume));
+    expect((await owner.describe()).status.name).toBe('RUNNING');
+    const { currentDetails } = await owner.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+    expect(currentDetails).toMatch(/^\*\*PRESENT\*\* \(pinned: it could not be removed\)/);
+    expect(currentDetails).toContain('Removal refused: `cannot back up');
+  } finally {
+    backend.deleteVolume = deleteVolume;
   }
 });
 

@@ -64,14 +64,21 @@ describe('backupBeforeDelete', () => {
     await expect(storage.backupBeforeDelete(HANDLE)).resolves.toMatchObject({ kind: 'backup', reused: true });
   });
 
-  it('takes a snapshot on the legacy high scale tier, which has no backups', async () => {
-    const highScale = fake.addInstance({ location: 'us-central1-b', instance: 'pvc-hs', tier: 'HIGH_SCALE_SSD', capacityGib: 10240 });
+  it('refuses a volume on the legacy high scale tier, which has no backups and whose snapshots die with it', async () => {
+    fake.addInstance({ location: 'us-central1-b', instance: 'pvc-hs', tier: 'HIGH_SCALE_SSD', capacityGib: 10240 });
 
-    const snapshot = await storage.backupBeforeDelete('modeInstance/us-central1-b/pvc-hs/vol1', { 'rbs-session': SESSION });
+    const refused = storage.backupBeforeDelete('modeInstance/us-central1-b/pvc-hs/vol1', { 'rbs-session': SESSION });
 
-    expect(snapshot).toMatchObject({ kind: 'snapshot', reused: false });
-    expect(snapshot.name).toMatch(new RegExp(`^${highScale}/snapshots/rbs-pvc-hs-[0-9a-f]{10}$`));
-    expect(fake.snapshot(snapshot.name)).toMatchObject({ state: 'READY', labels: { 'rbs-session': SESSION, 'rbs-managed': 'true' } });
+    await expect(refused).rejects.toThrow(UnsupportedVolumeError);
+    await expect(refused).rejects.toMatchObject({ retryable: false, message: expect.stringMatching(/is HIGH_SCALE_SSD, which has no backups/) });
+    // Nothing was taken that would vanish with the instance.
+    expect(fake.calls.map((call) => call.rpc)).not.toContain('CreateSnapshot');
+  });
+
+  it('is refused for a high scale StorageClass at configuration', () => {
+    expect(() => createWorkspaceStorage(fake.client(), { project: fake.project, region: 'us-central1', tier: 'HIGH_SCALE_SSD', quotaGib: 10240 })).toThrow(
+      /tier HIGH_SCALE_SSD is refused: it has no backups, and its snapshots are deleted with their instance/,
+    );
   });
 
   it('gives different volumes different backups, even with one instance id in two zones', async () => {
