@@ -6,7 +6,6 @@ import { EXPIRY_REASON, TERMINAL_PHASES, SESSION_PHASES } from '../lib/domain';
 import type { ManagedVolume } from '../lib/filestore/orphans';
 import type { WorkspaceStorage } from '../lib/filestore/workspace-storage';
 import type { SessionStore } from '../lib/store/session-store';
-import type { SessionRecord } from '../lib/domain';
 import { knownVolumes } from '../lib/retained-volumes';
 import { SESSION_ID } from '../lib/temporal/search-attributes';
 
@@ -71,23 +70,39 @@ export function createCleanupActivities({ backend, store, temporal, orphanGraceM
     },
 
     /**
-     * Store rows past their retention: ended sessions' and removed volumes'. A session row of a
-     * volume without an owner's row is what tells that volume exists (lib/retained-volumes): it stays
-     * until the volume has an owner (findUnownedVolumes), unless its session expired, which deleted
-     * such a volume.
+     * Store rows past their retention: ended sessions' and removed volumes'. For a volume without an
+     * owner's row, its session rows are what tell it exists (lib/retained-volumes): they go all
+     * together, once the newest says its session expired, which deleted such a volume, or stay until
+     * the volume has an owner (findUnownedVolumes). A removed volume's row goes after its sessions'.
      */
     async findExpiredRows(): Promise<{ sessionRows: string[]; volumeRows: string[] }> {
       const cutoff = Date.now() - endedRowRetentionMs;
-      const [sessions, volumes] = await Promise.all([store.list({ phases: TERMINAL_PHASES }), store.listVolumes()]);
+      const old = (at: Date) => at.getTime() < cutoff;
+      const [sessions, volumes] = await Promise.all([store.list(), store.listVolumes()]);
       const owned = new Set(volumes.map((v) => v.volume));
-      const expired = (row: SessionRecord) => row.updatedAt.getTime() < cutoff && (owned.has(row.volume) || row.failureReason === EXPIRY_REASON);
+      const byVolume = new Map<string, typeof sessions>();
+      for (const row of sessions) byVolume.set(row.volume, [...(byVolume.get(row.volume) ?? []), row]);
+      const sessionRows: string[] = [];
+      for (const [volume, rows] of byVolume) {
+        // Newest first (store.list).
+        const [newest] = rows;
+        if (owned.has(volume)) {
+          sessionRows.push(...rows.filter((row) => TERMINAL_PHASES.includes(row.phase) && old(row.updatedAt)).map((row) => row.sessionId));
+        } else if (newest.phase === 'ENDED' && newest.failureReason === EXPIRY_REASON && old(newest.updatedAt)) {
+          sessionRows.push(...rows.filter((row) => TERMINAL_PHASES.includes(row.phase)).map((row) => row.sessionId));
+        }
+      }
+      const going = new Set(sessionRows);
+      const sessionsLeft = (volume: string) => (byVolume.get(volume) ?? []).some((row) => !going.has(row.sessionId));
       return {
-        sessionRows: sessions.filter(expired).map((row) => row.sessionId),
-        volumeRows: volumes.filter((v) => v.state === 'REMOVED' && v.updatedAt.getTime() < cutoff).map((v) => v.volume),
+        sessionRows,
+        volumeRows: volumes.filter((v) => v.state === 'REMOVED' && old(v.updatedAt) && !sessionsLeft(v.volume)).map((v) => v.volume),
       };
     },
 
+    /** A removed volume's row, and any pin an operator left on it. */
     async deleteVolumeRecord(volume: string): Promise<void> {
+      await store.unpinVolume(volume);
       await store.deleteVolumeRecord(volume);
     },
 

@@ -12,13 +12,15 @@ import type { SessionTimeouts } from '../workflows/messages';
 export function createPlacementActivities(timeouts: SessionTimeouts, volumeTimeouts: VolumeTimeouts, backend: string) {
   return {
     /**
-     * The session's namespace, volume, workflow id and timeouts (and the backend), and its volume's
-     * owner and timeouts, from what the workflow was started for.
+     * The user and workspace as validated (NFC), the session's namespace, volume, workflow id and
+     * timeouts (and the backend), and its volume's owner and timeouts, from what the workflow was started for.
      */
     async deriveSession({ user, workspace }: { user: string; workspace: string }) {
       try {
-        const placement = placementFor(validateUserName(user), validateWorkspacePath(workspace));
+        const validated = { user: validateUserName(user), workspace: validateWorkspacePath(workspace) };
+        const placement = placementFor(validated.user, validated.workspace);
         return {
+          ...validated,
           ...placement,
           workflowId: workflowIdFor(placement.namespace),
           timeouts,

@@ -3,11 +3,13 @@
  * needs to know and record. Messages go through the Temporal client: a workflow cannot start
  * another workflow that outlives it.
  */
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { VolumeRecord } from '../lib/domain';
 import { knownVolumes } from '../lib/retained-volumes';
-import { volumeWorkflowIdFor } from '../lib/naming';
+import type { ComputeBackend } from '../lib/compute/backend';
+import { placementFor, volumeWorkflowIdFor } from '../lib/naming';
+import { validateUserName, validateWorkspacePath } from '../lib/validate';
 import type { SessionStore } from '../lib/store/session-store';
 import type { volumeWorkflow } from '../workflows/volume';
 import { claimVolumeUpdate, releaseVolumeSignal, VOLUME_FAILURE, type VolumeInput } from '../workflows/volume-messages';
@@ -20,6 +22,16 @@ const ADOPTION_POLL_MS = 100;
 export interface VolumeDeps {
   temporal: Client;
   store: SessionStore;
+  backend: ComputeBackend;
+}
+
+/** Whether the volume is the one its row's (user, workspace) derives now: rows from before a naming change are not. */
+function namesItself({ user, workspace, volume }: Omit<VolumeClaim, 'sessionId'>): boolean {
+  try {
+    return placementFor(validateUserName(user), validateWorkspacePath(workspace)).volume === volume;
+  } catch {
+    return false;
+  }
 }
 
 export interface VolumeClaim {
@@ -32,7 +44,7 @@ export interface VolumeClaim {
 /** A volume record as a workflow hands it over: times as epoch milliseconds. */
 export type VolumeRecordMs = Omit<VolumeRecord, 'lastUsedAt' | 'removeAt' | 'updatedAt'> & { lastUsedAtMs: number; removeAtMs: number | null };
 
-export function createVolumeActivities({ temporal, store }: VolumeDeps) {
+export function createVolumeActivities({ temporal, store, backend }: VolumeDeps) {
   /** The volume's owner, started if none runs; on this activity's own task queue. */
   const owner = ({ user, workspace, volume }: Omit<VolumeClaim, 'sessionId'>) => ({
     workflowId: volumeWorkflowIdFor(volume),
@@ -40,6 +52,13 @@ export function createVolumeActivities({ temporal, store }: VolumeDeps) {
     args: [{ user, workspace }] as [VolumeInput],
     staticSummary: volumeSummary(user, workspace),
   });
+
+  /** Ids of the volume owners that run now. */
+  async function runningOwners(): Promise<Set<string>> {
+    const ids = new Set<string>();
+    for await (const wf of temporal.workflow.list({ query: `WorkflowType = 'volumeWorkflow' AND ExecutionStatus = 'Running'` })) ids.add(wf.workflowId);
+    return ids;
+  }
 
   const release = (claim: VolumeClaim) =>
     temporal.workflow.signalWithStart<typeof volumeWorkflow, [string]>('volumeWorkflow', {
@@ -72,18 +91,29 @@ export function createVolumeActivities({ temporal, store }: VolumeDeps) {
     },
 
     /**
-     * Volumes the store knows of by their sessions' rows only: made before volumes had owners, they
-     * would be kept for ever. Each is named with its newest session, whose user and workspace it is.
+     * Volumes that lack a running owner:
+     * - `adopt`: known by their sessions' rows only, made before volumes had owners, they would be
+     *   kept for ever; each named with its newest session, whose user and workspace it is. Only those
+     *   that exist, and whose rows name them as their (user, workspace) does now.
+     * - `restart`: recorded by an owner that no longer runs (terminated), and not REMOVED.
      */
-    async findUnownedVolumes(): Promise<VolumeClaim[]> {
-      const [sessions, volumes] = await Promise.all([store.list(), store.listVolumes()]);
+    async findUnownedVolumes(): Promise<{ adopt: VolumeClaim[]; restart: VolumeClaim[] }> {
+      const [sessions, volumes, running] = await Promise.all([store.list(), store.listVolumes(), runningOwners()]);
       const owned = new Set(volumes.map((v) => v.volume));
-      const unowned = [...knownVolumes(sessions, volumes)].filter((volume) => !owned.has(volume));
-      // Newest first: the first row of a volume is its newest session.
-      return unowned.map((volume) => {
+      const adopt: VolumeClaim[] = [];
+      for (const volume of [...knownVolumes(sessions, volumes)].filter((v) => !owned.has(v))) {
+        // Newest first: the first row of a volume is its newest session.
         const { sessionId, user, workspace } = sessions.find((row) => row.volume === volume)!;
-        return { sessionId, user, workspace, volume };
-      });
+        if (!namesItself({ user, workspace, volume })) {
+          log.warn(`volume ${volume} is not the volume its session ${sessionId} derives: left to an operator`);
+        } else if ((await backend.volumeSize(volume)) !== null) {
+          adopt.push({ sessionId, user, workspace, volume });
+        }
+      }
+      const restart = volumes
+        .filter((v) => v.state !== 'REMOVED' && !running.has(volumeWorkflowIdFor(v.volume)))
+        .map(({ user, workspace, volume }) => ({ sessionId: '', user, workspace, volume }));
+      return { adopt, restart };
     },
 
     /**
@@ -92,10 +122,19 @@ export function createVolumeActivities({ temporal, store }: VolumeDeps) {
      * owner keeps the volume while a session of it runs, whatever this says.
      */
     async adoptVolume(claim: VolumeClaim): Promise<void> {
-      await release(claim);
+      const handle = await release(claim);
       await heartbeating(async () => {
-        while (!(await store.getVolume(claim.volume))) await new Promise((r) => setTimeout(r, ADOPTION_POLL_MS));
+        while (!(await store.getVolume(claim.volume))) {
+          const { status } = await handle.describe();
+          if (status.name !== 'RUNNING') throw ApplicationFailure.nonRetryable(`the owner of volume ${claim.volume} is ${status.name}`, 'AdoptionFailed');
+          await new Promise((r) => setTimeout(r, ADOPTION_POLL_MS));
+        }
       });
+    },
+
+    /** Starts the owner of a volume whose owner stopped: it goes on from what it recorded. */
+    async restartVolumeOwner(claim: VolumeClaim): Promise<void> {
+      await temporal.workflow.start<typeof volumeWorkflow>('volumeWorkflow', { ...owner(claim), workflowIdConflictPolicy: 'USE_EXISTING' });
     },
 
     /**
@@ -111,6 +150,19 @@ export function createVolumeActivities({ temporal, store }: VolumeDeps) {
         if (err instanceof WorkflowNotFoundError) return { running: false, closedAtMs: null };
         throw err;
       }
+    },
+
+    /** What an earlier owner of the volume left in the store, if any. */
+    async storedVolume(volume: string): Promise<VolumeRecordMs | null> {
+      const stored = await store.getVolume(volume);
+      if (!stored) return null;
+      const { lastUsedAt, removeAt, updatedAt: _written, ...fields } = stored;
+      return { ...fields, lastUsedAtMs: lastUsedAt.getTime(), removeAtMs: removeAt?.getTime() ?? null };
+    },
+
+    /** Whether an operator pinned the volume: the store says, where only the orchestrator writes pins. */
+    async volumePinned(volume: string): Promise<boolean> {
+      return (await store.volumePin(volume)) !== null;
     },
 
     /** Writes the owner's view to the store; a write older than the stored one is dropped there. */

@@ -12,13 +12,23 @@ import { cleanupDetails, summarized } from './details';
 
 type Activities = ReturnType<typeof createActivities>;
 
-const { findOrphans, deleteNamespace, killAgent, deleteSessionRow, findOrphanedShares, findUnownedVolumes, adoptVolume, findExpiredRows, deleteVolumeRecord } =
-  summarized(
-    proxyActivities<Activities>({
-      startToCloseTimeout: '1m',
-      retry: { initialInterval: '1s', maximumAttempts: 5 },
-    }),
-  );
+const {
+  findOrphans,
+  deleteNamespace,
+  killAgent,
+  deleteSessionRow,
+  findOrphanedShares,
+  findUnownedVolumes,
+  adoptVolume,
+  restartVolumeOwner,
+  findExpiredRows,
+  deleteVolumeRecord,
+} = summarized(
+  proxyActivities<Activities>({
+    startToCloseTimeout: '1m',
+    retry: { initialInterval: '1s', maximumAttempts: 5 },
+  }),
+);
 
 /** Runs recorded before the share report replay without it. */
 const SHARE_REPORT_PATCH = 'report-orphaned-shares';
@@ -32,6 +42,8 @@ export interface CleanupReport {
   shares: OrphanedShares;
   /** Volumes from before volume owners that were given one (workflows/volume.ts). */
   adoptedVolumes?: string[];
+  /** Volumes whose owner had stopped (terminated), started again. */
+  restartedOwners?: string[];
   /** Rows of ended sessions and removed volumes past RBS_ENDED_ROW_RETENTION_MS. */
   expiredRows?: { sessionRows: string[]; volumeRows: string[] };
 }
@@ -44,15 +56,26 @@ export async function cleanupWorkflow(): Promise<CleanupReport> {
   await Promise.all(orphans.namespaces.map((namespace) => deleteNamespace({ namespace })));
   // A volume made before owners gets one before the session rows that tell of it can go.
   const owners = patched(VOLUME_OWNER_PATCH);
-  const unowned = owners ? await findUnownedVolumes() : [];
-  await Promise.all(unowned.map((claim) => adoptVolume(claim)));
+  const unowned = owners ? await findUnownedVolumes() : { adopt: [], restart: [] };
+  const adopted: string[] = [];
+  // One at a time: the first pass after an upgrade may find many, and each owner measures its volume.
+  for (const claim of unowned.adopt) {
+    try {
+      await adoptVolume(claim);
+      adopted.push(claim.volume);
+    } catch {
+      // Its rows stay, and so does the volume; the activity's failure says why, and the next pass tries again.
+    }
+  }
+  await Promise.all(unowned.restart.map((claim) => restartVolumeOwner(claim)));
   await Promise.all(orphans.sessionRows.map((sessionId) => deleteSessionRow(sessionId)));
   const expired = owners ? await findExpiredRows() : { sessionRows: [], volumeRows: [] };
   await Promise.all(expired.sessionRows.map((sessionId) => deleteSessionRow(sessionId)));
   await Promise.all(expired.volumeRows.map((volume) => deleteVolumeRecord(volume)));
   const shares = patched(SHARE_REPORT_PATCH) ? await findOrphanedShares() : { orphans: [], unattributed: [] };
-  const volumes = owners ? { adopted: unowned.map((claim) => claim.volume), expiredRows: [...expired.sessionRows, ...expired.volumeRows] } : undefined;
+  const restarted = unowned.restart.map((claim) => claim.volume);
+  const volumes = owners ? { adopted, restarted, expiredRows: [...expired.sessionRows, ...expired.volumeRows] } : undefined;
   setCurrentDetails(cleanupDetails(found, true, shares, volumes));
   const report = { namespaces: found.namespaces, agents: found.agents, sessionRows: found.sessionRows, shares };
-  return owners ? { ...report, adoptedVolumes: volumes!.adopted, expiredRows: expired } : report;
+  return owners ? { ...report, adoptedVolumes: adopted, restartedOwners: restarted, expiredRows: expired } : report;
 }

@@ -98,6 +98,7 @@ const ACTIVITY_SUMMARIES: Partial<Record<string, (target: ActivityTarget) => str
   deleteSessionRow: (t) => `delete the store row of ended session ${literal(t.id)}`,
   deleteVolumeRecord: (t) => `delete the store row of removed volume ${literal(t.id)}`,
   adoptVolume: (t) => `give volume ${literal(t.volume)} an owner`,
+  restartVolumeOwner: (t) => `restart the stopped owner of volume ${literal(t.volume)}`,
 };
 
 /** A one-line summary the Temporal UI shows beside an activity, from its first argument. */
@@ -123,7 +124,7 @@ export function cleanupDetails(
   found: { namespaces: string[]; agents: string[]; sessionRows: string[] },
   removed: boolean,
   shares?: { orphans: string[]; unattributed: string[] },
-  volumes?: { adopted: string[]; expiredRows: string[] },
+  volumes?: { adopted: string[]; restarted: string[]; expiredRows: string[] },
 ): string {
   const list = (what: string, items: string[]) => `${what}: ${items.length === 0 ? 'none' : items.map((item) => literal(item)).join(', ')}`;
   const lines = [
@@ -132,7 +133,13 @@ export function cleanupDetails(
     list('Agents', found.agents),
     list('Store rows', found.sessionRows),
   ];
-  if (volumes) lines.push(list('Volumes given an owner', volumes.adopted), list('Expired store rows', volumes.expiredRows));
+  if (volumes) {
+    lines.push(
+      list('Volumes given an owner', volumes.adopted),
+      list('Volume owners restarted', volumes.restarted),
+      list('Expired store rows', volumes.expiredRows),
+    );
+  }
   if (shares) lines.push(list('Filestore shares no session accounts for (left to an operator)', [...shares.orphans, ...shares.unattributed]));
   return lines.join('\n\n');
 }

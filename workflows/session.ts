@@ -52,6 +52,9 @@ const waits = summarized(
   }),
 );
 
+/** Claiming the volume waits out a removal under way, which may back the volume up first: it heartbeats meanwhile. */
+const volumeClaims = summarized(proxyActivities<Activities>({ startToCloseTimeout: '3h', heartbeatTimeout: '10s', retry: RETRY }));
+
 /** Store writes of phase changes: quick, and run in the worker without a task dispatch of their own. */
 const records = proxyLocalActivities<Activities>({ startToCloseTimeout: '10s', retry: RETRY });
 
@@ -207,7 +210,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
       );
       await step('PROVISIONING_VOLUME', async () => {
         // Waits while the volume's owner removes it; the owner then makes a new one.
-        if (patched(VOLUME_OWNER_PATCH)) await waits.claimVolume(volumeClaim);
+        if (patched(VOLUME_OWNER_PATCH)) await volumeClaims.claimVolume(volumeClaim);
         holdsVolume = true;
         await steps.bindVolume(ref);
       });

@@ -9,9 +9,9 @@ export function volumeSummary(user: string, workspace: string): string {
 
 /** Markdown for setCurrentDetails: the state, who holds it, and what happens next, when. */
 export function volumeCurrentDetails(view: VolumeView, notRemovable?: string): string {
-  const pin = notRemovable ? ' (pinned: it could not be removed)' : ' (pinned by an operator)';
-  const lines = [`**${view.state}**${view.pinned ? pin : ''}`, `Volume: ${literal(view.volume)}`];
-  if (view.pinned && notRemovable) lines.push(`Removal refused: ${literal(notRemovable)}`);
+  const kept = view.pinned ? ' (pinned by an operator)' : notRemovable ? ' (kept: it could not be removed)' : '';
+  const lines = [`**${view.state}**${kept}`, `Volume: ${literal(view.volume)}`];
+  if (notRemovable) lines.push(`Removal refused: ${literal(notRemovable)}`);
   if (view.holder) lines.push(`Held by session: ${literal(view.holder)}`);
   lines.push(`Last used: ${at(view.lastUsedAtMs)}`);
   if (view.removeAtMs !== null) lines.push(`${view.state === 'TRASHED' ? 'Removed' : 'Trashed'} if not used again by: ${at(view.removeAtMs)}`);

@@ -20,6 +20,7 @@ export interface CarriedVolume {
   lastUsedAtMs: number;
   removeAtMs: number | null;
   sizeBytes: number | null;
+  measured: boolean;
   generation: number;
   seq: number;
 }
@@ -52,6 +53,9 @@ export const VOLUME_FAILURE = {
 export const claimVolumeUpdate = defineUpdate<VolumeView, [sessionId: string]>('claim');
 /** The session is over: the retention period starts now. A hint only; removal checks for itself. */
 export const releaseVolumeSignal = defineSignal<[sessionId: string]>('release');
-/** An operator keeps the volume (restoring it if trashed), or lets the retention rule apply again. */
-export const pinVolumeUpdate = defineUpdate<VolumeView, [pinned: boolean]>('pin');
+/**
+ * An operator's pin changed in the store (which only the orchestrator writes): the owner reads it,
+ * and resolves once a pinned volume is kept (restored first if trashed).
+ */
+export const pinVolumeUpdate = defineUpdate<VolumeView, []>('pin');
 export const volumeQuery = defineQuery<VolumeView>('volume');

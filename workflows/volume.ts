@@ -56,7 +56,7 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
     sizeBytes: carried?.sizeBytes ?? null,
   };
   /** Measured once a session released the volume: its size changes only while one holds it. */
-  let measured = carried !== undefined;
+  let measured = carried?.measured ?? false;
   // Orders this owner's store writes after every earlier owner's (lib/domain VolumeRecord).
   const generation = carried?.generation ?? Date.now();
   let seq = carried?.seq ?? 0;
@@ -64,10 +64,13 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
   let events = 0;
   /** Claims waiting for the volume: a trashed volume with one is restored. */
   let claims = 0;
-  /** Why the volume could not be removed, when that made it pinned: for the Temporal UI. */
+  /** Why the volume could not be removed: it is then kept, until an operator pins or unpins it. */
   let notRemovable: string | undefined;
-  /** Set once derived: handlers must be set before the first await, and a claim waits for it. */
+  /** Set once derived: handlers must be set before the first await, and messages wait for it. */
   let derived = false;
+
+  const removedFailure = () =>
+    ApplicationFailure.create({ type: VOLUME_FAILURE.VOLUME_REMOVED, message: `volume ${view.volume} was removed`, nonRetryable: true });
 
   setHandler(volumeQuery, () => ({ ...view }));
   setHandler(claimVolumeUpdate, async (sessionId) => {
@@ -78,9 +81,7 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
     } finally {
       claims--;
     }
-    if (view.state === 'REMOVED') {
-      throw ApplicationFailure.create({ type: VOLUME_FAILURE.VOLUME_REMOVED, message: `volume ${view.volume} was removed`, nonRetryable: true });
-    }
+    if (view.state === 'REMOVED') throw removedFailure();
     view.holder = sessionId;
     view.lastUsedAtMs = Date.now();
     events++;
@@ -94,20 +95,21 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
     measured = false;
     events++;
   });
-  setHandler(pinVolumeUpdate, async (pinned) => {
-    view.pinned = pinned;
+  // The pin is the store's, which only the orchestrator writes for an operator: the message only says to read it.
+  setHandler(pinVolumeUpdate, async () => {
+    await condition(() => derived);
+    view.pinned = await records.volumePinned(view.volume);
+    notRemovable = undefined;
     events++;
-    // A pin holds once the volume is PRESENT: restored if trashed; too late once removal began.
-    if (pinned) await condition(() => view.state === 'PRESENT' || view.state === 'REMOVED');
-    if (pinned && view.state === 'REMOVED') {
-      throw ApplicationFailure.create({ type: VOLUME_FAILURE.VOLUME_REMOVED, message: `volume ${view.volume} was removed`, nonRetryable: true });
-    }
+    if (view.pinned) await condition(() => view.state === 'PRESENT' || view.state === 'REMOVED');
+    if (view.pinned && view.state === 'REMOVED') throw removedFailure();
     return { ...view };
   });
 
   const record = async () => {
     setCurrentDetails(volumeCurrentDetails(view, notRemovable));
-    await records.recordVolume({ ...view, generation, seq: ++seq });
+    // In the store, pinned means kept whatever its last use, for an operator's pin or a refused removal.
+    await records.recordVolume({ ...view, pinned: view.pinned || notRemovable !== undefined, generation, seq: ++seq });
   };
 
   const placement = await records.deriveSession({ user: input.user, workspace: input.workspace });
@@ -117,8 +119,18 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
       FAILURE.PLACEMENT_MISMATCH,
     );
   }
-  Object.assign(view, { volume: placement.volume, namespace: placement.namespace });
+  // The names as validated (NFC), as every session row has them.
+  Object.assign(view, { volume: placement.volume, namespace: placement.namespace, user: placement.user, workspace: placement.workspace });
   const timeouts: VolumeTimeouts = placement.volumeTimeouts;
+  if (!carried) {
+    // An owner that was stopped (terminated) left its state in the store: go on from there, and
+    // finish a removal it began before anyone gets the volume.
+    const left = await records.storedVolume(view.volume);
+    if (left && left.state !== 'REMOVED') {
+      Object.assign(view, { state: left.state, lastUsedAtMs: left.lastUsedAtMs, removeAtMs: left.removeAtMs, sizeBytes: left.sizeBytes });
+    }
+    view.pinned = await records.volumePinned(view.volume);
+  }
   // Recorded before any claim is granted: the store knows a volume before it is bound.
   await record();
   derived = true;
@@ -139,6 +151,12 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
     return use.running;
   };
 
+  /** Kept whatever its last use: pinned (as the store says now), or found not removable. */
+  const exempt = async () => {
+    view.pinned = await records.volumePinned(view.volume);
+    return view.pinned || notRemovable !== undefined;
+  };
+
   const restore = () => {
     view.state = 'PRESENT';
     view.lastUsedAtMs = Date.now();
@@ -155,15 +173,16 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
       view.sizeBytes = await lengthy.measureVolume({ volume: view.volume });
       measured = true;
     }
-    view.removeAtMs = held || view.pinned ? null : view.lastUsedAtMs + timeouts.retentionMs;
+    const kept = view.pinned || notRemovable !== undefined;
+    view.removeAtMs = held || kept ? null : view.lastUsedAtMs + timeouts.retentionMs;
     await record();
-    if (await messageSince(seen, view.pinned ? null : (view.removeAtMs ?? Date.now() + timeouts.retentionMs))) return;
+    if (await messageSince(seen, kept ? null : (view.removeAtMs ?? Date.now() + timeouts.retentionMs))) return;
     if (await sessionRuns()) {
       view.lastUsedAtMs = Date.now();
       return;
     }
     view.holder = null;
-    if (claims === 0 && Date.now() >= view.lastUsedAtMs + timeouts.retentionMs) {
+    if (claims === 0 && Date.now() >= view.lastUsedAtMs + timeouts.retentionMs && !(await exempt())) {
       view.state = 'TRASHED';
       view.removeAtMs = Date.now() + timeouts.softDeleteWindowMs;
     }
@@ -174,23 +193,25 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
     const seen = events;
     await record();
     const wanted = () => claims > 0 || view.pinned;
-    if (!wanted() && (await messageSince(seen, view.removeAtMs))) return;
+    if (!wanted() && (await messageSince(seen, view.removeAtMs)) && !wanted()) return;
     if (wanted()) return restore();
+    // From here on a claim waits. A session that runs (one from before volumes had owners, which
+    // does not claim, or one that will claim) or a pin keeps the volume; else its removal is decided.
     view.state = 'REMOVING';
     view.removeAtMs = null;
+    if ((await sessionRuns()) || (await exempt())) return restore();
     await record();
-    // From here on a claim waits. A session that runs without having claimed (one from before
-    // volumes had owners), or runs by now and will claim, keeps the volume.
-    if (await sessionRuns()) return restore();
+  }
+
+  /** REMOVING: recorded only once decided, so an owner restarted here finishes it. */
+  async function remove(): Promise<void> {
     try {
       await lengthy.deleteVolume({ volume: view.volume });
     } catch (err) {
       if (!(err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === FAILURE.VOLUME_NOT_REMOVABLE)) throw err;
-      // Kept, loudly: an operator copies the data elsewhere and removes the volume, or unpins it.
-      restore();
-      view.pinned = true;
+      // Kept, loudly: an operator copies the data elsewhere and removes the volume, or pins it.
       notRemovable = err.cause.message;
-      return;
+      return restore();
     }
     view.state = 'REMOVED';
     view.holder = null;
@@ -201,12 +222,14 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
   const state = () => view.state;
   while (state() !== 'REMOVED') {
     if (state() === 'PRESENT') await keep();
-    else await trash();
+    else if (state() === 'TRASHED') await trash();
+    else await remove();
     const info = workflowInfo();
-    if (state() !== 'REMOVED' && claims === 0 && (info.historyLength >= MAX_HISTORY_EVENTS || info.continueAsNewSuggested)) {
-      await condition(allHandlersFinished);
+    const historyFull = info.historyLength >= MAX_HISTORY_EVENTS || info.continueAsNewSuggested;
+    // Only with no message in flight: a handler waiting for the loop would wait for ever.
+    if ((state() === 'PRESENT' || state() === 'TRASHED') && historyFull && claims === 0 && allHandlersFinished()) {
       const resting = view.state as 'PRESENT' | 'TRASHED';
-      await continueAsNew<typeof volumeWorkflow>({ ...input, carried: { ...view, state: resting, generation, seq } });
+      await continueAsNew<typeof volumeWorkflow>({ ...input, carried: { ...view, state: resting, generation, seq, measured } });
     }
   }
   await condition(allHandlersFinished);

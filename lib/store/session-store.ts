@@ -15,6 +15,14 @@ export interface Revocation {
   revokedAt: Date;
 }
 
+/** An operator's decision to keep a volume whatever its last use, until it is lifted. */
+export interface VolumePin {
+  volume: string;
+  /** The operator who pinned. */
+  pinnedBy: string;
+  pinnedAt: Date;
+}
+
 /**
  * Where session state (and the user revocations every call checks) lives: Cloud Spanner in production, SQLite on the embedded default.
  * Every implementation passes test/store/conformance.ts.
@@ -41,6 +49,11 @@ export interface SessionStore {
   listVolumes(filter?: { user?: string }): Promise<VolumeRecord[]>;
   /** Removes the volume's row. No-op for an unknown volume. */
   deleteVolumeRecord(volume: string): Promise<void>;
+  /** Records a pin, replacing any earlier one of the same volume. Written only by the orchestrator. */
+  pinVolume(pin: VolumePin): Promise<void>;
+  /** Lifts the volume's pin; false if there was none. */
+  unpinVolume(volume: string): Promise<boolean>;
+  volumePin(volume: string): Promise<VolumePin | null>;
   /** Records a revocation, replacing any earlier one of the same user. */
   revoke(revocation: Revocation): Promise<void>;
   /** Lifts the user's revocation; false if there was none. */

@@ -5,7 +5,7 @@
 import { Spanner, type Database, type Instance } from '@google-cloud/spanner';
 import { status } from '@grpc/grpc-js';
 import { isSessionPhase, isVolumeState, type SessionRecord, type VolumeRecord } from '../domain';
-import type { Revocation, SessionFilter, SessionStore } from './session-store';
+import type { Revocation, SessionFilter, SessionStore, VolumePin } from './session-store';
 
 export interface SpannerStoreOptions {
   projectId: string;
@@ -17,6 +17,7 @@ const TABLE = 'Sessions';
 const INDEX = 'SessionsByUserCreatedAt';
 const REVOCATIONS = 'Revocations';
 const VOLUMES = 'Volumes';
+const VOLUME_PINS = 'VolumePins';
 const VOLUMES_INDEX = 'VolumesByUserLastUsedAt';
 
 // IF NOT EXISTS makes a DDL race with another init harmless.
@@ -57,6 +58,11 @@ const SCHEMA = [
     UpdatedAt  TIMESTAMP NOT NULL,
   ) PRIMARY KEY (Volume)`,
   `CREATE INDEX IF NOT EXISTS ${VOLUMES_INDEX} ON ${VOLUMES} (User, LastUsedAt DESC)`,
+  `CREATE TABLE IF NOT EXISTS ${VOLUME_PINS} (
+    Volume   STRING(MAX) NOT NULL,
+    PinnedBy STRING(MAX) NOT NULL,
+    PinnedAt TIMESTAMP NOT NULL,
+  ) PRIMARY KEY (Volume)`,
 ];
 
 interface Row {
@@ -275,6 +281,30 @@ export class SpannerSessionStore implements SessionStore {
     await this.step(`deleting volume ${volume}`, () => this.db.table(VOLUMES).deleteRows([volume]));
   }
 
+  async pinVolume(pin: VolumePin): Promise<void> {
+    await this.step(`pinning volume ${pin.volume}`, () =>
+      this.db.table(VOLUME_PINS).upsert({ Volume: pin.volume, PinnedBy: pin.pinnedBy, PinnedAt: pin.pinnedAt }),
+    );
+  }
+
+  async unpinVolume(volume: string): Promise<boolean> {
+    return this.step(`unpinning volume ${volume}`, () =>
+      this.db.runTransactionAsync(async (tx) => {
+        const [deleted] = await tx.runUpdate({ sql: `DELETE FROM ${VOLUME_PINS} WHERE Volume = @volume`, params: { volume } });
+        await tx.commit();
+        return deleted > 0;
+      }),
+    );
+  }
+
+  async volumePin(volume: string): Promise<VolumePin | null> {
+    const [rows] = await this.step(`reading the pin of volume ${volume}`, () =>
+      this.db.table(VOLUME_PINS).read({ keys: [volume], columns: ['PinnedBy', 'PinnedAt'], json: true }),
+    );
+    const row = rows[0] as { PinnedBy: string; PinnedAt: Date } | undefined;
+    return row ? { volume, pinnedBy: row.PinnedBy, pinnedAt: new Date(row.PinnedAt.getTime()) } : null;
+  }
+
   async revoke(r: Revocation): Promise<void> {
     await this.step(`revoking user ${r.user}`, () => this.db.table(REVOCATIONS).upsert({ User: r.user, RevokedBy: r.revokedBy, RevokedAt: r.revokedAt }));
   }
@@ -334,18 +364,20 @@ export class SpannerSessionStore implements SessionStore {
 
   private async ensureSchema(): Promise<void> {
     // Checking first skips a schema change (slow on real Spanner) when nothing is missing: the
-    // index, the revocations table and the volumes index, each created after the tables before it.
+    // index, the revocations table, the volumes index and the volume pins, each created after what comes before it.
     const [rows] = await this.db.run({
       sql: `SELECT (SELECT COUNT(*) FROM INFORMATION_SCHEMA.INDEXES
                     WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @table AND INDEX_NAME = @index)
                  + (SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES
                     WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @revocations)
                  + (SELECT COUNT(*) FROM INFORMATION_SCHEMA.INDEXES
-                    WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @volumes AND INDEX_NAME = @volumesIndex) AS n`,
-      params: { table: TABLE, index: INDEX, revocations: REVOCATIONS, volumes: VOLUMES, volumesIndex: VOLUMES_INDEX },
+                    WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @volumes AND INDEX_NAME = @volumesIndex)
+                 + (SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES
+                    WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @pins) AS n`,
+      params: { table: TABLE, index: INDEX, revocations: REVOCATIONS, volumes: VOLUMES, volumesIndex: VOLUMES_INDEX, pins: VOLUME_PINS },
       json: true,
     });
-    if (Number((rows[0] as { n: unknown }).n) === 3) return;
+    if (Number((rows[0] as { n: unknown }).n) === 4) return;
     const [operation] = await this.db.updateSchema(SCHEMA);
     await operation.promise();
   }

@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { isSessionPhase, isVolumeState, type SessionRecord, type VolumeRecord } from '../domain';
-import type { Revocation, SessionFilter, SessionStore } from './session-store';
+import type { Revocation, SessionFilter, SessionStore, VolumePin } from './session-store';
 
 /** How long a writer waits for another connection's lock (e.g. a second process) before failing. */
 const BUSY_TIMEOUT_MS = 5000;
@@ -43,6 +43,11 @@ const SCHEMA = `
     updated_at   INTEGER NOT NULL
   );
   CREATE INDEX IF NOT EXISTS volumes_by_user ON volumes (user, last_used_at DESC);
+  CREATE TABLE IF NOT EXISTS volume_pins (
+    volume    TEXT PRIMARY KEY,
+    pinned_by TEXT NOT NULL,
+    pinned_at INTEGER NOT NULL
+  );
   CREATE TABLE IF NOT EXISTS revocations (
     user       TEXT PRIMARY KEY,
     revoked_by TEXT NOT NULL,
@@ -228,6 +233,20 @@ export class SqliteSessionStore implements SessionStore {
 
   async deleteVolumeRecord(volume: string): Promise<void> {
     this.db.prepare('DELETE FROM volumes WHERE volume = ?').run(volume);
+  }
+
+  async pinVolume(pin: VolumePin): Promise<void> {
+    this.db.prepare('INSERT OR REPLACE INTO volume_pins (volume, pinned_by, pinned_at) VALUES (?, ?, ?)').run(pin.volume, pin.pinnedBy, pin.pinnedAt.getTime());
+  }
+
+  async unpinVolume(volume: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM volume_pins WHERE volume = ?').run(volume).changes > 0;
+  }
+
+  async volumePin(volume: string): Promise<VolumePin | null> {
+    const row = this.db.prepare('SELECT pinned_by, pinned_at FROM volume_pins WHERE volume = ?').get(volume) as
+      { pinned_by: string; pinned_at: number } | undefined;
+    return row ? { volume, pinnedBy: row.pinned_by, pinnedAt: new Date(row.pinned_at) } : null;
   }
 
   async revoke(r: Revocation): Promise<void> {

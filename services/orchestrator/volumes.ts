@@ -1,6 +1,7 @@
 /**
  * Workspace volumes as users and operators see them: listed from the store (their owners'
- * projection), pinned through their owner workflow, which alone decides when one is removed.
+ * projection). An operator's pin is written to the store, which the owner workflow reads before it
+ * trashes or removes a volume: a message from someone who reaches only Temporal cannot unpin one.
  */
 import * as grpc from '@grpc/grpc-js';
 import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
@@ -32,6 +33,9 @@ export class Volumes {
     if (!known) throw new RpcError(grpc.status.NOT_FOUND, `volume ${volume} is not known (see 'rbs volumes --all')`);
     if (known.state === 'REMOVED') throw new RpcError(grpc.status.FAILED_PRECONDITION, `volume ${volume} was removed at ${known.updatedAt.toISOString()}`);
     const { user, workspace } = known;
+    // The store's pin is what the owner obeys; the message only tells it to read it.
+    if (pinned) await this.options.store.pinVolume({ volume, pinnedBy: caller.user, pinnedAt: new Date() });
+    else await this.options.store.unpinVolume(volume);
     // The owner of a volume its store row names: started anew only if it stopped (an operator terminated it).
     const start = new WithStartWorkflowOperation<typeof volumeWorkflow>('volumeWorkflow', {
       workflowId: volumeWorkflowIdFor(volume),
@@ -41,7 +45,7 @@ export class Volumes {
       staticSummary: volumeSummary(user, workspace),
     });
     try {
-      const view = await this.options.temporal.workflow.executeUpdateWithStart(pinVolumeUpdate, { args: [pinned], startWorkflowOperation: start });
+      const view = await this.options.temporal.workflow.executeUpdateWithStart(pinVolumeUpdate, { args: [], startWorkflowOperation: start });
       console.error(`rbs orchestrator: operator '${caller.user}' ${action}ned volume ${volume} of user '${user}'`);
       return view;
     } catch (err) {

@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { EXPIRY_REASON, type SessionRecord } from '../../lib/domain';
-import { placementFor, workflowIdFor } from '../../lib/naming';
+import { placementFor, volumeWorkflowIdFor, workflowIdFor } from '../../lib/naming';
+import { volumeQuery } from '../../workflows/volume-messages';
 import type { cleanupWorkflow } from '../../workflows/cleanup';
 import { createCleanupActivities } from '../../activities/cleanup';
 import { useStack } from '../harness/stack';
@@ -71,6 +72,58 @@ test('the last session row of a volume without an owner never expires, however o
   expect((await rows.findExpiredRows()).sessionRows).not.toContain(unowned.sessionId);
   await store.putVolume(volumeRecord('ines', unowned.workspace));
   expect((await rows.findExpiredRows()).sessionRows).toContain(unowned.sessionId);
+});
+
+test('a volume whose rows name it as its (user, workspace) no longer would, or that does not exist, is left alone, and the pass goes on', async () => {
+  const renamed = await legacySession('rene');
+  await stack().worker.store.put({ ...renamed, sessionId: randomUUID(), volume: 'rene-vol-0123456789ab' });
+  const missing = await legacySession('max');
+  fs.rmSync(path.join(stack().config.home, 'volumes', missing.volume), { recursive: true });
+  const report = await cleanup();
+  expect(report.adoptedVolumes).not.toContain('rene-vol-0123456789ab');
+  expect(report.adoptedVolumes).not.toContain(missing.volume);
+  expect(await stack().worker.store.getVolume('rene-vol-0123456789ab')).toBeNull();
+});
+
+test('an owner that was stopped is started again by the cleanup, and goes on from what it recorded, pin included', async () => {
+  const vic = await stack().client('vic');
+  const session = await vic.getServer(stack().workspace());
+  await vic.endSession(session.sessionId);
+  const operator = await stack().client('ops', { operator: true });
+  await operator.pinVolume(session.volume, true);
+  const owner = stack().temporal.workflow.getHandle(volumeWorkflowIdFor(session.volume));
+  await owner.terminate('test: an operator stops the owner');
+  const report = await cleanup();
+  expect(report.restartedOwners).toContain(session.volume);
+  await waitFor(async () => (await owner.describe()).status.name === 'RUNNING', 10_000, 'the owner to run again');
+  expect(await owner.query(volumeQuery)).toMatchObject({ state: 'PRESENT', pinned: true });
+  await operator.pinVolume(session.volume, false);
+});
+
+test("an unowned volume's session rows expire all together once the newest says it expired, else none", async () => {
+  const { backend, store } = stack().worker;
+  const rows = createCleanupActivities({ backend, store, temporal: stack().temporal, orphanGraceMs: 1, endedRowRetentionMs: ROW_RETENTION_MS });
+  const ended = await legacySession('kai');
+  const expiredLater = {
+    ...ended,
+    sessionId: randomUUID(),
+    failureReason: EXPIRY_REASON,
+    createdAt: new Date(LONG_AGO.getTime() + 1),
+    updatedAt: new Date(LONG_AGO.getTime() + 1),
+  };
+  await store.put(expiredLater);
+  expect((await rows.findExpiredRows()).sessionRows).toEqual(expect.arrayContaining([ended.sessionId, expiredLater.sessionId]));
+  // A session after the expiry made the volume anew: nothing of it may go while it has no owner.
+  const after = {
+    ...ended,
+    sessionId: randomUUID(),
+    failureReason: null,
+    createdAt: new Date(LONG_AGO.getTime() + 2),
+    updatedAt: new Date(LONG_AGO.getTime() + 2),
+  };
+  await store.put(after);
+  const found = (await rows.findExpiredRows()).sessionRows;
+  for (const row of [ended, expiredLater, after]) expect(found).not.toContain(row.sessionId);
 });
 
 test("an ended session's row expires after RBS_ENDED_ROW_RETENTION_MS; a live one's never; a removed volume's row goes too", async () => {

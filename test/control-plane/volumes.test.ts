@@ -8,7 +8,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { VolumeRecord, VolumeState } from '../../lib/domain';
 import { UnsupportedVolumeError } from '../../lib/filestore/errors';
 import { placementFor, volumeWorkflowIdFor } from '../../lib/naming';
-import { releaseVolumeSignal, volumeQuery } from '../../workflows/volume-messages';
+import { pinVolumeUpdate, releaseVolumeSignal, volumeQuery } from '../../workflows/volume-messages';
 import { useStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 
@@ -122,14 +122,61 @@ test('a volume that cannot be backed up before its removal is kept, pinned, and 
     const owner = stack().temporal.workflow.getHandle(volumeWorkflowIdFor(session.volume));
     expect((await owner.describe()).status.name).toBe('RUNNING');
     const { currentDetails } = await owner.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
-    expect(currentDetails).toMatch(/^\*\*PRESENT\*\* \(pinned: it could not be removed\)/);
+    expect(currentDetails).toMatch(/^\*\*PRESENT\*\* \(kept: it could not be removed\)/);
     expect(currentDetails).toContain('Removal refused: `cannot back up');
   } finally {
     backend.deleteVolume = deleteVolume;
   }
 });
 
+test('an owner stopped in the middle of a removal is finished by the next one before anyone gets the volume', async () => {
+  const { backend } = stack().worker;
+  const deleteVolume = backend.deleteVolume.bind(backend);
+  let calls = 0;
+  let finishDeletion!: () => void;
+  const gate = new Promise<void>((resolve) => (finishDeletion = resolve));
+  let held: string | undefined;
+  backend.deleteVolume = async (volume) => {
+    if (volume === held) {
+      calls++;
+      await gate;
+    }
+    return deleteVolume(volume);
+  };
+  try {
+    const { client, workspace, session, marker } = await endedSession('olga', (dir) => (held = placementFor('olga', dir).volume));
+    await waitFor(() => calls === 1, 15_000, 'the removal to start');
+    await stack().temporal.workflow.getHandle(volumeWorkflowIdFor(session.volume)).terminate('test: an operator stops the owner mid-removal');
+    // The next session's claim starts a new owner, which reads REMOVING in the store and removes again first.
+    const asked = client.getServer(workspace, { timeoutMs: 60_000 });
+    await waitFor(() => calls === 2, 15_000, 'the new owner to finish the removal');
+    expect(fs.existsSync(marker)).toBe(true);
+    finishDeletion();
+    const next = await asked;
+    expect(fs.existsSync(volumeDir(next.volume))).toBe(true);
+    expect(fs.existsSync(marker)).toBe(false);
+    await client.endSession(next.sessionId);
+  } finally {
+    backend.deleteVolume = deleteVolume;
+    finishDeletion();
+  }
+});
+
 describe('someone who reaches only Temporal', () => {
+  test("cannot unpin an operator's pin, nor pin a volume: the owner obeys the store's pin, which only the orchestrator writes", async () => {
+    const { session, marker } = await endedSession('petra');
+    const owner = stack().temporal.workflow.getHandle(volumeWorkflowIdFor(session.volume));
+    expect((await owner.executeUpdate(pinVolumeUpdate, { args: [] })).pinned).toBe(false);
+    const operator = await stack().client('ops', { operator: true });
+    await operator.pinVolume(session.volume, true);
+    // A forged pin message (with any argument a client may add) only makes the owner read the store again.
+    await owner.executeUpdate(pinVolumeUpdate, { args: [false] as unknown as [] });
+    await new Promise((r) => setTimeout(r, 2 * (RETENTION_MS + SOFT_DELETE_MS)));
+    expect(await record(session.volume)).toMatchObject({ state: 'PRESENT', pinned: true });
+    expect(fs.existsSync(marker)).toBe(true);
+    await operator.pinVolume(session.volume, false);
+  });
+
   test("cannot have a live session's volume removed by releasing it in the session's name", async () => {
     const client = await stack().client('lena');
     const session = await client.getServer(stack().workspace());

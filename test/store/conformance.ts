@@ -266,6 +266,17 @@ export function describeSessionStoreConformance(name: string, open: () => Promis
         await store.deleteVolumeRecord(v.volume);
       });
 
+      test('a pin round-trips, replaces an earlier one, and is lifted; unpinning says whether there was one', async () => {
+        const volume = `dev-vol-${randomUUID()}`;
+        expect(await store.volumePin(volume)).toBeNull();
+        await store.pinVolume({ volume, pinnedBy: 'ops', pinnedAt: at(0) });
+        await store.pinVolume({ volume, pinnedBy: 'sre', pinnedAt: at(5) });
+        expect(await store.volumePin(volume)).toEqual({ volume, pinnedBy: 'sre', pinnedAt: at(5) });
+        expect(await store.unpinVolume(volume)).toBe(true);
+        expect(await store.unpinVolume(volume)).toBe(false);
+        expect(await store.volumePin(volume)).toBeNull();
+      });
+
       test('of concurrent writes, the newest stays', async () => {
         const v = volumeRecord();
         await Promise.all([3, 1, 5, 2, 4].map((seq) => store.putVolume({ ...v, seq, lastUsedAt: at(seq) })));

@@ -76,7 +76,7 @@ test('a cleanup pass says what it found, then what it removed, and which shares 
   const done = cleanupDetails(found, true, { orphans: ['projects/p/locations/l/instances/x'], unattributed: [] });
   expect(done).toMatch(/^\*\*Removed\*\*/);
   expect(done).toContain('left to an operator): `projects/p/locations/l/instances/x`');
-  const volumes = cleanupDetails(found, true, { orphans: [], unattributed: [] }, { adopted: ['a-vol-1'], expiredRows: ['s-1', 'b-vol-2'] });
+  const volumes = cleanupDetails(found, true, { orphans: [], unattributed: [] }, { adopted: ['a-vol-1'], restarted: [], expiredRows: ['s-1', 'b-vol-2'] });
   expect(volumes).toContain('Volumes given an owner: `a-vol-1`');
   expect(volumes).toContain('Expired store rows: `s-1`, `b-vol-2`');
 });

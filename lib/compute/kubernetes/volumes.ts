@@ -106,7 +106,8 @@ export class WorkspaceVolumes {
   /** The capacity of the volume's PV in bytes; null before its first session's agent was ready (no PV yet). */
   async size(volume: string): Promise<number | null> {
     const capacity = (await this.find(volume))?.spec?.capacity?.storage;
-    return capacity === undefined ? null : parseQuantity(capacity);
+    // A quantity may be fractional (1.1Gi): whole bytes, as the store keeps them.
+    return capacity === undefined ? null : Math.round(parseQuantity(capacity));
   }
 
   /**
