@@ -25,6 +25,8 @@ export interface Orphans {
   namespaces: string[];
   agents: RunningAgent[];
   sessionRows: string[];
+  /** The volume each of sessionRows names (absent in results recorded before it). */
+  sessionRowVolumes?: Record<string, string>;
 }
 
 /**
@@ -62,10 +64,12 @@ export function createCleanupActivities({ backend, store, temporal, orphanGraceM
       const [namespaces, agents, rows] = await Promise.all([backend.listNamespaces(), backend.listAgents(), store.list({ phases: LIVE_PHASES })]);
       const live = await liveSessionIds();
       const orphan = (sessionId: string, since: Date) => !live.has(sessionId) && since.getTime() < cutoff;
+      const orphanRows = rows.filter((r) => orphan(r.sessionId, r.updatedAt));
       return {
         namespaces: namespaces.filter((n) => orphan(n.sessionId, n.createdAt)).map((n) => n.namespace),
         agents: agents.filter((a) => orphan(a.sessionId, a.startedAt)),
-        sessionRows: rows.filter((r) => orphan(r.sessionId, r.updatedAt)).map((r) => r.sessionId),
+        sessionRows: orphanRows.map((r) => r.sessionId),
+        sessionRowVolumes: Object.fromEntries(orphanRows.map((r) => [r.sessionId, r.volume])),
       };
     },
 
@@ -100,10 +104,9 @@ export function createCleanupActivities({ backend, store, temporal, orphanGraceM
       };
     },
 
-    /** A removed volume's row, and any pin an operator left on it. */
+    /** A removed volume's row, and any pin an operator left on it; not a row a new owner wrote since. */
     async deleteVolumeRecord(volume: string): Promise<void> {
-      await store.unpinVolume(volume);
-      await store.deleteVolumeRecord(volume);
+      if (await store.deleteRemovedVolume(volume)) await store.unpinVolume(volume);
     },
 
     async killAgent(agent: RunningAgent): Promise<void> {

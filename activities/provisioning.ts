@@ -5,7 +5,7 @@ import { type AgentProblem, AgentStartError, type ComputeBackend } from '../lib/
 import { agentCertificateExpiry, certificateExpiry } from '../lib/pki/certificate';
 import { issueCertificate, type CertificateSigner } from '../lib/pki/signer';
 import { FAILURE } from '../workflows/messages';
-import { UnsupportedVolumeError } from '../lib/filestore/errors';
+import { VolumeNotFoundError, WorkspaceStorageError } from '../lib/filestore/errors';
 
 const PROBE_ATTEMPTS = 3;
 const PROBE_RETRY_MS = 1000;
@@ -118,14 +118,17 @@ export function createProvisioningActivities({ backend, signer, agentCertificate
     },
 
     /**
-     * With Filestore wired, the share is backed up first, which can take minutes. A volume that can
-     * never be backed up (a tier without backups) is not deleted, and that is final.
+     * With Filestore wired, the share is backed up first, which can take minutes. A volume whose
+     * backup fails for good (a tier without backups, a backup in ERROR) is not deleted, and that is final.
      */
     async deleteVolume({ volume }: Pick<SessionRef, 'volume'>): Promise<void> {
       try {
         await heartbeating(() => backend.deleteVolume(volume));
       } catch (err) {
-        if (err instanceof UnsupportedVolumeError) throw ApplicationFailure.nonRetryable(err.message, FAILURE.VOLUME_NOT_REMOVABLE);
+        // A storage error that retrying cannot fix (no backups on the tier, a failed backup, a refusal): kept, and said.
+        if (err instanceof WorkspaceStorageError && !err.retryable && !(err instanceof VolumeNotFoundError)) {
+          throw ApplicationFailure.nonRetryable(err.message, FAILURE.VOLUME_NOT_REMOVABLE);
+        }
         throw err;
       }
     },

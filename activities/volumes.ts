@@ -96,24 +96,33 @@ export function createVolumeActivities({ temporal, store, backend }: VolumeDeps)
      *   kept for ever; each named with its newest session, whose user and workspace it is. Only those
      *   that exist, and whose rows name them as their (user, workspace) does now.
      * - `restart`: recorded by an owner that no longer runs (terminated), and not REMOVED.
+     * - `notAdopted`: volumes that may exist but could not be adopted (misnamed, or their backend failed).
      */
-    async findUnownedVolumes(): Promise<{ adopt: VolumeClaim[]; restart: VolumeClaim[] }> {
+    async findUnownedVolumes(): Promise<{ adopt: VolumeClaim[]; restart: VolumeClaim[]; notAdopted: string[] }> {
       const [sessions, volumes, running] = await Promise.all([store.list(), store.listVolumes(), runningOwners()]);
       const owned = new Set(volumes.map((v) => v.volume));
       const adopt: VolumeClaim[] = [];
+      /** Volumes that may exist but get no owner this time: the rows that tell of them must stay. */
+      const notAdopted: string[] = [];
       for (const volume of [...knownVolumes(sessions, volumes)].filter((v) => !owned.has(v))) {
         // Newest first: the first row of a volume is its newest session.
         const { sessionId, user, workspace } = sessions.find((row) => row.volume === volume)!;
         if (!namesItself({ user, workspace, volume })) {
           log.warn(`volume ${volume} is not the volume its session ${sessionId} derives: left to an operator`);
-        } else if ((await backend.volumeSize(volume)) !== null) {
-          adopt.push({ sessionId, user, workspace, volume });
+          notAdopted.push(volume);
+        } else {
+          const size = await backend.volumeSize(volume).catch((err: Error) => {
+            log.warn(`volume ${volume}: cannot tell whether it exists, not adopted this time: ${err.message}`);
+            notAdopted.push(volume);
+            return null;
+          });
+          if (size !== null) adopt.push({ sessionId, user, workspace, volume });
         }
       }
       const restart = volumes
         .filter((v) => v.state !== 'REMOVED' && !running.has(volumeWorkflowIdFor(v.volume)))
         .map(({ user, workspace, volume }) => ({ sessionId: '', user, workspace, volume }));
-      return { adopt, restart };
+      return { adopt, restart, notAdopted };
     },
 
     /**
@@ -134,7 +143,12 @@ export function createVolumeActivities({ temporal, store, backend }: VolumeDeps)
 
     /** Starts the owner of a volume whose owner stopped: it goes on from what it recorded. */
     async restartVolumeOwner(claim: VolumeClaim): Promise<void> {
-      await temporal.workflow.start<typeof volumeWorkflow>('volumeWorkflow', { ...owner(claim), workflowIdConflictPolicy: 'USE_EXISTING' });
+      const { user, workspace } = claim;
+      await temporal.workflow.start<typeof volumeWorkflow>('volumeWorkflow', {
+        ...owner(claim),
+        args: [{ user, workspace, resume: true }],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+      });
     },
 
     /**
@@ -153,16 +167,17 @@ export function createVolumeActivities({ temporal, store, backend }: VolumeDeps)
     },
 
     /** What an earlier owner of the volume left in the store, if any. */
-    async storedVolume(volume: string): Promise<VolumeRecordMs | null> {
+    async storedVolume(volume: string): Promise<(VolumeRecordMs & { updatedAtMs: number }) | null> {
       const stored = await store.getVolume(volume);
       if (!stored) return null;
-      const { lastUsedAt, removeAt, updatedAt: _written, ...fields } = stored;
-      return { ...fields, lastUsedAtMs: lastUsedAt.getTime(), removeAtMs: removeAt?.getTime() ?? null };
+      const { lastUsedAt, removeAt, updatedAt, ...fields } = stored;
+      return { ...fields, lastUsedAtMs: lastUsedAt.getTime(), removeAtMs: removeAt?.getTime() ?? null, updatedAtMs: updatedAt.getTime() };
     },
 
-    /** Whether an operator pinned the volume: the store says, where only the orchestrator writes pins. */
-    async volumePinned(volume: string): Promise<boolean> {
-      return (await store.volumePin(volume)) !== null;
+    /** When an operator pinned the volume, or null: the store says, where only the orchestrator writes pins. */
+    async volumePin(volume: string): Promise<{ pinnedAtMs: number } | null> {
+      const pin = await store.volumePin(volume);
+      return pin && { pinnedAtMs: pin.pinnedAt.getTime() };
     },
 
     /** Writes the owner's view to the store; a write older than the stored one is dropped there. */

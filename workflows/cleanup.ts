@@ -56,8 +56,9 @@ export async function cleanupWorkflow(): Promise<CleanupReport> {
   await Promise.all(orphans.namespaces.map((namespace) => deleteNamespace({ namespace })));
   // A volume made before owners gets one before the session rows that tell of it can go.
   const owners = patched(VOLUME_OWNER_PATCH);
-  const unowned = owners ? await findUnownedVolumes() : { adopt: [], restart: [] };
+  const unowned = owners ? await findUnownedVolumes() : { adopt: [], restart: [], notAdopted: [] };
   const adopted: string[] = [];
+  const notAdopted = new Set(unowned.notAdopted);
   // One at a time: the first pass after an upgrade may find many, and each owner measures its volume.
   for (const claim of unowned.adopt) {
     try {
@@ -65,17 +66,20 @@ export async function cleanupWorkflow(): Promise<CleanupReport> {
       adopted.push(claim.volume);
     } catch {
       // Its rows stay, and so does the volume; the activity's failure says why, and the next pass tries again.
+      notAdopted.add(claim.volume);
     }
   }
   await Promise.all(unowned.restart.map((claim) => restartVolumeOwner(claim)));
-  await Promise.all(orphans.sessionRows.map((sessionId) => deleteSessionRow(sessionId)));
+  // An orphaned row may be what tells of a volume that got no owner: it stays until the volume has one.
+  const rowsToDelete = orphans.sessionRows.filter((id) => !notAdopted.has(orphans.sessionRowVolumes?.[id] ?? ''));
+  await Promise.all(rowsToDelete.map((sessionId) => deleteSessionRow(sessionId)));
   const expired = owners ? await findExpiredRows() : { sessionRows: [], volumeRows: [] };
   await Promise.all(expired.sessionRows.map((sessionId) => deleteSessionRow(sessionId)));
   await Promise.all(expired.volumeRows.map((volume) => deleteVolumeRecord(volume)));
   const shares = patched(SHARE_REPORT_PATCH) ? await findOrphanedShares() : { orphans: [], unattributed: [] };
   const restarted = unowned.restart.map((claim) => claim.volume);
   const volumes = owners ? { adopted, restarted, expiredRows: [...expired.sessionRows, ...expired.volumeRows] } : undefined;
-  setCurrentDetails(cleanupDetails(found, true, shares, volumes));
-  const report = { namespaces: found.namespaces, agents: found.agents, sessionRows: found.sessionRows, shares };
+  setCurrentDetails(cleanupDetails({ ...found, sessionRows: rowsToDelete }, true, shares, volumes));
+  const report = { namespaces: found.namespaces, agents: found.agents, sessionRows: rowsToDelete, shares };
   return owners ? { ...report, adoptedVolumes: adopted, restartedOwners: restarted, expiredRows: expired } : report;
 }

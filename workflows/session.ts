@@ -53,7 +53,9 @@ const waits = summarized(
 );
 
 /** Claiming the volume waits out a removal under way, which may back the volume up first: it heartbeats meanwhile. */
-const volumeClaims = summarized(proxyActivities<Activities>({ startToCloseTimeout: '3h', heartbeatTimeout: '10s', retry: RETRY }));
+const volumeClaims = summarized(
+  proxyActivities<Activities>({ startToCloseTimeout: '3h', heartbeatTimeout: '10s', scheduleToCloseTimeout: '4h', retry: RETRY }),
+);
 
 /** Store writes of phase changes: quick, and run in the worker without a task dispatch of their own. */
 const records = proxyLocalActivities<Activities>({ startToCloseTimeout: '10s', retry: RETRY });

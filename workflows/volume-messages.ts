@@ -11,6 +11,11 @@ export interface VolumeInput {
   workspace: string;
   /** Only from a run that continued as new; ignored in a run that did not. */
   carried?: CarriedVolume;
+  /**
+   * Started to go on from what a stopped owner recorded (the cleanup's restart, a pin): with no
+   * such record, or a REMOVED one, there is no volume to own, and the run ends at once.
+   */
+  resume?: boolean;
 }
 
 export interface CarriedVolume {
@@ -21,6 +26,7 @@ export interface CarriedVolume {
   removeAtMs: number | null;
   sizeBytes: number | null;
   measured: boolean;
+  notRemovable?: string;
   generation: number;
   seq: number;
 }

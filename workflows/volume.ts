@@ -65,7 +65,7 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
   /** Claims waiting for the volume: a trashed volume with one is restored. */
   let claims = 0;
   /** Why the volume could not be removed: it is then kept, until an operator pins or unpins it. */
-  let notRemovable: string | undefined;
+  let notRemovable = carried?.notRemovable;
   /** Set once derived: handlers must be set before the first await, and messages wait for it. */
   let derived = false;
 
@@ -98,8 +98,10 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
   // The pin is the store's, which only the orchestrator writes for an operator: the message only says to read it.
   setHandler(pinVolumeUpdate, async () => {
     await condition(() => derived);
-    view.pinned = await records.volumePinned(view.volume);
-    notRemovable = undefined;
+    const pinned = (await records.volumePin(view.volume)) !== null;
+    // An operator's decision either way lets a refused removal be tried again; a message alone does not.
+    if (pinned !== view.pinned) notRemovable = undefined;
+    view.pinned = pinned;
     events++;
     if (view.pinned) await condition(() => view.state === 'PRESENT' || view.state === 'REMOVED');
     if (view.pinned && view.state === 'REMOVED') throw removedFailure();
@@ -126,10 +128,18 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
     // An owner that was stopped (terminated) left its state in the store: go on from there, and
     // finish a removal it began before anyone gets the volume.
     const left = await records.storedVolume(view.volume);
+    if (input.resume && (!left || left.state === 'REMOVED')) {
+      view.state = 'REMOVED';
+      derived = true;
+      await condition(allHandlersFinished);
+      return { ...view };
+    }
     if (left && left.state !== 'REMOVED') {
       Object.assign(view, { state: left.state, lastUsedAtMs: left.lastUsedAtMs, removeAtMs: left.removeAtMs, sizeBytes: left.sizeBytes });
     }
-    view.pinned = await records.volumePinned(view.volume);
+    // A pin left over from a volume removed since belongs to none.
+    const pin = await records.volumePin(view.volume);
+    view.pinned = pin !== null && !(left?.state === 'REMOVED' && pin.pinnedAtMs < left.updatedAtMs);
   }
   // Recorded before any claim is granted: the store knows a volume before it is bound.
   await record();
@@ -153,7 +163,7 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
 
   /** Kept whatever its last use: pinned (as the store says now), or found not removable. */
   const exempt = async () => {
-    view.pinned = await records.volumePinned(view.volume);
+    view.pinned = (await records.volumePin(view.volume)) !== null;
     return view.pinned || notRemovable !== undefined;
   };
 
@@ -177,15 +187,17 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
     view.removeAtMs = held || kept ? null : view.lastUsedAtMs + timeouts.retentionMs;
     await record();
     if (await messageSince(seen, kept ? null : (view.removeAtMs ?? Date.now() + timeouts.retentionMs))) return;
-    if (await sessionRuns()) {
+    const running = await sessionRuns();
+    // A message while Temporal was asked (a claim granted, a pin) changes what is decided: decide again.
+    if (events !== seen) return;
+    if (running) {
       view.lastUsedAtMs = Date.now();
       return;
     }
     view.holder = null;
-    if (claims === 0 && Date.now() >= view.lastUsedAtMs + timeouts.retentionMs && !(await exempt())) {
-      view.state = 'TRASHED';
-      view.removeAtMs = Date.now() + timeouts.softDeleteWindowMs;
-    }
+    if (Date.now() < view.lastUsedAtMs + timeouts.retentionMs || (await exempt()) || events !== seen) return;
+    view.state = 'TRASHED';
+    view.removeAtMs = Date.now() + timeouts.softDeleteWindowMs;
   }
 
   /** TRASHED: back to PRESENT if claimed or pinned; removed at the end of the window. */
@@ -199,7 +211,7 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
     // does not claim, or one that will claim) or a pin keeps the volume; else its removal is decided.
     view.state = 'REMOVING';
     view.removeAtMs = null;
-    if ((await sessionRuns()) || (await exempt())) return restore();
+    if ((await sessionRuns()) || (await exempt()) || wanted()) return restore();
     await record();
   }
 
@@ -229,7 +241,7 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
     // Only with no message in flight: a handler waiting for the loop would wait for ever.
     if ((state() === 'PRESENT' || state() === 'TRASHED') && historyFull && claims === 0 && allHandlersFinished()) {
       const resting = view.state as 'PRESENT' | 'TRASHED';
-      await continueAsNew<typeof volumeWorkflow>({ ...input, carried: { ...view, state: resting, generation, seq, measured } });
+      await continueAsNew<typeof volumeWorkflow>({ ...input, carried: { ...view, state: resting, generation, seq, measured, notRemovable } });
     }
   }
   await condition(allHandlersFinished);

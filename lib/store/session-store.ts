@@ -47,8 +47,8 @@ export interface SessionStore {
   getVolume(volume: string): Promise<VolumeRecord | null>;
   /** Most recently used first. */
   listVolumes(filter?: { user?: string }): Promise<VolumeRecord[]>;
-  /** Removes the volume's row. No-op for an unknown volume. */
-  deleteVolumeRecord(volume: string): Promise<void>;
+  /** Removes the volume's row if it says REMOVED (a new owner's row stays); false if it did not. */
+  deleteRemovedVolume(volume: string): Promise<boolean>;
   /** Records a pin, replacing any earlier one of the same volume. Written only by the orchestrator. */
   pinVolume(pin: VolumePin): Promise<void>;
   /** Lifts the volume's pin; false if there was none. */

@@ -277,8 +277,14 @@ export class SpannerSessionStore implements SessionStore {
     return (rows as unknown as VolumeRow[]).map(fromVolumeRow);
   }
 
-  async deleteVolumeRecord(volume: string): Promise<void> {
-    await this.step(`deleting volume ${volume}`, () => this.db.table(VOLUMES).deleteRows([volume]));
+  async deleteRemovedVolume(volume: string): Promise<boolean> {
+    return this.step(`deleting removed volume ${volume}`, () =>
+      this.db.runTransactionAsync(async (tx) => {
+        const [deleted] = await tx.runUpdate({ sql: `DELETE FROM ${VOLUMES} WHERE Volume = @volume AND State = 'REMOVED'`, params: { volume } });
+        await tx.commit();
+        return deleted > 0;
+      }),
+    );
   }
 
   async pinVolume(pin: VolumePin): Promise<void> {

@@ -231,8 +231,8 @@ export class SqliteSessionStore implements SessionStore {
     return (this.db.prepare(`SELECT * FROM volumes${where} ORDER BY last_used_at DESC, volume`).all(...params) as VolumeRow[]).map(fromVolumeRow);
   }
 
-  async deleteVolumeRecord(volume: string): Promise<void> {
-    this.db.prepare('DELETE FROM volumes WHERE volume = ?').run(volume);
+  async deleteRemovedVolume(volume: string): Promise<boolean> {
+    return this.db.prepare("DELETE FROM volumes WHERE volume = ? AND state = 'REMOVED'").run(volume).changes > 0;
   }
 
   async pinVolume(pin: VolumePin): Promise<void> {

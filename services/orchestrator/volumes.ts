@@ -40,7 +40,7 @@ export class Volumes {
     const start = new WithStartWorkflowOperation<typeof volumeWorkflow>('volumeWorkflow', {
       workflowId: volumeWorkflowIdFor(volume),
       taskQueue: this.options.taskQueue,
-      args: [{ user, workspace }],
+      args: [{ user, workspace, resume: true }],
       workflowIdConflictPolicy: 'USE_EXISTING',
       staticSummary: volumeSummary(user, workspace),
     });
@@ -50,6 +50,8 @@ export class Volumes {
       return view;
     } catch (err) {
       if (updateFailure(err)?.type === VOLUME_FAILURE.VOLUME_REMOVED) {
+        // A pin must not outlive its volume and keep the next one of the workspace.
+        await this.options.store.unpinVolume(volume);
         throw new RpcError(grpc.status.FAILED_PRECONDITION, `volume ${volume} was removed before it could be ${action}ned`);
       }
       throw err;

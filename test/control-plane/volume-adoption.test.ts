@@ -76,13 +76,17 @@ test('the last session row of a volume without an owner never expires, however o
 
 test('a volume whose rows name it as its (user, workspace) no longer would, or that does not exist, is left alone, and the pass goes on', async () => {
   const renamed = await legacySession('rene');
-  await stack().worker.store.put({ ...renamed, sessionId: randomUUID(), volume: 'rene-vol-0123456789ab' });
+  // Its session's workflow is gone while the row says READY: an orphaned row, which is all that tells of the volume.
+  const misnamed = { ...renamed, sessionId: randomUUID(), volume: 'rene-vol-0123456789ab', phase: 'READY' as const };
+  await stack().worker.store.put(misnamed);
   const missing = await legacySession('max');
   fs.rmSync(path.join(stack().config.home, 'volumes', missing.volume), { recursive: true });
   const report = await cleanup();
   expect(report.adoptedVolumes).not.toContain('rene-vol-0123456789ab');
   expect(report.adoptedVolumes).not.toContain(missing.volume);
   expect(await stack().worker.store.getVolume('rene-vol-0123456789ab')).toBeNull();
+  expect(report.sessionRows).not.toContain(misnamed.sessionId);
+  expect(await stack().worker.store.get(misnamed.sessionId)).not.toBeNull();
 });
 
 test('an owner that was stopped is started again by the cleanup, and goes on from what it recorded, pin included', async () => {

@@ -124,6 +124,9 @@ test('a volume that cannot be backed up before its removal is kept, pinned, and 
     const { currentDetails } = await owner.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
     expect(currentDetails).toMatch(/^\*\*PRESENT\*\* \(kept: it could not be removed\)/);
     expect(currentDetails).toContain('Removal refused: `cannot back up');
+    // A pin message that changes no pin (anyone who reaches Temporal can send one) does not make it try again.
+    await owner.executeUpdate(pinVolumeUpdate, { args: [] });
+    expect((await owner.query<{ currentDetails?: string }>('__temporal_workflow_metadata')).currentDetails).toContain('Removal refused');
   } finally {
     backend.deleteVolume = deleteVolume;
   }
@@ -190,6 +193,17 @@ describe('someone who reaches only Temporal', () => {
     expect((await record(session.volume))?.state).toBe('PRESENT');
     expect(fs.existsSync(marker)).toBe(true);
     await client.endSession(session.sessionId);
+  });
+
+  test('an owner started to resume a volume that has no record ends at once, and records nothing', async () => {
+    const nobody = placementFor('zoe', '/home/zoe/never');
+    const started = await stack().temporal.workflow.start('volumeWorkflow', {
+      workflowId: volumeWorkflowIdFor(nobody.volume),
+      taskQueue: stack().config.temporal.taskQueue,
+      args: [{ user: 'zoe', workspace: '/home/zoe/never', resume: true }],
+    });
+    expect(await started.result()).toMatchObject({ state: 'REMOVED' });
+    expect(await record(nobody.volume)).toBeNull();
   });
 
   test("cannot start an owner of another user's volume under its own name", async () => {

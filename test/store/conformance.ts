@@ -258,12 +258,15 @@ export function describeSessionStoreConformance(name: string, open: () => Promis
         expect(await store.getVolume(v.volume)).toEqual(successor);
       });
 
-      test('a deleted volume row is gone; deleting an unknown one is no error', async () => {
+      test("only a REMOVED volume's row is deleted; deleting an unknown one is no error", async () => {
         const v = volumeRecord();
         await store.putVolume(v);
-        await store.deleteVolumeRecord(v.volume);
+        expect(await store.deleteRemovedVolume(v.volume)).toBe(false);
+        expect(await store.getVolume(v.volume)).toEqual(v);
+        await store.putVolume({ ...v, state: 'REMOVED', seq: v.seq + 1 });
+        expect(await store.deleteRemovedVolume(v.volume)).toBe(true);
         expect(await store.getVolume(v.volume)).toBeNull();
-        await store.deleteVolumeRecord(v.volume);
+        expect(await store.deleteRemovedVolume(v.volume)).toBe(false);
       });
 
       test('a pin round-trips, replaces an earlier one, and is lifted; unpinning says whether there was one', async () => {
