@@ -47,6 +47,27 @@ test('login, get-server --json, sessions --json, end', async () => {
   expect(described.stdout).toMatch(/\nREADY +\+\S+ s +\S+ s\nENDING /);
   expect(described.stdout).toMatch(/completed +sync `/);
   expect(JSON.parse((await rbs(['describe', session.sessionId, '--json'])).stdout)).toMatchObject({ endReason: 'ended', earlierRunsOmitted: false });
+
+  // The session is over; its volume stays, measured as it was released, until unused for the retention period.
+  let volumes: Array<Record<string, unknown>> = [];
+  for (let i = 0; i < 50 && !(volumes[0]?.removeAt as string | null); i++) {
+    volumes = JSON.parse((await rbs(['volumes', '--json'])).stdout);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  expect(volumes).toEqual([
+    expect.objectContaining({
+      volume: session.volume,
+      state: 'PRESENT',
+      pinned: false,
+      workspace,
+      sizeBytes: expect.any(Number),
+      removeAt: expect.any(String),
+    }),
+  ]);
+  const table = (await rbs(['volumes'])).stdout.split('\n');
+  expect(table[0]).toMatch(/^VOLUME +STATE +SIZE +USER +LAST USED +NEXT +WORKSPACE$/);
+  expect(table[1]).toMatch(new RegExp(`^${session.volume} +PRESENT +\\d+(\\.\\d)?(B|Ki|Mi) +jo +\\S+ +trashed after \\S+ unless used +${workspace}$`));
+  expect(await rbs(['admin', 'pin', session.volume])).toMatchObject({ code: 1, stderr: expect.stringContaining('PERMISSION_DENIED') });
 });
 
 test('bad input exits 2 with a clear message and creates nothing', async () => {
