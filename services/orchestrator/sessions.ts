@@ -4,14 +4,14 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { WithStartWorkflowOperation, WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { type CommandReport, isTerminal, type SessionPhase, type SessionPlacement, type SessionRecord } from '../../lib/domain';
+import { type CommandReport, isSessionPhase, isTerminal, type SessionPhase, type SessionPlacement, type SessionRecord } from '../../lib/domain';
 import { InvalidPublicKeyError } from '../../lib/pki/ca';
 import type { CertificateSigner } from '../../lib/pki/signer';
 import { placementFor, workflowIdFor } from '../../lib/naming';
 import type { SessionStore } from '../../lib/store/session-store';
 import { validateAgentAddress, validateSessionId, validateWorkspacePath } from '../../lib/validate';
 import { FAILURE, endUpdate, getServerUpdate, heartbeatSignal, sessionQuery, type SessionTimeouts, type SessionView } from '../../workflows/messages';
-import { SESSION_NAMESPACE, SESSION_PHASE, SESSION_USER } from '../../lib/temporal/search-attributes';
+import { SESSION_ID, SESSION_NAMESPACE, SESSION_PHASE, SESSION_USER } from '../../lib/temporal/search-attributes';
 import type { sessionWorkflow } from '../../workflows';
 import { sessionStaticDetails, sessionSummary } from '../../workflows/details';
 import { runSessionIds, sessionTimeline, type Timeline } from '../../lib/temporal/timeline';
@@ -42,6 +42,9 @@ type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
 /** A session that continued as new more often than this is described from its latest runs only. */
 const MAX_TIMELINE_RUNS = 5;
+
+/** How long a proxy certificate waits for the workflow to answer before Temporal's record of the run decides. */
+const LIVE_QUERY_DEADLINE_MS = 3000;
 
 /** A session that is ending cannot be attached to; wait for it to finish, then start anew. */
 const MAX_ATTACH_ATTEMPTS = 3;
@@ -297,7 +300,7 @@ export class Sessions {
     if (publicKeyPem.length > MAX_PUBLIC_KEY_PEM) {
       throw new RpcError(grpc.status.INVALID_ARGUMENT, `public key must be a PEM of at most ${MAX_PUBLIC_KEY_PEM} characters`);
     }
-    const live = await this.query(record.workflowId);
+    const live = await this.liveView(record.workflowId);
     if (!live || live.sessionId !== record.sessionId || live.user !== caller.user || live.phase === 'ENDING' || isTerminal(live.phase)) {
       throw new RpcError(grpc.status.FAILED_PRECONDITION, `session ${sessionId} is ${live?.sessionId === record.sessionId ? live.phase : 'no longer running'}`);
     }
@@ -325,6 +328,29 @@ export class Sessions {
       throw new RpcError(grpc.status.NOT_FOUND, `session ${sessionId} not found`);
     }
     return record;
+  }
+
+  /**
+   * The session as its workflow says. A worker that is down or frozen, or a workflow task failing
+   * until Temporal retries it, leaves the workflow unable to answer for a while: Temporal's own record
+   * of the run then says whether it is a live session, so that a build that needs no workflow is not
+   * failed by one.
+   */
+  private async liveView(workflowId: string): Promise<Pick<SessionView, 'sessionId' | 'user' | 'phase'> | null> {
+    try {
+      return await this.options.temporal.connection.withDeadline(Date.now() + LIVE_QUERY_DEADLINE_MS, () => this.query(workflowId));
+    } catch {
+      return this.described(workflowId);
+    }
+  }
+
+  /** The running session under this id as its search attributes describe it; null if none runs. */
+  private async described(workflowId: string): Promise<Pick<SessionView, 'sessionId' | 'user' | 'phase'> | null> {
+    const description = await this.options.temporal.workflow.getHandle(workflowId).describe();
+    const [sessionId, user, phase] = [SESSION_ID, SESSION_USER, SESSION_PHASE].map((key) => description.typedSearchAttributes.get(key));
+    if (description.type !== 'sessionWorkflow' || description.status.name !== 'RUNNING') return null;
+    if (!sessionId || !user || !phase || !isSessionPhase(phase)) return null;
+    return { sessionId, user, phase };
   }
 
   private async query(workflowId: string): Promise<SessionView | null> {
