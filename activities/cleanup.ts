@@ -85,7 +85,10 @@ export function createCleanupActivities({ backend, store, temporal, orphanGraceM
       const [sessions, volumes] = await Promise.all([store.list(), store.listVolumes()]);
       const owned = new Set(volumes.map((v) => v.volume));
       const byVolume = new Map<string, typeof sessions>();
-      for (const row of sessions) byVolume.set(row.volume, [...(byVolume.get(row.volume) ?? []), row]);
+      for (const row of sessions) {
+        if (!byVolume.has(row.volume)) byVolume.set(row.volume, []);
+        byVolume.get(row.volume)!.push(row);
+      }
       const sessionRows: string[] = [];
       for (const [volume, rows] of byVolume) {
         // Newest first (store.list).

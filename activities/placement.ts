@@ -8,6 +8,12 @@ import { placementFor, volumeWorkflowIdFor, workflowIdFor } from '../lib/naming'
 import { InvalidInputError, validateUserName, validateWorkspacePath } from '../lib/validate';
 import type { SessionTimeouts } from '../workflows/messages';
 
+/** The user and workspace as validated (NFC), and where they run; throws InvalidInputError for either. */
+export function validatedPlacement(user: string, workspace: string) {
+  const validated = { user: validateUserName(user), workspace: validateWorkspacePath(workspace) };
+  return { ...validated, ...placementFor(validated.user, validated.workspace) };
+}
+
 /** `backend`: the kind of compute backend this worker runs sessions on, for the Temporal UI. */
 export function createPlacementActivities(timeouts: SessionTimeouts, volumeTimeouts: VolumeTimeouts, backend: string) {
   return {
@@ -17,10 +23,8 @@ export function createPlacementActivities(timeouts: SessionTimeouts, volumeTimeo
      */
     async deriveSession({ user, workspace }: { user: string; workspace: string }) {
       try {
-        const validated = { user: validateUserName(user), workspace: validateWorkspacePath(workspace) };
-        const placement = placementFor(validated.user, validated.workspace);
+        const placement = validatedPlacement(user, workspace);
         return {
-          ...validated,
           ...placement,
           workflowId: workflowIdFor(placement.namespace),
           timeouts,

@@ -8,8 +8,8 @@ import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailed
 import type { VolumeRecord } from '../lib/domain';
 import { knownVolumes } from '../lib/retained-volumes';
 import type { ComputeBackend } from '../lib/compute/backend';
-import { placementFor, volumeWorkflowIdFor } from '../lib/naming';
-import { validateUserName, validateWorkspacePath } from '../lib/validate';
+import { volumeWorkflowIdFor } from '../lib/naming';
+import { validatedPlacement } from './placement';
 import type { SessionStore } from '../lib/store/session-store';
 import type { volumeWorkflow } from '../workflows/volume';
 import { claimVolumeUpdate, releaseVolumeSignal, VOLUME_FAILURE, type VolumeInput } from '../workflows/volume-messages';
@@ -28,7 +28,7 @@ export interface VolumeDeps {
 /** Whether the volume is the one its row's (user, workspace) derives now: rows from before a naming change are not. */
 function namesItself({ user, workspace, volume }: Omit<VolumeClaim, 'sessionId'>): boolean {
   try {
-    return placementFor(validateUserName(user), validateWorkspacePath(workspace)).volume === volume;
+    return validatedPlacement(user, workspace).volume === volume;
   } catch {
     return false;
   }
@@ -104,9 +104,11 @@ export function createVolumeActivities({ temporal, store, backend }: VolumeDeps)
       const adopt: VolumeClaim[] = [];
       /** Volumes that may exist but get no owner this time: the rows that tell of them must stay. */
       const notAdopted: string[] = [];
+      // Newest first: the first row of a volume is its newest session.
+      const newest = new Map<string, (typeof sessions)[number]>();
+      for (const row of sessions) if (!newest.has(row.volume)) newest.set(row.volume, row);
       for (const volume of [...knownVolumes(sessions, volumes)].filter((v) => !owned.has(v))) {
-        // Newest first: the first row of a volume is its newest session.
-        const { sessionId, user, workspace } = sessions.find((row) => row.volume === volume)!;
+        const { sessionId, user, workspace } = newest.get(volume)!;
         if (!namesItself({ user, workspace, volume })) {
           log.warn(`volume ${volume} is not the volume its session ${sessionId} derives: left to an operator`);
           notAdopted.push(volume);
