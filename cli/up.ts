@@ -48,6 +48,12 @@ export async function up(): Promise<void> {
           ? `  temporal UI    ${info.temporalUi} (read-only, but reachable by every user of this machine)`
           : '  temporal UI    off (RBS_TEMPORAL_UI=on starts it, for a machine nobody else uses)',
         `  temporal CLI   temporal workflow list ${stack.temporalCliFlags.join(' ')}`,
+        ...(stack.metrics
+          ? [
+              `  metrics        http://${stack.metrics.orchestrator}/metrics (orchestrator), http://${stack.metrics.worker}/metrics (worker, with the Temporal SDK's)`,
+              `                 each agent's: metricsAddress in ${config.home}/namespaces/*/agent.json`,
+            ]
+          : []),
         `  session store  ${config.store.kind === 'sqlite' ? config.store.file : `spanner ${config.store.databaseId}`}`,
         `  home           ${config.home} (logs in ${paths.logs})`,
         '',

@@ -5,6 +5,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { SessionTimeouts, VolumeTimeouts } from './domain';
+import { splitHostPort } from './host-port';
 import { DEFAULT_KEEPALIVE_MS, checkKeepaliveMs } from './grpc/keepalive';
 import { type KubernetesBackendConfig, kubernetesConfigFromEnv } from './compute/kubernetes/config';
 import { FILESTORE_VARIABLES, filestoreConfigFromEnv, filestoreConfigured } from './compute/kubernetes/filestore-config';
@@ -64,6 +65,8 @@ export interface RbsConfig {
   oidc: OidcConfig | null;
   /** How quiet a client's connection (proxy to agent or orchestrator) may be before it is pinged (lib/grpc/keepalive). */
   keepaliveMs: number;
+  /** host:port of each service's Prometheus endpoint (GET /metrics); null: none. */
+  metrics: { orchestrator: string | null; worker: string | null };
 }
 
 const MINUTE = 60_000;
@@ -113,6 +116,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RbsConfig {
       auth: temporalAuthFromEnv(env),
     },
     orchestrator: { listen: env.RBS_ORCHESTRATOR_LISTEN ?? '127.0.0.1:7443' },
+    metrics: { orchestrator: metricsListen(env, 'RBS_ORCHESTRATOR_METRICS_LISTEN'), worker: metricsListen(env, 'RBS_WORKER_METRICS_LISTEN', false) },
     signer: signerConfig(env),
     certificates: {
       proxyValidityMs: int('RBS_PROXY_CERT_VALIDITY_MS', 12 * 60 * MINUTE),
@@ -175,3 +179,17 @@ export const homePaths = (home: string) => ({
   /** The CLI's per-user client credentials, from `rbs login`. */
   credentials: path.join(home, 'credentials'),
 });
+
+/** A metrics endpoint's host:port, or null when unset. The worker's (the Temporal SDK's exporter) cannot say which port 0 picked. */
+function metricsListen(env: NodeJS.ProcessEnv, name: string, anyPort = true): string | null {
+  const value = env[name];
+  if (!value) return null;
+  let port: number;
+  try {
+    ({ port } = splitHostPort(value));
+  } catch (err) {
+    throw new Error(`${name}: ${(err as Error).message}`);
+  }
+  if (port === 0 && !anyPort) throw new Error(`${name} needs a fixed port: the Temporal SDK's exporter does not tell which one port 0 picked`);
+  return value;
+}

@@ -38,6 +38,10 @@ export function isTerminal(phase: SessionPhase): boolean {
   return TERMINAL_PHASES.includes(phase);
 }
 
+export function isProvisioning(phase: SessionPhase): phase is ProvisioningPhase {
+  return (PROVISIONING_PHASES as readonly string[]).includes(phase);
+}
+
 export function isSessionPhase(value: string): value is SessionPhase {
   return (SESSION_PHASES as readonly string[]).includes(value);
 }

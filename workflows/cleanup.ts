@@ -9,6 +9,7 @@ import { patched, proxyActivities, setCurrentDetails } from '@temporalio/workflo
 import type { createActivities } from '../activities';
 import type { OrphanedShares } from '../activities/cleanup';
 import { cleanupDetails, summarized } from './details';
+import { metrics } from './metrics';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -80,6 +81,15 @@ export async function cleanupWorkflow(): Promise<CleanupReport> {
   const restarted = unowned.restart.map((claim) => claim.volume);
   const volumes = owners ? { adopted, restarted, expiredRows: [...expired.sessionRows, ...expired.volumeRows] } : undefined;
   setCurrentDetails(cleanupDetails({ ...found, sessionRows: rowsToDelete }, true, shares, volumes));
+  metrics.cleanupPass({
+    namespaces: found.namespaces.length,
+    agents: found.agents.length,
+    sessionRows: rowsToDelete.length,
+    adoptedVolumes: adopted.length,
+    restartedOwners: restarted.length,
+    expiredRows: expired.sessionRows.length + expired.volumeRows.length,
+    orphanedShares: shares.orphans.length + shares.unattributed.length,
+  });
   const report = { namespaces: found.namespaces, agents: found.agents, sessionRows: rowsToDelete, shares };
   return owners ? { ...report, adoptedVolumes: adopted, restartedOwners: restarted, expiredRows: expired } : report;
 }

@@ -21,10 +21,11 @@ import {
 } from '@temporalio/workflow';
 import type { RetryPolicy } from '@temporalio/common';
 import type { createActivities } from '../activities';
-import { type EndReason, EXPIRY_REASON, isTerminal, type SessionPhase, type SessionPlacement } from '../lib/domain';
+import { type EndReason, EXPIRY_REASON, isProvisioning, isTerminal, type SessionPhase, type SessionPlacement } from '../lib/domain';
 import { FAILURE, endUpdate, getServerUpdate, heartbeatSignal, sessionQuery, type SessionInput, type SessionTimeouts, type SessionView } from './messages';
 import { failureCode, SESSION_END_REASON, SESSION_FAILURE, SESSION_ID, SESSION_PHASE } from '../lib/temporal/search-attributes';
 import { type SessionMoment, sessionCurrentDetails, summarized } from './details';
+import { metrics, type ReadyStart } from './metrics';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -179,13 +180,26 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     return { ...session };
   });
 
+  /** For the metrics: when the current phase began, and when and how the way to READY did (the run's start at first). */
+  let phaseSince = Date.now();
+  const towardReady: { since: number; start: ReadyStart } = { since: workflowInfo().runStartTime.getTime(), start: 'new' };
+  const measure = (left: SessionPhase, entered: SessionPhase, at: number) => {
+    if (left === entered) return;
+    metrics.phaseLeft(left, entered, (at - phaseSince) / 1000);
+    phaseSince = at;
+    if (entered === 'RESUMING' && towardReady.start !== 'replace') Object.assign(towardReady, { since: at, start: 'resume' });
+    if (entered === 'READY' && (left === 'RESUMING' || isProvisioning(left))) metrics.ready((at - towardReady.since) / 1000, towardReady.start);
+  };
+
   /** Records the phase first, so whoever sees the new phase finds the store already agreeing. */
   async function enter(phase: SessionPhase): Promise<void> {
+    const [left, leftAt] = [session.phase, Date.now()];
     pending = phase;
     await CancellationScope.nonCancellable(() => records.recordSession({ ...session, phase }));
     session.phase = phase;
     pending = null;
     show();
+    measure(left, phase, leftAt);
     const over = isTerminal(phase) && patched('end-reason-search-attributes');
     upsertSearchAttributes([
       { key: SESSION_PHASE, value: phase },
@@ -319,11 +333,13 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
   /** The agent does not answer: alive but not answering is as good as dead. */
   async function replaceAgent(): Promise<void> {
     show({ step: 'replacing the agent, which did not answer' });
+    Object.assign(towardReady, { since: Date.now(), start: 'replace' });
     try {
       await teardown.stopAgent(ref);
       await resume();
     } finally {
       show({ step: undefined });
+      towardReady.start = 'resume';
     }
   }
 

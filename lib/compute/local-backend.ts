@@ -43,6 +43,8 @@ export const NAMESPACE_FILES = {
 export interface AgentInfo {
   pid: number;
   address: string;
+  /** Its Prometheus endpoint (on loopback, a port of its own). */
+  metricsAddress?: string;
   startedAt: string;
 }
 

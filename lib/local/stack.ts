@@ -7,11 +7,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { homePaths, type RbsConfig } from '../config';
+import { splitHostPort } from '../host-port';
 import { CertificateAuthority } from '../pki/ca';
 import type { ServiceName } from '../pki/identity';
 import { publishServiceTls, type ServiceTls } from '../pki/service-tls';
 import { startChild } from './child';
-import { waitForPort } from './ports';
+import { freePort, waitForPort } from './ports';
 import { TEMPORAL_AUTH_VARIABLES, temporalAuthEnv } from '../temporal/config';
 import { startLocalTemporal } from './local-temporal';
 import { type Supervised, supervise } from './supervisor';
@@ -23,6 +24,8 @@ export interface LocalStack {
   temporalUi: string | null;
   /** `temporal` CLI flags that reach this Temporal (its client certificate). */
   temporalCliFlags: string[];
+  /** host:port of each service's Prometheus endpoint (GET /metrics), unless turned off. */
+  metrics: { orchestrator: string; worker: string } | null;
   services: Supervised[];
   /** Resolves with why once a process of the stack keeps dying and is given up on. */
   givenUp: Promise<string>;
@@ -32,6 +35,8 @@ export interface LocalStack {
 export interface LocalStackOptions {
   ui: boolean;
   persist: boolean;
+  /** Prometheus endpoints on the orchestrator and the worker (default: on); off only to measure what they cost. */
+  metrics?: boolean;
   /** Restarts of dead processes, and giving up on one. */
   log(message: string): void;
 }
@@ -59,6 +64,12 @@ export async function startLocalStack(config: RbsConfig, options: LocalStackOpti
       log: options.log,
     });
     services.push(...temporal.services);
+    // Configured, or a free loopback port each: fixed defaults would collide between stacks on one machine.
+    const loopback = async () => `127.0.0.1:${await freePort()}`;
+    const metrics =
+      options.metrics === false
+        ? null
+        : { orchestrator: config.metrics.orchestrator ?? (await loopback()), worker: config.metrics.worker ?? (await loopback()) };
     const env = {
       ...withoutTemporalAuth(process.env), // this stack's Temporal, not whatever the shell points at
       RBS_HOME: config.home,
@@ -69,6 +80,8 @@ export async function startLocalStack(config: RbsConfig, options: LocalStackOpti
       RBS_SIGNER_LISTEN: config.signer.listen,
       RBS_SIGNER_ADDRESS: config.signer.listen,
       RBS_SERVICE_TLS_DIR: paths.serviceTls,
+      RBS_ORCHESTRATOR_METRICS_LISTEN: metrics?.orchestrator ?? '',
+      RBS_WORKER_METRICS_LISTEN: metrics?.worker ?? '',
     };
     /** Starts `name`, resolving once it listens on `listen` (if it does), and supervises it. */
     const service = (name: ServiceName, listen?: string) =>
@@ -93,13 +106,14 @@ export async function startLocalStack(config: RbsConfig, options: LocalStackOpti
     ] as const) {
       serviceTls.push(await publishServiceTls(ca, paths.serviceTls, name, { dnsNames: ['localhost'], ipAddresses: [...ipAddresses] }));
     }
-    services.push(await service('worker')); // one at a time: a failed start below must stop this one too
+    services.push(await service('worker', metrics?.worker)); // one at a time: a failed start below must stop this one too
     services.push(await service('orchestrator', config.orchestrator.listen));
     return {
       orchestrator: config.orchestrator.listen,
       temporal: temporal.address,
       temporalUi: temporal.uiUrl,
       temporalCliFlags: temporal.cliFlags,
+      metrics,
       services,
       givenUp: Promise.race(services.map((service) => service.givenUp)),
       stop,
@@ -111,8 +125,8 @@ export async function startLocalStack(config: RbsConfig, options: LocalStackOpti
 }
 
 function splitAddress(address: string): [string, number] {
-  const at = address.lastIndexOf(':');
-  return [address.slice(0, at), Number(address.slice(at + 1))];
+  const { host, port } = splitHostPort(address);
+  return [host, port];
 }
 
 function withoutTemporalAuth(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {

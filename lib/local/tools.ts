@@ -99,3 +99,11 @@ export function temporalServerBinary(): string {
 export function temporalUiServerBinary(): string {
   return cachedTool(`temporal-ui-server-${versions().TEMPORAL_UI_SERVER_VERSION}`, 'temporal-ui-server', 'run `npm run setup`');
 }
+
+/** promlint (scripts/promlint: what `promtool check metrics` checks), built by scripts/install-promlint.sh for `npm test`. */
+export function promlintBinary(): string {
+  const goMod = fs.readFileSync(path.join(REPO_ROOT, 'scripts', 'promlint', 'go.mod'), 'utf8');
+  const version = /^require github\.com\/prometheus\/client_golang (v\S+)$/m.exec(goMod)?.[1];
+  if (!version) throw new Error('scripts/promlint/go.mod names no client_golang version');
+  return cachedTool(`promlint-${version}`, 'promlint', 'run `bash scripts/install-promlint.sh` (npm test does)');
+}

@@ -11,6 +11,7 @@ import type { ListOutputsResponse } from '../../gen/proto/rbs/v1/ListOutputsResp
 import type { ReadBuildEventFileRequest__Output } from '../../gen/proto/rbs/v1/ReadBuildEventFileRequest';
 import type { BazelServer } from './bazel-server';
 import type { DriftWatch } from './drift-watch';
+import { type AgentMetrics, SERVER_FAILED } from './metrics';
 import type { LaptopCommands } from './laptop-command';
 import type { CommandOutputs } from './outputs';
 import type { KeptRuns } from './remote-run';
@@ -26,11 +27,12 @@ export interface CommandContext {
   laptop: LaptopCommands;
   outputs: CommandOutputs;
   runs: KeptRuns;
+  metrics: AgentMetrics;
   drift?: DriftWatch;
 }
 
 /** Serves one Run call for an already authorized peer; its outputs are listed before the call ends. */
-export async function serveRun(call: RunCall, { bazel, syncs, laptop, outputs, runs, drift }: CommandContext): Promise<void> {
+export async function serveRun(call: RunCall, { bazel, syncs, laptop, outputs, runs, metrics, drift }: CommandContext): Promise<void> {
   const { request, clientWorkspace, clientOutputBase, syncId } = call.request;
   // Emitted, not destroy(): grpc-js sends an emitted error's status, and a destroyed stream sends nothing.
   const fail = (code: grpc.status, details: string): void => void call.emit('error', statusError(code, details));
@@ -60,14 +62,23 @@ export async function serveRun(call: RunCall, { bazel, syncs, laptop, outputs, r
     if (r.finished) exitCode = r.exitCode ?? 0;
     command.send(r);
   };
+  const started = performance.now();
+  const name = request.arg![0].toString('latin1');
   bazel
     .run(command.request, client, relay, abort.signal, tracker.rewrite)
     .finally(() => command.end())
-    .then(async (exec) => (await tracker.finish(commandId, exitCode), exec))
+    .then(async (exec) => {
+      metrics.commandDone(name, exitCode, (performance.now() - started) / 1000);
+      await tracker.finish(commandId, exitCode);
+      return exec;
+    })
     .then(
       // A `bazel run` ends without a final response: its RunTarget follows as a trailer.
       async (exec) => call.end(exec && (await runTrailer(exec, bazel, runs))),
-      (err: Error) => fail(grpc.status.UNAVAILABLE, `the session's Bazel server failed: ${err.message}`),
+      (err: Error) => {
+        metrics.commandDone(name, SERVER_FAILED, (performance.now() - started) / 1000);
+        fail(grpc.status.UNAVAILABLE, `the session's Bazel server failed: ${err.message}`);
+      },
     );
 }
 

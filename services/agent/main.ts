@@ -12,12 +12,14 @@ import { fileServiceTls } from '../../lib/pki/service-tls';
 import { installFile } from '../../lib/files';
 import { checkKeepaliveMs } from '../../lib/grpc/keepalive';
 import { InvalidInputError, validateSessionId } from '../../lib/validate';
+import { agentLog, logForSession } from './log';
 import { type AgentServer, type AgentServerOptions, startAgentServer } from './server';
 
 const USAGE = [
-  'usage: agent --namespace-dir DIR --session ID --workspace-dir DIR [--listen HOST:PORT] [--keepalive-ms MS] [--exit-when-unused-ms MS]',
+  'usage: agent --namespace-dir DIR --session ID --workspace-dir DIR [--listen HOST:PORT] [--metrics-listen HOST:PORT]',
+  '             [--keepalive-ms MS] [--exit-when-unused-ms MS]',
   '   or: agent, in a pod, with RBS_AGENT_SESSION, RBS_AGENT_TLS_DIR and RBS_AGENT_VOLUME_DIR set',
-  '       (and optionally RBS_AGENT_LISTEN, default 0.0.0.0:9443, and RBS_AGENT_HEALTH_LISTEN)',
+  '       (and optionally RBS_AGENT_LISTEN, default 0.0.0.0:9443, RBS_AGENT_HEALTH_LISTEN and RBS_AGENT_METRICS_LISTEN)',
 ].join('\n');
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -33,7 +35,7 @@ class ExitError extends Error {
 }
 
 function log(message: string): void {
-  process.stderr.write(`${new Date().toISOString()} agent[${process.pid}] ${message}\n`);
+  agentLog().info(message);
 }
 
 function parseFlags(argv: string[]) {
@@ -47,6 +49,7 @@ function parseFlags(argv: string[]) {
         session: { type: 'string' },
         'workspace-dir': { type: 'string' },
         listen: { type: 'string', default: '127.0.0.1:0' },
+        'metrics-listen': { type: 'string', default: '127.0.0.1:0' },
         'keepalive-ms': { type: 'string' },
         'exit-when-unused-ms': { type: 'string' },
       },
@@ -71,7 +74,8 @@ function parseFlags(argv: string[]) {
   }
   // Other agents and the backend recognise this agent by the literal path on its command line.
   if (!path.isAbsolute(namespaceDir)) throw new ExitError(EXIT_USAGE, '--namespace-dir must be an absolute path');
-  return { namespaceDir, sessionId, workspaceDir: path.resolve(workspaceDir), listen, keepaliveMs, exitWhenUnusedMs };
+  const metricsListen = values['metrics-listen'];
+  return { namespaceDir, sessionId, workspaceDir: path.resolve(workspaceDir), listen, metricsListen, keepaliveMs, exitWhenUnusedMs };
 }
 
 /** The pod's settings (lib/compute/kubernetes/objects.ts agentPod sets them). */
@@ -95,6 +99,7 @@ function podSettings(env: NodeJS.ProcessEnv) {
     volumeDir: required('RBS_AGENT_VOLUME_DIR'),
     listen: env.RBS_AGENT_LISTEN || '0.0.0.0:9443',
     healthListen: env.RBS_AGENT_HEALTH_LISTEN || undefined,
+    metricsListen: env.RBS_AGENT_METRICS_LISTEN || undefined,
   };
 }
 
@@ -167,7 +172,8 @@ async function start(options: AgentServerOptions): Promise<AgentServer> {
   }
   const server = await startAgentServer({ ...options, warmBazel: { log } });
   const health = server.healthAddress ? `, health on ${server.healthAddress}` : '';
-  log(`serving session ${options.sessionId} on ${server.address}${health} (workspace ${options.workspaceDir})`);
+  const metrics = server.metricsAddress ? `, metrics on http://${server.metricsAddress}/metrics` : '';
+  log(`serving session ${options.sessionId} on ${server.address}${health}${metrics} (workspace ${options.workspaceDir})`);
   return server;
 }
 
@@ -176,28 +182,30 @@ async function start(options: AgentServerOptions): Promise<AgentServer> {
  * (server.ts) and HOME (set by the pod): all survive the pod. A new volume starts empty.
  */
 async function runInPod(settings: ReturnType<typeof podSettings>, stopRequested: Promise<NodeJS.Signals>): Promise<number> {
-  const { sessionId, tlsDir, volumeDir, listen, healthListen } = settings;
+  const { sessionId, tlsDir, volumeDir, listen, healthListen, metricsListen } = settings;
+  logForSession(sessionId);
   const workspaceDir = path.join(volumeDir, 'workspace');
   for (const dir of [workspaceDir, process.env.HOME]) if (dir) fs.mkdirSync(dir, { recursive: true });
   const tls = await fileServiceTls(tlsDir, 'agent'); // re-read: the worker renews it in place
-  return serveUntilStopped(await start({ sessionId, workspaceDir, tls, listen, healthListen }), stopRequested);
+  return serveUntilStopped(await start({ sessionId, workspaceDir, tls, listen, healthListen, metricsListen }), stopRequested);
 }
 
 async function runLocal(flags: ReturnType<typeof parseFlags>, stopRequested: Promise<NodeJS.Signals>): Promise<number> {
-  const { namespaceDir, sessionId, workspaceDir, listen, keepaliveMs, exitWhenUnusedMs } = flags;
+  const { namespaceDir, sessionId, workspaceDir, listen, metricsListen, keepaliveMs, exitWhenUnusedMs } = flags;
+  logForSession(sessionId);
   const lockFile = path.join(namespaceDir, NAMESPACE_FILES.agentLock);
   const infoFile = path.join(namespaceDir, NAMESPACE_FILES.agentInfo);
 
   await acquireLock(lockFile, namespaceDir);
   try {
     const tls = await fileServiceTls(path.join(namespaceDir, NAMESPACE_FILES.tls), 'agent');
-    const server = await start({ sessionId, workspaceDir, tls, listen, keepaliveMs });
+    const server = await start({ sessionId, workspaceDir, tls, listen, metricsListen, keepaliveMs });
     // Two agents breaking the same stale lock can both think they won; the one still named keeps it.
     if (readPid(lockFile) !== process.pid) {
       await server.stop();
       throw new ExitError(AGENT_EXIT_ALREADY_RUNNING, `lost ${lockFile} to agent ${readPid(lockFile)} while starting`);
     }
-    const info: AgentInfo = { pid: process.pid, address: server.address, startedAt: new Date().toISOString() };
+    const info: AgentInfo = { pid: process.pid, address: server.address, metricsAddress: server.metricsAddress, startedAt: new Date().toISOString() };
     await installFile(infoFile, JSON.stringify(info), 0o644, true);
     const stop = exitWhenUnusedMs === undefined ? stopRequested : Promise.race([stopRequested, whenUnused(server, exitWhenUnusedMs, stopRequested)]);
     return await serveUntilStopped(server, stop);
@@ -217,7 +225,7 @@ main().then(
   },
   (err: unknown) => {
     const exitCode = err instanceof ExitError ? err.exitCode : EXIT_FAILED;
-    log(err instanceof Error ? err.message : String(err));
+    agentLog().error(err instanceof Error ? err.message : String(err));
     if (exitCode === EXIT_USAGE) process.stderr.write(`${USAGE}\n`);
     process.exit(exitCode);
   },

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { serverDirectory, unpublishServer } from '../../lib/bazel/server-files';
 import { type ProcessRef, bazelServersOf, commandLine, isBazelServerOf, listeningPorts, runningProcess, stopProcess } from './bazel-process';
+import { agentLog } from './log';
 
 /** The server the agent started: the process, where it listens and its cookies. */
 export interface ServerPin extends ProcessRef {
@@ -16,7 +17,7 @@ export interface ServerPin extends ProcessRef {
   responseCookie: string;
 }
 
-const log = (message: string) => process.stderr.write(`${new Date().toISOString()} agent[${process.pid}] ${message}\n`);
+const log = (message: string) => agentLog().warn(message);
 
 /**
  * Kills every Bazel server of `outputBase` that /proc shows: at the agent's start, none is its own.

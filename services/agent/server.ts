@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { bindServer } from '../../lib/grpc/bind';
 import { serverKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
+import { serveMetrics } from '../../lib/metrics/endpoint';
 import { shutdownGracefully } from '../../lib/grpc/shutdown';
 import { type AuthenticatedCall, type RotatingTls, type TlsMaterial, peerIdentity, serverCredentials } from '../../lib/grpc/tls';
 import { describeIdentity } from '../../lib/pki/identity';
@@ -15,6 +16,8 @@ import { BazelServer } from './bazel-server';
 import { type ReadBuildEventFileCall, type RunCall, cancelCommand, listOutputs, serveBuildEventFile, serveRun, shutdownBazel } from './commands';
 import { DriftWatch } from './drift-watch';
 import { LaptopCommands } from './laptop-command';
+import { agentLog } from './log';
+import { AgentMetrics } from './metrics';
 import { CommandOutputs } from './outputs';
 import { KeptRuns, type RemoteRunCall, serveRemoteRun } from './remote-run';
 import { stopStrayServers } from './server-pin';
@@ -36,6 +39,8 @@ export interface AgentServerOptions {
   healthListen?: string;
   /** How quiet a connection may be before it is pinged; unanswered, it is dropped (lib/grpc/keepalive). */
   keepaliveMs?: number;
+  /** host:port of its plaintext Prometheus endpoint (GET /metrics); none when unset. */
+  metricsListen?: string;
   /**
    * Starts Bazel's server at once on a copy that is a workspace already (a replaced or resumed
    * agent's), so that its JVM starts while the proxy syncs, not after; `log` hears how it went.
@@ -48,6 +53,8 @@ export interface AgentServer {
   address: string;
   /** host:port of the plaintext health server, if there is one. */
   healthAddress?: string;
+  /** host:port of the Prometheus endpoint, if there is one. */
+  metricsAddress?: string;
   /** Which workspace sync the agent's copy matches. */
   syncs: SyncLedger;
   /** Changes to the copy outside a sync. */
@@ -80,6 +87,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   await stopStrayServers(outputBase); // before anyone can reach this agent
   if (options.warmBazel) void warm(bazel, options.warmBazel.log);
   const usage = new AgentUsage();
+  const metrics = new AgentMetrics();
 
   /** Wraps a unary handler so that it runs only for an authorized peer (`callers`, see authorize). */
   function guarded<Req, Res>(handle: (request: Req) => Res | Promise<Res>, callers: Callers): grpc.handleUnaryCall<Req, Res> {
@@ -119,11 +127,11 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   server.addService(health.grpc.health.v1.Health.service, { Check: guarded(checkHealth, 'proxy or probe') });
   server.addService(agent.rbs.v1.Agent.service, {
     Ping: guarded(() => ({ sessionId, workspaceDir, startedAtMs }), 'proxy or probe'),
-    Sync: guardedStream((call: SyncCall) => serveSync(call, workspaceDir, syncs, drift)),
-    Run: guardedStream((call: RunCall) => void serveRun(call, { bazel, syncs, laptop, outputs, runs, drift })),
+    Sync: guardedStream((call: SyncCall) => serveSync(call, workspaceDir, syncs, metrics.transfer('sync'), drift)),
+    Run: guardedStream((call: RunCall) => void serveRun(call, { bazel, syncs, laptop, outputs, runs, metrics, drift })),
     ReadBuildEventFile: guardedStream((call: ReadBuildEventFileCall) => serveBuildEventFile(call, laptop)),
     ListOutputs: guarded((request: { commandId: string }) => listOutputs(outputs, request.commandId), 'proxy'),
-    Fetch: guardedStream((call: SyncCall) => serveFetch(call, outputBase)),
+    Fetch: guardedStream((call: SyncCall) => serveFetch(call, outputBase, metrics.transfer('fetch'))),
     RunRemotely: guardedStream((call: RemoteRunCall) => serveRemoteRun(call, runs)),
     Cancel: guarded((request: { commandId: string }) => cancelCommand(bazel, request.commandId), 'proxy'),
     ShutdownBazel: guarded(() => shutdownBazel(bazel), 'proxy'),
@@ -145,17 +153,20 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     });
     healthAddress = await bindServer(healthServer, options.healthListen, grpc.ServerCredentials.createInsecure());
   }
+  const onError = (err: Error) => agentLog().warn({ err }, 'serving metrics');
+  const metricsEndpoint = options.metricsListen ? await serveMetrics(options.metricsListen, metrics.registry, { onError }) : undefined;
 
   return {
     address,
     healthAddress,
+    metricsAddress: metricsEndpoint?.address,
     syncs,
     drift,
     usage,
     async stop() {
       // Both stop taking calls at once (no new client is sent here while the agent stops), then
       // share one grace period for those in flight.
-      await Promise.all([healthServer && shutdownGracefully(healthServer), shutdownGracefully(server)]);
+      await Promise.all([healthServer && shutdownGracefully(healthServer), shutdownGracefully(server), metricsEndpoint?.close()]);
       // A suspended or ended session keeps no JVM running; its caches stay on the volume.
       await bazel.shutdown();
       bazel.close();

@@ -11,6 +11,7 @@ import { statusError } from '../../lib/grpc/status';
 import type { SyncFrame, SyncFrame__Output } from '../../gen/proto/rbs/v1/SyncFrame';
 import type { SyncStart__Output } from '../../gen/proto/rbs/v1/SyncStart';
 import type { DriftWatch } from './drift-watch';
+import type { TransferMeasure } from './metrics';
 import { RefusedSyncError, checkFetchStart, checkSyncStart } from './sync-args';
 
 export type SyncCall = grpc.ServerDuplexStream<SyncFrame__Output, SyncFrame>;
@@ -72,13 +73,13 @@ export class SyncLedger {
 }
 
 /** Serves one Sync call for an already authorized peer. */
-export function serveSync(call: SyncCall, workspaceDir: string, ledger: SyncLedger, drift?: DriftWatch): void {
-  serveRsync(call, workspaceDir, checkSyncStart, { ledger, drift });
+export function serveSync(call: SyncCall, workspaceDir: string, ledger: SyncLedger, measure: TransferMeasure, drift?: DriftWatch): void {
+  serveRsync(call, workspaceDir, checkSyncStart, measure, { ledger, drift });
 }
 
 /** Serves one Fetch call for an already authorized peer: it reads, so no sync is involved. */
-export function serveFetch(call: SyncCall, outputBase: string): void {
-  serveRsync(call, outputBase, checkFetchStart);
+export function serveFetch(call: SyncCall, outputBase: string, measure: TransferMeasure): void {
+  serveRsync(call, outputBase, checkFetchStart, measure);
 }
 
 type Vet = (start: SyncStart__Output) => { syncId: string; baseSyncId?: string; rsyncArgs: string[] };
@@ -89,12 +90,13 @@ interface Receive {
   drift?: DriftWatch;
 }
 
-function serveRsync(call: SyncCall, dir: string, vet: Vet, receive?: Receive): void {
+function serveRsync(call: SyncCall, dir: string, vet: Vet, measure: TransferMeasure, receive?: Receive): void {
   let rsync: ChildProcessWithoutNullStreams | undefined;
   let starting = false;
   /** Ends the call with `error` unless it has already ended. */
   const fail = (error: grpc.StatusObject) => {
     if (call.writableEnded) return;
+    measure.done('failed');
     rsync?.kill();
     call.emit('error', error);
   };
@@ -105,15 +107,17 @@ function serveRsync(call: SyncCall, dir: string, vet: Vet, receive?: Receive): v
       if (!starting) {
         starting = true;
         call.pause(); // the next frames are rsync's, once it runs
-        startRsync(call, frame, dir, vet, receive, fail).then((started) => {
+        startRsync(call, frame, dir, vet, receive, fail, measure).then((started) => {
           rsync = started;
           // Cancelled while rsync was starting: the 'cancelled' handler found none to stop.
           if (call.cancelled) stop(started);
           call.resume();
         }, fail);
       } else if (!rsync) throw statusError(grpc.status.INTERNAL, 'a frame arrived before rsync started');
-      else if (frame.frame === 'data') feed(call, rsync, frame.data!);
-      else if (frame.frame === 'eof') rsync.stdin.end();
+      else if (frame.frame === 'data') {
+        measure.received(frame.data!.length);
+        feed(call, rsync, frame.data!);
+      } else if (frame.frame === 'eof') rsync.stdin.end();
       else throw statusError(grpc.status.INVALID_ARGUMENT, `unexpected ${frame.frame} frame after the sync started`);
     } catch (err) {
       fail(err as grpc.StatusObject);
@@ -122,7 +126,10 @@ function serveRsync(call: SyncCall, dir: string, vet: Vet, receive?: Receive): v
   // A half-close is the proxy's last word: nothing more will reach rsync's stdin either way.
   call.on('end', () => (rsync ? rsync.stdin.end() : fail(statusError(grpc.status.INVALID_ARGUMENT, 'the stream ended before its SyncStart'))));
   // The proxy is gone (cancelled, or its connection dropped): stop writing its workspace.
-  call.on('cancelled', () => stop(rsync));
+  call.on('cancelled', () => {
+    measure.done('cancelled');
+    stop(rsync);
+  });
 }
 
 /** Vets the first frame and starts rsync on it in `dir`; rejects with a gRPC status if it may not run. */
@@ -133,6 +140,7 @@ async function startRsync(
   vet: Vet,
   receive: Receive | undefined,
   fail: (error: grpc.StatusObject) => void,
+  measure: TransferMeasure,
 ): Promise<ChildProcessWithoutNullStreams> {
   if (frame.frame !== 'start') {
     throw statusError(grpc.status.INVALID_ARGUMENT, `the first frame must be a SyncStart, not ${frame.frame}`);
@@ -151,6 +159,7 @@ async function startRsync(
   let spawnError: Error | undefined;
   rsync.stderr.on('data', (chunk: Buffer) => (stderr = Buffer.concat([stderr, chunk]).subarray(-STDERR_TAIL_BYTES)));
   rsync.stdout.on('data', (chunk: Buffer) => {
+    measure.sent(chunk.length);
     if (call.cancelled || call.write({ data: chunk })) return;
     rsync.stdout.pause();
     call.once('drain', () => rsync.stdout.resume());
@@ -174,6 +183,7 @@ async function startRsync(
       return fail(statusError(grpc.status.INTERNAL, `cannot run rsync in ${dir}: ${spawnError.message}`));
     }
     if (call.cancelled || call.writableEnded) return;
+    measure.done(code === 0 ? 'ok' : 'failed');
     const message = stderr.toString('utf8').trim() || (signal ? `rsync was killed by ${signal}` : '');
     call.write({ exit: { code: code ?? 128 + constants.signals[signal!], message } });
     call.end();

@@ -33,6 +33,7 @@ const FAILURE_STATUS: Record<string, grpc.status> = {
   [FAILURE.QUOTA_EXCEEDED]: grpc.status.RESOURCE_EXHAUSTED,
 };
 
+/** The status a failure is answered with; anything unforeseen is INTERNAL, its details kept for the log (audit.ts). */
 export function toServiceError(err: unknown, rpc: string): Partial<grpc.ServiceError> {
   if (err instanceof RpcError) return { code: err.code, details: err.message };
   if (err instanceof InvalidInputError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
@@ -43,6 +44,5 @@ export function toServiceError(err: unknown, rpc: string): Partial<grpc.ServiceE
   if (failure?.type && failure.type in FAILURE_STATUS) {
     return { code: FAILURE_STATUS[failure.type], details: failure.message };
   }
-  console.error(`rbs orchestrator: ${rpc} failed:`, err);
   return { code: grpc.status.INTERNAL, details: `${rpc} failed: internal error` };
 }

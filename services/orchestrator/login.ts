@@ -12,8 +12,10 @@ import { identityFromClaims } from '../../lib/oidc/claims';
 import { IdTokenVerifier } from '../../lib/oidc/id-token';
 import type { CertificateSigner } from '../../lib/pki/signer';
 import { InvalidInputError } from '../../lib/validate';
-import { RpcError, toServiceError } from './errors';
+import type { Failed } from './audit';
+import { RpcError } from './errors';
 import type { Revocations } from './revocation';
+import type { Logger } from '../../lib/log';
 
 /** Far above any real ID token or P-256 key, far below what would cost the orchestrator. */
 const MAX_ID_TOKEN_BYTES = 32 * 1024;
@@ -43,6 +45,7 @@ export class Login {
     private readonly signer: CertificateSigner,
     /** A revoked user gets no new certificate either. */
     private readonly revocations: Pick<Revocations, 'admit'>,
+    private readonly log: Logger,
   ) {
     if (config.allowedDomains.length === 0) {
       throw new Error(
@@ -61,15 +64,14 @@ export class Login {
     await this.revocations.admit(identity);
     const certificatePem = await this.signer.certifyPublicKey(identity, publicKeyPem, { validityMs: this.config.certificateValidityMs });
     const expiresAtMs = new Date(new X509Certificate(certificatePem).validTo).getTime();
-    console.error(
-      `rbs orchestrator: login: certified ${identity.operator ? 'operator' : 'user'} ${JSON.stringify(identity.user)} until ${new Date(expiresAtMs).toISOString()}`,
-    );
+    this.log.info({ audit: 'login', user: identity.user, operator: identity.operator, expiresAt: new Date(expiresAtMs).toISOString() }, 'login certified');
     return { certificatePem, caCertificatePem: this.signer.caCertPem, user: identity.user, operator: identity.operator, expiresAtMs };
   }
 }
 
 /** The handler; without an issuer configured (the single-user local stack) every call is refused. */
-export function loginHandler(login: Login | null): grpc.handleUnaryCall<LoginRequest, LoginResponse> {
+/** `failed`: how a failure is answered (and counted). */
+export function loginHandler(login: Login | null, failed: Failed): grpc.handleUnaryCall<LoginRequest, LoginResponse> {
   return (call, callback) => {
     Promise.resolve()
       .then(() => {
@@ -81,6 +83,6 @@ export function loginHandler(login: Login | null): grpc.handleUnaryCall<LoginReq
         return login.login(call.request.idToken ?? '', call.request.publicKeyPem ?? '');
       })
       .then((response) => callback(null, response))
-      .catch((err) => callback(toServiceError(err, 'Login')));
+      .catch((err) => callback(failed(err, 'Login', call)));
   };
 }

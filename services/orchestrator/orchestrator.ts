@@ -7,7 +7,10 @@ import type { RbsConfig } from '../../lib/config';
 import { listenNames } from '../../lib/grpc/bind';
 import { serviceCredentials } from '../../lib/pki/service-credentials';
 import { openSessionStore } from '../../lib/store';
+import { type Logger, processLogger } from '../../lib/log';
+import { serveMetrics } from '../../lib/metrics/endpoint';
 import { Limits } from './limits';
+import { OrchestratorMetrics } from './metrics';
 import { Revocations } from './revocation';
 import { Login } from './login';
 import { temporalConnectionOptions } from '../../lib/temporal/connection';
@@ -15,13 +18,16 @@ import { startOrchestrator, type Orchestrator } from './server';
 import { Sessions } from './sessions';
 import { Volumes } from './volumes';
 
-export async function runOrchestrator(config: RbsConfig): Promise<Orchestrator> {
+/** `log`: where its JSON lines go (stderr unless given). */
+export async function runOrchestrator(config: RbsConfig, log: Logger = processLogger('orchestrator')): Promise<Orchestrator> {
   const credentials = await serviceCredentials(config, 'orchestrator', listenNames(config.orchestrator.listen));
   const store = await openSessionStore(config.store);
   const connection = await Connection.connect(await temporalConnectionOptions(config.temporal));
   const temporal = new Client({ connection, namespace: config.temporal.namespace });
   const limits = new Limits(config.limits, store);
+  const metrics = new OrchestratorMetrics(store);
   const sessions = new Sessions({
+    metrics,
     temporal,
     store,
     taskQueue: config.temporal.taskQueue,
@@ -30,14 +36,30 @@ export async function runOrchestrator(config: RbsConfig): Promise<Orchestrator> 
     signer: credentials.signer,
     proxyCertificateValidityMs: config.certificates.proxyValidityMs,
   });
-  const revocations = new Revocations(store, sessions);
-  const volumes = new Volumes({ temporal, store, taskQueue: config.temporal.taskQueue });
-  const login = config.oidc ? new Login(config.oidc, credentials.signer, revocations) : undefined;
-  const server = await startOrchestrator({ listen: config.orchestrator.listen, tls: credentials.tls, sessions, volumes, limits, revocations, login });
+  const revocations = new Revocations(store, sessions, log);
+  const volumes = new Volumes({ temporal, store, taskQueue: config.temporal.taskQueue, log });
+  const login = config.oidc ? new Login(config.oidc, credentials.signer, revocations, log) : undefined;
+  const onError = (err: Error) => log.warn({ err }, 'serving metrics');
+  const metricsEndpoint = config.metrics.orchestrator ? await serveMetrics(config.metrics.orchestrator, metrics.registry, { onError }) : null;
+  const server = await startOrchestrator({
+    listen: config.orchestrator.listen,
+    tls: credentials.tls,
+    sessions,
+    volumes,
+    limits,
+    revocations,
+    login,
+    metrics,
+    log,
+  }).catch(async (err) => {
+    await metricsEndpoint?.close();
+    throw err;
+  });
   return {
     address: server.address,
+    metricsAddress: metricsEndpoint?.address ?? null,
     async stop() {
-      await server.stop();
+      await Promise.all([server.stop(), metricsEndpoint?.close()]);
       credentials.close();
       await Promise.allSettled([store.close(), connection.close()]);
     },

@@ -9,6 +9,7 @@ import type { SessionStore } from '../../lib/store/session-store';
 import { validateUserName } from '../../lib/validate';
 import { RpcError } from './errors';
 import type { Caller, Sessions } from './sessions';
+import type { Logger } from '../../lib/log';
 
 /**
  * A GetServer admitted just before the revocation was written may still be starting a session
@@ -20,6 +21,7 @@ export class Revocations {
   constructor(
     private readonly store: SessionStore,
     private readonly sessions: Pick<Sessions, 'end'>,
+    private readonly log: Logger,
   ) {}
 
   /** Refuses a revoked caller. Read on every call, never cached. */
@@ -46,7 +48,7 @@ export class Revocations {
       await Promise.all(live.map((s) => this.sessions.end(caller, s.sessionId)));
       ended.push(...live.map((s) => s.sessionId));
     }
-    console.error(`rbs orchestrator: operator '${caller.user}' revoked user '${user}'; sessions ended: ${ended.join(', ') || 'none'}`);
+    this.log.info({ audit: 'operator', action: 'revoke', operator: caller.user, targetUser: user, endedSessionIds: ended }, 'user revoked');
     return ended;
   }
 
@@ -54,7 +56,7 @@ export class Revocations {
   async unrevoke(caller: Caller, rawUser: string): Promise<boolean> {
     const user = this.operatorAction(caller, rawUser, 'unrevoke');
     const lifted = await this.store.unrevoke(user);
-    if (lifted) console.error(`rbs orchestrator: operator '${caller.user}' lifted the revocation of user '${user}'`);
+    if (lifted) this.log.info({ audit: 'operator', action: 'unrevoke', operator: caller.user, targetUser: user }, 'revocation lifted');
     return lifted;
   }
 

@@ -13,7 +13,10 @@ import { peerIdentity, serverCredentials, type AuthenticatedCall, type RotatingT
 import { describeIdentity } from '../../lib/pki/identity';
 import { validateCommandReport } from '../../lib/validate';
 import type { SessionView } from '../../workflows/messages';
-import { RpcError, toServiceError } from './errors';
+import { type Failed, answerFailures } from './audit';
+import { RpcError } from './errors';
+import type { OrchestratorMetrics } from './metrics';
+import type { Logger } from '../../lib/log';
 import type { Limits } from './limits';
 import type { Revocations } from './revocation';
 import { loginHandler, type Login } from './login';
@@ -30,6 +33,8 @@ type Admit = (call: AuthenticatedCall) => Promise<Caller>;
 
 export interface Orchestrator {
   address: string;
+  /** host:port of its Prometheus endpoint, if it serves one. */
+  metricsAddress?: string | null;
   stop(): Promise<void>;
 }
 
@@ -71,14 +76,14 @@ export function toVolume(v: Pick<VolumeRecord, 'volume' | 'user' | 'workspace' |
   };
 }
 
-/** Wraps unary handlers: admission first, then the work, every failure as a precise status. */
-function unaryWith(admit: Admit) {
+/** Wraps unary handlers: admission first, then the work, every failure as a precise status, counted. */
+function unaryWith(admit: Admit, failed: Failed) {
   return <Req, Res>(rpc: string, handle: (caller: Caller, request: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> =>
     (call, callback) => {
       admit(call)
         .then((caller) => handle(caller, call.request))
         .then((response) => callback(null, response))
-        .catch((err) => callback(toServiceError(err, rpc)));
+        .catch((err) => callback(failed(err, rpc, call)));
     };
 }
 
@@ -89,17 +94,20 @@ export interface OrchestratorServices {
   volumes: Volumes;
   /** None without an OpenID provider: Login is then refused. */
   login?: Login;
+  metrics: OrchestratorMetrics;
+  log: Logger;
 }
 
-function handlers({ sessions, volumes, limits, revocations, login }: OrchestratorServices): OrchestratorHandlers {
+function handlers({ sessions, volumes, limits, revocations, login, metrics, log }: OrchestratorServices): OrchestratorHandlers {
   const admit: Admit = async (call) => {
     const caller = callerOf(call);
     await revocations.admit(caller);
     return caller;
   };
-  const unary = unaryWith(admit);
+  const failed = answerFailures(log, metrics);
+  const unary = unaryWith(admit, failed);
   return {
-    Login: loginHandler(login ?? null),
+    Login: loginHandler(login ?? null, failed),
     GetServer: unary('GetServer', async (caller, request) => {
       limits.countGetServer(caller.user);
       return { session: toSession(await sessions.getServer(caller, request.workspace ?? '', request.unreachableAgent || undefined)) };
@@ -180,7 +188,7 @@ function handlers({ sessions, volumes, limits, revocations, login }: Orchestrato
         call.end();
       })()
         // An 'error' event is how grpc-js sends a stream's status; destroy() would send none.
-        .catch((err) => call.emit('error', Object.assign(new Error('WatchSession failed'), toServiceError(err, 'WatchSession'))))
+        .catch((err) => call.emit('error', Object.assign(new Error('WatchSession failed'), failed(err, 'WatchSession', call))))
         .finally(() => release());
     },
   };

@@ -18,6 +18,7 @@ import { runSessionIds, sessionTimeline, type Timeline } from '../../lib/tempora
 import type { temporal } from '@temporalio/proto';
 import { RpcError, updateFailure } from './errors';
 import type { Limits } from './limits';
+import type { GetServerPath, OrchestratorMetrics } from './metrics';
 
 export interface Caller {
   user: string;
@@ -33,6 +34,7 @@ export interface SessionsOptions {
   signer: CertificateSigner;
   proxyCertificateValidityMs: number;
   limits: Pick<Limits, 'admitSession'>;
+  metrics?: Pick<OrchestratorMetrics, 'getServerDone'>;
 }
 
 /** An SPKI PEM of a P-256 key is under 200 characters; anything near this is not one. */
@@ -64,15 +66,17 @@ export class Sessions {
    * whether it still answers, so the session's workflow is asked: it probes the agent at once.
    */
   async getServer(caller: Caller, rawWorkspace: string, unreachableAgent?: string): Promise<SessionView> {
+    const started = performance.now();
+    const served = (path: GetServerPath, view: SessionView) => (this.options.metrics?.getServerDone(path, (performance.now() - started) / 1000), view);
     const workspace = validateWorkspacePath(rawWorkspace);
     if (unreachableAgent !== undefined) validateAgentAddress(unreachableAgent);
     const placement = placementFor(caller.user, workspace);
     const workflowId = workflowIdFor(placement.namespace);
     const ready = unreachableAgent ? null : await this.attachReady(caller, workflowId);
-    if (ready) return ready;
+    if (ready) return served('fast', ready);
     const release = await this.options.limits.admitSession(caller.user, { workflowId, volume: placement.volume });
     try {
-      return await this.startOrAttach(caller, workspace, placement, workflowId, unreachableAgent);
+      return served('slow', await this.startOrAttach(caller, workspace, placement, workflowId, unreachableAgent));
     } finally {
       release();
     }

@@ -13,9 +13,10 @@ import { pinVolumeUpdate, VOLUME_FAILURE, type VolumeView } from '../../workflow
 import { volumeSummary } from '../../workflows/volume-details';
 import { RpcError, updateFailure } from './errors';
 import type { Caller } from './sessions';
+import type { Logger } from '../../lib/log';
 
 export class Volumes {
-  constructor(private readonly options: { temporal: Client; store: SessionStore; taskQueue: string }) {}
+  constructor(private readonly options: { temporal: Client; store: SessionStore; taskQueue: string; log: Logger }) {}
 
   async list(caller: Caller, allUsers: boolean): Promise<VolumeRecord[]> {
     if (allUsers && !caller.operator) {
@@ -46,7 +47,7 @@ export class Volumes {
     });
     try {
       const view = await this.options.temporal.workflow.executeUpdateWithStart(pinVolumeUpdate, { args: [], startWorkflowOperation: start });
-      console.error(`rbs orchestrator: operator '${caller.user}' ${action}ned volume ${volume} of user '${user}'`);
+      this.options.log.info({ audit: 'operator', action, operator: caller.user, targetUser: user, volume }, `volume ${action}ned`);
       return view;
     } catch (err) {
       if (updateFailure(err)?.type === VOLUME_FAILURE.VOLUME_REMOVED) {

@@ -8,7 +8,10 @@ import { homePaths, loadConfig } from '../../lib/config';
 import { listenNames } from '../../lib/grpc/bind';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { issuedServiceTls, publishServiceTls } from '../../lib/pki/service-tls';
+import { processLogger } from '../../lib/log';
 import { startSigner } from './server';
+
+const log = processLogger('signer');
 
 async function main() {
   const config = loadConfig();
@@ -16,14 +19,14 @@ async function main() {
   const tls = await issuedServiceTls(ca, { kind: 'service', name: 'signer' }, listenNames(config.signer.listen));
   const { publishFor, serviceTlsDir } = config.signer;
   if (publishFor && serviceTlsDir) await publishServiceTls(ca, serviceTlsDir, publishFor);
-  const signer = await startSigner({ listen: config.signer.listen, ca, tls });
-  console.error(`rbs signer: serving on ${signer.address} (mTLS; the orchestrator and the worker only)`);
+  const signer = await startSigner({ listen: config.signer.listen, ca, tls, log });
+  log.info({ address: signer.address }, 'serving (mTLS; the orchestrator and the worker only)');
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => void signer.stop().then(() => process.exit(0)));
   }
 }
 
 main().catch((err) => {
-  console.error(`rbs signer: ${err instanceof Error ? err.stack : err}`);
+  log.fatal({ err }, 'could not serve');
   process.exit(1);
 });

@@ -12,13 +12,14 @@ import { InvalidPublicKeyError, type CertificateAuthority } from '../../lib/pki/
 import { describeIdentity } from '../../lib/pki/identity';
 import { InvalidInputError } from '../../lib/validate';
 import { refusal } from './policy';
+import { type Logger, processLogger } from '../../lib/log';
 
 export interface SignerServer {
   address: string;
   stop(): Promise<void>;
 }
 
-function handlers(ca: CertificateAuthority): SignerHandlers {
+function handlers(ca: CertificateAuthority, log: Logger): SignerHandlers {
   return {
     Certify: (call, callback) => {
       const fail = (code: grpc.status, message: string) => callback(statusError(code, message));
@@ -33,7 +34,10 @@ function handlers(ca: CertificateAuthority): SignerHandlers {
       if (!subject) return fail(grpc.status.INVALID_ARGUMENT, 'the request names no subject to certify');
       const refused = refusal(caller, subject, request.validityMs, request.dnsNames.length + request.ipAddresses.length);
       if (refused) {
-        console.error(`rbs signer: refused ${describeIdentity(caller)} a certificate for ${subject.kind}: ${refused}`);
+        log.warn(
+          { audit: 'refused', rpc: 'Certify', code: 'PERMISSION_DENIED', caller, subject, reason: refused },
+          `refused ${describeIdentity(caller)} a certificate`,
+        );
         return fail(grpc.status.PERMISSION_DENIED, refused);
       }
       const names = { dnsNames: request.dnsNames, ipAddresses: request.ipAddresses, validityMs: request.validityMs };
@@ -48,9 +52,10 @@ function handlers(ca: CertificateAuthority): SignerHandlers {
   };
 }
 
-export async function startSigner(options: { listen: string; ca: CertificateAuthority; tls: RotatingTls }): Promise<SignerServer> {
+/** `log`: where its JSON lines go (stderr unless given). */
+export async function startSigner(options: { listen: string; ca: CertificateAuthority; tls: RotatingTls; log?: Logger }): Promise<SignerServer> {
   const server = new grpc.Server(serverKeepalive());
-  server.addService(protos().signer.rbs.v1.Signer.service, handlers(options.ca));
+  server.addService(protos().signer.rbs.v1.Signer.service, handlers(options.ca, options.log ?? processLogger('signer')));
   const address = await bindServer(server, options.listen, serverCredentials(options.tls));
   return { address, stop: () => shutdownGracefully(server) };
 }

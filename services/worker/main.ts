@@ -1,16 +1,19 @@
 /** Entry point of the worker process: `node dist/services/worker/main.js` (config from RBS_* env). */
 import { loadConfig } from '../../lib/config';
+import { processLogger } from '../../lib/log';
 import { createSessionWorker } from './worker';
+
+const log = processLogger('worker');
 
 async function main() {
   const config = loadConfig();
-  const worker = await createSessionWorker(config);
+  const worker = await createSessionWorker(config, {}, log);
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => worker.shutdown());
-  console.error(`rbs worker: polling ${config.temporal.taskQueue} on ${config.temporal.address}`);
+  log.info({ taskQueue: config.temporal.taskQueue, temporal: config.temporal.address, metrics: config.metrics.worker }, 'polling');
   await worker.run();
 }
 
 main().catch((err) => {
-  console.error(`rbs worker: ${err instanceof Error ? err.stack : err}`);
+  log.fatal({ err }, 'stopped');
   process.exit(1);
 });

@@ -1,6 +1,6 @@
 /** The Temporal worker that runs session and cleanup workflows and their activities. */
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import { createActivities } from '../../activities';
 import type { ComputeBackend } from '../../lib/compute/backend';
 import { LocalBackend, defaultAgentCommand } from '../../lib/compute/local-backend';
@@ -12,6 +12,9 @@ import { openSessionStore } from '../../lib/store';
 import type { SessionStore } from '../../lib/store/session-store';
 import { temporalConnectionOptions } from '../../lib/temporal/connection';
 import { ensureCleanupSchedule } from './cleanup-schedule';
+import { type Logger, processLogger } from '../../lib/log';
+import { metricsSinks, prometheusTelemetry } from './metrics';
+import { sdkLogger } from './sdk-log';
 import { checkSearchAttributes } from './search-attributes';
 
 const WORKFLOWS = require.resolve('../../workflows');
@@ -19,31 +22,24 @@ const WORKFLOWS = require.resolve('../../workflows');
 let bundle: Promise<WorkflowBundle> | undefined;
 let runtimeInstalled = false;
 
-/** The SDK logs every worker state change at INFO; keep warnings and errors only. */
-function installRuntime(): void {
+/**
+ * Once per process, before any connection: the SDK logs as the worker's JSON lines (sdk-log.ts), and
+ * its metrics exporter serves the worker's Prometheus endpoint, if configured.
+ */
+function installRuntime(metricsListen: string | null, log: Logger): void {
   if (runtimeInstalled) return;
-  Runtime.install({ logger: new DefaultLogger((process.env.RBS_LOG_LEVEL as 'INFO') ?? 'WARN') });
+  Runtime.install({
+    logger: sdkLogger(log),
+    ...(metricsListen ? { telemetryOptions: prometheusTelemetry(metricsListen) } : {}),
+  });
   runtimeInstalled = true;
 }
 
-/** Bundling the workflows takes seconds: do it once per process. */
-function workflowBundle(): Promise<WorkflowBundle> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS, logger: quietBundlerLogger });
+/** Bundling the workflows takes seconds: do it once per process. Webpack's chatter is info, so only its warnings show. */
+function workflowBundle(log: Logger): Promise<WorkflowBundle> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS, logger: sdkLogger(log) });
   return bundle;
 }
-
-const quietBundlerLogger = {
-  log() {},
-  trace() {},
-  debug() {},
-  info() {},
-  warn(message: string) {
-    console.warn(message);
-  },
-  error(message: string) {
-    console.error(message);
-  },
-};
 
 /**
  * The backend RBS_BACKEND names; Kubernetes from the default kubeconfig (in-cluster, KUBECONFIG or
@@ -92,8 +88,13 @@ export interface SessionWorkerOptions {
   workspaceStorage?: WorkspaceStorage;
 }
 
-export async function createSessionWorker(config: RbsConfig, options: SessionWorkerOptions = {}): Promise<SessionWorker> {
-  installRuntime();
+/** `log`: where its JSON lines go (stderr unless given); the SDK's too, in the first worker of the process. */
+export async function createSessionWorker(
+  config: RbsConfig,
+  options: SessionWorkerOptions = {},
+  log: Logger = processLogger('worker'),
+): Promise<SessionWorker> {
+  installRuntime(config.metrics.worker, log);
   const credentials = await serviceCredentials(config, 'worker');
   const store = await openSessionStore(config.store);
   const filestore = options.workspaceStorage ? null : await filestoreFor(config);
@@ -103,14 +104,15 @@ export async function createSessionWorker(config: RbsConfig, options: SessionWor
   const connection = await NativeConnection.connect(temporalOptions);
   const clientConnection = await Connection.connect(temporalOptions);
   const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
-  await checkSearchAttributes(clientConnection, config.temporal.namespace, (message) => console.error(`rbs worker: ${message}`));
+  await checkSearchAttributes(clientConnection, config.temporal.namespace, (message) => log.warn(message));
   await ensureCleanupSchedule(temporal, config);
 
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
-    workflowBundle: await workflowBundle(),
+    workflowBundle: await workflowBundle(log),
+    sinks: metricsSinks(backend.kind),
     activities: createActivities({
       backend,
       store,

@@ -198,9 +198,13 @@ describe('docker-compose.yml', () => {
     expect(services['temporal-ui'].environment?.TEMPORAL_ADDRESS).toBe(`temporal:${listenPort(services, 'temporal')}`);
   });
 
-  test('publishes the orchestrator where it listens, on loopback only, and probes that port', () => {
+  test('publishes the orchestrator where it listens and its metrics, on loopback only, and probes that port', () => {
     const port = listenPort(services, 'orchestrator');
-    expect(publishedPorts(services.orchestrator)).toEqual([{ host: '127.0.0.1', published: port, container: port }]);
+    const metricsPort = Number(configUse(services.orchestrator.environment ?? {}).config.metrics.orchestrator?.split(':')[1]);
+    expect(publishedPorts(services.orchestrator)).toEqual([
+      { host: '127.0.0.1', published: port, container: port },
+      { host: '127.0.0.1', published: metricsPort, container: metricsPort },
+    ]);
     expect(services.orchestrator.healthcheck?.test.join(' ')).toContain(`connect(${port}, '127.0.0.1')`);
     for (const [name, service] of Object.entries(services)) {
       for (const published of publishedPorts(service)) expect({ name, host: published.host }).toEqual({ name, host: '127.0.0.1' });

@@ -12,7 +12,9 @@ import { OrchestratorClient } from '../../lib/grpc/orchestrator-client';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { temporalConnectionOptions } from '../../lib/temporal/connection';
 import type { Identity } from '../../lib/pki/identity';
+import { processLogger } from '../../lib/log';
 import { runOrchestrator } from '../../services/orchestrator/orchestrator';
+import pino from 'pino';
 import type { Orchestrator } from '../../services/orchestrator/server';
 import { cleanupScheduleId } from '../../services/worker/cleanup-schedule';
 import { createSessionWorker, type SessionWorker, type SessionWorkerOptions } from '../../services/worker/worker';
@@ -54,7 +56,8 @@ export async function startStack(env: Record<string, string> = {}, options: Stac
   const ca = await CertificateAuthority.loadOrCreate(homePaths(config.home).pki);
   let worker = await createSessionWorker(config, options);
   let running = worker.run();
-  const orchestrator = await runOrchestrator(config);
+  // Its JSON lines (audit lines among them) go to <home>/orchestrator.log, where tests read them.
+  const orchestrator = await runOrchestrator(config, processLogger('orchestrator', pino.destination({ dest: orchestratorLog(config), sync: true })));
   const connection = await Connection.connect(await temporalConnectionOptions(config.temporal));
   const temporal = new Client({ connection, namespace: config.temporal.namespace });
   const clients: OrchestratorClient[] = [];
@@ -103,6 +106,10 @@ export async function startStack(env: Record<string, string> = {}, options: Stac
       for (const dir of [...dirs, config.home]) fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+export function orchestratorLog(config: RbsConfig): string {
+  return path.join(config.home, 'orchestrator.log');
 }
 
 /** One stack for the whole test file: started before its tests, stopped after them. */

@@ -95,6 +95,30 @@ test('an ingress of CIDRs only has no namespace selector (which would admit ever
   expect(ingress.spec.ingress[0]._from).toEqual([{ ipBlock: { cidr: '192.0.2.0/24' } }]);
 });
 
+test('agents are scraped on their metrics port only, and only from the configured namespace: unconfigured, nothing outside the pod reaches it', () => {
+  const pod = agentPod(spec, config);
+  expect(pod.metadata?.annotations).toBeUndefined(); // nothing may scrape it: nothing is told to try
+  expect(pod.spec?.containers[0].env).toContainEqual({ name: 'RBS_AGENT_METRICS_LISTEN', value: '0.0.0.0:9464' });
+  expect(pod.spec?.containers[0].ports).toContainEqual({ name: 'metrics', containerPort: AGENT.metricsPort, protocol: 'TCP' });
+  const policyNames = (c: KubernetesBackendConfig) =>
+    namespaceContents(spec, c)
+      .filter((o) => o.kind === 'NetworkPolicy')
+      .map((o) => o.metadata?.name);
+  expect(policyNames(config)).not.toContain('agent-metrics');
+  const scraped = { ...config, metricsScrapers: { 'kubernetes.io/metadata.name': 'monitoring' } };
+  expect(agentPod(spec, scraped).metadata?.annotations).toEqual({
+    'prometheus.io/scrape': 'true',
+    'prometheus.io/port': '9464',
+    'prometheus.io/path': '/metrics',
+  });
+  const metrics = namespaceContents(spec, scraped).find((o) => o.metadata?.name === 'agent-metrics') as any;
+  expect(metrics.spec).toEqual({
+    podSelector: { matchLabels: { 'app.kubernetes.io/name': 'rbs-agent' } },
+    policyTypes: ['Ingress'],
+    ingress: [{ _from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }], ports: [{ protocol: 'TCP', port: 9464 }] }],
+  });
+});
+
 test('the workspace claim is named after the volume, RWX on the configured class; a re-bound one names its PV at its size', () => {
   const fresh = workspaceClaim(spec.namespace, spec.volume, spec.sessionId, config);
   // The Filestore CSI driver copies the claim's name into the instance's labels, where the cleanup reads it.

@@ -144,6 +144,22 @@ describe('helm/rbs', () => {
     });
   });
 
+  test("announces the orchestrator's and the worker's metrics port for scraping, and passes who may scrape agents to lib/config.ts", () => {
+    for (const component of COMPONENTS) {
+      expect(deployment(component).spec!.template.metadata!.annotations).toMatchObject({
+        'prometheus.io/scrape': 'true',
+        'prometheus.io/port': '9464',
+        'prometheus.io/path': '/metrics',
+      });
+      expect(container(component).ports).toContainEqual({ name: 'metrics', containerPort: 9464, protocol: 'TCP' });
+    }
+    expect(settings().config.metrics).toEqual({ orchestrator: '0.0.0.0:9464', worker: '0.0.0.0:9464' });
+    const rendered = chart.render([...chart.valueArgs, '--set', 'metrics.scraperNamespaceLabels.name=monitoring']);
+    const { config, unread } = configUse(findObject<V1ConfigMap>(rendered, 'ConfigMap').data ?? {});
+    expect(unread).toEqual([]);
+    expect(config.backend).toMatchObject({ kubernetes: { metricsScrapers: { name: 'monitoring' } } });
+  });
+
   describe('with a route from laptops (agents.gateway)', () => {
     const GATEWAY_VALUES = [
       'agents.gateway.enabled=true',
@@ -226,7 +242,7 @@ describe('helm/rbs', () => {
 
   test('serves GetServer where the orchestrator listens, through its Service and a TLS-passthrough Ingress', () => {
     const listenPort = Number(settings().config.orchestrator.listen.split(':').pop());
-    expect(container('orchestrator').ports).toEqual([{ name: 'grpc', containerPort: listenPort, protocol: 'TCP' }]);
+    expect(container('orchestrator').ports).toContainEqual({ name: 'grpc', containerPort: listenPort, protocol: 'TCP' });
     expect(container('orchestrator').readinessProbe?.tcpSocket?.port).toBe('grpc');
     const service = findObject<V1Service>(objects, 'Service');
     expect(service.spec?.selector).toEqual(deployment('orchestrator').spec?.selector.matchLabels);

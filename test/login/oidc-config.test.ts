@@ -7,6 +7,8 @@ import * as grpc from '@grpc/grpc-js';
 import { loadConfig } from '../../lib/config';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { Login, loginHandler } from '../../services/orchestrator/login';
+import { toServiceError } from '../../services/orchestrator/errors';
+import pino from 'pino';
 
 const ISSUER = { RBS_OIDC_ISSUER: 'https://login.example.com', RBS_OIDC_CLIENT_ID: 'rbs-cli' };
 
@@ -44,14 +46,14 @@ test('an orchestrator with an issuer but no allowed domains refuses to start: an
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-pki-'));
   try {
     const ca = await CertificateAuthority.loadOrCreate(dir);
-    expect(() => new Login(loadConfig(ISSUER).oidc!, ca, { admit: async () => {} })).toThrow(/^RBS_OIDC_ALLOWED_DOMAINS is unset/);
+    expect(() => new Login(loadConfig(ISSUER).oidc!, ca, { admit: async () => {} }, pino({ level: 'silent' }))).toThrow(/^RBS_OIDC_ALLOWED_DOMAINS is unset/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 
 test('an orchestrator without an issuer refuses Login, and says how to log in on the local stack', async () => {
-  const handle = loginHandler(null);
+  const handle = loginHandler(null, toServiceError);
   const call = { request: { idToken: 'x.y.z', publicKeyPem: '' } } as unknown as Parameters<typeof handle>[0];
   const error = await new Promise((resolve) => handle(call, (err) => resolve(err)));
   expect(error).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: expect.stringContaining('use `rbs login --user NAME`') });

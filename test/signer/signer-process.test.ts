@@ -29,7 +29,8 @@ test('beside the orchestrator, the signer publishes its certificate first; with 
       let err = '';
       child.stderr!.on('data', (chunk) => {
         err += chunk;
-        const m = /serving on (\S+)/.exec(err);
+        // Its JSON line saying where it serves.
+        const m = /"address":"([^"]+)".*"msg":"serving/.exec(err);
         if (m) resolve(m[1]);
       });
       child.on('exit', (code) => reject(new Error(`signer exited ${code}: ${err}`)));

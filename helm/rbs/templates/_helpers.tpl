@@ -156,8 +156,11 @@ containers:
       - name: tmp
         mountPath: /tmp
       {{- include "rbs.temporal.volumeMounts" $ | nindent 6 }}
-{{- if eq $component "orchestrator" }}
     ports:
+      - name: metrics
+        containerPort: {{ $.Values.metrics.port }}
+        protocol: TCP
+{{- if eq $component "orchestrator" }}
       - name: grpc
         containerPort: {{ $values.port }}
         protocol: TCP

@@ -44,6 +44,8 @@ export interface KubernetesBackendConfig {
   storageClass: string;
   profile: ResourceProfile;
   ingress: AgentIngress;
+  /** Labels of the namespace whose pods (Prometheus) may scrape agents' metrics port; none: nobody outside the pod. */
+  metricsScrapers?: Record<string, string>;
   dns: ClusterDns;
   /** host:port the proxy dials, `{namespace}` standing for the session's namespace. */
   agentAddressTemplate: string;
@@ -111,6 +113,7 @@ export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv): KubernetesBacke
     throw new Error(`RBS_KUBE_AGENT_ADDRESS must be host:port with {namespace} in it, got '${agentAddressTemplate}'`);
   }
   const gateway = parseGateway(get('RBS_KUBE_GATEWAY', ''), agentAddressTemplate);
+  const metricsScrapers = labels('RBS_KUBE_METRICS_NAMESPACE_LABELS', '');
   const dns = {
     namespaceLabels: labels('RBS_KUBE_DNS_NAMESPACE_LABELS', DEFAULT_DNS.namespaceLabels),
     podLabels: labels('RBS_KUBE_DNS_POD_LABELS', DEFAULT_DNS.podLabels),
@@ -130,6 +133,7 @@ export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv): KubernetesBacke
     dns,
     agentAddressTemplate,
     ...(gateway ? { gateway } : {}),
+    ...(Object.keys(metricsScrapers).length > 0 ? { metricsScrapers } : {}),
   };
 }
 

@@ -40,6 +40,8 @@ export const AGENT = {
   port: 9443,
   /** Plaintext, health only: the kubelet's gRPC probe does not speak TLS. */
   healthPort: 9444,
+  /** Plaintext Prometheus metrics (GET /metrics): counts and durations, nothing of the build's content. */
+  metricsPort: 9464,
   volumeMount: '/workspace',
   tlsMount: '/etc/rbs/tls',
 } as const;
@@ -179,7 +181,18 @@ export function namespaceContents(spec: NamespaceSpec, config: KubernetesBackend
       ports: [{ name: 'agent', protocol: 'TCP', port: AGENT.port, targetPort: AGENT.port, appProtocol: 'grpc' }],
     },
   };
-  return [serviceAccount, defaultDeny, agentIngress, agentEgress, quota, limits, service];
+  // Prometheus, where configured, reaches the metrics port only.
+  const scrapers = config.metricsScrapers;
+  const metricsIngress = scrapers
+    ? [
+        policy('agent-metrics', {
+          podSelector: { matchLabels: agentSelector },
+          policyTypes: ['Ingress'],
+          ingress: [{ _from: [{ namespaceSelector: { matchLabels: scrapers } }], ports: [{ protocol: 'TCP', port: AGENT.metricsPort }] }],
+        }),
+      ]
+    : [];
+  return [serviceAccount, defaultDeny, agentIngress, ...metricsIngress, agentEgress, quota, limits, service];
 }
 
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
@@ -258,7 +271,15 @@ export function agentPod({ namespace, sessionId, volume }: AgentSpec, config: Ku
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name: AGENT.name, namespace, labels: { ...sessionLabels(config.release, sessionId, volume), ...agentSelector } },
+    metadata: {
+      name: AGENT.name,
+      namespace,
+      labels: { ...sessionLabels(config.release, sessionId, volume), ...agentSelector },
+      // Announced only where a scraper may reach the port: elsewhere discovery would fail on every agent.
+      ...(config.metricsScrapers
+        ? { annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(AGENT.metricsPort), 'prometheus.io/path': '/metrics' } }
+        : {}),
+    },
     spec: {
       serviceAccountName: AGENT.name,
       automountServiceAccountToken: false,
@@ -282,6 +303,7 @@ export function agentPod({ namespace, sessionId, volume }: AgentSpec, config: Ku
             { name: 'RBS_AGENT_SESSION', value: sessionId },
             { name: 'RBS_AGENT_LISTEN', value: `0.0.0.0:${AGENT.port}` },
             { name: 'RBS_AGENT_HEALTH_LISTEN', value: `0.0.0.0:${AGENT.healthPort}` },
+            { name: 'RBS_AGENT_METRICS_LISTEN', value: `0.0.0.0:${AGENT.metricsPort}` },
             { name: 'RBS_AGENT_TLS_DIR', value: AGENT.tlsMount },
             { name: 'RBS_AGENT_VOLUME_DIR', value: AGENT.volumeMount },
             // Bazel's per-user state lives with the workspace; scratch stays off the read-only root.
@@ -291,6 +313,7 @@ export function agentPod({ namespace, sessionId, volume }: AgentSpec, config: Ku
           ports: [
             { name: 'agent', containerPort: AGENT.port, protocol: 'TCP' },
             { name: 'health', containerPort: AGENT.healthPort, protocol: 'TCP' },
+            { name: 'metrics', containerPort: AGENT.metricsPort, protocol: 'TCP' },
           ],
           readinessProbe: { grpc: { port: AGENT.healthPort }, periodSeconds: 2, failureThreshold: 3 },
           resources: { requests: { ...profile.requests }, limits: { ...profile.limits } },
