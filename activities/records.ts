@@ -1,11 +1,15 @@
 /** Keeps the session store in step with the workflow. */
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, log } from '@temporalio/activity';
 import type { SessionStore } from '../lib/store/session-store';
 import type { SessionView } from '../workflows/messages';
 
 export function createRecordActivities(store: SessionStore) {
   return {
-    async recordSession(view: SessionView): Promise<void> {
+    /**
+     * `version`: the workflow's (workflow time, count) of this write; a write that arrives after a
+     * newer one (a retry, a frozen worker's) changes nothing. Absent in histories from before versions.
+     */
+    async recordSession(view: SessionView, version: { generation: number; seq: number } = { generation: 0, seq: 0 }): Promise<void> {
       // The orchestrator also moves lastActivityAt (heartbeats); never move it backward.
       const existing = await store.get(view.sessionId);
       // A row is its own workflow's: another workflow naming the same session id is refused.
@@ -16,13 +20,15 @@ export function createRecordActivities(store: SessionStore) {
         );
       }
       const lastActivityAt = Math.max(view.lastActivityAtMs, existing?.lastActivityAt.getTime() ?? 0);
-      const { createdAtMs, lastActivityAtMs: _seen, ...fields } = view;
-      await store.put({
+      const { createdAtMs, lastActivityAtMs: _seen, endReason: _reason, ...fields } = view;
+      const written = await store.put({
         ...fields,
         createdAt: existing?.createdAt ?? new Date(createdAtMs),
         updatedAt: new Date(),
         lastActivityAt: new Date(lastActivityAt),
+        ...version,
       });
+      if (!written) log.warn(`session ${view.sessionId}: a newer record than ${version.generation}/${version.seq} (${view.phase}) is stored; left as it is`);
     },
 
     async deleteSessionRow(sessionId: string): Promise<void> {

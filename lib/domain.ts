@@ -102,6 +102,13 @@ export interface SessionRecord extends SessionPlacement {
   createdAt: Date;
   updatedAt: Date;
   lastActivityAt: Date;
+  /**
+   * The row's version, which only grows: the workflow time its workflow decided on the write at,
+   * then a count of its writes (carried across continue-as-new). A late or retried write, from a
+   * worker that froze mid-write say, never replaces a newer one; a reset run's writes are newer.
+   */
+  generation: number;
+  seq: number;
 }
 
 /** How long a session lives, idles and is looked after: set by the operator (lib/config.ts), carried by the workflow. */

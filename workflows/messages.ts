@@ -13,6 +13,8 @@ export interface CarriedSession {
   agentAddress: string | null;
   createdAtMs: number;
   lastActivityAtMs: number;
+  /** How many store writes the session made so far (each versions its row). */
+  seq?: number;
 }
 
 /**
@@ -31,7 +33,7 @@ export interface SessionInput extends Partial<SessionPlacement> {
  * The session as the workflow sees it; what GetServer and DescribeSession return. Times are epoch
  * milliseconds, since workflow arguments and results travel as JSON.
  */
-export type SessionView = Omit<SessionRecord, 'createdAt' | 'updatedAt' | 'lastActivityAt'> & {
+export type SessionView = Omit<SessionRecord, 'createdAt' | 'updatedAt' | 'lastActivityAt' | 'generation' | 'seq'> & {
   createdAtMs: number;
   lastActivityAtMs: number;
   /** Why it is over, once ENDED or FAILED (absent in views from runs before it existed). */

@@ -106,6 +106,8 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
   let agentReported = false;
   /** The session claimed its volume (or, before volume owners, bound it): it releases it as it ends. */
   let holdsVolume = carried !== undefined;
+  /** The store writes so far: the second part of each row's version, after the workflow time. */
+  let recordSeq = carried?.seq ?? 0;
   /** Why a FAILED session failed, as a short code (failureCode): its RbsFailureReason. */
   let failedWith: string | null = null;
 
@@ -195,7 +197,8 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
   async function enter(phase: SessionPhase): Promise<void> {
     const [left, leftAt] = [session.phase, Date.now()];
     pending = phase;
-    await CancellationScope.nonCancellable(() => records.recordSession({ ...session, phase }));
+    const version = { generation: Date.now(), seq: ++recordSeq };
+    await CancellationScope.nonCancellable(() => records.recordSession({ ...session, phase }, version));
     session.phase = phase;
     pending = null;
     show();
@@ -374,7 +377,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
       if (atRest && !endRequested && historyFull()) {
         await condition(allHandlersFinished);
         const phase = session.phase as 'READY' | 'SUSPENDED';
-        await continueAsNew<typeof sessionWorkflow>({ ...input, carried: { ...session, phase } });
+        await continueAsNew<typeof sessionWorkflow>({ ...input, carried: { ...session, phase, seq: recordSeq } });
       }
     }
   } catch (err) {

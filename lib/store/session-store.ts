@@ -30,8 +30,11 @@ export interface VolumePin {
 export interface SessionStore {
   /** Creates the schema if it is missing. Idempotent. */
   init(): Promise<void>;
-  /** Inserts or replaces the row for `record.sessionId`. Idempotent. */
-  put(record: SessionRecord): Promise<void>;
+  /**
+   * Writes the session's row unless the stored one is as new or newer by (generation, seq): false
+   * then. Atomic: of two concurrent writes, the newer one stays. Only the session's workflow writes it.
+   */
+  put(record: SessionRecord): Promise<boolean>;
   get(sessionId: string): Promise<SessionRecord | null>;
   /** Newest first (by createdAt). */
   list(filter?: SessionFilter): Promise<SessionRecord[]>;

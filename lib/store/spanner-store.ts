@@ -20,6 +20,8 @@ const VOLUMES = 'Volumes';
 const VOLUME_PINS = 'VolumePins';
 const VOLUMES_INDEX = 'VolumesByUserLastUsedAt';
 
+const SESSION_VERSION = ['Generation', 'Seq'];
+
 // IF NOT EXISTS makes a DDL race with another init harmless.
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS ${TABLE} (
@@ -38,6 +40,8 @@ const SCHEMA = [
     LastActivityAt TIMESTAMP NOT NULL,
   ) PRIMARY KEY (SessionId)`,
   `CREATE INDEX IF NOT EXISTS ${INDEX} ON ${TABLE} (User, CreatedAt DESC)`,
+  // Added to tables from before versioned session rows, where NULL counts as the oldest version.
+  ...SESSION_VERSION.map((column) => `ALTER TABLE ${TABLE} ADD COLUMN IF NOT EXISTS ${column} INT64`),
   `CREATE TABLE IF NOT EXISTS ${REVOCATIONS} (
     User      STRING(MAX) NOT NULL,
     RevokedBy STRING(MAX) NOT NULL,
@@ -79,6 +83,8 @@ interface Row {
   CreatedAt: Date;
   UpdatedAt: Date;
   LastActivityAt: Date;
+  Generation: number | string | null;
+  Seq: number | string | null;
 }
 
 function toRow(r: SessionRecord): Row {
@@ -96,6 +102,8 @@ function toRow(r: SessionRecord): Row {
     CreatedAt: r.createdAt,
     UpdatedAt: r.updatedAt,
     LastActivityAt: r.lastActivityAt,
+    Generation: r.generation,
+    Seq: r.seq,
   };
 }
 
@@ -118,6 +126,9 @@ function fromRow(row: Row): SessionRecord {
     createdAt: new Date(row.CreatedAt.getTime()),
     updatedAt: new Date(row.UpdatedAt.getTime()),
     lastActivityAt: new Date(row.LastActivityAt.getTime()),
+    // INT64 comes back as a string in JSON form; NULL in a row from before versions.
+    generation: Number(row.Generation ?? 0),
+    seq: Number(row.Seq ?? 0),
   };
 }
 
@@ -200,9 +211,8 @@ export class SpannerSessionStore implements SessionStore {
     await this.step('creating the schema', () => this.ensureSchema());
   }
 
-  async put(record: SessionRecord): Promise<void> {
-    // All columns are given, so an upsert replaces the whole row.
-    await this.step(`writing session ${record.sessionId}`, () => this.db.table(TABLE).upsert(toRow(record)));
+  async put(record: SessionRecord): Promise<boolean> {
+    return this.step(`writing session ${record.sessionId}`, () => this.versionedUpsert(TABLE, record.sessionId, record, { ...toRow(record) }));
   }
 
   async get(sessionId: string): Promise<SessionRecord | null> {
@@ -248,17 +258,20 @@ export class SpannerSessionStore implements SessionStore {
   }
 
   async putVolume(record: VolumeRecord): Promise<boolean> {
-    return this.step(`writing volume ${record.volume}`, () =>
-      this.db.runTransactionAsync(async (tx) => {
-        const [rows] = await tx.read(VOLUMES, { keys: [record.volume], columns: ['Generation', 'Seq'], json: true });
-        const stored = rows[0] as { Generation: number | string; Seq: number | string } | undefined;
-        const newer =
-          !stored || record.generation > Number(stored.Generation) || (record.generation === Number(stored.Generation) && record.seq > Number(stored.Seq));
-        if (newer) tx.upsert(VOLUMES, toVolumeRow(record));
-        await tx.commit();
-        return newer;
-      }),
-    );
+    return this.step(`writing volume ${record.volume}`, () => this.versionedUpsert(VOLUMES, record.volume, record, { ...toVolumeRow(record) }));
+  }
+
+  /** Writes `row` (all columns: it replaces the stored one) if `version` is newer than the stored row's; whether it wrote. */
+  private versionedUpsert(table: string, key: string, version: { generation: number; seq: number }, row: Record<string, unknown>): Promise<boolean> {
+    return this.db.runTransactionAsync(async (tx) => {
+      const [rows] = await tx.read(table, { keys: [key], columns: ['Generation', 'Seq'], json: true });
+      const stored = rows[0] as { Generation: number | string | null; Seq: number | string | null } | undefined;
+      const [generation, seq] = [Number(stored?.Generation ?? 0), Number(stored?.Seq ?? 0)];
+      const newer = !stored || version.generation > generation || (version.generation === generation && version.seq > seq);
+      if (newer) tx.upsert(table, row);
+      await tx.commit();
+      return newer;
+    });
   }
 
   async getVolume(volume: string): Promise<VolumeRecord | null> {
@@ -379,11 +392,21 @@ export class SpannerSessionStore implements SessionStore {
                  + (SELECT COUNT(*) FROM INFORMATION_SCHEMA.INDEXES
                     WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @volumes AND INDEX_NAME = @volumesIndex)
                  + (SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES
-                    WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @pins) AS n`,
-      params: { table: TABLE, index: INDEX, revocations: REVOCATIONS, volumes: VOLUMES, volumesIndex: VOLUMES_INDEX, pins: VOLUME_PINS },
+                    WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @pins)
+                 + (SELECT COUNT(*) FROM INFORMATION_SCHEMA.COLUMNS
+                    WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @table AND COLUMN_NAME IN UNNEST(@versionColumns)) AS n`,
+      params: {
+        table: TABLE,
+        index: INDEX,
+        revocations: REVOCATIONS,
+        volumes: VOLUMES,
+        volumesIndex: VOLUMES_INDEX,
+        pins: VOLUME_PINS,
+        versionColumns: SESSION_VERSION,
+      },
       json: true,
     });
-    if (Number((rows[0] as { n: unknown }).n) === 4) return;
+    if (Number((rows[0] as { n: unknown }).n) === 4 + SESSION_VERSION.length) return;
     const [operation] = await this.db.updateSchema(SCHEMA);
     await operation.promise();
   }

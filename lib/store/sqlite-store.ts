@@ -25,7 +25,9 @@ const SCHEMA = `
     failure_reason   TEXT,
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL,
-    last_activity_at INTEGER NOT NULL
+    last_activity_at INTEGER NOT NULL,
+    generation       INTEGER NOT NULL DEFAULT 0,
+    seq              INTEGER NOT NULL DEFAULT 0
   );
   CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user, created_at DESC);
   CREATE TABLE IF NOT EXISTS volumes (
@@ -69,6 +71,8 @@ interface Row {
   created_at: number;
   updated_at: number;
   last_activity_at: number;
+  generation: number;
+  seq: number;
 }
 
 function toRow(r: SessionRecord): Row {
@@ -86,6 +90,8 @@ function toRow(r: SessionRecord): Row {
     created_at: r.createdAt.getTime(),
     updated_at: r.updatedAt.getTime(),
     last_activity_at: r.lastActivityAt.getTime(),
+    generation: r.generation,
+    seq: r.seq,
   };
 }
 
@@ -107,6 +113,8 @@ function fromRow(row: Row): SessionRecord {
     createdAt: new Date(row.created_at),
     updatedAt: new Date(row.updated_at),
     lastActivityAt: new Date(row.last_activity_at),
+    generation: row.generation,
+    seq: row.seq,
   };
 }
 
@@ -173,12 +181,15 @@ export class SqliteSessionStore implements SessionStore {
 
   async init(): Promise<void> {
     this.db.exec(SCHEMA);
+    // A store from before versioned session rows: its rows count as the oldest version.
+    const columns = (this.db.prepare('PRAGMA table_info(sessions)').all() as Array<{ name: string }>).map((c) => c.name);
+    for (const column of ['generation', 'seq']) {
+      if (!columns.includes(column)) this.db.exec(`ALTER TABLE sessions ADD COLUMN ${column} INTEGER NOT NULL DEFAULT 0`);
+    }
   }
 
-  async put(record: SessionRecord): Promise<void> {
-    const row = toRow(record);
-    const columns = Object.keys(row);
-    this.db.prepare(`INSERT OR REPLACE INTO sessions (${columns.join(', ')}) VALUES (${columns.map((c) => `@${c}`).join(', ')})`).run(row);
+  async put(record: SessionRecord): Promise<boolean> {
+    return this.versionedUpsert('sessions', 'session_id', { ...toRow(record) });
   }
 
   async get(sessionId: string): Promise<SessionRecord | null> {
@@ -211,12 +222,16 @@ export class SqliteSessionStore implements SessionStore {
   }
 
   async putVolume(record: VolumeRecord): Promise<boolean> {
-    const row = toVolumeRow(record);
+    return this.versionedUpsert('volumes', 'volume', { ...toVolumeRow(record) });
+  }
+
+  /** Inserts `row`, or replaces the stored one if `row` is newer by (generation, seq); whether it wrote. */
+  private versionedUpsert(table: string, key: string, row: Record<string, unknown>): boolean {
     const columns = Object.keys(row);
     const sql =
-      `INSERT INTO volumes (${columns.join(', ')}) VALUES (${columns.map((c) => `@${c}`).join(', ')}) ` +
-      `ON CONFLICT (volume) DO UPDATE SET ${columns.map((c) => `${c} = excluded.${c}`).join(', ')} ` +
-      'WHERE excluded.generation > volumes.generation OR (excluded.generation = volumes.generation AND excluded.seq > volumes.seq)';
+      `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map((c) => `@${c}`).join(', ')}) ` +
+      `ON CONFLICT (${key}) DO UPDATE SET ${columns.map((c) => `${c} = excluded.${c}`).join(', ')} ` +
+      `WHERE excluded.generation > ${table}.generation OR (excluded.generation = ${table}.generation AND excluded.seq > ${table}.seq)`;
     return this.db.prepare(sql).run(row).changes > 0;
   }
 

@@ -137,7 +137,7 @@ export class Sessions {
       if (err instanceof WorkflowNotFoundError) return null;
       throw err;
     }
-    const { createdAt, updatedAt: _updated, lastActivityAt: _last, ...rest } = ready;
+    const { createdAt, updatedAt: _updated, lastActivityAt: _last, generation: _generation, seq: _seq, ...rest } = ready;
     return { ...rest, createdAtMs: createdAt.getTime(), lastActivityAtMs: lastActivityAt.getTime() };
   }
 

@@ -115,11 +115,12 @@ test('a session that continued as new: its timeline spans its runs, one READY th
   );
   const row = (await stack().worker.store.get(session.sessionId))!;
   expect(row.runId).not.toBe(firstRun);
-  await stack().worker.store.put({ ...row, runId: firstRun });
+  // Written as the workflow would (a newer version), naming the first run; the workflow's next write is newer still.
+  await stack().worker.store.put({ ...row, runId: firstRun, seq: row.seq + 1 });
   const stale = await described(16);
   expect(stale.commands.map((c) => c.durationMs)).toEqual(Array.from({ length: 16 }, (_, i) => i));
   expect(stale.steps[0].activity).toBe('createNamespace');
-  await stack().worker.store.put(row);
+  await stack().worker.store.put({ ...row, seq: row.seq + 2 });
   await cal.endSession(session.sessionId);
 });
 

@@ -42,6 +42,8 @@ async function legacySession(user: string, failureReason: string | null = null):
     createdAt: LONG_AGO,
     updatedAt: LONG_AGO,
     lastActivityAt: LONG_AGO,
+    generation: 0, // from before versioned rows
+    seq: 0,
   };
   await stack().worker.store.put(row);
   if (failureReason !== EXPIRY_REASON) fs.mkdirSync(path.join(stack().config.home, 'volumes', placement.volume), { recursive: true });

@@ -74,6 +74,8 @@ describe('known volumes', () => {
     createdAt,
     updatedAt: createdAt,
     lastActivityAt: createdAt,
+    generation: createdAt.getTime(),
+    seq: 1,
   });
 
   test('are those whose newest session did not expire: a session after an expiry makes the volume anew', () => {

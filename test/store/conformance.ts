@@ -32,6 +32,8 @@ function record(overrides: Partial<SessionRecord> = {}): SessionRecord {
     createdAt: at(0),
     updatedAt: at(1000),
     lastActivityAt: at(2000),
+    generation: T0,
+    seq: 1,
     ...overrides,
   };
 }
@@ -101,11 +103,35 @@ export function describeSessionStoreConformance(name: string, open: () => Promis
         failureReason: null,
         updatedAt: at(60_000),
         lastActivityAt: at(60_000),
+        seq: 2,
       };
       await store.put(first);
       await store.put(second);
       expect(await store.get(first.sessionId)).toEqual(second);
       expect(ids(await store.list({ user: first.user }))).toEqual([first.sessionId]);
+    });
+
+    test('a write older than the stored row (a retried record, a frozen worker waking) changes nothing, and says so', async () => {
+      const ready = record({ phase: 'READY', agentAddress: '10.0.0.7:1', generation: T0 + 5000, seq: 7 });
+      expect(await store.put(ready)).toBe(true);
+      const stale = [
+        { ...ready, phase: 'PROVISIONING_AGENT' as const, agentAddress: null, seq: 6 }, // an earlier write of the same moment
+        { ...ready, phase: 'PROVISIONING_SYNC' as const, agentAddress: null, generation: T0 + 4000, seq: 9 }, // decided earlier
+        { ...ready, phase: 'SUSPENDED' as const, agentAddress: null }, // the same version: a retry of what is there
+      ];
+      for (const write of stale) expect(await store.put(write)).toBe(false);
+      expect(await store.get(ready.sessionId)).toEqual(ready);
+      // A reset run decides later, however few writes it made.
+      const reset = { ...ready, phase: 'RESUMING' as const, agentAddress: null, generation: T0 + 9000, seq: 1 };
+      expect(await store.put(reset)).toBe(true);
+      expect(await store.get(ready.sessionId)).toEqual(reset);
+    });
+
+    test('of two racing writes of one session, the newer stays, whichever lands last', async () => {
+      const base = record();
+      const writes = Array.from({ length: 20 }, (_, i) => ({ ...base, seq: i + 1, phase: i === 19 ? ('READY' as const) : ('PROVISIONING_SYNC' as const) }));
+      await Promise.all([...writes].reverse().map((w) => store.put(w)));
+      expect(await store.get(base.sessionId)).toMatchObject({ seq: 20, phase: 'READY' });
     });
 
     test('get of an unknown session is null', async () => {

@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,3 +14,23 @@ describeSessionStoreConformance(
   () => openSessionStore({ kind: 'sqlite', file }),
   async () => rmSync(dir, { recursive: true, force: true }),
 );
+
+test('a store from before versioned rows gains the columns; its rows count as the oldest version, so the next write lands', async () => {
+  const old = path.join(mkdtempSync(path.join(tmpdir(), 'rbs-sqlite-old-')), 'sessions.db');
+  const db = new Database(old);
+  db.exec(`CREATE TABLE sessions (session_id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL, run_id TEXT NOT NULL, user TEXT NOT NULL,
+    workspace TEXT NOT NULL, namespace TEXT NOT NULL, volume TEXT NOT NULL, phase TEXT NOT NULL, agent_address TEXT, failure_reason TEXT,
+    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, last_activity_at INTEGER NOT NULL)`);
+  db.prepare(`INSERT INTO sessions VALUES ('s-1', 'w', 'r', 'ada', '/ws', 'ns', 'vol', 'READY', '10.0.0.1:1', NULL, 1, 2, 3)`).run();
+  db.close();
+  const store = await openSessionStore({ kind: 'sqlite', file: old });
+  try {
+    const row = await store.get('s-1');
+    expect(row).toMatchObject({ phase: 'READY', generation: 0, seq: 0 });
+    expect(await store.put({ ...row!, phase: 'SUSPENDING', agentAddress: null, generation: 1, seq: 1 })).toBe(true);
+    expect(await store.get('s-1')).toMatchObject({ phase: 'SUSPENDING', generation: 1, seq: 1 });
+  } finally {
+    await store.close();
+    rmSync(path.dirname(old), { recursive: true, force: true });
+  }
+});
