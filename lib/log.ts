@@ -17,17 +17,28 @@ export function logLevel(env: NodeJS.ProcessEnv = process.env): LogLevel {
   return value as LogLevel;
 }
 
+/** The process's own logger on stderr: the first processLogger() made without a destination. */
+let processWide: Logger | undefined;
+
 /** `destination`: stderr unless given (tests read the lines back). */
-export function processLogger(service: string, destination: pino.DestinationStream = pino.destination({ fd: 2, sync: true })): Logger {
-  return pino(
+export function processLogger(service: string, destination?: pino.DestinationStream): Logger {
+  const logger = pino(
     {
       level: logLevel(),
       base: { service, pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination,
+    destination ?? pino.destination({ fd: 2, sync: true }),
   );
+  if (!destination) processWide ??= logger;
+  return logger;
+}
+
+/** For library code that runs in any service (certificate renewal, say): that service's logger. */
+export function processLog(): Logger {
+  processWide ??= processLogger('rbs');
+  return processWide;
 }
 
 /** An error as log fields: its message and stack, which JSON.stringify of an Error would drop. */

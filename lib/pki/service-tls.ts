@@ -11,6 +11,7 @@ import type { CertificateAuthority } from './ca';
 import { keepRenewed } from './certificate';
 import type { Identity, ServiceName } from './identity';
 import type { SignOptions } from './signer';
+import { processLog } from '../log';
 
 const SERVICE_VALIDITY_MS = 30 * 24 * 60 * 60 * 1000;
 const DEFAULT_POLL_MS = 5_000;
@@ -52,7 +53,7 @@ export async function issuedServiceTls(
       tls.publish(next);
       return next.certPem;
     },
-    (err, retryMs) => console.error(`rbs: renewing the certificate of ${identity.kind} failed, retrying in ${retryMs} ms: ${err.message}`),
+    (err, retryMs) => processLog().error({ err, identity, retryMs }, 'renewing a certificate failed; retrying'),
   );
   return { current: tls.current, subscribe: tls.subscribe, close: stop };
 }
@@ -93,7 +94,7 @@ export async function fileServiceTls(dir: string, name: string, pollMs = DEFAULT
         if (!same(next, tls.current())) tls.publish(next);
       },
       // Half-written during a rotation, most likely: keep serving the last good material.
-      (err) => console.error(`rbs: ${(err as Error).message}; keeping the previous certificate`),
+      (err) => processLog().warn({ err }, 'reading a renewed certificate failed; keeping the previous one'),
     );
   }, pollMs).unref();
   return { current: tls.current, subscribe: tls.subscribe, close: () => clearInterval(timer) };
@@ -112,6 +113,8 @@ export async function publishServiceTls(
 ): Promise<ServiceTls> {
   const tls = await issuedServiceTls(ca, { kind: 'service', name }, names);
   await writeTlsMaterial(dir, name, tls.current());
-  tls.subscribe((m) => void writeTlsMaterial(dir, name, m).catch((err) => console.error(`rbs: renewing ${name}'s certificate in ${dir}: ${err.message}`)));
+  tls.subscribe(
+    (m) => void writeTlsMaterial(dir, name, m).catch((err) => processLog().error({ err, dir, forService: name }, 'writing a renewed certificate failed')),
+  );
   return tls;
 }

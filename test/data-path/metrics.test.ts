@@ -89,7 +89,8 @@ test('a cleanup pass is counted, with what it reconciled by kind', async () => {
   const deadline = Date.now() + 60_000;
   while ((await passes()) === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
   const exposition = await scrape(worker);
-  expect(valueOf(exposition, 'rbs_cleanup_passes_total')).toBe(before + 1);
+  // At least the one triggered: the schedule may have run one of its own meanwhile.
+  expect(valueOf(exposition, 'rbs_cleanup_passes_total')).toBeGreaterThanOrEqual(before + 1);
   // Nothing was left over: every kind is there, at zero.
   for (const kind of ['namespace', 'agent', 'session_row', 'adopted_volume', 'restarted_volume_owner', 'expired_row']) {
     expect(exposition).toContain(`rbs_cleanup_reconciled_total{backend="local",kind="${kind}"`);
