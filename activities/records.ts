@@ -10,7 +10,6 @@ export function createRecordActivities(store: SessionStore) {
      * newer one (a retry, a frozen worker's) changes nothing. Absent in histories from before versions.
      */
     async recordSession(view: SessionView, version: { generation: number; seq: number } = { generation: 0, seq: 0 }): Promise<void> {
-      // The orchestrator also moves lastActivityAt (heartbeats); never move it backward.
       const existing = await store.get(view.sessionId);
       // A row is its own workflow's: another workflow naming the same session id is refused.
       if (existing && (existing.workflowId !== view.workflowId || existing.user !== view.user)) {
@@ -19,6 +18,7 @@ export function createRecordActivities(store: SessionStore) {
           'SessionNotOwned',
         );
       }
+      // Runs from before 'record-activity' left activity to the orchestrator, which moved it forward only.
       const lastActivityAt = Math.max(view.lastActivityAtMs, existing?.lastActivityAt.getTime() ?? 0);
       const { createdAtMs, lastActivityAtMs: _seen, endReason: _reason, ...fields } = view;
       const written = await store.put({
@@ -28,7 +28,8 @@ export function createRecordActivities(store: SessionStore) {
         lastActivityAt: new Date(lastActivityAt),
         ...version,
       });
-      if (!written) log.warn(`session ${view.sessionId}: a newer record than ${version.generation}/${version.seq} (${view.phase}) is stored; left as it is`);
+      if (!written)
+        log.info(`session ${view.sessionId}: the stored row is as new as ${version.generation}/${version.seq} (${view.phase}) or newer; left as it is`);
     },
 
     async deleteSessionRow(sessionId: string): Promise<void> {

@@ -111,6 +111,14 @@ export interface SessionRecord extends SessionPlacement {
   seq: number;
 }
 
+/**
+ * How often activity on a session need be told: the orchestrator signals the workflow at most this
+ * often, and the workflow records it in the store as often, which is where the orchestrator looks.
+ */
+export function activityDebounceMs(timeouts: Pick<SessionTimeouts, 'idleTimeoutMs'>): number {
+  return Math.min(5000, timeouts.idleTimeoutMs / 10);
+}
+
 /** How long a session lives, idles and is looked after: set by the operator (lib/config.ts), carried by the workflow. */
 export interface SessionTimeouts {
   /** READY with no activity for this long → SUSPENDED. */

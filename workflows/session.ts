@@ -21,7 +21,7 @@ import {
 } from '@temporalio/workflow';
 import type { RetryPolicy } from '@temporalio/common';
 import type { createActivities } from '../activities';
-import { type EndReason, EXPIRY_REASON, isProvisioning, isTerminal, type SessionPhase, type SessionPlacement } from '../lib/domain';
+import { activityDebounceMs, type EndReason, EXPIRY_REASON, isProvisioning, isTerminal, type SessionPhase, type SessionPlacement } from '../lib/domain';
 import { FAILURE, endUpdate, getServerUpdate, heartbeatSignal, sessionQuery, type SessionInput, type SessionTimeouts, type SessionView } from './messages';
 import { failureCode, SESSION_END_REASON, SESSION_FAILURE, SESSION_ID, SESSION_PHASE } from '../lib/temporal/search-attributes';
 import { type SessionMoment, sessionCurrentDetails, summarized } from './details';
@@ -31,6 +31,8 @@ type Activities = ReturnType<typeof createActivities>;
 
 /** Sessions claim their volume from its owner (workflows/volume.ts), which alone removes it. */
 const VOLUME_OWNER_PATCH = 'volume-owner';
+/** The workflow alone writes its row's lastActivityAt (before, the orchestrator also did on heartbeats). */
+const ACTIVITY_RECORD_PATCH = 'record-activity';
 
 const RETRY: RetryPolicy = { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s' };
 
@@ -60,6 +62,9 @@ const volumeClaims = summarized(
 
 /** Store writes of phase changes: quick, and run in the worker without a task dispatch of their own. */
 const records = proxyLocalActivities<Activities>({ startToCloseTimeout: '10s', retry: RETRY });
+
+/** Store writes of activity: given up on soon (the next activity writes again), as they hold up their workflow task. */
+const activityRecords = proxyLocalActivities<Activities>({ scheduleToCloseTimeout: '5s', retry: { ...RETRY, maximumAttempts: 2 } });
 
 /** Teardown must finish: retried until it does. */
 const teardown = summarized(proxyActivities<Activities>({ startToCloseTimeout: '1m', retry: RETRY }));
@@ -118,12 +123,36 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     setCurrentDetails(sessionCurrentDetails({ session, ...moment }));
   };
 
-  const touch = () => {
+  /** When the store last heard of activity from this workflow; whether a write of it is under way; whether this run has written. */
+  let activityRecordedAtMs = session.lastActivityAtMs;
+  let activityRecording = false;
+  let recordedThisRun = false;
+  /** `recording`: a phase record that carries the activity follows at once; no write of its own. */
+  const touch = (recording = false) => {
     activitySeq++;
     session.lastActivityAtMs = Date.now();
     // A heartbeat may come before the timeouts are derived (a run started without them has none yet).
     const idle = (timeouts as SessionTimeouts | undefined)?.idleTimeoutMs;
     show({ idleDeadlineMs: idle === undefined ? undefined : session.lastActivityAtMs + idle });
+    if (recording) activityRecordedAtMs = session.lastActivityAtMs;
+    // Half the orchestrator's window: fresh enough for its next look, and few writes however many replicas signal.
+    else if (idle !== undefined && session.lastActivityAtMs - activityRecordedAtMs >= activityDebounceMs({ idleTimeoutMs: idle }) / 2) recordActivity();
+  };
+
+  /**
+   * Tells the store of the activity, without waiting: the row as it is, with the phase being entered
+   * if one is (its record is older, so this one must not undo it). Only once this run has written the
+   * row, not once the session is over, one write at a time; a write that fails is left to the next activity.
+   */
+  const recordActivity = () => {
+    if (!recordedThisRun || activityRecording || isTerminal(pending ?? session.phase) || !patched(ACTIVITY_RECORD_PATCH)) return;
+    activityRecordedAtMs = session.lastActivityAtMs;
+    activityRecording = true;
+    const version = { generation: Date.now(), seq: ++recordSeq };
+    void activityRecords
+      .recordSession({ ...session, phase: pending ?? session.phase }, version)
+      .catch(() => undefined)
+      .finally(() => (activityRecording = false));
   };
 
   setHandler(sessionQuery, () => ({ ...session }));
@@ -199,6 +228,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
     pending = phase;
     const version = { generation: Date.now(), seq: ++recordSeq };
     await CancellationScope.nonCancellable(() => records.recordSession({ ...session, phase }, version));
+    recordedThisRun = true;
     session.phase = phase;
     pending = null;
     show();
@@ -254,7 +284,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
       if (isCancellation(err)) return finish('ENDED', 'cancelled', 'cancelled during provisioning');
       return finish('FAILED', 'provisioning-failed', failureMessage(err), failureCode(err));
     }
-    touch();
+    touch(true);
     await enter('READY');
   }
 
@@ -276,7 +306,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<SessionView>
       if (patched('renew-agent-credentials')) credentialsRenewAt = await steps.issueAgentCredentials(ref);
       await steps.startAgent(ref);
       session.agentAddress = await waits.waitForAgent(ref);
-      touch();
+      touch(true);
       await enter('READY');
     } catch (err) {
       if (isCancellation(err)) throw err;

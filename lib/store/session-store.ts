@@ -38,8 +38,6 @@ export interface SessionStore {
   get(sessionId: string): Promise<SessionRecord | null>;
   /** Newest first (by createdAt). */
   list(filter?: SessionFilter): Promise<SessionRecord[]>;
-  /** Moves lastActivityAt forward (never backward). No-op for an unknown session. */
-  touch(sessionId: string, at: Date): Promise<void>;
   /** Removes the row. No-op for an unknown session. */
   delete(sessionId: string): Promise<void>;
   /**

@@ -240,19 +240,6 @@ export class SpannerSessionStore implements SessionStore {
     return this.query('listing sessions', sql, params, types);
   }
 
-  async touch(sessionId: string, at: Date): Promise<void> {
-    // The condition is evaluated inside the transaction, so concurrent touches never move it back.
-    await this.step(`touching session ${sessionId}`, () =>
-      this.db.runTransactionAsync(async (tx) => {
-        await tx.runUpdate({
-          sql: `UPDATE ${TABLE} SET LastActivityAt = @at WHERE SessionId = @id AND LastActivityAt < @at`,
-          params: { id: sessionId, at },
-        });
-        await tx.commit();
-      }),
-    );
-  }
-
   async delete(sessionId: string): Promise<void> {
     await this.step(`deleting session ${sessionId}`, () => this.db.table(TABLE).deleteRows([sessionId]));
   }

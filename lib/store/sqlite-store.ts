@@ -184,7 +184,13 @@ export class SqliteSessionStore implements SessionStore {
     // A store from before versioned session rows: its rows count as the oldest version.
     const columns = (this.db.prepare('PRAGMA table_info(sessions)').all() as Array<{ name: string }>).map((c) => c.name);
     for (const column of ['generation', 'seq']) {
-      if (!columns.includes(column)) this.db.exec(`ALTER TABLE sessions ADD COLUMN ${column} INTEGER NOT NULL DEFAULT 0`);
+      if (columns.includes(column)) continue;
+      try {
+        this.db.exec(`ALTER TABLE sessions ADD COLUMN ${column} INTEGER NOT NULL DEFAULT 0`);
+      } catch (err) {
+        // Another process opening the same store added it a moment ago.
+        if (!/duplicate column name/.test((err as Error).message)) throw err;
+      }
     }
   }
 
@@ -211,10 +217,6 @@ export class SqliteSessionStore implements SessionStore {
     }
     const sql = 'SELECT * FROM sessions' + (where.length ? ` WHERE ${where.join(' AND ')}` : '') + ' ORDER BY created_at DESC, session_id';
     return (this.db.prepare(sql).all(...params) as Row[]).map(fromRow);
-  }
-
-  async touch(sessionId: string, at: Date): Promise<void> {
-    this.db.prepare('UPDATE sessions SET last_activity_at = MAX(last_activity_at, ?) WHERE session_id = ?').run(at.getTime(), sessionId);
   }
 
   async delete(sessionId: string): Promise<void> {

@@ -4,7 +4,15 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { WithStartWorkflowOperation, WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { type CommandReport, isSessionPhase, isTerminal, type SessionPhase, type SessionPlacement, type SessionRecord } from '../../lib/domain';
+import {
+  activityDebounceMs,
+  type CommandReport,
+  isSessionPhase,
+  isTerminal,
+  type SessionPhase,
+  type SessionPlacement,
+  type SessionRecord,
+} from '../../lib/domain';
 import { InvalidPublicKeyError } from '../../lib/pki/ca';
 import type { CertificateSigner } from '../../lib/pki/signer';
 import { placementFor, workflowIdFor } from '../../lib/naming';
@@ -37,6 +45,9 @@ export interface SessionsOptions {
   metrics?: Pick<OrchestratorMetrics, 'getServerDone'>;
 }
 
+/** Past this many, the debounce forgets sessions whose window has passed. */
+const MAX_DEBOUNCED_SESSIONS = 10_000;
+
 /** An SPKI PEM of a P-256 key is under 200 characters; anything near this is not one. */
 const MAX_PUBLIC_KEY_PEM = 4096;
 
@@ -52,13 +63,15 @@ const LIVE_QUERY_DEADLINE_MS = 3000;
 const MAX_ATTACH_ATTEMPTS = 3;
 
 export class Sessions {
-  /** At most one heartbeat signal and store write per session per window (GetServer, Heartbeat). */
+  /** At most one heartbeat signal per session per window (GetServer, Heartbeat) from this replica. */
   private readonly heartbeatDebounceMs: number;
+  /** When this replica last signalled each session. */
+  private readonly signalled = new Map<string, number>();
   /** Users with a timeline being read at this replica (timeline()). */
   private readonly describing = new Set<string>();
 
   constructor(private readonly options: SessionsOptions) {
-    this.heartbeatDebounceMs = Math.min(5000, options.timeouts.idleTimeoutMs / 10);
+    this.heartbeatDebounceMs = activityDebounceMs(options.timeouts);
   }
 
   /**
@@ -167,7 +180,8 @@ export class Sessions {
       rows = (await this.options.store.list({ user: caller.user })).filter((r) => r.workflowId === workflowId);
     }
     rows.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
-    const mark = rows.map((r) => `${r.sessionId}:${r.runId}:${r.phase}:${r.updatedAt.getTime()}`).join(',');
+    // What a watcher is told of: a session, its run and its phase (not its activity, which the workflow also records).
+    const mark = rows.map((r) => `${r.sessionId}:${r.runId}:${r.phase}`).join(',');
     return { mark, phase: rows.at(-1)?.phase ?? null };
   }
 
@@ -187,24 +201,27 @@ export class Sessions {
   }
 
   /**
-   * Tells the workflow (run `runId`, else the latest) and the store of activity on the session,
-   * unless some was recorded within the debounce window: the workflow needs to hear of activity
-   * only a few times per idle period. The store's lastActivityAt marks the last heartbeat the
-   * workflow was sent. Returns that time as it now stands.
+   * Tells the workflow (run `runId`, else the latest) of activity on the session, unless this replica
+   * did within the debounce window: the workflow needs to hear of it only a few times per idle period,
+   * and records it in the store itself, a moment later. Returns the time as it now stands. The window
+   * is kept here, on this replica's clock, not read from the store: it must hold whether or not the
+   * workflow has written yet, and whatever the Temporal server's clock says.
    */
   private async recordActivity(record: SessionRecord, runId?: string, command?: CommandReport): Promise<Date> {
     if (!command && !this.heartbeatDue(record)) return record.lastActivityAt;
     const now = new Date();
     const args: [string, CommandReport?] = command ? [record.sessionId, command] : [record.sessionId];
-    await Promise.all([
-      this.options.temporal.workflow.getHandle(record.workflowId, runId).signal(heartbeatSignal, ...args),
-      this.options.store.touch(record.sessionId, now),
-    ]);
+    await this.options.temporal.workflow.getHandle(record.workflowId, runId).signal(heartbeatSignal, ...args);
+    this.signalled.set(record.sessionId, now.getTime());
     return now;
   }
 
   private heartbeatDue(record: SessionRecord): boolean {
-    return Date.now() - record.lastActivityAt.getTime() >= this.heartbeatDebounceMs;
+    const now = Date.now();
+    if (this.signalled.size > MAX_DEBOUNCED_SESSIONS) {
+      for (const [sessionId, at] of this.signalled) if (now - at >= this.heartbeatDebounceMs) this.signalled.delete(sessionId);
+    }
+    return now - (this.signalled.get(record.sessionId) ?? 0) >= this.heartbeatDebounceMs;
   }
 
   async list(caller: Caller, allUsers: boolean, includeFinished: boolean): Promise<SessionRecord[]> {

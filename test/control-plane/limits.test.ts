@@ -126,28 +126,23 @@ test('a user opening WatchSession streams is refused past RBS_LIMIT_WATCH_STREAM
   await Promise.all([held[1].done, theirs.done]);
 });
 
-test('a user spamming Heartbeat writes the store and signals the workflow at most once per debounce window', async () => {
+test('a user spamming Heartbeat signals the workflow at most once per debounce window, and the workflow records that one in the store', async () => {
   const pulse = await stack().client('pulse');
   const session = await pulse.getServer(stack().workspace());
   const handle = stack().temporal.workflow.getHandle(session.workflowId);
   const signals = async () => (await handle.fetchHistory()).events!.filter((e) => e.workflowExecutionSignaledEventAttributes).length;
   const lastActivity = async () => (await stack().worker.store.get(session.sessionId))!.lastActivityAt.getTime();
 
-  // Past the window, a heartbeat is recorded: a store write and a signal.
+  // Past the window, a heartbeat is told: a signal, which the workflow records in the store.
   await new Promise((r) => setTimeout(r, 900));
   const before = { signals: await signals(), lastActivity: await lastActivity() };
   const start = Date.now();
   expect(await pulse.heartbeat(session.sessionId)).toBe('READY');
-  const firstDone = Date.now();
-  await new Promise((r) => setTimeout(r, 20));
-  // Inside the window that heartbeat opened, heartbeats touch neither: a store write would move
-  // lastActivityAt forward to its own time, past firstDone.
+  // Inside the window that heartbeat opened (once the workflow has recorded it), heartbeats signal nothing.
+  await waitFor(async () => (await lastActivity()) > before.lastActivity, 800, 'the workflow to record the activity');
   for (let i = 0; i < 5; i++) expect(await pulse.heartbeat(session.sessionId)).toBe('READY');
-  expect(Date.now() - start).toBeLessThan(800); // else the test proves nothing: make the window longer
+  expect(Date.now()).toBeLessThan((await lastActivity()) + 800); // else the test proves nothing: make the window longer
 
   expect(await signals()).toBe(before.signals + 1);
-  const recorded = await lastActivity();
-  expect(recorded).toBeGreaterThanOrEqual(start);
-  expect(recorded).toBeLessThanOrEqual(firstDone);
-  expect(recorded).toBeGreaterThan(before.lastActivity);
+  expect(await lastActivity()).toBeGreaterThanOrEqual(start);
 });

@@ -15,12 +15,14 @@ const FIRST_GENERATION = ['cleanup.binpb', 'continued-as-new.binpb', 'failed-pro
 const SCENARIOS = ['cleanup', 'continued-as-new', 'failed-provisioning', 'lifecycle', 'reported-agent'];
 /**
  * One per recording since workflow ids were kept, with the scenarios it added: 2026-12-04 brought
- * end reasons and summaries; 2026-12-04-volumes, volume owners.
+ * end reasons and summaries; 2026-12-04-volumes, volume owners; 2026-12-04-activity, the workflow
+ * recording activity in the store itself.
  */
 const GENERATIONS: Array<[string, string[]]> = [
   ['2026-12', []],
   ['2026-12-04', []],
   ['2026-12-04-volumes', ['volume']],
+  ['2026-12-04-activity', []],
 ];
 
 test('there are recorded histories for every workflow, each newer one with its workflow id', () => {

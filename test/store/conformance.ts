@@ -182,23 +182,6 @@ export function describeSessionStoreConformance(name: string, open: () => Promis
       });
     });
 
-    test('touch moves lastActivityAt forward only', async () => {
-      const r = record({ lastActivityAt: at(5000) });
-      await store.put(r);
-
-      await store.touch(r.sessionId, at(9000));
-      expect(await store.get(r.sessionId)).toEqual({ ...r, lastActivityAt: at(9000) });
-
-      await store.touch(r.sessionId, at(7000));
-      expect((await store.get(r.sessionId))?.lastActivityAt).toEqual(at(9000));
-    });
-
-    test('touch of an unknown session is a no-op', async () => {
-      const sessionId = `unknown-${randomUUID()}`;
-      await store.touch(sessionId, at(0));
-      expect(await store.get(sessionId)).toBeNull();
-    });
-
     test('delete removes the row; deleting again or an unknown session is a no-op', async () => {
       const kept = record();
       const deleted = record({ user: kept.user, createdAt: at(1) });
