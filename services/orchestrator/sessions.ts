@@ -65,7 +65,7 @@ const MAX_ATTACH_ATTEMPTS = 3;
 export class Sessions {
   /** At most one heartbeat signal per session per window (GetServer, Heartbeat) from this replica. */
   private readonly heartbeatDebounceMs: number;
-  /** When this replica last signalled each session. */
+  /** When this replica last told each session's workflow of activity: a heartbeat signal, or GetServer's update. */
   private readonly signalled = new Map<string, number>();
   /** Users with a timeline being read at this replica (timeline()). */
   private readonly describing = new Set<string>();
@@ -89,7 +89,10 @@ export class Sessions {
     if (ready) return served('fast', ready);
     const release = await this.options.limits.admitSession(caller.user, { workflowId, volume: placement.volume });
     try {
-      return served('slow', await this.startOrAttach(caller, workspace, placement, workflowId, unreachableAgent));
+      const view = await this.startOrAttach(caller, workspace, placement, workflowId, unreachableAgent);
+      // The update told the workflow of this use as a heartbeat would have: it opens the debounce window.
+      this.signalled.set(view.sessionId, Date.now());
+      return served('slow', view);
     } finally {
       release();
     }
