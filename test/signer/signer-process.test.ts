@@ -3,7 +3,7 @@
  * in a shared directory before it serves, and the service, holding only that certificate, gets
  * what it may have signed. Misconfigurations are refused, naming the variable.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -15,6 +15,14 @@ import { RemoteSigner } from '../../lib/pki/remote-signer';
 import { fileServiceTls } from '../../lib/pki/service-tls';
 
 const HOUR = 60 * 60 * 1000;
+/** How long the signer may take to say where it serves. */
+const START_MS = 30_000;
+
+// A test that times out skips its `finally`: whatever it started is stopped here all the same.
+const started: ChildProcess[] = [];
+afterAll(() => {
+  for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
 
 test('beside the orchestrator, the signer publishes its certificate first; with it alone, proxies get certified and agents do not', async () => {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-signer-home-'));
@@ -24,9 +32,11 @@ test('beside the orchestrator, the signer publishes its certificate first; with 
     env: { ...process.env, RBS_HOME: home, RBS_SIGNER_LISTEN: '127.0.0.1:0', RBS_SIGNER_PUBLISH: 'orchestrator', RBS_SERVICE_TLS_DIR: shared },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  started.push(child);
   try {
     const address = await new Promise<string>((resolve, reject) => {
       let err = '';
+      setTimeout(() => reject(new Error(`the signer did not say where it serves within ${START_MS} ms: ${err}`)), START_MS).unref();
       child.stderr!.on('data', (chunk) => {
         err += chunk;
         // Its JSON line saying where it serves.
