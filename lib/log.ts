@@ -11,7 +11,7 @@ export type { Logger };
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LEVELS)[number];
 
-export function logLevel(env: NodeJS.ProcessEnv = process.env): LogLevel {
+function logLevel(env: NodeJS.ProcessEnv = process.env): LogLevel {
   const value = (env.RBS_LOG_LEVEL ?? 'info').toLowerCase();
   if (!(LEVELS as readonly string[]).includes(value)) throw new Error(`RBS_LOG_LEVEL must be one of ${LEVELS.join(', ')}, got '${env.RBS_LOG_LEVEL}'`);
   return value as LogLevel;
@@ -39,9 +39,4 @@ export function processLogger(service: string, destination?: pino.DestinationStr
 export function processLog(): Logger {
   processWide ??= processLogger('rbs');
   return processWide;
-}
-
-/** An error as log fields: its message and stack, which JSON.stringify of an Error would drop. */
-export function errorFields(err: unknown): { err: { message: string; stack?: string } } {
-  return { err: err instanceof Error ? { message: err.message, stack: err.stack } : { message: String(err) } };
 }

@@ -45,7 +45,7 @@ export async function startLocalStack(config: RbsConfig, options: LocalStackOpti
   const paths = homePaths(config.home);
   fs.mkdirSync(paths.logs, { recursive: true });
   const ca = await CertificateAuthority.loadOrCreate(paths.pki); // once, before two processes race to create it
-  const [temporalHost, temporalPort] = splitAddress(config.temporal.address);
+  const { host: temporalHost, port: temporalPort } = splitHostPort(config.temporal.address);
   if (temporalHost !== '127.0.0.1') throw new Error(`the local stack runs Temporal on 127.0.0.1, not ${temporalHost}`);
 
   const services: Supervised[] = [];
@@ -93,13 +93,14 @@ export async function startLocalStack(config: RbsConfig, options: LocalStackOpti
             env,
           });
           const failed = () => child.exited() && `${child.exited()}:\n${child.logTail()}`;
-          if (listen) await waitForPort(...splitAddress(listen), 60_000, failed).catch(async (err) => (await child.stop(), Promise.reject(err)));
+          const at = listen && splitHostPort(listen);
+          if (at) await waitForPort(at.host, at.port, 60_000, failed).catch(async (err) => (await child.stop(), Promise.reject(err)));
           return child;
         },
         { log: options.log },
       );
     services.push(await service('signer', config.signer.listen));
-    const orchestratorHost = splitAddress(config.orchestrator.listen)[0];
+    const orchestratorHost = splitHostPort(config.orchestrator.listen).host;
     for (const [name, ipAddresses] of [
       ['worker', []],
       ['orchestrator', [orchestratorHost]],
@@ -122,11 +123,6 @@ export async function startLocalStack(config: RbsConfig, options: LocalStackOpti
     await stop();
     throw err;
   }
-}
-
-function splitAddress(address: string): [string, number] {
-  const { host, port } = splitHostPort(address);
-  return [host, port];
 }
 
 function withoutTemporalAuth(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
