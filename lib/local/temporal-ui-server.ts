@@ -43,10 +43,32 @@ export async function startTemporalUi(options: {
     logFile: options.logFile,
   });
   try {
-    await waitForPort('127.0.0.1', port, 30_000, () => (child.exited() ? `${child.exited()}:\n${child.logTail()}` : null));
+    const exited = () => (child.exited() ? `${child.exited()}:\n${child.logTail()}` : null);
+    await waitForPort('127.0.0.1', port, 30_000, exited);
+    await answersHttp(`http://127.0.0.1:${port}/`, 30_000, exited);
   } catch (e) {
     await child.stop();
     throw e;
   }
   return { url: `http://127.0.0.1:${port}`, child };
+}
+
+/** Resolves once `url` answers 200: what listens on the port is the UI, not another process that took it first. */
+async function answersHttp(url: string, timeoutMs: number, exited: () => string | null): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer yet';
+  while (Date.now() < deadline) {
+    const dead = exited();
+    if (dead) throw new Error(dead);
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      await response.body?.cancel();
+      if (response.status === 200) return;
+      last = `HTTP ${response.status}`;
+    } catch (e) {
+      last = e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`the Temporal UI at ${url} did not answer 200 within ${timeoutMs} ms (last: ${last})`);
 }
