@@ -2,8 +2,9 @@
  * Every service process logs JSON lines to stderr (pino): its level, ISO time, the service and pid,
  * then the fields of the line (sessionId, user, rpc, ...) and `msg`. One line per event, written
  * synchronously, so a crash loses nothing. RBS_LOG_LEVEL (trace, debug, info, warn, error) sets
- * the level; info by default.
+ * the level; info by default. A line written inside a traced span carries its trace_id and span_id.
  */
+import { isSpanContextValid, trace } from '@opentelemetry/api';
 import pino, { type Logger } from 'pino';
 
 export type { Logger };
@@ -17,6 +18,12 @@ function logLevel(env: NodeJS.ProcessEnv = process.env): LogLevel {
   return value as LogLevel;
 }
 
+/** The active span's ids (lib/tracing), so that a line leads to its trace. */
+function traceFields(): Record<string, string> {
+  const span = trace.getActiveSpan()?.spanContext();
+  return span && isSpanContextValid(span) ? { trace_id: span.traceId, span_id: span.spanId } : {};
+}
+
 /** The process's own logger on stderr: the first processLogger() made without a destination. */
 let processWide: Logger | undefined;
 
@@ -28,6 +35,7 @@ export function processLogger(service: string, destination?: pino.DestinationStr
       base: { service, pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
+      mixin: traceFields,
     },
     destination ?? pino.destination({ fd: 2, sync: true }),
   );

@@ -83,6 +83,8 @@ export interface LocalBackendOptions {
    * that would stop it is gone (npm start ended). Absent: agents wait to be stopped.
    */
   exitWhenUnusedMs?: number;
+  /** The OTLP collector the agents export their spans to (lib/tracing); none if absent. */
+  tracesEndpoint?: string;
 }
 
 export class LocalBackend implements ComputeBackend {
@@ -92,6 +94,7 @@ export class LocalBackend implements ComputeBackend {
   private readonly workerTls: TlsMaterial | RotatingTls | undefined;
   private readonly keepaliveMs: number | undefined;
   private readonly exitWhenUnusedMs: number | undefined;
+  private readonly tracesEndpoint: string | undefined;
 
   constructor(options: LocalBackendOptions) {
     if (options.agentCommand.length === 0) throw new Error('LocalBackend needs a non-empty agentCommand');
@@ -100,6 +103,7 @@ export class LocalBackend implements ComputeBackend {
     this.workerTls = options.workerTls;
     this.keepaliveMs = options.keepaliveMs;
     this.exitWhenUnusedMs = options.exitWhenUnusedMs;
+    this.tracesEndpoint = options.tracesEndpoint;
   }
 
   async ensureNamespace(spec: NamespaceSpec): Promise<void> {
@@ -272,6 +276,7 @@ export class LocalBackend implements ComputeBackend {
     const flags = ['--namespace-dir', dir, '--session', sessionId, '--workspace-dir', workspace];
     if (this.keepaliveMs !== undefined) flags.push('--keepalive-ms', String(this.keepaliveMs));
     if (this.exitWhenUnusedMs !== undefined) flags.push('--exit-when-unused-ms', String(this.exitWhenUnusedMs));
+    if (this.tracesEndpoint !== undefined) flags.push('--otlp-traces-endpoint', this.tracesEndpoint);
     // Builds run under the agent: it gets nothing of the worker's environment (credentials
     // included), and a home on the volume, so Bazel's per-user state lives with the workspace.
     const home = path.join(path.dirname(workspace), 'home');

@@ -18,6 +18,7 @@ import { channelReady } from './channel-ready';
 import { clientKeepalive } from './keepalive';
 import { protos } from './protos';
 import { channelCredentials, tlsChannelOptions, type TlsMaterial } from './tls';
+import { traceContextInterceptor } from '../tracing/grpc';
 
 export type Session = Session__Output;
 export type Volume = Volume__Output;
@@ -68,6 +69,7 @@ export class OrchestratorClient {
     this.raw = new (protos().orchestrator.rbs.v1.Orchestrator)(address, credentials, {
       ...tlsChannelOptions(address),
       ...clientKeepalive(keepaliveMs),
+      interceptors: [traceContextInterceptor],
     }) as unknown as RawClient;
   }
 

@@ -11,6 +11,7 @@ import { channelCredentials, tlsChannelOptions, type RotatingTls } from '../grpc
 import { InvalidPublicKeyError } from './ca';
 import type { Identity } from './identity';
 import type { CertificateSigner, SignOptions } from './signer';
+import { traceContextInterceptor } from '../tracing/grpc';
 
 /** Also how long a call waits for a signer that is not reachable (restarting): waitForReady. */
 const CALL_TIMEOUT_MS = 10_000;
@@ -56,6 +57,9 @@ export class RemoteSigner implements CertificateSigner {
 
   private connect(): SignerClient {
     const credentials = channelCredentials(this.tls.current(), (id) => id.kind === 'service' && id.name === 'signer');
-    return new (protos().signer.rbs.v1.Signer)(this.address, credentials, tlsChannelOptions(this.address)) as unknown as SignerClient;
+    return new (protos().signer.rbs.v1.Signer)(this.address, credentials, {
+      ...tlsChannelOptions(this.address),
+      interceptors: [traceContextInterceptor],
+    }) as unknown as SignerClient;
   }
 }

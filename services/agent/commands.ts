@@ -16,6 +16,7 @@ import type { LaptopCommands } from './laptop-command';
 import type { CommandOutputs } from './outputs';
 import type { KeptRuns } from './remote-run';
 import { runTrailer } from './run-target';
+import { agentLog } from './log';
 import type { SyncLedger } from './sync';
 
 export type RunCall = grpc.ServerWritableStream<AgentRunRequest__Output, RunResponse>;
@@ -64,11 +65,17 @@ export async function serveRun(call: RunCall, { bazel, syncs, laptop, outputs, r
   };
   const started = performance.now();
   const name = request.arg![0].toString('latin1');
+  /** Counted, and one line for operators (inside the Run's span: it carries the trace id). */
+  const ended = (code: number | typeof SERVER_FAILED) => {
+    const seconds = (performance.now() - started) / 1000;
+    metrics.commandDone(name, code, seconds);
+    agentLog().info({ command: name.slice(0, 64), commandId, exitCode: code, durationMs: Math.round(seconds * 1000) }, 'command ended');
+  };
   bazel
     .run(command.request, client, relay, abort.signal, tracker.rewrite)
     .finally(() => command.end())
     .then(async (exec) => {
-      metrics.commandDone(name, exitCode, (performance.now() - started) / 1000);
+      ended(exitCode);
       await tracker.finish(commandId, exitCode);
       return exec;
     })
@@ -76,7 +83,7 @@ export async function serveRun(call: RunCall, { bazel, syncs, laptop, outputs, r
       // A `bazel run` ends without a final response: its RunTarget follows as a trailer.
       async (exec) => call.end(exec && (await runTrailer(exec, bazel, runs))),
       (err: Error) => {
-        metrics.commandDone(name, SERVER_FAILED, (performance.now() - started) / 1000);
+        ended(SERVER_FAILED);
         fail(grpc.status.UNAVAILABLE, `the session's Bazel server failed: ${err.message}`);
       },
     );

@@ -14,12 +14,14 @@ import { checkKeepaliveMs } from '../../lib/grpc/keepalive';
 import { InvalidInputError, validateSessionId } from '../../lib/validate';
 import { agentLog, logForSession } from './log';
 import { type AgentServer, type AgentServerOptions, startAgentServer } from './server';
+import { exitAfterTraces, startTracing } from '../../lib/tracing/tracing';
 
 const USAGE = [
   'usage: agent --namespace-dir DIR --session ID --workspace-dir DIR [--listen HOST:PORT] [--metrics-listen HOST:PORT]',
-  '             [--keepalive-ms MS] [--exit-when-unused-ms MS]',
+  '             [--keepalive-ms MS] [--exit-when-unused-ms MS] [--otlp-traces-endpoint URL]',
   '   or: agent, in a pod, with RBS_AGENT_SESSION, RBS_AGENT_TLS_DIR and RBS_AGENT_VOLUME_DIR set',
-  '       (and optionally RBS_AGENT_LISTEN, default 0.0.0.0:9443, RBS_AGENT_HEALTH_LISTEN and RBS_AGENT_METRICS_LISTEN)',
+  '       (and optionally RBS_AGENT_LISTEN, default 0.0.0.0:9443, RBS_AGENT_HEALTH_LISTEN, RBS_AGENT_METRICS_LISTEN',
+  '       and OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)',
 ].join('\n');
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -52,6 +54,8 @@ function parseFlags(argv: string[]) {
         'metrics-listen': { type: 'string', default: '127.0.0.1:0' },
         'keepalive-ms': { type: 'string' },
         'exit-when-unused-ms': { type: 'string' },
+        // A flag, not the environment: the agent's environment is the builds' (local-backend.ts).
+        'otlp-traces-endpoint': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -75,6 +79,12 @@ function parseFlags(argv: string[]) {
   // Other agents and the backend recognise this agent by the literal path on its command line.
   if (!path.isAbsolute(namespaceDir)) throw new ExitError(EXIT_USAGE, '--namespace-dir must be an absolute path');
   const metricsListen = values['metrics-listen'];
+  const tracesEndpoint = values['otlp-traces-endpoint'];
+  try {
+    startTracing('agent', tracesEndpoint ? { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: tracesEndpoint } : {});
+  } catch (err) {
+    throw new ExitError(EXIT_USAGE, `--otlp-traces-endpoint: ${(err as Error).message}`);
+  }
   return { namespaceDir, sessionId, workspaceDir: path.resolve(workspaceDir), listen, metricsListen, keepaliveMs, exitWhenUnusedMs };
 }
 
@@ -92,6 +102,11 @@ function podSettings(env: NodeJS.ProcessEnv) {
   } catch (err) {
     if (err instanceof InvalidInputError) throw new ExitError(EXIT_USAGE, `RBS_AGENT_SESSION: ${err.message}`);
     throw err;
+  }
+  try {
+    startTracing('agent', env);
+  } catch (err) {
+    throw new ExitError(EXIT_USAGE, (err as Error).message);
   }
   return {
     sessionId,
@@ -221,12 +236,12 @@ async function runLocal(flags: ReturnType<typeof parseFlags>, stopRequested: Pro
 main().then(
   (code) => {
     log('stopped');
-    process.exit(code);
+    void exitAfterTraces(code);
   },
   (err: unknown) => {
     const exitCode = err instanceof ExitError ? err.exitCode : EXIT_FAILED;
     agentLog().error(err instanceof Error ? err.message : String(err));
     if (exitCode === EXIT_USAGE) process.stderr.write(`${USAGE}\n`);
-    process.exit(exitCode);
+    void exitAfterTraces(exitCode);
   },
 );

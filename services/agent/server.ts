@@ -23,6 +23,7 @@ import { KeptRuns, type RemoteRunCall, serveRemoteRun } from './remote-run';
 import { stopStrayServers } from './server-pin';
 import { type SyncCall, SyncLedger, serveFetch, serveSync } from './sync';
 import { AgentUsage } from './usage';
+import { traced } from '../../lib/tracing/grpc';
 
 export interface AgentServerOptions {
   sessionId: string;
@@ -124,18 +125,21 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
 
   // A vanished proxy's Run must be cancelled, or its command would hold the Bazel server's lock.
   const server = new grpc.Server(serverKeepalive(options.keepaliveMs));
-  server.addService(health.grpc.health.v1.Health.service, { Check: guarded(checkHealth, 'proxy or probe') });
-  server.addService(agent.rbs.v1.Agent.service, {
-    Ping: guarded(() => ({ sessionId, workspaceDir, startedAtMs }), 'proxy or probe'),
-    Sync: guardedStream((call: SyncCall) => serveSync(call, workspaceDir, syncs, metrics.transfer('sync'), drift)),
-    Run: guardedStream((call: RunCall) => void serveRun(call, { bazel, syncs, laptop, outputs, runs, metrics, drift })),
-    ReadBuildEventFile: guardedStream((call: ReadBuildEventFileCall) => serveBuildEventFile(call, laptop)),
-    ListOutputs: guarded((request: { commandId: string }) => listOutputs(outputs, request.commandId), 'proxy'),
-    Fetch: guardedStream((call: SyncCall) => serveFetch(call, outputBase, metrics.transfer('fetch'))),
-    RunRemotely: guardedStream((call: RemoteRunCall) => serveRemoteRun(call, runs)),
-    Cancel: guarded((request: { commandId: string }) => cancelCommand(bazel, request.commandId), 'proxy'),
-    ShutdownBazel: guarded(() => shutdownBazel(bazel), 'proxy'),
-  });
+  server.addService(health.grpc.health.v1.Health.service, traced('grpc.health.v1.Health', { Check: guarded(checkHealth, 'proxy or probe') }));
+  server.addService(
+    agent.rbs.v1.Agent.service,
+    traced('rbs.v1.Agent', {
+      Ping: guarded(() => ({ sessionId, workspaceDir, startedAtMs }), 'proxy or probe'),
+      Sync: guardedStream((call: SyncCall) => serveSync(call, workspaceDir, syncs, metrics.transfer('sync'), drift)),
+      Run: guardedStream((call: RunCall) => void serveRun(call, { bazel, syncs, laptop, outputs, runs, metrics, drift })),
+      ReadBuildEventFile: guardedStream((call: ReadBuildEventFileCall) => serveBuildEventFile(call, laptop)),
+      ListOutputs: guarded((request: { commandId: string }) => listOutputs(outputs, request.commandId), 'proxy'),
+      Fetch: guardedStream((call: SyncCall) => serveFetch(call, outputBase, metrics.transfer('fetch'))),
+      RunRemotely: guardedStream((call: RemoteRunCall) => serveRemoteRun(call, runs)),
+      Cancel: guarded((request: { commandId: string }) => cancelCommand(bazel, request.commandId), 'proxy'),
+      ShutdownBazel: guarded(() => shutdownBazel(bazel), 'proxy'),
+    }),
+  );
 
   const address = await bindServer(server, options.listen, serverCredentials(options.tls));
   let healthServer: grpc.Server | undefined;

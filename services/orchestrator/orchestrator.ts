@@ -14,6 +14,7 @@ import { OrchestratorMetrics } from './metrics';
 import { Revocations } from './revocation';
 import { Login } from './login';
 import { temporalConnectionOptions } from '../../lib/temporal/connection';
+import { temporalClientInterceptors } from '../../lib/tracing/temporal';
 import { startOrchestrator, type Orchestrator } from './server';
 import { Sessions } from './sessions';
 import { Volumes } from './volumes';
@@ -23,7 +24,7 @@ export async function runOrchestrator(config: RbsConfig, log: Logger = processLo
   const credentials = await serviceCredentials(config, 'orchestrator', listenNames(config.orchestrator.listen));
   const store = await openSessionStore(config.store);
   const connection = await Connection.connect(await temporalConnectionOptions(config.temporal));
-  const temporal = new Client({ connection, namespace: config.temporal.namespace });
+  const temporal = new Client({ connection, namespace: config.temporal.namespace, interceptors: temporalClientInterceptors() });
   const limits = new Limits(config.limits, store);
   const metrics = new OrchestratorMetrics(store);
   const sessions = new Sessions({

@@ -22,6 +22,7 @@ import type { Revocations } from './revocation';
 import { loginHandler, type Login } from './login';
 import type { Caller, Sessions } from './sessions';
 import type { Volumes } from './volumes';
+import { traced } from '../../lib/tracing/grpc';
 
 /** How often WatchSession looks at the store: soon after a change, backing off while none comes. */
 const WATCH_INTERVAL_MS = { min: 100, max: 1000 };
@@ -197,7 +198,7 @@ function handlers({ sessions, volumes, limits, revocations, login, metrics, log 
 export async function startOrchestrator(options: { listen: string; tls: RotatingTls } & OrchestratorServices): Promise<Orchestrator> {
   // WatchSession streams of vanished clients are dropped rather than polled for hours.
   const server = new grpc.Server(serverKeepalive());
-  server.addService(protos().orchestrator.rbs.v1.Orchestrator.service, handlers(options));
+  server.addService(protos().orchestrator.rbs.v1.Orchestrator.service, traced('rbs.v1.Orchestrator', handlers(options)));
   const address = await bindServer(server, options.listen, serverCredentials(options.tls, { anonymousLogin: true }));
   return {
     address,

@@ -7,6 +7,7 @@ import { unlessAborted } from '../../lib/abort';
 import { channelReady } from '../../lib/grpc/channel-ready';
 import { type RunTarget__Output, runTargetOf } from '../../lib/run-target';
 import { ignoredInputWatch } from '../../lib/sync/ignored-input-hint';
+import { inSpan } from '../../lib/tracing/tracing';
 import { bazelRunOf } from './bazel-run';
 import { buildEventDelivery } from './build-event-files';
 import { type CommandRelay, INTERRUPT_DEADLINE_MS, type RunRequest, type RunResponse } from './command-server';
@@ -152,32 +153,8 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
   }
 
   return {
-    async run(request, onResponse, signal) {
-      const started = performance.now();
-      let exitCode: number | undefined;
-      const observed = (response: RunResponse) => {
-        if (response.finished) exitCode = response.exitCode ?? 0;
-        onResponse(response);
-      };
-      const run = bazelRunOf(request, observed, { workspace, outputBase, log });
-      if (run.refused) return onResponse(run.refused);
-      const tell = (message: string) => {
-        log(message);
-        onResponse({ standardError: Buffer.from(`RBS: ${message}\n`) });
-      };
-      let l = await unlessAborted(session(tell), signal);
-      try {
-        const retry = await runOn(l, request, run.onResponse, signal, run.onRunTarget).catch(unreachable);
-        if (retry !== null) {
-          l = await unlessAborted(reopen(l, retry, tell), signal);
-          const again = await runOn(l, request, run.onResponse, signal, run.onRunTarget);
-          if (again !== null) throw new Error(`the agent of session ${l.session.sessionId} at ${l.session.agentAddress}: ${again.why}`);
-        }
-        await unlessAborted(run.finish(l.agent, signal), signal); // `bazel run`: the proxy, not the agent, says what the client runs
-      } finally {
-        if (exitCode !== undefined) reportCommand(l, request, Math.round(performance.now() - started), exitCode);
-      }
-    },
+    run: (request, onResponse, signal) =>
+      inSpan('bazel command', { 'bazel.command': commandVerb(request).slice(0, 64) }, () => runCommand(request, onResponse, signal)),
 
     async shutdown() {
       if (!link) return;
@@ -193,12 +170,43 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
       );
     },
   };
+
+  /** One command, in its span: the session (opened by the first), the sync, the run and its outputs. */
+  async function runCommand(request: RunRequest, onResponse: (r: RunResponse) => void, signal: AbortSignal): Promise<void> {
+    const started = performance.now();
+    let exitCode: number | undefined;
+    const observed = (response: RunResponse) => {
+      if (response.finished) exitCode = response.exitCode ?? 0;
+      onResponse(response);
+    };
+    const run = bazelRunOf(request, observed, { workspace, outputBase, log });
+    if (run.refused) return onResponse(run.refused);
+    const tell = (message: string) => {
+      log(message);
+      onResponse({ standardError: Buffer.from(`RBS: ${message}\n`) });
+    };
+    let l = await unlessAborted(session(tell), signal);
+    try {
+      const retry = await runOn(l, request, run.onResponse, signal, run.onRunTarget).catch(unreachable);
+      if (retry !== null) {
+        l = await unlessAborted(reopen(l, retry, tell), signal);
+        const again = await runOn(l, request, run.onResponse, signal, run.onRunTarget);
+        if (again !== null) throw new Error(`the agent of session ${l.session.sessionId} at ${l.session.agentAddress}: ${again.why}`);
+      }
+      await unlessAborted(run.finish(l.agent, signal), signal); // `bazel run`: the proxy, not the agent, says what the client runs
+    } finally {
+      if (exitCode !== undefined) reportCommand(l, request, Math.round(performance.now() - started), exitCode);
+    }
+  }
+}
+
+function commandVerb(request: RunRequest): string {
+  return request.arg[0]?.toString('latin1') ?? '';
 }
 
 /** Tells the session's timeline (rbs describe) of a command that ended; best effort, never in the command's way. */
 function reportCommand(l: SessionLink, request: RunRequest, durationMs: number, exitCode: number): void {
-  const verb = request.arg[0]?.toString('latin1') ?? '';
-  l.orchestrator.heartbeat(l.session.sessionId, { verb, durationMs, exitCode }).catch(() => undefined);
+  l.orchestrator.heartbeat(l.session.sessionId, { verb: commandVerb(request), durationMs, exitCode }).catch(() => undefined);
 }
 
 /** Why a command never reached the agent; `agentGone`: it did not answer at all. */

@@ -12,10 +12,12 @@ import { agentRelay } from './agent-relay';
 import { startCommandServer } from './command-server';
 import { publishServer, unpublishServer } from '../../lib/bazel/server-files';
 import { parseServerArgs } from './startup';
+import { exitAfterTraces, startTracing } from '../../lib/tracing/tracing';
 
 const log = (message: string) => process.stderr.write(`${new Date().toISOString()} RBS proxy: ${message}\n`);
 
 async function main(): Promise<void> {
+  startTracing('proxy');
   const startup = parseServerArgs(process.argv.slice(2));
   if (startup.other.includes('--batch')) throw new Error('--batch is not supported: the proxy only runs as a server');
   if (!startup.workspaceDirectory) throw new Error('no --workspace_directory=… in the server command line');
@@ -35,7 +37,7 @@ async function main(): Promise<void> {
     await server.stop();
     if (stopRemote) await relay.shutdown().catch((err: Error) => log(`cannot stop the remote Bazel server: ${err.message}`));
     relay.close();
-    process.exit(0);
+    await exitAfterTraces(0);
   };
 
   const server = await startCommandServer({

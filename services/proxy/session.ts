@@ -17,6 +17,7 @@ import { clientKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
 import { channelCredentials, tlsChannelOptions, type TlsMaterial } from '../../lib/grpc/tls';
 import { keepRenewed } from '../../lib/pki/certificate';
+import { traceContextInterceptor } from '../../lib/tracing/grpc';
 
 export interface SessionLink {
   session: Session;
@@ -56,6 +57,7 @@ function agentClient(session: Session, tls: TlsMaterial, keepaliveMs: number): A
     // Its own subchannels, gone with it: a connection attempt stuck on a dead path dies with the client.
     'grpc.use_local_subchannel_pool': 1,
     ...FETCH_WINDOW,
+    interceptors: [traceContextInterceptor],
   }) as unknown as AgentClient;
 }
 

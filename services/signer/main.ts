@@ -9,11 +9,13 @@ import { listenNames } from '../../lib/grpc/bind';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { issuedServiceTls, publishServiceTls } from '../../lib/pki/service-tls';
 import { processLogger } from '../../lib/log';
+import { exitAfterTraces, startTracing } from '../../lib/tracing/tracing';
 import { startSigner } from './server';
 
 const log = processLogger('signer');
 
 async function main() {
+  startTracing('signer');
   const config = loadConfig();
   const ca = await CertificateAuthority.loadOrCreate(homePaths(config.home).pki);
   const tls = await issuedServiceTls(ca, { kind: 'service', name: 'signer' }, listenNames(config.signer.listen));
@@ -22,7 +24,7 @@ async function main() {
   const signer = await startSigner({ listen: config.signer.listen, ca, tls, log });
   log.info({ address: signer.address }, 'serving (mTLS; the orchestrator and the worker only)');
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => void signer.stop().then(() => process.exit(0)));
+    process.once(signal, () => void signer.stop().then(() => exitAfterTraces(0)));
   }
 }
 

@@ -13,6 +13,7 @@ import { describeIdentity } from '../../lib/pki/identity';
 import { InvalidInputError } from '../../lib/validate';
 import { refusal } from './policy';
 import { type Logger, processLogger } from '../../lib/log';
+import { traced } from '../../lib/tracing/grpc';
 
 export interface SignerServer {
   address: string;
@@ -55,7 +56,7 @@ function handlers(ca: CertificateAuthority, log: Logger): SignerHandlers {
 /** `log`: where its JSON lines go (stderr unless given). */
 export async function startSigner(options: { listen: string; ca: CertificateAuthority; tls: RotatingTls; log?: Logger }): Promise<SignerServer> {
   const server = new grpc.Server(serverKeepalive());
-  server.addService(protos().signer.rbs.v1.Signer.service, handlers(options.ca, options.log ?? processLogger('signer')));
+  server.addService(protos().signer.rbs.v1.Signer.service, traced('rbs.v1.Signer', handlers(options.ca, options.log ?? processLogger('signer'))));
   const address = await bindServer(server, options.listen, serverCredentials(options.tls));
   return { address, stop: () => shutdownGracefully(server) };
 }

@@ -15,6 +15,9 @@ import { ensureCleanupSchedule } from './cleanup-schedule';
 import { type Logger, processLogger } from '../../lib/log';
 import { metricsSinks, prometheusTelemetry } from './metrics';
 import { sdkLogger } from './sdk-log';
+import { processTracing } from '../../lib/tracing/tracing';
+import { temporalClientInterceptors } from '../../lib/tracing/temporal';
+import { WORKFLOW_INTERCEPTOR_MODULES, activityInterceptors } from './tracing';
 import { checkSearchAttributes } from './search-attributes';
 
 const WORKFLOWS = require.resolve('../../workflows');
@@ -37,7 +40,7 @@ function installRuntime(metricsListen: string | null, log: Logger): void {
 
 /** Bundling the workflows takes seconds: do it once per process. Webpack's chatter is info, so only its warnings show. */
 function workflowBundle(log: Logger): Promise<WorkflowBundle> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS, logger: sdkLogger(log) });
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS, workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES, logger: sdkLogger(log) });
   return bundle;
 }
 
@@ -52,7 +55,14 @@ async function backendFor(config: RbsConfig, workerTls: RotatingTls, workspaceSt
     // has lost its control plane.
     const { idleTimeoutMs, agentProbeIntervalMs } = config.session;
     const exitWhenUnusedMs = idleTimeoutMs + 2 * agentProbeIntervalMs;
-    return new LocalBackend({ home: config.home, agentCommand: defaultAgentCommand(), workerTls, keepaliveMs: config.keepaliveMs, exitWhenUnusedMs });
+    return new LocalBackend({
+      home: config.home,
+      agentCommand: defaultAgentCommand(),
+      workerTls,
+      keepaliveMs: config.keepaliveMs,
+      exitWhenUnusedMs,
+      tracesEndpoint: processTracing().exporting ?? undefined,
+    });
   }
   const [{ KubeConfig }, { KubernetesBackend }] = await Promise.all([import('@kubernetes/client-node'), import('../../lib/compute/kubernetes/backend')]);
   const kubeConfig = new KubeConfig();
@@ -103,7 +113,7 @@ export async function createSessionWorker(
   const temporalOptions = await temporalConnectionOptions(config.temporal);
   const connection = await NativeConnection.connect(temporalOptions);
   const clientConnection = await Connection.connect(temporalOptions);
-  const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
+  const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace, interceptors: temporalClientInterceptors() });
   await checkSearchAttributes(clientConnection, config.temporal.namespace, (message) => log.warn(message));
   await ensureCleanupSchedule(temporal, config);
 
@@ -113,6 +123,7 @@ export async function createSessionWorker(
     taskQueue: config.temporal.taskQueue,
     workflowBundle: await workflowBundle(log),
     sinks: metricsSinks(backend.kind),
+    interceptors: { activity: [activityInterceptors] },
     activities: createActivities({
       backend,
       store,

@@ -1,8 +1,9 @@
-/** Recorded histories must replay against the current workflow code: no nondeterminism. */
+/** Recorded histories must replay against the current workflow code, with the worker's interceptors: no nondeterminism. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
+import { WORKFLOW_INTERCEPTOR_MODULES } from '../../services/worker/tracing';
 
 const DIR = path.join(__dirname, 'histories');
 const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.binpb'));
@@ -37,7 +38,10 @@ test('there are recorded histories for every workflow, each newer one with its w
 test('every recorded history replays without nondeterminism', async () => {
   const histories = files.map((f) => ({ workflowId: ids[f] ?? f, history: temporal.api.history.v1.History.decode(fs.readFileSync(path.join(DIR, f))) }));
   const results = [];
-  for await (const result of Worker.runReplayHistories({ workflowsPath: require.resolve('../../workflows') }, histories)) {
+  for await (const result of Worker.runReplayHistories(
+    { workflowsPath: require.resolve('../../workflows'), interceptors: { workflowModules: WORKFLOW_INTERCEPTOR_MODULES } },
+    histories,
+  )) {
     results.push(result);
   }
   expect(results.map((r) => [r.workflowId, r.error?.message ?? null])).toEqual(histories.map((h) => [h.workflowId, null]));

@@ -1,0 +1,110 @@
+/**
+ * OpenTelemetry traces, one provider per process. Context always travels (W3C traceparent on gRPC
+ * metadata and Temporal headers), so a process that exports nothing still links its neighbours'
+ * spans. Spans are exported over OTLP/HTTP only when the standard OTEL_EXPORTER_OTLP_ENDPOINT or
+ * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set; the exporter reads the rest of the OTEL_* settings
+ * (headers, timeout) and OTEL_BSP_* tunes the batching.
+ */
+import { type Attributes, context, diag, propagation, SpanStatusCode, trace, type DiagLogger, DiagLogLevel, type Tracer } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { Resource } from '@opentelemetry/resources';
+import { BasicTracerProvider, BatchSpanProcessor, NoopSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { processLog } from '../log';
+
+export interface Tracing {
+  /** Where spans go: OTLP, or nowhere. */
+  readonly exporting: string | null;
+  readonly resource: Resource;
+  /** The processor every span of this process ends in (the workflows' sink uses it too). */
+  readonly spanProcessor: SpanProcessor;
+  /** Exports what is still buffered. */
+  shutdown(): Promise<void>;
+}
+
+let current: Tracing | undefined;
+
+/** The collector's traces URL the environment names, or null; a malformed one is an error that names the variable. */
+export function otlpTracesEndpoint(env: NodeJS.ProcessEnv = process.env): string | null {
+  const [name, value] = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+    ? ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT]
+    : env.OTEL_EXPORTER_OTLP_ENDPOINT
+      ? ['OTEL_EXPORTER_OTLP_ENDPOINT', env.OTEL_EXPORTER_OTLP_ENDPOINT]
+      : [null, null];
+  if (!name || !value) return null;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error(`${name} must be an http(s) URL of an OTLP collector, got '${value}'`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`${name} must be an http(s) URL of an OTLP collector, got '${value}'`);
+  // The general variable names the collector; the signal's own names the traces path itself (the OTLP spec).
+  return name === 'OTEL_EXPORTER_OTLP_ENDPOINT' ? `${value.replace(/\/+$/, '')}/v1/traces` : value;
+}
+
+/** The SDK's own complaints (an unreachable collector, say) as this process's warnings. */
+function diagnostics(): DiagLogger {
+  const log = () => processLog().child({ component: 'opentelemetry' });
+  const warn = (message: string, ...args: unknown[]) => log().warn({ args: args.map(String) }, message);
+  return { error: warn, warn, info: () => {}, debug: () => {}, verbose: () => {} };
+}
+
+/**
+ * Once per process, before its first span or call: registers context propagation and, if a
+ * collector is configured, a provider that exports to it as `rbs-<service>`.
+ */
+export function startTracing(service: string, env: NodeJS.ProcessEnv = process.env): Tracing {
+  if (current) return current;
+  const endpoint = otlpTracesEndpoint(env);
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  const resource = new Resource({ 'service.name': `rbs-${service}`, 'process.pid': process.pid });
+  const spanProcessor = endpoint ? new BatchSpanProcessor(new OTLPTraceExporter({ url: endpoint })) : new NoopSpanProcessor();
+  const provider = new BasicTracerProvider({ resource, spanProcessors: [spanProcessor] });
+  if (endpoint) {
+    diag.setLogger(diagnostics(), DiagLogLevel.WARN);
+    trace.setGlobalTracerProvider(provider);
+  }
+  current = { exporting: endpoint, resource, spanProcessor, shutdown: () => provider.shutdown() };
+  return current;
+}
+
+/** This process's tracing; none exporting if startTracing was never called. */
+export function processTracing(): Tracing {
+  return current ?? startTracing('rbs', {});
+}
+
+/** RBS's own spans (the SDK interceptors name theirs). */
+export function tracer(): Tracer {
+  return trace.getTracer('rbs');
+}
+
+/** Runs `work` in a span of its own, child of the active one; the span ends with it, failed if it throws. */
+export function inSpan<T>(name: string, attributes: Attributes, work: () => Promise<T>): Promise<T> {
+  return tracer().startActiveSpan(name, { attributes }, async (span) => {
+    try {
+      return await work();
+    } catch (err) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+/** How long an exiting process waits for its last spans to reach the collector. */
+const EXPORT_ON_EXIT_MS = 2_000;
+
+/** Exits with `code` once the buffered spans are exported, or EXPORT_ON_EXIT_MS later. */
+export async function exitAfterTraces(code: number): Promise<never> {
+  await Promise.race([
+    processTracing()
+      .shutdown()
+      .catch(() => undefined),
+    new Promise((r) => setTimeout(r, EXPORT_ON_EXIT_MS).unref()),
+  ]);
+  process.exit(code);
+}
