@@ -67,6 +67,19 @@ test('without RBS_KUBE_GATEWAY there is no route', () => {
   expect(loadConfig(base).backend).not.toHaveProperty('kubernetes.gateway');
 });
 
+test("agents' traces: the collector's URL and namespace, its port from the URL or the scheme; neither, none", () => {
+  expect(loadConfig(base).backend).not.toHaveProperty('kubernetes.tracesCollector');
+  const traces = (endpoint: string) =>
+    loadConfig({ ...base, RBS_KUBE_AGENT_TRACES_ENDPOINT: endpoint, RBS_KUBE_TRACES_NAMESPACE_LABELS: 'kubernetes.io/metadata.name=monitoring' }).backend;
+  expect(traces('http://otel.monitoring.svc:4318/v1/traces')).toHaveProperty('kubernetes.tracesCollector', {
+    endpoint: 'http://otel.monitoring.svc:4318/v1/traces',
+    namespaceLabels: { 'kubernetes.io/metadata.name': 'monitoring' },
+    port: 4318,
+  });
+  expect(traces('https://otel.monitoring.svc/v1/traces')).toHaveProperty('kubernetes.tracesCollector.port', 443);
+  expect(traces('http://otel.monitoring.svc/v1/traces')).toHaveProperty('kubernetes.tracesCollector.port', 80);
+});
+
 test.each([
   [{ RBS_KUBE_AGENT_IMAGE: '' }, /RBS_KUBE_AGENT_IMAGE must name the agent's image/],
   [{ RBS_KUBE_STORAGE_CLASS: 'Bad_Class' }, /RBS_KUBE_STORAGE_CLASS 'Bad_Class' is not a StorageClass name/],
@@ -98,6 +111,13 @@ test.each([
     { RBS_KUBE_GATEWAY: 'rbs-system/rbs-agents', RBS_KUBE_AGENT_ADDRESS: '{namespace}_agents.example.com:443' },
     /needs RBS_KUBE_AGENT_ADDRESS to name the gateway by a DNS host/,
   ],
+  [{ RBS_KUBE_AGENT_TRACES_ENDPOINT: 'http://otel:4318/v1/traces' }, /set both RBS_KUBE_AGENT_TRACES_ENDPOINT and RBS_KUBE_TRACES_NAMESPACE_LABELS/],
+  [{ RBS_KUBE_TRACES_NAMESPACE_LABELS: 'team=obs' }, /set both RBS_KUBE_AGENT_TRACES_ENDPOINT and RBS_KUBE_TRACES_NAMESPACE_LABELS/],
+  [
+    { RBS_KUBE_AGENT_TRACES_ENDPOINT: 'otel:4318', RBS_KUBE_TRACES_NAMESPACE_LABELS: 'team=obs' },
+    /RBS_KUBE_AGENT_TRACES_ENDPOINT must be the http\(s\) URL of an OTLP collector's traces path, got 'otel:4318'/,
+  ],
+  [{ RBS_KUBE_AGENT_TRACES_ENDPOINT: 'http://otel:4318', RBS_KUBE_TRACES_NAMESPACE_LABELS: 'team' }, /RBS_KUBE_TRACES_NAMESPACE_LABELS: 'team' is not a label/],
 ])('refuses %j', (env, message) => {
   expect(() => loadConfig({ ...base, ...env })).toThrow(message);
 });
@@ -142,6 +162,16 @@ describe('Filestore settings of the volumes', () => {
       /RBS_KUBE_STORAGE_CLASS enterprise-multishare-rwx makes shares of multishare instances, which RBS_FILESTORE_\* cannot back up/,
     ],
     [{ RBS_KUBE_STORAGE_CLASS: 'enterprise-rwx' }, /RBS_KUBE_STORAGE_CLASS enterprise-rwx provisions ENTERPRISE instances, but RBS_FILESTORE_TIER is ZONAL/],
+    [{ RBS_KUBE_AGENT_TRACES_ENDPOINT: 'http://otel:4318/v1/traces' }, /set both RBS_KUBE_AGENT_TRACES_ENDPOINT and RBS_KUBE_TRACES_NAMESPACE_LABELS/],
+    [{ RBS_KUBE_TRACES_NAMESPACE_LABELS: 'team=obs' }, /set both RBS_KUBE_AGENT_TRACES_ENDPOINT and RBS_KUBE_TRACES_NAMESPACE_LABELS/],
+    [
+      { RBS_KUBE_AGENT_TRACES_ENDPOINT: 'otel:4318', RBS_KUBE_TRACES_NAMESPACE_LABELS: 'team=obs' },
+      /RBS_KUBE_AGENT_TRACES_ENDPOINT must be the http\(s\) URL of an OTLP collector's traces path, got 'otel:4318'/,
+    ],
+    [
+      { RBS_KUBE_AGENT_TRACES_ENDPOINT: 'http://otel:4318', RBS_KUBE_TRACES_NAMESPACE_LABELS: 'team' },
+      /RBS_KUBE_TRACES_NAMESPACE_LABELS: 'team' is not a label/,
+    ],
   ])('refuses %j', (env, message) => {
     expect(() => loadConfig({ ...base, ...filestore, ...env })).toThrow(message);
   });

@@ -119,6 +119,22 @@ test('agents are scraped on their metrics port only, and only from the configure
   });
 });
 
+test('with a traces collector, agents export to it and may reach its namespace on its port only; without, neither', () => {
+  const env = (c: typeof config) => agentPod(spec, c).spec!.containers[0].env!.filter((e) => e.name.startsWith('OTEL_'));
+  const egress = (c: typeof config) => namespaceContents(spec, c).find((o) => o.metadata?.name === 'agent-traces') as any;
+  expect([env(config), egress(config)]).toEqual([[], undefined]);
+  const traced = {
+    ...config,
+    tracesCollector: { endpoint: 'http://otel.monitoring.svc:4318/v1/traces', namespaceLabels: { 'kubernetes.io/metadata.name': 'monitoring' }, port: 4318 },
+  };
+  expect(env(traced)).toEqual([{ name: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', value: 'http://otel.monitoring.svc:4318/v1/traces' }]);
+  expect(egress(traced).spec).toEqual({
+    podSelector: { matchLabels: { 'app.kubernetes.io/name': 'rbs-agent' } },
+    policyTypes: ['Egress'],
+    egress: [{ to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }], ports: [{ protocol: 'TCP', port: 4318 }] }],
+  });
+});
+
 test('the workspace claim is named after the volume, RWX on the configured class; a re-bound one names its PV at its size', () => {
   const fresh = workspaceClaim(spec.namespace, spec.volume, spec.sessionId, config);
   // The Filestore CSI driver copies the claim's name into the instance's labels, where the cleanup reads it.

@@ -34,6 +34,7 @@ import { repoRoot } from '../../lib/local/tools';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { ALL_SEARCH_ATTRIBUTES } from '../../lib/temporal/search-attributes';
 import { configUse } from '../deploy/config-env';
+import { otlpTracesEndpoint } from '../../lib/tracing/tracing';
 import { installGatewayApi } from '../harness/gateway-api';
 import { useKubeControlPlane } from '../harness/kube-control-plane';
 import { waitFor } from '../harness/wait';
@@ -158,6 +159,24 @@ describe('helm/rbs', () => {
     const { config, unread } = configUse(findObject<V1ConfigMap>(rendered, 'ConfigMap').data ?? {});
     expect(unread).toEqual([]);
     expect(config.backend).toMatchObject({ kubernetes: { metricsScrapers: { name: 'monitoring' } } });
+  });
+
+  test('exports no traces by default; given a collector, the services export to it and agents may reach it (lib/tracing, lib/config.ts)', () => {
+    const data = () => findObject<V1ConfigMap>(objects, 'ConfigMap').data ?? {};
+    expect(otlpTracesEndpoint(data())).toBeNull();
+    expect(settings().config.backend).not.toHaveProperty('kubernetes.tracesCollector');
+    const values = [
+      'tracing.otlpEndpoint=http://otel.monitoring.svc:4318',
+      'tracing.agents.endpoint=http://otel.monitoring.svc:4318/v1/traces',
+      'tracing.agents.collectorNamespaceLabels.name=monitoring',
+    ];
+    const rendered = findObject<V1ConfigMap>(chart.render([...chart.valueArgs, '--set', values.join(',')]), 'ConfigMap').data ?? {};
+    expect(otlpTracesEndpoint(rendered)).toBe('http://otel.monitoring.svc:4318/v1/traces');
+    const { config, unread } = configUse(rendered);
+    expect(unread).toEqual([]);
+    expect(config.backend).toMatchObject({
+      kubernetes: { tracesCollector: { endpoint: 'http://otel.monitoring.svc:4318/v1/traces', namespaceLabels: { name: 'monitoring' }, port: 4318 } },
+    });
   });
 
   describe('with a route from laptops (agents.gateway)', () => {

@@ -46,6 +46,8 @@ export interface KubernetesBackendConfig {
   ingress: AgentIngress;
   /** Labels of the namespace whose pods (Prometheus) may scrape agents' metrics port; none: nobody outside the pod. */
   metricsScrapers?: Record<string, string>;
+  /** The OTLP collector agents export their spans to; absent, agents export none (lib/tracing). */
+  tracesCollector?: TracesCollector;
   dns: ClusterDns;
   /** host:port the proxy dials, `{namespace}` standing for the session's namespace. */
   agentAddressTemplate: string;
@@ -55,6 +57,17 @@ export interface KubernetesBackendConfig {
    * Service by other means (VPN, VPC-native routing).
    */
   gateway?: GatewayRef;
+}
+
+/**
+ * Agents may not reach private addresses (agent-egress), so a collector in the cluster is allowed
+ * by name: pods of the namespace with these labels, on the endpoint's port only.
+ */
+export interface TracesCollector {
+  /** OTLP/HTTP traces URL, e.g. http://otel-collector.monitoring.svc:4318/v1/traces. */
+  endpoint: string;
+  namespaceLabels: Record<string, string>;
+  port: number;
 }
 
 export interface GatewayRef {
@@ -114,6 +127,7 @@ export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv): KubernetesBacke
   }
   const gateway = parseGateway(get('RBS_KUBE_GATEWAY', ''), agentAddressTemplate);
   const metricsScrapers = labels('RBS_KUBE_METRICS_NAMESPACE_LABELS', '');
+  const tracesCollector = parseTracesCollector(get('RBS_KUBE_AGENT_TRACES_ENDPOINT', ''), labels('RBS_KUBE_TRACES_NAMESPACE_LABELS', ''));
   const dns = {
     namespaceLabels: labels('RBS_KUBE_DNS_NAMESPACE_LABELS', DEFAULT_DNS.namespaceLabels),
     podLabels: labels('RBS_KUBE_DNS_POD_LABELS', DEFAULT_DNS.podLabels),
@@ -134,7 +148,30 @@ export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv): KubernetesBacke
     agentAddressTemplate,
     ...(gateway ? { gateway } : {}),
     ...(Object.keys(metricsScrapers).length > 0 ? { metricsScrapers } : {}),
+    ...(tracesCollector ? { tracesCollector } : {}),
   };
+}
+
+/** Both or neither: an endpoint agents could not reach would lose every span without a word. */
+function parseTracesCollector(endpoint: string, namespaceLabels: Record<string, string>): TracesCollector | undefined {
+  const labelled = Object.keys(namespaceLabels).length > 0;
+  if (endpoint === '' && !labelled) return undefined;
+  if (endpoint === '' || !labelled) {
+    throw new Error(
+      'set both RBS_KUBE_AGENT_TRACES_ENDPOINT and RBS_KUBE_TRACES_NAMESPACE_LABELS (the collector, and the namespace agents may reach it in), or neither',
+    );
+  }
+  let url: URL | undefined;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new Error(`RBS_KUBE_AGENT_TRACES_ENDPOINT must be the http(s) URL of an OTLP collector's traces path, got '${endpoint}'`);
+  }
+  const port = url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
+  return { endpoint, namespaceLabels, port };
 }
 
 /**

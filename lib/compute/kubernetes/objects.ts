@@ -183,16 +183,27 @@ export function namespaceContents(spec: NamespaceSpec, config: KubernetesBackend
   };
   // Prometheus, where configured, reaches the metrics port only.
   const scrapers = config.metricsScrapers;
-  const metricsIngress = scrapers
-    ? [
-        policy('agent-metrics', {
-          podSelector: { matchLabels: agentSelector },
-          policyTypes: ['Ingress'],
-          ingress: [{ _from: [{ namespaceSelector: { matchLabels: scrapers } }], ports: [{ protocol: 'TCP', port: AGENT.metricsPort }] }],
-        }),
-      ]
-    : [];
-  return [serviceAccount, defaultDeny, agentIngress, ...metricsIngress, agentEgress, quota, limits, service];
+  const metricsIngress = scrapers && {
+    ingress: [{ _from: [{ namespaceSelector: { matchLabels: scrapers } }], ports: [{ protocol: 'TCP', port: AGENT.metricsPort }] }],
+  };
+  // The collector, where configured: the one private address agents may reach, on its port only.
+  const collector = config.tracesCollector;
+  const tracesEgress = collector && {
+    egress: [{ to: [{ namespaceSelector: { matchLabels: collector.namespaceLabels } }], ports: [{ protocol: 'TCP', port: collector.port }] }],
+  };
+  const agentPolicy = (name: string, type: 'Ingress' | 'Egress', rules: Omit<V1NetworkPolicySpec, 'podSelector'> | undefined) =>
+    rules ? [policy(name, { podSelector: { matchLabels: agentSelector }, policyTypes: [type], ...rules })] : [];
+  return [
+    serviceAccount,
+    defaultDeny,
+    agentIngress,
+    ...agentPolicy('agent-metrics', 'Ingress', metricsIngress),
+    agentEgress,
+    ...agentPolicy('agent-traces', 'Egress', tracesEgress),
+    quota,
+    limits,
+    service,
+  ];
 }
 
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
@@ -309,6 +320,7 @@ export function agentPod({ namespace, sessionId, volume }: AgentSpec, config: Ku
             // Bazel's per-user state lives with the workspace; scratch stays off the read-only root.
             { name: 'HOME', value: `${AGENT.volumeMount}/home` },
             { name: 'TMPDIR', value: '/tmp' },
+            ...(config.tracesCollector ? [{ name: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', value: config.tracesCollector.endpoint }] : []),
           ],
           ports: [
             { name: 'agent', containerPort: AGENT.port, protocol: 'TCP' },
