@@ -2,7 +2,8 @@
  * Control-plane benchmark on the local backend, deployed as in production — Temporal requiring mTLS,
  * a worker and the orchestrator each in its own process — with this process as the client:
  * warm GetServer latency, cold time to READY, and sessions per second with 50 users at once. Each is
- * measured with the Prometheus endpoints off and on, alternately in one run, and reported side by side.
+ * measured with observability off and on (the Prometheus endpoints, and traces exported over OTLP to
+ * a receiver in this process, whose CPU counts too), alternately in one run, reported side by side.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -14,12 +15,13 @@ import { OrchestratorClient } from '../lib/grpc/orchestrator-client';
 import { freePort } from '../lib/local/ports';
 import { startLocalStack } from '../lib/local/stack';
 import { CertificateAuthority } from '../lib/pki/ca';
+import { startOtlpCollector } from '../test/harness/otlp-collector';
 import { percentile, report } from './stats';
 
 const WARM_CALLS = 500;
 const COLD_SESSIONS = 10;
 const CONCURRENT_USERS = 50;
-/** Metrics off, on, off, on: alternated, so that a drift of the machine's speed hits both arms alike. */
+/** Observability off, on, off, on: alternated, so that a drift of the machine's speed hits both arms alike. */
 const ARMS = [false, true, false, true];
 
 interface Measured {
@@ -36,12 +38,24 @@ export async function benchControlPlane(): Promise<void> {
   // processes inherit these.
   Object.assign(process.env, { RBS_LIMIT_ACTIVE_SESSIONS: '1000', RBS_LIMIT_RETAINED_VOLUMES: '1000', RBS_LIMIT_GET_SERVER_PER_MINUTE: '1000000' });
   const arms = { off: [] as Measured[], on: [] as Measured[] };
-  for (const metrics of ARMS) arms[metrics ? 'on' : 'off'].push(await measure(metrics));
+  const collector = await startOtlpCollector();
+  try {
+    for (const on of ARMS) {
+      // The stack's processes inherit it: they export their spans.
+      if (on) process.env.OTEL_EXPORTER_OTLP_ENDPOINT = collector.url;
+      else delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+      arms[on ? 'on' : 'off'].push(await measure(on));
+    }
+  } finally {
+    delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+    await collector.close();
+  }
+  const spans = collector.spans.length;
   const all = (arm: Measured[], pick: (m: Measured) => number[]) => arm.flatMap(pick);
   const sum = (arm: Measured[], pick: (m: Measured) => number) => arm.reduce((total, m) => total + pick(m), 0);
   const rows = (name: 'off' | 'on') => {
     const arm = arms[name];
-    const label = (metric: string) => `${metric} (metrics ${name})`;
+    const label = (metric: string) => `${metric} (metrics and traces ${name})`;
     return [
       {
         metric: label('warm GetServer p50'),
@@ -95,11 +109,12 @@ export async function benchControlPlane(): Promise<void> {
       concurrentUsers: CONCURRENT_USERS,
       arms: ARMS.map((on) => (on ? 'on' : 'off')),
       cpus: os.cpus().length,
+      spansExported: spans,
     },
   );
 }
 
-/** One fresh stack, with or without its Prometheus endpoints, measured and stopped. */
+/** One fresh stack, with or without its Prometheus endpoints (and traces, as the environment says), measured and stopped. */
 async function measure(metrics: boolean): Promise<Measured> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-bench-'));
   const config = loadConfig({

@@ -44,10 +44,25 @@ export function otlpTracesEndpoint(env: NodeJS.ProcessEnv = process.env): string
   return name === 'OTEL_EXPORTER_OTLP_ENDPOINT' ? `${value.replace(/\/+$/, '')}/v1/traces` : value;
 }
 
-/** The SDK's own complaints (an unreachable collector, say) as this process's warnings. */
+/** A collector that stays down would otherwise get a line per batch. */
+const DIAGNOSTICS_EVERY_MS = 60_000;
+
+/**
+ * The SDK's own complaints as this process's warnings: a collector that is down or silent costs
+ * the spans of that batch (the exporter gives up after its timeout), never a call, and says so
+ * here, at most once a minute with the count of those left unsaid.
+ */
 function diagnostics(): DiagLogger {
-  const log = () => processLog().child({ component: 'opentelemetry' });
-  const warn = (message: string, ...args: unknown[]) => log().warn({ args: args.map(String) }, message);
+  let lastAt = -Infinity;
+  let unsaid = 0;
+  const warn = (message: string, ...args: unknown[]) => {
+    const now = performance.now();
+    if (now - lastAt < DIAGNOSTICS_EVERY_MS) return void unsaid++;
+    lastAt = now;
+    const detail = { detail: args.map(String), ...(unsaid > 0 ? { unsaidSinceLast: unsaid } : {}) };
+    unsaid = 0;
+    processLog().child({ component: 'opentelemetry' }).warn(detail, `spans not exported or dropped: ${message}`);
+  };
   return { error: warn, warn, info: () => {}, debug: () => {}, verbose: () => {} };
 }
 

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { startTracing, type Tracing } from '../../lib/tracing/tracing';
 import { type OtlpCollector, type ReceivedSpan, startOtlpCollector } from '../harness/otlp-collector';
 import { startStack, type TestStack } from '../harness/stack';
+import { startTcpRelay } from '../harness/tcp-relay';
 import { waitFor } from '../harness/wait';
 import { type BazelWorkspace, workspaceOfNewUser } from './fixture';
 
@@ -111,4 +112,24 @@ test('a later command is a trace of its own, and starts no workflow', async () =
   expect(trace.filter((s) => !s.parentSpanId).map((s) => s.name)).toEqual(['bazel command']);
   // The session was opened by the proxy's first command: this one reuses it, and starts no workflow.
   expect(trace.filter((s) => /StartWorkflow|RunActivity:createNamespace/.test(s.name))).toEqual([]);
+});
+
+test('a collector that never answers neither fails nor holds up a command: the proxy drops its spans and says so in its log', async () => {
+  const silent = await startTcpRelay(new URL(collector.url).host);
+  silent.blackhole(); // connections are taken, and nothing ever comes back
+  const down = await workspaceOfNewUser(stack, 'traces-down', { OTEL_EXPORTER_OTLP_ENDPOINT: `http://${silent.address}`, OTEL_EXPORTER_OTLP_TIMEOUT: '1000' });
+  try {
+    expect((await down.bazel(['build', ...down.buildOptions, '//:gen'])).code).toBe(0);
+    expect((await down.bazel(['build', ...down.buildOptions, '//:gen'])).code).toBe(0);
+    const warnings = () =>
+      (down.serverFile('jvm.out') ?? '')
+        .split('\n')
+        .filter((line) => line.includes('"component":"opentelemetry"'))
+        .map((line) => JSON.parse(line) as { level: string; msg: string });
+    await waitFor(() => warnings().length > 0, 20_000, "the proxy's line about spans it could not export");
+    expect(warnings()[0]).toMatchObject({ level: 'warn', msg: expect.stringMatching(/^spans not exported or dropped: /) });
+  } finally {
+    down.destroy();
+    silent.close();
+  }
 });
