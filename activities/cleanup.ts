@@ -63,11 +63,11 @@ export function createCleanupActivities({ backend, store, temporal, orphanGraceM
       const cutoff = Date.now() - orphanGraceMs;
       const [namespaces, agents, rows] = await Promise.all([backend.listNamespaces(), backend.listAgents(), store.list({ phases: LIVE_PHASES })]);
       const live = await liveSessionIds();
-      const orphan = (sessionId: string, since: Date) => !live.has(sessionId) && since.getTime() < cutoff;
-      const orphanRows = rows.filter((r) => orphan(r.sessionId, r.updatedAt));
+      const orphan = (sessionId: string, sinceMs: number) => !live.has(sessionId) && sinceMs < cutoff;
+      const orphanRows = rows.filter((r) => orphan(r.sessionId, r.updatedAtMs));
       return {
-        namespaces: namespaces.filter((n) => orphan(n.sessionId, n.createdAt)).map((n) => n.namespace),
-        agents: agents.filter((a) => orphan(a.sessionId, a.startedAt)),
+        namespaces: namespaces.filter((n) => orphan(n.sessionId, n.createdAt.getTime())).map((n) => n.namespace),
+        agents: agents.filter((a) => orphan(a.sessionId, a.startedAt.getTime())),
         sessionRows: orphanRows.map((r) => r.sessionId),
         sessionRowVolumes: Object.fromEntries(orphanRows.map((r) => [r.sessionId, r.volume])),
       };
@@ -81,7 +81,7 @@ export function createCleanupActivities({ backend, store, temporal, orphanGraceM
      */
     async findExpiredRows(): Promise<{ sessionRows: string[]; volumeRows: string[] }> {
       const cutoff = Date.now() - endedRowRetentionMs;
-      const old = (at: Date) => at.getTime() < cutoff;
+      const old = (atMs: number) => atMs < cutoff;
       const [sessions, volumes] = await Promise.all([store.list(), store.listVolumes()]);
       const owned = new Set(volumes.map((v) => v.volume));
       const byVolume = new Map<string, typeof sessions>();
@@ -94,8 +94,8 @@ export function createCleanupActivities({ backend, store, temporal, orphanGraceM
         // Newest first (store.list).
         const [newest] = rows;
         if (owned.has(volume)) {
-          sessionRows.push(...rows.filter((row) => TERMINAL_PHASES.includes(row.phase) && old(row.updatedAt)).map((row) => row.sessionId));
-        } else if (newest.phase === 'ENDED' && newest.failureReason === EXPIRY_REASON && old(newest.updatedAt)) {
+          sessionRows.push(...rows.filter((row) => TERMINAL_PHASES.includes(row.phase) && old(row.updatedAtMs)).map((row) => row.sessionId));
+        } else if (newest.phase === 'ENDED' && newest.failureReason === EXPIRY_REASON && old(newest.updatedAtMs)) {
           sessionRows.push(...rows.filter((row) => TERMINAL_PHASES.includes(row.phase)).map((row) => row.sessionId));
         }
       }
@@ -103,7 +103,7 @@ export function createCleanupActivities({ backend, store, temporal, orphanGraceM
       const sessionsLeft = (volume: string) => (byVolume.get(volume) ?? []).some((row) => !going.has(row.sessionId));
       return {
         sessionRows,
-        volumeRows: volumes.filter((v) => v.state === 'REMOVED' && old(v.updatedAt) && !sessionsLeft(v.volume)).map((v) => v.volume),
+        volumeRows: volumes.filter((v) => v.state === 'REMOVED' && old(v.updatedAtMs) && !sessionsLeft(v.volume)).map((v) => v.volume),
       };
     },
 

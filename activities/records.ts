@@ -19,13 +19,12 @@ export function createRecordActivities(store: SessionStore) {
         );
       }
       // Runs from before 'record-activity' left activity to the orchestrator, which moved it forward only.
-      const lastActivityAt = Math.max(view.lastActivityAtMs, existing?.lastActivityAt.getTime() ?? 0);
-      const { createdAtMs, lastActivityAtMs: _seen, endReason: _reason, ...fields } = view;
+      const { endReason: _reason, ...fields } = view;
       const written = await store.put({
         ...fields,
-        createdAt: existing?.createdAt ?? new Date(createdAtMs),
-        updatedAt: new Date(),
-        lastActivityAt: new Date(lastActivityAt),
+        createdAtMs: existing?.createdAtMs ?? view.createdAtMs,
+        updatedAtMs: Date.now(),
+        lastActivityAtMs: Math.max(view.lastActivityAtMs, existing?.lastActivityAtMs ?? 0),
         ...version,
       });
       if (!written)

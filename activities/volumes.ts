@@ -41,9 +41,6 @@ export interface VolumeClaim {
   volume: string;
 }
 
-/** A volume record as a workflow hands it over: times as epoch milliseconds. */
-export type VolumeRecordMs = Omit<VolumeRecord, 'lastUsedAt' | 'removeAt' | 'updatedAt'> & { lastUsedAtMs: number; removeAtMs: number | null };
-
 export function createVolumeActivities({ temporal, store, backend }: VolumeDeps) {
   /** The volume's owner, started if none runs; on this activity's own task queue. */
   const owner = ({ user, workspace, volume }: Omit<VolumeClaim, 'sessionId'>) => ({
@@ -169,11 +166,8 @@ export function createVolumeActivities({ temporal, store, backend }: VolumeDeps)
     },
 
     /** What an earlier owner of the volume left in the store, if any. */
-    async storedVolume(volume: string): Promise<(VolumeRecordMs & { updatedAtMs: number }) | null> {
-      const stored = await store.getVolume(volume);
-      if (!stored) return null;
-      const { lastUsedAt, removeAt, updatedAt, ...fields } = stored;
-      return { ...fields, lastUsedAtMs: lastUsedAt.getTime(), removeAtMs: removeAt?.getTime() ?? null, updatedAtMs: updatedAt.getTime() };
+    async storedVolume(volume: string): Promise<VolumeRecord | null> {
+      return store.getVolume(volume);
     },
 
     /** When an operator pinned the volume, or null: the store says, where only the orchestrator writes pins. */
@@ -183,13 +177,8 @@ export function createVolumeActivities({ temporal, store, backend }: VolumeDeps)
     },
 
     /** Writes the owner's view to the store; a write older than the stored one is dropped there. */
-    async recordVolume({ lastUsedAtMs, removeAtMs, ...record }: VolumeRecordMs): Promise<void> {
-      await store.putVolume({
-        ...record,
-        lastUsedAt: new Date(lastUsedAtMs),
-        removeAt: removeAtMs === null ? null : new Date(removeAtMs),
-        updatedAt: new Date(),
-      });
+    async recordVolume(record: Omit<VolumeRecord, 'updatedAtMs'>): Promise<void> {
+      await store.putVolume({ ...record, updatedAtMs: Date.now() });
     },
   };
 }

@@ -86,7 +86,11 @@ export interface SessionPlacement {
   volume: string;
 }
 
-/** A session as the session store keeps it. */
+/**
+ * A session as the store keeps it, the workflow's projection. Times here and everywhere in RBS are
+ * epoch milliseconds (workflow arguments and results travel as JSON); only the stores' columns and
+ * what a person reads are dates.
+ */
 export interface SessionRecord extends SessionPlacement {
   sessionId: string;
   workflowId: string;
@@ -99,9 +103,10 @@ export interface SessionRecord extends SessionPlacement {
   /** host:port of the agent while READY, else null. */
   agentAddress: string | null;
   failureReason: string | null;
-  createdAt: Date;
-  updatedAt: Date;
-  lastActivityAt: Date;
+  createdAtMs: number;
+  /** When the row was last written (by the store's clock). */
+  updatedAtMs: number;
+  lastActivityAtMs: number;
   /**
    * The row's version, which only grows: the workflow time its workflow decided on the write at,
    * then a count of its writes (carried across continue-as-new). A late or retried write, from a
@@ -134,7 +139,7 @@ export interface SessionTimeouts {
 /**
  * A (user, workspace) volume's life, owned by its volume workflow (workflows/volume.ts):
  * - PRESENT: kept; a session may hold it;
- * - TRASHED: unused for the retention period, to be removed at `removeAt` unless a session or an
+ * - TRASHED: unused for the retention period, to be removed at `removeAtMs` unless a session or an
  *   operator wants it back first (the soft-delete window); the data is untouched;
  * - REMOVING: being backed up (where configured) and deleted; a session that asks for it waits;
  * - REMOVED: gone; a later session of the workspace makes a new one.
@@ -165,14 +170,15 @@ export interface VolumeRecord extends SessionPlacement {
   /** An operator exempted it from removal. */
   pinned: boolean;
   /** When its last session ended, or now while one runs. */
-  lastUsedAt: Date;
+  lastUsedAtMs: number;
   /** When it will be trashed (PRESENT) or removed (TRASHED); null while in use or pinned. */
-  removeAt: Date | null;
+  removeAtMs: number | null;
   /** Bytes, as the backend counts them (ComputeBackend.volumeSize) when its last session released it; null if not measured. */
   sizeBytes: number | null;
   /** When this volume's owner started (a removed volume's successor starts later). */
   generation: number;
   /** Counts the owner's writes within a generation. */
   seq: number;
-  updatedAt: Date;
+  /** When the row was last written (by the store's clock). */
+  updatedAtMs: number;
 }

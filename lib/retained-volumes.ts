@@ -15,7 +15,7 @@ export function knownVolumes(sessions: readonly SessionRecord[], volumes: readon
   for (const row of sessions) {
     if (owned.has(row.volume)) continue;
     const seen = newest.get(row.volume);
-    if (!seen || row.createdAt > seen.createdAt) newest.set(row.volume, row);
+    if (!seen || row.createdAtMs > seen.createdAtMs) newest.set(row.volume, row);
   }
   const expired = (row: SessionRecord) => row.phase === 'ENDED' && row.failureReason === EXPIRY_REASON;
   for (const row of newest.values()) if (!expired(row)) known.add(row.volume);

@@ -29,13 +29,8 @@ export interface SessionInput extends Partial<SessionPlacement> {
   carried?: CarriedSession;
 }
 
-/**
- * The session as the workflow sees it; what GetServer and DescribeSession return. Times are epoch
- * milliseconds, since workflow arguments and results travel as JSON.
- */
-export type SessionView = Omit<SessionRecord, 'createdAt' | 'updatedAt' | 'lastActivityAt' | 'generation' | 'seq'> & {
-  createdAtMs: number;
-  lastActivityAtMs: number;
+/** The session as the workflow sees it (its store row without the row's own bookkeeping); what GetServer and DescribeSession return. */
+export type SessionView = Omit<SessionRecord, 'updatedAtMs' | 'generation' | 'seq'> & {
   /** Why it is over, once ENDED or FAILED (absent in views from runs before it existed). */
   endReason?: EndReason | null;
 };

@@ -31,7 +31,7 @@ type Activities = ReturnType<typeof createActivities>;
 
 /** Sessions claim their volume from its owner (workflows/volume.ts), which alone removes it. */
 const VOLUME_OWNER_PATCH = 'volume-owner';
-/** The workflow alone writes its row's lastActivityAt (before, the orchestrator also did on heartbeats). */
+/** The workflow alone writes its row's lastActivityAtMs (before, the orchestrator also did on heartbeats). */
 const ACTIVITY_RECORD_PATCH = 'record-activity';
 
 const RETRY: RetryPolicy = { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s' };

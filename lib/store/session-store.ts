@@ -36,7 +36,7 @@ export interface SessionStore {
    */
   put(record: SessionRecord): Promise<boolean>;
   get(sessionId: string): Promise<SessionRecord | null>;
-  /** Newest first (by createdAt). */
+  /** Newest first (by createdAtMs). */
   list(filter?: SessionFilter): Promise<SessionRecord[]>;
   /** Removes the row. No-op for an unknown session. */
   delete(sessionId: string): Promise<void>;

@@ -99,9 +99,9 @@ function toRow(r: SessionRecord): Row {
     Phase: r.phase,
     AgentAddress: r.agentAddress,
     FailureReason: r.failureReason,
-    CreatedAt: r.createdAt,
-    UpdatedAt: r.updatedAt,
-    LastActivityAt: r.lastActivityAt,
+    CreatedAt: new Date(r.createdAtMs),
+    UpdatedAt: new Date(r.updatedAtMs),
+    LastActivityAt: new Date(r.lastActivityAtMs),
     Generation: r.generation,
     Seq: r.seq,
   };
@@ -123,9 +123,9 @@ function fromRow(row: Row): SessionRecord {
     phase: row.Phase,
     agentAddress: row.AgentAddress,
     failureReason: row.FailureReason,
-    createdAt: new Date(row.CreatedAt.getTime()),
-    updatedAt: new Date(row.UpdatedAt.getTime()),
-    lastActivityAt: new Date(row.LastActivityAt.getTime()),
+    createdAtMs: row.CreatedAt.getTime(),
+    updatedAtMs: row.UpdatedAt.getTime(),
+    lastActivityAtMs: row.LastActivityAt.getTime(),
     // INT64 comes back as a string in JSON form; NULL in a row from before versions.
     generation: Number(row.Generation ?? 0),
     seq: Number(row.Seq ?? 0),
@@ -155,12 +155,12 @@ function toVolumeRow(r: VolumeRecord): VolumeRow {
     Namespace: r.namespace,
     State: r.state,
     Pinned: r.pinned,
-    LastUsedAt: r.lastUsedAt,
-    RemoveAt: r.removeAt,
+    LastUsedAt: new Date(r.lastUsedAtMs),
+    RemoveAt: r.removeAtMs === null ? null : new Date(r.removeAtMs),
     SizeBytes: r.sizeBytes,
     Generation: r.generation,
     Seq: r.seq,
-    UpdatedAt: r.updatedAt,
+    UpdatedAt: new Date(r.updatedAtMs),
   };
 }
 
@@ -173,13 +173,13 @@ function fromVolumeRow(row: VolumeRow): VolumeRecord {
     namespace: row.Namespace,
     state: row.State,
     pinned: row.Pinned,
-    lastUsedAt: new Date(row.LastUsedAt.getTime()),
-    removeAt: row.RemoveAt ? new Date(row.RemoveAt.getTime()) : null,
+    lastUsedAtMs: row.LastUsedAt.getTime(),
+    removeAtMs: row.RemoveAt ? row.RemoveAt.getTime() : null,
     sizeBytes: row.SizeBytes === null ? null : Number(row.SizeBytes),
     // INT64 comes back as a string in JSON form.
     generation: Number(row.Generation),
     seq: Number(row.Seq),
-    updatedAt: new Date(row.UpdatedAt.getTime()),
+    updatedAtMs: row.UpdatedAt.getTime(),
   };
 }
 

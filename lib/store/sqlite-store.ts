@@ -87,9 +87,9 @@ function toRow(r: SessionRecord): Row {
     phase: r.phase,
     agent_address: r.agentAddress,
     failure_reason: r.failureReason,
-    created_at: r.createdAt.getTime(),
-    updated_at: r.updatedAt.getTime(),
-    last_activity_at: r.lastActivityAt.getTime(),
+    created_at: r.createdAtMs,
+    updated_at: r.updatedAtMs,
+    last_activity_at: r.lastActivityAtMs,
     generation: r.generation,
     seq: r.seq,
   };
@@ -110,9 +110,9 @@ function fromRow(row: Row): SessionRecord {
     phase: row.phase,
     agentAddress: row.agent_address,
     failureReason: row.failure_reason,
-    createdAt: new Date(row.created_at),
-    updatedAt: new Date(row.updated_at),
-    lastActivityAt: new Date(row.last_activity_at),
+    createdAtMs: row.created_at,
+    updatedAtMs: row.updated_at,
+    lastActivityAtMs: row.last_activity_at,
     generation: row.generation,
     seq: row.seq,
   };
@@ -141,12 +141,12 @@ function toVolumeRow(r: VolumeRecord): VolumeRow {
     namespace: r.namespace,
     state: r.state,
     pinned: r.pinned ? 1 : 0,
-    last_used_at: r.lastUsedAt.getTime(),
-    remove_at: r.removeAt?.getTime() ?? null,
+    last_used_at: r.lastUsedAtMs,
+    remove_at: r.removeAtMs,
     size_bytes: r.sizeBytes,
     generation: r.generation,
     seq: r.seq,
-    updated_at: r.updatedAt.getTime(),
+    updated_at: r.updatedAtMs,
   };
 }
 
@@ -159,12 +159,12 @@ function fromVolumeRow(row: VolumeRow): VolumeRecord {
     namespace: row.namespace,
     state: row.state,
     pinned: row.pinned === 1,
-    lastUsedAt: new Date(row.last_used_at),
-    removeAt: row.remove_at === null ? null : new Date(row.remove_at),
+    lastUsedAtMs: row.last_used_at,
+    removeAtMs: row.remove_at,
     sizeBytes: row.size_bytes,
     generation: row.generation,
     seq: row.seq,
-    updatedAt: new Date(row.updated_at),
+    updatedAtMs: row.updated_at,
   };
 }
 

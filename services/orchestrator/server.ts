@@ -3,7 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { OrchestratorHandlers } from '../../gen/proto/rbs/v1/Orchestrator';
 import type { Session } from '../../gen/proto/rbs/v1/Session';
 import type { SessionProgress } from '../../gen/proto/rbs/v1/SessionProgress';
-import type { SessionRecord, VolumeRecord } from '../../lib/domain';
+import type { VolumeRecord } from '../../lib/domain';
 import type { Volume } from '../../gen/proto/rbs/v1/Volume';
 import { bindServer } from '../../lib/grpc/bind';
 import { serverKeepalive } from '../../lib/grpc/keepalive';
@@ -47,8 +47,7 @@ function callerOf(call: Parameters<typeof peerIdentity>[0]): Caller {
   return { user: identity.user, operator: identity.operator };
 }
 
-export function toSession(s: SessionView | SessionRecord): Session {
-  const view = 'createdAtMs' in s;
+export function toSession(s: SessionView): Session {
   return {
     sessionId: s.sessionId,
     workflowId: s.workflowId,
@@ -59,20 +58,20 @@ export function toSession(s: SessionView | SessionRecord): Session {
     phase: s.phase,
     agentAddress: s.agentAddress ?? '',
     failureReason: s.failureReason ?? '',
-    createdAtMs: view ? s.createdAtMs : s.createdAt.getTime(),
-    lastActivityAtMs: view ? s.lastActivityAtMs : s.lastActivityAt.getTime(),
+    createdAtMs: s.createdAtMs,
+    lastActivityAtMs: s.lastActivityAtMs,
   };
 }
 
-export function toVolume(v: Pick<VolumeRecord, 'volume' | 'user' | 'workspace' | 'state' | 'pinned' | 'lastUsedAt' | 'removeAt' | 'sizeBytes'>): Volume {
+export function toVolume(v: Pick<VolumeRecord, 'volume' | 'user' | 'workspace' | 'state' | 'pinned' | 'lastUsedAtMs' | 'removeAtMs' | 'sizeBytes'>): Volume {
   return {
     volume: v.volume,
     user: v.user,
     workspace: v.workspace,
     state: v.state,
     pinned: v.pinned,
-    lastUsedAtMs: v.lastUsedAt.getTime(),
-    removeAtMs: v.removeAt?.getTime() ?? 0,
+    lastUsedAtMs: v.lastUsedAtMs,
+    removeAtMs: v.removeAtMs ?? 0,
     sizeBytes: v.sizeBytes ?? -1,
   };
 }
@@ -142,7 +141,7 @@ function handlers({ sessions, volumes, limits, revocations, login, metrics, log 
     ListVolumes: unary('ListVolumes', async (caller, request) => ({ volumes: (await volumes.list(caller, !!request.allUsers)).map(toVolume) })),
     PinVolume: unary('PinVolume', async (caller, request) => {
       const view = await volumes.pin(caller, request.volume ?? '', !!request.pinned);
-      return toVolume({ ...view, lastUsedAt: new Date(view.lastUsedAtMs), removeAt: view.removeAtMs === null ? null : new Date(view.removeAtMs) });
+      return toVolume(view);
     }),
     UnrevokeUser: unary('UnrevokeUser', async (caller, request) => ({ wasRevoked: await revocations.unrevoke(caller, request.user ?? '') })),
     WatchSession: (call) => {

@@ -143,18 +143,18 @@ export class Sessions {
   private async attachReady(caller: Caller, workflowId: string): Promise<SessionView | null> {
     const ready = (await this.options.store.list({ user: caller.user, phases: ['READY'] })).find((r) => r.workflowId === workflowId);
     if (!ready) return null;
-    let lastActivityAt: Date;
+    let lastActivityAtMs: number;
     try {
       // The run the store names: a run that has finished (say, terminated) is not found by a signal.
-      if (this.heartbeatDue(ready)) lastActivityAt = await this.recordActivity(ready, ready.runId);
-      else if (await this.isRunning(workflowId, ready.runId)) lastActivityAt = ready.lastActivityAt;
+      if (this.heartbeatDue(ready)) lastActivityAtMs = await this.recordActivity(ready, ready.runId);
+      else if (await this.isRunning(workflowId, ready.runId)) lastActivityAtMs = ready.lastActivityAtMs;
       else return null;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return null;
       throw err;
     }
-    const { createdAt, updatedAt: _updated, lastActivityAt: _last, generation: _generation, seq: _seq, ...rest } = ready;
-    return { ...rest, createdAtMs: createdAt.getTime(), lastActivityAtMs: lastActivityAt.getTime() };
+    const { updatedAtMs: _updated, generation: _generation, seq: _seq, ...view } = ready;
+    return { ...view, lastActivityAtMs };
   }
 
   private async isRunning(workflowId: string, runId: string): Promise<boolean> {
@@ -182,7 +182,7 @@ export class Sessions {
       const workflowId = workflowIdFor(placementFor(caller.user, validateWorkspacePath(target.workspace)).namespace);
       rows = (await this.options.store.list({ user: caller.user })).filter((r) => r.workflowId === workflowId);
     }
-    rows.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+    rows.sort((a, b) => a.createdAtMs - b.createdAtMs);
     // What a watcher is told of: a session, its run and its phase (not its activity, which the workflow also records).
     const mark = rows.map((r) => `${r.sessionId}:${r.runId}:${r.phase}`).join(',');
     return { mark, phase: rows.at(-1)?.phase ?? null };
@@ -200,7 +200,7 @@ export class Sessions {
     if (isTerminal(record.phase)) {
       throw new RpcError(grpc.status.FAILED_PRECONDITION, `session ${sessionId} has ${record.phase}`);
     }
-    return { ...record, lastActivityAt: await this.recordActivity(record, undefined, command) };
+    return { ...record, lastActivityAtMs: await this.recordActivity(record, undefined, command) };
   }
 
   /**
@@ -210,12 +210,12 @@ export class Sessions {
    * is kept here, on this replica's clock, not read from the store: it must hold whether or not the
    * workflow has written yet, and whatever the Temporal server's clock says.
    */
-  private async recordActivity(record: SessionRecord, runId?: string, command?: CommandReport): Promise<Date> {
-    if (!command && !this.heartbeatDue(record)) return record.lastActivityAt;
-    const now = new Date();
+  private async recordActivity(record: SessionRecord, runId?: string, command?: CommandReport): Promise<number> {
+    if (!command && !this.heartbeatDue(record)) return record.lastActivityAtMs;
+    const now = Date.now();
     const args: [string, CommandReport?] = command ? [record.sessionId, command] : [record.sessionId];
     await this.options.temporal.workflow.getHandle(record.workflowId, runId).signal(heartbeatSignal, ...args);
-    this.signalled.set(record.sessionId, now.getTime());
+    this.signalled.set(record.sessionId, now);
     return now;
   }
 

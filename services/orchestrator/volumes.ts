@@ -32,7 +32,8 @@ export class Volumes {
     if (!isDns1123Label(volume)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `${JSON.stringify(volume)} is not a volume name`);
     const known = await this.options.store.getVolume(volume);
     if (!known) throw new RpcError(grpc.status.NOT_FOUND, `volume ${volume} is not known (see 'rbs volumes --all')`);
-    if (known.state === 'REMOVED') throw new RpcError(grpc.status.FAILED_PRECONDITION, `volume ${volume} was removed at ${known.updatedAt.toISOString()}`);
+    if (known.state === 'REMOVED')
+      throw new RpcError(grpc.status.FAILED_PRECONDITION, `volume ${volume} was removed at ${new Date(known.updatedAtMs).toISOString()}`);
     const { user, workspace } = known;
     // The store's pin is what the owner obeys; the message only tells it to read it.
     if (pinned) await this.options.store.pinVolume({ volume, pinnedBy: caller.user, pinnedAt: new Date() });

@@ -23,7 +23,7 @@ test('the cleanup schedule removes orphaned agents, namespaces and store rows, a
     ...(await stack().worker.store.get(live.sessionId))!,
     sessionId: ghost,
     workflowId: 'rbs-session-ghost-rbs-000000000000',
-    updatedAt: new Date(Date.now() - 60_000),
+    updatedAtMs: Date.now() - 60_000,
   });
   expect(await stack().worker.backend.listAgents()).toHaveLength(3);
 

@@ -131,7 +131,7 @@ test('a user spamming Heartbeat signals the workflow at most once per debounce w
   const session = await pulse.getServer(stack().workspace());
   const handle = stack().temporal.workflow.getHandle(session.workflowId);
   const signals = async () => (await handle.fetchHistory()).events!.filter((e) => e.workflowExecutionSignaledEventAttributes).length;
-  const lastActivity = async () => (await stack().worker.store.get(session.sessionId))!.lastActivityAt.getTime();
+  const lastActivity = async () => (await stack().worker.store.get(session.sessionId))!.lastActivityAtMs;
 
   // Past the window, a heartbeat is told: a signal, which the workflow records in the store.
   await new Promise((r) => setTimeout(r, 900));

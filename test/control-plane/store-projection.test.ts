@@ -22,7 +22,6 @@ test("a late record of an earlier phase, after READY was recorded, changes nothi
     ...row,
     phase: 'PROVISIONING_SYNC',
     agentAddress: null,
-    createdAtMs: row.createdAt.getTime(),
     lastActivityAtMs: 0,
   };
   const env = new MockActivityEnvironment();

@@ -17,7 +17,7 @@ import { waitFor } from '../harness/wait';
 
 const ROW_RETENTION_MS = 2000;
 const stack = useStack({ RBS_ENDED_ROW_RETENTION_MS: String(ROW_RETENTION_MS) });
-const LONG_AGO = new Date(Date.now() - 10 * ROW_RETENTION_MS);
+const LONG_AGO = Date.now() - 10 * ROW_RETENTION_MS;
 
 const cleanup = () =>
   stack().temporal.workflow.execute<typeof cleanupWorkflow>('cleanupWorkflow', {
@@ -39,9 +39,9 @@ async function legacySession(user: string, failureReason: string | null = null):
     phase: 'ENDED',
     agentAddress: null,
     failureReason,
-    createdAt: LONG_AGO,
-    updatedAt: LONG_AGO,
-    lastActivityAt: LONG_AGO,
+    createdAtMs: LONG_AGO,
+    updatedAtMs: LONG_AGO,
+    lastActivityAtMs: LONG_AGO,
     generation: 0, // from before versioned rows
     seq: 0,
   };
@@ -59,7 +59,7 @@ test('a volume from before volume owners gets an owner, and then the rows that t
   const owned = await stack().worker.store.getVolume(kept.volume);
   expect(owned).toMatchObject({ state: 'PRESENT', user: 'lars', workspace: kept.workspace, pinned: false });
   // Adopted as if released now: the whole retention period from here.
-  expect(owned!.removeAt!.getTime() - owned!.lastUsedAt.getTime()).toBe(stack().config.volume.retentionMs);
+  expect(owned!.removeAtMs! - owned!.lastUsedAtMs).toBe(stack().config.volume.retentionMs);
   // The owner's row now tells of the volume; the expired session's volume was deleted as it expired.
   expect(report.expiredRows?.sessionRows).toEqual(expect.arrayContaining([kept.sessionId, expired.sessionId]));
   expect(await stack().worker.store.get(kept.sessionId)).toBeNull();
@@ -114,8 +114,8 @@ test("an unowned volume's session rows expire all together once the newest says 
     ...ended,
     sessionId: randomUUID(),
     failureReason: EXPIRY_REASON,
-    createdAt: new Date(LONG_AGO.getTime() + 1),
-    updatedAt: new Date(LONG_AGO.getTime() + 1),
+    createdAtMs: LONG_AGO + 1,
+    updatedAtMs: LONG_AGO + 1,
   };
   await store.put(expiredLater);
   expect((await rows.findExpiredRows()).sessionRows).toEqual(expect.arrayContaining([ended.sessionId, expiredLater.sessionId]));
@@ -124,8 +124,8 @@ test("an unowned volume's session rows expire all together once the newest says 
     ...ended,
     sessionId: randomUUID(),
     failureReason: null,
-    createdAt: new Date(LONG_AGO.getTime() + 2),
-    updatedAt: new Date(LONG_AGO.getTime() + 2),
+    createdAtMs: LONG_AGO + 2,
+    updatedAtMs: LONG_AGO + 2,
   };
   await store.put(after);
   const found = (await rows.findExpiredRows()).sessionRows;
@@ -137,13 +137,9 @@ test("an ended session's row expires after RBS_ENDED_ROW_RETENTION_MS; a live on
   const live = await mia.getServer(stack().workspace());
   const ended = await mia.getServer(stack().workspace());
   await mia.endSession(ended.sessionId);
-  const removed = volumeRecord('mia', '/home/mia/gone', { state: 'REMOVED', lastUsedAt: LONG_AGO, updatedAt: LONG_AGO });
+  const removed = volumeRecord('mia', '/home/mia/gone', { state: 'REMOVED', lastUsedAtMs: LONG_AGO, updatedAtMs: LONG_AGO });
   await stack().worker.store.putVolume(removed);
-  await waitFor(
-    async () => ((await stack().worker.store.get(ended.sessionId))?.updatedAt.getTime() ?? 0) < Date.now() - ROW_RETENTION_MS,
-    10_000,
-    'the row to age',
-  );
+  await waitFor(async () => ((await stack().worker.store.get(ended.sessionId))?.updatedAtMs ?? 0) < Date.now() - ROW_RETENTION_MS, 10_000, 'the row to age');
 
   const report = await cleanup();
   expect(report.expiredRows?.sessionRows).toContain(ended.sessionId);

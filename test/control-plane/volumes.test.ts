@@ -38,15 +38,15 @@ async function endedSession(user: string, onWorkspace?: (workspace: string) => v
 
 test('an ended session leaves its volume for the retention period; unused, it is trashed, then removed when the window ends', async () => {
   const { session, marker } = await endedSession('vera');
-  await waitFor(async () => (await record(session.volume))?.removeAt != null, 5000, 'the release');
+  await waitFor(async () => (await record(session.volume))?.removeAtMs != null, 5000, 'the release');
   const kept = await record(session.volume);
   expect(kept).toMatchObject({ state: 'PRESENT', user: 'vera', pinned: false });
-  expect(kept!.removeAt!.getTime() - kept!.lastUsedAt.getTime()).toBe(RETENTION_MS);
+  expect(kept!.removeAtMs! - kept!.lastUsedAtMs).toBe(RETENTION_MS);
   expect(fs.existsSync(marker)).toBe(true);
 
   const trashed = await waitForState(session.volume, 'TRASHED');
   expect(fs.existsSync(marker)).toBe(true);
-  expect(trashed.removeAt!.getTime() - trashed.updatedAt.getTime()).toBeLessThanOrEqual(SOFT_DELETE_MS);
+  expect(trashed.removeAtMs! - trashed.updatedAtMs).toBeLessThanOrEqual(SOFT_DELETE_MS);
 
   await waitForState(session.volume, 'REMOVED');
   expect(fs.existsSync(volumeDir(session.volume))).toBe(false);
@@ -58,7 +58,7 @@ test('a session of a trashed volume gets it back, with its files', async () => {
   const next = await client.getServer(workspace);
   expect(next.volume).toBe(session.volume);
   expect(fs.readFileSync(marker, 'utf8')).toBe('build state\n');
-  expect(await record(session.volume)).toMatchObject({ state: 'PRESENT', removeAt: null });
+  expect(await record(session.volume)).toMatchObject({ state: 'PRESENT', removeAtMs: null });
   // Held by the live session: never trashed, however long the retention period passes.
   await new Promise((r) => setTimeout(r, 3 * RETENTION_MS));
   expect((await record(session.volume))?.state).toBe('PRESENT');
@@ -97,7 +97,7 @@ test('a session that asks for its volume while it is being removed waits, then g
     expect(fs.existsSync(volumeDir(next.volume))).toBe(true);
     expect(fs.existsSync(marker)).toBe(false);
     const successor = await record(session.volume);
-    expect(successor).toMatchObject({ state: 'PRESENT', removeAt: null });
+    expect(successor).toMatchObject({ state: 'PRESENT', removeAtMs: null });
     expect(successor!.generation).toBeGreaterThan(old!.generation);
     await client.endSession(next.sessionId);
   } finally {
@@ -117,7 +117,7 @@ test('a volume that cannot be backed up before its removal is kept, pinned, and 
   try {
     const { session, marker } = await endedSession('hugo', (dir) => (refused = placementFor('hugo', dir).volume));
     await waitFor(async () => (await record(session.volume))?.pinned === true, 15_000, 'the refused removal');
-    expect(await record(session.volume)).toMatchObject({ state: 'PRESENT', pinned: true, removeAt: null });
+    expect(await record(session.volume)).toMatchObject({ state: 'PRESENT', pinned: true, removeAtMs: null });
     expect(fs.existsSync(marker)).toBe(true);
     const owner = stack().temporal.workflow.getHandle(volumeWorkflowIdFor(session.volume));
     expect((await owner.describe()).status.name).toBe('RUNNING');
@@ -223,7 +223,7 @@ describe('someone who reaches only Temporal', () => {
 describe('rbs volumes and pins', () => {
   test("a user lists their own volumes, with state, last use and when they go; all users' only for operators", async () => {
     const { client, session } = await endedSession('ulla');
-    await waitFor(async () => (await record(session.volume))?.removeAt != null, 5000, 'the release');
+    await waitFor(async () => (await record(session.volume))?.removeAtMs != null, 5000, 'the release');
     const [listed] = await client.listVolumes();
     expect(listed).toMatchObject({ volume: session.volume, user: 'ulla', state: 'PRESENT', pinned: false });
     expect(Number(listed.removeAtMs) - Number(listed.lastUsedAtMs)).toBe(RETENTION_MS);
@@ -243,7 +243,7 @@ describe('rbs volumes and pins', () => {
     const operator = await stack().client('ops', { operator: true });
     expect(await operator.pinVolume(session.volume, true)).toMatchObject({ state: 'PRESENT', pinned: true });
     await new Promise((r) => setTimeout(r, 2 * (RETENTION_MS + SOFT_DELETE_MS)));
-    expect(await record(session.volume)).toMatchObject({ state: 'PRESENT', pinned: true, removeAt: null });
+    expect(await record(session.volume)).toMatchObject({ state: 'PRESENT', pinned: true, removeAtMs: null });
     expect(fs.existsSync(marker)).toBe(true);
 
     expect(await operator.pinVolume(session.volume, false)).toMatchObject({ pinned: false });

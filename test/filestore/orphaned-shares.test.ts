@@ -38,7 +38,7 @@ test('the cleanup reports the shares of removed and unknown volumes, not of volu
   // The session expired, but its volume's owner keeps the volume for the volume retention period.
   addShare('pvc-expired', { ...MANAGED, [CSI_PVC_NAME_LABEL]: expired.volume });
   // The owner of this one removed it: a share left of it is a leak.
-  const removed = volumeRecord('yuki', '/home/yuki/removed', { state: 'REMOVED', lastUsedAt: LONG_AGO, updatedAt: LONG_AGO });
+  const removed = volumeRecord('yuki', '/home/yuki/removed', { state: 'REMOVED', lastUsedAtMs: LONG_AGO.getTime(), updatedAtMs: LONG_AGO.getTime() });
   await stack().worker.store.putVolume(removed);
   const ofRemoved = addShare('pvc-removed', { ...MANAGED, [CSI_PVC_NAME_LABEL]: removed.volume });
   addShare('pvc-ended', { ...MANAGED, [CSI_PVC_NAME_LABEL]: ended.volume });
@@ -71,9 +71,9 @@ describe('known volumes', () => {
     phase,
     agentAddress: null,
     failureReason,
-    createdAt,
-    updatedAt: createdAt,
-    lastActivityAt: createdAt,
+    createdAtMs: createdAt.getTime(),
+    updatedAtMs: createdAt.getTime(),
+    lastActivityAtMs: createdAt.getTime(),
     generation: createdAt.getTime(),
     seq: 1,
   });
@@ -99,12 +99,12 @@ describe('known volumes', () => {
       workspace: '/home/yuki/src',
       state,
       pinned: false,
-      lastUsedAt: at(1),
-      removeAt: null,
+      lastUsedAtMs: at(1).getTime(),
+      removeAtMs: null,
       sizeBytes: null,
       generation: 1,
       seq: 1,
-      updatedAt: at(1),
+      updatedAtMs: at(1).getTime(),
     });
     const rows = [
       row('a-vol-1', at(1), 'ENDED', EXPIRY_REASON),

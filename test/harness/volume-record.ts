@@ -3,19 +3,19 @@ import type { VolumeRecord } from '../../lib/domain';
 import { placementFor } from '../../lib/naming';
 
 export function volumeRecord(user: string, workspace: string, overrides: Partial<VolumeRecord> = {}): VolumeRecord {
-  const now = new Date();
+  const now = Date.now();
   return {
     ...placementFor(user, workspace),
     user,
     workspace,
     state: 'PRESENT',
     pinned: false,
-    lastUsedAt: now,
-    removeAt: null,
+    lastUsedAtMs: now,
+    removeAtMs: null,
     sizeBytes: null,
-    generation: now.getTime(),
+    generation: now,
     seq: 1,
-    updatedAt: now,
+    updatedAtMs: now,
     ...overrides,
   };
 }

@@ -12,6 +12,10 @@ function at(offsetMs: number): Date {
   return new Date(T0 + offsetMs);
 }
 
+function ms(offsetMs: number): number {
+  return T0 + offsetMs;
+}
+
 function uniqueUser(): string {
   return `user-${randomUUID()}`;
 }
@@ -29,9 +33,9 @@ function record(overrides: Partial<SessionRecord> = {}): SessionRecord {
     phase: 'PROVISIONING_NAMESPACE',
     agentAddress: null,
     failureReason: null,
-    createdAt: at(0),
-    updatedAt: at(1000),
-    lastActivityAt: at(2000),
+    createdAtMs: ms(0),
+    updatedAtMs: ms(1000),
+    lastActivityAtMs: ms(2000),
     generation: T0,
     seq: 1,
     ...overrides,
@@ -46,12 +50,12 @@ function volumeRecord(overrides: Partial<VolumeRecord> = {}): VolumeRecord {
     namespace: 'dev-rbs-0123abcd',
     state: 'PRESENT',
     pinned: false,
-    lastUsedAt: at(0),
-    removeAt: at(14 * 86_400_000),
+    lastUsedAtMs: ms(0),
+    removeAtMs: ms(14 * 86_400_000),
     sizeBytes: 5 * 2 ** 40,
     generation: T0,
     seq: 1,
-    updatedAt: at(1),
+    updatedAtMs: ms(1),
     ...overrides,
   };
 }
@@ -101,8 +105,8 @@ export function describeSessionStoreConformance(name: string, open: () => Promis
         phase: 'READY',
         agentAddress: '127.0.0.1:9000',
         failureReason: null,
-        updatedAt: at(60_000),
-        lastActivityAt: at(60_000),
+        updatedAtMs: ms(60_000),
+        lastActivityAtMs: ms(60_000),
         seq: 2,
       };
       await store.put(first);
@@ -141,10 +145,10 @@ export function describeSessionStoreConformance(name: string, open: () => Promis
     describe('list', () => {
       // One user's sessions created at distinct times, put out of order, in a spread of phases.
       const user = uniqueUser();
-      const oldest = record({ user, createdAt: at(-30_000), phase: 'ENDED' });
-      const middle = record({ user, createdAt: at(-20_000), phase: 'READY', agentAddress: '10.0.0.1:1' });
-      const newest = record({ user, createdAt: at(-10_000), phase: 'SUSPENDED' });
-      const otherUser = record({ createdAt: at(-15_000), phase: 'READY', agentAddress: '10.0.0.2:1' });
+      const oldest = record({ user, createdAtMs: ms(-30_000), phase: 'ENDED' });
+      const middle = record({ user, createdAtMs: ms(-20_000), phase: 'READY', agentAddress: '10.0.0.1:1' });
+      const newest = record({ user, createdAtMs: ms(-10_000), phase: 'SUSPENDED' });
+      const otherUser = record({ createdAtMs: ms(-15_000), phase: 'READY', agentAddress: '10.0.0.2:1' });
 
       beforeAll(async () => {
         for (const r of [middle, otherUser, newest, oldest]) await store.put(r);
@@ -152,7 +156,7 @@ export function describeSessionStoreConformance(name: string, open: () => Promis
 
       test('without a filter: everything, newest first', async () => {
         const all = await store.list();
-        const times = all.map((r) => r.createdAt.getTime());
+        const times = all.map((r) => r.createdAtMs);
         expect(times).toEqual([...times].sort((a, b) => b - a));
         const ours = new Set(ids([oldest, middle, newest, otherUser]));
         expect(ids(all).filter((id) => ours.has(id))).toEqual(ids([newest, otherUser, middle, oldest]));
@@ -184,7 +188,7 @@ export function describeSessionStoreConformance(name: string, open: () => Promis
 
     test('delete removes the row; deleting again or an unknown session is a no-op', async () => {
       const kept = record();
-      const deleted = record({ user: kept.user, createdAt: at(1) });
+      const deleted = record({ user: kept.user, createdAtMs: ms(1) });
       await store.put(kept);
       await store.put(deleted);
 
@@ -198,7 +202,7 @@ export function describeSessionStoreConformance(name: string, open: () => Promis
 
     test('50 concurrent puts of different sessions all land', async () => {
       const user = uniqueUser();
-      const records = Array.from({ length: 50 }, (_, i) => record({ user, createdAt: at(i) }));
+      const records = Array.from({ length: 50 }, (_, i) => record({ user, createdAtMs: ms(i) }));
       await Promise.all(records.map((r) => store.put(r)));
       expect(await store.list({ user })).toEqual([...records].reverse());
     });
@@ -248,7 +252,7 @@ export function describeSessionStoreConformance(name: string, open: () => Promis
         const v = volumeRecord();
         expect(await store.putVolume(v)).toBe(true);
         expect(await store.getVolume(v.volume)).toEqual(v);
-        const unused = volumeRecord({ removeAt: null, pinned: true, state: 'TRASHED', sizeBytes: null });
+        const unused = volumeRecord({ removeAtMs: null, pinned: true, state: 'TRASHED', sizeBytes: null });
         await store.putVolume(unused);
         expect(await store.getVolume(unused.volume)).toEqual(unused);
         expect(await store.getVolume('no-such-volume')).toBeNull();
@@ -291,14 +295,14 @@ export function describeSessionStoreConformance(name: string, open: () => Promis
 
       test('of concurrent writes, the newest stays', async () => {
         const v = volumeRecord();
-        await Promise.all([3, 1, 5, 2, 4].map((seq) => store.putVolume({ ...v, seq, lastUsedAt: at(seq) })));
-        expect(await store.getVolume(v.volume)).toEqual({ ...v, seq: 5, lastUsedAt: at(5) });
+        await Promise.all([3, 1, 5, 2, 4].map((seq) => store.putVolume({ ...v, seq, lastUsedAtMs: ms(seq) })));
+        expect(await store.getVolume(v.volume)).toEqual({ ...v, seq: 5, lastUsedAtMs: ms(5) });
       });
 
       test("listing by user gives that user's volumes only, most recently used first", async () => {
         const user = uniqueUser();
-        const older = volumeRecord({ user, lastUsedAt: at(1) });
-        const newer = volumeRecord({ user, lastUsedAt: at(2) });
+        const older = volumeRecord({ user, lastUsedAtMs: ms(1) });
+        const newer = volumeRecord({ user, lastUsedAtMs: ms(2) });
         await store.putVolume(older);
         await store.putVolume(newer);
         await store.putVolume(volumeRecord());
