@@ -52,12 +52,19 @@ export function traced<H extends object>(service: string, handlers: H): H {
       );
       const end = endOnce(span);
       const within = trace.setSpan(parent, span);
-      if (callback) {
-        return context.with(within, () => handler(call, (err, ...rest) => (end(err), callback(err, ...rest))));
+      // Listeners the handler adds (a stream's 'data') run in its span too.
+      context.bind(within, call);
+      if (callback) call.once('cancelled', () => end({ code: grpc.status.CANCELLED, details: 'cancelled by the caller' }));
+      else {
+        call.once('error', (err: grpc.ServiceError) => end(err));
+        for (const event of ['finish', 'cancelled', 'close']) call.once(event, () => end(null));
       }
-      call.once('error', (err: grpc.ServiceError) => end(err));
-      for (const event of ['finish', 'cancelled', 'close']) call.once(event, () => end(null));
-      return context.with(within, () => handler(call));
+      try {
+        return context.with(within, () => (callback ? handler(call, (err, ...rest) => (end(err), callback(err, ...rest))) : handler(call)));
+      } catch (err) {
+        end(err as Error); // grpc-js answers UNKNOWN for it
+        throw err;
+      }
     };
   }
   return wrapped as H;

@@ -25,21 +25,38 @@ export interface Tracing {
 
 let current: Tracing | undefined;
 
-/** The collector's traces URL the environment names, or null; a malformed one is an error that names the variable. */
+/** A URL as it may be shown: without credentials (user:password@) or a query (a token). */
+export function redacted(value: string): string {
+  return value.replace(/\/\/[^/@]*@/, '//…@').replace(/\?.*$/, '?…');
+}
+
+/**
+ * The collector's traces URL the standard variables name, or null: none named, or traces turned off
+ * (OTEL_SDK_DISABLED=true, OTEL_TRACES_EXPORTER=none). A setting RBS cannot honour is an error
+ * naming the variable: a malformed URL, or a protocol other than OTLP's http/json.
+ */
 export function otlpTracesEndpoint(env: NodeJS.ProcessEnv = process.env): string | null {
+  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true' || env.OTEL_TRACES_EXPORTER?.trim().toLowerCase() === 'none') return null;
   const [name, value] = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
     ? ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT]
     : env.OTEL_EXPORTER_OTLP_ENDPOINT
       ? ['OTEL_EXPORTER_OTLP_ENDPOINT', env.OTEL_EXPORTER_OTLP_ENDPOINT]
       : [null, null];
   if (!name || !value) return null;
-  let url: URL;
+  let url: URL | undefined;
   try {
     url = new URL(value);
   } catch {
-    throw new Error(`${name} must be an http(s) URL of an OTLP collector, got '${value}'`);
+    url = undefined;
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`${name} must be an http(s) URL of an OTLP collector, got '${value}'`);
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new Error(`${name} must be an http(s) URL of an OTLP collector, got '${redacted(value)}'`);
+  }
+  for (const variable of ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL']) {
+    const protocol = env[variable]?.trim();
+    if (protocol && protocol !== 'http/json') throw new Error(`${variable} is '${protocol}': RBS exports traces over OTLP http/json only`);
+    if (protocol) break; // the traces-specific one wins
+  }
   // The general variable names the collector; the signal's own names the traces path itself (the OTLP spec).
   return name === 'OTEL_EXPORTER_OTLP_ENDPOINT' ? `${value.replace(/\/+$/, '')}/v1/traces` : value;
 }
@@ -86,9 +103,12 @@ export function startTracing(service: string, env: NodeJS.ProcessEnv = process.e
   return current;
 }
 
-/** This process's tracing; none exporting if startTracing was never called. */
+/** Before startTracing, or in a process that never calls it: nothing exported, nothing registered. */
+const NOT_STARTED: Tracing = { exporting: null, resource: Resource.empty(), spanProcessor: new NoopSpanProcessor(), shutdown: async () => {} };
+
+/** This process's tracing, as startTracing set it up. */
 export function processTracing(): Tracing {
-  return current ?? startTracing('rbs', {});
+  return current ?? NOT_STARTED;
 }
 
 /** RBS's own spans (the SDK interceptors name theirs). */

@@ -21,7 +21,7 @@ const USAGE = [
   '             [--keepalive-ms MS] [--exit-when-unused-ms MS] [--otlp-traces-endpoint URL]',
   '   or: agent, in a pod, with RBS_AGENT_SESSION, RBS_AGENT_TLS_DIR and RBS_AGENT_VOLUME_DIR set',
   '       (and optionally RBS_AGENT_LISTEN, default 0.0.0.0:9443, RBS_AGENT_HEALTH_LISTEN, RBS_AGENT_METRICS_LISTEN',
-  '       and OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)',
+  '       and RBS_AGENT_TRACES_ENDPOINT)',
 ].join('\n');
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -103,11 +103,13 @@ function podSettings(env: NodeJS.ProcessEnv) {
     if (err instanceof InvalidInputError) throw new ExitError(EXIT_USAGE, `RBS_AGENT_SESSION: ${err.message}`);
     throw err;
   }
+  const tracesEndpoint = env.RBS_AGENT_TRACES_ENDPOINT;
   try {
-    startTracing('agent', env);
+    startTracing('agent', tracesEndpoint ? { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: tracesEndpoint } : {});
   } catch (err) {
-    throw new ExitError(EXIT_USAGE, (err as Error).message);
+    throw new ExitError(EXIT_USAGE, `RBS_AGENT_TRACES_ENDPOINT: ${(err as Error).message}`);
   }
+  delete process.env.RBS_AGENT_TRACES_ENDPOINT; // read once; builds need not see it
   return {
     sessionId,
     tlsDir: required('RBS_AGENT_TLS_DIR'),

@@ -17,7 +17,13 @@ import { exitAfterTraces, startTracing } from '../../lib/tracing/tracing';
 const log = (message: string) => process.stderr.write(`${new Date().toISOString()} RBS proxy: ${message}\n`);
 
 async function main(): Promise<void> {
-  startTracing('proxy');
+  try {
+    startTracing('proxy');
+  } catch (err) {
+    // The developer's shell may set OTEL_* for other tools: a setting RBS cannot use costs traces, never a build.
+    log(`traces are off: ${(err as Error).message}`);
+    startTracing('proxy', {});
+  }
   const startup = parseServerArgs(process.argv.slice(2));
   if (startup.other.includes('--batch')) throw new Error('--batch is not supported: the proxy only runs as a server');
   if (!startup.workspaceDirectory) throw new Error('no --workspace_directory=… in the server command line');

@@ -5,6 +5,7 @@
  * than a certificate lives keeps working; calls under way finish on the connection they began on,
  * and the replaced client still takes new calls for a while.
  */
+import { ROOT_CONTEXT, context } from '@opentelemetry/api';
 import { generateKeyPairSync } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
@@ -140,7 +141,8 @@ export async function openSession(workspace: string, log: (message: string) => v
       }
       return tls.certPem;
     };
-    const stopRenewing = keepRenewed(tls.certPem, renew, (err, retryMs) =>
+    // Renewals come hours later, for no command: bound to no trace, not to the command that opened the session.
+    const stopRenewing = keepRenewed(tls.certPem, context.bind(ROOT_CONTEXT, renew), (err, retryMs) =>
       log(`renewing the proxy certificate failed, retrying in ${retryMs} ms: ${err.message}`),
     );
     return {

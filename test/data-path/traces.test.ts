@@ -114,6 +114,18 @@ test('a later command is a trace of its own, and starts no workflow', async () =
   expect(trace.filter((s) => /StartWorkflow|RunActivity:createNamespace/.test(s.name))).toEqual([]);
 });
 
+test("a developer's OTEL_* setting RBS cannot use costs traces, not the build: the proxy says so in its log and serves", async () => {
+  const odd = await workspaceOfNewUser(stack, 'traces-odd', { OTEL_EXPORTER_OTLP_ENDPOINT: 'localhost:4317' });
+  try {
+    expect((await odd.bazel(['build', ...odd.buildOptions, '//:gen'])).code).toBe(0);
+    expect(odd.serverFile('jvm.out')).toContain(
+      "RBS proxy: traces are off: OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL of an OTLP collector, got 'localhost:4317'",
+    );
+  } finally {
+    odd.destroy();
+  }
+});
+
 test('a collector that never answers neither fails nor holds up a command: the proxy drops its spans and says so in its log', async () => {
   const silent = await startTcpRelay(new URL(collector.url).host);
   silent.blackhole(); // connections are taken, and nothing ever comes back

@@ -2,6 +2,12 @@
 import { loadConfig } from '../../lib/config';
 import { parseQuantity } from '../../lib/compute/kubernetes/quantity';
 
+/** The collector of agents' spans: its namespace and pods (its URL varies). */
+const traces = {
+  RBS_KUBE_AGENT_TRACES_ENDPOINT: 'http://otel.monitoring.svc:4318/v1/traces',
+  RBS_KUBE_TRACES_NAMESPACE_LABELS: 'kubernetes.io/metadata.name=monitoring',
+  RBS_KUBE_TRACES_POD_LABELS: 'app.kubernetes.io/name=opentelemetry-collector',
+};
 const base = { RBS_HOME: '/tmp/rbs-config-test', RBS_BACKEND: 'kubernetes', RBS_KUBE_AGENT_IMAGE: 'rbs-agent:1', RBS_KUBE_INGRESS_CIDRS: '10.0.0.0/8' };
 
 test('the local backend is the default', () => {
@@ -67,17 +73,17 @@ test('without RBS_KUBE_GATEWAY there is no route', () => {
   expect(loadConfig(base).backend).not.toHaveProperty('kubernetes.gateway');
 });
 
-test("agents' traces: the collector's URL and namespace, its port from the URL or the scheme; neither, none", () => {
+test("agents' traces: the collector's URL, namespace and pods, its port from the URL or the scheme; none of them, none", () => {
   expect(loadConfig(base).backend).not.toHaveProperty('kubernetes.tracesCollector');
-  const traces = (endpoint: string) =>
-    loadConfig({ ...base, RBS_KUBE_AGENT_TRACES_ENDPOINT: endpoint, RBS_KUBE_TRACES_NAMESPACE_LABELS: 'kubernetes.io/metadata.name=monitoring' }).backend;
-  expect(traces('http://otel.monitoring.svc:4318/v1/traces')).toHaveProperty('kubernetes.tracesCollector', {
+  const withEndpoint = (endpoint: string) => loadConfig({ ...base, ...traces, RBS_KUBE_AGENT_TRACES_ENDPOINT: endpoint }).backend;
+  expect(withEndpoint('http://otel.monitoring.svc:4318/v1/traces')).toHaveProperty('kubernetes.tracesCollector', {
     endpoint: 'http://otel.monitoring.svc:4318/v1/traces',
     namespaceLabels: { 'kubernetes.io/metadata.name': 'monitoring' },
+    podLabels: { 'app.kubernetes.io/name': 'opentelemetry-collector' },
     port: 4318,
   });
-  expect(traces('https://otel.monitoring.svc/v1/traces')).toHaveProperty('kubernetes.tracesCollector.port', 443);
-  expect(traces('http://otel.monitoring.svc/v1/traces')).toHaveProperty('kubernetes.tracesCollector.port', 80);
+  expect(withEndpoint('https://otel.monitoring.svc/v1/traces')).toHaveProperty('kubernetes.tracesCollector.port', 443);
+  expect(withEndpoint('http://otel.monitoring.svc/v1/traces')).toHaveProperty('kubernetes.tracesCollector.port', 80);
 });
 
 test.each([
@@ -111,13 +117,21 @@ test.each([
     { RBS_KUBE_GATEWAY: 'rbs-system/rbs-agents', RBS_KUBE_AGENT_ADDRESS: '{namespace}_agents.example.com:443' },
     /needs RBS_KUBE_AGENT_ADDRESS to name the gateway by a DNS host/,
   ],
-  [{ RBS_KUBE_AGENT_TRACES_ENDPOINT: 'http://otel:4318/v1/traces' }, /set both RBS_KUBE_AGENT_TRACES_ENDPOINT and RBS_KUBE_TRACES_NAMESPACE_LABELS/],
-  [{ RBS_KUBE_TRACES_NAMESPACE_LABELS: 'team=obs' }, /set both RBS_KUBE_AGENT_TRACES_ENDPOINT and RBS_KUBE_TRACES_NAMESPACE_LABELS/],
   [
-    { RBS_KUBE_AGENT_TRACES_ENDPOINT: 'otel:4318', RBS_KUBE_TRACES_NAMESPACE_LABELS: 'team=obs' },
-    /RBS_KUBE_AGENT_TRACES_ENDPOINT must be the http\(s\) URL of an OTLP collector's traces path, got 'otel:4318'/,
+    { RBS_KUBE_AGENT_TRACES_ENDPOINT: 'http://otel:4318/v1/traces' },
+    /set all of RBS_KUBE_AGENT_TRACES_ENDPOINT, RBS_KUBE_TRACES_NAMESPACE_LABELS and RBS_KUBE_TRACES_POD_LABELS/,
   ],
-  [{ RBS_KUBE_AGENT_TRACES_ENDPOINT: 'http://otel:4318', RBS_KUBE_TRACES_NAMESPACE_LABELS: 'team' }, /RBS_KUBE_TRACES_NAMESPACE_LABELS: 'team' is not a label/],
+  [{ RBS_KUBE_TRACES_NAMESPACE_LABELS: 'team=obs', RBS_KUBE_AGENT_TRACES_ENDPOINT: 'http://otel:4318/v1/traces' }, /set all of/],
+  [{ RBS_KUBE_TRACES_POD_LABELS: 'app=otel' }, /set all of/],
+  [
+    { ...traces, RBS_KUBE_AGENT_TRACES_ENDPOINT: 'otel:4318' },
+    /must be the http\(s\) URL of an OTLP collector's traces path, without credentials, got 'otel:4318'/,
+  ],
+  // A base URL: agents would post to / and lose every span.
+  [{ ...traces, RBS_KUBE_AGENT_TRACES_ENDPOINT: 'http://otel:4318' }, /traces path/],
+  // Credentials would reach every build's environment; the message does not repeat them.
+  [{ ...traces, RBS_KUBE_AGENT_TRACES_ENDPOINT: 'http://u:secret@otel:4318/v1/traces' }, /without credentials, got 'http:\/\/…@otel:4318\/v1\/traces'/],
+  [{ ...traces, RBS_KUBE_TRACES_NAMESPACE_LABELS: 'team' }, /RBS_KUBE_TRACES_NAMESPACE_LABELS: 'team' is not a label/],
 ])('refuses %j', (env, message) => {
   expect(() => loadConfig({ ...base, ...env })).toThrow(message);
 });
@@ -162,16 +176,6 @@ describe('Filestore settings of the volumes', () => {
       /RBS_KUBE_STORAGE_CLASS enterprise-multishare-rwx makes shares of multishare instances, which RBS_FILESTORE_\* cannot back up/,
     ],
     [{ RBS_KUBE_STORAGE_CLASS: 'enterprise-rwx' }, /RBS_KUBE_STORAGE_CLASS enterprise-rwx provisions ENTERPRISE instances, but RBS_FILESTORE_TIER is ZONAL/],
-    [{ RBS_KUBE_AGENT_TRACES_ENDPOINT: 'http://otel:4318/v1/traces' }, /set both RBS_KUBE_AGENT_TRACES_ENDPOINT and RBS_KUBE_TRACES_NAMESPACE_LABELS/],
-    [{ RBS_KUBE_TRACES_NAMESPACE_LABELS: 'team=obs' }, /set both RBS_KUBE_AGENT_TRACES_ENDPOINT and RBS_KUBE_TRACES_NAMESPACE_LABELS/],
-    [
-      { RBS_KUBE_AGENT_TRACES_ENDPOINT: 'otel:4318', RBS_KUBE_TRACES_NAMESPACE_LABELS: 'team=obs' },
-      /RBS_KUBE_AGENT_TRACES_ENDPOINT must be the http\(s\) URL of an OTLP collector's traces path, got 'otel:4318'/,
-    ],
-    [
-      { RBS_KUBE_AGENT_TRACES_ENDPOINT: 'http://otel:4318', RBS_KUBE_TRACES_NAMESPACE_LABELS: 'team' },
-      /RBS_KUBE_TRACES_NAMESPACE_LABELS: 'team' is not a label/,
-    ],
   ])('refuses %j', (env, message) => {
     expect(() => loadConfig({ ...base, ...filestore, ...env })).toThrow(message);
   });

@@ -120,18 +120,29 @@ test('agents are scraped on their metrics port only, and only from the configure
 });
 
 test('with a traces collector, agents export to it and may reach its namespace on its port only; without, neither', () => {
-  const env = (c: typeof config) => agentPod(spec, c).spec!.containers[0].env!.filter((e) => e.name.startsWith('OTEL_'));
+  const env = (c: typeof config) => agentPod(spec, c).spec!.containers[0].env!.filter((e) => /TRACES|OTEL/.test(e.name));
   const egress = (c: typeof config) => namespaceContents(spec, c).find((o) => o.metadata?.name === 'agent-traces') as any;
   expect([env(config), egress(config)]).toEqual([[], undefined]);
   const traced = {
     ...config,
-    tracesCollector: { endpoint: 'http://otel.monitoring.svc:4318/v1/traces', namespaceLabels: { 'kubernetes.io/metadata.name': 'monitoring' }, port: 4318 },
+    tracesCollector: {
+      endpoint: 'http://otel.monitoring.svc:4318/v1/traces',
+      namespaceLabels: { 'kubernetes.io/metadata.name': 'monitoring' },
+      podLabels: { app: 'otel' },
+      port: 4318,
+    },
   };
-  expect(env(traced)).toEqual([{ name: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', value: 'http://otel.monitoring.svc:4318/v1/traces' }]);
+  // Not an OTEL_* variable, which the builds' own instrumented tools would read.
+  expect(env(traced)).toEqual([{ name: 'RBS_AGENT_TRACES_ENDPOINT', value: 'http://otel.monitoring.svc:4318/v1/traces' }]);
   expect(egress(traced).spec).toEqual({
     podSelector: { matchLabels: { 'app.kubernetes.io/name': 'rbs-agent' } },
     policyTypes: ['Egress'],
-    egress: [{ to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }], ports: [{ protocol: 'TCP', port: 4318 }] }],
+    egress: [
+      {
+        to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } }, podSelector: { matchLabels: { app: 'otel' } } }],
+        ports: [{ protocol: 'TCP', port: 4318 }],
+      },
+    ],
   });
 });
 

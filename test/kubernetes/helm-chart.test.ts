@@ -169,13 +169,21 @@ describe('helm/rbs', () => {
       'tracing.otlpEndpoint=http://otel.monitoring.svc:4318',
       'tracing.agents.endpoint=http://otel.monitoring.svc:4318/v1/traces',
       'tracing.agents.collectorNamespaceLabels.name=monitoring',
+      'tracing.agents.collectorPodLabels.app=otel',
     ];
     const rendered = findObject<V1ConfigMap>(chart.render([...chart.valueArgs, '--set', values.join(',')]), 'ConfigMap').data ?? {};
     expect(otlpTracesEndpoint(rendered)).toBe('http://otel.monitoring.svc:4318/v1/traces');
     const { config, unread } = configUse(rendered);
     expect(unread).toEqual([]);
     expect(config.backend).toMatchObject({
-      kubernetes: { tracesCollector: { endpoint: 'http://otel.monitoring.svc:4318/v1/traces', namespaceLabels: { name: 'monitoring' }, port: 4318 } },
+      kubernetes: {
+        tracesCollector: {
+          endpoint: 'http://otel.monitoring.svc:4318/v1/traces',
+          namespaceLabels: { name: 'monitoring' },
+          podLabels: { app: 'otel' },
+          port: 4318,
+        },
+      },
     });
   });
 

@@ -27,14 +27,40 @@ describe('otlpTracesEndpoint', () => {
     );
     expect(() => otlpTracesEndpoint({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'grpc://collector:4317' })).toThrow(/OTEL_EXPORTER_OTLP_TRACES_ENDPOINT must be/);
   });
+
+  test("the message repeats no credentials: neither a URL's user:password nor its query", () => {
+    expect(() => otlpTracesEndpoint({ OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://user:hunter2@collector:4318/x?token=abc' })).toThrow(
+      "OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL of an OTLP collector, got 'ftp://…@collector:4318/x?…'",
+    );
+  });
+
+  test('OTEL_SDK_DISABLED=true and OTEL_TRACES_EXPORTER=none turn exporting off', () => {
+    const endpoint = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' };
+    expect(otlpTracesEndpoint({ ...endpoint, OTEL_SDK_DISABLED: 'true' })).toBeNull();
+    expect(otlpTracesEndpoint({ ...endpoint, OTEL_TRACES_EXPORTER: 'none' })).toBeNull();
+    expect(otlpTracesEndpoint({ ...endpoint, OTEL_SDK_DISABLED: 'false', OTEL_TRACES_EXPORTER: 'otlp' })).toBe('http://collector:4318/v1/traces');
+  });
+
+  test('a protocol other than http/json is refused by name, the traces-specific setting first', () => {
+    const endpoint = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317' };
+    expect(() => otlpTracesEndpoint({ ...endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(
+      "OTEL_EXPORTER_OTLP_PROTOCOL is 'grpc': RBS exports traces over OTLP http/json only",
+    );
+    expect(() => otlpTracesEndpoint({ ...endpoint, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' })).toThrow(
+      /OTEL_EXPORTER_OTLP_TRACES_PROTOCOL is 'http\/protobuf'/,
+    );
+    expect(otlpTracesEndpoint({ ...endpoint, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toBe(
+      'http://collector:4317/v1/traces',
+    );
+  });
 });
 
 describe('trace context over gRPC', () => {
   const exporter = new InMemorySpanExporter();
   const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
   const bytes = { serialize: (b: Buffer) => b, deserialize: (b: Buffer) => b };
-  const method = (responseStream: boolean) => ({
-    path: `/t.T/${responseStream ? 'Stream' : 'Echo'}`,
+  const method = (responseStream: boolean, name = responseStream ? 'Stream' : 'Echo') => ({
+    path: `/t.T/${name}`,
     requestStream: false,
     responseStream,
     requestSerialize: bytes.serialize,
@@ -42,7 +68,7 @@ describe('trace context over gRPC', () => {
     responseSerialize: bytes.serialize,
     responseDeserialize: bytes.deserialize,
   });
-  const service = { Echo: method(false), Stream: method(true) };
+  const service = { Echo: method(false), Stream: method(true), Throw: method(false, 'Throw') };
   let server: grpc.Server;
   let client: grpc.Client;
 
@@ -57,6 +83,9 @@ describe('trace context over gRPC', () => {
         // Answers with the trace id it runs in, as the handler sees it.
         Echo: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
           callback(null, Buffer.from(trace.getActiveSpan()?.spanContext().traceId ?? 'none')),
+        Throw: () => {
+          throw new Error('the handler threw');
+        },
         Stream: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
           call.write(Buffer.from('x'));
           call.emit('error', { code: grpc.status.FAILED_PRECONDITION, details: 'refused' });
@@ -114,6 +143,15 @@ describe('trace context over gRPC', () => {
     expect({ parent: served.parentSpanId, traceId: served.spanContext().traceId }).toEqual({ parent: undefined, traceId: seen });
     expect(seen).toMatch(/^[0-9a-f]{32}$/);
     expect(seen).not.toBe('0'.repeat(32));
+  });
+
+  test('a handler that throws still ends its span, marked failed; the caller gets UNKNOWN as before', async () => {
+    const failed = await new Promise<grpc.ServiceError>((resolve) =>
+      client.makeUnaryRequest(service.Throw.path, bytes.serialize, bytes.deserialize, Buffer.alloc(0), (err) => resolve(err!)),
+    );
+    expect(failed.code).toBe(grpc.status.UNKNOWN);
+    const [served] = serverSpans();
+    expect({ name: served.name, status: served.status }).toEqual({ name: 't.T/Throw', status: { code: SpanStatusCode.ERROR, message: 'the handler threw' } });
   });
 
   test('a stream that ends in an error status ends its span, marked failed with the status', async () => {

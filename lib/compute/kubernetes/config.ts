@@ -5,6 +5,7 @@
  */
 import * as net from 'node:net';
 import { isDns1123Label } from '../../naming';
+import { redacted } from '../../tracing/tracing';
 import { parseQuantity } from './quantity';
 
 export interface ResourceProfile {
@@ -61,12 +62,14 @@ export interface KubernetesBackendConfig {
 
 /**
  * Agents may not reach private addresses (agent-egress), so a collector in the cluster is allowed
- * by name: pods of the namespace with these labels, on the endpoint's port only.
+ * by name: the pods with these labels in the namespace with those, on the endpoint's port only
+ * (which must be the pods' own: a NetworkPolicy sees the port after the Service translated it).
  */
 export interface TracesCollector {
   /** OTLP/HTTP traces URL, e.g. http://otel-collector.monitoring.svc:4318/v1/traces. */
   endpoint: string;
   namespaceLabels: Record<string, string>;
+  podLabels: Record<string, string>;
   port: number;
 }
 
@@ -127,7 +130,11 @@ export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv): KubernetesBacke
   }
   const gateway = parseGateway(get('RBS_KUBE_GATEWAY', ''), agentAddressTemplate);
   const metricsScrapers = labels('RBS_KUBE_METRICS_NAMESPACE_LABELS', '');
-  const tracesCollector = parseTracesCollector(get('RBS_KUBE_AGENT_TRACES_ENDPOINT', ''), labels('RBS_KUBE_TRACES_NAMESPACE_LABELS', ''));
+  const tracesCollector = parseTracesCollector(
+    get('RBS_KUBE_AGENT_TRACES_ENDPOINT', ''),
+    labels('RBS_KUBE_TRACES_NAMESPACE_LABELS', ''),
+    labels('RBS_KUBE_TRACES_POD_LABELS', ''),
+  );
   const dns = {
     namespaceLabels: labels('RBS_KUBE_DNS_NAMESPACE_LABELS', DEFAULT_DNS.namespaceLabels),
     podLabels: labels('RBS_KUBE_DNS_POD_LABELS', DEFAULT_DNS.podLabels),
@@ -152,13 +159,16 @@ export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv): KubernetesBacke
   };
 }
 
-/** Both or neither: an endpoint agents could not reach would lose every span without a word. */
-function parseTracesCollector(endpoint: string, namespaceLabels: Record<string, string>): TracesCollector | undefined {
-  const labelled = Object.keys(namespaceLabels).length > 0;
-  if (endpoint === '' && !labelled) return undefined;
-  if (endpoint === '' || !labelled) {
+/**
+ * All three or none: an endpoint agents could not reach would lose every span, and a policy without
+ * pod labels would open every pod of the namespace to builds.
+ */
+function parseTracesCollector(endpoint: string, namespaceLabels: Record<string, string>, podLabels: Record<string, string>): TracesCollector | undefined {
+  const given = [endpoint !== '', Object.keys(namespaceLabels).length > 0, Object.keys(podLabels).length > 0];
+  if (given.every((g) => !g)) return undefined;
+  if (!given.every((g) => g)) {
     throw new Error(
-      'set both RBS_KUBE_AGENT_TRACES_ENDPOINT and RBS_KUBE_TRACES_NAMESPACE_LABELS (the collector, and the namespace agents may reach it in), or neither',
+      'set all of RBS_KUBE_AGENT_TRACES_ENDPOINT, RBS_KUBE_TRACES_NAMESPACE_LABELS and RBS_KUBE_TRACES_POD_LABELS (the collector, its namespace and its pods), or none',
     );
   }
   let url: URL | undefined;
@@ -167,11 +177,14 @@ function parseTracesCollector(endpoint: string, namespaceLabels: Record<string, 
   } catch {
     url = undefined;
   }
-  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw new Error(`RBS_KUBE_AGENT_TRACES_ENDPOINT must be the http(s) URL of an OTLP collector's traces path, got '${endpoint}'`);
+  // The traces path itself (agents post there as given): a base URL alone would lose every span.
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname === '/' || url.username || url.password) {
+    throw new Error(
+      `RBS_KUBE_AGENT_TRACES_ENDPOINT must be the http(s) URL of an OTLP collector's traces path, without credentials, got '${redacted(endpoint)}'`,
+    );
   }
   const port = url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
-  return { endpoint, namespaceLabels, port };
+  return { endpoint, namespaceLabels, podLabels, port };
 }
 
 /**

@@ -189,7 +189,12 @@ export function namespaceContents(spec: NamespaceSpec, config: KubernetesBackend
   // The collector, where configured: the one private address agents may reach, on its port only.
   const collector = config.tracesCollector;
   const tracesEgress = collector && {
-    egress: [{ to: [{ namespaceSelector: { matchLabels: collector.namespaceLabels } }], ports: [{ protocol: 'TCP', port: collector.port }] }],
+    egress: [
+      {
+        to: [{ namespaceSelector: { matchLabels: collector.namespaceLabels }, podSelector: { matchLabels: collector.podLabels } }],
+        ports: [{ protocol: 'TCP', port: collector.port }],
+      },
+    ],
   };
   const agentPolicy = (name: string, type: 'Ingress' | 'Egress', rules: Omit<V1NetworkPolicySpec, 'podSelector'> | undefined) =>
     rules ? [policy(name, { podSelector: { matchLabels: agentSelector }, policyTypes: [type], ...rules })] : [];
@@ -320,7 +325,8 @@ export function agentPod({ namespace, sessionId, volume }: AgentSpec, config: Ku
             // Bazel's per-user state lives with the workspace; scratch stays off the read-only root.
             { name: 'HOME', value: `${AGENT.volumeMount}/home` },
             { name: 'TMPDIR', value: '/tmp' },
-            ...(config.tracesCollector ? [{ name: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', value: config.tracesCollector.endpoint }] : []),
+            // Not an OTEL_* name: the agent's environment is the builds', whose own telemetry it must not redirect.
+            ...(config.tracesCollector ? [{ name: 'RBS_AGENT_TRACES_ENDPOINT', value: config.tracesCollector.endpoint }] : []),
           ],
           ports: [
             { name: 'agent', containerPort: AGENT.port, protocol: 'TCP' },
