@@ -119,7 +119,7 @@ test('agents are scraped on their metrics port only, and only from the configure
   });
 });
 
-test('with a traces collector, agents export to it and may reach its namespace on its port only; without, neither', () => {
+test('with a traces collector, agents export to it and may reach its pods, in its namespace, on its port only; without, neither', () => {
   const env = (c: typeof config) => agentPod(spec, c).spec!.containers[0].env!.filter((e) => /TRACES|OTEL/.test(e.name));
   const egress = (c: typeof config) => namespaceContents(spec, c).find((o) => o.metadata?.name === 'agent-traces') as any;
   expect([env(config), egress(config)]).toEqual([[], undefined]);

@@ -133,6 +133,31 @@ test('every step converges when run twice, concurrently, and after a partial or 
   expect((await backend.listNamespaces()).map((n) => n.namespace)).not.toContain(spec.namespace);
 });
 
+test('a session from before metrics scraping or a traces collector were configured gets their policies, and the agent its endpoint, when its agent next starts', async () => {
+  const before = kube().backend();
+  const spec = session();
+  await provision(before, spec);
+  await before.startAgent(spec);
+  expect((await contents(spec.namespace)).networkPolicies).toEqual(['agent-egress', 'agent-ingress', 'default-deny']);
+
+  // The worker restarts with both configured; the session is suspended and resumed.
+  const after = kube().backend({
+    metricsScrapers: { 'kubernetes.io/metadata.name': 'monitoring' },
+    tracesCollector: {
+      endpoint: 'http://otel.monitoring.svc:4318/v1/traces',
+      namespaceLabels: { 'kubernetes.io/metadata.name': 'monitoring' },
+      podLabels: { app: 'otel' },
+      port: 4318,
+    },
+  });
+  await after.stopAgent(spec.namespace);
+  await after.startAgent(spec);
+  expect((await contents(spec.namespace)).networkPolicies).toEqual(['agent-egress', 'agent-ingress', 'agent-metrics', 'agent-traces', 'default-deny']);
+  const pod = await kube().admin.core.readNamespacedPod({ name: 'agent', namespace: spec.namespace });
+  expect(pod.spec!.containers[0].env).toContainEqual({ name: 'RBS_AGENT_TRACES_ENDPOINT', value: 'http://otel.monitoring.svc:4318/v1/traces' });
+  await after.deleteNamespace(spec.namespace);
+});
+
 test('the initial sync is left to the proxy: the step only checks that the volume is bound', async () => {
   const backend = kube().backend();
   const spec = session();

@@ -29,6 +29,7 @@ import {
   agentPod,
   agentRoute,
   agentTlsNames,
+  configuredAgentPolicies,
   isOfRelease,
   namespaceContents,
   namespaceObject,
@@ -110,6 +111,8 @@ export class KubernetesBackend implements ComputeBackend {
     const existing = await this.readAgentPod(spec.namespace);
     if (existing && isLiveAgentOf(existing, spec.sessionId)) return;
     if (existing) await this.stopAgent(spec.namespace); // a pod cannot be restarted in place: replace it
+    // As this worker is configured now (a session from before a setting gets it here, at its next start).
+    await Promise.all(configuredAgentPolicies(spec, this.config).map((policy) => apply(this.api, policy)));
     try {
       await apply(this.api, agentPod(spec, this.config));
     } catch (err) {

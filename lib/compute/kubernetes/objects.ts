@@ -117,12 +117,7 @@ export function namespaceContents(spec: NamespaceSpec, config: KubernetesBackend
     // The agent never calls the Kubernetes API: no token, and no Role.
     automountServiceAccountToken: false,
   };
-  const policy = (name: string, spec: V1NetworkPolicySpec): V1NetworkPolicy => ({
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'NetworkPolicy',
-    metadata: metadata(name),
-    spec,
-  });
+  const policy = (name: string, policySpec: V1NetworkPolicySpec) => networkPolicy(spec, config, name, policySpec);
   const defaultDeny = policy('default-deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
   const from = [
     ...(Object.keys(config.ingress.namespaceLabels).length > 0 ? [{ namespaceSelector: { matchLabels: config.ingress.namespaceLabels } }] : []),
@@ -181,34 +176,49 @@ export function namespaceContents(spec: NamespaceSpec, config: KubernetesBackend
       ports: [{ name: 'agent', protocol: 'TCP', port: AGENT.port, targetPort: AGENT.port, appProtocol: 'grpc' }],
     },
   };
+  return [serviceAccount, defaultDeny, agentIngress, agentEgress, ...configuredAgentPolicies(spec, config), quota, limits, service];
+}
+
+function networkPolicy(spec: AgentSpec, config: KubernetesBackendConfig, name: string, policySpec: V1NetworkPolicySpec): V1NetworkPolicy {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name, namespace: spec.namespace, labels: sessionLabels(config.release, spec.sessionId, spec.volume) },
+    spec: policySpec,
+  };
+}
+
+/**
+ * The agent's policies that only some configurations have: Prometheus reaching its metrics port,
+ * agents reaching a traces collector. The backend applies them again whenever an agent starts, so
+ * that a session from before the setting gets them at its next resume.
+ */
+export function configuredAgentPolicies(spec: AgentSpec, config: KubernetesBackendConfig): V1NetworkPolicy[] {
+  const policies: V1NetworkPolicy[] = [];
+  const forAgent = (name: string, rules: Omit<V1NetworkPolicySpec, 'podSelector'>) =>
+    policies.push(networkPolicy(spec, config, name, { podSelector: { matchLabels: agentSelector }, ...rules }));
   // Prometheus, where configured, reaches the metrics port only.
   const scrapers = config.metricsScrapers;
-  const metricsIngress = scrapers && {
-    ingress: [{ _from: [{ namespaceSelector: { matchLabels: scrapers } }], ports: [{ protocol: 'TCP', port: AGENT.metricsPort }] }],
-  };
+  if (scrapers) {
+    forAgent('agent-metrics', {
+      policyTypes: ['Ingress'],
+      ingress: [{ _from: [{ namespaceSelector: { matchLabels: scrapers } }], ports: [{ protocol: 'TCP', port: AGENT.metricsPort }] }],
+    });
+  }
   // The collector, where configured: the one private address agents may reach, on its port only.
   const collector = config.tracesCollector;
-  const tracesEgress = collector && {
-    egress: [
-      {
-        to: [{ namespaceSelector: { matchLabels: collector.namespaceLabels }, podSelector: { matchLabels: collector.podLabels } }],
-        ports: [{ protocol: 'TCP', port: collector.port }],
-      },
-    ],
-  };
-  const agentPolicy = (name: string, type: 'Ingress' | 'Egress', rules: Omit<V1NetworkPolicySpec, 'podSelector'> | undefined) =>
-    rules ? [policy(name, { podSelector: { matchLabels: agentSelector }, policyTypes: [type], ...rules })] : [];
-  return [
-    serviceAccount,
-    defaultDeny,
-    agentIngress,
-    ...agentPolicy('agent-metrics', 'Ingress', metricsIngress),
-    agentEgress,
-    ...agentPolicy('agent-traces', 'Egress', tracesEgress),
-    quota,
-    limits,
-    service,
-  ];
+  if (collector) {
+    forAgent('agent-traces', {
+      policyTypes: ['Egress'],
+      egress: [
+        {
+          to: [{ namespaceSelector: { matchLabels: collector.namespaceLabels }, podSelector: { matchLabels: collector.podLabels } }],
+          ports: [{ protocol: 'TCP', port: collector.port }],
+        },
+      ],
+    });
+  }
+  return policies;
 }
 
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
