@@ -29,6 +29,7 @@ export async function runOrchestrator(config: RbsConfig, log: Logger = processLo
   const metrics = new OrchestratorMetrics(store);
   const sessions = new Sessions({
     metrics,
+    log,
     temporal,
     store,
     taskQueue: config.temporal.taskQueue,

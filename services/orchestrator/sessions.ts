@@ -2,6 +2,7 @@
  * What the orchestrator does with sessions, in domain terms: start-or-attach, watch, heartbeat,
  * end. Identity checks happen before these are called; ownership checks happen here.
  */
+import type { Logger } from '../../lib/log';
 import * as grpc from '@grpc/grpc-js';
 import { WithStartWorkflowOperation, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import {
@@ -43,6 +44,8 @@ export interface SessionsOptions {
   proxyCertificateValidityMs: number;
   limits: Pick<Limits, 'admitSession'>;
   metrics?: Pick<OrchestratorMetrics, 'getServerDone'>;
+  /** One line per session served: who, which session, which path, how long (inside the call's span: with its trace id). */
+  log?: Pick<Logger, 'info'>;
 }
 
 /** Past this many, the debounce forgets sessions whose window has passed. */
@@ -80,7 +83,13 @@ export class Sessions {
    */
   async getServer(caller: Caller, rawWorkspace: string, unreachableAgent?: string): Promise<SessionView> {
     const started = performance.now();
-    const served = (path: GetServerPath, view: SessionView) => (this.options.metrics?.getServerDone(path, (performance.now() - started) / 1000), view);
+    const served = (path: GetServerPath, view: SessionView) => {
+      const seconds = (performance.now() - started) / 1000;
+      this.options.metrics?.getServerDone(path, seconds);
+      const { sessionId, phase } = view;
+      this.options.log?.info({ rpc: 'GetServer', user: caller.user, sessionId, path, phase, durationMs: Math.round(seconds * 1000) }, 'session served');
+      return view;
+    };
     const workspace = validateWorkspacePath(rawWorkspace);
     if (unreachableAgent !== undefined) validateAgentAddress(unreachableAgent);
     const placement = placementFor(caller.user, workspace);

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startTracing, type Tracing } from '../../lib/tracing/tracing';
 import { type OtlpCollector, type ReceivedSpan, startOtlpCollector } from '../harness/otlp-collector';
-import { startStack, type TestStack } from '../harness/stack';
+import { orchestratorLog, startStack, type TestStack } from '../harness/stack';
 import { startTcpRelay } from '../harness/tcp-relay';
 import { waitFor } from '../harness/wait';
 import { type BazelWorkspace, workspaceOfNewUser } from './fixture';
@@ -91,6 +91,16 @@ test('the first build of a workspace is one connected trace: proxy, orchestrator
   for (const rpc of ['rbs.v1.Agent/Sync', 'rbs.v1.Agent/Run']) {
     expect([rpc, named(trace, agent, rpc).map((s) => s.parentSpanId)]).toEqual([rpc, [command.spanId]]);
   }
+
+  // The orchestrator's line about the session it served carries the trace, and who it served.
+  const served = fs
+    .readFileSync(orchestratorLog(stack.config), 'utf8')
+    .split('\n')
+    .filter((line) => line.includes('"session served"'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  expect(served).toContainEqual(
+    expect.objectContaining({ rpc: 'GetServer', user: 'traces', path: 'slow', phase: 'READY', sessionId: expect.any(String), trace_id: command.traceId }),
+  );
 
   // The agent's line about the command carries the trace.
   const agentLog = path.join(stack.config.home, 'namespaces', fs.readdirSync(path.join(stack.config.home, 'namespaces'))[0], 'agent.log');
