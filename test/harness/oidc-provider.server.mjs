@@ -2,7 +2,7 @@
 // flow, public clients and a few users with e-mail and group claims. ESM-only, so it runs in its
 // own process: `node oidc-provider.server.mjs SETUP.json`; it prints {"issuer": …} once it is serving
 // on a free loopback port. Users sign in with their password at the interaction pages below.
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import Provider from 'oidc-provider';
@@ -14,7 +14,16 @@ const users = new Map(setup.users.map((user) => [user.login, user]));
 const server = createServer();
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const issuer = `http://127.0.0.1:${server.address().port}`;
-const signingKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+// Not generateKeyPairSync(...).privateKey.export({ format: 'jwk' }): on Node 20 a garbage collection
+// during that export can destroy the key-generation job, which locks the mutex the export holds, and
+// the process hangs for good (seen in CI, in gdb: ~KeyGenJob under ExportJWKRsaKey). A key parsed
+// from PEM shares nothing with the job.
+const { privateKey: pem } = generateKeyPairSync('rsa', {
+  modulusLength: 2048,
+  publicKeyEncoding: { type: 'spki', format: 'pem' },
+  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+});
+const signingKey = createPrivateKey(pem).export({ format: 'jwk' });
 
 const provider = new Provider(issuer, {
   clients: setup.clients.map((clientId) => ({

@@ -28,23 +28,36 @@ export interface OidcProvider {
 
 const PROVIDER_MAIN = path.resolve(__dirname, 'oidc-provider.server.mjs');
 
+/** A start that has not served by then is tried again (a new process); the attempts before giving up. */
+const START_DEADLINE_MS = 15_000;
+const START_ATTEMPTS = 3;
+
 export async function startOidcProvider(setup: { clients: string[]; users: OidcUser[]; pollIntervalSeconds?: number }): Promise<OidcProvider> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-oidc-'));
   const setupFile = path.join(dir, 'setup.json');
   fs.writeFileSync(setupFile, JSON.stringify({ pollIntervalSeconds: 1, ...setup }));
-  const logFile = path.join(dir, 'provider.log');
-  const child: Child = startChild('oidc-provider', process.execPath, [PROVIDER_MAIN, setupFile], { logFile });
+  let child: Child | undefined;
   let issuer = '';
-  await waitFor(
-    () => {
-      const exited = child.exited();
-      if (exited) throw new Error(`${exited}:\n${child.logTail()}`);
-      issuer = /^\{"issuer":"([^"]+)"\}$/m.exec(fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '')?.[1] ?? '';
-      return issuer !== '';
-    },
-    30_000,
-    'the OpenID provider to serve',
-  );
+  for (let attempt = 1; !issuer; attempt++) {
+    const logFile = path.join(dir, `provider-${attempt}.log`);
+    child = startChild('oidc-provider', process.execPath, [PROVIDER_MAIN, setupFile], { logFile });
+    try {
+      await waitFor(
+        () => {
+          const exited = child!.exited();
+          if (exited) throw new Error(`${exited}:\n${child!.logTail()}`);
+          issuer = /^\{"issuer":"([^"]+)"\}$/m.exec(fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '')?.[1] ?? '';
+          return issuer !== '';
+        },
+        START_DEADLINE_MS,
+        `the OpenID provider to serve (attempt ${attempt} of ${START_ATTEMPTS})`,
+      );
+    } catch (err) {
+      await child.stop(); // never left behind
+      if (attempt === START_ATTEMPTS) throw err;
+    }
+  }
+  const started = child!;
   return {
     issuer,
     async approve(verificationUri, userCode, user) {
@@ -57,7 +70,7 @@ export async function startOidcProvider(setup: { clients: string[]; users: OidcU
       if (!done.body.includes('Sign-in Success')) throw new Error(`device approval did not succeed; the provider said:\n${done.body.slice(0, 2000)}`);
     },
     async stop() {
-      await child.stop();
+      await started.stop();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
