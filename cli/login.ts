@@ -3,7 +3,7 @@
  * orchestrator certify a key made here. `rbs login --user NAME [--operator]` is only for the
  * single-user local stack: anyone holding the local CA key mints any name with it.
  */
-import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { homePaths, loadConfig } from '../lib/config';
@@ -11,6 +11,7 @@ import { writeTlsMaterial } from '../lib/grpc/tls';
 import { deviceFlowIdToken, type DevicePrompt } from '../lib/oidc/device-flow';
 import { loginAtOrchestrator } from '../lib/oidc/login-client';
 import { CertificateAuthority } from '../lib/pki/ca';
+import { newKeyPair } from '../lib/pki/key-pair';
 import { validateUserName } from '../lib/validate';
 import { credentialsDir, orchestratorAddress, SetupError } from '../lib/client-config';
 import { UsageError } from './usage';
@@ -34,14 +35,13 @@ export async function login(options: { user?: string; operator?: boolean }): Pro
   const caCertPem = await orchestratorCa(config.home);
   const idToken = await deviceFlowIdToken(config.oidc, showPrompt);
   // The key is made here and only its public half leaves this machine.
-  const keys = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  const publicKeyPem = keys.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  const { publicKeyPem, privateKeyPem } = newKeyPair();
   const issued = await loginAtOrchestrator(address, caCertPem, idToken, publicKeyPem);
   const dir = credentialsDir();
   await writeTlsMaterial(dir, 'user', {
     caCertPem: issued.caCertificatePem,
     certPem: issued.certificatePem,
-    keyPem: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    keyPem: privateKeyPem,
   });
   console.log(
     `logged in as '${issued.user}'${issued.operator ? ' (operator)' : ''}: certificate in ${dir}, valid until ${new Date(issued.expiresAtMs).toISOString()}`,

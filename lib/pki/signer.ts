@@ -7,7 +7,7 @@
  * Implementations: the local CertificateAuthority (lib/pki/ca, holds the key in-process) and the
  * signer service's client (lib/pki/remote-signer), so the internet-facing orchestrator holds no key.
  */
-import { generateKeyPairSync } from 'node:crypto';
+import { newKeyPair } from './key-pair';
 import type { Identity } from './identity';
 
 export interface SignOptions {
@@ -28,8 +28,7 @@ export interface CertificateSigner {
 
 /** A fresh key pair and its certificate from `signer`: the key is made here and never leaves. */
 export async function issueCertificate(signer: CertificateSigner, identity: Identity, options: SignOptions): Promise<{ certPem: string; keyPem: string }> {
-  const keys = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  const publicKeyPem = keys.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  const { publicKeyPem, privateKeyPem } = newKeyPair();
   const certPem = await signer.certifyPublicKey(identity, publicKeyPem, options);
-  return { certPem, keyPem: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
+  return { certPem, keyPem: privateKeyPem };
 }

@@ -6,7 +6,6 @@
  * and the replaced client still takes new calls for a while.
  */
 import { ROOT_CONTEXT, context } from '@opentelemetry/api';
-import { generateKeyPairSync } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
@@ -18,6 +17,7 @@ import { clientKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
 import { channelCredentials, tlsChannelOptions, type TlsMaterial } from '../../lib/grpc/tls';
 import { keepRenewed } from '../../lib/pki/certificate';
+import { newKeyPair } from '../../lib/pki/key-pair';
 import { traceContextInterceptor } from '../../lib/tracing/grpc';
 
 export interface SessionLink {
@@ -30,14 +30,9 @@ export interface SessionLink {
 
 /** A fresh key, certified for this session's proxy by the orchestrator. */
 async function certify(orchestrator: OrchestratorClient, sessionId: string): Promise<TlsMaterial> {
-  const keys = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  const publicKeyPem = keys.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  const { publicKeyPem, privateKeyPem } = newKeyPair();
   const issued = await orchestrator.issueProxyCertificate(sessionId, publicKeyPem);
-  return {
-    caCertPem: issued.caCertificatePem,
-    certPem: issued.certificatePem,
-    keyPem: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-  };
+  return { caCertPem: issued.caCertificatePem, certPem: issued.certificatePem, keyPem: privateKeyPem };
 }
 
 /**
