@@ -29,7 +29,7 @@ export const traceContextInterceptor: grpc.Interceptor = (options, nextCall) => 
 };
 
 /** The context a call's metadata carries. */
-export function contextOf(metadata: grpc.Metadata): Context {
+function contextOf(metadata: grpc.Metadata): Context {
   return propagation.extract(ROOT_CONTEXT, metadata, metadataGetter);
 }
 

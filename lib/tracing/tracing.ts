@@ -10,15 +10,12 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { Resource } from '@opentelemetry/resources';
-import { BasicTracerProvider, BatchSpanProcessor, NoopSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, BatchSpanProcessor, NoopSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { processLog } from '../log';
 
 export interface Tracing {
   /** Where spans go: OTLP, or nowhere. */
   readonly exporting: string | null;
-  readonly resource: Resource;
-  /** The processor every span of this process ends in (the workflows' sink uses it too). */
-  readonly spanProcessor: SpanProcessor;
   /** Exports what is still buffered. */
   shutdown(): Promise<void>;
 }
@@ -28,6 +25,16 @@ let current: Tracing | undefined;
 /** A URL as it may be shown: without credentials (user:password@) or a query (a token). */
 export function redacted(value: string): string {
   return value.replace(/\/\/[^/@]*@/, '//…@').replace(/\?.*$/, '?…');
+}
+
+/** `value` as a URL if it is an http(s) one, else null. */
+export function httpUrl(value: string): URL | null {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -43,13 +50,7 @@ export function otlpTracesEndpoint(env: NodeJS.ProcessEnv = process.env): string
       ? ['OTEL_EXPORTER_OTLP_ENDPOINT', env.OTEL_EXPORTER_OTLP_ENDPOINT]
       : [null, null];
   if (!name || !value) return null;
-  let url: URL | undefined;
-  try {
-    url = new URL(value);
-  } catch {
-    url = undefined;
-  }
-  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+  if (!httpUrl(value)) {
     throw new Error(`${name} must be an http(s) URL of an OTLP collector, got '${redacted(value)}'`);
   }
   for (const variable of ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL']) {
@@ -99,12 +100,12 @@ export function startTracing(service: string, env: NodeJS.ProcessEnv = process.e
     diag.setLogger(diagnostics(), DiagLogLevel.WARN);
     trace.setGlobalTracerProvider(provider);
   }
-  current = { exporting: endpoint, resource, spanProcessor, shutdown: () => provider.shutdown() };
+  current = { exporting: endpoint, shutdown: () => provider.shutdown() };
   return current;
 }
 
 /** Before startTracing, or in a process that never calls it: nothing exported, nothing registered. */
-const NOT_STARTED: Tracing = { exporting: null, resource: Resource.empty(), spanProcessor: new NoopSpanProcessor(), shutdown: async () => {} };
+const NOT_STARTED: Tracing = { exporting: null, shutdown: async () => {} };
 
 /** This process's tracing, as startTracing set it up. */
 export function processTracing(): Tracing {

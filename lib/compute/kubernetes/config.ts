@@ -5,7 +5,7 @@
  */
 import * as net from 'node:net';
 import { isDns1123Label } from '../../naming';
-import { redacted } from '../../tracing/tracing';
+import { httpUrl, redacted } from '../../tracing/tracing';
 import { parseQuantity } from './quantity';
 
 export interface ResourceProfile {
@@ -171,14 +171,9 @@ function parseTracesCollector(endpoint: string, namespaceLabels: Record<string, 
       'set all of RBS_KUBE_AGENT_TRACES_ENDPOINT, RBS_KUBE_TRACES_NAMESPACE_LABELS and RBS_KUBE_TRACES_POD_LABELS (the collector, its namespace and its pods), or none',
     );
   }
-  let url: URL | undefined;
-  try {
-    url = new URL(endpoint);
-  } catch {
-    url = undefined;
-  }
+  const url = httpUrl(endpoint);
   // The traces path itself (agents post there as given): a base URL alone would lose every span.
-  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname === '/' || url.username || url.password) {
+  if (!url || url.pathname === '/' || url.username || url.password) {
     throw new Error(
       `RBS_KUBE_AGENT_TRACES_ENDPOINT must be the http(s) URL of an OTLP collector's traces path, without credentials, got '${redacted(endpoint)}'`,
     );
