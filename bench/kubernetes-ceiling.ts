@@ -52,7 +52,7 @@ export async function ceilingRun(
         await Promise.all(namespaceContents(spec, config).map((object) => api.create(object)));
         await api.create(workspaceClaim(spec.namespace, spec.volume, spec.sessionId, config));
         await api.create(tlsSecret(spec, CREDENTIALS, config));
-        await createPod(api, agentPod(spec, config));
+        await createPod(api, agentPod(spec, config, Date.now()));
       } catch (err) {
         errors.push(`${spec.namespace}: ${(err as { body?: string }).body ?? (err as Error).message}`);
       }

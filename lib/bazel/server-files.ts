@@ -58,7 +58,11 @@ export async function unpublishServer(outputBase: string): Promise<void> {
  * fields are counted from its closing parenthesis.
  */
 export async function processStartTime(pid: number): Promise<string> {
-  const stat = await fs.readFile(`/proc/${pid}/stat`, 'latin1');
+  return startTimeOf(pid, await fs.readFile(`/proc/${pid}/stat`, 'latin1'));
+}
+
+/** processStartTime's parse of the /proc/<pid>/stat text `stat`. */
+export function startTimeOf(pid: number, stat: string): string {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const startTime = fields[22 - 3];
   if (!startTime || !/^\d+$/.test(startTime)) throw new Error(`unexpected /proc/${pid}/stat: ${stat}`);

@@ -57,7 +57,8 @@ interface NamespaceRecord {
   createdAt: string;
 }
 
-const AGENT_START_TIMEOUT_MS = 10_000;
+/** An agent may first wait out the volume's previous holder (services/agent/volume-lease.ts: 12 s). */
+const AGENT_START_TIMEOUT_MS = 30_000;
 const AGENT_STOP_GRACE_MS = 5_000;
 const AGENT_KILL_WAIT_MS = 2_000;
 const POLL_MS = 25;
@@ -277,6 +278,8 @@ export class LocalBackend implements ComputeBackend {
     if (this.keepaliveMs !== undefined) flags.push('--keepalive-ms', String(this.keepaliveMs));
     if (this.exitWhenUnusedMs !== undefined) flags.push('--exit-when-unused-ms', String(this.exitWhenUnusedMs));
     if (this.tracesEndpoint !== undefined) flags.push('--otlp-traces-endpoint', this.tracesEndpoint);
+    // Orders the volume's agents (services/agent/volume-lease.ts): a later start is newer.
+    flags.push('--generation', String(Date.now()));
     // Builds run under the agent: it gets nothing of the worker's environment (credentials
     // included), and a home on the volume, so Bazel's per-user state lives with the workspace.
     const home = path.join(path.dirname(workspace), 'home');

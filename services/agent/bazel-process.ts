@@ -4,9 +4,10 @@
  * server of an output base, whether it is still the process we saw, and which port it serves, the
  * agent learns from /proc alone.
  */
+import { readFileSync } from 'node:fs';
 import { readFile, readdir, readlink } from 'node:fs/promises';
 import * as path from 'node:path';
-import { processStartTime } from '../../lib/bazel/server-files';
+import { processStartTime, startTimeOf } from '../../lib/bazel/server-files';
 
 /** A process, told apart from a later one with a recycled pid by its start time (/proc/<pid>/stat field 22). */
 export interface ProcessRef {
@@ -122,4 +123,18 @@ export async function stopProcess(proc: ProcessRef, what: string, options: { kil
     if (await exited(proc, waitMs)) return;
   }
   throw new Error(`${what} (pid ${proc.pid}) still runs after SIGKILL`);
+}
+
+/**
+ * SIGKILL, now, if `proc` still runs (never a recycled pid). Synchronous, /proc only: for an agent
+ * that lost its volume, whose thread pool may be stuck on that very volume.
+ */
+export function killNow(proc: ProcessRef): boolean {
+  try {
+    if (startTimeOf(proc.pid, readFileSync(`/proc/${proc.pid}/stat`, 'latin1')) !== proc.startTime) return false;
+    process.kill(proc.pid, 'SIGKILL');
+    return true;
+  } catch {
+    return false; // gone already
+  }
 }

@@ -12,7 +12,7 @@ import type { CommandServerClient } from '../../gen/proto/command_server/Command
 import type { ExecRequest__Output } from '../../gen/proto/command_server/ExecRequest';
 import type { RunRequest__Output } from '../../gen/proto/command_server/RunRequest';
 import type { RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
-import { bazelServersOf, exited, isStillRunning, stopProcess } from './bazel-process';
+import { bazelServersOf, exited, isStillRunning, killNow, stopProcess } from './bazel-process';
 import { type ClientPaths, mapRunRequest, serverStartupArgs } from './run-request';
 import { type ServerPin, clearOutputBase, pinStartedServer } from './server-pin';
 
@@ -78,6 +78,8 @@ export class BazelServer {
   private startupArgs: string[] = [];
   /** Starts and stops happen one at a time. */
   private lifecycle: Promise<unknown> = Promise.resolve();
+  /** Set by killNow: no server is started or stopped any more. */
+  private fenced = false;
 
   constructor(options: BazelServerOptions) {
     this.options = { bazel: 'bazel', ...options, workspaceDir: path.resolve(options.workspaceDir), outputBase: path.resolve(options.outputBase) };
@@ -201,6 +203,16 @@ export class BazelServer {
     });
   }
 
+  /**
+   * SIGKILLs our server at once, and starts none from now on: the agent lost its volume to another,
+   * and must not wait on anything (the volume may not answer).
+   */
+  killNow(): number | undefined {
+    this.fenced = true;
+    const pinned = this.pinned;
+    return pinned && killNow(pinned) ? pinned.pid : undefined;
+  }
+
   /** Forgets our server without stopping it: to this agent it is a stranger from now on. */
   close(): void {
     this.pinned?.client.close();
@@ -208,7 +220,10 @@ export class BazelServer {
   }
 
   private serialized<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.lifecycle.then(task);
+    const result = this.lifecycle.then(() => {
+      if (this.fenced) throw new Error('this agent lost its volume to another agent: it runs no Bazel server any more');
+      return task();
+    });
     this.lifecycle = result.catch(() => undefined);
     return result;
   }
@@ -233,6 +248,7 @@ export class BazelServer {
       await this.runClient([...args, 'info', 'release']);
       this.startupArgs = args;
       const pin = await pinStartedServer(this.options.outputBase);
+      if (this.fenced) killNow(pin); // started while the volume was lost
       const { CommandServer } = protos().bazel.command_server;
       const server: PinnedServer = { ...pin, startupArgs: args, client: new CommandServer(pin.address, grpc.credentials.createInsecure()) };
       await this.pingOn(server).catch((err: Error) => {

@@ -2,7 +2,8 @@
  * The agent process: serves one session until SIGTERM/SIGINT. Two ways to run it:
  * - local (LocalBackend): flags name the namespace directory, whose lock makes it the only agent there;
  * - in a pod (KubernetesBackend): no flags, RBS_AGENT_* variables; Kubernetes keeps it the only one.
- * Exit codes: 0 stopped, 1 failed, 2 bad flags or settings, 3 another agent already serves the namespace.
+ * Exit codes: 0 stopped, 1 failed, 2 bad flags or settings, 3 another agent already serves the namespace,
+ * 4 another agent holds the session volume, or took it over (volume-lease.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -14,17 +15,20 @@ import { checkKeepaliveMs } from '../../lib/grpc/keepalive';
 import { InvalidInputError, validateSessionId } from '../../lib/validate';
 import { agentLog, logForSession } from './log';
 import { type AgentServer, type AgentServerOptions, startAgentServer } from './server';
+import { LeaseRefused } from './volume-lease';
 import { exitAfterTraces, startTracing } from '../../lib/tracing/tracing';
 
 const USAGE = [
   'usage: agent --namespace-dir DIR --session ID --workspace-dir DIR [--listen HOST:PORT] [--metrics-listen HOST:PORT]',
   '             [--keepalive-ms MS] [--exit-when-unused-ms MS] [--otlp-traces-endpoint URL]',
+  '             [--generation N] [--lease-ms MS]',
   '   or: agent, in a pod, with RBS_AGENT_SESSION, RBS_AGENT_TLS_DIR and RBS_AGENT_VOLUME_DIR set',
-  '       (and optionally RBS_AGENT_LISTEN, default 0.0.0.0:9443, RBS_AGENT_HEALTH_LISTEN, RBS_AGENT_METRICS_LISTEN',
-  '       and RBS_AGENT_TRACES_ENDPOINT)',
+  '       (and optionally RBS_AGENT_LISTEN, default 0.0.0.0:9443, RBS_AGENT_HEALTH_LISTEN, RBS_AGENT_METRICS_LISTEN,',
+  '       RBS_AGENT_TRACES_ENDPOINT, RBS_AGENT_GENERATION and RBS_AGENT_LEASE_MS)',
 ].join('\n');
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
+const EXIT_VOLUME_LOST = 4;
 const LOCK_ATTEMPTS = 5;
 
 class ExitError extends Error {
@@ -56,6 +60,8 @@ function parseFlags(argv: string[]) {
         'exit-when-unused-ms': { type: 'string' },
         // A flag, not the environment: the agent's environment is the builds' (local-backend.ts).
         'otlp-traces-endpoint': { type: 'string' },
+        generation: { type: 'string' },
+        'lease-ms': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -85,7 +91,20 @@ function parseFlags(argv: string[]) {
   } catch (err) {
     throw new ExitError(EXIT_USAGE, `--otlp-traces-endpoint: ${(err as Error).message}`);
   }
-  return { namespaceDir, sessionId, workspaceDir: path.resolve(workspaceDir), listen, metricsListen, keepaliveMs, exitWhenUnusedMs };
+  const lease = leaseSettings(values.generation, values['lease-ms'], '--generation', '--lease-ms');
+  return { namespaceDir, sessionId, workspaceDir: path.resolve(workspaceDir), listen, metricsListen, keepaliveMs, exitWhenUnusedMs, lease };
+}
+
+/** The volume lease's settings: a generation is a whole number (the control plane stamps milliseconds). */
+function leaseSettings(generation: string | undefined, leaseMs: string | undefined, generationName: string, leaseMsName: string) {
+  const whole = (text: string | undefined, name: string, min: number) => {
+    if (text === undefined || text === '') return undefined;
+    const value = Number(text);
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < min)
+      throw new ExitError(EXIT_USAGE, `${name} must be a whole number, at least ${min}, got '${text}'`);
+    return value;
+  };
+  return { generation: whole(generation, generationName, 0), leaseMs: whole(leaseMs, leaseMsName, 1000) };
 }
 
 /** The pod's settings (lib/compute/kubernetes/objects.ts agentPod sets them). */
@@ -117,6 +136,7 @@ function podSettings(env: NodeJS.ProcessEnv) {
     listen: env.RBS_AGENT_LISTEN || '0.0.0.0:9443',
     healthListen: env.RBS_AGENT_HEALTH_LISTEN || undefined,
     metricsListen: env.RBS_AGENT_METRICS_LISTEN || undefined,
+    lease: leaseSettings(env.RBS_AGENT_GENERATION, env.RBS_AGENT_LEASE_MS, 'RBS_AGENT_GENERATION', 'RBS_AGENT_LEASE_MS'),
   };
 }
 
@@ -158,9 +178,15 @@ async function main(): Promise<number> {
   return runLocal(parseFlags(argv), stopRequested);
 }
 
-/** Serves until a stop signal, then stops the server (and the Bazel server it drives). */
+/**
+ * Serves until a stop signal, then stops the server (and the Bazel server it drives). An agent
+ * that lost its volume exits at once: no graceful stop, nothing more written to the volume.
+ */
 async function serveUntilStopped(server: AgentServer, stopRequested: Promise<string>): Promise<number> {
-  log(`${await stopRequested}: stopping`);
+  const lost = server.lost.then((why) => ({ why }));
+  const ended = await Promise.race([stopRequested.then((signal) => ({ signal })), lost]);
+  if ('why' in ended) throw new ExitError(EXIT_VOLUME_LOST, ended.why);
+  log(`${ended.signal}: stopping`);
   await server.stop();
   return 0;
 }
@@ -187,7 +213,9 @@ async function start(options: AgentServerOptions): Promise<AgentServer> {
   if (!fs.statSync(options.workspaceDir, { throwIfNoEntry: false })?.isDirectory()) {
     throw new Error(`workspace ${options.workspaceDir} is not a directory`);
   }
-  const server = await startAgentServer({ ...options, warmBazel: { log } });
+  const server = await startAgentServer({ ...options, warmBazel: { log } }).catch((err: Error) => {
+    throw err instanceof LeaseRefused ? new ExitError(EXIT_VOLUME_LOST, err.message) : err;
+  });
   const health = server.healthAddress ? `, health on ${server.healthAddress}` : '';
   const metrics = server.metricsAddress ? `, metrics on http://${server.metricsAddress}/metrics` : '';
   log(`serving session ${options.sessionId} on ${server.address}${health}${metrics} (workspace ${options.workspaceDir})`);
@@ -199,16 +227,16 @@ async function start(options: AgentServerOptions): Promise<AgentServer> {
  * (server.ts) and HOME (set by the pod): all survive the pod. A new volume starts empty.
  */
 async function runInPod(settings: ReturnType<typeof podSettings>, stopRequested: Promise<NodeJS.Signals>): Promise<number> {
-  const { sessionId, tlsDir, volumeDir, listen, healthListen, metricsListen } = settings;
+  const { sessionId, tlsDir, volumeDir, listen, healthListen, metricsListen, lease } = settings;
   logForSession(sessionId);
   const workspaceDir = path.join(volumeDir, 'workspace');
   for (const dir of [workspaceDir, process.env.HOME]) if (dir) fs.mkdirSync(dir, { recursive: true });
   const tls = await fileServiceTls(tlsDir, 'agent'); // re-read: the worker renews it in place
-  return serveUntilStopped(await start({ sessionId, workspaceDir, tls, listen, healthListen, metricsListen }), stopRequested);
+  return serveUntilStopped(await start({ sessionId, workspaceDir, tls, listen, healthListen, metricsListen, lease }), stopRequested);
 }
 
 async function runLocal(flags: ReturnType<typeof parseFlags>, stopRequested: Promise<NodeJS.Signals>): Promise<number> {
-  const { namespaceDir, sessionId, workspaceDir, listen, metricsListen, keepaliveMs, exitWhenUnusedMs } = flags;
+  const { namespaceDir, sessionId, workspaceDir, listen, metricsListen, keepaliveMs, exitWhenUnusedMs, lease } = flags;
   logForSession(sessionId);
   const lockFile = path.join(namespaceDir, NAMESPACE_FILES.agentLock);
   const infoFile = path.join(namespaceDir, NAMESPACE_FILES.agentInfo);
@@ -216,7 +244,7 @@ async function runLocal(flags: ReturnType<typeof parseFlags>, stopRequested: Pro
   await acquireLock(lockFile, namespaceDir);
   try {
     const tls = await fileServiceTls(path.join(namespaceDir, NAMESPACE_FILES.tls), 'agent');
-    const server = await start({ sessionId, workspaceDir, tls, listen, metricsListen, keepaliveMs });
+    const server = await start({ sessionId, workspaceDir, tls, listen, metricsListen, keepaliveMs, lease });
     // Two agents breaking the same stale lock can both think they won; the one still named keeps it.
     if (readPid(lockFile) !== process.pid) {
       await server.stop();

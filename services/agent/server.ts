@@ -23,6 +23,7 @@ import { KeptRuns, type RemoteRunCall, serveRemoteRun } from './remote-run';
 import { stopStrayServers } from './server-pin';
 import { type SyncCall, SyncLedger, serveFetch, serveSync } from './sync';
 import { AgentUsage } from './usage';
+import { LEASE_FILE, VolumeLease } from './volume-lease';
 import { traced } from '../../lib/tracing/grpc';
 
 export interface AgentServerOptions {
@@ -47,6 +48,11 @@ export interface AgentServerOptions {
    * agent's), so that its JVM starts while the proxy syncs, not after; `log` hears how it went.
    */
   warmBazel?: { log(message: string): void };
+  /**
+   * The volume lease (volume-lease.ts): this agent's generation, stamped by the control plane when
+   * it started the agent (default: now), and how long a silent holder is waited out.
+   */
+  lease?: { generation?: number; leaseMs?: number };
 }
 
 export interface AgentServer {
@@ -62,6 +68,12 @@ export interface AgentServer {
   drift: DriftWatch;
   /** Calls of authorized peers: what keeps the agent from looking abandoned. */
   usage: AgentUsage;
+  /**
+   * Resolves with why, if another agent took the volume over or the lease lapsed. By then this
+   * agent has killed its Bazel server and stopped serving: it must exit, without touching the volume.
+   */
+  lost: Promise<string>;
+  /** Stops serving and the Bazel server, then releases the volume. */
   stop(): Promise<void>;
 }
 
@@ -72,6 +84,22 @@ const BAZEL_MAX_IDLE_SECS = 3 * 60 * 60;
 const HEALTH_SERVICES = new Set(['', 'rbs.v1.Agent']);
 
 export async function startAgentServer(options: AgentServerOptions): Promise<AgentServer> {
+  // Before anything on the volume is touched.
+  const lease = await VolumeLease.take({
+    file: path.join(path.dirname(options.workspaceDir), LEASE_FILE),
+    generation: options.lease?.generation ?? Date.now(),
+    leaseMs: options.lease?.leaseMs,
+    log: (message) => agentLog().warn(message),
+  });
+  try {
+    return await serveWithLease(options, lease);
+  } catch (err) {
+    await lease.release();
+    throw err;
+  }
+}
+
+async function serveWithLease(options: AgentServerOptions, lease: VolumeLease): Promise<AgentServer> {
   const { sessionId, workspaceDir } = options;
   const startedAtMs = Date.now();
   const { health, agent } = protos();
@@ -160,6 +188,17 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   const onError = (err: Error) => agentLog().warn({ err }, 'serving metrics');
   const metricsEndpoint = options.metricsListen ? await serveMetrics(options.metricsListen, metrics.registry, { onError }) : undefined;
 
+  // Nothing graceful: another agent may be building on the volume already.
+  let fenced = false;
+  const lost = lease.lost.then((why) => {
+    fenced = true;
+    const killed = bazel.killNow();
+    server.forceShutdown(); // cancels every call: their rsyncs and commands end with them
+    healthServer?.forceShutdown(); // not ready any more
+    agentLog().error(`${why}: stopped serving${killed ? `, killed Bazel server pid ${killed}` : ''}`);
+    return why;
+  });
+
   return {
     address,
     healthAddress,
@@ -167,14 +206,16 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     syncs,
     drift,
     usage,
+    lost,
     async stop() {
       // Both stop taking calls at once (no new client is sent here while the agent stops), then
       // share one grace period for those in flight.
       await Promise.all([healthServer && shutdownGracefully(healthServer), shutdownGracefully(server), metricsEndpoint?.close()]);
       // A suspended or ended session keeps no JVM running; its caches stay on the volume.
-      await bazel.shutdown();
+      if (!fenced) await bazel.shutdown();
       bazel.close();
       await drift.close();
+      await lease.release();
     },
   };
 }

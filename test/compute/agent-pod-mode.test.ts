@@ -14,6 +14,7 @@ import { protos } from '../../lib/grpc/protos';
 import { channelCredentials, writeTlsMaterial } from '../../lib/grpc/tls';
 import { freePort, waitForPort } from '../../lib/local/ports';
 import { CertificateAuthority } from '../../lib/pki/ca';
+import { LEASE_FILE, readLease } from '../../services/agent/volume-lease';
 
 const SESSION = randomUUID();
 let dir: string;
@@ -37,27 +38,39 @@ function startAgent(env: Record<string, string>): { exited: Promise<number | nul
   return { exited, stderr: () => stderr };
 }
 
+/** The settings of an agent pod on `volume`, with credentials in `tlsDir`. */
+const podEnv = (volume: string, tlsDir: string, generation: number) => ({
+  RBS_AGENT_SESSION: SESSION,
+  RBS_AGENT_TLS_DIR: tlsDir,
+  RBS_AGENT_VOLUME_DIR: volume,
+  RBS_AGENT_GENERATION: String(generation),
+  HOME: path.join(volume, 'home'),
+});
+
 function unary<T>(invoke: (callback: grpc.requestCallback<T>) => void): Promise<T> {
   return new Promise((resolve, reject) => invoke((err, response) => (err ? reject(err) : resolve(response!))));
 }
 
-test('serves mTLS on its port and plaintext health on the probe port, with the workspace and HOME on the volume', async () => {
+/** The session agent's credentials in `dir`/tls, from a new CA. */
+async function agentCredentials(): Promise<{ ca: CertificateAuthority; tlsDir: string }> {
   const ca = await CertificateAuthority.loadOrCreate(path.join(dir, 'ca'));
   const tlsDir = path.join(dir, 'tls');
   await writeTlsMaterial(tlsDir, 'agent', {
     caCertPem: ca.certPem,
     ...(await ca.issue({ kind: 'agent', sessionId: SESSION }, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] })),
   });
+  return { ca, tlsDir };
+}
+
+test('serves mTLS on its port and plaintext health on the probe port, with the workspace and HOME on the volume', async () => {
+  const { ca, tlsDir } = await agentCredentials();
   const volume = path.join(dir, 'volume');
   fs.mkdirSync(volume);
   const [port, healthPort] = [await freePort(), await freePort()];
   const { exited, stderr } = startAgent({
-    RBS_AGENT_SESSION: SESSION,
-    RBS_AGENT_TLS_DIR: tlsDir,
-    RBS_AGENT_VOLUME_DIR: volume,
+    ...podEnv(volume, tlsDir, 42),
     RBS_AGENT_LISTEN: `127.0.0.1:${port}`,
     RBS_AGENT_HEALTH_LISTEN: `127.0.0.1:${healthPort}`,
-    HOME: path.join(volume, 'home'),
   });
   await waitForPort('127.0.0.1', healthPort, 10_000, () => (agent!.exitCode !== null ? stderr() : null));
 
@@ -72,11 +85,29 @@ test('serves mTLS on its port and plaintext health on the probe port, with the w
   const credentials = channelCredentials(worker, (id) => id.kind === 'agent' && id.sessionId === SESSION);
   const client = new agentService.rbs.v1.Agent(`127.0.0.1:${port}`, credentials);
   expect(await unary((done) => client.ping({}, done))).toMatchObject({ sessionId: SESSION, workspaceDir: path.join(volume, 'workspace') });
-  expect(fs.readdirSync(volume).sort()).toEqual(['.rbs-watch', 'build-events', 'home', 'workspace']);
+  expect(fs.readdirSync(volume).sort()).toEqual(['.rbs-watch', 'agent-lease.json', 'build-events', 'home', 'workspace']);
+  expect(await readLease(path.join(volume, LEASE_FILE))).toMatchObject({ generation: 42, released: false });
   [probe, plainAgent, client].forEach((c) => c.close());
 
   agent!.kill('SIGTERM');
   expect(await exited).toBe(0);
+  // Stopped gracefully: its successor need not wait it out.
+  expect(await readLease(path.join(volume, LEASE_FILE))).toMatchObject({ generation: 42, released: true });
+});
+
+test('a replaced pod restarted somewhere (an older generation than the volume holder) exits 4 naming the holder, and leaves the volume alone', async () => {
+  const volume = path.join(dir, 'volume');
+  fs.mkdirSync(volume);
+  const holder = { claim: 'newer', generation: 100, startedAtMs: 0, beat: 1, released: true };
+  const lease = JSON.stringify({ ...holder, process: { host: 'node-b', bootId: 'b', pidNamespace: 'pid:[2]', pid: 7, startTime: '9' } });
+  fs.writeFileSync(path.join(volume, LEASE_FILE), lease);
+  const { exited, stderr } = startAgent(podEnv(volume, (await agentCredentials()).tlsDir, 42));
+  expect(await exited).toBe(4);
+  expect(stderr()).toContain('the volume belongs to a newer agent generation 100 (pid 7 on node-b');
+  // Only the (empty) directories it makes before it looks at the lease.
+  expect(fs.readdirSync(volume).sort()).toEqual([LEASE_FILE, 'home', 'workspace']);
+  expect(fs.readdirSync(path.join(volume, 'workspace'))).toEqual([]);
+  expect(fs.readFileSync(path.join(volume, LEASE_FILE), 'utf8')).toBe(lease);
 });
 
 test('refuses incomplete pod settings with the variable at fault', async () => {
@@ -86,4 +117,7 @@ test('refuses incomplete pod settings with the variable at fault', async () => {
   const badSession = startAgent({ RBS_AGENT_SESSION: 'not-a-session', RBS_AGENT_TLS_DIR: dir, RBS_AGENT_VOLUME_DIR: dir });
   expect(await badSession.exited).toBe(2);
   expect(badSession.stderr()).toMatch(/RBS_AGENT_SESSION: /);
+  const badGeneration = startAgent({ ...podEnv(dir, dir, 1), RBS_AGENT_GENERATION: '1e3' });
+  expect(await badGeneration.exited).toBe(2);
+  expect(badGeneration.stderr()).toContain("RBS_AGENT_GENERATION must be a whole number, at least 0, got '1e3'");
 });

@@ -292,3 +292,57 @@ describe('an agent whose control plane is gone (--exit-when-unused-ms)', () => {
     expect(run.stderr).toContain("--exit-when-unused-ms must be a whole number of milliseconds, at least 1000, got '5'");
   });
 });
+
+describe('two agents on one volume (a replaced agent still running, as on a node cut off from the cluster)', () => {
+  const NEXT = { namespace: 'alice-rbs-0d0e0f', sessionId: OTHER_SESSION, volume: VOLUME };
+  const FIRST = { namespace: NAMESPACE, sessionId: SESSION, volume: VOLUME };
+  const agentLog = (namespace: string) => fs.readFileSync(path.join(home, 'namespaces', namespace, 'agent.log'), 'utf8');
+
+  /** The first agent serving, and the second session's namespace ready for its own agent on the same volume. */
+  async function firstAgentThenNext({ bazelWorkspace = false } = {}): Promise<number> {
+    await provision();
+    // A workspace: the agent starts its Bazel server at once.
+    if (bazelWorkspace) fs.writeFileSync(path.join(home, 'volumes', VOLUME, 'workspace', 'WORKSPACE'), '');
+    await backend.startAgent(FIRST);
+    await backend.waitForAgent(FIRST, { deadlineMs: 10_000, onProgress: () => undefined });
+    await backend.ensureNamespace({ ...NEXT, user: 'alice' });
+    await backend.installAgentCredentials(NEXT, await tlsFor({ kind: 'agent', sessionId: OTHER_SESSION }));
+    return Number((await backend.listAgents())[0].id);
+  }
+
+  test('the older agent sees the newer one take over within a renewal, kills its Bazel server and exits; the newer serves after waiting it out', async () => {
+    const older = await firstAgentThenNext({ bazelWorkspace: true });
+    await waitFor(() => /Bazel server started ahead of the first command/.test(agentLog(NAMESPACE)), 60_000, 'the first agent to start Bazel');
+    const started = Date.now();
+    await backend.startAgent(NEXT);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(12_000);
+    expect(alive(older)).toBe(false);
+    const killed = /no longer holds the volume: agent generation \d+ \(pid \d+ on .+\) took it over: stopped serving, killed Bazel server pid (\d+)/.exec(
+      agentLog(NAMESPACE),
+    );
+    expect(killed).not.toBeNull();
+    expect(alive(Number(killed![1]))).toBe(false);
+    expect(agentLog(NEXT.namespace)).toMatch(new RegExp(`taking the volume over from agent generation \\d+ \\(pid ${older} on .+\\): waiting 12000 ms`));
+    expect(await backend.agentProblem(NEXT.namespace, OTHER_SESSION)).toBeNull();
+    expect(await backend.agentProblem(NAMESPACE, SESSION)).toMatchObject({ gone: true });
+  });
+
+  test('a frozen older agent is waited out; resumed, it stops without serving again', async () => {
+    const older = await firstAgentThenNext();
+    process.kill(older, 'SIGSTOP'); // neither renews nor reads: as cut off from the volume
+    try {
+      const started = Date.now();
+      await backend.startAgent(NEXT);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(12_000);
+      expect(alive(older)).toBe(true);
+      process.kill(older, 'SIGCONT');
+      await waitFor(() => !alive(older), 5_000, 'the resumed older agent to stop');
+      expect(agentLog(NAMESPACE)).toMatch(
+        /(no longer holds the volume: agent generation \d+ .* took it over|the lease on the volume was not renewed for \d+ ms .*): stopped serving/,
+      );
+      expect(await backend.agentProblem(NEXT.namespace, OTHER_SESSION)).toBeNull();
+    } finally {
+      if (alive(older)) process.kill(older, 'SIGCONT');
+    }
+  });
+});

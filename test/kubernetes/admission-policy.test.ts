@@ -53,7 +53,7 @@ const remove =
 
 /** The agent pod as the backend builds it, changed by `change`. */
 function pod(namespace: string, change: (spec: any) => void = () => undefined): KubernetesObject {
-  const agent = agentPod({ ...ours, namespace }, TEST_BACKEND_CONFIG);
+  const agent = agentPod({ ...ours, namespace }, TEST_BACKEND_CONFIG, 1);
   change(agent.spec);
   return agent;
 }

@@ -96,7 +96,7 @@ test('an ingress of CIDRs only has no namespace selector (which would admit ever
 });
 
 test('agents are scraped on their metrics port only, and only from the configured namespace: unconfigured, nothing outside the pod reaches it', () => {
-  const pod = agentPod(spec, config);
+  const pod = agentPod(spec, config, 1);
   expect(pod.metadata?.annotations).toBeUndefined(); // nothing may scrape it: nothing is told to try
   expect(pod.spec?.containers[0].env).toContainEqual({ name: 'RBS_AGENT_METRICS_LISTEN', value: '0.0.0.0:9464' });
   expect(pod.spec?.containers[0].ports).toContainEqual({ name: 'metrics', containerPort: AGENT.metricsPort, protocol: 'TCP' });
@@ -106,7 +106,7 @@ test('agents are scraped on their metrics port only, and only from the configure
       .map((o) => o.metadata?.name);
   expect(policyNames(config)).not.toContain('agent-metrics');
   const scraped = { ...config, metricsScrapers: { 'kubernetes.io/metadata.name': 'monitoring' } };
-  expect(agentPod(spec, scraped).metadata?.annotations).toEqual({
+  expect(agentPod(spec, scraped, 1).metadata?.annotations).toEqual({
     'prometheus.io/scrape': 'true',
     'prometheus.io/port': '9464',
     'prometheus.io/path': '/metrics',
@@ -120,7 +120,7 @@ test('agents are scraped on their metrics port only, and only from the configure
 });
 
 test('with a traces collector, agents export to it and may reach its pods, in its namespace, on its port only; without, neither', () => {
-  const env = (c: typeof config) => agentPod(spec, c).spec!.containers[0].env!.filter((e) => /TRACES|OTEL/.test(e.name));
+  const env = (c: typeof config) => agentPod(spec, c, 1).spec!.containers[0].env!.filter((e) => /TRACES|OTEL/.test(e.name));
   const egress = (c: typeof config) => namespaceContents(spec, c).find((o) => o.metadata?.name === 'agent-traces') as any;
   expect([env(config), egress(config)]).toEqual([[], undefined]);
   const traced = {
@@ -159,7 +159,7 @@ test('the TLS secret holds the PEMs and is mounted as the files the agent reads'
   const secret = tlsSecret(spec, { caCertPem: 'CA', certPem: 'CERT', keyPem: 'KEY' }, config);
   expect(secret).toMatchObject({ type: 'kubernetes.io/tls', metadata: { labels } });
   expect(secret.data).toEqual({ 'ca.crt': 'Q0E=', 'tls.crt': 'Q0VSVA==', 'tls.key': 'S0VZ' });
-  const volume = agentPod(spec, config).spec!.volumes!.find((v) => v.name === 'tls')!;
+  const volume = agentPod(spec, config, 1).spec!.volumes!.find((v) => v.name === 'tls')!;
   expect(volume.secret).toEqual({
     secretName: AGENT.tlsSecret,
     defaultMode: 0o440,
@@ -172,9 +172,11 @@ test('the TLS secret holds the PEMs and is mounted as the files the agent reads'
 });
 
 test('the agent pod is restricted, token-less, sized by the profile, probed over plaintext gRPC health, with /workspace mounted', () => {
-  const pod = agentPod(spec, config);
+  const pod = agentPod(spec, config, 1764892800123);
   const podSpec = pod.spec!;
   const [container] = podSpec.containers;
+  // Stamped by the worker, so that a restarted container keeps its pod's place among the volume's agents.
+  expect(container.env).toContainEqual({ name: 'RBS_AGENT_GENERATION', value: '1764892800123' });
   expect(pod.metadata?.labels).toEqual({ ...labels, 'app.kubernetes.io/name': 'rbs-agent' });
   expect(podSpec).toMatchObject({ serviceAccountName: 'agent', automountServiceAccountToken: false, enableServiceLinks: false });
   expect(podSpec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
@@ -224,7 +226,7 @@ test("every object carries its release, so another release's selectors select no
     ...namespaceContents(spec, config),
     workspaceClaim(spec.namespace, spec.volume, spec.sessionId, config),
     tlsSecret(spec, credentials, config),
-    agentPod(spec, config),
+    agentPod(spec, config, 1),
   ];
   for (const object of objects) {
     const { kind, labels } = { kind: object.kind, labels: object.metadata?.labels };

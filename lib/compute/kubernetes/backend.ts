@@ -114,7 +114,7 @@ export class KubernetesBackend implements ComputeBackend {
     // As this worker is configured now (a session from before a setting gets it here, at its next start).
     await Promise.all(configuredAgentPolicies(spec, this.config).map((policy) => apply(this.api, policy)));
     try {
-      await apply(this.api, agentPod(spec, this.config));
+      await apply(this.api, agentPod(spec, this.config, Date.now()));
     } catch (err) {
       const rejection = podRejection(err, spec.namespace, spec.sessionId);
       // A concurrent start may have won: its pod counts against the quota from its admission,

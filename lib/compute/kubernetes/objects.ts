@@ -292,7 +292,11 @@ export function tlsSecret({ namespace, sessionId, volume }: AgentSpec, credentia
 }
 
 /** The agent in pod mode (services/agent/main.ts reads this environment). */
-export function agentPod({ namespace, sessionId, volume }: AgentSpec, config: KubernetesBackendConfig): V1Pod {
+/**
+ * `generation` orders the agents of a volume (services/agent/volume-lease.ts): stamped here, not by
+ * the agent, so that a replaced pod's restarted container is never newer than its replacement.
+ */
+export function agentPod({ namespace, sessionId, volume }: AgentSpec, config: KubernetesBackendConfig, generation: number): V1Pod {
   const { profile } = config;
   return {
     apiVersion: 'v1',
@@ -332,6 +336,7 @@ export function agentPod({ namespace, sessionId, volume }: AgentSpec, config: Ku
             { name: 'RBS_AGENT_METRICS_LISTEN', value: `0.0.0.0:${AGENT.metricsPort}` },
             { name: 'RBS_AGENT_TLS_DIR', value: AGENT.tlsMount },
             { name: 'RBS_AGENT_VOLUME_DIR', value: AGENT.volumeMount },
+            { name: 'RBS_AGENT_GENERATION', value: String(generation) },
             // Bazel's per-user state lives with the workspace; scratch stays off the read-only root.
             { name: 'HOME', value: `${AGENT.volumeMount}/home` },
             { name: 'TMPDIR', value: '/tmp' },
