@@ -1,6 +1,6 @@
 /** How the agent pod's status (as the kubelet and scheduler write it) and pod-create refusals are read. */
-import type { V1Pod } from '@kubernetes/client-node';
-import { judgePod, podRejection } from '../../lib/compute/kubernetes/pod-status';
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import { NODE_LOST_AFTER_MS, judgePod, nodeOutage, podRejection } from '../../lib/compute/kubernetes/pod-status';
 import { KubeRequestError } from '../../lib/compute/kubernetes/requests';
 
 const SESSION = '3f2c7a4e-1b2d-4c5e-8f9a-0b1c2d3e4f50';
@@ -96,4 +96,38 @@ test('pod-create refusals: quota and Pod Security are final, an uncounted quota 
   expect(refusal(403, 'pods "agent" is forbidden: status unknown for quota: session-quota')).toBeNull();
   expect(refusal(500, 'etcd timeout')).toBeNull();
   expect(podRejection(new Error('socket hang up'), 'ns', SESSION)).toBeNull();
+});
+
+describe('a node counts as lost once it has not been Ready for NODE_LOST_AFTER_MS', () => {
+  const NOW = Date.parse('2026-12-04T12:00:00Z');
+  const node = (ready?: { status: string; since?: Date | string; reason?: string; message?: string }): V1Node => ({
+    metadata: { name: 'node-7' },
+    status: ready
+      ? { conditions: [{ type: 'Ready', status: ready.status, lastTransitionTime: ready.since as Date, reason: ready.reason, message: ready.message }] }
+      : {},
+  });
+  const ago = (ms: number) => new Date(NOW - ms);
+
+  test('Ready, or without a Ready condition (not yet reported), it is not lost', () => {
+    expect(nodeOutage(node({ status: 'True', since: ago(3_600_000) }), NOW)).toBeNull();
+    expect(nodeOutage(node(), NOW)).toBeNull();
+  });
+
+  test('out for less than the bound (a kubelet restart, a short blip), it is not lost yet', () => {
+    expect(nodeOutage(node({ status: 'Unknown', since: ago(NODE_LOST_AFTER_MS - 1) }), NOW)).toBeNull();
+    expect(nodeOutage(node({ status: 'False', since: ago(1000) }), NOW)).toBeNull();
+  });
+
+  test('Unknown (its kubelet stopped reporting) or False for the bound and more, it is lost, and the message says since when and why', () => {
+    const unknown = node({ status: 'Unknown', since: ago(NODE_LOST_AFTER_MS), reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.' });
+    expect(nodeOutage(unknown, NOW)).toBe('its node node-7 has not been Ready for 30 s (Unknown, NodeStatusUnknown: Kubelet stopped posting node status.)');
+    expect(nodeOutage(node({ status: 'False', since: ago(95_000) }), NOW)).toBe('its node node-7 has not been Ready for 95 s (False)');
+    // As the apiserver's JSON has it, before the client turns it into a Date.
+    expect(nodeOutage(node({ status: 'Unknown', since: '2026-12-04T11:58:00Z' }), NOW)).toMatch(/for 120 s/);
+  });
+
+  test('a transition time that is missing or not a time never makes a node lost', () => {
+    expect(nodeOutage(node({ status: 'Unknown' }), NOW)).toBeNull();
+    expect(nodeOutage(node({ status: 'Unknown', since: 'yesterday' }), NOW)).toBeNull();
+  });
 });

@@ -23,6 +23,17 @@ async function persistentVolumesOf(volume: string) {
   return (await kube().admin.core.listPersistentVolume({ labelSelector: `rbs.dev/volume=${volume}` })).items;
 }
 
+/** Read-modify-write against writers of the same object (kwok, the node controller): again on 409. */
+async function retryOnConflict(update: () => Promise<void>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await update();
+    } catch (err) {
+      if ((err as { code?: number }).code !== 409 || attempt >= 10) throw err;
+    }
+  }
+}
+
 // In a describe block, so that the stack stops (its afterAll runs) before the cluster does.
 describe('sessions on the Kubernetes backend', () => {
   const stack = useStack({}, () => ({ backend: kube().backend() }));
@@ -176,6 +187,62 @@ describe('sessions on the Kubernetes backend', () => {
       // The node back, as its kubelet would register it again: kwok takes it over by its annotation.
       const { name, labels, annotations } = node.metadata!;
       await core.createNode({ body: { metadata: { name, labels, annotations }, spec: node.spec, status: node.status } });
+      await waitFor(
+        async () => (await core.readNode({ name: nodeName })).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+        30_000,
+        `node ${nodeName} to be Ready again`,
+      );
+    }
+  });
+
+  test('an agent whose node has not been Ready for 30 s (cut off, its kubelet silent), reported by its proxy, is deleted without its kubelet and replaced on another node by a newer generation', async () => {
+    const nia = await stack().client('nia');
+    const session = await nia.getServer(stack().workspace());
+    const { core } = kube().admin;
+    const before = await core.readNamespacedPod({ name: 'agent', namespace: session.namespace });
+    const nodeName = before.spec!.nodeName!;
+    const original = await core.readNode({ name: nodeName });
+    const probes = recordProbes(session.namespace);
+    const unreachable = { key: 'node.kubernetes.io/unreachable', effect: 'NoSchedule' };
+    try {
+      // kwok stops playing its kubelet. The node lifecycle controller would mark the node Unknown
+      // and taint it some 40 s later; here that is written as the controller would, 35 s ago.
+      await retryOnConflict(async () => {
+        const node = await core.readNode({ name: nodeName });
+        delete node.metadata!.annotations!['kwok.x-k8s.io/node'];
+        node.spec = { ...node.spec, taints: [...(node.spec?.taints ?? []), unreachable] };
+        await core.replaceNode({ name: nodeName, body: node });
+      });
+      const since = new Date(Date.now() - 35_000);
+      await retryOnConflict(async () => {
+        const node = await core.readNode({ name: nodeName });
+        node.status!.conditions = node.status!.conditions!.map((c) =>
+          c.type === 'Ready'
+            ? { ...c, status: 'Unknown', reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.', lastTransitionTime: since }
+            : c,
+        );
+        await core.replaceNodeStatus({ name: nodeName, body: node });
+      });
+      const next = await nia.getServer(session.workspace, { unreachableAgent: session.agentAddress });
+      expect(next).toMatchObject({ sessionId: session.sessionId, phase: 'READY' });
+      expect(probes).toEqual([
+        { detail: expect.stringMatching(new RegExp(`its node ${nodeName} has not been Ready for \\d+ s \\(Unknown, NodeStatusUnknown`)), gone: true },
+      ]);
+      const after = await core.readNamespacedPod({ name: 'agent', namespace: session.namespace });
+      expect(after.metadata?.uid).not.toBe(before.metadata?.uid);
+      expect(after.spec?.nodeName).not.toBe(nodeName);
+      // The old agent, if it still runs, sees a newer claim on the volume and stops (volume-lease.ts).
+      const generation = (pod: V1Pod) => Number(pod.spec!.containers[0].env!.find((e) => e.name === 'RBS_AGENT_GENERATION')!.value);
+      expect(generation(after)).toBeGreaterThan(generation(before));
+      await nia.endSession(session.sessionId);
+    } finally {
+      // Back as it was: kwok takes it over again by its annotation.
+      await retryOnConflict(async () => {
+        const node = await core.readNode({ name: nodeName });
+        node.metadata!.annotations = original.metadata!.annotations;
+        node.spec = { ...node.spec, taints: (node.spec?.taints ?? []).filter((t) => t.key !== unreachable.key) };
+        await core.replaceNode({ name: nodeName, body: node });
+      });
       await waitFor(
         async () => (await core.readNode({ name: nodeName })).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
         30_000,

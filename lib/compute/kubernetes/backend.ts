@@ -39,7 +39,7 @@ import {
   TLS_ROUTE_TYPE,
   type TlsRoute,
 } from './objects';
-import { judgePod, podRejection } from './pod-status';
+import { judgePod, nodeOutage, podRejection } from './pod-status';
 import { waitForAgentPod } from './readiness';
 import { routeRefusal } from './route';
 import { deleteIfPresent, kubeRequest, readOrNull, waitUntilGone } from './requests';
@@ -139,7 +139,7 @@ export class KubernetesBackend implements ComputeBackend {
 
   async agentProblem(namespace: string, sessionId: string): Promise<AgentProblem | null> {
     const pod = await this.readAgentPod(namespace);
-    // Its status, Ready or not, is the last its kubelet wrote: a deleted node's is never updated.
+    // Its status, Ready or not, is the last its kubelet wrote: a lost node's kubelet writes no more.
     const lost = pod && (await this.lostNode(pod));
     if (lost) return { detail: `agent of session ${sessionId} is gone: ${lost}`, gone: true };
     const verdict = judgePod(pod, sessionId);
@@ -208,8 +208,9 @@ export class KubernetesBackend implements ComputeBackend {
   }
 
   /**
-   * No kubelet confirms a graceful deletion on a node that no longer exists: such a pod is deleted
-   * at once (grace 0), as Kubernetes's own pod garbage collector does, only sooner.
+   * No kubelet confirms a graceful deletion on a node that no longer exists or answers: such a pod
+   * is deleted at once (grace 0), as Kubernetes's own pod garbage collector does for a deleted node,
+   * only sooner. On a node that is only cut off, its agent may still run: the volume lease fences it.
    */
   private async deletePod(namespace: string, name: string): Promise<void> {
     const read = () => readOrNull(`read pod ${namespace}/${name}`, () => this.api.core.readNamespacedPod({ name, namespace }));
@@ -220,12 +221,15 @@ export class KubernetesBackend implements ComputeBackend {
     await waitUntilGone(`pod ${namespace}/${name}`, read, DELETE_WAIT_MS);
   }
 
-  /** Why the node a pod is bound to is gone for good (its Node deleted, as with its VM), or null. */
+  /**
+   * Why the node a pod is bound to counts as lost (its Node deleted, as with its VM, or not Ready
+   * for NODE_LOST_AFTER_MS), or null.
+   */
   private async lostNode(pod: V1Pod): Promise<string | null> {
     const name = pod.spec?.nodeName;
     if (!name) return null;
     const node = await readOrNull(`read node ${name}`, () => this.api.core.readNode({ name }));
-    return node ? null : `its node ${name} no longer exists`;
+    return node ? nodeOutage(node, Date.now()) : `its node ${name} no longer exists`;
   }
 
   /**

@@ -2,10 +2,17 @@
  * What the agent pod's status, or the apiserver's refusal to create it, says: ready, failed for
  * good (with a reason the session can end on), or still coming. Pure, so every case is unit-tested.
  */
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { AgentStartError, type AgentProgress, type AgentStartFailure } from '../backend';
 import { AGENT, LABEL } from './objects';
 import { KubeRequestError } from './requests';
+
+/**
+ * How long a node may go without being Ready before its agent counts as lost. Its pod is then
+ * deleted without its kubelet's word and replaced elsewhere. The agent there may still run: the
+ * volume lease (services/agent/volume-lease.ts) makes it stop before its successor builds.
+ */
+export const NODE_LOST_AFTER_MS = 30_000;
 
 /** A pull that failed once (ErrImagePull) is retried by the kubelet; these are past hoping. */
 const IMAGE_FAILURES = ['ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull'];
@@ -67,4 +74,17 @@ export function podRejection(err: unknown, namespace: string, sessionId: string)
   if (err.code === 403 && err.detail.includes('violates PodSecurity')) return new AgentStartError('PodRejected', `${agent}: ${err.detail}`);
   if (err.code === 422) return new AgentStartError('PodRejected', `${agent}: ${err.detail}`);
   return null;
+}
+
+/**
+ * Why a node counts as lost: not Ready (False, or Unknown once its kubelet stopped reporting) for
+ * NODE_LOST_AFTER_MS by `nowMs`. Null while it is Ready, or has been out for less.
+ */
+export function nodeOutage(node: V1Node, nowMs: number): string | null {
+  const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
+  if (!ready || ready.status === 'True') return null;
+  const since = new Date(ready.lastTransitionTime ?? Number.NaN).getTime();
+  if (!Number.isFinite(since) || nowMs - since < NODE_LOST_AFTER_MS) return null;
+  const why = [ready.reason, ready.message].filter(Boolean).join(': ');
+  return `its node ${node.metadata?.name} has not been Ready for ${Math.round((nowMs - since) / 1000)} s (${ready.status}${why ? `, ${why}` : ''})`;
 }
