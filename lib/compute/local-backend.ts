@@ -57,8 +57,9 @@ interface NamespaceRecord {
   createdAt: string;
 }
 
-/** An agent may first wait out the volume's previous holder (services/agent/volume-lease.ts: 12 s). */
+/** An agent may first wait out the volume's previous holder (services/agent/volume-lease.ts: 11 s). */
 const AGENT_START_TIMEOUT_MS = 30_000;
+const LOCAL_LEASE_MS = 10_000;
 const AGENT_STOP_GRACE_MS = 5_000;
 const AGENT_KILL_WAIT_MS = 2_000;
 const POLL_MS = 25;
@@ -278,8 +279,9 @@ export class LocalBackend implements ComputeBackend {
     if (this.keepaliveMs !== undefined) flags.push('--keepalive-ms', String(this.keepaliveMs));
     if (this.exitWhenUnusedMs !== undefined) flags.push('--exit-when-unused-ms', String(this.exitWhenUnusedMs));
     if (this.tracesEndpoint !== undefined) flags.push('--otlp-traces-endpoint', this.tracesEndpoint);
-    // Orders the volume's agents (services/agent/volume-lease.ts): a later start is newer.
-    flags.push('--generation', String(Date.now()));
+    // Orders the volume's agents (services/agent/volume-lease.ts): a later start is newer. A local
+    // volume is a local directory, which does not stall as a network share may: a shorter lease.
+    flags.push('--generation', String(Date.now()), '--lease-ms', String(LOCAL_LEASE_MS));
     // Builds run under the agent: it gets nothing of the worker's environment (credentials
     // included), and a home on the volume, so Bazel's per-user state lives with the workspace.
     const home = path.join(path.dirname(workspace), 'home');

@@ -4,7 +4,7 @@
  * server of an output base, whether it is still the process we saw, and which port it serves, the
  * agent learns from /proc alone.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { readFile, readdir, readlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import { processStartTime, startTimeOf } from '../../lib/bazel/server-files';
@@ -137,4 +137,39 @@ export function killNow(proc: ProcessRef): boolean {
   } catch {
     return false; // gone already
   }
+}
+
+/**
+ * SIGKILLs every descendant of this process now: its rsyncs, Bazel clients and `bazel run` process
+ * groups (a daemonized Bazel server is not one: killNow that). Synchronous, /proc only, like killNow.
+ */
+export function killDescendantsNow(): number[] {
+  const parentOf = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+      parentOf.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])); // field 4, ppid
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const family = new Set([process.pid]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [pid, parent] of parentOf) {
+      if (family.has(pid) || !family.has(parent)) continue;
+      family.add(pid);
+      grew = true;
+    }
+  }
+  family.delete(process.pid);
+  for (const pid of family) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return [...family];
 }

@@ -16,6 +16,7 @@ import { InvalidInputError, validateSessionId } from '../../lib/validate';
 import { agentLog, logForSession } from './log';
 import { type AgentServer, type AgentServerOptions, startAgentServer } from './server';
 import { LeaseRefused } from './volume-lease';
+import { killDescendantsNow } from './bazel-process';
 import { exitAfterTraces, startTracing } from '../../lib/tracing/tracing';
 
 const USAGE = [
@@ -185,7 +186,11 @@ async function main(): Promise<number> {
 async function serveUntilStopped(server: AgentServer, stopRequested: Promise<string>): Promise<number> {
   const lost = server.lost.then((why) => ({ why }));
   const ended = await Promise.race([stopRequested.then((signal) => ({ signal })), lost]);
-  if ('why' in ended) throw new ExitError(EXIT_VOLUME_LOST, ended.why);
+  if ('why' in ended) {
+    // Its rsyncs, Bazel clients and `bazel run`s would outlive it (no call's cancellation runs before the exit).
+    const killed = killDescendantsNow();
+    throw new ExitError(EXIT_VOLUME_LOST, `${ended.why}${killed.length ? `; killed its processes ${killed.join(', ')}` : ''}`);
+  }
   log(`${ended.signal}: stopping`);
   await server.stop();
   return 0;
@@ -209,11 +214,15 @@ function whenUnused(server: AgentServer, ms: number, stopped: Promise<unknown>):
   });
 }
 
-async function start(options: AgentServerOptions): Promise<AgentServer> {
+async function start(options: AgentServerOptions, stopRequested: Promise<unknown>): Promise<AgentServer> {
   if (!fs.statSync(options.workspaceDir, { throwIfNoEntry: false })?.isDirectory()) {
     throw new Error(`workspace ${options.workspaceDir} is not a directory`);
   }
-  const server = await startAgentServer({ ...options, warmBazel: { log } }).catch((err: Error) => {
+  const stopping = new AbortController(); // ends a wait for the volume's previous holder
+  void stopRequested.then(() => stopping.abort());
+  const lease = { ...options.lease, signal: stopping.signal };
+  const server = await startAgentServer({ ...options, lease, warmBazel: { log } }).catch((err: Error) => {
+    if (stopping.signal.aborted) throw new ExitError(0, `stopped before serving: ${err.message}`);
     throw err instanceof LeaseRefused ? new ExitError(EXIT_VOLUME_LOST, err.message) : err;
   });
   const health = server.healthAddress ? `, health on ${server.healthAddress}` : '';
@@ -232,7 +241,8 @@ async function runInPod(settings: ReturnType<typeof podSettings>, stopRequested:
   const workspaceDir = path.join(volumeDir, 'workspace');
   for (const dir of [workspaceDir, process.env.HOME]) if (dir) fs.mkdirSync(dir, { recursive: true });
   const tls = await fileServiceTls(tlsDir, 'agent'); // re-read: the worker renews it in place
-  return serveUntilStopped(await start({ sessionId, workspaceDir, tls, listen, healthListen, metricsListen, lease }), stopRequested);
+  const server = await start({ sessionId, workspaceDir, tls, listen, healthListen, metricsListen, lease }, stopRequested);
+  return serveUntilStopped(server, stopRequested);
 }
 
 async function runLocal(flags: ReturnType<typeof parseFlags>, stopRequested: Promise<NodeJS.Signals>): Promise<number> {
@@ -244,7 +254,7 @@ async function runLocal(flags: ReturnType<typeof parseFlags>, stopRequested: Pro
   await acquireLock(lockFile, namespaceDir);
   try {
     const tls = await fileServiceTls(path.join(namespaceDir, NAMESPACE_FILES.tls), 'agent');
-    const server = await start({ sessionId, workspaceDir, tls, listen, metricsListen, keepaliveMs, lease });
+    const server = await start({ sessionId, workspaceDir, tls, listen, metricsListen, keepaliveMs, lease }, stopRequested);
     // Two agents breaking the same stale lock can both think they won; the one still named keeps it.
     if (readPid(lockFile) !== process.pid) {
       await server.stop();

@@ -50,9 +50,10 @@ export interface AgentServerOptions {
   warmBazel?: { log(message: string): void };
   /**
    * The volume lease (volume-lease.ts): this agent's generation, stamped by the control plane when
-   * it started the agent (default: now), and how long a silent holder is waited out.
+   * it started the agent (default 0: an agent without one only takes back a lease without one), its
+   * lease, and a signal that ends the wait for a previous holder.
    */
-  lease?: { generation?: number; leaseMs?: number };
+  lease?: { generation?: number; leaseMs?: number; signal?: AbortSignal };
 }
 
 export interface AgentServer {
@@ -87,8 +88,9 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   // Before anything on the volume is touched.
   const lease = await VolumeLease.take({
     file: path.join(path.dirname(options.workspaceDir), LEASE_FILE),
-    generation: options.lease?.generation ?? Date.now(),
+    generation: options.lease?.generation ?? 0,
     leaseMs: options.lease?.leaseMs,
+    signal: options.lease?.signal,
     log: (message) => agentLog().warn(message),
   });
   try {

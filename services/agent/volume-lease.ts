@@ -1,32 +1,38 @@
 /**
  * Fencing on the volume: at most one agent acts on a session volume. Kubernetes cannot promise
- * that. A pod on a NotReady node is deleted without its kubelet's word, and it may still run,
- * and still reach the volume, while its successor starts elsewhere. Two Bazel servers on one
- * output base would corrupt it.
+ * that. A pod on a node that stopped answering is deleted without its kubelet's word, and it may
+ * still run, and still reach the volume, while its successor starts elsewhere. Two Bazel servers
+ * on one output base would corrupt it.
  *
- * The lease is one file on the volume, naming its holder's claim. It is only ever replaced whole
- * (rename), and read by opening it afresh, which NFS revalidates (close-to-open).
- * - The holder re-reads it every `renewMs`. If it names anyone else, the holder has lost the volume.
- * - The holder rewrites it only right after reading its own claim.
- * - A holder that has not renewed for `leaseMs` (the volume not answering, the agent frozen)
- *   counts the volume as lost too.
- * - A newer agent takes the lease by writing its claim, then waits out `leaseMs` plus one renewal.
- *   By then the old holder has either read the new claim or gone past its own deadline. Only
- *   then does the newer agent serve.
+ * The lease is one file on the volume, naming its holder's claim. Only an agent taking the volume
+ * writes it, whole (rename); the holder only reads it, opening it afresh each time, which NFS
+ * revalidates (close-to-open), so nothing the holder does can bury a successor's claim.
+ * - The holder reads it every `checkMs`. If it names anyone else, the holder has lost the volume.
+ * - A holder that has not confirmed its claim for `leaseMs` (the volume not answering) has lost it too.
+ * - A newer agent writes its claim, then waits out the longer lease of the two plus one check. By
+ *   then the old holder has either read the new claim or passed its own deadline.
  * - Generations order agents. The control plane stamps each agent it starts, so a restarted
  *   container of a replaced pod is never newer than its replacement, and never takes the volume back.
  */
 import { randomUUID } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { installFile } from '../../lib/files';
 import { runningProcess } from './bazel-process';
 
 /** The lease file, in the volume's root. */
 export const LEASE_FILE = 'agent-lease.json';
-export const DEFAULT_LEASE_MS = 10_000;
+export const DEFAULT_LEASE_MS = 30_000;
+/** A holder's own lease is waited out up to this long, whatever its file says. */
+const MAX_LEASE_MS = 5 * 60_000;
+/** Generations are the control plane's clock in milliseconds: one from further ahead is forged. */
+const MAX_GENERATION_AHEAD_MS = 24 * 3600_000;
 const MAX_LEASE_BYTES = 4096;
 const WATCHDOG_MS = 100;
+const TAKE_ATTEMPTS = 5;
+/** How a build can shape the file (a directory, a FIFO, a socket, a link): never an I/O fault. */
+const HOSTILE_SHAPES = new Set(['ELOOP', 'EISDIR', 'EAGAIN', 'EWOULDBLOCK', 'ENXIO', 'ENODEV']);
 
 /** Where a holder runs: a dead holder in this pid namespace need not be waited out. */
 interface HolderProcess {
@@ -37,13 +43,12 @@ interface HolderProcess {
   startTime: string;
 }
 
-interface LeaseContent {
+export interface LeaseContent {
   claim: string;
   generation: number;
+  leaseMs: number;
   startedAtMs: number;
   process: HolderProcess;
-  beat: number;
-  released: boolean;
 }
 
 export interface LeaseOptions {
@@ -53,15 +58,13 @@ export interface LeaseOptions {
   generation: number;
   leaseMs?: number;
   log?: (message: string) => void;
-  /** How the file is written: tests stand in a volume that stops answering. */
-  write?: (file: string, content: string) => Promise<void>;
+  /** Ends a wait for the previous holder (the agent was asked to stop meanwhile). */
+  signal?: AbortSignal;
+  /** How the holder reads its claim back: tests stand in a volume that stops answering. */
+  read?: (file: string) => Promise<LeaseContent | null | 'unreadable'>;
 }
 
-async function writeLease(file: string, content: string): Promise<void> {
-  await installFile(file, content, 0o644, true);
-}
-
-/** This agent may never take the volume: a newer agent holds it. */
+/** This agent may not take the volume: a newer agent holds it, or took it over meanwhile. */
 export class LeaseRefused extends Error {
   override name = 'LeaseRefused';
 }
@@ -69,12 +72,16 @@ export class LeaseRefused extends Error {
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
 const isText = (value: unknown): value is string => typeof value === 'string' && value.length <= 256;
+/** Claims become file names (release markers). */
+const isClaim = (value: unknown): value is string => typeof value === 'string' && /^[0-9a-f-]{1,64}$/.test(value);
 
-/** The file's content if it is well formed, null if absent, 'unreadable' for anything else. */
+/**
+ * The file's content if it is a well-formed lease, null if there is none, 'unreadable' if a build
+ * made it something else. A fault of the volume itself throws.
+ */
 export async function readLease(file: string): Promise<LeaseContent | null | 'unreadable'> {
   let text: string;
   try {
-    // A build may put anything here, a symbolic link or a huge file included.
     const handle = await fs.open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     try {
       const { buffer, bytesRead } = await handle.read({ buffer: Buffer.alloc(MAX_LEASE_BYTES + 1) });
@@ -84,33 +91,54 @@ export async function readLease(file: string): Promise<LeaseContent | null | 'un
       await handle.close();
     }
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    return 'unreadable';
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (code === 'ENOENT') return null;
+    if (HOSTILE_SHAPES.has(code)) return 'unreadable';
+    throw new Error(`cannot read ${file}: ${(err as Error).message}`);
   }
   try {
-    const value: unknown = JSON.parse(text);
-    if (!isRecord(value) || !isRecord(value.process)) return 'unreadable';
-    const { claim, generation, startedAtMs, beat, released } = value;
-    const { host, bootId, pidNamespace, pid, startTime } = value.process;
-    const fields = [isText(claim), isCount(generation), isCount(startedAtMs), isCount(beat), typeof released === 'boolean'];
-    const where = [isText(host), isText(bootId), isText(pidNamespace), isCount(pid), isText(startTime)];
-    if (![...fields, ...where].every(Boolean)) return 'unreadable';
-    return value as unknown as LeaseContent;
+    return wellFormed(JSON.parse(text)) ?? 'unreadable';
   } catch {
     return 'unreadable';
   }
 }
 
+function wellFormed(value: unknown): LeaseContent | null {
+  if (!isRecord(value) || !isRecord(value.process)) return null;
+  const { claim, generation, leaseMs, startedAtMs } = value;
+  const { host, bootId, pidNamespace, pid, startTime } = value.process;
+  const checks = [isClaim(claim), isCount(generation), isCount(leaseMs), isCount(startedAtMs)];
+  checks.push(isText(host), isText(bootId), isText(pidNamespace), isCount(pid), isText(startTime));
+  if (!checks.every(Boolean) || (generation as number) > Date.now() + MAX_GENERATION_AHEAD_MS) return null;
+  return value as unknown as LeaseContent;
+}
+
+/** The mark of a claim its holder gave up cleanly: its successor need not wait. */
+const releasedMark = (file: string, claim: string) => `${file}.released.${claim}`;
+
+async function exists(file: string): Promise<boolean> {
+  return fs.lstat(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Where this process runs; a part /proc does not show is '' (and then no holder counts as dead here). */
 async function thisProcess(): Promise<HolderProcess> {
-  const bootId = (await fs.readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
-  const pidNamespace = await fs.readlink('/proc/self/ns/pid');
-  const self = await runningProcess(process.pid);
-  if (!self) throw new Error('cannot read /proc/self/stat');
-  return { host: os.hostname(), bootId, pidNamespace, pid: process.pid, startTime: self.startTime };
+  const [bootId, pidNamespace, self] = await Promise.all([
+    fs.readFile('/proc/sys/kernel/random/boot_id', 'utf8').then(
+      (id) => id.trim(),
+      () => '',
+    ),
+    fs.readlink('/proc/self/ns/pid').catch(() => ''),
+    runningProcess(process.pid),
+  ]);
+  return { host: os.hostname(), bootId, pidNamespace, pid: process.pid, startTime: self?.startTime ?? '' };
 }
 
 /** Certainly dead: it ran where this process runs (same boot, same pid namespace) and runs no more. */
 async function isDeadHere(holder: HolderProcess, here: HolderProcess): Promise<boolean> {
+  if (!here.bootId || !here.pidNamespace || !holder.startTime) return false;
   if (holder.bootId !== here.bootId || holder.pidNamespace !== here.pidNamespace) return false;
   return (await runningProcess(holder.pid))?.startTime !== holder.startTime;
 }
@@ -120,125 +148,144 @@ function describe(lease: LeaseContent): string {
   return `agent generation ${generation} (pid ${p.pid} on ${p.host}, started ${new Date(startedAtMs).toISOString()})`;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Resolves after `ms`, or early when `signal` aborts. */
+function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done);
+  });
+}
 
 export class VolumeLease {
   /** Resolves, once, with why this agent no longer holds the volume. Never rejects. */
   readonly lost: Promise<string>;
   private markLost!: (why: string) => void;
   private why: string | undefined;
-  private lastRenewal: number;
-  private stopped = false;
-  /** Ends the renewal loop's current pause early. */
-  private wake: () => void = () => undefined;
-  private readonly renewMs: number;
+  private lastConfirmed: number;
+  private readonly closing = new AbortController();
+  private readonly checkMs: number;
   private readonly leaseMs: number;
   private readonly watchdog: NodeJS.Timeout;
-  private readonly write: (file: string, content: string) => Promise<void>;
   private readonly loop: Promise<void>;
 
   private constructor(
     private readonly options: LeaseOptions,
     private readonly mine: LeaseContent,
   ) {
-    this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
-    this.write = options.write ?? writeLease;
-    this.renewMs = Math.max(10, Math.floor(this.leaseMs / 5));
+    this.leaseMs = mine.leaseMs;
+    this.checkMs = Math.max(10, Math.floor(this.leaseMs / 10));
     this.lost = new Promise((resolve) => (this.markLost = resolve));
-    this.lastRenewal = performance.now();
-    // On timers alone: a volume that does not answer blocks reads and writes, never this.
+    this.lastConfirmed = performance.now();
+    // On timers alone: a volume that does not answer blocks reads, never this.
     this.watchdog = setInterval(() => {
-      const since = Math.round(performance.now() - this.lastRenewal);
-      if (since > this.leaseMs) this.lose(`the lease on the volume was not renewed for ${since} ms (more than ${this.leaseMs} ms): the volume does not answer`);
+      const since = Math.round(performance.now() - this.lastConfirmed);
+      if (since > this.leaseMs)
+        this.lose(`this agent could not confirm its lease on the volume for ${since} ms (more than ${this.leaseMs} ms): the volume does not answer`);
     }, WATCHDOG_MS);
-    this.loop = this.renewLoop();
+    this.loop = this.checkLoop();
   }
 
   /**
    * Takes the volume for this agent: at once if it is free, released, this agent's own
    * generation's, or held by a process that is certainly dead; else after waiting the holder out.
-   * Throws LeaseRefused if a newer agent holds it, or if the volume is taken over meanwhile.
+   * Throws LeaseRefused if a newer agent holds it or takes it over meanwhile; a volume fault throws.
    */
   static async take(options: LeaseOptions): Promise<VolumeLease> {
-    const log = options.log ?? (() => undefined);
-    const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+    const { file, generation, log = () => undefined, signal } = options;
     const here = await thisProcess();
-    const current = await readLease(options.file);
-    if (current !== null && current !== 'unreadable' && current.generation > options.generation) {
-      throw new LeaseRefused(`the volume belongs to a newer ${describe(current)}; this agent is generation ${options.generation} and never takes it back`);
-    }
-    const free =
-      current === null ||
-      (current !== 'unreadable' && (current.released || current.generation === options.generation || (await isDeadHere(current.process, here))));
-    const mine: LeaseContent = { claim: randomUUID(), generation: options.generation, startedAtMs: Date.now(), process: here, beat: 0, released: false };
-    // A volume without a lease is created exclusively: of two first agents, one gets it.
-    if (!(await installFile(options.file, JSON.stringify(mine), 0o644, current !== null))) return VolumeLease.take(options);
-    const lease = new VolumeLease(options, mine);
-    if (!free) {
-      const holder = current === 'unreadable' ? `an unreadable ${options.file}` : describe(current);
-      const waitMs = leaseMs + lease.renewMs;
-      log(`taking the volume over from ${holder}: waiting ${waitMs} ms for it to stop before serving`);
-      const why = await Promise.race([lease.lost, sleep(waitMs).then(() => undefined)]);
-      if (why !== undefined) {
-        await lease.close();
-        throw new LeaseRefused(why);
+    for (let attempt = 1; attempt <= TAKE_ATTEMPTS; attempt++) {
+      const current = await readLease(file);
+      if (current !== null && current !== 'unreadable' && current.generation > generation) {
+        throw new LeaseRefused(`the volume belongs to a newer ${describe(current)}; this agent is generation ${generation} and never takes it back`);
       }
+      const free =
+        current === null ||
+        (current !== 'unreadable' &&
+          (current.generation === generation || (await exists(releasedMark(file, current.claim))) || (await isDeadHere(current.process, here))));
+      // Whatever a build made of the path (a directory, a FIFO) goes: RBS owns the volume's root.
+      if (current === 'unreadable') await fs.rm(file, { recursive: true, force: true });
+      const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+      const mine: LeaseContent = { claim: randomUUID(), generation, leaseMs, startedAtMs: Date.now(), process: here };
+      // Where there was no lease, the claim is created exclusively: of two first agents, one gets it.
+      if (!(await installFile(file, JSON.stringify(mine), 0o644, current !== null && current !== 'unreadable'))) continue;
+      await removeReleasedMarks(file);
+      const lease = new VolumeLease(options, mine);
+      if (free) return lease;
+      const holderMs = current === 'unreadable' ? 0 : Math.min(current.leaseMs, MAX_LEASE_MS);
+      const waitMs = Math.max(leaseMs, holderMs) + lease.checkMs;
+      const holder = current === 'unreadable' ? `an unreadable ${file}` : describe(current);
+      log(`taking the volume over from ${holder}: waiting ${waitMs} ms for it to stop before serving`);
+      const why = await Promise.race([lease.lost, pause(waitMs, signal).then(() => undefined)]);
+      if (why === undefined && !signal?.aborted) return lease;
+      await lease.close();
+      throw new LeaseRefused(why ?? 'asked to stop while waiting for the volume');
     }
-    return lease;
+    throw new Error(`could not take ${file} in ${TAKE_ATTEMPTS} attempts: it keeps changing hands`);
   }
 
-  /** Stops renewing. The file says released, if it still names this agent, so a successor need not wait. */
+  /** Stops checking, and marks the claim released if the file still names it, so a successor need not wait. */
   async release(): Promise<void> {
     await this.close();
     if (this.why !== undefined) return;
-    const current = await readLease(this.options.file);
-    if (current !== null && current !== 'unreadable' && current.claim === this.mine.claim) {
-      await this.write(this.options.file, JSON.stringify({ ...this.mine, released: true }));
-    }
+    const { file } = this.options;
+    const mark = async () => {
+      const current = await readLease(file);
+      if (current !== null && current !== 'unreadable' && current.claim === this.mine.claim) {
+        await fs.writeFile(releasedMark(file, this.mine.claim), '', { flag: 'wx' });
+      }
+    };
+    // Bounded: a volume that does not answer must not hold up the agent's exit.
+    await Promise.race([mark().catch(() => undefined), pause(this.leaseMs)]);
   }
 
   private async close(): Promise<void> {
-    this.stopped = true;
     clearInterval(this.watchdog);
-    this.wake();
-    if (this.why === undefined) await this.loop; // a lost lease's loop may hang on the volume
+    this.closing.abort();
+    await Promise.race([this.loop, pause(this.leaseMs)]); // its read may hang on the volume
   }
 
   private lose(why: string): void {
     if (this.why !== undefined) return;
     this.why = why;
-    this.stopped = true;
     clearInterval(this.watchdog);
+    this.closing.abort();
     this.markLost(why);
   }
 
-  private async renewLoop(): Promise<void> {
-    let beat = 0;
-    while (!this.stopped) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.renewMs);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      if (this.stopped) return;
+  private async checkLoop(): Promise<void> {
+    const { file, read = readLease, log } = this.options;
+    const stopped = this.closing.signal;
+    while (!stopped.aborted) {
+      await pause(this.checkMs, stopped);
+      if (stopped.aborted) return;
       const started = performance.now();
       try {
-        const current = await readLease(this.options.file);
-        if (this.stopped) return;
-        if (current === null || current === 'unreadable' || current.claim !== this.mine.claim) {
-          const by =
-            current === null ? 'the lease file was removed' : current === 'unreadable' ? 'the lease file was overwritten' : `${describe(current)} took it over`;
-          return this.lose(`this agent no longer holds the volume: ${by}`);
+        const current = await read(file);
+        if (stopped.aborted) return;
+        if (current !== null && current !== 'unreadable' && current.claim === this.mine.claim) {
+          this.lastConfirmed = started;
+          continue;
         }
-        // Written only close behind the read that found this claim, so a late write cannot bury a successor's.
-        if (performance.now() - started > this.renewMs / 2) continue;
-        await this.write(this.options.file, JSON.stringify({ ...this.mine, beat: ++beat }));
-        if (!this.stopped) this.lastRenewal = started;
+        const by =
+          current === null ? 'the lease file was removed' : current === 'unreadable' ? 'the lease file was overwritten' : `${describe(current)} took it over`;
+        return this.lose(`this agent no longer holds the volume: ${by}`);
       } catch (err) {
-        this.options.log?.(`could not renew the lease on the volume: ${(err as Error).message}`);
+        log?.(`could not read the lease on the volume: ${(err as Error).message}`); // the watchdog decides
       }
     }
   }
+}
+
+/** Marks of released claims: the one that mattered was read before this claim replaced it. */
+async function removeReleasedMarks(file: string): Promise<void> {
+  const prefix = `${path.basename(file)}.released.`;
+  const names = await fs.readdir(path.dirname(file)).catch(() => [] as string[]);
+  await Promise.all(
+    names.filter((name) => name.startsWith(prefix)).map((name) => fs.rm(path.join(path.dirname(file), name), { recursive: true, force: true })),
+  );
 }

@@ -86,26 +86,28 @@ test('serves mTLS on its port and plaintext health on the probe port, with the w
   const client = new agentService.rbs.v1.Agent(`127.0.0.1:${port}`, credentials);
   expect(await unary((done) => client.ping({}, done))).toMatchObject({ sessionId: SESSION, workspaceDir: path.join(volume, 'workspace') });
   expect(fs.readdirSync(volume).sort()).toEqual(['.rbs-watch', 'agent-lease.json', 'build-events', 'home', 'workspace']);
-  expect(await readLease(path.join(volume, LEASE_FILE))).toMatchObject({ generation: 42, released: false });
+  const { claim } = (await readLease(path.join(volume, LEASE_FILE))) as { claim: string };
+  expect(await readLease(path.join(volume, LEASE_FILE))).toMatchObject({ generation: 42, leaseMs: 30_000 });
   [probe, plainAgent, client].forEach((c) => c.close());
 
   agent!.kill('SIGTERM');
   expect(await exited).toBe(0);
   // Stopped gracefully: its successor need not wait it out.
-  expect(await readLease(path.join(volume, LEASE_FILE))).toMatchObject({ generation: 42, released: true });
+  expect(fs.existsSync(path.join(volume, `${LEASE_FILE}.released.${claim}`))).toBe(true);
 });
 
 test('a replaced pod restarted somewhere (an older generation than the volume holder) exits 4 naming the holder, and leaves the volume alone', async () => {
   const volume = path.join(dir, 'volume');
   fs.mkdirSync(volume);
-  const holder = { claim: 'newer', generation: 100, startedAtMs: 0, beat: 1, released: true };
+  const holder = { claim: '0123abcd', generation: 100, leaseMs: 30_000, startedAtMs: 0 };
   const lease = JSON.stringify({ ...holder, process: { host: 'node-b', bootId: 'b', pidNamespace: 'pid:[2]', pid: 7, startTime: '9' } });
   fs.writeFileSync(path.join(volume, LEASE_FILE), lease);
+  fs.writeFileSync(path.join(volume, `${LEASE_FILE}.released.0123abcd`), ''); // released: no matter
   const { exited, stderr } = startAgent(podEnv(volume, (await agentCredentials()).tlsDir, 42));
   expect(await exited).toBe(4);
   expect(stderr()).toContain('the volume belongs to a newer agent generation 100 (pid 7 on node-b');
   // Only the (empty) directories it makes before it looks at the lease.
-  expect(fs.readdirSync(volume).sort()).toEqual([LEASE_FILE, 'home', 'workspace']);
+  expect(fs.readdirSync(volume).sort()).toEqual([LEASE_FILE, `${LEASE_FILE}.released.0123abcd`, 'home', 'workspace']);
   expect(fs.readdirSync(path.join(volume, 'workspace'))).toEqual([]);
   expect(fs.readFileSync(path.join(volume, LEASE_FILE), 'utf8')).toBe(lease);
 });

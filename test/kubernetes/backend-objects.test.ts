@@ -5,6 +5,7 @@ import {
   USER_ANNOTATION,
   agentAddress,
   agentPod,
+  isFencedAgent,
   agentTlsNames,
   isOfRelease,
   namespaceContents,
@@ -177,6 +178,10 @@ test('the agent pod is restricted, token-less, sized by the profile, probed over
   const [container] = podSpec.containers;
   // Stamped by the worker, so that a restarted container keeps its pod's place among the volume's agents.
   expect(container.env).toContainEqual({ name: 'RBS_AGENT_GENERATION', value: '1764892800123' });
+  expect(isFencedAgent(pod)).toBe(true);
+  // A pod from before the volume lease runs an agent that would not stop: never replaced while it may run.
+  const before = { ...pod, spec: { ...podSpec, containers: [{ ...container, env: container.env!.filter((e) => e.name !== 'RBS_AGENT_GENERATION') }] } };
+  expect(isFencedAgent(before)).toBe(false);
   expect(pod.metadata?.labels).toEqual({ ...labels, 'app.kubernetes.io/name': 'rbs-agent' });
   expect(podSpec).toMatchObject({ serviceAccountName: 'agent', automountServiceAccountToken: false, enableServiceLinks: false });
   expect(podSpec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });

@@ -98,7 +98,7 @@ test('pod-create refusals: quota and Pod Security are final, an uncounted quota 
   expect(podRejection(new Error('socket hang up'), 'ns', SESSION)).toBeNull();
 });
 
-describe('a node counts as lost once it has not been Ready for NODE_LOST_AFTER_MS', () => {
+describe('a node counts as lost once its kubelet has been silent (Ready Unknown) for NODE_LOST_AFTER_MS', () => {
   const NOW = Date.parse('2026-12-04T12:00:00Z');
   const node = (ready?: { status: string; since?: Date | string; reason?: string; message?: string }): V1Node => ({
     metadata: { name: 'node-7' },
@@ -113,15 +113,18 @@ describe('a node counts as lost once it has not been Ready for NODE_LOST_AFTER_M
     expect(nodeOutage(node(), NOW)).toBeNull();
   });
 
-  test('out for less than the bound (a kubelet restart, a short blip), it is not lost yet', () => {
+  test('silent for less than the bound (a kubelet restart, a short blip), it is not lost yet', () => {
     expect(nodeOutage(node({ status: 'Unknown', since: ago(NODE_LOST_AFTER_MS - 1) }), NOW)).toBeNull();
-    expect(nodeOutage(node({ status: 'False', since: ago(1000) }), NOW)).toBeNull();
   });
 
-  test('Unknown (its kubelet stopped reporting) or False for the bound and more, it is lost, and the message says since when and why', () => {
+  test('Ready False is a kubelet that still reports (under pressure, say) and still runs its pods: never lost, however long', () => {
+    expect(nodeOutage(node({ status: 'False', since: ago(3_600_000), reason: 'KubeletNotReady', message: 'PLEG is not healthy' }), NOW)).toBeNull();
+  });
+
+  test('Unknown (its kubelet stopped reporting) for the bound and more, it is lost, and the message says since when and why', () => {
     const unknown = node({ status: 'Unknown', since: ago(NODE_LOST_AFTER_MS), reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.' });
     expect(nodeOutage(unknown, NOW)).toBe('its node node-7 has not been Ready for 30 s (Unknown, NodeStatusUnknown: Kubelet stopped posting node status.)');
-    expect(nodeOutage(node({ status: 'False', since: ago(95_000) }), NOW)).toBe('its node node-7 has not been Ready for 95 s (False)');
+    expect(nodeOutage(node({ status: 'Unknown', since: ago(95_000) }), NOW)).toBe('its node node-7 has not been Ready for 95 s (Unknown)');
     // As the apiserver's JSON has it, before the client turns it into a Date.
     expect(nodeOutage(node({ status: 'Unknown', since: '2026-12-04T11:58:00Z' }), NOW)).toMatch(/for 120 s/);
   });

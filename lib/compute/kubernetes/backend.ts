@@ -30,6 +30,7 @@ import {
   agentRoute,
   agentTlsNames,
   configuredAgentPolicies,
+  isFencedAgent,
   isOfRelease,
   namespaceContents,
   namespaceObject,
@@ -222,14 +223,15 @@ export class KubernetesBackend implements ComputeBackend {
   }
 
   /**
-   * Why the node a pod is bound to counts as lost (its Node deleted, as with its VM, or not Ready
-   * for NODE_LOST_AFTER_MS), or null.
+   * Why the node a pod is bound to counts as lost (its Node deleted, as with its VM, or its kubelet
+   * silent for NODE_LOST_AFTER_MS, if the pod's agent holds a volume lease), or null.
    */
   private async lostNode(pod: V1Pod): Promise<string | null> {
     const name = pod.spec?.nodeName;
     if (!name) return null;
     const node = await readOrNull(`read node ${name}`, () => this.api.core.readNode({ name }));
-    return node ? nodeOutage(node, Date.now()) : `its node ${name} no longer exists`;
+    if (!node) return `its node ${name} no longer exists`;
+    return isFencedAgent(pod) ? nodeOutage(node, Date.now()) : null;
   }
 
   /**

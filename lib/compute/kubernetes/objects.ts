@@ -292,6 +292,16 @@ export function tlsSecret({ namespace, sessionId, volume }: AgentSpec, credentia
 }
 
 /** The agent in pod mode (services/agent/main.ts reads this environment). */
+const GENERATION_VARIABLE = 'RBS_AGENT_GENERATION';
+
+/**
+ * Whether the pod's agent holds a volume lease (it was given a generation): only then may it be
+ * replaced while it might still run. Pods from before the lease run agents that would not stop.
+ */
+export function isFencedAgent(pod: V1Pod): boolean {
+  return pod.spec?.containers.some((c) => c.name === AGENT.name && c.env?.some((e) => e.name === GENERATION_VARIABLE)) ?? false;
+}
+
 /**
  * `generation` orders the agents of a volume (services/agent/volume-lease.ts): stamped here, not by
  * the agent, so that a replaced pod's restarted container is never newer than its replacement.
@@ -336,7 +346,7 @@ export function agentPod({ namespace, sessionId, volume }: AgentSpec, config: Ku
             { name: 'RBS_AGENT_METRICS_LISTEN', value: `0.0.0.0:${AGENT.metricsPort}` },
             { name: 'RBS_AGENT_TLS_DIR', value: AGENT.tlsMount },
             { name: 'RBS_AGENT_VOLUME_DIR', value: AGENT.volumeMount },
-            { name: 'RBS_AGENT_GENERATION', value: String(generation) },
+            { name: GENERATION_VARIABLE, value: String(generation) },
             // Bazel's per-user state lives with the workspace; scratch stays off the read-only root.
             { name: 'HOME', value: `${AGENT.volumeMount}/home` },
             { name: 'TMPDIR', value: '/tmp' },

@@ -8,9 +8,9 @@ import { AGENT, LABEL } from './objects';
 import { KubeRequestError } from './requests';
 
 /**
- * How long a node may go without being Ready before its agent counts as lost. Its pod is then
- * deleted without its kubelet's word and replaced elsewhere. The agent there may still run: the
- * volume lease (services/agent/volume-lease.ts) makes it stop before its successor builds.
+ * How long a node's kubelet may be silent (Ready Unknown) before its agent counts as lost. Its pod
+ * is then deleted without its kubelet's word and replaced elsewhere. The agent there may still run:
+ * the volume lease (services/agent/volume-lease.ts) makes it stop before its successor builds.
  */
 export const NODE_LOST_AFTER_MS = 30_000;
 
@@ -77,12 +77,13 @@ export function podRejection(err: unknown, namespace: string, sessionId: string)
 }
 
 /**
- * Why a node counts as lost: not Ready (False, or Unknown once its kubelet stopped reporting) for
- * NODE_LOST_AFTER_MS by `nowMs`. Null while it is Ready, or has been out for less.
+ * Why a node counts as lost: Ready Unknown (the node lifecycle controller's word for a kubelet
+ * that stopped reporting) for NODE_LOST_AFTER_MS by `nowMs`. Ready False is a kubelet that reports
+ * (under pressure, say): it still runs its pods, and confirms their deletion, so that is not lost.
  */
 export function nodeOutage(node: V1Node, nowMs: number): string | null {
   const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
-  if (!ready || ready.status === 'True') return null;
+  if (ready?.status !== 'Unknown') return null;
   const since = new Date(ready.lastTransitionTime ?? Number.NaN).getTime();
   if (!Number.isFinite(since) || nowMs - since < NODE_LOST_AFTER_MS) return null;
   const why = [ready.reason, ready.message].filter(Boolean).join(': ');
