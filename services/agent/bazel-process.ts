@@ -126,16 +126,43 @@ export async function stopProcess(proc: ProcessRef, what: string, options: { kil
 }
 
 /**
- * SIGKILL, now, if `proc` still runs (never a recycled pid). Synchronous, /proc only: for an agent
- * that lost its volume, whose thread pool may be stuck on that very volume.
+ * SIGKILL, now, if `proc` still runs (never a recycled pid), and every process of the session it
+ * leads: a Bazel server daemonizes into a session of its own, and its actions run in it. Synchronous,
+ * /proc only: for an agent that lost its volume, whose thread pool may be stuck on that very volume.
  */
 export function killNow(proc: ProcessRef): boolean {
   try {
     if (startTimeOf(proc.pid, readFileSync(`/proc/${proc.pid}/stat`, 'latin1')) !== proc.startTime) return false;
     process.kill(proc.pid, 'SIGKILL');
-    return true;
   } catch {
     return false; // gone already
+  }
+  for (const [pid, stat] of processStats()) {
+    if (pid !== proc.pid && stat[3] === String(proc.pid)) signalQuietly(pid); // field 6, session
+  }
+  return true;
+}
+
+/** Every process's /proc/<pid>/stat fields from field 3 (state) on. */
+function processStats(): Map<number, string[]> {
+  const stats = new Map<number, string[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+      stats.set(Number(name), stat.slice(stat.lastIndexOf(')') + 2).split(' '));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return stats;
+}
+
+function signalQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone meanwhile
   }
 }
 
@@ -144,16 +171,7 @@ export function killNow(proc: ProcessRef): boolean {
  * groups (a daemonized Bazel server is not one: killNow that). Synchronous, /proc only, like killNow.
  */
 export function killDescendantsNow(): number[] {
-  const parentOf = new Map<number, number>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
-      parentOf.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])); // field 4, ppid
-    } catch {
-      // gone meanwhile
-    }
-  }
+  const parentOf = new Map([...processStats()].map(([pid, stat]) => [pid, Number(stat[1])])); // field 4, ppid
   const family = new Set([process.pid]);
   for (let grew = true; grew;) {
     grew = false;
@@ -164,12 +182,6 @@ export function killDescendantsNow(): number[] {
     }
   }
   family.delete(process.pid);
-  for (const pid of family) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone meanwhile
-    }
-  }
+  family.forEach(signalQuietly);
   return [...family];
 }

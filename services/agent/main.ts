@@ -15,7 +15,7 @@ import { checkKeepaliveMs } from '../../lib/grpc/keepalive';
 import { InvalidInputError, validateSessionId } from '../../lib/validate';
 import { agentLog, logForSession } from './log';
 import { type AgentServer, type AgentServerOptions, startAgentServer } from './server';
-import { LeaseRefused } from './volume-lease';
+import { LeaseRefused, MAX_LEASE_MS } from './volume-lease';
 import { killDescendantsNow } from './bazel-process';
 import { exitAfterTraces, startTracing } from '../../lib/tracing/tracing';
 
@@ -98,14 +98,16 @@ function parseFlags(argv: string[]) {
 
 /** The volume lease's settings: a generation is a whole number (the control plane stamps milliseconds). */
 function leaseSettings(generation: string | undefined, leaseMs: string | undefined, generationName: string, leaseMsName: string) {
-  const whole = (text: string | undefined, name: string, min: number) => {
+  const whole = (text: string | undefined, name: string, min: number, max = Number.MAX_SAFE_INTEGER) => {
     if (text === undefined || text === '') return undefined;
     const value = Number(text);
-    if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < min)
-      throw new ExitError(EXIT_USAGE, `${name} must be a whole number, at least ${min}, got '${text}'`);
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < min || value > max) {
+      throw new ExitError(EXIT_USAGE, `${name} must be a whole number from ${min} to ${max}, got '${text}'`);
+    }
     return value;
   };
-  return { generation: whole(generation, generationName, 0), leaseMs: whole(leaseMs, leaseMsName, 1000) };
+  // No longer than a successor waits for at most (volume-lease.ts).
+  return { generation: whole(generation, generationName, 0), leaseMs: whole(leaseMs, leaseMsName, 1000, MAX_LEASE_MS) };
 }
 
 /** The pod's settings (lib/compute/kubernetes/objects.ts agentPod sets them). */

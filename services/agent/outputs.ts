@@ -11,6 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { LINK_ROLES, linkName, symlinkPrefixOf } from '../../lib/bazel/convenience-links';
 import { BUILDING_COMMANDS, effectiveOption } from '../../lib/bazel/options';
 import { statusError } from '../../lib/grpc/status';
+import { mapLimited } from '../../lib/map-limited';
 import type { RunRequest__Output } from '../../gen/proto/command_server/RunRequest';
 import type { ListOutputsResponse } from '../../gen/proto/rbs/v1/ListOutputsResponse';
 import type { OutputFile } from '../../gen/proto/rbs/v1/OutputFile';
@@ -19,6 +20,8 @@ import { outputsInBuildEvents } from './build-events';
 
 /** Lists kept for ListOutputs: the proxy asks right after its command ends. */
 const KEPT = 16;
+/** Stats of outputs in flight at once (lib/map-limited.ts says why not all). */
+const FILE_CALLS = 32;
 
 export interface OutputsOptions {
   workspaceDir: string;
@@ -104,7 +107,13 @@ export class CommandOutputs {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT' && exitCode !== 0) named = [];
       else throw new Error(`the build event file ${eventsFile}: ${(err as Error).message}`);
     }
-    const files = (await Promise.all(named.flatMap((file) => under(file) ?? []).map(describeFile(outputBase)))).flat();
+    const files = (
+      await mapLimited(
+        named.flatMap((file) => under(file) ?? []),
+        FILE_CALLS,
+        describeFile(outputBase),
+      )
+    ).flat();
 
     const links: Required<OutputLink>[] = [];
     const prefix = symlinkPrefixOf(args);

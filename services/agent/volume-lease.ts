@@ -24,8 +24,8 @@ import { runningProcess } from './bazel-process';
 /** The lease file, in the volume's root. */
 export const LEASE_FILE = 'agent-lease.json';
 export const DEFAULT_LEASE_MS = 30_000;
-/** A holder's own lease is waited out up to this long, whatever its file says. */
-const MAX_LEASE_MS = 5 * 60_000;
+/** A holder's own lease is waited out up to this long, whatever its file says; no agent's is longer. */
+export const MAX_LEASE_MS = 5 * 60_000;
 /** Generations are the control plane's clock in milliseconds: one from further ahead is forged. */
 const MAX_GENERATION_AHEAD_MS = 24 * 3600_000;
 const MAX_LEASE_BYTES = 4096;
@@ -115,6 +115,12 @@ function wellFormed(value: unknown): LeaseContent | null {
 
 /** The mark of a claim its holder gave up cleanly: its successor need not wait. */
 const releasedMark = (file: string, claim: string) => `${file}.released.${claim}`;
+/**
+ * The mark of a claim being replaced, created exclusively: of two agents that read the same claim,
+ * only one replaces it on that reading. The other (a restarted container whose read was slow, say)
+ * must wait the lease out, so a stale "free" can never make it serve at once over a newer claim.
+ */
+const takenMark = (file: string, claim: string) => `${file}.taken.${claim}`;
 
 async function exists(file: string): Promise<boolean> {
   return fs.lstat(file).then(
@@ -148,17 +154,29 @@ function describe(lease: LeaseContent): string {
   return `agent generation ${generation} (pid ${p.pid} on ${p.host}, started ${new Date(startedAtMs).toISOString()})`;
 }
 
-/** Resolves after `ms`, or early when `signal` aborts. */
+/** Resolves after `ms`, or early when `signal` aborts. Its timer keeps no process alive. */
 function pause(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
     const done = () => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', done);
       resolve();
     };
-    const timer = setTimeout(done, ms);
+    const timer = setTimeout(done, ms).unref();
     signal?.addEventListener('abort', done);
   });
+}
+
+/** Creates `file` exclusively; false if it exists. */
+async function createMark(file: string): Promise<boolean> {
+  return fs.writeFile(file, '', { flag: 'wx' }).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EEXIST') return false;
+      throw err;
+    },
+  );
 }
 
 export class VolumeLease {
@@ -173,14 +191,16 @@ export class VolumeLease {
   private readonly watchdog: NodeJS.Timeout;
   private readonly loop: Promise<void>;
 
+  /** `claimedAt`: when this agent started writing its claim, the lease's first confirmation. */
   private constructor(
     private readonly options: LeaseOptions,
     private readonly mine: LeaseContent,
+    claimedAt: number,
   ) {
     this.leaseMs = mine.leaseMs;
-    this.checkMs = Math.max(10, Math.floor(this.leaseMs / 10));
+    this.checkMs = checkIntervalMs(this.leaseMs);
     this.lost = new Promise((resolve) => (this.markLost = resolve));
-    this.lastConfirmed = performance.now();
+    this.lastConfirmed = claimedAt;
     // On timers alone: a volume that does not answer blocks reads, never this.
     this.watchdog = setInterval(() => {
       const since = Math.round(performance.now() - this.lastConfirmed);
@@ -199,25 +219,32 @@ export class VolumeLease {
     const { file, generation, log = () => undefined, signal } = options;
     const here = await thisProcess();
     for (let attempt = 1; attempt <= TAKE_ATTEMPTS; attempt++) {
+      if (signal?.aborted) break;
       const current = await readLease(file);
-      if (current !== null && current !== 'unreadable' && current.generation > generation) {
+      const held = current !== null && current !== 'unreadable';
+      if (held && current.generation > generation) {
         throw new LeaseRefused(`the volume belongs to a newer ${describe(current)}; this agent is generation ${generation} and never takes it back`);
       }
-      const free =
+      let free =
         current === null ||
-        (current !== 'unreadable' &&
-          (current.generation === generation || (await exists(releasedMark(file, current.claim))) || (await isDeadHere(current.process, here))));
+        (held && (current.generation === generation || (await exists(releasedMark(file, current.claim))) || (await isDeadHere(current.process, here))));
+      if (held && !(await createMark(takenMark(file, current.claim)))) {
+        const now = await readLease(file);
+        if (now === 'unreadable' || now?.claim !== current.claim) continue; // taken meanwhile: decide again
+        free = false; // another agent is replacing it, or died doing so: wait the lease out whatever it read
+      }
       // Whatever a build made of the path (a directory, a FIFO) goes: RBS owns the volume's root.
       if (current === 'unreadable') await fs.rm(file, { recursive: true, force: true });
       const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
       const mine: LeaseContent = { claim: randomUUID(), generation, leaseMs, startedAtMs: Date.now(), process: here };
+      const claimedAt = performance.now();
       // Where there was no lease, the claim is created exclusively: of two first agents, one gets it.
-      if (!(await installFile(file, JSON.stringify(mine), 0o644, current !== null && current !== 'unreadable'))) continue;
-      await removeReleasedMarks(file);
-      const lease = new VolumeLease(options, mine);
-      if (free) return lease;
+      if (!(await installFile(file, JSON.stringify(mine), 0o644, held))) continue;
+      await removeMarks(file, held ? current.claim : undefined);
+      const lease = new VolumeLease(options, mine, claimedAt);
+      if (free || current === null) return lease;
       const holderMs = current === 'unreadable' ? 0 : Math.min(current.leaseMs, MAX_LEASE_MS);
-      const waitMs = Math.max(leaseMs, holderMs) + lease.checkMs;
+      const waitMs = Math.max(leaseMs, holderMs) + checkIntervalMs(leaseMs);
       const holder = current === 'unreadable' ? `an unreadable ${file}` : describe(current);
       log(`taking the volume over from ${holder}: waiting ${waitMs} ms for it to stop before serving`);
       const why = await Promise.race([lease.lost, pause(waitMs, signal).then(() => undefined)]);
@@ -225,6 +252,7 @@ export class VolumeLease {
       await lease.close();
       throw new LeaseRefused(why ?? 'asked to stop while waiting for the volume');
     }
+    if (signal?.aborted) throw new LeaseRefused('asked to stop before taking the volume');
     throw new Error(`could not take ${file} in ${TAKE_ATTEMPTS} attempts: it keeps changing hands`);
   }
 
@@ -281,11 +309,16 @@ export class VolumeLease {
   }
 }
 
-/** Marks of released claims: the one that mattered was read before this claim replaced it. */
-async function removeReleasedMarks(file: string): Promise<void> {
-  const prefix = `${path.basename(file)}.released.`;
+const checkIntervalMs = (leaseMs: number) => Math.max(10, Math.floor(leaseMs / 10));
+
+/**
+ * Marks of claims this one superseded: all of them but the taken mark of the claim it replaced,
+ * which still turns away an agent that read that claim before this one replaced it.
+ */
+async function removeMarks(file: string, replaced: string | undefined): Promise<void> {
+  const base = path.basename(file);
+  const keep = replaced === undefined ? undefined : path.basename(takenMark(file, replaced));
   const names = await fs.readdir(path.dirname(file)).catch(() => [] as string[]);
-  await Promise.all(
-    names.filter((name) => name.startsWith(prefix)).map((name) => fs.rm(path.join(path.dirname(file), name), { recursive: true, force: true })),
-  );
+  const stale = names.filter((name) => (name.startsWith(`${base}.released.`) || name.startsWith(`${base}.taken.`)) && name !== keep);
+  await Promise.all(stale.map((name) => fs.rm(path.join(path.dirname(file), name), { recursive: true, force: true })));
 }

@@ -3,6 +3,7 @@
  * holders: who takes the volume at once, who waits, who is refused, and how a holder learns it lost.
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -38,7 +39,7 @@ async function take(generation: number, options: { log?: (message: string) => vo
 /** A lease file as a holder elsewhere would have written it. */
 function writeHolder(fields: Record<string, unknown>, processFields: Record<string, unknown> = {}): void {
   const elsewhere = { host: 'elsewhere', bootId: 'another-boot', pidNamespace: 'pid:[1]', pid: 1, startTime: '1' };
-  const lease = { claim: '0a1b2c3d', generation: 1, leaseMs: LEASE_MS, startedAtMs: 0, process: { ...elsewhere, ...processFields }, ...fields };
+  const lease = { claim: randomUUID(), generation: 1, leaseMs: LEASE_MS, startedAtMs: 0, process: { ...elsewhere, ...processFields }, ...fields };
   fs.writeFileSync(file, JSON.stringify(lease));
 }
 
@@ -52,7 +53,8 @@ test('a fresh volume is taken at once, and so is one its last holder released', 
   expect(fs.readdirSync(dir).sort()).toEqual([LEASE_FILE, `${LEASE_FILE}.released.${claim}`]);
   const second = await take(2);
   expect(second.ms).toBeLessThan(TAKEOVER_MS / 2);
-  expect(fs.readdirSync(dir)).toEqual([LEASE_FILE]); // the mark has done its work
+  // The release mark has done its work; the taken mark turns away anyone who read the first claim too late.
+  expect(fs.readdirSync(dir).sort()).toEqual([LEASE_FILE, `${LEASE_FILE}.taken.${claim}`]);
   expect(await settled(first.lease.lost, 0)).toBe('pending'); // a release is no loss
 });
 
@@ -69,7 +71,7 @@ test('a newer agent takes the volume from a live holder only after waiting it ou
   expect(lostAt).toBeLessThan(servingAt);
   await old.lease.release(); // a holder that lost writes nothing more
   expect(await readLease(file)).toMatchObject({ generation: 2 });
-  expect(fs.readdirSync(dir)).toEqual([LEASE_FILE]);
+  expect(fs.readdirSync(dir).filter((name) => name.includes('.released.'))).toEqual([]);
   await new Promise((resolve) => setTimeout(resolve, 2 * LEASE_MS));
   expect(await settled(newer.lease.lost, 0)).toBe('pending');
 });
@@ -194,4 +196,28 @@ test('an agent asked to stop while it waits out a holder stops waiting at once, 
   setTimeout(() => stopping.abort(), 200);
   await expect(taking).rejects.toThrow('asked to stop while waiting for the volume');
   expect(performance.now() - started).toBeLessThan(2000);
+});
+
+test('two agents that read the same claim at once: one replaces it, the other waits; never do both hold the volume', async () => {
+  const first = await take(1);
+  await first.lease.release();
+  held.length = 0;
+  const [a, b] = await Promise.allSettled([take(2), take(3)]);
+  await new Promise((resolve) => setTimeout(resolve, LEASE_MS / 2));
+  const holders = [a, b].flatMap((r) => (r.status === 'fulfilled' ? [r.value.lease] : []));
+  const still = [];
+  for (const lease of holders) if ((await settled(lease.lost, 0)) === 'pending') still.push(lease);
+  expect(still).toHaveLength(1);
+  // Whoever lost the race to the taken mark waited the lease out, whatever it had read.
+  const times = [a, b].flatMap((r) => (r.status === 'fulfilled' ? [r.value.ms] : []));
+  expect(times.filter((ms) => ms < TAKEOVER_MS / 2).length).toBeLessThanOrEqual(1);
+});
+
+test('an agent asked to stop before it takes the volume writes no claim', async () => {
+  writeHolder({ generation: 1 });
+  const before = fs.readFileSync(file, 'utf8');
+  const stopping = new AbortController();
+  stopping.abort();
+  await expect(VolumeLease.take({ file, generation: 2, leaseMs: LEASE_MS, signal: stopping.signal })).rejects.toThrow('asked to stop before taking the volume');
+  expect(fs.readFileSync(file, 'utf8')).toBe(before);
 });

@@ -121,5 +121,5 @@ test('refuses incomplete pod settings with the variable at fault', async () => {
   expect(badSession.stderr()).toMatch(/RBS_AGENT_SESSION: /);
   const badGeneration = startAgent({ ...podEnv(dir, dir, 1), RBS_AGENT_GENERATION: '1e3' });
   expect(await badGeneration.exited).toBe(2);
-  expect(badGeneration.stderr()).toContain("RBS_AGENT_GENERATION must be a whole number, at least 0, got '1e3'");
+  expect(badGeneration.stderr()).toContain("RBS_AGENT_GENERATION must be a whole number from 0 to 9007199254740991, got '1e3'");
 });
