@@ -51,6 +51,21 @@ describe('sessions on the Kubernetes backend', () => {
     return probes;
   }
 
+  /** A READY session of `user`, its agent pod, that pod's node, and the probes of its namespace from now on. */
+  async function sessionOnNode(user: string) {
+    const client = await stack().client(user);
+    const session = await client.getServer(stack().workspace());
+    const before = await kube().admin.core.readNamespacedPod({ name: 'agent', namespace: session.namespace });
+    const nodeName = before.spec!.nodeName!;
+    const node = await kube().admin.core.readNode({ name: nodeName });
+    return { client, session, before, nodeName, node, probes: recordProbes(session.namespace) };
+  }
+
+  async function untilNodeReady(name: string): Promise<void> {
+    const ready = async () => (await kube().admin.core.readNode({ name })).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+    await waitFor(ready, 30_000, `node ${name} to be Ready again`);
+  }
+
   test('a session reaches READY with every object as specified; ending it removes the namespace, keeps the volume for the next session', async () => {
     const uma = await stack().client('Uma Ünicode');
     const workspace = stack().workspace();
@@ -163,13 +178,8 @@ describe('sessions on the Kubernetes backend', () => {
   });
 
   test('an agent whose node was deleted (its VM gone: no kubelet will ever update or confirm the deletion of its pod), reported by its proxy, is replaced at once on another node', async () => {
-    const lea = await stack().client('lea');
-    const session = await lea.getServer(stack().workspace());
+    const { client: lea, session, before, nodeName, node, probes } = await sessionOnNode('lea');
     const { core } = kube().admin;
-    const before = await core.readNamespacedPod({ name: 'agent', namespace: session.namespace });
-    const nodeName = before.spec!.nodeName!;
-    const node = await core.readNode({ name: nodeName });
-    const probes = recordProbes(session.namespace);
     await core.deleteNode({ name: nodeName });
     try {
       // The pod still says Ready (what its kubelet last wrote), and would wait for its kubelet to go.
@@ -187,22 +197,13 @@ describe('sessions on the Kubernetes backend', () => {
       // The node back, as its kubelet would register it again: kwok takes it over by its annotation.
       const { name, labels, annotations } = node.metadata!;
       await core.createNode({ body: { metadata: { name, labels, annotations }, spec: node.spec, status: node.status } });
-      await waitFor(
-        async () => (await core.readNode({ name: nodeName })).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
-        30_000,
-        `node ${nodeName} to be Ready again`,
-      );
+      await untilNodeReady(nodeName);
     }
   });
 
   test('an agent whose node has not been Ready for 30 s (cut off, its kubelet silent), reported by its proxy, is deleted without its kubelet and replaced on another node by a newer generation', async () => {
-    const nia = await stack().client('nia');
-    const session = await nia.getServer(stack().workspace());
+    const { client: nia, session, before, nodeName, node: original, probes } = await sessionOnNode('nia');
     const { core } = kube().admin;
-    const before = await core.readNamespacedPod({ name: 'agent', namespace: session.namespace });
-    const nodeName = before.spec!.nodeName!;
-    const original = await core.readNode({ name: nodeName });
-    const probes = recordProbes(session.namespace);
     const unreachable = { key: 'node.kubernetes.io/unreachable', effect: 'NoSchedule' };
     try {
       // kwok stops playing its kubelet. The node lifecycle controller would mark the node Unknown
@@ -243,11 +244,7 @@ describe('sessions on the Kubernetes backend', () => {
         node.spec = { ...node.spec, taints: (node.spec?.taints ?? []).filter((t) => t.key !== unreachable.key) };
         await core.replaceNode({ name: nodeName, body: node });
       });
-      await waitFor(
-        async () => (await core.readNode({ name: nodeName })).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
-        30_000,
-        `node ${nodeName} to be Ready again`,
-      );
+      await untilNodeReady(nodeName);
     }
   });
 
