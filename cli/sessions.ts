@@ -1,6 +1,6 @@
 /** The session commands: get-server, sessions, end. */
 import * as fs from 'node:fs';
-import { type SessionPhase, WAITING_FOR } from '../lib/domain';
+import { WAITING_FOR } from '../lib/domain';
 import type { Session } from '../lib/grpc/orchestrator-client';
 import { connect } from '../lib/client-config';
 import { printTable } from './table';
@@ -14,8 +14,9 @@ function summary(s: Session) {
     workspace: s.workspace,
     namespace: s.namespace,
     volume: s.volume,
-    agentAddress: s.agentAddress || null,
-    failureReason: s.failureReason || null,
+    agentAddress: s.agentAddress,
+    failureReason: s.failureReason,
+    endReason: s.endReason,
     lastActivity: new Date(s.lastActivityAtMs).toISOString(),
   };
 }
@@ -31,9 +32,7 @@ export async function getServer(options: { workspace?: string; json?: boolean })
   const client = await connect();
   try {
     // Progress goes to stderr while GetServer waits, so --json output stays one object on stdout.
-    const watch = options.json
-      ? null
-      : client.watch({ workspace }, (p) => process.stderr.write(`  ${WAITING_FOR[p.phase as SessionPhase] ?? p.phase.toLowerCase()}\n`));
+    const watch = options.json ? null : client.watch({ workspace }, (s) => process.stderr.write(`  ${WAITING_FOR[s.phase] ?? s.phase.toLowerCase()}\n`));
     // Progress is best-effort (say, past the WatchSession stream limit): GetServer's answer decides.
     watch?.done.catch(() => undefined);
     const session = await client.getServer(workspace).finally(() => watch?.cancel());
@@ -56,7 +55,7 @@ export async function listSessions(options: { json?: boolean; all?: boolean; fin
       return;
     }
     const rows = [['SESSION', 'STATE', 'USER', 'LAST ACTIVITY', 'WORKSPACE']];
-    for (const s of sessions) rows.push([s.sessionId, s.state, s.user, s.lastActivity, s.workspace]);
+    for (const s of sessions) rows.push([s.sessionId, s.endReason ? `${s.state} (${s.endReason})` : s.state, s.user, s.lastActivity, s.workspace]);
     printTable(rows);
   } finally {
     client.close();

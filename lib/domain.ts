@@ -64,6 +64,10 @@ export const END_REASONS = [
 ] as const;
 export type EndReason = (typeof END_REASONS)[number];
 
+export function isEndReason(value: string): value is EndReason {
+  return (END_REASONS as readonly string[]).includes(value);
+}
+
 /** A command that ended on a session, as its proxy reports it (rbs describe lists the last ones). */
 export interface CommandReport {
   /** Bazel's command: build, test, run… */
@@ -87,11 +91,12 @@ export interface SessionPlacement {
 }
 
 /**
- * A session as the store keeps it, the workflow's projection. Times here and everywhere in RBS are
- * epoch milliseconds (workflow arguments and results travel as JSON); only the stores' columns and
- * what a person reads are dates.
+ * A session, as its workflow knows it: the one session type. Workflow queries and results,
+ * orchestrator answers, the client's view and store rows (SessionRecord) are all this shape. Times
+ * here and everywhere in RBS are epoch milliseconds (workflow arguments and results travel as
+ * JSON); only the stores' columns and what a person reads are dates.
  */
-export interface SessionRecord extends SessionPlacement {
+export interface Session extends SessionPlacement {
   sessionId: string;
   workflowId: string;
   /** The workflow run that owns the session now (continue-as-new moves it on). */
@@ -103,10 +108,16 @@ export interface SessionRecord extends SessionPlacement {
   /** host:port of the agent while READY, else null. */
   agentAddress: string | null;
   failureReason: string | null;
+  /** Why it is over, once ENDED or FAILED; null before. */
+  endReason: EndReason | null;
   createdAtMs: number;
+  lastActivityAtMs: number;
+}
+
+/** A session as the store keeps it: the workflow's projection, with the row's version. Only the workflow writes it. */
+export interface SessionRecord extends Session {
   /** When the row was last written (by the store's clock). */
   updatedAtMs: number;
-  lastActivityAtMs: number;
   /**
    * The row's version, which only grows: the workflow time its workflow decided on the write at,
    * then a count of its writes (carried across continue-as-new). A late or retried write, from a
@@ -114,6 +125,12 @@ export interface SessionRecord extends SessionPlacement {
    */
   generation: number;
   seq: number;
+}
+
+/** The session in a record, without the row's bookkeeping. */
+export function sessionOf(record: SessionRecord): Session {
+  const { updatedAtMs: _updated, generation: _generation, seq: _seq, ...session } = record;
+  return session;
 }
 
 /**

@@ -4,7 +4,7 @@
  * the orchestrator, the workflow and the tests share one wording.
  */
 import type { ActivityFunctionWithOptions, ActivityInterfaceFor } from '@temporalio/workflow';
-import type { SessionView } from './messages';
+import type { Session } from '../lib/domain';
 
 /**
  * A value shown as itself: an inline code span whose fence is longer than any run of backticks in
@@ -45,7 +45,7 @@ export function sessionStaticDetails(placement: { namespace: string; volume: str
 }
 
 export interface SessionMoment {
-  session: SessionView;
+  session: Session;
   /** The compute backend the worker runs sessions on ('local', 'kubernetes'), if known. */
   backend?: string;
   /** When a READY session without activity is suspended. */

@@ -2,7 +2,7 @@
  * The session workflow's messages, shared by the orchestrator (client side) and the workflow.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { CommandReport, EndReason, SessionPlacement, SessionRecord, SessionTimeouts } from '../lib/domain';
+import type { CommandReport, Session, SessionPlacement, SessionTimeouts } from '../lib/domain';
 
 export type { SessionTimeouts };
 
@@ -29,12 +29,6 @@ export interface SessionInput extends Partial<SessionPlacement> {
   carried?: CarriedSession;
 }
 
-/** The session as the workflow sees it (its store row without the row's own bookkeeping); what GetServer and DescribeSession return. */
-export type SessionView = Omit<SessionRecord, 'updatedAtMs' | 'generation' | 'seq'> & {
-  /** Why it is over, once ENDED or FAILED (absent in views from runs before it existed). */
-  endReason?: EndReason | null;
-};
-
 /** Failure types the orchestrator maps to gRPC statuses. */
 export const FAILURE = {
   SESSION_FAILED: 'SessionFailed',
@@ -56,15 +50,15 @@ export const FAILURE = {
  * `unreachableAgent`, the agent address the caller could not reach: if that is still the session's
  * agent, the session probes it first and replaces it if it does not answer.
  */
-export const getServerUpdate = defineUpdate<SessionView, [user: string, unreachableAgent?: string]>('getServer');
+export const getServerUpdate = defineUpdate<Session, [user: string, unreachableAgent?: string]>('getServer');
 /**
  * Ends the session with this id; resolves once it has ENDED. The id guards against ending a newer
  * session that took the same workflow id.
  */
-export const endUpdate = defineUpdate<SessionView, [sessionId: string]>('end');
+export const endUpdate = defineUpdate<Session, [sessionId: string]>('end');
 /**
  * Any sign of use of the session with this id: keeps it from going idle. `command`: one that just
  * ended there, kept only in the history, where `rbs describe` reads it (lib/temporal/timeline.ts).
  */
 export const heartbeatSignal = defineSignal<[sessionId: string, command?: CommandReport]>('heartbeat');
-export const sessionQuery = defineQuery<SessionView>('session');
+export const sessionQuery = defineQuery<Session>('session');

@@ -21,8 +21,17 @@ import {
 } from '@temporalio/workflow';
 import type { RetryPolicy } from '@temporalio/common';
 import type { createActivities } from '../activities';
-import { activityDebounceMs, type EndReason, EXPIRY_REASON, isProvisioning, isTerminal, type SessionPhase, type SessionPlacement } from '../lib/domain';
-import { FAILURE, endUpdate, getServerUpdate, heartbeatSignal, sessionQuery, type SessionInput, type SessionTimeouts, type SessionView } from './messages';
+import {
+  activityDebounceMs,
+  type EndReason,
+  EXPIRY_REASON,
+  isProvisioning,
+  isTerminal,
+  type Session,
+  type SessionPhase,
+  type SessionPlacement,
+} from '../lib/domain';
+import { FAILURE, endUpdate, getServerUpdate, heartbeatSignal, sessionQuery, type SessionInput, type SessionTimeouts } from './messages';
 import { failureCode, SESSION_END_REASON, SESSION_FAILURE, SESSION_ID, SESSION_PHASE } from '../lib/temporal/search-attributes';
 import { type SessionMoment, sessionCurrentDetails, summarized } from './details';
 import { metrics, type ReadyStart } from './metrics';
@@ -74,14 +83,14 @@ const volumeRemoval = summarized(proxyActivities<Activities>({ startToCloseTimeo
 
 class EndRequested extends Error {}
 
-export async function sessionWorkflow(input: SessionInput): Promise<SessionView> {
+export async function sessionWorkflow(input: SessionInput): Promise<Session> {
   const { user, workspace } = input;
   // What a previous run hands on counts only in a run that continues one: a session id, phase and
   // agent in the input of a workflow started by hand would let its starter pose as another session.
   const carried = workflowInfo().continuedFromExecutionRunId ? input.carried : undefined;
   /** The worker's, once derived below; a run from before 'derive-placement' keeps its input's. */
   let timeouts = input.timeouts!;
-  const session: SessionView = {
+  const session: Session = {
     sessionId: carried?.sessionId ?? uuid4(),
     workflowId: workflowInfo().workflowId,
     runId: workflowInfo().runId,

@@ -1,14 +1,14 @@
 /** A promise-shaped client for the orchestrator, used by the CLI, the proxy, tests and benchmarks. */
 import * as grpc from '@grpc/grpc-js';
-import type { CommandReport } from '../domain';
+import type { CommandReport, Session } from '../domain';
 import type { OrchestratorClient as RawClient } from '../../gen/proto/rbs/v1/Orchestrator';
 import type { GetServerResponse__Output } from '../../gen/proto/rbs/v1/GetServerResponse';
 import type { IssueProxyCertificateResponse__Output } from '../../gen/proto/rbs/v1/IssueProxyCertificateResponse';
 import type { HeartbeatResponse__Output } from '../../gen/proto/rbs/v1/HeartbeatResponse';
 import type { ListSessionsResponse__Output } from '../../gen/proto/rbs/v1/ListSessionsResponse';
 import type { RevokeUserResponse__Output } from '../../gen/proto/rbs/v1/RevokeUserResponse';
-import type { Session__Output } from '../../gen/proto/rbs/v1/Session';
 import type { SessionProgress__Output } from '../../gen/proto/rbs/v1/SessionProgress';
+import type { Session__Output } from '../../gen/proto/rbs/v1/Session';
 import type { SessionTimeline__Output } from '../../gen/proto/rbs/v1/SessionTimeline';
 import type { UnrevokeUserResponse__Output } from '../../gen/proto/rbs/v1/UnrevokeUserResponse';
 import type { WatchSessionRequest } from '../../gen/proto/rbs/v1/WatchSessionRequest';
@@ -19,10 +19,14 @@ import { clientKeepalive } from './keepalive';
 import { protos } from './protos';
 import { channelCredentials, tlsChannelOptions, type TlsMaterial } from './tls';
 import { traceContextInterceptor } from '../tracing/grpc';
+import { sessionFromMessage } from './session-message';
 
-export type Session = Session__Output;
+export type { Session };
+/** What GetServer answers: a session with its agent's address. */
+export type ServedSession = Session & { agentAddress: string };
 export type Volume = Volume__Output;
-export type SessionTimeline = SessionTimeline__Output;
+/** A session's timeline, its session as every other call returns one. */
+export type SessionTimeline = Omit<SessionTimeline__Output, 'session'> & { session: Session };
 
 /** The orchestrator could not be reached; `refused`: nothing listens at its address (it may be restarting). */
 export class OrchestratorUnreachableError extends Error {
@@ -74,20 +78,33 @@ export class OrchestratorClient {
   }
 
   /** `unreachableAgent`: the agent address this caller could not reach (GetServerRequest.unreachable_agent). */
-  async getServer(workspace: string, options: { timeoutMs?: number; unreachableAgent?: string } = {}): Promise<Session> {
+  async getServer(workspace: string, options: { timeoutMs?: number; unreachableAgent?: string } = {}): Promise<ServedSession> {
     const request = { workspace, unreachableAgent: options.unreachableAgent ?? '' };
     // Its deadline is long (provisioning): the connection itself gets a short one.
     await channelReady(this.raw, (why, refused) => new OrchestratorUnreachableError(why, refused));
     const res = await call<GetServerResponse__Output>('GetServer', (o, cb) => this.raw.getServer(request, o, cb), options.timeoutMs ?? GET_SERVER_DEADLINE_MS);
-    return res.session!;
+    const session = sessionFromMessage(res.session!);
+    if (session.agentAddress === null)
+      throw new Error(`the orchestrator answered GetServer with session ${session.sessionId} (${session.phase}) but no agent address`);
+    return { ...session, agentAddress: session.agentAddress };
   }
 
-  watch(target: WatchSessionRequest, onProgress: (p: SessionProgress__Output) => void): { done: Promise<void>; cancel(): void } {
+  /** Each phase the session enters; a message this client cannot read ends the watch with why. */
+  watch(target: WatchSessionRequest, onProgress: (session: Session) => void): { done: Promise<void>; cancel(): void } {
     const stream = this.raw.watchSession(target);
-    stream.on('data', onProgress);
+    let unreadable: Error | undefined;
     const done = new Promise<void>((resolve, reject) => {
-      stream.on('end', resolve);
-      stream.on('error', (err: grpc.ServiceError) => (err.code === grpc.status.CANCELLED ? resolve() : reject(err)));
+      stream.on('data', (progress: SessionProgress__Output) => {
+        if (unreadable) return;
+        try {
+          onProgress(sessionFromMessage(progress.session!));
+        } catch (err) {
+          unreadable = err as Error;
+          stream.cancel();
+        }
+      });
+      stream.on('end', () => (unreadable ? reject(unreadable) : resolve()));
+      stream.on('error', (err: grpc.ServiceError) => (unreadable ? reject(unreadable) : err.code === grpc.status.CANCELLED ? resolve() : reject(err)));
     });
     return { done, cancel: () => stream.cancel() };
   }
@@ -98,20 +115,21 @@ export class OrchestratorClient {
   }
 
   async listSessions(options: { allUsers?: boolean; includeFinished?: boolean } = {}): Promise<Session[]> {
-    return (await call<ListSessionsResponse__Output>('ListSessions', (o, cb) => this.raw.listSessions(options, o, cb))).sessions;
+    return (await call<ListSessionsResponse__Output>('ListSessions', (o, cb) => this.raw.listSessions(options, o, cb))).sessions.map(sessionFromMessage);
   }
 
-  describeSession(sessionId: string): Promise<Session> {
-    return call<Session>('DescribeSession', (o, cb) => this.raw.describeSession({ sessionId }, o, cb));
+  async describeSession(sessionId: string): Promise<Session> {
+    return sessionFromMessage(await call<Session__Output>('DescribeSession', (o, cb) => this.raw.describeSession({ sessionId }, o, cb)));
   }
 
-  describeSessionTimeline(sessionId: string): Promise<SessionTimeline> {
-    return call<SessionTimeline>('DescribeSessionTimeline', (o, cb) => this.raw.describeSessionTimeline({ sessionId }, o, cb));
+  async describeSessionTimeline(sessionId: string): Promise<SessionTimeline> {
+    const timeline = await call<SessionTimeline__Output>('DescribeSessionTimeline', (o, cb) => this.raw.describeSessionTimeline({ sessionId }, o, cb));
+    return { ...timeline, session: sessionFromMessage(timeline.session!) };
   }
 
   /** Waits for the session's teardown. */
-  endSession(sessionId: string): Promise<Session> {
-    return call<Session>('EndSession', (o, cb) => this.raw.endSession({ sessionId }, o, cb), TEARDOWN_DEADLINE_MS);
+  async endSession(sessionId: string): Promise<Session> {
+    return sessionFromMessage(await call<Session__Output>('EndSession', (o, cb) => this.raw.endSession({ sessionId }, o, cb), TEARDOWN_DEADLINE_MS));
   }
 
   async issueProxyCertificate(sessionId: string, publicKeyPem: string): Promise<{ certificatePem: string; caCertificatePem: string }> {

@@ -1,4 +1,4 @@
-import type { SessionPhase, SessionRecord, VolumeRecord } from '../domain';
+import { type EndReason, isEndReason, isSessionPhase, type SessionPhase, type SessionRecord, type VolumeRecord } from '../domain';
 
 export interface SessionFilter {
   /** Only this user's sessions. */
@@ -21,6 +21,13 @@ export interface VolumePin {
   /** The operator who pinned. */
   pinnedBy: string;
   pinnedAt: Date;
+}
+
+/** A stored row's phase and end reason, checked: a corrupt row is reported with its session id, never passed on. */
+export function checkedSessionFields(sessionId: string, phase: string, endReason: string | null): { phase: SessionPhase; endReason: EndReason | null } {
+  if (!isSessionPhase(phase)) throw new Error(`session ${sessionId} has unknown phase ${JSON.stringify(phase)}`);
+  if (endReason !== null && !isEndReason(endReason)) throw new Error(`session ${sessionId} has unknown end reason ${JSON.stringify(endReason)}`);
+  return { phase, endReason };
 }
 
 /**

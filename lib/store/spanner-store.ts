@@ -4,8 +4,8 @@
  */
 import { Spanner, type Database, type Instance } from '@google-cloud/spanner';
 import { status } from '@grpc/grpc-js';
-import { isSessionPhase, isVolumeState, type SessionRecord, type VolumeRecord } from '../domain';
-import type { Revocation, SessionFilter, SessionStore, VolumePin } from './session-store';
+import { isVolumeState, type SessionRecord, type VolumeRecord } from '../domain';
+import { checkedSessionFields, type Revocation, type SessionFilter, type SessionStore, type VolumePin } from './session-store';
 
 export interface SpannerStoreOptions {
   projectId: string;
@@ -42,6 +42,8 @@ const SCHEMA = [
   `CREATE INDEX IF NOT EXISTS ${INDEX} ON ${TABLE} (User, CreatedAt DESC)`,
   // Added to tables from before versioned session rows, where NULL counts as the oldest version.
   ...SESSION_VERSION.map((column) => `ALTER TABLE ${TABLE} ADD COLUMN IF NOT EXISTS ${column} INT64`),
+  // Added to tables from before end reasons: NULL in their rows, as in a session not over.
+  `ALTER TABLE ${TABLE} ADD COLUMN IF NOT EXISTS EndReason STRING(MAX)`,
   `CREATE TABLE IF NOT EXISTS ${REVOCATIONS} (
     User      STRING(MAX) NOT NULL,
     RevokedBy STRING(MAX) NOT NULL,
@@ -80,6 +82,7 @@ interface Row {
   Phase: string;
   AgentAddress: string | null;
   FailureReason: string | null;
+  EndReason: string | null;
   CreatedAt: Date;
   UpdatedAt: Date;
   LastActivityAt: Date;
@@ -99,6 +102,7 @@ function toRow(r: SessionRecord): Row {
     Phase: r.phase,
     AgentAddress: r.agentAddress,
     FailureReason: r.failureReason,
+    EndReason: r.endReason,
     CreatedAt: new Date(r.createdAtMs),
     UpdatedAt: new Date(r.updatedAtMs),
     LastActivityAt: new Date(r.lastActivityAtMs),
@@ -108,9 +112,7 @@ function toRow(r: SessionRecord): Row {
 }
 
 function fromRow(row: Row): SessionRecord {
-  if (!isSessionPhase(row.Phase)) {
-    throw new Error(`session ${row.SessionId} has unknown phase ${JSON.stringify(row.Phase)}`);
-  }
+  const { phase, endReason } = checkedSessionFields(row.SessionId, row.Phase, row.EndReason ?? null);
   // The client returns PreciseDate (a Date subclass with nanoseconds); callers get plain Dates.
   return {
     sessionId: row.SessionId,
@@ -120,9 +122,10 @@ function fromRow(row: Row): SessionRecord {
     workspace: row.Workspace,
     namespace: row.Namespace,
     volume: row.Volume,
-    phase: row.Phase,
+    phase,
     agentAddress: row.AgentAddress,
     failureReason: row.FailureReason,
+    endReason,
     createdAtMs: row.CreatedAt.getTime(),
     updatedAtMs: row.UpdatedAt.getTime(),
     lastActivityAtMs: row.LastActivityAt.getTime(),

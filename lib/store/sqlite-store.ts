@@ -5,8 +5,8 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { isSessionPhase, isVolumeState, type SessionRecord, type VolumeRecord } from '../domain';
-import type { Revocation, SessionFilter, SessionStore, VolumePin } from './session-store';
+import { isVolumeState, type SessionRecord, type VolumeRecord } from '../domain';
+import { checkedSessionFields, type Revocation, type SessionFilter, type SessionStore, type VolumePin } from './session-store';
 
 /** How long a writer waits for another connection's lock (e.g. a second process) before failing. */
 const BUSY_TIMEOUT_MS = 5000;
@@ -23,6 +23,7 @@ const SCHEMA = `
     phase            TEXT NOT NULL,
     agent_address    TEXT,
     failure_reason   TEXT,
+    end_reason       TEXT,
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL,
     last_activity_at INTEGER NOT NULL,
@@ -68,6 +69,7 @@ interface Row {
   phase: string;
   agent_address: string | null;
   failure_reason: string | null;
+  end_reason: string | null;
   created_at: number;
   updated_at: number;
   last_activity_at: number;
@@ -87,6 +89,7 @@ function toRow(r: SessionRecord): Row {
     phase: r.phase,
     agent_address: r.agentAddress,
     failure_reason: r.failureReason,
+    end_reason: r.endReason,
     created_at: r.createdAtMs,
     updated_at: r.updatedAtMs,
     last_activity_at: r.lastActivityAtMs,
@@ -96,9 +99,7 @@ function toRow(r: SessionRecord): Row {
 }
 
 function fromRow(row: Row): SessionRecord {
-  if (!isSessionPhase(row.phase)) {
-    throw new Error(`session ${row.session_id} has unknown phase ${JSON.stringify(row.phase)}`);
-  }
+  const { phase, endReason } = checkedSessionFields(row.session_id, row.phase, row.end_reason);
   return {
     sessionId: row.session_id,
     workflowId: row.workflow_id,
@@ -107,9 +108,10 @@ function fromRow(row: Row): SessionRecord {
     workspace: row.workspace,
     namespace: row.namespace,
     volume: row.volume,
-    phase: row.phase,
+    phase,
     agentAddress: row.agent_address,
     failureReason: row.failure_reason,
+    endReason,
     createdAtMs: row.created_at,
     updatedAtMs: row.updated_at,
     lastActivityAtMs: row.last_activity_at,
@@ -181,12 +183,16 @@ export class SqliteSessionStore implements SessionStore {
 
   async init(): Promise<void> {
     this.db.exec(SCHEMA);
-    // A store from before versioned session rows: its rows count as the oldest version.
+    // A store from before versioned session rows (its rows count as the oldest version), or before end reasons.
     const columns = (this.db.prepare('PRAGMA table_info(sessions)').all() as Array<{ name: string }>).map((c) => c.name);
-    for (const column of ['generation', 'seq']) {
+    for (const [column, type] of [
+      ['generation', 'INTEGER NOT NULL DEFAULT 0'],
+      ['seq', 'INTEGER NOT NULL DEFAULT 0'],
+      ['end_reason', 'TEXT'],
+    ]) {
       if (columns.includes(column)) continue;
       try {
-        this.db.exec(`ALTER TABLE sessions ADD COLUMN ${column} INTEGER NOT NULL DEFAULT 0`);
+        this.db.exec(`ALTER TABLE sessions ADD COLUMN ${column} ${type}`);
       } catch (err) {
         // Another process opening the same store added it a moment ago.
         if (!/duplicate column name/.test((err as Error).message)) throw err;

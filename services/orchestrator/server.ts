@@ -1,7 +1,6 @@
 /** The orchestrator's gRPC server: mTLS, caller identity from the client certificate, status mapping. */
 import * as grpc from '@grpc/grpc-js';
 import type { OrchestratorHandlers } from '../../gen/proto/rbs/v1/Orchestrator';
-import type { Session } from '../../gen/proto/rbs/v1/Session';
 import type { SessionProgress } from '../../gen/proto/rbs/v1/SessionProgress';
 import type { VolumeRecord } from '../../lib/domain';
 import type { Volume } from '../../gen/proto/rbs/v1/Volume';
@@ -12,7 +11,6 @@ import { shutdownGracefully } from '../../lib/grpc/shutdown';
 import { peerIdentity, serverCredentials, type AuthenticatedCall, type RotatingTls } from '../../lib/grpc/tls';
 import { describeIdentity } from '../../lib/pki/identity';
 import { validateCommandReport } from '../../lib/validate';
-import type { SessionView } from '../../workflows/messages';
 import { type Failed, answerFailures } from './audit';
 import { RpcError } from './errors';
 import type { OrchestratorMetrics } from './metrics';
@@ -23,6 +21,7 @@ import { loginHandler, type Login } from './login';
 import type { Caller, Sessions } from './sessions';
 import type { Volumes } from './volumes';
 import { traced } from '../../lib/tracing/grpc';
+import { sessionMessage } from '../../lib/grpc/session-message';
 
 /** How often WatchSession looks at the store: soon after a change, backing off while none comes. */
 const WATCH_INTERVAL_MS = { min: 100, max: 1000 };
@@ -45,22 +44,6 @@ function callerOf(call: Parameters<typeof peerIdentity>[0]): Caller {
     throw new RpcError(grpc.status.PERMISSION_DENIED, `${describeIdentity(identity)} may not call the orchestrator: a user certificate is required`);
   }
   return { user: identity.user, operator: identity.operator };
-}
-
-export function toSession(s: SessionView): Session {
-  return {
-    sessionId: s.sessionId,
-    workflowId: s.workflowId,
-    user: s.user,
-    workspace: s.workspace,
-    namespace: s.namespace,
-    volume: s.volume,
-    phase: s.phase,
-    agentAddress: s.agentAddress ?? '',
-    failureReason: s.failureReason ?? '',
-    createdAtMs: s.createdAtMs,
-    lastActivityAtMs: s.lastActivityAtMs,
-  };
 }
 
 export function toVolume(v: Pick<VolumeRecord, 'volume' | 'user' | 'workspace' | 'state' | 'pinned' | 'lastUsedAtMs' | 'removeAtMs' | 'sizeBytes'>): Volume {
@@ -110,20 +93,20 @@ function handlers({ sessions, volumes, limits, revocations, login, metrics, log 
     Login: loginHandler(login ?? null, failed),
     GetServer: unary('GetServer', async (caller, request) => {
       limits.countGetServer(caller.user);
-      return { session: toSession(await sessions.getServer(caller, request.workspace ?? '', request.unreachableAgent || undefined)) };
+      return { session: sessionMessage(await sessions.getServer(caller, request.workspace ?? '', request.unreachableAgent || undefined)) };
     }),
     Heartbeat: unary('Heartbeat', async (caller, request) => {
       const command = request.command ? validateCommandReport({ ...request.command, durationMs: Number(request.command.durationMs) }) : undefined;
       return { phase: (await sessions.heartbeat(caller, request.sessionId ?? '', command)).phase };
     }),
     ListSessions: unary('ListSessions', async (caller, request) => ({
-      sessions: (await sessions.list(caller, !!request.allUsers, !!request.includeFinished)).map(toSession),
+      sessions: (await sessions.list(caller, !!request.allUsers, !!request.includeFinished)).map(sessionMessage),
     })),
-    DescribeSession: unary('DescribeSession', async (caller, request) => toSession(await sessions.describe(caller, request.sessionId ?? ''))),
+    DescribeSession: unary('DescribeSession', async (caller, request) => sessionMessage(await sessions.describe(caller, request.sessionId ?? ''))),
     DescribeSessionTimeline: unary('DescribeSessionTimeline', async (caller, request) => {
       const { record, timeline, earlierRunsOmitted } = await sessions.timeline(caller, request.sessionId ?? '');
       return {
-        session: toSession(record),
+        session: sessionMessage(record),
         startedAtMs: timeline.startedMs,
         phases: timeline.phases.map((phase) => ({ ...phase, lastWakeMs: phase.lastWakeMs ?? 0 })),
         steps: timeline.steps,
@@ -133,7 +116,7 @@ function handlers({ sessions, volumes, limits, revocations, login, metrics, log 
         stepsOmitted: timeline.stepsOmitted,
       };
     }),
-    EndSession: unary('EndSession', async (caller, request) => toSession(await sessions.end(caller, request.sessionId ?? ''))),
+    EndSession: unary('EndSession', async (caller, request) => sessionMessage(await sessions.end(caller, request.sessionId ?? ''))),
     IssueProxyCertificate: unary('IssueProxyCertificate', (caller, request) =>
       sessions.issueProxyCertificate(caller, request.sessionId ?? '', request.publicKeyPem ?? ''),
     ),
@@ -177,7 +160,7 @@ function handlers({ sessions, volumes, limits, revocations, login, metrics, log 
           if (view && view.phase !== last) {
             last = view.phase;
             interval = WATCH_INTERVAL_MS.min;
-            const progress: SessionProgress = { phase: view.phase, session: toSession(view) };
+            const progress: SessionProgress = { phase: view.phase, session: sessionMessage(view) };
             call.write(progress);
             if (view.phase === 'READY' || view.phase === 'ENDED' || view.phase === 'FAILED') break;
           } else {

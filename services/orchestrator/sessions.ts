@@ -11,6 +11,8 @@ import {
   isSessionPhase,
   isTerminal,
   type SessionPhase,
+  type Session,
+  sessionOf,
   type SessionPlacement,
   type SessionRecord,
 } from '../../lib/domain';
@@ -19,7 +21,7 @@ import type { CertificateSigner } from '../../lib/pki/signer';
 import { placementFor, workflowIdFor } from '../../lib/naming';
 import type { SessionStore } from '../../lib/store/session-store';
 import { validateAgentAddress, validateSessionId, validateWorkspacePath } from '../../lib/validate';
-import { FAILURE, endUpdate, getServerUpdate, heartbeatSignal, sessionQuery, type SessionTimeouts, type SessionView } from '../../workflows/messages';
+import { FAILURE, endUpdate, getServerUpdate, heartbeatSignal, sessionQuery, type SessionTimeouts } from '../../workflows/messages';
 import { SESSION_ID, SESSION_NAMESPACE, SESSION_PHASE, SESSION_USER } from '../../lib/temporal/search-attributes';
 import type { sessionWorkflow } from '../../workflows';
 import { sessionStaticDetails, sessionSummary } from '../../workflows/details';
@@ -65,6 +67,11 @@ const LIVE_QUERY_DEADLINE_MS = 3000;
 /** A session that is ending cannot be attached to; wait for it to finish, then start anew. */
 const MAX_ATTACH_ATTEMPTS = 3;
 
+/** A session as its workflow answered: runs from before end reasons answer without one. */
+function fromWorkflow(session: Session): Session {
+  return { ...session, endReason: session.endReason ?? null };
+}
+
 export class Sessions {
   /** At most one heartbeat signal per session per window (GetServer, Heartbeat) from this replica. */
   private readonly heartbeatDebounceMs: number;
@@ -81,9 +88,9 @@ export class Sessions {
    * `unreachableAgent`: the caller could not reach that agent. The store's READY row cannot say
    * whether it still answers, so the session's workflow is asked: it probes the agent at once.
    */
-  async getServer(caller: Caller, rawWorkspace: string, unreachableAgent?: string): Promise<SessionView> {
+  async getServer(caller: Caller, rawWorkspace: string, unreachableAgent?: string): Promise<Session> {
     const started = performance.now();
-    const served = (path: GetServerPath, view: SessionView) => {
+    const served = (path: GetServerPath, view: Session) => {
       const seconds = (performance.now() - started) / 1000;
       this.options.metrics?.getServerDone(path, seconds);
       const { sessionId, phase } = view;
@@ -107,13 +114,7 @@ export class Sessions {
     }
   }
 
-  private async startOrAttach(
-    caller: Caller,
-    workspace: string,
-    placement: SessionPlacement,
-    workflowId: string,
-    unreachableAgent?: string,
-  ): Promise<SessionView> {
+  private async startOrAttach(caller: Caller, workspace: string, placement: SessionPlacement, workflowId: string, unreachableAgent?: string): Promise<Session> {
     for (let attempt = 1; ; attempt++) {
       const start = new WithStartWorkflowOperation<typeof sessionWorkflow>('sessionWorkflow', {
         workflowId,
@@ -133,7 +134,7 @@ export class Sessions {
           args: unreachableAgent ? [caller.user, unreachableAgent] : [caller.user],
           startWorkflowOperation: start,
         });
-        return this.ownView(caller, view);
+        return this.ownView(caller, fromWorkflow(view));
       } catch (err) {
         if (updateFailure(err)?.type !== FAILURE.SESSION_ENDING || attempt >= MAX_ATTACH_ATTEMPTS) throw err;
         await (await start.workflowHandle()).result().catch(() => undefined);
@@ -149,7 +150,7 @@ export class Sessions {
    * suspending at this very moment, the heartbeat resumes it and a client that finds the old agent
    * gone asks again. Anything else takes Update-With-Start.
    */
-  private async attachReady(caller: Caller, workflowId: string): Promise<SessionView | null> {
+  private async attachReady(caller: Caller, workflowId: string): Promise<Session | null> {
     const ready = (await this.options.store.list({ user: caller.user, phases: ['READY'] })).find((r) => r.workflowId === workflowId);
     if (!ready) return null;
     let lastActivityAtMs: number;
@@ -162,8 +163,7 @@ export class Sessions {
       if (err instanceof WorkflowNotFoundError) return null;
       throw err;
     }
-    const { updatedAtMs: _updated, generation: _generation, seq: _seq, ...view } = ready;
-    return { ...view, lastActivityAtMs };
+    return { ...sessionOf(ready), lastActivityAtMs };
   }
 
   private async isRunning(workflowId: string, runId: string): Promise<boolean> {
@@ -172,7 +172,7 @@ export class Sessions {
   }
 
   /** The current state of the caller's session for a workspace, or null before it exists. */
-  async viewByWorkspace(caller: Caller, rawWorkspace: string): Promise<SessionView | null> {
+  async viewByWorkspace(caller: Caller, rawWorkspace: string): Promise<Session | null> {
     const workspace = validateWorkspacePath(rawWorkspace);
     const view = await this.query(workflowIdFor(placementFor(caller.user, workspace).namespace));
     return view && this.ownView(caller, view);
@@ -197,7 +197,7 @@ export class Sessions {
     return { mark, phase: rows.at(-1)?.phase ?? null };
   }
 
-  async viewById(caller: Caller, sessionId: string): Promise<SessionView | null> {
+  async viewById(caller: Caller, sessionId: string): Promise<Session | null> {
     const record = await this.owned(caller, sessionId);
     const view = await this.query(record.workflowId);
     return view?.sessionId === record.sessionId ? view : null;
@@ -348,7 +348,7 @@ export class Sessions {
   }
 
   /** A view is handed only to its own user: a workflow under the caller's id may be someone else's. */
-  private ownView(caller: Caller, view: SessionView): SessionView {
+  private ownView(caller: Caller, view: Session): Session {
     if (view.user !== caller.user) throw new RpcError(grpc.status.NOT_FOUND, `no session of '${caller.user}' in ${view.workflowId}`);
     return view;
   }
@@ -369,7 +369,7 @@ export class Sessions {
    * of the run then says whether it is a live session, so that a build that needs no workflow is not
    * failed by one.
    */
-  private async liveView(workflowId: string): Promise<Pick<SessionView, 'sessionId' | 'user' | 'phase'> | null> {
+  private async liveView(workflowId: string): Promise<Pick<Session, 'sessionId' | 'user' | 'phase'> | null> {
     try {
       return await this.options.temporal.connection.withDeadline(Date.now() + LIVE_QUERY_DEADLINE_MS, () => this.query(workflowId));
     } catch {
@@ -378,7 +378,7 @@ export class Sessions {
   }
 
   /** The running session under this id as its search attributes describe it; null if none runs. */
-  private async described(workflowId: string): Promise<Pick<SessionView, 'sessionId' | 'user' | 'phase'> | null> {
+  private async described(workflowId: string): Promise<Pick<Session, 'sessionId' | 'user' | 'phase'> | null> {
     const description = await this.options.temporal.workflow.getHandle(workflowId).describe();
     const [sessionId, user, phase] = [SESSION_ID, SESSION_USER, SESSION_PHASE].map((key) => description.typedSearchAttributes.get(key));
     if (description.type !== 'sessionWorkflow' || description.status.name !== 'RUNNING') return null;
@@ -386,9 +386,9 @@ export class Sessions {
     return { sessionId, user, phase };
   }
 
-  private async query(workflowId: string): Promise<SessionView | null> {
+  private async query(workflowId: string): Promise<Session | null> {
     try {
-      return await this.options.temporal.workflow.getHandle(workflowId).query(sessionQuery);
+      return fromWorkflow(await this.options.temporal.workflow.getHandle(workflowId).query(sessionQuery));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return null;
       throw err;

@@ -11,8 +11,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { AgentClient } from '../../gen/proto/rbs/v1/Agent';
 import { connect } from '../../lib/client-config';
 import { loadConfig } from '../../lib/config';
-import { type SessionPhase, WAITING_FOR } from '../../lib/domain';
-import { type OrchestratorClient, OrchestratorUnreachableError, type Session } from '../../lib/grpc/orchestrator-client';
+import { WAITING_FOR } from '../../lib/domain';
+import { type OrchestratorClient, OrchestratorUnreachableError, type ServedSession } from '../../lib/grpc/orchestrator-client';
 import { clientKeepalive } from '../../lib/grpc/keepalive';
 import { protos } from '../../lib/grpc/protos';
 import { channelCredentials, tlsChannelOptions, type TlsMaterial } from '../../lib/grpc/tls';
@@ -21,7 +21,7 @@ import { newKeyPair } from '../../lib/pki/key-pair';
 import { traceContextInterceptor } from '../../lib/tracing/grpc';
 
 export interface SessionLink {
-  session: Session;
+  session: ServedSession;
   orchestrator: OrchestratorClient;
   /** The agent client with the newest certificate: read it for each call. */
   readonly agent: AgentClient;
@@ -45,7 +45,7 @@ const FETCH_WINDOW = { 'grpc-node.flow_control_window': 8 * 1024 * 1024 };
 /** How long a client replaced by a renewal still takes new calls. */
 const RETIRED_CLIENT_GRACE_MS = 60_000;
 
-function agentClient(session: Session, tls: TlsMaterial, keepaliveMs: number): AgentClient {
+function agentClient(session: ServedSession, tls: TlsMaterial, keepaliveMs: number): AgentClient {
   const credentials = channelCredentials(tls, (id) => id.kind === 'agent' && id.sessionId === session.sessionId);
   return new (protos().agent.rbs.v1.Agent)(session.agentAddress, credentials, {
     ...tlsChannelOptions(session.agentAddress),
@@ -76,7 +76,7 @@ function orchestratorRestarting(err: unknown): boolean {
 function showProgress(orchestrator: OrchestratorClient, workspace: string, tell: (message: string) => void): () => void {
   let shown: string | undefined;
   const watch = orchestrator.watch({ workspace }, ({ phase }) => {
-    const doing = WAITING_FOR[phase as SessionPhase];
+    const doing = WAITING_FOR[phase];
     if (doing && doing !== shown) tell(`waiting for the session: ${doing}`);
     shown = doing ?? shown;
   });
@@ -85,7 +85,7 @@ function showProgress(orchestrator: OrchestratorClient, workspace: string, tell:
 }
 
 /** GetServer, on a fresh connection per attempt (no reconnection back-off), through an orchestrator restart. */
-async function getServer(workspace: string, options: OpenOptions): Promise<{ orchestrator: OrchestratorClient; session: Session }> {
+async function getServer(workspace: string, options: OpenOptions): Promise<{ orchestrator: OrchestratorClient; session: ServedSession }> {
   const giveUpAt = Date.now() + ORCHESTRATOR_RESTART_GRACE_MS;
   for (let told = false; ;) {
     const orchestrator = await connect();

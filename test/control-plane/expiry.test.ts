@@ -12,7 +12,7 @@ test('a session suspended past its retention expires: everything goes, and its v
   expect(fs.existsSync(volumeDir)).toBe(true);
 
   await waitFor(async () => (await max.describeSession(session.sessionId)).phase === 'ENDED', 15_000, 'expiry');
-  expect((await max.describeSession(session.sessionId)).failureReason).toBe('expired after retention');
+  expect(await max.describeSession(session.sessionId)).toMatchObject({ failureReason: 'expired after retention', endReason: 'expired' });
   expect(fs.existsSync(path.join(stack().config.home, 'namespaces', session.namespace))).toBe(false);
   expect(await stack().worker.backend.listAgents()).toEqual([]);
   await waitFor(async () => (await stack().worker.store.getVolume(session.volume))?.state === 'REMOVED', 15_000, 'the volume to go');

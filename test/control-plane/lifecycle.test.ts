@@ -44,10 +44,10 @@ test('get-server → READY → heartbeat → idle suspend → resume on the same
   expect(await stack().worker.backend.listAgents()).toHaveLength(1);
 
   const ended = await alice.endSession(session.sessionId);
-  expect(ended.phase).toBe('ENDED');
+  expect(ended).toMatchObject({ phase: 'ENDED', endReason: 'ended', agentAddress: null });
   expect(await stack().worker.backend.listAgents()).toHaveLength(0);
   expect(fs.existsSync(path.join(stack().config.home, 'namespaces', session.namespace))).toBe(false);
-  expect((await stack().worker.store.get(session.sessionId))?.phase).toBe('ENDED');
+  expect(await stack().worker.store.get(session.sessionId)).toMatchObject({ phase: 'ENDED', endReason: 'ended' });
   // The volume outlives the session: the next one for this workspace starts warm.
   expect(fs.existsSync(volumeFile(session.volume, 'bazel-cache-marker'))).toBe(true);
 

@@ -4,7 +4,7 @@
  */
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createRecordActivities } from '../../activities/records';
-import type { SessionView } from '../../workflows/messages';
+import type { Session } from '../../lib/domain';
 import { useStack } from '../harness/stack';
 
 const stack = useStack();
@@ -18,7 +18,7 @@ test("a late record of an earlier phase, after READY was recorded, changes nothi
   expect(row.seq).toBeGreaterThan(1);
 
   const { recordSession } = createRecordActivities(stack().worker.store);
-  const view: SessionView = {
+  const view: Session = {
     ...row,
     phase: 'PROVISIONING_SYNC',
     agentAddress: null,
@@ -27,7 +27,7 @@ test("a late record of an earlier phase, after READY was recorded, changes nothi
   const env = new MockActivityEnvironment();
   // Decided at the same moment as an earlier write, and at an earlier moment: both older than READY.
   await env.run(recordSession, view, { generation: row.generation, seq: row.seq - 1 });
-  await env.run(recordSession, { ...view, phase: 'PROVISIONING_AGENT' } as SessionView, { generation: row.generation - 1, seq: row.seq + 5 });
+  await env.run(recordSession, { ...view, phase: 'PROVISIONING_AGENT' } as Session, { generation: row.generation - 1, seq: row.seq + 5 });
   expect(await stack().worker.store.get(ready.sessionId)).toEqual(row);
 
   const again = await ada.getServer(workspace);

@@ -6,7 +6,8 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { placementFor, workflowIdFor } from '../../lib/naming';
-import { FAILURE, getServerUpdate, type SessionView } from '../../workflows/messages';
+import type { Session } from '../../lib/domain';
+import { FAILURE, getServerUpdate } from '../../workflows/messages';
 import { useStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 
@@ -27,7 +28,7 @@ test('no workflow update mints a proxy certificate, not even the one that used t
     cause: { message: expect.stringMatching(/No registered handler for update: issueProxyCertificate/) },
   });
   // Nothing else it answers is a certificate either.
-  const view = await handle.query<SessionView>('session');
+  const view = await handle.query<Session>('session');
   expect(JSON.stringify(view)).not.toMatch(/BEGIN CERTIFICATE/);
   await victim.endSession(session.sessionId);
 });
@@ -108,7 +109,7 @@ test('timeouts in a hand-started input are ignored: a retention of 1 ms expires 
   expect(view.phase).toBe('READY');
   await new Promise((r) => setTimeout(r, 3000));
   // Still READY on the worker's own idle timeout (30 min), not suspended or expired after 1 ms.
-  expect((await handle.query<SessionView>('session')).phase).toBe('READY');
+  expect((await handle.query<Session>('session')).phase).toBe('READY');
   expect((await handle.describe()).runId).toBe(handle.firstExecutionRunId);
   await handle.terminate();
 });

@@ -39,6 +39,7 @@ async function legacySession(user: string, failureReason: string | null = null):
     phase: 'ENDED',
     agentAddress: null,
     failureReason,
+    endReason: null, // from before end reasons
     createdAtMs: LONG_AGO,
     updatedAtMs: LONG_AGO,
     lastActivityAtMs: LONG_AGO,

@@ -71,6 +71,7 @@ describe('known volumes', () => {
     phase,
     agentAddress: null,
     failureReason,
+    endReason: null,
     createdAtMs: createdAt.getTime(),
     updatedAtMs: createdAt.getTime(),
     lastActivityAtMs: createdAt.getTime(),

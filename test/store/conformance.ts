@@ -33,6 +33,7 @@ function record(overrides: Partial<SessionRecord> = {}): SessionRecord {
     phase: 'PROVISIONING_NAMESPACE',
     agentAddress: null,
     failureReason: null,
+    endReason: null,
     createdAtMs: ms(0),
     updatedAtMs: ms(1000),
     lastActivityAtMs: ms(2000),
@@ -89,7 +90,8 @@ export function describeSessionStoreConformance(name: string, open: () => Promis
     test.each<[string, Partial<SessionRecord>]>([
       ['null agent address and failure reason', {}],
       ['a READY session with an agent address', { phase: 'READY', agentAddress: '10.0.0.7:50051' }],
-      ['a FAILED session with a failure reason', { phase: 'FAILED', failureReason: 'volume quota exceeded: 💥' }],
+      ['a FAILED session with a failure reason', { phase: 'FAILED', failureReason: 'volume quota exceeded: 💥', endReason: 'provisioning-failed' }],
+      ['an ENDED session with its end reason', { phase: 'ENDED', endReason: 'expired' }],
       ['a Unicode user name', { user: `Zoë-Ångström-用户-🚀-${randomUUID()}` }],
       ['a long workspace path', { workspace: `/home/dev/${'very-deep-directory/'.repeat(200)}workspace` }],
     ])('put then get round-trips every field: %s', async (_, overrides) => {

@@ -57,13 +57,17 @@ test('a database from before revocations gains their table when the store opens 
   }
 });
 
-test('a database from before versioned session rows gains the columns; its rows count as the oldest version', async () => {
+test('a database from before versioned session rows and end reasons gains the columns; its rows count as the oldest version', async () => {
   const old = { ...options, databaseId: `old-${randomBytes(4).toString('hex')}` };
   const spanner = new Spanner({ projectId: old.projectId });
   const database = spanner.instance(old.instanceId).database(old.databaseId);
   try {
     await (await openSessionStore({ kind: 'spanner', ...old })).close();
-    const [operation] = await database.updateSchema(['ALTER TABLE Sessions DROP COLUMN Generation', 'ALTER TABLE Sessions DROP COLUMN Seq']);
+    const [operation] = await database.updateSchema([
+      'ALTER TABLE Sessions DROP COLUMN Generation',
+      'ALTER TABLE Sessions DROP COLUMN Seq',
+      'ALTER TABLE Sessions DROP COLUMN EndReason',
+    ]);
     await operation.promise();
     const t = new Date(0);
     await database.table('Sessions').insert({
@@ -85,9 +89,9 @@ test('a database from before versioned session rows gains the columns; its rows 
     const store = await openSessionStore({ kind: 'spanner', ...old });
     try {
       const row = await store.get('s-old');
-      expect(row).toMatchObject({ phase: 'READY', generation: 0, seq: 0 });
-      expect(await store.put({ ...row!, phase: 'SUSPENDING', agentAddress: null, generation: 1, seq: 1 })).toBe(true);
-      expect(await store.get('s-old')).toMatchObject({ phase: 'SUSPENDING', generation: 1, seq: 1 });
+      expect(row).toMatchObject({ phase: 'READY', endReason: null, generation: 0, seq: 0 });
+      expect(await store.put({ ...row!, phase: 'ENDED', agentAddress: null, endReason: 'ended', generation: 1, seq: 1 })).toBe(true);
+      expect(await store.get('s-old')).toMatchObject({ phase: 'ENDED', endReason: 'ended', generation: 1, seq: 1 });
     } finally {
       await store.close();
     }

@@ -1,8 +1,8 @@
 import { failureCode } from '../../lib/temporal/search-attributes';
-import type { SessionView } from '../../workflows/messages';
+import type { Session } from '../../lib/domain';
 import { activitySummary, cleanupDetails, literal, tail, sessionCurrentDetails, sessionStaticDetails, sessionSummary } from '../../workflows/details';
 
-const session: SessionView = {
+const session: Session = {
   sessionId: '0b5c5c4e-8f3a-4d0e-9c1f-2a7d6e5b4c3a',
   workflowId: 'session-ona-rbs-0123456789abcdef0123',
   runId: 'run',
@@ -13,6 +13,7 @@ const session: SessionView = {
   phase: 'READY',
   agentAddress: '10.0.0.7:9443',
   failureReason: null,
+  endReason: null,
   createdAtMs: Date.UTC(2026, 11, 4, 9),
   lastActivityAtMs: Date.UTC(2026, 11, 4, 10),
 };
