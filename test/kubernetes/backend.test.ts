@@ -133,7 +133,7 @@ test('every step converges when run twice, concurrently, and after a partial or 
   expect((await backend.listNamespaces()).map((n) => n.namespace)).not.toContain(spec.namespace);
 });
 
-test('a session from before metrics scraping or a traces collector were configured gets their policies, and the agent its endpoint, when its agent next starts', async () => {
+test('a session follows metrics scraping and a traces collector being configured, then removed: their policies, and the agent its endpoint, change when its agent next starts', async () => {
   const before = kube().backend();
   const spec = session();
   await provision(before, spec);
@@ -155,7 +155,16 @@ test('a session from before metrics scraping or a traces collector were configur
   expect((await contents(spec.namespace)).networkPolicies).toEqual(['agent-egress', 'agent-ingress', 'agent-metrics', 'agent-traces', 'default-deny']);
   const pod = await kube().admin.core.readNamespacedPod({ name: 'agent', namespace: spec.namespace });
   expect(pod.spec!.containers[0].env).toContainEqual({ name: 'RBS_AGENT_TRACES_ENDPOINT', value: 'http://otel.monitoring.svc:4318/v1/traces' });
-  await after.deleteNamespace(spec.namespace);
+
+  // Both settings removed again: Prometheus and the collector are no longer let through. Removing
+  // only the policies RBS_KUBE_* no longer asks for, with the worker's own permissions.
+  const removed = kube().backend();
+  await removed.stopAgent(spec.namespace);
+  await removed.startAgent(spec);
+  expect((await contents(spec.namespace)).networkPolicies).toEqual(['agent-egress', 'agent-ingress', 'default-deny']);
+  const again = await kube().admin.core.readNamespacedPod({ name: 'agent', namespace: spec.namespace });
+  expect(again.spec!.containers[0].env?.map((e) => e.name)).not.toContain('RBS_AGENT_TRACES_ENDPOINT');
+  await removed.deleteNamespace(spec.namespace);
 });
 
 test('the initial sync is left to the proxy: the step only checks that the volume is bound', async () => {

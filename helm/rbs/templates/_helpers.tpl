@@ -258,6 +258,11 @@ agentTlsSecret: agent-tls
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
   verbs: [create, patch]
+# Only the optional ones, once no longer configured: never the policies that confine the agent.
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  resourceNames: [agent-metrics, agent-traces]
+  verbs: [delete]
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
   verbs: [get]

@@ -34,6 +34,7 @@ import {
   isOfRelease,
   namespaceContents,
   namespaceObject,
+  OPTIONAL_AGENT_POLICIES,
   releaseLabels,
   selector,
   tlsSecret,
@@ -112,8 +113,7 @@ export class KubernetesBackend implements ComputeBackend {
     const existing = await this.readAgentPod(spec.namespace);
     if (existing && isLiveAgentOf(existing, spec.sessionId)) return;
     if (existing) await this.stopAgent(spec.namespace); // a pod cannot be restarted in place: replace it
-    // As this worker is configured now (a session from before a setting gets it here, at its next start).
-    await Promise.all(configuredAgentPolicies(spec, this.config).map((policy) => apply(this.api, policy)));
+    await this.applyAgentPolicies(spec);
     try {
       await apply(this.api, agentPod(spec, this.config, Date.now()));
     } catch (err) {
@@ -128,6 +128,22 @@ export class KubernetesBackend implements ComputeBackend {
       }
       throw rejection ?? err;
     }
+  }
+
+  /** As this worker is configured now: a session from before a change of a setting follows it here, at its next start. */
+  private async applyAgentPolicies(spec: AgentSpec): Promise<void> {
+    const configured = configuredAgentPolicies(spec, this.config);
+    const names = new Set(configured.map((policy) => policy.metadata?.name));
+    const unconfigured = Object.values(OPTIONAL_AGENT_POLICIES).filter((name) => !names.has(name));
+    const { namespace } = spec;
+    await Promise.all([
+      ...configured.map((policy) => apply(this.api, policy)),
+      ...unconfigured.map((name) =>
+        deleteIfPresent(`delete NetworkPolicy ${namespace}/${name}`, () =>
+          this.api.objects.delete({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace } }),
+        ),
+      ),
+    ]);
   }
 
   /** Ready is the pod's Ready condition (the kubelet's gRPC probe); then the volume is kept for good. */

@@ -188,10 +188,14 @@ function networkPolicy(spec: AgentSpec, config: KubernetesBackendConfig, name: s
   };
 }
 
+/** The agent's policies that only some configurations have (configuredAgentPolicies), by name. */
+export const OPTIONAL_AGENT_POLICIES = { metrics: 'agent-metrics', traces: 'agent-traces' } as const;
+
 /**
  * The agent's policies that only some configurations have: Prometheus reaching its metrics port,
- * agents reaching a traces collector. The backend applies them again whenever an agent starts, so
- * that a session from before the setting gets them at its next resume.
+ * agents reaching a traces collector. The backend applies them again whenever an agent starts, and
+ * deletes those no longer configured, so that a session from before a change of the setting
+ * follows it at its next resume.
  */
 export function configuredAgentPolicies(spec: AgentSpec, config: KubernetesBackendConfig): V1NetworkPolicy[] {
   const policies: V1NetworkPolicy[] = [];
@@ -200,7 +204,7 @@ export function configuredAgentPolicies(spec: AgentSpec, config: KubernetesBacke
   // Prometheus, where configured, reaches the metrics port only.
   const scrapers = config.metricsScrapers;
   if (scrapers) {
-    forAgent('agent-metrics', {
+    forAgent(OPTIONAL_AGENT_POLICIES.metrics, {
       policyTypes: ['Ingress'],
       ingress: [{ _from: [{ namespaceSelector: { matchLabels: scrapers } }], ports: [{ protocol: 'TCP', port: AGENT.metricsPort }] }],
     });
@@ -208,7 +212,7 @@ export function configuredAgentPolicies(spec: AgentSpec, config: KubernetesBacke
   // The collector, where configured: the one private address agents may reach, on its port only.
   const collector = config.tracesCollector;
   if (collector) {
-    forAgent('agent-traces', {
+    forAgent(OPTIONAL_AGENT_POLICIES.traces, {
       policyTypes: ['Egress'],
       egress: [
         {

@@ -6,7 +6,7 @@
  * Secrets: the worker writes one per session and reads only that one (by name), never the rest.
  */
 import type { V1PolicyRule } from '@kubernetes/client-node';
-import { AGENT, GATEWAY_API_GROUP } from './objects';
+import { AGENT, GATEWAY_API_GROUP, OPTIONAL_AGENT_POLICIES } from './objects';
 
 export const BACKEND_RULES: V1PolicyRule[] = [
   // ensureNamespace reads and applies; deleteNamespace deletes and waits; cleanup lists.
@@ -18,6 +18,8 @@ export const BACKEND_RULES: V1PolicyRule[] = [
     verbs: ['create', 'patch'],
   },
   { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: ['create', 'patch'] },
+  // Only the optional ones, once no longer configured: never the policies that confine the agent.
+  { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], resourceNames: Object.values(OPTIONAL_AGENT_POLICIES), verbs: ['delete'] },
   // retain() reads which PV the claim is bound to.
   { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get'] },
   { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
