@@ -1,6 +1,7 @@
 /** `rbs describe SESSION`: the session's timeline, read from its workflow's history. */
 import type { SessionTimeline } from '../lib/grpc/orchestrator-client';
 import { connect } from '../lib/client-config';
+import { printable } from './table';
 import { UsageError } from './usage';
 
 /** 1.234 s, 2 min 05 s, 3 h 07 min: as long as it takes to read. */
@@ -19,11 +20,6 @@ function table(rows: string[][]): string[] {
       .join('  ')
       .trimEnd(),
   );
-}
-
-/** Text from a history (a pod's message, a terminate reason) on one line, with no terminal control codes. */
-function printable(text: string): string {
-  return text.replace(/[\t\r\n]+/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 }
 
 /** The timeline as a person reads it: phases, then steps, each from the session's start. */

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import { WAITING_FOR } from '../lib/domain';
 import type { Session } from '../lib/grpc/orchestrator-client';
 import { connect } from '../lib/client-config';
-import { printTable } from './table';
+import { printable, printTable } from './table';
 import { UsageError } from './usage';
 
 function summary(s: Session) {
@@ -39,7 +39,7 @@ export async function getServer(options: { workspace?: string; json?: boolean })
     if (options.json) {
       console.log(JSON.stringify(summary(session)));
     } else {
-      console.log(`session ${session.sessionId} is ${session.phase}: agent ${session.agentAddress}, namespace ${session.namespace}`);
+      console.log(printable(`session ${session.sessionId} is ${session.phase}: agent ${session.agentAddress}, namespace ${session.namespace}`));
     }
   } finally {
     client.close();
@@ -67,7 +67,7 @@ export async function endSession(sessionId: string | undefined): Promise<void> {
   const client = await connect();
   try {
     const session = await client.endSession(sessionId);
-    console.log(`session ${session.sessionId} is ${session.phase}`);
+    console.log(printable(`session ${session.sessionId} is ${session.phase}`));
   } finally {
     client.close();
   }

@@ -62,6 +62,7 @@ export const END_REASONS = [
   /** A suspended or unresponsive agent could not be started again. */
   'agent-restart-failed',
 ] as const;
+/** Readers refuse a reason they do not know (lib/store, lib/grpc/session-message): a new one reaches orchestrators and CLIs before any worker writes it. */
 export type EndReason = (typeof END_REASONS)[number];
 
 export function isEndReason(value: string): value is EndReason {
@@ -108,7 +109,7 @@ export interface Session extends SessionPlacement {
   /** host:port of the agent while READY, else null. */
   agentAddress: string | null;
   failureReason: string | null;
-  /** Why it is over, once ENDED or FAILED; null before. */
+  /** Why it is over, once ENDED or FAILED; null before, and in sessions that were over before end reasons existed. */
   endReason: EndReason | null;
   createdAtMs: number;
   lastActivityAtMs: number;

@@ -83,7 +83,8 @@ export class OrchestratorClient {
     // Its deadline is long (provisioning): the connection itself gets a short one.
     await channelReady(this.raw, (why, refused) => new OrchestratorUnreachableError(why, refused));
     const res = await call<GetServerResponse__Output>('GetServer', (o, cb) => this.raw.getServer(request, o, cb), options.timeoutMs ?? GET_SERVER_DEADLINE_MS);
-    const session = sessionFromMessage(res.session!);
+    if (!res.session) throw new Error('the orchestrator answered GetServer without a session');
+    const session = sessionFromMessage(res.session);
     if (session.agentAddress === null)
       throw new Error(`the orchestrator answered GetServer with session ${session.sessionId} (${session.phase}) but no agent address`);
     return { ...session, agentAddress: session.agentAddress };
@@ -96,12 +97,15 @@ export class OrchestratorClient {
     const done = new Promise<void>((resolve, reject) => {
       stream.on('data', (progress: SessionProgress__Output) => {
         if (unreadable) return;
+        let session: Session;
         try {
-          onProgress(sessionFromMessage(progress.session!));
+          if (!progress.session) throw new Error('the orchestrator sent WatchSession progress without its session');
+          session = sessionFromMessage(progress.session);
         } catch (err) {
           unreadable = err as Error;
-          stream.cancel();
+          return void stream.cancel();
         }
+        onProgress(session);
       });
       stream.on('end', () => (unreadable ? reject(unreadable) : resolve()));
       stream.on('error', (err: grpc.ServiceError) => (unreadable ? reject(unreadable) : err.code === grpc.status.CANCELLED ? resolve() : reject(err)));

@@ -20,7 +20,14 @@ const VOLUMES = 'Volumes';
 const VOLUME_PINS = 'VolumePins';
 const VOLUMES_INDEX = 'VolumesByUserLastUsedAt';
 
-const SESSION_VERSION = ['Generation', 'Seq'];
+/** Columns added to the sessions table since it was first created (NULL in older rows), with their types. */
+const ADDED_SESSION_COLUMNS: ReadonlyArray<[name: string, type: string]> = [
+  // NULL counts as the oldest version.
+  ['Generation', 'INT64'],
+  ['Seq', 'INT64'],
+  // NULL: not over, or over before end reasons existed.
+  ['EndReason', 'STRING(MAX)'],
+];
 
 // IF NOT EXISTS makes a DDL race with another init harmless.
 const SCHEMA = [
@@ -40,10 +47,7 @@ const SCHEMA = [
     LastActivityAt TIMESTAMP NOT NULL,
   ) PRIMARY KEY (SessionId)`,
   `CREATE INDEX IF NOT EXISTS ${INDEX} ON ${TABLE} (User, CreatedAt DESC)`,
-  // Added to tables from before versioned session rows, where NULL counts as the oldest version.
-  ...SESSION_VERSION.map((column) => `ALTER TABLE ${TABLE} ADD COLUMN IF NOT EXISTS ${column} INT64`),
-  // Added to tables from before end reasons: NULL in their rows, as in a session not over.
-  `ALTER TABLE ${TABLE} ADD COLUMN IF NOT EXISTS EndReason STRING(MAX)`,
+  ...ADDED_SESSION_COLUMNS.map(([column, type]) => `ALTER TABLE ${TABLE} ADD COLUMN IF NOT EXISTS ${column} ${type}`),
   `CREATE TABLE IF NOT EXISTS ${REVOCATIONS} (
     User      STRING(MAX) NOT NULL,
     RevokedBy STRING(MAX) NOT NULL,
@@ -373,7 +377,7 @@ export class SpannerSessionStore implements SessionStore {
 
   private async ensureSchema(): Promise<void> {
     // Checking first skips a schema change (slow on real Spanner) when nothing is missing: the
-    // index, the revocations table, the volumes index and the volume pins, each created after what comes before it.
+    // index, the revocations table, the volumes index, the volume pins and each added session column.
     const [rows] = await this.db.run({
       sql: `SELECT (SELECT COUNT(*) FROM INFORMATION_SCHEMA.INDEXES
                     WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @table AND INDEX_NAME = @index)
@@ -384,7 +388,7 @@ export class SpannerSessionStore implements SessionStore {
                  + (SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES
                     WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @pins)
                  + (SELECT COUNT(*) FROM INFORMATION_SCHEMA.COLUMNS
-                    WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @table AND COLUMN_NAME IN UNNEST(@versionColumns)) AS n`,
+                    WHERE TABLE_SCHEMA = '' AND TABLE_NAME = @table AND COLUMN_NAME IN UNNEST(@addedColumns)) AS n`,
       params: {
         table: TABLE,
         index: INDEX,
@@ -392,11 +396,11 @@ export class SpannerSessionStore implements SessionStore {
         volumes: VOLUMES,
         volumesIndex: VOLUMES_INDEX,
         pins: VOLUME_PINS,
-        versionColumns: SESSION_VERSION,
+        addedColumns: ADDED_SESSION_COLUMNS.map(([column]) => column),
       },
       json: true,
     });
-    if (Number((rows[0] as { n: unknown }).n) === 4 + SESSION_VERSION.length) return;
+    if (Number((rows[0] as { n: unknown }).n) === 4 + ADDED_SESSION_COLUMNS.length) return;
     const [operation] = await this.db.updateSchema(SCHEMA);
     await operation.promise();
   }

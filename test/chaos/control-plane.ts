@@ -168,6 +168,15 @@ async function build(workspace: BazelWorkspace, tag: string): Promise<BazelResul
   return workspace.bazel(['build', ...workspace.buildOptions, '//:gen']);
 }
 
+/** A failed case's error, naming a copy of the stack's logs (its home is removed when the suite ends). */
+function withLogsKept(plane: ControlPlane, name: string, err: unknown): Error {
+  const kept = fs.mkdtempSync(path.join(os.tmpdir(), `rbs-chaos-${name.replace(/[^a-z-]/g, '-')}-logs-`));
+  fs.cpSync(homePaths(plane.config.home).logs, kept, { recursive: true });
+  const error = err instanceof Error ? err : new Error(String(err));
+  error.message += `\n(the stack's logs are kept in ${kept})`;
+  return error;
+}
+
 /** Runs one case; throws, saying which invariant broke; returns its line for the summary. */
 async function runCase(plane: ControlPlane, c: Case): Promise<string> {
   const name = caseName(c);
@@ -213,6 +222,8 @@ async function runCase(plane: ControlPlane, c: Case): Promise<string> {
     expect(bazelServersOn(target.outputBase)).toHaveLength(1);
     const said = ended.stderr.split('\n').filter((line) => line.startsWith('RBS: '));
     return `  ${name.padEnd(32)} ${ended.ms} ms; next build ${next.ms} ms${said.map((line) => `\n    ${line}`).join('')}`;
+  } catch (err) {
+    throw withLogsKept(plane, name, err);
   } finally {
     if (target !== plane.ws) {
       await target.bazel(['shutdown']);

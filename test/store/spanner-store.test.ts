@@ -100,3 +100,31 @@ test('a database from before versioned session rows and end reasons gains the co
     await spanner.close();
   }
 });
+
+test('a database with versioned rows but from before end reasons gains the column when the store opens it, and ended sessions are written', async () => {
+  const old = { ...options, databaseId: `old-${randomBytes(4).toString('hex')}` };
+  const spanner = new Spanner({ projectId: old.projectId });
+  const database = spanner.instance(old.instanceId).database(old.databaseId);
+  try {
+    await (await openSessionStore({ kind: 'spanner', ...old })).close();
+    const [operation] = await database.updateSchema(['ALTER TABLE Sessions DROP COLUMN EndReason']);
+    await operation.promise();
+
+    const store = await openSessionStore({ kind: 'spanner', ...old });
+    try {
+      const at = Date.now();
+      const ended = {
+        ...{ sessionId: 's-ended', workflowId: 'w', runId: 'r', user: 'ada', workspace: '/ws', namespace: 'ns', volume: 'vol' },
+        ...{ phase: 'ENDED' as const, agentAddress: null, failureReason: null, endReason: 'ended' as const },
+        ...{ createdAtMs: at, updatedAtMs: at, lastActivityAtMs: at, generation: 1, seq: 1 },
+      };
+      expect(await store.put(ended)).toBe(true);
+      expect(await store.get('s-ended')).toEqual(ended);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await database.delete();
+    await spanner.close();
+  }
+});

@@ -258,7 +258,7 @@ agentTlsSecret: agent-tls
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
   verbs: [create, patch]
-# Only the optional ones, once no longer configured: never the policies that confine the agent.
+# Only the optional ones, once no longer configured: never default-deny, agent-ingress or agent-egress (though create and patch above reach every policy).
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
   resourceNames: [agent-metrics, agent-traces]

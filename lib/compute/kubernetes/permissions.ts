@@ -18,7 +18,7 @@ export const BACKEND_RULES: V1PolicyRule[] = [
     verbs: ['create', 'patch'],
   },
   { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: ['create', 'patch'] },
-  // Only the optional ones, once no longer configured: never the policies that confine the agent.
+  // Only the optional ones, once no longer configured: never default-deny, agent-ingress or agent-egress (though create and patch above reach every policy).
   { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], resourceNames: Object.values(OPTIONAL_AGENT_POLICIES), verbs: ['delete'] },
   // retain() reads which PV the claim is bound to.
   { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get'] },
