@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { Spanner } from '@google-cloud/spanner';
+import { type Database, Spanner } from '@google-cloud/spanner';
 import { openSessionStore } from '../../lib/store';
+import type { SessionStore } from '../../lib/store/session-store';
 import { startSpannerEmulator, type SpannerEmulator } from '../harness/spanner-emulator';
 import { describeSessionStoreConformance } from './conformance';
 
@@ -34,20 +35,22 @@ async function dropDatabase(): Promise<void> {
 
 describeSessionStoreConformance('SpannerSessionStore', () => openSessionStore({ kind: 'spanner', ...options }), dropDatabase);
 
-test('a database from before revocations gains their table when the store opens it', async () => {
+/**
+ * A database as an older init() left it (today's schema less what `undo` drops, rows written by
+ * `seed`), reopened by today's store for `use`; dropped afterwards.
+ */
+async function withOlderDatabase(undo: string[], seed: (database: Database) => Promise<void>, use: (store: SessionStore) => Promise<void>): Promise<void> {
   const old = { ...options, databaseId: `old-${randomBytes(4).toString('hex')}` };
   const spanner = new Spanner({ projectId: old.projectId });
   const database = spanner.instance(old.instanceId).database(old.databaseId);
   try {
-    // A database as init() left it before revocations: the sessions table and its index only.
     await (await openSessionStore({ kind: 'spanner', ...old })).close();
-    const [operation] = await database.updateSchema(['DROP TABLE Revocations']);
+    const [operation] = await database.updateSchema(undo);
     await operation.promise();
-
+    await seed(database);
     const store = await openSessionStore({ kind: 'spanner', ...old });
     try {
-      await store.revoke({ user: 'eve', revokedBy: 'ops', revokedAt: new Date(0) });
-      expect(await store.revocation('eve')).toEqual({ user: 'eve', revokedBy: 'ops', revokedAt: new Date(0) });
+      await use(store);
     } finally {
       await store.close();
     }
@@ -55,63 +58,42 @@ test('a database from before revocations gains their table when the store opens 
     await database.delete();
     await spanner.close();
   }
+}
+
+test('a database from before revocations gains their table when the store opens it', async () => {
+  // A database as init() left it before revocations: the sessions table and its index only.
+  await withOlderDatabase(
+    ['DROP TABLE Revocations'],
+    async () => undefined,
+    async (store) => {
+      await store.revoke({ user: 'eve', revokedBy: 'ops', revokedAt: new Date(0) });
+      expect(await store.revocation('eve')).toEqual({ user: 'eve', revokedBy: 'ops', revokedAt: new Date(0) });
+    },
+  );
 });
 
 test('a database from before versioned session rows and end reasons gains the columns; its rows count as the oldest version', async () => {
-  const old = { ...options, databaseId: `old-${randomBytes(4).toString('hex')}` };
-  const spanner = new Spanner({ projectId: old.projectId });
-  const database = spanner.instance(old.instanceId).database(old.databaseId);
-  try {
-    await (await openSessionStore({ kind: 'spanner', ...old })).close();
-    const [operation] = await database.updateSchema([
-      'ALTER TABLE Sessions DROP COLUMN Generation',
-      'ALTER TABLE Sessions DROP COLUMN Seq',
-      'ALTER TABLE Sessions DROP COLUMN EndReason',
-    ]);
-    await operation.promise();
+  const undo = ['ALTER TABLE Sessions DROP COLUMN Generation', 'ALTER TABLE Sessions DROP COLUMN Seq', 'ALTER TABLE Sessions DROP COLUMN EndReason'];
+  const seed = async (database: Database) => {
     const t = new Date(0);
     await database.table('Sessions').insert({
-      SessionId: 's-old',
-      WorkflowId: 'w',
-      RunId: 'r',
-      User: 'ada',
-      Workspace: '/ws',
-      Namespace: 'ns',
-      Volume: 'vol',
-      Phase: 'READY',
-      AgentAddress: '10.0.0.1:1',
-      FailureReason: null,
-      CreatedAt: t,
-      UpdatedAt: t,
-      LastActivityAt: t,
+      ...{ SessionId: 's-old', WorkflowId: 'w', RunId: 'r', User: 'ada', Workspace: '/ws', Namespace: 'ns', Volume: 'vol' },
+      ...{ Phase: 'READY', AgentAddress: '10.0.0.1:1', FailureReason: null, CreatedAt: t, UpdatedAt: t, LastActivityAt: t },
     });
-
-    const store = await openSessionStore({ kind: 'spanner', ...old });
-    try {
-      const row = await store.get('s-old');
-      expect(row).toMatchObject({ phase: 'READY', endReason: null, generation: 0, seq: 0 });
-      expect(await store.put({ ...row!, phase: 'ENDED', agentAddress: null, endReason: 'ended', generation: 1, seq: 1 })).toBe(true);
-      expect(await store.get('s-old')).toMatchObject({ phase: 'ENDED', endReason: 'ended', generation: 1, seq: 1 });
-    } finally {
-      await store.close();
-    }
-  } finally {
-    await database.delete();
-    await spanner.close();
-  }
+  };
+  await withOlderDatabase(undo, seed, async (store) => {
+    const row = await store.get('s-old');
+    expect(row).toMatchObject({ phase: 'READY', endReason: null, generation: 0, seq: 0 });
+    expect(await store.put({ ...row!, phase: 'ENDED', agentAddress: null, endReason: 'ended', generation: 1, seq: 1 })).toBe(true);
+    expect(await store.get('s-old')).toMatchObject({ phase: 'ENDED', endReason: 'ended', generation: 1, seq: 1 });
+  });
 });
 
 test('a database with versioned rows but from before end reasons gains the column when the store opens it, and ended sessions are written', async () => {
-  const old = { ...options, databaseId: `old-${randomBytes(4).toString('hex')}` };
-  const spanner = new Spanner({ projectId: old.projectId });
-  const database = spanner.instance(old.instanceId).database(old.databaseId);
-  try {
-    await (await openSessionStore({ kind: 'spanner', ...old })).close();
-    const [operation] = await database.updateSchema(['ALTER TABLE Sessions DROP COLUMN EndReason']);
-    await operation.promise();
-
-    const store = await openSessionStore({ kind: 'spanner', ...old });
-    try {
+  await withOlderDatabase(
+    ['ALTER TABLE Sessions DROP COLUMN EndReason'],
+    async () => undefined,
+    async (store) => {
       const at = Date.now();
       const ended = {
         ...{ sessionId: 's-ended', workflowId: 'w', runId: 'r', user: 'ada', workspace: '/ws', namespace: 'ns', volume: 'vol' },
@@ -120,11 +102,6 @@ test('a database with versioned rows but from before end reasons gains the colum
       };
       expect(await store.put(ended)).toBe(true);
       expect(await store.get('s-ended')).toEqual(ended);
-    } finally {
-      await store.close();
-    }
-  } finally {
-    await database.delete();
-    await spanner.close();
-  }
+    },
+  );
 });
