@@ -257,7 +257,7 @@ agentTlsSecret: agent-tls
   verbs: [create, patch]
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
-  verbs: [create, patch]
+  verbs: [list, create, patch]
 # Only the optional ones, once no longer configured: never default-deny, agent-ingress or agent-egress (though create and patch above reach every policy).
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]

@@ -134,11 +134,14 @@ export class KubernetesBackend implements ComputeBackend {
   private async applyAgentPolicies(spec: AgentSpec): Promise<void> {
     const configured = configuredAgentPolicies(spec, this.config);
     const names = new Set(configured.map((policy) => policy.metadata?.name));
-    const unconfigured = Object.values(OPTIONAL_AGENT_POLICIES).filter((name) => !names.has(name));
     const { namespace } = spec;
+    // One list, rather than a delete of each optional policy at every start whether or not it is there.
+    const present = await kubeRequest(`list NetworkPolicies of ${namespace}`, () => this.api.objects.list('networking.k8s.io/v1', 'NetworkPolicy', namespace));
+    const optional: ReadonlySet<string> = new Set(Object.values(OPTIONAL_AGENT_POLICIES));
+    const stale = present.items.flatMap((policy) => policy.metadata?.name ?? []).filter((name) => optional.has(name) && !names.has(name));
     await Promise.all([
       ...configured.map((policy) => apply(this.api, policy)),
-      ...unconfigured.map((name) =>
+      ...stale.map((name) =>
         deleteIfPresent(`delete NetworkPolicy ${namespace}/${name}`, () =>
           this.api.objects.delete({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace } }),
         ),

@@ -17,7 +17,8 @@ export const BACKEND_RULES: V1PolicyRule[] = [
     resources: ['serviceaccounts', 'services', 'resourcequotas', 'limitranges', 'persistentvolumeclaims'],
     verbs: ['create', 'patch'],
   },
-  { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: ['create', 'patch'] },
+  // applyAgentPolicies lists them to find optional ones no longer configured.
+  { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: ['list', 'create', 'patch'] },
   // Only the optional ones, once no longer configured: never default-deny, agent-ingress or agent-egress (though create and patch above reach every policy).
   { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], resourceNames: Object.values(OPTIONAL_AGENT_POLICIES), verbs: ['delete'] },
   // retain() reads which PV the claim is bound to.
