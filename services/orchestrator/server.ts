@@ -70,6 +70,34 @@ function unaryWith(admit: Admit, failed: Failed) {
     };
 }
 
+/**
+ * Like unaryWith, for a handler whose first steps are reads that need no admission (GetServer's
+ * look at the store and at Temporal): it starts at once, with the caller its certificate names and
+ * `admitted`, which it awaits before it writes anything or answers. A refusal wins over any other
+ * failure meanwhile, so a revoked caller is told so (and audited as refused), never something else.
+ */
+function earlyUnaryWith(admit: (caller: Caller) => Promise<void>, failed: Failed) {
+  return <Req, Res>(rpc: string, handle: (caller: Caller, request: Req, admitted: Promise<void>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> =>
+    (call, callback) => {
+      let caller: Caller;
+      try {
+        caller = callerOf(call);
+      } catch (err) {
+        return callback(failed(err, rpc, call));
+      }
+      const admitted = admit(caller);
+      admitted.catch(() => undefined); // awaited by the handler, or below
+      const refusalOr = (err: unknown) =>
+        admitted.then(
+          () => err,
+          (refusal: unknown) => refusal,
+        );
+      handle(caller, call.request, admitted)
+        .then((response) => callback(null, response))
+        .catch(async (err: unknown) => callback(failed(await refusalOr(err), rpc, call)));
+    };
+}
+
 export interface OrchestratorServices {
   sessions: Sessions;
   limits: Limits;
@@ -89,12 +117,15 @@ function handlers({ sessions, volumes, limits, revocations, login, metrics, log 
   };
   const failed = answerFailures(log, metrics);
   const unary = unaryWith(admit, failed);
+  const early = earlyUnaryWith(async (caller) => {
+    await revocations.admit(caller);
+    limits.countGetServer(caller.user);
+  }, failed);
   return {
     Login: loginHandler(login ?? null, failed),
-    GetServer: unary('GetServer', async (caller, request) => {
-      limits.countGetServer(caller.user);
-      return { session: sessionMessage(await sessions.getServer(caller, request.workspace ?? '', request.unreachableAgent || undefined)) };
-    }),
+    GetServer: early('GetServer', async (caller, request, admitted) => ({
+      session: sessionMessage(await sessions.getServer(caller, request.workspace ?? '', request.unreachableAgent || undefined, admitted)),
+    })),
     Heartbeat: unary('Heartbeat', async (caller, request) => {
       const command = request.command ? validateCommandReport({ ...request.command, durationMs: Number(request.command.durationMs) }) : undefined;
       return { phase: (await sessions.heartbeat(caller, request.sessionId ?? '', command)).phase };

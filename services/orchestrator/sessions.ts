@@ -87,8 +87,9 @@ export class Sessions {
   /**
    * `unreachableAgent`: the caller could not reach that agent. The store's READY row cannot say
    * whether it still answers, so the session's workflow is asked: it probes the agent at once.
+   * `admitted`: the caller's admission, which may still be under way: only reads happen before it.
    */
-  async getServer(caller: Caller, rawWorkspace: string, unreachableAgent?: string): Promise<Session> {
+  async getServer(caller: Caller, rawWorkspace: string, unreachableAgent?: string, admitted: Promise<void> = Promise.resolve()): Promise<Session> {
     const started = performance.now();
     const served = (path: GetServerPath, view: Session) => {
       const seconds = (performance.now() - started) / 1000;
@@ -101,8 +102,9 @@ export class Sessions {
     if (unreachableAgent !== undefined) validateAgentAddress(unreachableAgent);
     const placement = placementFor(caller.user, workspace);
     const workflowId = workflowIdFor(placement.namespace);
-    const ready = unreachableAgent ? null : await this.attachReady(caller, workflowId);
+    const ready = unreachableAgent ? null : await this.attachReady(caller, workflowId, admitted);
     if (ready) return served('fast', ready);
+    await admitted;
     const release = await this.options.limits.admitSession(caller.user, { workflowId, volume: placement.volume });
     try {
       const view = await this.startOrAttach(caller, workspace, placement, workflowId, unreachableAgent);
@@ -149,15 +151,24 @@ export class Sessions {
    * of the run does (an operator may have terminated it a moment ago). Should the session be
    * suspending at this very moment, the heartbeat resumes it and a client that finds the old agent
    * gone asks again. Anything else takes Update-With-Start.
+   *
+   * The store and Temporal are asked at once, while the caller's admission is read (one round
+   * trip, not three): the describe is of the workflow's latest run, which must be the run the
+   * store names. Nothing is signalled or answered before the caller is admitted.
    */
-  private async attachReady(caller: Caller, workflowId: string): Promise<Session | null> {
-    const ready = (await this.options.store.list({ user: caller.user, phases: ['READY'] })).find((r) => r.workflowId === workflowId);
+  private async attachReady(caller: Caller, workflowId: string, admitted: Promise<void>): Promise<Session | null> {
+    const running = this.runningRunId(workflowId);
+    running.catch(() => undefined); // awaited below unless the store shows nothing READY, or a heartbeat is due
+    const listing = this.options.store.list({ user: caller.user, phases: ['READY'] });
+    listing.catch(() => undefined); // awaited below, once admitted
+    await admitted;
+    const ready = (await listing).find((r) => r.workflowId === workflowId);
     if (!ready) return null;
     let lastActivityAtMs: number;
     try {
       // The run the store names: a run that has finished (say, terminated) is not found by a signal.
       if (this.heartbeatDue(ready)) lastActivityAtMs = await this.recordActivity(ready, ready.runId);
-      else if (await this.isRunning(workflowId, ready.runId)) lastActivityAtMs = ready.lastActivityAtMs;
+      else if ((await running) === ready.runId) lastActivityAtMs = ready.lastActivityAtMs;
       else return null;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return null;
@@ -166,9 +177,10 @@ export class Sessions {
     return { ...sessionOf(ready), lastActivityAtMs };
   }
 
-  private async isRunning(workflowId: string, runId: string): Promise<boolean> {
-    const description = await this.options.temporal.workflow.getHandle(workflowId, runId).describe();
-    return description.status.name === 'RUNNING';
+  /** The id of the workflow's latest run if that run is running, else null. */
+  private async runningRunId(workflowId: string): Promise<string | null> {
+    const description = await this.options.temporal.workflow.getHandle(workflowId).describe();
+    return description.status.name === 'RUNNING' ? description.runId : null;
   }
 
   /** The current state of the caller's session for a workspace, or null before it exists. */

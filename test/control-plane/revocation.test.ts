@@ -44,6 +44,9 @@ test('a revoked user is refused at their next call, their sessions end, and thei
   expect((await stack().worker.store.get(session.sessionId))?.phase).toBe('ENDED');
   expect(await agentIsServing(session.agentAddress, session.sessionId, proxy)).not.toBeNull();
   await expect(eve.getServer(workspace)).rejects.toEqual(revoked('eve'));
+  // GetServer reads the store and Temporal while the revocation is read: the refusal wins over any other fault of the call.
+  await expect(eve.getServer('not/absolute')).rejects.toEqual(revoked('eve'));
+  await expect(eve.getServer(workspace, { unreachableAgent: 'not an address' })).rejects.toEqual(revoked('eve'));
   await expect(eve.listSessions()).rejects.toEqual(revoked('eve'));
   await expect(eve.heartbeat(session.sessionId)).rejects.toEqual(revoked('eve'));
   await expect(eve.describeSession(session.sessionId)).rejects.toEqual(revoked('eve'));
