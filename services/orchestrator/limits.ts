@@ -47,7 +47,7 @@ export class Limits {
     private readonly store: SessionStore,
   ) {}
 
-  /** Counts a GetServer call: a sliding minute per user. Refused calls do not count. */
+  /** Counts a GetServer call: a sliding minute per user. Calls over the rate do not count; a revoked caller's do (GetServer checks its rate before its revocation). */
   countGetServer(user: string, nowMs = Date.now()): void {
     this.sweep(nowMs);
     const calls = (this.getServerCalls.get(user) ?? []).filter((t) => t > nowMs - MINUTE_MS);

@@ -73,10 +73,12 @@ function unaryWith(admit: Admit, failed: Failed) {
 /**
  * Like unaryWith, for a handler whose first steps are reads that need no admission (GetServer's
  * look at the store and at Temporal): it starts at once, with the caller its certificate names and
- * `admitted`, which it awaits before it writes anything or answers. A refusal wins over any other
- * failure meanwhile, so a revoked caller is told so (and audited as refused), never something else.
+ * `admitted`, which it awaits before it writes anything, and which the answer waits for too. A
+ * refusal wins over any other failure meanwhile, so a revoked caller is told so (and audited as
+ * refused), never something else. `limit` runs first, synchronously: a caller over its rate costs
+ * no read but its revocation's.
  */
-function earlyUnaryWith(admit: (caller: Caller) => Promise<void>, failed: Failed) {
+function earlyUnaryWith(limit: (caller: Caller) => void, admit: (caller: Caller) => Promise<void>, failed: Failed) {
   return <Req, Res>(rpc: string, handle: (caller: Caller, request: Req, admitted: Promise<void>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> =>
     (call, callback) => {
       let caller: Caller;
@@ -85,15 +87,22 @@ function earlyUnaryWith(admit: (caller: Caller) => Promise<void>, failed: Failed
       } catch (err) {
         return callback(failed(err, rpc, call));
       }
+      try {
+        limit(caller);
+      } catch (err) {
+        // A revoked caller is told that, rather than its rate.
+        const answer = (refusal: unknown) => callback(failed(refusal, rpc, call));
+        return void admit(caller).then(() => answer(err), answer);
+      }
       const admitted = admit(caller);
-      admitted.catch(() => undefined); // awaited by the handler, or below
+      admitted.catch(() => undefined); // awaited by the handler, and below
       const refusalOr = (err: unknown) =>
         admitted.then(
           () => err,
           (refusal: unknown) => refusal,
         );
-      handle(caller, call.request, admitted)
-        .then((response) => callback(null, response))
+      Promise.all([Promise.resolve().then(() => handle(caller, call.request, admitted)), admitted])
+        .then(([response]) => callback(null, response))
         .catch(async (err: unknown) => callback(failed(await refusalOr(err), rpc, call)));
     };
 }
@@ -117,10 +126,11 @@ function handlers({ sessions, volumes, limits, revocations, login, metrics, log 
   };
   const failed = answerFailures(log, metrics);
   const unary = unaryWith(admit, failed);
-  const early = earlyUnaryWith(async (caller) => {
-    await revocations.admit(caller);
-    limits.countGetServer(caller.user);
-  }, failed);
+  const early = earlyUnaryWith(
+    (caller) => limits.countGetServer(caller.user),
+    (caller) => revocations.admit(caller),
+    failed,
+  );
   return {
     Login: loginHandler(login ?? null, failed),
     GetServer: early('GetServer', async (caller, request, admitted) => ({
