@@ -17,6 +17,7 @@ import { freePort } from '../lib/local/ports';
 import { startLocalStack } from '../lib/local/stack';
 import { CertificateAuthority } from '../lib/pki/ca';
 import { spawn } from 'node:child_process';
+import { startSpannerEmulator } from '../test/harness/spanner-emulator';
 import { percentile, report } from './stats';
 
 const WARM_CALLS = 500;
@@ -24,6 +25,8 @@ const COLD_SESSIONS = 10;
 const CONCURRENT_USERS = 50;
 /** Observability off, on, off, on: alternated, so that a drift of the machine's speed hits both arms alike. */
 const ARMS = [false, true, false, true];
+/** Where a session's row lives in the arms above (the embedded default), and in the last arm (production's store, on its emulator). */
+const SPANNER_ARM = { RBS_STORE: 'spanner', RBS_SPANNER_PROJECT: 'rbs-bench', RBS_SPANNER_INSTANCE: 'rbs-bench', RBS_SPANNER_DATABASE: 'control-plane' };
 
 interface Measured {
   warm: number[];
@@ -66,7 +69,7 @@ export async function benchControlPlane(): Promise<void> {
   // One bench user takes far more sessions and calls than a developer's share; the stack's
   // processes inherit these.
   Object.assign(process.env, { RBS_LIMIT_ACTIVE_SESSIONS: '1000', RBS_LIMIT_RETAINED_VOLUMES: '1000', RBS_LIMIT_GET_SERVER_PER_MINUTE: '1000000' });
-  const arms = { off: [] as Measured[], on: [] as Measured[] };
+  const arms = { off: [] as Measured[], on: [] as Measured[], 'on, Spanner store': [] as Measured[] };
   const receiver = await startReceiver();
   try {
     for (const on of ARMS) {
@@ -75,13 +78,22 @@ export async function benchControlPlane(): Promise<void> {
       else delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
       arms[on ? 'on' : 'off'].push(await measure(on, receiver));
     }
+    // Production's store: each store call is a round trip, as is each Temporal call.
+    const emulator = await startSpannerEmulator();
+    Object.assign(process.env, { ...SPANNER_ARM, SPANNER_EMULATOR_HOST: emulator.host });
+    try {
+      arms['on, Spanner store'].push(await measure(true, receiver));
+    } finally {
+      for (const name of [...Object.keys(SPANNER_ARM), 'SPANNER_EMULATOR_HOST']) delete process.env[name];
+      await emulator.stop();
+    }
   } finally {
     delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
     receiver.stop();
   }
   const all = (arm: Measured[], pick: (m: Measured) => number[]) => arm.flatMap(pick);
   const sum = (arm: Measured[], pick: (m: Measured) => number) => arm.reduce((total, m) => total + pick(m), 0);
-  const rows = (name: 'off' | 'on') => {
+  const rows = (name: keyof typeof arms) => {
     const arm = arms[name];
     const label = (metric: string) => `${metric} (metrics and traces ${name})`;
     return [
@@ -123,7 +135,7 @@ export async function benchControlPlane(): Promise<void> {
       },
     ];
   };
-  const [off, on] = [rows('off'), rows('on')];
+  const [off, on, spanner] = [rows('off'), rows('on'), rows('on, Spanner store')];
   const ratio = (metric: string) => {
     const value = (rows: typeof on) => rows.find((row) => row.metric.startsWith(metric))!.value;
     return value(on) / value(off);
@@ -133,6 +145,7 @@ export async function benchControlPlane(): Promise<void> {
     [
       ...off,
       ...on,
+      ...spanner,
       { metric: 'warm GetServer p99, on ÷ off', value: ratio('warm GetServer p99'), unit: '×' },
       { metric: 'machine CPU per session, on ÷ off', value: ratio(`${CONCURRENT_USERS} users at once: machine CPU`), unit: '×' },
       {
@@ -146,7 +159,7 @@ export async function benchControlPlane(): Promise<void> {
       warmCalls: WARM_CALLS,
       coldSessions: COLD_SESSIONS,
       concurrentUsers: CONCURRENT_USERS,
-      arms: ARMS.map((on) => (on ? 'on' : 'off')),
+      arms: [...ARMS.map((on) => (on ? 'on' : 'off')), 'on, Spanner store'],
       cpus: os.cpus().length,
     },
   );
