@@ -372,11 +372,27 @@ export function agentNamespaceDirOf(pid: number): string | null {
   return agentProcessOf(pid)?.namespaceDir ?? null;
 }
 
+/**
+ * Every agent running. A process an agent has just forked (to run rsync or Bazel) keeps the agent's
+ * command line until it execs: a child of an agent is never counted as one.
+ */
 function runningAgents(): AgentProcess[] {
-  return fs
+  const candidates = fs
     .readdirSync('/proc')
     .filter((entry) => /^\d+$/.test(entry))
     .flatMap((entry) => agentProcessOf(Number(entry)) ?? []);
+  const pids = new Set(candidates.map((agent) => agent.pid));
+  return candidates.filter((agent) => !pids.has(parentOf(agent.pid) ?? 0));
+}
+
+/** Field 4 of /proc/<pid>/stat, counted from the command name's closing parenthesis; null once gone. */
+function parentOf(pid: number): number | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return null;
+  }
 }
 
 function agentsServing(namespaceDir: string): number[] {

@@ -2,7 +2,7 @@
  * LocalBackend against real agent processes (the compiled dist/services/agent/main.js), real rsync
  * and real mTLS. Every test gets its own home, so parallel runs never see each other's agents.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -345,4 +345,29 @@ describe('two agents on one volume (a replaced agent still running, as on a node
       if (alive(older)) process.kill(older, 'SIGCONT');
     }
   });
+});
+
+test("a process an agent forked, before it execs (the agent's command line still), is not listed as a second agent", async () => {
+  const dir = path.join(home, 'namespaces', NAMESPACE);
+  fs.mkdirSync(dir, { recursive: true });
+  // An "agent" that starts a child with its own command line, as a fork looks before its exec.
+  const script = `if (!process.env.FORKED) require('child_process').spawn(process.execPath, [...process.execArgv, '--', ...process.argv.slice(1)], { env: { ...process.env, FORKED: '1' }, stdio: 'ignore' }); setInterval(() => {}, 1000);`;
+  const agent = spawn(process.execPath, ['-e', script, '--', '--namespace-dir', dir, '--session', SESSION], { stdio: 'ignore', detached: true });
+  try {
+    const forkOf = (pid: number) =>
+      fs
+        .readdirSync('/proc')
+        .filter((entry) => /^\d+$/.test(entry))
+        .find((entry) => {
+          try {
+            return fs.readFileSync(`/proc/${entry}/stat`, 'latin1').split(') ')[1]?.split(' ')[1] === String(pid);
+          } catch {
+            return false; // gone meanwhile
+          }
+        });
+    await waitFor(() => forkOf(agent.pid!) !== undefined, 10_000, 'the fork');
+    expect((await backend.listAgents()).map((a) => [a.id, a.sessionId])).toEqual([[String(agent.pid), SESSION]]);
+  } finally {
+    process.kill(-agent.pid!, 'SIGKILL');
+  }
 });
