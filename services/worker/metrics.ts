@@ -8,6 +8,7 @@ import type { BackendConfig } from '../../lib/config';
 import type { SessionPhase } from '../../lib/domain';
 import { DURATION_BUCKETS_SECONDS } from '../../lib/metrics/registry';
 import type { CleanupCounts, MetricsSinks } from '../../workflows/metrics';
+import { phaseSpan } from './tracing';
 
 const PHASE_SECONDS = 'rbs_session_phase_duration_seconds';
 const READY_SECONDS = 'rbs_session_time_to_ready_seconds';
@@ -68,8 +69,10 @@ export function metricsSinks(backend: BackendConfig['kind']): InjectedSinks<Metr
   return {
     metrics: {
       phaseLeft: {
-        fn: (_info, phase, next, seconds) => {
-          if (!RESTING.has(phase)) phaseSeconds.record(seconds, { phase, next });
+        fn: (info, phase, next, seconds) => {
+          if (RESTING.has(phase)) return;
+          phaseSeconds.record(seconds, { phase, next });
+          phaseSpan(info, phase, next, seconds);
         },
       },
       ready: { fn: (_info, seconds, start) => readySeconds.record(seconds, { start }) },

@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { PROVISIONING_PHASES } from '../../lib/domain';
 import { startTracing, type Tracing } from '../../lib/tracing/tracing';
 import { type OtlpCollector, type ReceivedSpan, startOtlpCollector } from '../harness/otlp-collector';
 import { orchestratorLog, startStack, type TestStack } from '../harness/stack';
@@ -63,7 +64,8 @@ test('the first build of a workspace is one connected trace: proxy, orchestrator
   const agent = 'rbs-agent';
   const trace = await traceWith(
     (spans) => spans.find((s) => s.name === 'rbs.v1.Orchestrator/GetServer'),
-    (t) => ['rbs.v1.Agent/Run', 'grpc.health.v1.Health/Check', 'bazel command'].every((name) => t.some((s) => s.name === name)),
+    (t) =>
+      ['rbs.v1.Agent/Run', 'grpc.health.v1.Health/Check', 'bazel command', 'session phase PROVISIONING_SYNC'].every((name) => t.some((s) => s.name === name)),
   );
 
   // One root, the command on the laptop; every other span's parent is in the trace.
@@ -83,6 +85,11 @@ test('the first build of a workspace is one connected trace: proxy, orchestrator
   for (const step of ['createNamespace', 'claimVolume', 'bindVolume', 'startAgent', 'waitForAgent', 'syncWorkspace']) {
     expect(activities).toContain(`RunActivity:${step}`);
   }
+  // The workflow's steps, each a span beside its activities, in order, as long as the session spent in it.
+  const phases = trace.filter((s) => s.parentSpanId === start.spanId && s.name.startsWith('session phase ')).sort((a, b) => a.startMs - b.startMs);
+  expect(phases.map((s) => [s.name, s.attributes['rbs.next_phase']])).toEqual(
+    PROVISIONING_PHASES.map((phase, i) => [`session phase ${phase}`, PROVISIONING_PHASES[i + 1] ?? 'READY']),
+  );
   // The volume's own workflow, started from an activity, joins too.
   expect(named(trace, controlPlane, /^UpdateWithStartWorkflow:claim/).map((s) => parentOf(s)?.name)).toEqual(['RunActivity:claimVolume']);
 

@@ -13,6 +13,9 @@ export interface ReceivedSpan {
   /** '' for a root. */
   parentSpanId: string;
   name: string;
+  /** Epoch milliseconds (OTLP/JSON sends nanoseconds as a decimal string). */
+  startMs: number;
+  endMs: number;
   attributes: Record<string, string | number | boolean>;
 }
 
@@ -29,7 +32,17 @@ interface OtlpAttribute {
 interface ExportTraceServiceRequest {
   resourceSpans?: Array<{
     resource?: { attributes?: OtlpAttribute[] };
-    scopeSpans?: Array<{ spans?: Array<{ traceId: string; spanId: string; parentSpanId?: string; name: string; attributes?: OtlpAttribute[] }> }>;
+    scopeSpans?: Array<{
+      spans?: Array<{
+        traceId: string;
+        spanId: string;
+        parentSpanId?: string;
+        name: string;
+        startTimeUnixNano?: string;
+        endTimeUnixNano?: string;
+        attributes?: OtlpAttribute[];
+      }>;
+    }>;
   }>;
 }
 
@@ -70,6 +83,8 @@ export async function startOtlpCollector(): Promise<OtlpCollector> {
               spanId: span.spanId,
               parentSpanId: span.parentSpanId ?? '',
               name: span.name,
+              startMs: Number(span.startTimeUnixNano ?? 0) / 1e6,
+              endMs: Number(span.endTimeUnixNano ?? 0) / 1e6,
               attributes: attributesOf(span.attributes),
             });
           }
