@@ -14,8 +14,11 @@ export type ReadyStart = 'new' | 'resume' | 'replace';
 
 export interface MetricsSinks extends Sinks {
   metrics: {
-    /** A session left `phase` for `next` after `seconds` in it (a failed step's time includes undoing the steps before it). */
-    phaseLeft(phase: SessionPhase, next: SessionPhase, seconds: number): void;
+    /**
+     * A session left `phase` for `next` after `seconds` in it (a failed step's time includes undoing
+     * the steps before it), at `atMs` (workflow time, epoch ms; absent from workers before it).
+     */
+    phaseLeft(phase: SessionPhase, next: SessionPhase, seconds: number, atMs?: number): void;
     /** A session became READY `seconds` after its run started, its resume began, or its unanswering agent was found. */
     ready(seconds: number, start: ReadyStart): void;
     cleanupPass(counts: CleanupCounts): void;

@@ -225,7 +225,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<Session> {
   const towardReady: { since: number; start: ReadyStart } = { since: workflowInfo().runStartTime.getTime(), start: 'new' };
   const measure = (left: SessionPhase, entered: SessionPhase, at: number) => {
     if (left === entered) return;
-    metrics.phaseLeft(left, entered, (at - phaseSince) / 1000);
+    metrics.phaseLeft(left, entered, (at - phaseSince) / 1000, at);
     phaseSince = at;
     if (entered === 'RESUMING' && towardReady.start !== 'replace') Object.assign(towardReady, { since: at, start: 'resume' });
     if (entered === 'READY' && (left === 'RESUMING' || isProvisioning(left))) metrics.ready((at - towardReady.since) / 1000, towardReady.start);

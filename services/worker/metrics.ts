@@ -69,10 +69,10 @@ export function metricsSinks(backend: BackendConfig['kind']): InjectedSinks<Metr
   return {
     metrics: {
       phaseLeft: {
-        fn: (info, phase, next, seconds) => {
+        fn: (info, phase, next, seconds, atMs) => {
           if (RESTING.has(phase)) return;
           phaseSeconds.record(seconds, { phase, next });
-          phaseSpan(info, phase, next, seconds);
+          phaseSpan(info, phase, next, seconds, atMs);
         },
       },
       ready: { fn: (_info, seconds, start) => readySeconds.record(seconds, { start }) },

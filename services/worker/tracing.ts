@@ -48,16 +48,17 @@ function remember(runId: string, header: Payload): void {
 }
 
 /**
- * A span for a step (phase) a session's workflow has just left, `seconds` long, beside the
+ * A span for a step (phase) a session's workflow left at `atMs` after `seconds` in it, beside the
  * activities of the caller that made it take the step. The workflow reports the step through its
  * metrics sink, never while a history replays; it adds nothing to the workflow's history or timing.
- * A run that has handed no activity a trace context yet has no trace to join: no span.
+ * The context is the one this worker process last handed an activity of the run: a run that has
+ * handed it none (it ran on another worker until now) has no trace to join here, and no span.
  */
-export function phaseSpan(run: { workflowId: string; runId: string }, phase: SessionPhase, next: SessionPhase, seconds: number): void {
+export function phaseSpan(run: { workflowId: string; runId: string }, phase: SessionPhase, next: SessionPhase, seconds: number, atMs?: number): void {
   const header = runContexts.get(run.runId);
-  if (!header) return;
+  const end = atMs ?? Date.now();
+  if (!header || !Number.isFinite(seconds) || seconds < 0 || !Number.isFinite(end)) return;
   const parent = propagation.extract(ROOT_CONTEXT, defaultPayloadConverter.fromPayload(header));
-  const end = Date.now();
   const attributes = { 'rbs.workflow_id': run.workflowId, 'rbs.run_id': run.runId, 'rbs.phase': phase, 'rbs.next_phase': next };
   tracer()
     .startSpan(`session phase ${phase}`, { startTime: end - seconds * 1000, attributes }, parent)

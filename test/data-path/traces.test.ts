@@ -90,6 +90,8 @@ test('the first build of a workspace is one connected trace: proxy, orchestrator
   expect(phases.map((s) => [s.name, s.attributes['rbs.next_phase']])).toEqual(
     PROVISIONING_PHASES.map((phase, i) => [`session phase ${phase}`, PROVISIONING_PHASES[i + 1] ?? 'READY']),
   );
+  // Each ends where the next begins: at the workflow time the session left it.
+  for (const [i, span] of phases.slice(1).entries()) expect(Math.abs(span.startMs - phases[i].endMs)).toBeLessThan(1);
   // The volume's own workflow, started from an activity, joins too.
   expect(named(trace, controlPlane, /^UpdateWithStartWorkflow:claim/).map((s) => parentOf(s)?.name)).toEqual(['RunActivity:claimVolume']);
 
