@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as https from 'node:https';
 import * as path from 'node:path';
+import { statFields } from '../lib/proc-stat';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Row } from './stats';
 
@@ -118,7 +119,7 @@ function cpuSeconds(processes: Map<string, number>): Record<string, number> {
   return Object.fromEntries(
     [...processes].map(([name, pid]) => {
       const stat = readProc(pid, 'stat') ?? '';
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const fields = statFields(stat);
       return [name, (Number(fields[11]) + Number(fields[12])) / 100];
     }),
   );

@@ -7,6 +7,7 @@
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { statFields } from '../proc-stat';
 
 export interface ServerAnnouncement {
   pid: number;
@@ -52,19 +53,14 @@ export async function unpublishServer(outputBase: string): Promise<void> {
   }
 }
 
-/**
- * Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), as the client compares it
- * to detect a recycled pid. The command name (field 2) may hold spaces and parentheses, so
- * fields are counted from its closing parenthesis.
- */
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), as the client compares it to detect a recycled pid. */
 export async function processStartTime(pid: number): Promise<string> {
   return startTimeOf(pid, await fs.readFile(`/proc/${pid}/stat`, 'latin1'));
 }
 
 /** processStartTime's parse of the /proc/<pid>/stat text `stat`. */
 export function startTimeOf(pid: number, stat: string): string {
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const startTime = fields[22 - 3];
+  const startTime = statFields(stat)[22 - 3];
   if (!startTime || !/^\d+$/.test(startTime)) throw new Error(`unexpected /proc/${pid}/stat: ${stat}`);
   return startTime;
 }

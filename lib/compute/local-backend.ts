@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { statFields } from '../proc-stat';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { type RotatingTls, type TlsMaterial, readTlsMaterial, writeTlsMaterial } from '../grpc/tls';
@@ -385,11 +386,10 @@ function runningAgents(): AgentProcess[] {
   return candidates.filter((agent) => !pids.has(parentOf(agent.pid) ?? 0));
 }
 
-/** Field 4 of /proc/<pid>/stat, counted from the command name's closing parenthesis; null once gone. */
+/** Field 4 of /proc/<pid>/stat; null once gone. */
 function parentOf(pid: number): number | null {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    return Number(statFields(fs.readFileSync(`/proc/${pid}/stat`, 'latin1'))[4 - 3]);
   } catch {
     return null;
   }

@@ -7,7 +7,8 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { readFile, readdir, readlink } from 'node:fs/promises';
 import * as path from 'node:path';
-import { processStartTime, startTimeOf } from '../../lib/bazel/server-files';
+import { startTimeOf } from '../../lib/bazel/server-files';
+import { statFields } from '../../lib/proc-stat';
 
 /** A process, told apart from a later one with a recycled pid by its start time (/proc/<pid>/stat field 22). */
 export interface ProcessRef {
@@ -43,8 +44,8 @@ export async function runningProcess(pid: number): Promise<ProcessRef | undefine
   if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'latin1');
-    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return undefined;
-    return { pid, startTime: await processStartTime(pid) };
+    if (statFields(stat)[0] === 'Z') return undefined;
+    return { pid, startTime: startTimeOf(pid, stat) };
   } catch {
     return undefined;
   }
@@ -96,7 +97,7 @@ export async function exited(proc: ProcessRef, timeoutMs: number): Promise<boole
 /** Whether the process is stopped (SIGSTOP, a debugger): it would act on no signal but SIGKILL. */
 async function isStopped(proc: ProcessRef): Promise<boolean> {
   const stat = await readFile(`/proc/${proc.pid}/stat`, 'latin1').catch(() => '');
-  return /^[Tt]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  return /^[Tt]/.test(statFields(stat)[0] ?? '');
 }
 
 /**
@@ -150,7 +151,7 @@ function processStats(): Map<number, string[]> {
     if (!/^\d+$/.test(name)) continue;
     try {
       const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
-      stats.set(Number(name), stat.slice(stat.lastIndexOf(')') + 2).split(' '));
+      stats.set(Number(name), statFields(stat));
     } catch {
       // gone meanwhile
     }

@@ -5,13 +5,14 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { killNow, runningProcess } from '../../services/agent/bazel-process';
+import { statFields } from '../../lib/proc-stat';
 import { waitFor } from '../harness/wait';
 
 /** Fields of /proc/<pid>/stat from field 3 (state) on, or undefined once it is gone. */
 function statOf(pid: number): string[] | undefined {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return statFields(stat);
   } catch {
     return undefined;
   }
