@@ -32,30 +32,37 @@ RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build && npm prune --omit=dev
 
-FROM base AS runtime
+# What every RBS process runs, gathered into one tree so that each image takes it in one layer, last: the layers
+# below it (the user, the agent's Bazel) are built once and reused while the sources change.
+FROM scratch AS app
+COPY --from=build /app/package.json /app/
+COPY --from=build /app/node_modules /app/node_modules/
+COPY --from=build /app/dist /app/dist/
+# Loaded at run time: the .proto files by lib/grpc/protos.ts, versions.env by the rbs CLI.
+COPY --from=build /app/proto /app/proto/
+COPY --from=build /app/scripts/versions.env /app/scripts/
+
+FROM base AS account
 ARG UID
 ARG GID
 RUN groupadd --non-unique --gid "${GID}" rbs \
  && useradd --non-unique --uid "${UID}" --gid "${GID}" --home-dir /var/lib/rbs --create-home --shell /usr/sbin/nologin rbs
-COPY --from=build /app/package.json ./
-COPY --from=build /app/node_modules node_modules/
-COPY --from=build /app/dist dist/
-# Loaded at run time: the .proto files by lib/grpc/protos.ts, versions.env by the rbs CLI.
-COPY --from=build /app/proto proto/
-COPY --from=build /app/scripts/versions.env scripts/
 ENV NODE_ENV=production RBS_HOME=/var/lib/rbs
-USER ${UID}:${GID}
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "dist/cli/main.js", "help"]
 
-FROM runtime AS agent
+FROM account AS agent
 ARG UID
 ARG GID
-USER root
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bazel-bootstrap \
  && rm -rf /var/lib/apt/lists/*
+COPY --from=app /app ./
 USER ${UID}:${GID}
 
 # Last, so a plain `docker build` makes the control-plane image.
-FROM runtime AS control-plane
+FROM account AS control-plane
+ARG UID
+ARG GID
+COPY --from=app /app ./
+USER ${UID}:${GID}

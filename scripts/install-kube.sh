@@ -63,12 +63,15 @@ fi
 # k8s.io/kubernetes points its k8s.io/* staging modules at ./staging with `replace`, so `go install` refuses it.
 # Instead: a throwaway module that requires k8s.io/kubernetes and replaces each staging module with its
 # published v0.<minor>.<patch>, then `go build` of the commands, with the version stamped in as `make` does.
-kube_dir="$CACHE/kubernetes-$KUBERNETES_VERSION"
-kube_bins=(kube-apiserver kube-controller-manager kube-scheduler)
-if ! have_all "$kube_dir" "${kube_bins[@]}"; then
+# build_kube <cache dir> <command...>: builds the commands of k8s.io/kubernetes into the directory, unless there.
+build_kube() {
+  local kube_dir=$1 work kube_gomod staging staging_version minor ldflags pkg bin start
+  shift
+  local kube_bins=("$@")
+  have_all "$kube_dir" "${kube_bins[@]}" && return
   need_go "Kubernetes $KUBERNETES_VERSION"
   say "building Kubernetes $KUBERNETES_VERSION: ${kube_bins[*]} (tens of minutes on 2 cores, once)"
-  new_tmp "kubernetes-$KUBERNETES_VERSION"
+  new_tmp "$(basename "$kube_dir")"
   work=$tmp
   mkdir "$work/mod" "$work/bin"
   cd "$work/mod"
@@ -116,11 +119,15 @@ if ! have_all "$kube_dir" "${kube_bins[@]}"; then
     CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "$ldflags" -o "$work/bin/$bin" "k8s.io/kubernetes/cmd/$bin"
     say "  built $bin in $(seconds_since "$start")s"
   done
-  "$work/bin/kube-apiserver" --version >&2
+  "$work/bin/${kube_bins[0]}" --version >&2
   cd - >/dev/null
   rm -rf "$kube_dir" # an incomplete directory left by hand; a complete one was skipped above
   install_dir "$work/bin" "$kube_dir"
-fi
+}
+build_kube "$CACHE/kubernetes-$KUBERNETES_VERSION" kube-apiserver kube-controller-manager kube-scheduler
+# The real node's kubelet (test/harness/kube-node.ts), the same version: no skew. Quick once the above is built,
+# whose Go build cache it reuses.
+build_kube "$CACHE/kubelet-$KUBERNETES_VERSION" kubelet
 
 # --- kwok (fake nodes: pods bound to its nodes go Running) and helm -------------------------------------------
 go_install_tool() { # go_install_tool <name> <version> <package> [go build flags...]

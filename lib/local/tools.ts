@@ -78,6 +78,11 @@ export function kubeTools(): KubeTools {
   };
 }
 
+/** The real node's kubelet, the apiserver's version (scripts/install-kube.sh). */
+export function kubeletBinary(): string {
+  return cachedTool(`kubelet-${versions().KUBERNETES_VERSION}`, 'kubelet', INSTALL_KUBE);
+}
+
 export function helmBinary(): string {
   return cachedTool(`helm-${versions().HELM_VERSION}`, 'helm', INSTALL_KUBE);
 }

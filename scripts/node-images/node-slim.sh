@@ -1,12 +1,8 @@
 #!/usr/bin/env bash
-# Assembles the Dockerfile's NODE_IMAGE locally: a debootstrap'd bookworm (minbase) plus this machine's Node 20
-# (/usr/bin/node, /usr/lib/node_modules/{npm,corepack}, /usr/include/node), committed with buildah as
-# docker.io/library/node:<version>-bookworm-slim so that `FROM ${NODE_IMAGE}` resolves without a registry.
+# Turns a debootstrap'd bookworm at $1 into what the Dockerfile's NODE_IMAGE (node:<v>-bookworm-slim) gives it:
+# this machine's Node (binary, npm, corepack, headers) and debian-slim's apt and dpkg settings.
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd); B=$HERE/../buildah.sh
-R=$HERE/rootfs
-[ -x "$R/bin/sh" ] || nice -n 19 ionice -c3 debootstrap --variant=minbase bookworm "$R" http://deb.debian.org/debian
-V=$(node --version); V=${V#v}
+R=$1
 install -m 755 /usr/bin/node "$R/usr/bin/node"
 rm -rf "$R/usr/lib/node_modules"; mkdir -p "$R/usr/lib/node_modules"
 cp -a /usr/lib/node_modules/npm /usr/lib/node_modules/corepack "$R/usr/lib/node_modules/"
@@ -46,9 +42,3 @@ mkdir -p "$R"/usr/share/man/man1
 rm -rf "$R"/var/cache/apt/archives/*.deb "$R"/var/lib/apt/lists/* "$R"/var/log/*.log
 # debootstrap copies the host's resolv.conf/hostname; the runtime provides its own
 : > "$R/etc/resolv.conf"; echo localhost > "$R/etc/hostname"
-c=$($B from scratch)
-mnt=$($B mount "$c"); cp -a "$R"/. "$mnt"/; $B umount "$c" >/dev/null
-$B config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env NODE_VERSION="$V" --env npm_config_nodedir=/usr \
-  --cmd '["node"]' "$c"
-$B commit -q "$c" "docker.io/library/node:$V-bookworm-slim" >/dev/null; $B rm "$c" >/dev/null
-$B images
