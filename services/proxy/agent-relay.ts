@@ -56,8 +56,11 @@ export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): A
     if ((await link) === stale) {
       stale.close();
       const unreachableAgent = retry.agentGone ? stale.session.agentAddress : undefined;
-      if (unreachableAgent)
+      if (unreachableAgent) {
         tell(`the agent at ${unreachableAgent} did not answer (${retry.why}): waiting for the session to check it, and to replace it if it is gone`);
+        // Its successor may answer at the same address (a Kubernetes Service's), with none of our syncs.
+        syncer.markDirty();
+      }
       link = open(tell, unreachableAgent);
     }
     return session(tell);

@@ -11,7 +11,16 @@
  *
  * It polls rather than watches: a fake that is simple to trust beats one that is fast.
  */
-import { CoreV1Api, StorageV1Api, type KubeConfig, type V1PersistentVolume, type V1PersistentVolumeClaim } from '@kubernetes/client-node';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  CoreV1Api,
+  StorageV1Api,
+  type KubeConfig,
+  type V1PersistentVolume,
+  type V1PersistentVolumeClaim,
+  type V1PersistentVolumeSpec,
+} from '@kubernetes/client-node';
 
 export const FAKE_CSI_DRIVER = 'filestore.csi.storage.gke.io';
 export const FAKE_STORAGE_CLASS = 'fake-filestore-rwx';
@@ -27,8 +36,17 @@ export interface FakeVolumeProvisioner {
   stop(): Promise<void>;
 }
 
+/**
+ * A real node's volumes: a claim whose selected node is `node` gets a `local` volume in a new directory under
+ * `dir` (the kubelet really mounts it, and applies the pod's fsGroup), removed with its volume.
+ */
+export interface LocalVolumes {
+  node: string;
+  dir: string;
+}
+
 /** Creates the fake StorageClass (if missing) and provisions for it until stop(). */
-export async function startFakeVolumeProvisioner(kubeConfig: KubeConfig): Promise<FakeVolumeProvisioner> {
+export async function startFakeVolumeProvisioner(kubeConfig: KubeConfig, local?: LocalVolumes): Promise<FakeVolumeProvisioner> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const storage = kubeConfig.makeApiClient(StorageV1Api);
   await storage
@@ -49,7 +67,15 @@ export async function startFakeVolumeProvisioner(kubeConfig: KubeConfig): Promis
 
   async function provision(claim: V1PersistentVolumeClaim): Promise<void> {
     const name = `pvc-${claim.metadata!.uid}`;
-    const volumeHandle = `modeInstance/fake-zone/fake-${claim.metadata!.uid}/vol1`;
+    const onNode = local && claim.metadata!.annotations![SELECTED_NODE] === local.node ? local : undefined;
+    const volumeHandle = onNode ? path.join(onNode.dir, name) : `modeInstance/fake-zone/fake-${claim.metadata!.uid}/vol1`;
+    if (onNode) fs.mkdirSync(volumeHandle, { recursive: true });
+    const source: Pick<V1PersistentVolumeSpec, 'csi' | 'local' | 'nodeAffinity'> = onNode
+      ? {
+          local: { path: volumeHandle },
+          nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [onNode.node] }] }] } },
+        }
+      : { csi: { driver: FAKE_CSI_DRIVER, volumeHandle, volumeAttributes: { ip: '10.9.0.2', volume: 'vol1' } } };
     const body: V1PersistentVolume = {
       metadata: { name, annotations: { [PROVISIONED_BY]: FAKE_CSI_DRIVER }, finalizers: [FINALIZER] },
       spec: {
@@ -58,7 +84,7 @@ export async function startFakeVolumeProvisioner(kubeConfig: KubeConfig): Promis
         persistentVolumeReclaimPolicy: 'Delete',
         storageClassName: FAKE_STORAGE_CLASS,
         volumeMode: 'Filesystem',
-        csi: { driver: FAKE_CSI_DRIVER, volumeHandle, volumeAttributes: { ip: '10.9.0.2', volume: 'vol1' } },
+        ...source,
         claimRef: {
           apiVersion: 'v1',
           kind: 'PersistentVolumeClaim',
@@ -80,7 +106,8 @@ export async function startFakeVolumeProvisioner(kubeConfig: KubeConfig): Promis
     const name = pv.metadata!.name!;
     const deleteShare = pv.spec?.persistentVolumeReclaimPolicy === 'Delete';
     if (pv.metadata?.deletionTimestamp && pv.metadata.finalizers?.includes(FINALIZER)) {
-      if (deleteShare) deleted.push(pv.spec!.csi!.volumeHandle);
+      if (deleteShare && pv.spec?.local) fs.rmSync(pv.spec.local.path, { recursive: true, force: true });
+      if (deleteShare) deleted.push(pv.spec?.local?.path ?? pv.spec!.csi!.volumeHandle);
       const finalizers = pv.metadata.finalizers.filter((f) => f !== FINALIZER);
       const patch = [
         { op: 'test', path: '/metadata/resourceVersion', value: pv.metadata.resourceVersion },

@@ -16,13 +16,14 @@ import { CoreV1Api, Health, KubeConfig, type V1Node } from '@kubernetes/client-n
 import { startChild, type Child } from '../../lib/local/child';
 import { freePort } from '../../lib/local/ports';
 import { kubeTools, repoRoot, type KubeTools } from '../../lib/local/tools';
-import { createKubePki, writeKubeconfig, type KubePki } from './kube-credentials';
+import { createKubePki, writeKubeconfig, type ClientCredentials, type KubePki } from './kube-credentials';
 import { waitFor } from './wait';
 
 export interface KubeControlPlane {
   server: string; // https://127.0.0.1:<port>
   kubeconfigPath: string; // admin kubeconfig (cluster-admin via system:masters)
   kubeConfig: KubeConfig; // loaded from kubeconfigPath
+  caFile: string; // the CA of every certificate here, the apiserver's clients' included
   nodes: string[]; // names of the kwok nodes
   /** A kubeconfig (its path) that authenticates as `user` in `groups` with a client certificate, for RBAC checks. */
   kubeconfigFor(user: string, groups?: string[]): string;
@@ -128,7 +129,8 @@ async function start(tools: KubeTools, dir: string, nodeCount: number, options: 
   components.etcd = run(startup, 'etcd', tools.etcd, etcdArgs(path.join(dir, 'etcd'), etcdPort, etcdPeerPort));
   await waitUntil(startup, [components.etcd], 'etcd /health', () => fetch(`http://127.0.0.1:${etcdPort}/health`).then((r) => r.ok));
 
-  const apiserver = apiserverArgs(pki, dir, apiPort, etcdPort, options.maxRequestsInflight);
+  const kubeletClient = writeCredentials(dir, 'apiserver-kubelet-client', pki.clientCredentials('kube-apiserver-kubelet-client', ['system:masters']));
+  const apiserver = [...apiserverArgs(pki, dir, apiPort, etcdPort, options.maxRequestsInflight), ...kubeletClient];
   components.apiserver = run(startup, 'kube-apiserver', tools.apiserver, apiserver);
   const kubeconfigPath = kubeconfig(startup, 'admin', 'rbs-test-admin', ['system:masters']);
   const kubeConfig = new KubeConfig();
@@ -159,6 +161,7 @@ async function start(tools: KubeTools, dir: string, nodeCount: number, options: 
     server,
     kubeconfigPath,
     kubeConfig,
+    caFile: pki.files.ca,
     nodes,
     kubeconfigFor(user, groups = []) {
       users += 1;
@@ -225,6 +228,16 @@ async function freePorts(count: number): Promise<number[]> {
     if (!ports.includes(port)) ports.push(port);
   }
   return ports;
+}
+
+/** The apiserver's certificate towards kubelets (a real node's: logs, exec), and how it finds them. */
+function writeCredentials(dir: string, name: string, credentials: ClientCredentials): string[] {
+  const cert = path.join(dir, 'pki', `${name}.crt`);
+  const key = path.join(dir, 'pki', `${name}.key`);
+  fs.writeFileSync(cert, credentials.certPem);
+  fs.writeFileSync(key, credentials.keyPem, { mode: 0o600 });
+  // A node's InternalIP: its Hostname would be looked up in the machine's DNS.
+  return [`--kubelet-client-certificate=${cert}`, `--kubelet-client-key=${key}`, '--kubelet-preferred-address-types=InternalIP'];
 }
 
 function etcdArgs(dataDir: string, port: number, peerPort: number): string[] {

@@ -6,12 +6,14 @@
  * backend do its work.
  */
 import { CoreV1Api, KubeConfig, NetworkingV1Api, type V1Namespace } from '@kubernetes/client-node';
+import { MERGE_PATCH } from '../../lib/compute/kubernetes/apply';
 import { KubernetesBackend } from '../../lib/compute/kubernetes/backend';
 import { DEFAULT_AGENT_ADDRESS_TEMPLATE, type KubernetesBackendConfig } from '../../lib/compute/kubernetes/config';
 import type { WorkspaceStorageHooks } from '../../lib/compute/kubernetes/volumes';
 import { FAKE_STORAGE_CLASS, type FakeVolumeProvisioner, startFakeVolumeProvisioner } from '../fakes/fake-volume-provisioner';
 import { installGatewayApi } from '../harness/gateway-api';
 import { type KubeControlPlane, type KubeControlPlaneOptions, startKubeControlPlane } from '../harness/kube-control-plane';
+import { AGENT_TEST_IMAGE, REAL_NODE_START_TIMEOUT_MS, type RealNode, startRealNode } from '../harness/kube-node';
 import { waitFor } from '../harness/wait';
 import type { ChartRelease } from './chart-render';
 import { installWorkerIdentity, type WorkerIdentity } from './worker-identity';
@@ -63,6 +65,8 @@ export const TEST_BACKEND_ENV = {
 
 export interface KubeBackendFixture {
   controlPlane: KubeControlPlane;
+  /** With `realNode`: the node agent pods run on (the kwok nodes are cordoned). */
+  realNode?: RealNode;
   provisioner: FakeVolumeProvisioner;
   /** The worker's kubeconfig: BACKEND_RULES and nothing else, confined by the chart's admission policy. */
   workerKubeconfigPath: string;
@@ -91,15 +95,21 @@ export interface KubeBackendEnvironment extends KubeBackendFixture {
 export async function startKubeBackendEnvironment(
   options: KubeControlPlaneOptions = {},
   releases: ChartRelease[] = [TEST_RELEASE],
-  { gateway = false } = {},
+  { gateway = false, realNode: withRealNode = false } = {},
 ): Promise<KubeBackendEnvironment> {
   const controlPlane = await startKubeControlPlane(options);
+  let realNode: RealNode | undefined;
   try {
+    if (withRealNode) {
+      realNode = await startRealNode(controlPlane);
+      const core = controlPlane.kubeConfig.makeApiClient(CoreV1Api);
+      for (const name of controlPlane.nodes) await core.patchNode({ name, body: { spec: { unschedulable: true } } }, MERGE_PATCH);
+    }
     if (gateway) await installGatewayApi(controlPlane.kubeConfig);
     const values = { 'agents.storageClass': FAKE_STORAGE_CLASS, ...(gateway ? TEST_GATEWAY.values : {}) };
     const workers: WorkerIdentity[] = [];
     for (const release of releases) workers.push(await installWorkerIdentity(controlPlane, release, values));
-    const provisioner = await startFakeVolumeProvisioner(controlPlane.kubeConfig);
+    const provisioner = await startFakeVolumeProvisioner(controlPlane.kubeConfig, realNode && { node: realNode.name, dir: realNode.volumesDir });
     const core = controlPlane.kubeConfig.makeApiClient(CoreV1Api);
     const namespace = (name: string) =>
       core.readNamespace({ name }).catch((err: { code?: number }) => {
@@ -109,11 +119,12 @@ export async function startKubeBackendEnvironment(
     let stopped: Promise<void> | undefined;
     return {
       controlPlane,
+      realNode,
       provisioner,
       workerKubeconfigPath: workers[0].kubeconfigPath,
       workers,
       backend(config = {}, workspaceStorage) {
-        const full = { ...TEST_BACKEND_CONFIG, ...(gateway ? TEST_GATEWAY.config : {}), ...config };
+        const full = { ...TEST_BACKEND_CONFIG, ...(gateway ? TEST_GATEWAY.config : {}), ...(realNode ? { agentImage: AGENT_TEST_IMAGE } : {}), ...config };
         const worker = workers.find((w) => w.release.name === full.release);
         if (!worker) throw new Error(`no worker of release ${full.release} was installed (releases: ${releases.map((r) => r.name).join(', ')})`);
         const kubeConfig = new KubeConfig();
@@ -124,22 +135,30 @@ export async function startKubeBackendEnvironment(
       namespace,
       namespaceGone: (name) => waitFor(async () => (await namespace(name)) === null, 60_000, `namespace ${name} to go`),
       stop() {
-        stopped ??= provisioner.stop().finally(() => controlPlane.stop());
+        // The node before the control plane: its kubelet would otherwise log the apiserver's departure.
+        stopped ??= provisioner
+          .stop()
+          .finally(() => realNode?.stop())
+          .finally(() => controlPlane.stop());
         return stopped;
       },
     };
   } catch (err) {
+    await realNode?.stop();
     await controlPlane.stop();
     throw err;
   }
 }
 
 /** One environment per test file (two kwok nodes, the workers of `releases`): started before its tests, stopped after them. */
-export function useKubeBackend(releases?: ChartRelease[], environmentOptions?: { gateway?: boolean }): () => KubeBackendFixture {
+export function useKubeBackend(releases?: ChartRelease[], environmentOptions?: { gateway?: boolean; realNode?: boolean }): () => KubeBackendFixture {
   let environment: KubeBackendEnvironment | undefined;
-  beforeAll(async () => {
-    environment = await startKubeBackendEnvironment({ nodes: 2 }, releases, environmentOptions);
-  });
+  beforeAll(
+    async () => {
+      environment = await startKubeBackendEnvironment({ nodes: 2 }, releases, environmentOptions);
+    },
+    environmentOptions?.realNode ? REAL_NODE_START_TIMEOUT_MS : undefined,
+  );
   afterAll(() => environment?.stop());
   return () => {
     if (!environment) throw new Error('the Kubernetes fixture did not start (see beforeAll)');

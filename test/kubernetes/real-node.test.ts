@@ -1,0 +1,87 @@
+/**
+ * The agent image on a real node: the stock Bazel client builds through its proxy, the workflow, the Kubernetes
+ * backend (as the chart's worker) and the agent pod, whose Bazel server runs inside the container. The pod is
+ * built from the Dockerfile (scripts/install-node.sh), runs under Pod Security `restricted` with its own security
+ * context, is Ready through the kubelet's gRPC probe, and keeps the workspace on a real mount. Suspended, the
+ * session's pod goes; resumed, a new pod on the same volume builds warm.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type ClusterNetwork, startClusterNetwork } from '../harness/cluster-network';
+import { useStack } from '../harness/stack';
+import { waitFor } from '../harness/wait';
+import { type BazelWorkspace, workspaceOfNewUser } from '../data-path/fixture';
+import { useKubeBackend } from './backend-fixture';
+
+jest.setTimeout(300_000);
+
+/** Bazel's summary when the genrule ran (not when its result came from the action cache). */
+const EXECUTED = /processes?: .*\b1 (linux-sandbox|local|processwrapper-sandbox)\b/;
+
+const kube = useKubeBackend(undefined, { realNode: true });
+let network: ClusterNetwork | undefined;
+beforeAll(async () => {
+  network = await startClusterNetwork(kube().controlPlane.kubeConfig);
+});
+afterAll(() => network?.close());
+
+// In a describe block, so that the stack stops (its afterAll runs) before the cluster does.
+describe('a session on a real node', () => {
+  const stack = useStack({ RBS_IDLE_TIMEOUT_MS: '15000' }, () => ({ backend: kube().backend() }));
+  let ws: BazelWorkspace | undefined;
+  afterAll(() => ws?.destroy());
+
+  const agentPod = (namespace: string) => kube().admin.core.readNamespacedPod({ name: 'agent', namespace });
+
+  test('the stock client builds through the agent pod; suspended and resumed onto the same volume, it builds warm', async () => {
+    ws = await workspaceOfNewUser(stack(), 'dana', network!.env);
+    const build = async () => {
+      const result = await ws!.bazel(['build', ...ws!.buildOptions, '//:gen']);
+      if (result.code !== 0) throw new Error(`bazel build exited with ${result.code}:\n${result.stderr}`);
+      return result;
+    };
+
+    const first = await build();
+    expect(first.stderr).toMatch(EXECUTED);
+    expect(fs.readFileSync(path.join(ws.workspace, 'bazel-bin', 'gen.txt'), 'utf8')).toBe('hello\n');
+
+    const [session] = (await stack().worker.store.list()).filter((s) => s.workspace === ws!.workspace);
+    expect(session).toMatchObject({ phase: 'READY', agentAddress: `agent.${session.namespace}.svc:9443` });
+    const namespace = await kube().admin.core.readNamespace({ name: session.namespace });
+    expect(namespace.metadata?.labels?.['pod-security.kubernetes.io/enforce']).toBe('restricted');
+    const pod = await agentPod(session.namespace);
+    expect(pod.spec?.nodeName).toBe(kube().realNode!.name);
+    expect(pod.spec?.containers[0].readinessProbe?.grpc).toBeDefined();
+    expect(pod.status?.containerStatuses?.[0]).toMatchObject({ ready: true, restartCount: 0, state: { running: expect.anything() } });
+    expect(network!.connections.every((c) => c.startsWith(`${session.agentAddress} -> ${pod.status!.podIP}:`))).toBe(true);
+    // The workspace is on the volume the kubelet mounted: the node's local directory holds the copy.
+    const volumeDirs = fs.readdirSync(kube().realNode!.volumesDir);
+    expect(volumeDirs).toHaveLength(1);
+    expect(fs.readFileSync(path.join(kube().realNode!.volumesDir, volumeDirs[0], 'workspace', 'in.txt'), 'utf8')).toBe('hello\n');
+
+    // Idle: suspended, the pod goes, the volume stays.
+    await waitFor(async () => (await stack().worker.store.get(session.sessionId))?.phase === 'SUSPENDED', 60_000, 'idle suspend');
+    await waitFor(
+      () =>
+        agentPod(session.namespace).then(
+          () => false,
+          () => true,
+        ),
+      60_000,
+      'the agent pod to go',
+    );
+
+    // The next command resumes it: a new pod on the same volume, whose new Bazel server finds its action cache
+    // there and runs nothing; then an edit is built.
+    const second = await build();
+    expect(second.stderr).not.toMatch(EXECUTED);
+    const resumed = await agentPod(session.namespace);
+    expect(resumed.metadata?.uid).not.toBe(pod.metadata?.uid);
+    expect(resumed.spec?.nodeName).toBe(kube().realNode!.name);
+    expect(fs.readdirSync(kube().realNode!.volumesDir)).toEqual(volumeDirs);
+    fs.writeFileSync(path.join(ws.workspace, 'in.txt'), 'hello again\n');
+    const third = await build();
+    expect(third.stderr).toMatch(EXECUTED);
+    expect(fs.readFileSync(path.join(ws.workspace, 'bazel-bin', 'gen.txt'), 'utf8')).toBe('hello again\n');
+  });
+});
