@@ -16,7 +16,10 @@ ln -sf ../lib/node_modules/corepack/dist/corepack.js "$R/usr/bin/corepack"
 # global cafile setting, as the host has them. For local test images only; never for a published image.
 mkdir -p "$R/usr/local/share/ca-certificates" "$R/usr/etc"
 cp /usr/local/share/ca-certificates/*.crt "$R/usr/local/share/ca-certificates/" 2>/dev/null || true
-[ -f /usr/etc/npmrc ] && cp /usr/etc/npmrc "$R/usr/etc/npmrc"; [ -f /etc/npmrc ] && cp /etc/npmrc "$R/etc/npmrc"
+# Only where npm finds its CAs: never a token the host's files may hold.
+for rc in /usr/etc/npmrc /etc/npmrc; do
+  if [ -f "$rc" ]; then grep -E '^(cafile|strict-ssl)=' "$rc" > "$R$rc" || true; fi
+done
 # What debian:bookworm-slim (under node:*-bookworm-slim) adds to a plain debootstrap: apt drops downloaded .debs
 # after each install, and dpkg leaves out docs, man pages and locales. Without these the Dockerfile's
 # `rm -rf /var/lib/apt/lists/*` still leaves /var/cache/apt/archives behind (330 MB in the agent layer).

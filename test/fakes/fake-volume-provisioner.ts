@@ -106,7 +106,8 @@ export async function startFakeVolumeProvisioner(kubeConfig: KubeConfig, local?:
     const name = pv.metadata!.name!;
     const deleteShare = pv.spec?.persistentVolumeReclaimPolicy === 'Delete';
     if (pv.metadata?.deletionTimestamp && pv.metadata.finalizers?.includes(FINALIZER)) {
-      if (deleteShare && pv.spec?.local) fs.rmSync(pv.spec.local.path, { recursive: true, force: true });
+      const localPath = pv.spec?.local?.path;
+      if (deleteShare && local && localPath && path.dirname(localPath) === local.dir) fs.rmSync(localPath, { recursive: true, force: true });
       if (deleteShare) deleted.push(pv.spec?.local?.path ?? pv.spec!.csi!.volumeHandle);
       const finalizers = pv.metadata.finalizers.filter((f) => f !== FINALIZER);
       const patch = [

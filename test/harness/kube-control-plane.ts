@@ -121,16 +121,32 @@ function checkTuning({ controllerManagerRate, schedulerRate, maxRequestsInflight
 }
 
 async function start(tools: KubeTools, dir: string, nodeCount: number, options: KubeControlPlaneOptions, components: Components): Promise<KubeControlPlane> {
-  const [etcdPort, etcdPeerPort, apiPort, controllerManagerPort, schedulerPort] = await freePorts(5);
+  const [etcdPort, etcdPeerPort, etcdHealthPort, apiPort, controllerManagerPort, schedulerPort] = await freePorts(6);
   const server = `https://127.0.0.1:${apiPort}`;
   const pki = createKubePki(path.join(dir, 'pki'));
   const startup: Startup = { tools, dir, pki, server, options, deadline: Date.now() + START_TIMEOUT_MS, components };
 
-  components.etcd = run(startup, 'etcd', tools.etcd, etcdArgs(path.join(dir, 'etcd'), etcdPort, etcdPeerPort));
-  await waitUntil(startup, [components.etcd], 'etcd /health', () => fetch(`http://127.0.0.1:${etcdPort}/health`).then((r) => r.ok));
+  // With a real node, whoever writes etcd runs code as root there: only holders of the CA's certificates may.
+  const etcd = writeCredentials(dir, 'etcd', pki.etcdCredentials());
+  components.etcd = run(
+    startup,
+    'etcd',
+    tools.etcd,
+    etcdArgs(path.join(dir, 'etcd'), { client: etcdPort, peer: etcdPeerPort, health: etcdHealthPort }, etcd, pki),
+  );
+  await waitUntil(startup, [components.etcd], 'etcd /health', () => fetch(`http://127.0.0.1:${etcdHealthPort}/health`).then((r) => r.ok));
 
+  const etcdClient = writeCredentials(dir, 'apiserver-etcd-client', pki.clientCredentials('kube-apiserver-etcd-client', []));
   const kubeletClient = writeCredentials(dir, 'apiserver-kubelet-client', pki.clientCredentials('kube-apiserver-kubelet-client', ['system:masters']));
-  const apiserver = [...apiserverArgs(pki, dir, apiPort, etcdPort, options.maxRequestsInflight), ...kubeletClient];
+  const apiserver = [
+    ...apiserverArgs(pki, dir, apiPort, etcdPort, options.maxRequestsInflight),
+    `--etcd-cafile=${pki.files.ca}`,
+    `--etcd-certfile=${etcdClient.cert}`,
+    `--etcd-keyfile=${etcdClient.key}`,
+    `--kubelet-client-certificate=${kubeletClient.cert}`,
+    `--kubelet-client-key=${kubeletClient.key}`,
+    '--kubelet-preferred-address-types=InternalIP', // a node's Hostname would be looked up in the machine's DNS
+  ];
   components.apiserver = run(startup, 'kube-apiserver', tools.apiserver, apiserver);
   const kubeconfigPath = kubeconfig(startup, 'admin', 'rbs-test-admin', ['system:masters']);
   const kubeConfig = new KubeConfig();
@@ -230,19 +246,19 @@ async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
-/** The apiserver's certificate towards kubelets (a real node's: logs, exec), and how it finds them. */
-function writeCredentials(dir: string, name: string, credentials: ClientCredentials): string[] {
+/** Writes a certificate and its key into the PKI directory; returns their files. */
+function writeCredentials(dir: string, name: string, credentials: ClientCredentials): { cert: string; key: string } {
   const cert = path.join(dir, 'pki', `${name}.crt`);
   const key = path.join(dir, 'pki', `${name}.key`);
   fs.writeFileSync(cert, credentials.certPem);
   fs.writeFileSync(key, credentials.keyPem, { mode: 0o600 });
-  // A node's InternalIP: its Hostname would be looked up in the machine's DNS.
-  return [`--kubelet-client-certificate=${cert}`, `--kubelet-client-key=${key}`, '--kubelet-preferred-address-types=InternalIP'];
+  return { cert, key };
 }
 
-function etcdArgs(dataDir: string, port: number, peerPort: number): string[] {
-  const client = `http://127.0.0.1:${port}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
+/** etcd on TLS with client certificates from the test CA on both its ports; plain HTTP only for /health and /metrics. */
+function etcdArgs(dataDir: string, ports: { client: number; peer: number; health: number }, tls: { cert: string; key: string }, pki: KubePki): string[] {
+  const client = `https://127.0.0.1:${ports.client}`;
+  const peer = `https://127.0.0.1:${ports.peer}`;
   return [
     `--data-dir=${dataDir}`,
     `--listen-client-urls=${client}`,
@@ -250,6 +266,15 @@ function etcdArgs(dataDir: string, port: number, peerPort: number): string[] {
     `--listen-peer-urls=${peer}`, // not the default :2380, which another etcd may hold
     `--initial-advertise-peer-urls=${peer}`,
     `--initial-cluster=default=${peer}`,
+    `--listen-metrics-urls=http://127.0.0.1:${ports.health}`,
+    `--cert-file=${tls.cert}`,
+    `--key-file=${tls.key}`,
+    '--client-cert-auth',
+    `--trusted-ca-file=${pki.files.ca}`,
+    `--peer-cert-file=${tls.cert}`,
+    `--peer-key-file=${tls.key}`,
+    '--peer-client-cert-auth',
+    `--peer-trusted-ca-file=${pki.files.ca}`,
     '--logger=zap',
     '--log-level=warn',
   ];
@@ -260,7 +285,7 @@ function apiserverArgs(pki: KubePki, dir: string, port: number, etcdPort: number
     '--bind-address=127.0.0.1',
     '--advertise-address=127.0.0.1',
     `--secure-port=${port}`,
-    `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+    `--etcd-servers=https://127.0.0.1:${etcdPort}`,
     '--etcd-prefix=/registry',
     `--tls-cert-file=${pki.files.servingCert}`,
     `--tls-private-key-file=${pki.files.servingKey}`,

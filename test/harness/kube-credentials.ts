@@ -27,6 +27,8 @@ export interface KubePki {
   };
   /** A certificate the apiserver authenticates as `user` in `groups`. */
   clientCredentials(user: string, groups: string[]): ClientCredentials;
+  /** etcd's, for 127.0.0.1, as server and as its own peer. */
+  etcdCredentials(): ClientCredentials;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -119,7 +121,7 @@ export function createKubePki(dir: string): KubePki {
     ca,
     30 * DAY_MS,
   );
-  const leaf = (subject: x509.JsonName, usage: x509.ExtendedKeyUsage, extra: x509.Extension[] = []) => {
+  const leaf = (subject: x509.JsonName, usage: x509.ExtendedKeyUsage[], extra: x509.Extension[] = []) => {
     const keys = newKeys();
     const certPem = certificate(
       new x509.Name(subject),
@@ -127,7 +129,7 @@ export function createKubePki(dir: string): KubePki {
       [
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([usage]),
+        new x509.ExtendedKeyUsageExtension(usage),
         ...extra,
       ],
       ca,
@@ -135,12 +137,11 @@ export function createKubePki(dir: string): KubePki {
     );
     return { certPem, keyPem: keyPem(keys.privateKey) };
   };
-  const serving = leaf([{ CN: ['kube-apiserver'] }], x509.ExtendedKeyUsage.serverAuth, [
-    new x509.SubjectAlternativeNameExtension([
-      { type: 'ip', value: '127.0.0.1' },
-      { type: 'dns', value: 'localhost' },
-    ]),
+  const loopback = new x509.SubjectAlternativeNameExtension([
+    { type: 'ip', value: '127.0.0.1' },
+    { type: 'dns', value: 'localhost' },
   ]);
+  const serving = leaf([{ CN: ['kube-apiserver'] }], [x509.ExtendedKeyUsage.serverAuth], [loopback]);
   const serviceAccount = newKeys();
   const file = (name: string) => path.join(dir, name);
   fs.writeFileSync(file('ca.crt'), caPem);
@@ -158,8 +159,9 @@ export function createKubePki(dir: string): KubePki {
     clientCredentials(user, groups) {
       checkSubjectName('user name', user);
       for (const group of groups) checkSubjectName('group name', group);
-      return leaf([...groups.map((g) => ({ O: [g] })), { CN: [user] }], x509.ExtendedKeyUsage.clientAuth);
+      return leaf([...groups.map((g) => ({ O: [g] })), { CN: [user] }], [x509.ExtendedKeyUsage.clientAuth]);
     },
+    etcdCredentials: () => leaf([{ CN: ['etcd'] }], [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], [loopback]),
   };
 }
 

@@ -153,13 +153,14 @@ export async function startKubeBackendEnvironment(
 /** One environment per test file (two kwok nodes, the workers of `releases`): started before its tests, stopped after them. */
 export function useKubeBackend(releases?: ChartRelease[], environmentOptions?: { gateway?: boolean; realNode?: boolean }): () => KubeBackendFixture {
   let environment: KubeBackendEnvironment | undefined;
-  beforeAll(
-    async () => {
-      environment = await startKubeBackendEnvironment({ nodes: 2 }, releases, environmentOptions);
-    },
-    environmentOptions?.realNode ? REAL_NODE_START_TIMEOUT_MS : undefined,
-  );
-  afterAll(() => environment?.stop());
+  let starting: Promise<KubeBackendEnvironment> | undefined;
+  const timeoutMs = environmentOptions?.realNode ? REAL_NODE_START_TIMEOUT_MS : undefined;
+  beforeAll(async () => {
+    starting = startKubeBackendEnvironment({ nodes: 2 }, releases, environmentOptions);
+    environment = await starting;
+  }, timeoutMs);
+  // A start that outlived its beforeAll is still stopped once it is done (a real node must not be left running).
+  afterAll(async () => (environment ?? (await starting?.catch(() => undefined)))?.stop(), timeoutMs);
   return () => {
     if (!environment) throw new Error('the Kubernetes fixture did not start (see beforeAll)');
     return environment;
