@@ -7,8 +7,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { status } from '@grpc/grpc-js';
 import { type ClusterNetwork, startClusterNetwork } from '../harness/cluster-network';
-import { useStack } from '../harness/stack';
+import { PAUSE_TEST_IMAGE } from '../harness/kube-node';
+import { startStack, useStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 import { type BazelWorkspace, workspaceOfNewUser } from '../data-path/fixture';
 import { useKubeBackend } from './backend-fixture';
@@ -84,4 +86,26 @@ describe('a session on a real node', () => {
     expect(third.stderr).toMatch(EXECUTED);
     expect(fs.readFileSync(path.join(ws.workspace, 'bazel-bin', 'gen.txt'), 'utf8')).toBe('hello again\n');
   });
+});
+
+// What the kubelet itself finds wrong with an image, which kwok cannot play.
+test.each([
+  ['an image the node cannot pull', 'localhost/rbs/agent:absent', /ImagePullBackOff: agent of session .* cannot pull image localhost\/rbs\/agent:absent: \w+/],
+  [
+    'an image that would run as root',
+    PAUSE_TEST_IMAGE,
+    /ContainerConfigError: agent of session .* cannot be created: CreateContainerConfigError: container has runAsNonRoot and image will run as root/,
+  ],
+])("%s: the session ends FAILED with the kubelet's reason, and nothing is left", async (_what, agentImage, reason) => {
+  const stack = await startStack({}, { backend: kube().backend({ agentImage }) });
+  try {
+    const client = await stack.client('erin');
+    await expect(client.getServer(stack.workspace())).rejects.toMatchObject({ code: status.FAILED_PRECONDITION, details: expect.stringMatching(reason) });
+    const [failed] = await client.listSessions({ includeFinished: true });
+    expect(failed).toMatchObject({ phase: 'FAILED', failureReason: expect.stringMatching(reason) });
+    await kube().namespaceGone(failed.namespace);
+    expect(await stack.worker.backend.listAgents()).toEqual([]);
+  } finally {
+    await stack.stop();
+  }
 });
