@@ -42,9 +42,26 @@ fi
 # whose Go build cache it reuses.
 bash scripts/install-temporal-server.sh
 
+# npm ci takes a minute (better-sqlite3 compiles from source), so its result is kept, keyed by the lock file and
+# Node's version, and a fresh clone links to it (hard links: a few seconds). Nothing writes into node_modules
+# in place; npm replaces files rather than rewriting them.
+deps=$CACHE/node_modules-$( (cat package-lock.json && node --version) | sha256sum | cut -c1-16)
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "installing npm dependencies"
-  npm ci --no-audit --no-fund --loglevel=error
+  rm -rf node_modules
+  if [ -f "$deps/.package-lock.json" ]; then
+    say "linking npm dependencies from $deps"
+    cp -al "$deps" node_modules 2>/dev/null || { rm -rf node_modules && cp -a "$deps" node_modules; } # another filesystem
+  else
+    say "installing npm dependencies"
+    npm ci --no-audit --no-fund --loglevel=error
+    rm -rf "$deps.tmp"
+    { cp -al node_modules "$deps.tmp" 2>/dev/null || cp -a node_modules "$deps.tmp"; } && mv -T "$deps.tmp" "$deps" 2>/dev/null ||
+      rm -rf "$deps.tmp"
+    # The two newest lock files' dependencies are enough.
+    find "$CACHE" -maxdepth 1 -name 'node_modules-*' ! -name '*.tmp' -printf '%T@ %p\n' | sort -rn | tail -n +3 | cut -d' ' -f2- |
+      xargs -r rm -rf
+  fi
+  touch node_modules/.package-lock.json
 fi
 # `npx rbs` finds the CLI here (npm does not link a package's own bin into its node_modules).
 ln -sf ../../cli/rbs.js node_modules/.bin/rbs
