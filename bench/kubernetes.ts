@@ -76,7 +76,7 @@ export async function benchKubernetes(): Promise<void> {
   const children: Child[] = [];
   const clients: Client[] = [];
   try {
-    const address = await startRbs(home, logs, kube.workerKubeconfigPath, children);
+    const address = await startRbs(home, logs, kube.workerKubeconfigPath, children, AGENT_PROFILE);
     const ca = await CertificateAuthority.loadOrCreate(homePaths(home).pki);
     const clientFor = async (user: string): Promise<Client> => {
       const orchestrator = new OrchestratorClient(address, { caCertPem: ca.certPem, ...(await ca.issue({ kind: 'user', user, operator: false })) });
@@ -159,10 +159,13 @@ export async function benchKubernetes(): Promise<void> {
 }
 
 /** On the developer's machine: the worker never reads it. */
-const workspaceOf = (user: string) => `/home/${user}/src`;
+export const workspaceOf = (user: string) => `/home/${user}/src`;
 
-/** Temporal, the worker (with the worker's kubeconfig) and the orchestrator, as processes; returns the orchestrator's address. */
-async function startRbs(home: string, logs: string, workerKubeconfig: string, children: Child[]): Promise<string> {
+/**
+ * Temporal, the worker (with the worker's kubeconfig, TEST_BACKEND_ENV and `workerEnv`) and the orchestrator, as
+ * processes; returns the orchestrator's address.
+ */
+export async function startRbs(home: string, logs: string, workerKubeconfig: string, children: Child[], workerEnv: Record<string, string>): Promise<string> {
   const temporal = await startTemporalDevServer({ logFile: path.join(logs, 'temporal.log') });
   children.push(temporal.child);
   const config = loadConfig({ RBS_HOME: home, RBS_TEMPORAL_ADDRESS: temporal.address, RBS_ORCHESTRATOR_LISTEN: `127.0.0.1:${await freePort()}` });
@@ -179,7 +182,7 @@ async function startRbs(home: string, logs: string, workerKubeconfig: string, ch
       logFile: path.join(logs, `${name}.log`),
       env: serviceEnv,
     });
-  children.push(service('worker', { ...env, ...TEST_BACKEND_ENV, ...AGENT_PROFILE, KUBECONFIG: workerKubeconfig }));
+  children.push(service('worker', { ...env, ...TEST_BACKEND_ENV, ...workerEnv, KUBECONFIG: workerKubeconfig }));
   children.push(service('orchestrator', env));
   const failed = () => children.map((c) => c.exited() && `${c.exited()}:\n${c.logTail()}`).find(Boolean) || null;
   const [host, port] = config.orchestrator.listen.split(':');

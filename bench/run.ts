@@ -4,6 +4,7 @@ import { benchControlPlane } from './control-plane';
 import { benchDataPath } from './data-path';
 import { benchKubernetes } from './kubernetes';
 import { benchOutputs } from './outputs';
+import { benchRealNode } from './real-node';
 import { benchSoak } from './soak';
 
 async function main() {
@@ -12,6 +13,7 @@ async function main() {
   await benchOutputs();
   await benchBazelRun();
   await benchKubernetes();
+  await benchRealNode();
   await benchSoak();
 }
 
