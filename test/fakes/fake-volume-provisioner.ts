@@ -33,6 +33,8 @@ export interface FakeVolumeProvisioner {
   /** volumeHandles of the shares it made, and of those it deleted, in order. */
   readonly created: string[];
   readonly deleted: string[];
+  /** While true, a local volume's directory is not made: the kubelet cannot mount it. */
+  skipLocalDirectories: boolean;
   stop(): Promise<void>;
 }
 
@@ -64,12 +66,23 @@ export async function startFakeVolumeProvisioner(kubeConfig: KubeConfig, local?:
 
   const created: string[] = [];
   const deleted: string[] = [];
+  let running = true;
+  let loop: Promise<void> = Promise.resolve();
+  const provisioner: FakeVolumeProvisioner = {
+    created,
+    deleted,
+    skipLocalDirectories: false,
+    async stop() {
+      running = false;
+      await loop;
+    },
+  };
 
   async function provision(claim: V1PersistentVolumeClaim): Promise<void> {
     const name = `pvc-${claim.metadata!.uid}`;
     const onNode = local && claim.metadata!.annotations![SELECTED_NODE] === local.node ? local : undefined;
     const volumeHandle = onNode ? path.join(onNode.dir, name) : `modeInstance/fake-zone/fake-${claim.metadata!.uid}/vol1`;
-    if (onNode) fs.mkdirSync(volumeHandle, { recursive: true });
+    if (onNode && !provisioner.skipLocalDirectories) fs.mkdirSync(volumeHandle, { recursive: true });
     const source: Pick<V1PersistentVolumeSpec, 'csi' | 'local' | 'nodeAffinity'> = onNode
       ? {
           local: { path: volumeHandle },
@@ -129,8 +142,7 @@ export async function startFakeVolumeProvisioner(kubeConfig: KubeConfig, local?:
     await Promise.all([...waiting.map(provision), ...ours.map(reclaim)]);
   }
 
-  let running = true;
-  const loop = (async () => {
+  loop = (async () => {
     while (running) {
       // A conflict or a vanished object is the next round's business.
       await reconcile().catch((err) => {
@@ -140,12 +152,5 @@ export async function startFakeVolumeProvisioner(kubeConfig: KubeConfig, local?:
     }
   })();
 
-  return {
-    created,
-    deleted,
-    async stop() {
-      running = false;
-      await loop;
-    },
-  };
+  return provisioner;
 }

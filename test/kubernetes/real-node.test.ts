@@ -88,6 +88,13 @@ describe('a session on a real node', () => {
   });
 });
 
+/** The failed session's namespace is on its way out (the kwok suites wait for it to go) and its agent is gone. */
+async function expectRemoved(namespace: string): Promise<void> {
+  const left = await kube().namespace(namespace);
+  expect(left === null || left.metadata?.deletionTimestamp !== undefined).toBe(true);
+  expect(await kube().backend().listAgents()).toEqual([]);
+}
+
 // What the kubelet itself finds wrong with an image, which kwok cannot play.
 test.each([
   ['an image the node cannot pull', 'localhost/rbs/agent:absent', /ImagePullBackOff: agent of session .* cannot pull image localhost\/rbs\/agent:absent: \w+/],
@@ -103,9 +110,23 @@ test.each([
     await expect(client.getServer(stack.workspace())).rejects.toMatchObject({ code: status.FAILED_PRECONDITION, details: expect.stringMatching(reason) });
     const [failed] = await client.listSessions({ includeFinished: true });
     expect(failed).toMatchObject({ phase: 'FAILED', failureReason: expect.stringMatching(reason) });
-    await kube().namespaceGone(failed.namespace);
-    expect(await stack.worker.backend.listAgents()).toEqual([]);
+    await expectRemoved(failed.namespace);
   } finally {
+    await stack.stop();
+  }
+});
+
+test("a volume the kubelet cannot mount: the session ends FAILED at its deadline, quoting the kubelet's warning", async () => {
+  kube().provisioner.skipLocalDirectories = true;
+  const stack = await startStack({ RBS_AGENT_READY_TIMEOUT_MS: '12000' }, { backend: kube().backend() });
+  try {
+    const client = await stack.client('fay');
+    const reason = /Timeout: agent of session .* not ready after 12000 ms: .*; last warning: FailedMount: .*does not exist/;
+    await expect(client.getServer(stack.workspace())).rejects.toMatchObject({ code: status.FAILED_PRECONDITION, details: expect.stringMatching(reason) });
+    const [failed] = await client.listSessions({ includeFinished: true });
+    await expectRemoved(failed.namespace);
+  } finally {
+    kube().provisioner.skipLocalDirectories = false;
     await stack.stop();
   }
 });

@@ -277,6 +277,10 @@ agentTlsSecret: agent-tls
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch, create, patch, delete]
+# Why an agent pod was never Ready (a volume that did not mount, a probe that never passed): its last warning.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [list]
 # Whether an agent's node still exists: a deleted node's pods are gone.
 - apiGroups: [""]
   resources: [nodes]

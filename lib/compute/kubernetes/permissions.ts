@@ -27,6 +27,8 @@ export const BACKEND_RULES: V1PolicyRule[] = [
   { apiGroups: [''], resources: ['secrets'], resourceNames: [AGENT.tlsSecret], verbs: ['get', 'patch'] },
   // The agent: applied, read, watched until ready, listed by cleanup, deleted on suspend.
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
+  // Why an agent pod was never Ready (a volume that did not mount, a probe that never passed): its last warning.
+  { apiGroups: [''], resources: ['events'], verbs: ['list'] },
   // Whether an agent's node still exists (agentProblem, deletePod): a deleted node's pods are gone.
   { apiGroups: [''], resources: ['nodes'], verbs: ['get'] },
   // Volumes: found by label, re-bound and retained (patch), deleted when they expire.

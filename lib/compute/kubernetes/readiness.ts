@@ -47,7 +47,32 @@ export async function waitForAgentPod(api: KubeApi, namespace: string, sessionId
   const agent = `agent of session ${sessionId} in ${namespace}`;
   if (verdict.kind === 'failed') throw new AgentStartError(verdict.reason, `${agent}: ${verdict.detail}`);
   const reason = verdict.unschedulable ? 'Unschedulable' : 'Timeout';
-  throw new AgentStartError(reason, `${agent} not ready after ${wait.deadlineMs} ms: ${verdict.progress.detail}`);
+  const warning = verdict.unschedulable ? '' : await lastWarning(api, namespace);
+  throw new AgentStartError(reason, `${agent} not ready after ${wait.deadlineMs} ms: ${verdict.progress.detail}${warning}`);
+}
+
+/** Longest warning message quoted (a probe's output can be long). */
+const WARNING_CHARS = 400;
+
+/**
+ * What the kubelet last warned about the agent pod, which its status does not say: a volume that did not
+ * mount (FailedMount), a probe that failed (Unhealthy). '' when there is none or it cannot be read: the
+ * timeout is the news, this only explains it.
+ */
+async function lastWarning(api: KubeApi, namespace: string): Promise<string> {
+  try {
+    const { items } = await api.core.listNamespacedEvent({
+      namespace,
+      fieldSelector: `involvedObject.kind=Pod,involvedObject.name=${AGENT.name},type=Warning`,
+    });
+    const at = (e: (typeof items)[number]) => new Date(e.lastTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp ?? 0).getTime();
+    const last = items.sort((a, b) => at(a) - at(b)).pop();
+    if (!last) return '';
+    const message = (last.message ?? '').replace(/\s+/g, ' ').trim();
+    return `; last warning: ${last.reason}: ${message.length > WARNING_CHARS ? `${message.slice(0, WARNING_CHARS)}…` : message}`;
+  } catch {
+    return '';
+  }
 }
 
 /**
