@@ -43,19 +43,26 @@ export async function startRealNode(controlPlane: KubeControlPlane): Promise<Rea
   for (const archive of archives) if (!fs.existsSync(archive)) throw new Error(`no image archive ${archive}: ${INSTALL_NODE}`);
   const kubelet = kubeletBinary();
   const lock = await lockHost();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-node-'));
-  const suffix = path
-    .basename(dir)
-    .slice(-6)
-    .toLowerCase()
-    .replace(/[^a-z0-9]/g, '0');
-  const node: NodeState = {
-    dir,
-    name: `real-node-${suffix}`,
-    subnet: `198.18.${Math.floor(Math.random() * 250) + 1}.0/24`, // the benchmarking range: no LAN uses it
-    changes: recordHostChanges(dir, `rbs${suffix}`),
-    children: [],
-  };
+  let node: NodeState;
+  try {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-node-'));
+    const suffix = path
+      .basename(dir)
+      .slice(-6)
+      .toLowerCase()
+      .replace(/[^a-z0-9]/g, '0');
+    node = {
+      dir,
+      name: `real-node-${suffix}`,
+      subnet: `198.18.${Math.floor(Math.random() * 250) + 1}.0/24`, // the benchmarking range: no LAN uses it
+      changes: recordHostChanges(dir, `rbs${suffix}`),
+      children: [],
+    };
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+  const { dir } = node;
   const stop = async () => {
     try {
       for (const child of [...node.children].reverse()) await child.stop(); // the kubelet first, then containerd
