@@ -7,7 +7,8 @@
 import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type BazelResult, bazelServersOn, isAlive, pidsWhere } from '../data-path/fixture';
+import { type BazelResult, bazelServersOn, isAlive } from '../data-path/fixture';
+import { pidsWhere } from '../harness/processes';
 import { rsyncsIn, snapshot } from '../sync/fixture';
 import { waitFor } from '../harness/wait';
 import { type ChaosCase, caseName } from './cases';

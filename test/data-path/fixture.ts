@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { writeTlsMaterial } from '../../lib/grpc/tls';
 import { repoRoot } from '../../lib/local/tools';
 import type { CertificateAuthority } from '../../lib/pki/ca';
+import { pidsWhere } from '../harness/processes';
 import type { TestStack } from '../harness/stack';
 
 const RBS = path.join(repoRoot(), 'cli', 'rbs.js');
@@ -179,20 +180,6 @@ export function bazelServersOn(outputBase: string): number[] {
     const argv = cmdline.split('\0');
     return argv.includes(`--output_base=${outputBase}`) && argv.some((arg) => arg.endsWith('/A-server.jar'));
   });
-}
-
-/** Pids of processes (other than this one) whose NUL-separated command line `matches`. */
-export function pidsWhere(matches: (cmdline: string) => boolean): number[] {
-  return fs
-    .readdirSync('/proc')
-    .filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid)
-    .flatMap((name) => {
-      try {
-        return matches(fs.readFileSync(`/proc/${name}/cmdline`, 'latin1')) ? [Number(name)] : [];
-      } catch {
-        return [];
-      }
-    });
 }
 
 /** A workspace of a new user `name` of `stack`, whose proxy gets its sessions from that stack; `env` adds to the proxy's. */

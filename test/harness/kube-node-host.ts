@@ -9,6 +9,7 @@ import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_pro
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { pidsWhere } from './processes';
 
 const LOCK = '/run/rbs-real-node.lock';
 const STATE = '/run/rbs-real-node.json';
@@ -139,10 +140,9 @@ async function killContainers(runcRoot: string): Promise<void> {
 
 /** containerd, the kubelet and the shims all name the node's directory in their command line. */
 function killProcessesNaming(dir: string): void {
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+  for (const pid of pidsWhere((cmdline) => cmdline.includes(dir))) {
     try {
-      if (fs.readFileSync(`/proc/${entry}/cmdline`, 'latin1').includes(dir)) process.kill(Number(entry), 'SIGKILL');
+      process.kill(pid, 'SIGKILL');
     } catch {
       /* gone */
     }
