@@ -16,7 +16,7 @@ import { CoreV1Api, Health, KubeConfig, type V1Node } from '@kubernetes/client-n
 import { startChild, type Child } from '../../lib/local/child';
 import { freePort } from '../../lib/local/ports';
 import { kubeTools, repoRoot, type KubeTools } from '../../lib/local/tools';
-import { createKubePki, writeKubeconfig, type ClientCredentials, type KubePki } from './kube-credentials';
+import { createKubePki, writeCredentials, writeKubeconfig, type KubePki } from './kube-credentials';
 import { waitFor } from './wait';
 
 export interface KubeControlPlane {
@@ -127,7 +127,7 @@ async function start(tools: KubeTools, dir: string, nodeCount: number, options: 
   const startup: Startup = { tools, dir, pki, server, options, deadline: Date.now() + START_TIMEOUT_MS, components };
 
   // With a real node, whoever writes etcd runs code as root there: only holders of the CA's certificates may.
-  const etcd = writeCredentials(dir, 'etcd', pki.etcdCredentials());
+  const etcd = writeCredentials(path.join(dir, 'pki'), 'etcd', pki.etcdCredentials());
   components.etcd = run(
     startup,
     'etcd',
@@ -136,8 +136,12 @@ async function start(tools: KubeTools, dir: string, nodeCount: number, options: 
   );
   await waitUntil(startup, [components.etcd], 'etcd /health', () => fetch(`http://127.0.0.1:${etcdHealthPort}/health`).then((r) => r.ok));
 
-  const etcdClient = writeCredentials(dir, 'apiserver-etcd-client', pki.clientCredentials('kube-apiserver-etcd-client', []));
-  const kubeletClient = writeCredentials(dir, 'apiserver-kubelet-client', pki.clientCredentials('kube-apiserver-kubelet-client', ['system:masters']));
+  const etcdClient = writeCredentials(path.join(dir, 'pki'), 'apiserver-etcd-client', pki.clientCredentials('kube-apiserver-etcd-client', []));
+  const kubeletClient = writeCredentials(
+    path.join(dir, 'pki'),
+    'apiserver-kubelet-client',
+    pki.clientCredentials('kube-apiserver-kubelet-client', ['system:masters']),
+  );
   const apiserver = [
     ...apiserverArgs(pki, dir, apiPort, etcdPort, options.maxRequestsInflight),
     `--etcd-cafile=${pki.files.ca}`,
@@ -244,15 +248,6 @@ async function freePorts(count: number): Promise<number[]> {
     if (!ports.includes(port)) ports.push(port);
   }
   return ports;
-}
-
-/** Writes a certificate and its key into the PKI directory; returns their files. */
-function writeCredentials(dir: string, name: string, credentials: ClientCredentials): { cert: string; key: string } {
-  const cert = path.join(dir, 'pki', `${name}.crt`);
-  const key = path.join(dir, 'pki', `${name}.key`);
-  fs.writeFileSync(cert, credentials.certPem);
-  fs.writeFileSync(key, credentials.keyPem, { mode: 0o600 });
-  return { cert, key };
 }
 
 /** etcd on TLS with client certificates from the test CA on both its ports; plain HTTP only for /health and /metrics. */

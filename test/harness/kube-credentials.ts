@@ -165,6 +165,13 @@ export function createKubePki(dir: string): KubePki {
   };
 }
 
+/** Writes `<name>.crt` and `<name>.key` (private) into `dir`; returns their files. */
+export function writeCredentials(dir: string, name: string, credentials: ClientCredentials): { cert: string; key: string } {
+  const cert = path.join(dir, `${name}.crt`);
+  fs.writeFileSync(cert, credentials.certPem);
+  return { cert, key: writeSecret(path.join(dir, `${name}.key`), credentials.keyPem) };
+}
+
 /** Writes a kubeconfig (JSON, which every kubeconfig reader accepts) for `server` as the holder of `client`. */
 export function writeKubeconfig(file: string, server: string, caPem: string, client: ClientCredentials): string {
   const base64 = (text: string) => Buffer.from(text).toString('base64');
