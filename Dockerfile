@@ -48,21 +48,20 @@ ARG GID
 RUN groupadd --non-unique --gid "${GID}" rbs \
  && useradd --non-unique --uid "${UID}" --gid "${GID}" --home-dir /var/lib/rbs --create-home --shell /usr/sbin/nologin rbs
 ENV NODE_ENV=production RBS_HOME=/var/lib/rbs
+USER ${UID}:${GID}
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "dist/cli/main.js", "help"]
 
 FROM account AS agent
 ARG UID
 ARG GID
+USER root
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bazel-bootstrap \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=app /app ./
 USER ${UID}:${GID}
+COPY --from=app /app ./
 
-# Last, so a plain `docker build` makes the control-plane image.
+# Last, so a plain `docker build` makes the control-plane image. COPY makes root's files whatever the USER.
 FROM account AS control-plane
-ARG UID
-ARG GID
 COPY --from=app /app ./
-USER ${UID}:${GID}
