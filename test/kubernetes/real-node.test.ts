@@ -55,6 +55,7 @@ describe('a session on a real node', () => {
     expect(pod.spec?.nodeName).toBe(kube().realNode!.name);
     expect(pod.spec?.containers[0].readinessProbe?.grpc).toBeDefined();
     expect(pod.status?.containerStatuses?.[0]).toMatchObject({ ready: true, restartCount: 0, state: { running: expect.anything() } });
+    expect(network!.connections.length).toBeGreaterThan(0);
     expect(network!.connections.every((c) => c.startsWith(`${session.agentAddress} -> ${pod.status!.podIP}:`))).toBe(true);
     // The workspace is on the volume the kubelet mounted: the node's local directory holds the copy.
     const volumeDirs = fs.readdirSync(kube().realNode!.volumesDir);
