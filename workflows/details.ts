@@ -3,7 +3,7 @@
  * starts, and current details the workflow keeps up to date (setCurrentDetails). Pure, so that
  * the orchestrator, the workflow and the tests share one wording.
  */
-import type { ActivityFunctionWithOptions, ActivityInterfaceFor } from '@temporalio/workflow';
+import type { ActivityFunctionWithOptions, ActivityInterfaceFor, LocalActivityInterfaceFor } from '@temporalio/workflow';
 import type { Session } from '../lib/domain';
 
 /**
@@ -109,11 +109,11 @@ export function activitySummary(activity: string, arg: unknown): string | undefi
   return typeof arg === 'object' && arg !== null ? summary(arg as ActivityTarget) : undefined;
 }
 
-/** The same activities, each scheduled with its summary (activitySummary). */
-export function summarized<A extends object>(activities: ActivityInterfaceFor<A>): ActivityInterfaceFor<A> {
+/** The same activities, local or not, each scheduled with its summary (activitySummary). */
+export function summarized<I extends ActivityInterfaceFor<object> | LocalActivityInterfaceFor<object>>(activities: I): I {
   return new Proxy(activities, {
     get(target, name) {
-      const activity = target[name as keyof A] as ActivityFunctionWithOptions<(...args: unknown[]) => Promise<unknown>>;
+      const activity = target[name as keyof I] as ActivityFunctionWithOptions<(...args: unknown[]) => Promise<unknown>>;
       return (...args: unknown[]) => activity.executeWithOptions({ summary: activitySummary(String(name), args[0]) }, args);
     },
   });

@@ -46,13 +46,15 @@ const ACTIVITY_RECORD_PATCH = 'record-activity';
 const RETRY: RetryPolicy = { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s' };
 
 /** Quick, idempotent steps. A step that keeps failing gives up after two minutes. */
-const steps = summarized(
-  proxyActivities<Activities>({
-    startToCloseTimeout: '15s',
-    scheduleToCloseTimeout: '2m',
-    retry: RETRY,
-  }),
-);
+const QUICK = { startToCloseTimeout: '15s', scheduleToCloseTimeout: '2m', retry: RETRY } as const;
+const steps = summarized(proxyActivities<Activities>(QUICK));
+/**
+ * The quick steps of provisioning and resuming, run in the worker that runs the workflow task: no
+ * task dispatch, and one history event instead of six and a workflow task of its own each. A
+ * session to READY cost the worker and Temporal more CPU than the control plane (bench/kubernetes.ts).
+ */
+const LOCAL_STEPS_PATCH = 'local-steps';
+const localSteps = summarized(proxyLocalActivities<Activities>(QUICK));
 
 /** Steps that wait on something outside (an agent starting, an rsync): they heartbeat. */
 const waits = summarized(
@@ -263,21 +265,21 @@ export async function sessionWorkflow(input: SessionInput): Promise<Session> {
     try {
       await step(
         'PROVISIONING_NAMESPACE',
-        () => steps.createNamespace(ref),
+        () => quick.createNamespace(ref),
         () => teardown.deleteNamespace(ref),
       );
       await step('PROVISIONING_VOLUME', async () => {
         // Waits while the volume's owner removes it; the owner then makes a new one.
         if (patched(VOLUME_OWNER_PATCH)) await volumeClaims.claimVolume(volumeClaim);
         holdsVolume = true;
-        await steps.bindVolume(ref);
+        await quick.bindVolume(ref);
       });
       await step('PROVISIONING_CREDENTIALS', async () => {
-        credentialsRenewAt = await steps.issueAgentCredentials(ref);
+        credentialsRenewAt = await quick.issueAgentCredentials(ref);
       });
       await step(
         'PROVISIONING_AGENT',
-        () => steps.startAgent(ref),
+        () => quick.startAgent(ref),
         () => teardown.stopAgent(ref),
       );
       await step('PROVISIONING_AGENT_READY', async () => {
@@ -312,8 +314,8 @@ export async function sessionWorkflow(input: SessionInput): Promise<Session> {
     try {
       await enter('RESUMING');
       // A suspended session may have outlived most of its agent certificate.
-      if (patched('renew-agent-credentials')) credentialsRenewAt = await steps.issueAgentCredentials(ref);
-      await steps.startAgent(ref);
+      if (patched('renew-agent-credentials')) credentialsRenewAt = await quick.issueAgentCredentials(ref);
+      await quick.startAgent(ref);
       session.agentAddress = await waits.waitForAgent(ref);
       touch(true);
       await enter('READY');
@@ -350,7 +352,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<Session> {
   async function serve(): Promise<void> {
     // A session busy for weeks is never suspended: its agent's certificate is renewed in place.
     if (Date.now() >= credentialsRenewAt && patched('renew-agent-credentials-while-serving')) {
-      credentialsRenewAt = await steps.issueAgentCredentials(ref);
+      credentialsRenewAt = await quick.issueAgentCredentials(ref);
     }
     if (agentReported && patched('probe-reported-agent')) {
       try {
@@ -392,6 +394,8 @@ export async function sessionWorkflow(input: SessionInput): Promise<Session> {
     if (wantedBack() && !endRequested) return resume();
   }
 
+  // Decided once per run, before its first step: a run begun with activity steps keeps them.
+  const quick = patched(LOCAL_STEPS_PATCH) ? localSteps : steps;
   const derived = await placement(input);
   Object.assign(session, { namespace: derived.namespace, volume: derived.volume });
   timeouts = derived.timeouts;

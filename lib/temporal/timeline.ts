@@ -2,6 +2,11 @@
  * A session's timeline, read from its workflow's history (`rbs describe`): each phase with its
  * start and duration and what kept it awake, each step (activity) with its duration, attempts and
  * outcome, and why the session is over. Pure: the orchestrator fetches the history, this reads it.
+ *
+ * A local activity leaves one marker when it is done, with the time it completed on the worker's
+ * clock and no start: it counts as a step if the workflow gave it a summary (the store writes have
+ * none; they only record the phases listed here), and its start is taken as the end of what ran
+ * before it in the same workflow task, so its duration is approximate.
  */
 import type { temporal } from '@temporalio/proto';
 import type { CommandReport } from '../domain';
@@ -82,6 +87,30 @@ function timeMs(event: HistoryEvent): number {
   return t ? Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0;
 }
 
+/** The SDK core's marker of a local activity, and what it writes under "data" (JSON, snake case). */
+const LOCAL_ACTIVITY_MARKER = 'core_local_activity';
+interface LocalActivityData {
+  activity_type?: unknown;
+  attempt?: unknown;
+  complete_time?: { seconds?: unknown; nanos?: unknown } | null;
+}
+
+/** A local activity's step from its marker, if the marker is well-formed and the workflow summarized it. */
+function localStep(event: HistoryEvent, since: number): { step: TimelineStep | null; doneMs: number } {
+  const marker = event.markerRecordedEventAttributes!;
+  const data = decode(marker.details?.data?.payloads?.[0]) as LocalActivityData | undefined;
+  const { seconds, nanos } = (typeof data === 'object' && data?.complete_time) || {};
+  const completed = typeof seconds === 'number' && typeof nanos === 'number' ? seconds * 1000 + Math.floor(nanos / 1e6) : NaN;
+  const doneMs = Number.isFinite(completed) ? completed : timeMs(event);
+  const summary = decode(event.userMetadata?.summary);
+  if (typeof summary !== 'string' || !summary || typeof data?.activity_type !== 'string') return { step: null, doneMs };
+  const startMs = Math.min(since, doneMs); // the worker's clock may run behind the server's
+  const failure = marker.failure;
+  const outcome = !failure ? 'completed' : failure.canceledFailureInfo ? 'cancelled' : failure.timeoutFailureInfo ? 'timed out' : 'failed';
+  const attempts = typeof data.attempt === 'number' && data.attempt >= 1 ? data.attempt : 1;
+  return { step: { activity: data.activity_type, summary, startMs, durationMs: doneMs - startMs, attempts, outcome, failure: failure?.message ?? '' }, doneMs };
+}
+
 /** The session ids a run's phase changes name (RbsSessionId): one, for a run of one session. */
 export function runSessionIds(events: HistoryEvent[]): Set<string> {
   const ids = new Set<string>();
@@ -113,8 +142,16 @@ export function sessionTimeline(runs: HistoryEvent[][], nowMs: number, sessionId
   const settle = (event: HistoryEvent, step: TimelineStep | undefined, outcome: TimelineStep['outcome'], failure = '') => {
     if (step) Object.assign(step, { outcome, failure, durationMs: timeMs(event) - step.startMs });
   };
+  /** When the work of the current workflow task before the next local activity ended. */
+  let localSince = 0;
   for (const { event, run } of events) {
     const at = timeMs(event);
+    if (event.workflowTaskStartedEventAttributes) localSince = at;
+    if (event.markerRecordedEventAttributes?.markerName === LOCAL_ACTIVITY_MARKER) {
+      const { step, doneMs } = localStep(event, localSince);
+      if (step) steps.set(`${run}:${String(event.eventId)}`, step);
+      localSince = doneMs;
+    }
     // Event ids start again at 1 in each run.
     const stepOf = (scheduledEventId: unknown) => steps.get(`${run}:${String(scheduledEventId)}`);
     const upsert = event.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields;

@@ -46,14 +46,24 @@ test("a session's workflow tells who, where and what it does now: its summary, i
   expect(ended).toContain('End reason: ended');
 });
 
-/** The summaries of the activities a workflow scheduled, in order, as the UI shows them beside each. */
+/**
+ * The summaries of the steps a workflow took, in order, as the UI shows them beside each: its
+ * activities, and its local activities other than the store writes (which have none).
+ */
 async function activitySummaries(workflowId: string): Promise<string[]> {
   const { events } = await stack().temporal.workflow.getHandle(workflowId).fetchHistory();
-  const decode = (payload?: temporal.api.common.v1.IPayload | null) => (payload?.data ? (JSON.parse(Buffer.from(payload.data).toString()) as string) : '');
-  return events!.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => decode(e.userMetadata?.summary));
+  const decode = <T = string>(payload?: temporal.api.common.v1.IPayload | null) =>
+    payload?.data ? (JSON.parse(Buffer.from(payload.data).toString()) as T) : undefined;
+  const localType = (e: temporal.api.history.v1.IHistoryEvent) =>
+    e.markerRecordedEventAttributes?.markerName === 'core_local_activity'
+      ? decode<{ activity_type: string }>(e.markerRecordedEventAttributes.details?.data?.payloads?.[0])?.activity_type
+      : undefined;
+  const step = (e: temporal.api.history.v1.IHistoryEvent) =>
+    e.activityTaskScheduledEventAttributes || !['recordSession', 'deriveSession', undefined].includes(localType(e));
+  return events!.filter(step).map((e) => decode(e.userMetadata?.summary) ?? '');
 }
 
-test('each step of a session is an activity whose summary names what it acts on, and an ended session is found by its end reason', async () => {
+test('each step of a session is an activity or a local activity whose summary names what it acts on, and an ended session is found by its end reason', async () => {
   const uma = await stack().client('uma');
   const workspace = stack().workspace();
   const session = await uma.getServer(workspace);

@@ -18,7 +18,7 @@ import { startStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 
 const OUT = path.resolve(__dirname, '..', '..', '..', 'test', 'replay', 'histories');
-const GENERATION = '2026-12-04-activity';
+const GENERATION = '2026-12-05-local-steps';
 const IDS = path.join(OUT, 'workflow-ids.json');
 
 async function main() {

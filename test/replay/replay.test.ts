@@ -17,13 +17,14 @@ const SCENARIOS = ['cleanup', 'continued-as-new', 'failed-provisioning', 'lifecy
 /**
  * One per recording since workflow ids were kept, with the scenarios it added: 2026-12-04 brought
  * end reasons and summaries; 2026-12-04-volumes, volume owners; 2026-12-04-activity, the workflow
- * recording activity in the store itself.
+ * recording activity in the store itself; 2026-12-05-local-steps, the quick steps as local activities.
  */
 const GENERATIONS: Array<[string, string[]]> = [
   ['2026-12', []],
   ['2026-12-04', []],
   ['2026-12-04-volumes', ['volume']],
   ['2026-12-04-activity', []],
+  ['2026-12-05-local-steps', []],
 ];
 
 test('there are recorded histories for every workflow, each newer one with its workflow id', () => {

@@ -156,3 +156,66 @@ test('rbs describe prints text from the history on one line, without terminal co
   expect(text).toContain('reason: pod said: ?]0;owned??[2J');
   expect(text).toContain('failed (attempt 3)  start: boom ?31m');
 });
+
+test('local activities: a summarized one is a step in its place among the others, timed from what ran before it in its workflow task; store writes are not steps', () => {
+  const history = events('failed-provisioning@2026-12-05-local-steps');
+  const t = sessionTimeline([history], Date.now(), 'any');
+  expect(t.steps.map((s) => s.activity)).toEqual([
+    'createNamespace',
+    'claimVolume',
+    'bindVolume',
+    'issueAgentCredentials',
+    'startAgent',
+    'waitForAgent',
+    'syncWorkspace',
+    'stopAgent',
+    'deleteNamespace',
+    'releaseVolume',
+  ]);
+  const bind = t.steps.find((s) => s.activity === 'bindVolume')!;
+  expect(bind).toMatchObject({ outcome: 'completed', attempts: 1, summary: expect.stringMatching(/^bind volume `recorder-vol-/) });
+  // It began after the claim's workflow task started, and ended before that task was completed.
+  const claimDone = t.steps.find((s) => s.activity === 'claimVolume')!;
+  const taskCompleted = history.find((e) => Number(e.eventId) > 20 && e.workflowTaskCompletedEventAttributes)!;
+  expect(bind.startMs).toBeGreaterThanOrEqual(claimDone.startMs + claimDone.durationMs);
+  expect(bind.startMs + bind.durationMs).toBeLessThanOrEqual(
+    Number(taskCompleted.eventTime!.seconds) * 1000 + Math.ceil(taskCompleted.eventTime!.nanos! / 1e6),
+  );
+  expect(t.steps.every((s) => s.durationMs >= 0)).toBe(true);
+});
+
+test("local activities: a failed one is failed with its message; a cancelled or timed-out one says so; a marker with odd data is no step and never throws; a worker's clock behind the server's gives no negative duration", () => {
+  const summary = { data: Buffer.from(JSON.stringify('start the agent')) };
+  const data = (value: unknown) => ({ data: { payloads: [{ data: Buffer.from(JSON.stringify(value)) }] } });
+  const marker = (id: number, details: object, failure?: object) =>
+    temporal.api.history.v1.HistoryEvent.fromObject({
+      eventId: id,
+      eventTime: { seconds: 100 },
+      userMetadata: { summary },
+      markerRecordedEventAttributes: { markerName: 'core_local_activity', details, ...(failure ? { failure } : {}) },
+    });
+  const done = { activity_type: 'startAgent', attempt: 3, complete_time: { seconds: 99, nanos: 500_000_000 } };
+  const taskStarted = temporal.api.history.v1.HistoryEvent.fromObject({ eventId: 1, eventTime: { seconds: 99 }, workflowTaskStartedEventAttributes: {} });
+  const t = sessionTimeline(
+    [
+      [
+        taskStarted,
+        marker(2, data(done), { message: 'quota exceeded' }),
+        marker(3, data({ ...done, attempt: 1 }), { message: 'cancelled', canceledFailureInfo: {} }),
+        marker(4, data({ ...done, attempt: 'x' }), { message: 'late', timeoutFailureInfo: {} }),
+        marker(5, data({ activity_type: 7 })),
+        marker(6, { data: { payloads: [{ data: Buffer.from('{not json') }] } }),
+        marker(7, {}),
+        marker(8, data({ ...done, complete_time: { seconds: 50, nanos: 0 } })),
+      ],
+    ],
+    200_000,
+    's',
+  );
+  expect(t.steps.map((s) => [s.outcome, s.attempts, s.failure, s.startMs, s.durationMs])).toEqual([
+    ['failed', 3, 'quota exceeded', 99_000, 500],
+    ['cancelled', 1, 'cancelled', 99_500, 0],
+    ['timed out', 1, 'late', 99_500, 0],
+    ['completed', 3, '', 50_000, 0],
+  ]);
+});
