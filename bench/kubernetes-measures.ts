@@ -2,8 +2,10 @@
  * What the Kubernetes benchmark measures besides time: the requests the apiserver served (its own
  * /metrics) and the CPU each process of the system used (/proc), both as differences of two readings.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { statFields } from '../lib/proc-stat';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -100,11 +102,7 @@ export interface CpuUse {
  * state directory), of `named` ones, and of this one; the function returned reads the count so far.
  */
 export function startCpuMeter(marker: string, named: Map<string, number>): () => CpuUse {
-  const processes = new Map(named);
-  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    const argv = readProc(pid, 'cmdline')?.split('\0') ?? [];
-    if (argv.some((arg) => arg.includes(marker))) processes.set(path.basename(argv[0]), Number(pid));
-  }
+  const processes = new Map([...named, ...processesNaming(marker)]);
   processes.set('bench (clients, fake provisioner)', process.pid);
   const before = cpuSeconds(processes);
   return () => {
@@ -112,6 +110,32 @@ export function startCpuMeter(marker: string, named: Map<string, number>): () =>
     used.sort((a, b) => b[1] - a[1]);
     return { total: used.reduce((sum, [, s]) => sum + s, 0), byProcess: Object.fromEntries(used) };
   };
+}
+
+/** The processes whose command line names `marker`, by their program's name. */
+export function processesNaming(marker: string): Map<string, number> {
+  const found = new Map<string, number>();
+  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    const argv = readProc(pid, 'cmdline')?.split('\0') ?? [];
+    if (argv.some((arg) => arg.includes(marker))) found.set(path.basename(argv[0]), Number(pid));
+  }
+  return found;
+}
+
+/**
+ * Confines each process, all its threads and those it starts later, to the given CPUs: the first half
+ * of this machine's for the control plane, the rest for the others, as a cluster's apiserver and
+ * etcd run on machines of their own. Returns the two sets, as taskset names them.
+ */
+export function splitCores(controlPlane: number[], others: number[]): { controlPlane: string; others: string } {
+  const cpus = os.cpus().length;
+  if (cpus < 2) throw new Error(`splitting the cores needs at least 2 CPUs, not ${cpus}`);
+  const half = Math.floor(cpus / 2);
+  const sets = { controlPlane: `0-${half - 1}`, others: `${half}-${cpus - 1}` };
+  const pin = (pids: number[], set: string) => pids.forEach((pid) => execFileSync('taskset', ['-a', '-p', '-c', set, String(pid)], { stdio: 'ignore' }));
+  pin(controlPlane, sets.controlPlane);
+  pin(others, sets.others);
+  return sets;
 }
 
 /** User + system CPU seconds of each process so far (utime and stime of /proc/<pid>/stat, in USER_HZ = 100). */

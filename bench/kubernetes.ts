@@ -7,6 +7,12 @@
  * then ends every session as `rbs end` does, checks that nothing is left and deletes the volumes.
  * Last, on the same control plane, the same objects for USERS sessions straight from a minimal
  * client (kubernetes-ceiling.ts): the control plane's own ceiling, of which RBS's rate is a ratio.
+ *
+ * `cores`: 'split' confines the control plane to half the CPUs and RBS, the clients and the ceiling's
+ * client to the other half, as in a cluster, where the apiserver and etcd do not share RBS's
+ * machines. 'shared' lets everything share every CPU: on 2 cores, RBS then slows the control plane
+ * it drives by the CPU it takes, and its rate is at most about the control plane's CPU per session
+ * ÷ both together.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -30,7 +36,7 @@ import {
   type KubeBackendEnvironment,
 } from '../test/kubernetes/backend-fixture';
 import { ceilingRun } from './kubernetes-ceiling';
-import { type CpuUse, apiRequests, requestRows, requestsPerSession, startCpuMeter } from './kubernetes-measures';
+import { type CpuUse, apiRequests, processesNaming, requestRows, requestsPerSession, splitCores, startCpuMeter } from './kubernetes-measures';
 import { percentile, report, type Row } from './stats';
 
 const USERS = 200;
@@ -69,7 +75,9 @@ interface Client {
   orchestrator: OrchestratorClient;
 }
 
-export async function benchKubernetes(): Promise<void> {
+export type Cores = 'split' | 'shared';
+
+export async function benchKubernetes(cores: Cores): Promise<void> {
   const kube = await startKubeBackendEnvironment({ nodes: NODES, ...TUNING });
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-bench-kube-'));
   const logs = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-bench-kube-logs-')); // kept for a post-mortem, as the cluster's are
@@ -77,6 +85,9 @@ export async function benchKubernetes(): Promise<void> {
   const clients: Client[] = [];
   try {
     const address = await startRbs(home, logs, kube.workerKubeconfigPath, children, AGENT_PROFILE);
+    const controlPlaneDir = path.dirname(kube.controlPlane.kubeconfigPath);
+    const cpuSets =
+      cores === 'split' ? splitCores([...processesNaming(controlPlaneDir).values()], [process.pid, ...children.map((c) => c.process.pid!)]) : null;
     const ca = await CertificateAuthority.loadOrCreate(homePaths(home).pki);
     const clientFor = async (user: string): Promise<Client> => {
       const orchestrator = new OrchestratorClient(address, { caCertPem: ca.certPem, ...(await ca.issue({ kind: 'user', user, operator: false })) });
@@ -92,7 +103,7 @@ export async function benchKubernetes(): Promise<void> {
     await warmup.orchestrator.endSession(first.sessionId);
 
     const users = await Promise.all(Array.from({ length: USERS }, (_, i) => clientFor(`user${i}`)));
-    const cpuMeter = () => startCpuMeter(path.dirname(kube.controlPlane.kubeconfigPath), new Map(children.map((c) => [c.name, c.process.pid!])));
+    const cpuMeter = () => startCpuMeter(controlPlaneDir, new Map(children.map((c) => [c.name, c.process.pid!])));
     const requestsAtStart = await apiRequests(kube.controlPlane.kubeConfig);
     const provisioned = await provisionAll(users, cpuMeter());
     const requestsWhenReady = await apiRequests(kube.controlPlane.kubeConfig);
@@ -111,7 +122,7 @@ export async function benchKubernetes(): Promise<void> {
     if (errors.length > 0) console.error(`kubernetes bench: ${errors.length} errors, the first:\n  ${errors.slice(0, 5).join('\n  ')}`);
     const { readyMs, burstMs } = provisioned;
     report(
-      'kubernetes',
+      `kubernetes-${cores}-cores`,
       [
         { metric: 'first session after start', value: firstMs, unit: 'ms' },
         { metric: `${USERS} users at once`, value: (USERS * 1000) / burstMs, unit: 'sessions/s', aim: '>= 10' },
@@ -139,6 +150,8 @@ export async function benchKubernetes(): Promise<void> {
       {
         users: USERS,
         nodes: NODES,
+        cores,
+        cpuSets,
         agentProfile: AGENT_PROFILE,
         tuning: TUNING,
         cpus: os.cpus().length,

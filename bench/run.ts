@@ -12,7 +12,8 @@ async function main() {
   await benchDataPath();
   await benchOutputs();
   await benchBazelRun();
-  await benchKubernetes();
+  await benchKubernetes('split');
+  await benchKubernetes('shared');
   await benchRealNode();
   await benchSoak();
 }
