@@ -49,9 +49,11 @@ const RETRY: RetryPolicy = { initialInterval: '200ms', backoffCoefficient: 2, ma
 const QUICK = { startToCloseTimeout: '15s', scheduleToCloseTimeout: '2m', retry: RETRY } as const;
 const steps = summarized(proxyActivities<Activities>(QUICK));
 /**
- * The quick steps of provisioning and resuming, run in the worker that runs the workflow task: no
- * task dispatch, and one history event instead of six and a workflow task of its own each. A
- * session to READY cost the worker and Temporal more CPU than the control plane (bench/kubernetes.ts).
+ * The quickest steps (namespace, volume binding, credentials), run in the worker that runs the
+ * workflow task: no task dispatch, nor a workflow task of their own. A session to READY cost the
+ * worker and Temporal more CPU than the control plane (bench/kubernetes.ts). Starting the agent
+ * stays an activity: it may take seconds (a quota's winner is looked for), and while local
+ * activities run, the workflow's queries, updates and search attributes wait.
  */
 const LOCAL_STEPS_PATCH = 'local-steps';
 const localSteps = summarized(proxyLocalActivities<Activities>(QUICK));
@@ -279,7 +281,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<Session> {
       });
       await step(
         'PROVISIONING_AGENT',
-        () => quick.startAgent(ref),
+        () => steps.startAgent(ref),
         () => teardown.stopAgent(ref),
       );
       await step('PROVISIONING_AGENT_READY', async () => {
@@ -315,7 +317,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<Session> {
       await enter('RESUMING');
       // A suspended session may have outlived most of its agent certificate.
       if (patched('renew-agent-credentials')) credentialsRenewAt = await quick.issueAgentCredentials(ref);
-      await quick.startAgent(ref);
+      await steps.startAgent(ref);
       session.agentAddress = await waits.waitForAgent(ref);
       touch(true);
       await enter('READY');
@@ -394,7 +396,8 @@ export async function sessionWorkflow(input: SessionInput): Promise<Session> {
     if (wantedBack() && !endRequested) return resume();
   }
 
-  // Decided once per run, before its first step: a run begun with activity steps keeps them.
+  // Decided once per run, before anything else is scheduled, and kept: a run begun with activity steps
+  // keeps them once it runs live. Must stay first: the recorded histories have the marker here.
   const quick = patched(LOCAL_STEPS_PATCH) ? localSteps : steps;
   const derived = await placement(input);
   Object.assign(session, { namespace: derived.namespace, volume: derived.volume });

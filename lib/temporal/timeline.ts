@@ -3,14 +3,17 @@
  * start and duration and what kept it awake, each step (activity) with its duration, attempts and
  * outcome, and why the session is over. Pure: the orchestrator fetches the history, this reads it.
  *
- * A local activity leaves one marker when it is done, with the time it completed on the worker's
- * clock and no start: it counts as a step if the workflow gave it a summary (the store writes have
- * none; they only record the phases listed here), and its start is taken as the end of what ran
- * before it in the same workflow task, so its duration is approximate.
+ * A local activity leaves one marker, written with its workflow task's other commands once that
+ * task completes (local-activity-marker.ts). It counts as a step if the workflow gave it a summary
+ * (the store writes have none: they record the phases listed here). It began where what ran before
+ * it in its workflow task ended, or when its first attempt was scheduled if that was well before (it
+ * outlived a workflow task, or was retried): approximate. A phase entered after local activities
+ * begins where the last of them (its store write) ended, not when the task's commands were written.
  */
 import type { temporal } from '@temporalio/proto';
 import type { CommandReport } from '../domain';
 import { validateCommandReport } from '../validate';
+import { type LocalActivityMarker, localActivityMarker } from './local-activity-marker';
 import { SESSION_END_REASON, SESSION_ID, SESSION_PHASE } from './search-attributes';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -87,28 +90,32 @@ function timeMs(event: HistoryEvent): number {
   return t ? Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0;
 }
 
-/** The SDK core's marker of a local activity, and what it writes under "data" (JSON, snake case). */
-const LOCAL_ACTIVITY_MARKER = 'core_local_activity';
-interface LocalActivityData {
-  activity_type?: unknown;
-  attempt?: unknown;
-  complete_time?: { seconds?: unknown; nanos?: unknown } | null;
-}
+/** A local activity that took this much longer than its place in the task says began when it was first scheduled. */
+const LONG_LOCAL_ACTIVITY_MS = 1000;
 
-/** A local activity's step from its marker, if the marker is well-formed and the workflow summarized it. */
-function localStep(event: HistoryEvent, since: number): { step: TimelineStep | null; doneMs: number } {
-  const marker = event.markerRecordedEventAttributes!;
-  const data = decode(marker.details?.data?.payloads?.[0]) as LocalActivityData | undefined;
-  const { seconds, nanos } = (typeof data === 'object' && data?.complete_time) || {};
-  const completed = typeof seconds === 'number' && typeof nanos === 'number' ? seconds * 1000 + Math.floor(nanos / 1e6) : NaN;
-  const doneMs = Number.isFinite(completed) ? completed : timeMs(event);
-  const summary = decode(event.userMetadata?.summary);
-  if (typeof summary !== 'string' || !summary || typeof data?.activity_type !== 'string') return { step: null, doneMs };
-  const startMs = Math.min(since, doneMs); // the worker's clock may run behind the server's
-  const failure = marker.failure;
+/**
+ * A local activity's step, if the workflow summarized it and it is no intermediate attempt; and when it
+ * ended. `since`: where what ran before it in its task ended; `runStartMs`, `writtenMs`: its run's start
+ * and when its marker was written, which bound it.
+ */
+function localStep(marker: LocalActivityMarker, since: number, runStartMs: number, writtenMs: number): { step: TimelineStep | null; doneMs: number } {
+  const doneMs = Math.min(marker.completedMs ?? writtenMs, writtenMs);
+  if (!marker.summary || marker.backingOff) return { step: null, doneMs };
+  const first = marker.firstScheduledMs;
+  const began = first !== null && first < since - LONG_LOCAL_ACTIVITY_MS ? Math.max(first, runStartMs) : since;
+  const startMs = Math.min(began, doneMs);
+  const { failure } = marker;
   const outcome = !failure ? 'completed' : failure.canceledFailureInfo ? 'cancelled' : failure.timeoutFailureInfo ? 'timed out' : 'failed';
-  const attempts = typeof data.attempt === 'number' && data.attempt >= 1 ? data.attempt : 1;
-  return { step: { activity: data.activity_type, summary, startMs, durationMs: doneMs - startMs, attempts, outcome, failure: failure?.message ?? '' }, doneMs };
+  const step: TimelineStep = {
+    activity: marker.activityType,
+    summary: marker.summary,
+    startMs,
+    durationMs: doneMs - startMs,
+    attempts: marker.attempt,
+    outcome,
+    failure: failure?.message ?? '',
+  };
+  return { step, doneMs };
 }
 
 /** The session ids a run's phase changes name (RbsSessionId): one, for a run of one session. */
@@ -142,22 +149,27 @@ export function sessionTimeline(runs: HistoryEvent[][], nowMs: number, sessionId
   const settle = (event: HistoryEvent, step: TimelineStep | undefined, outcome: TimelineStep['outcome'], failure = '') => {
     if (step) Object.assign(step, { outcome, failure, durationMs: timeMs(event) - step.startMs });
   };
-  /** When the work of the current workflow task before the next local activity ended. */
+  /** Where the work of the current workflow task so far ended, and whether local activities did some of it. */
   let localSince = 0;
+  let localThisTask = false;
+  let runStartMs = 0;
   for (const { event, run } of events) {
     const at = timeMs(event);
-    if (event.workflowTaskStartedEventAttributes) localSince = at;
-    if (event.markerRecordedEventAttributes?.markerName === LOCAL_ACTIVITY_MARKER) {
-      const { step, doneMs } = localStep(event, localSince);
+    if (event.workflowExecutionStartedEventAttributes) runStartMs = at;
+    if (event.workflowTaskStartedEventAttributes) [localSince, localThisTask] = [at, false];
+    const local = localActivityMarker(event);
+    if (local) {
+      const { step, doneMs } = localStep(local, localSince, runStartMs, at);
       if (step) steps.set(`${run}:${String(event.eventId)}`, step);
-      localSince = doneMs;
+      [localSince, localThisTask] = [Math.max(localSince, doneMs), true];
     }
     // Event ids start again at 1 in each run.
     const stepOf = (scheduledEventId: unknown) => steps.get(`${run}:${String(scheduledEventId)}`);
     const upsert = event.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields;
     const phase = upsert ? decode(upsert[SESSION_PHASE.name]) : undefined;
     if (typeof phase === 'string' && phase !== current()?.phase) {
-      phases.push({ phase, startMs: at, durationMs: 0, ongoing: true, heartbeats: 0, getServerCalls: 0, lastWakeMs: null });
+      const startMs = localThisTask ? Math.min(localSince, at) : at;
+      phases.push({ phase, startMs, durationMs: 0, ongoing: true, heartbeats: 0, getServerCalls: 0, lastWakeMs: null });
     }
     const reason = upsert ? decode(upsert[SESSION_END_REASON.name]) : undefined;
     if (typeof reason === 'string') endReason = reason;

@@ -157,7 +157,7 @@ test('rbs describe prints text from the history on one line, without terminal co
   expect(text).toContain('failed (attempt 3)  start: boom ?31m');
 });
 
-test('local activities: a summarized one is a step in its place among the others, timed from what ran before it in its workflow task; store writes are not steps', () => {
+test('local activities: a summarized one is a step in its place among the others; store writes are not steps; each step lies within the phase it belongs to', () => {
   const history = events('failed-provisioning@2026-12-05-local-steps');
   const t = sessionTimeline([history], Date.now(), 'any');
   expect(t.steps.map((s) => s.activity)).toEqual([
@@ -172,50 +172,89 @@ test('local activities: a summarized one is a step in its place among the others
     'deleteNamespace',
     'releaseVolume',
   ]);
-  const bind = t.steps.find((s) => s.activity === 'bindVolume')!;
-  expect(bind).toMatchObject({ outcome: 'completed', attempts: 1, summary: expect.stringMatching(/^bind volume `recorder-vol-/) });
-  // It began after the claim's workflow task started, and ended before that task was completed.
-  const claimDone = t.steps.find((s) => s.activity === 'claimVolume')!;
-  const taskCompleted = history.find((e) => Number(e.eventId) > 20 && e.workflowTaskCompletedEventAttributes)!;
-  expect(bind.startMs).toBeGreaterThanOrEqual(claimDone.startMs + claimDone.durationMs);
-  expect(bind.startMs + bind.durationMs).toBeLessThanOrEqual(
-    Number(taskCompleted.eventTime!.seconds) * 1000 + Math.ceil(taskCompleted.eventTime!.nanos! / 1e6),
-  );
+  expect(t.steps.find((s) => s.activity === 'bindVolume')).toMatchObject({
+    outcome: 'completed',
+    attempts: 1,
+    summary: expect.stringMatching(/^bind volume `recorder-vol-/),
+  });
   expect(t.steps.every((s) => s.durationMs >= 0)).toBe(true);
+  // A phase entered after local activities begins where they ended, not when the task's commands were written.
+  const phaseAt = (t: Timeline, ms: number) => t.phases.filter((p) => p.startMs <= ms).at(-1)?.phase;
+  const inPhase: Array<[string, string]> = [
+    ['createNamespace', 'PROVISIONING_NAMESPACE'],
+    ['bindVolume', 'PROVISIONING_VOLUME'],
+    ['issueAgentCredentials', 'PROVISIONING_CREDENTIALS'],
+    ['startAgent', 'PROVISIONING_AGENT'],
+  ];
+  for (const [activity, phase] of inPhase) expect([activity, phaseAt(t, t.steps.find((s) => s.activity === activity)!.startMs)]).toEqual([activity, phase]);
+  const resumed = sessionTimeline([events('lifecycle@2026-12-05-local-steps')], Date.now(), 'any');
+  const resumeCredentials = resumed.steps.filter((s) => s.activity === 'issueAgentCredentials').at(-1)!;
+  expect(phaseAt(resumed, resumeCredentials.startMs)).toBe('RESUMING');
 });
 
-test("local activities: a failed one is failed with its message; a cancelled or timed-out one says so; a marker with odd data is no step and never throws; a worker's clock behind the server's gives no negative duration", () => {
+describe('local activity markers anyone who reaches Temporal could write', () => {
   const summary = { data: Buffer.from(JSON.stringify('start the agent')) };
   const data = (value: unknown) => ({ data: { payloads: [{ data: Buffer.from(JSON.stringify(value)) }] } });
-  const marker = (id: number, details: object, failure?: object) =>
+  const at = (seconds: number) => ({ seconds });
+  const marker = (id: number, details: object, failure?: object, writtenAt = 100) =>
     temporal.api.history.v1.HistoryEvent.fromObject({
       eventId: id,
-      eventTime: { seconds: 100 },
+      eventTime: at(writtenAt),
       userMetadata: { summary },
       markerRecordedEventAttributes: { markerName: 'core_local_activity', details, ...(failure ? { failure } : {}) },
     });
   const done = { activity_type: 'startAgent', attempt: 3, complete_time: { seconds: 99, nanos: 500_000_000 } };
-  const taskStarted = temporal.api.history.v1.HistoryEvent.fromObject({ eventId: 1, eventTime: { seconds: 99 }, workflowTaskStartedEventAttributes: {} });
-  const t = sessionTimeline(
-    [
+  const run = (...markers: temporal.api.history.v1.HistoryEvent[]) =>
+    sessionTimeline(
       [
-        taskStarted,
-        marker(2, data(done), { message: 'quota exceeded' }),
-        marker(3, data({ ...done, attempt: 1 }), { message: 'cancelled', canceledFailureInfo: {} }),
-        marker(4, data({ ...done, attempt: 'x' }), { message: 'late', timeoutFailureInfo: {} }),
-        marker(5, data({ activity_type: 7 })),
-        marker(6, { data: { payloads: [{ data: Buffer.from('{not json') }] } }),
-        marker(7, {}),
-        marker(8, data({ ...done, complete_time: { seconds: 50, nanos: 0 } })),
+        [
+          temporal.api.history.v1.HistoryEvent.fromObject({ eventId: 1, eventTime: at(90), workflowExecutionStartedEventAttributes: {} }),
+          temporal.api.history.v1.HistoryEvent.fromObject({ eventId: 2, eventTime: at(99), workflowTaskStartedEventAttributes: {} }),
+          ...markers,
+        ],
       ],
-    ],
-    200_000,
-    's',
-  );
-  expect(t.steps.map((s) => [s.outcome, s.attempts, s.failure, s.startMs, s.durationMs])).toEqual([
-    ['failed', 3, 'quota exceeded', 99_000, 500],
-    ['cancelled', 1, 'cancelled', 99_500, 0],
-    ['timed out', 1, 'late', 99_500, 0],
-    ['completed', 3, '', 50_000, 0],
-  ]);
+      200_000,
+      's',
+    ).steps.map((s) => [s.activity, s.outcome, s.attempts, s.failure, s.startMs, s.durationMs]);
+
+  test('outcomes: failed with its message, cancelled, timed out; an attempt that backs off is no step of its own', () => {
+    expect(
+      run(
+        marker(3, data(done), { message: 'quota exceeded' }),
+        marker(4, data({ ...done, attempt: 1 }), { message: 'cancelled', canceledFailureInfo: {} }),
+        marker(5, data({ ...done, attempt: 1 }), { message: 'late', timeoutFailureInfo: {} }),
+        marker(6, data({ ...done, backoff: { attempt: 4, backoff_duration: { seconds: 61 } } }), { message: 'again' }),
+      ),
+    ).toEqual([
+      ['startAgent', 'failed', 3, 'quota exceeded', 99_000, 500],
+      ['startAgent', 'cancelled', 1, 'cancelled', 99_500, 0],
+      ['startAgent', 'timed out', 1, 'late', 99_500, 0],
+    ]);
+  });
+
+  test('a step that outlived its workflow task, or was retried, began when it was first scheduled, never before its run', () => {
+    expect(run(marker(3, data({ ...done, original_schedule_time: { seconds: 95, nanos: 0 } })))).toEqual([['startAgent', 'completed', 3, '', 95_000, 4_500]]);
+    expect(run(marker(3, data({ ...done, original_schedule_time: { seconds: 1, nanos: 0 } })))[0].slice(4)).toEqual([90_000, 9_500]);
+    // Scheduled just before the task: its place in the task is the better guess.
+    expect(run(marker(3, data({ ...done, original_schedule_time: { seconds: 98, nanos: 500_000_000 } })))[0].slice(4)).toEqual([99_000, 500]);
+  });
+
+  test('odd data is no step, or bounded: never a throw, a negative or endless duration, or a time past what a Date holds', () => {
+    const steps = run(
+      marker(3, data({ activity_type: 7 })),
+      marker(4, { data: { payloads: [{ data: Buffer.from('{not json') }] } }),
+      marker(5, {}),
+      marker(6, data({ ...done, activity_type: 'x'.repeat(201) })),
+      marker(7, data({ ...done, attempt: 2.5, complete_time: { seconds: 1.7e305, nanos: 0 } })),
+      marker(8, data({ ...done, attempt: 1e300, complete_time: { seconds: 99, nanos: 1e9 } })),
+      marker(9, data({ ...done, attempt: -1, complete_time: { seconds: 50, nanos: 0 } })),
+      marker(10, data({ ...done, complete_time: { seconds: 500, nanos: 0 } }), undefined, 101),
+    );
+    expect(steps).toEqual([
+      ['startAgent', 'completed', 1, '', 99_000, 1_000], // no sensible completion: when its marker was written
+      ['startAgent', 'completed', 1, '', 100_000, 0],
+      ['startAgent', 'completed', 1, '', 50_000, 0],
+      ['startAgent', 'completed', 3, '', 100_000, 1_000], // done no later than its marker was written
+    ]);
+  });
 });
