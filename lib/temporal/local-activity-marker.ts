@@ -6,6 +6,7 @@
  * Whoever reaches Temporal can write any marker: every field is checked, and odd ones are dropped.
  */
 import type { temporal } from '@temporalio/proto';
+import { jsonPayload } from './json-payload';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
@@ -28,15 +29,6 @@ export interface LocalActivityMarker {
   failure: temporal.api.failure.v1.IFailure | null;
 }
 
-function json(payload: temporal.api.common.v1.IPayload | null | undefined): unknown {
-  if (!payload?.data) return undefined;
-  try {
-    return JSON.parse(Buffer.from(payload.data).toString('utf8'));
-  } catch {
-    return undefined;
-  }
-}
-
 /** A protobuf Timestamp as JSON, in ms: whole seconds, nanos under a second, within a Date's range. */
 function timestampMs(value: unknown): number | null {
   if (typeof value !== 'object' || value === null) return null;
@@ -50,11 +42,11 @@ function timestampMs(value: unknown): number | null {
 export function localActivityMarker(event: HistoryEvent): LocalActivityMarker | null {
   const marker = event.markerRecordedEventAttributes;
   if (marker?.markerName !== LOCAL_ACTIVITY_MARKER) return null;
-  const data = json(marker.details?.data?.payloads?.[0]);
+  const data = jsonPayload(marker.details?.data?.payloads?.[0]);
   if (typeof data !== 'object' || data === null) return null;
   const { activity_type: type, attempt, complete_time: completed, original_schedule_time: scheduled, backoff } = data as Record<string, unknown>;
   if (typeof type !== 'string' || type.length === 0 || type.length > MAX_TYPE_CHARS) return null;
-  const summary = json(event.userMetadata?.summary);
+  const summary = jsonPayload(event.userMetadata?.summary);
   return {
     activityType: type,
     attempt: Number.isSafeInteger(attempt) && (attempt as number) >= 1 ? (attempt as number) : 1,

@@ -13,11 +13,11 @@
 import type { temporal } from '@temporalio/proto';
 import type { CommandReport } from '../domain';
 import { validateCommandReport } from '../validate';
+import { jsonPayload } from './json-payload';
 import { type LocalActivityMarker, localActivityMarker } from './local-activity-marker';
 import { SESSION_END_REASON, SESSION_ID, SESSION_PHASE } from './search-attributes';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
-type Payload = temporal.api.common.v1.IPayload;
 
 export interface TimelinePhase {
   phase: string;
@@ -64,15 +64,6 @@ export interface Timeline {
   endReason: string;
   /** The last TIMELINE_COMMANDS, oldest first. */
   commands: TimelineCommand[];
-}
-
-function decode(payload: Payload | null | undefined): unknown {
-  if (!payload?.data) return undefined;
-  try {
-    return JSON.parse(Buffer.from(payload.data).toString('utf8'));
-  } catch {
-    return undefined;
-  }
 }
 
 /** A reported command as the orchestrator validated it; anything else (a signal sent straight to Temporal) is skipped. */
@@ -122,7 +113,7 @@ function localStep(marker: LocalActivityMarker, since: number, runStartMs: numbe
 export function runSessionIds(events: HistoryEvent[]): Set<string> {
   const ids = new Set<string>();
   for (const event of events) {
-    const id = decode(event.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.[SESSION_ID.name]);
+    const id = jsonPayload(event.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.[SESSION_ID.name]);
     if (typeof id === 'string') ids.add(id);
   }
   return ids;
@@ -166,23 +157,23 @@ export function sessionTimeline(runs: HistoryEvent[][], nowMs: number, sessionId
     // Event ids start again at 1 in each run.
     const stepOf = (scheduledEventId: unknown) => steps.get(`${run}:${String(scheduledEventId)}`);
     const upsert = event.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields;
-    const phase = upsert ? decode(upsert[SESSION_PHASE.name]) : undefined;
+    const phase = upsert ? jsonPayload(upsert[SESSION_PHASE.name]) : undefined;
     if (typeof phase === 'string' && phase !== current()?.phase) {
       const startMs = localThisTask ? Math.min(localSince, at) : at;
       phases.push({ phase, startMs, durationMs: 0, ongoing: true, heartbeats: 0, getServerCalls: 0, lastWakeMs: null });
     }
-    const reason = upsert ? decode(upsert[SESSION_END_REASON.name]) : undefined;
+    const reason = upsert ? jsonPayload(upsert[SESSION_END_REASON.name]) : undefined;
     if (typeof reason === 'string') endReason = reason;
     const signaled = event.workflowExecutionSignaledEventAttributes;
-    if (signaled?.signalName === 'heartbeat' && decode(signaled.input?.payloads?.[0]) === sessionId) {
+    if (signaled?.signalName === 'heartbeat' && jsonPayload(signaled.input?.payloads?.[0]) === sessionId) {
       wake(at, 'heartbeats');
-      const command = commandOf(decode(signaled.input?.payloads?.[1]));
+      const command = commandOf(jsonPayload(signaled.input?.payloads?.[1]));
       if (command) commands.push({ ...command, endedAtMs: at });
     }
     if (event.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'getServer') wake(at, 'getServerCalls');
     const scheduled = event.activityTaskScheduledEventAttributes;
     if (scheduled) {
-      const summary = decode(event.userMetadata?.summary);
+      const summary = jsonPayload(event.userMetadata?.summary);
       steps.set(`${run}:${String(event.eventId)}`, {
         activity: scheduled.activityType?.name ?? '',
         summary: typeof summary === 'string' ? summary : '',
