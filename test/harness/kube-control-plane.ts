@@ -46,6 +46,8 @@ export interface KubeControlPlaneOptions {
   schedulerRate?: ApiRateLimit;
   /** The apiserver's --max-requests-inflight (default 400): with priority and fairness, part of its total concurrency. */
   maxRequestsInflight?: number;
+  /** How long a node's kubelet may be silent before the node is NotReady (--node-monitor-grace-period, default 50 s). */
+  nodeMonitorGracePeriodSeconds?: number;
 }
 
 const MAX_NODES = 100;
@@ -227,6 +229,7 @@ function startClients(startup: Startup, controllerManagerPort: number, scheduler
       `--service-account-private-key-file=${pki.files.serviceAccountKey}`,
       `--root-ca-file=${pki.files.ca}`,
       '--use-service-account-credentials=true',
+      ...(options.nodeMonitorGracePeriodSeconds ? [`--node-monitor-grace-period=${options.nodeMonitorGracePeriodSeconds}s`] : []),
     ]),
     run(startup, 'kube-scheduler', tools.scheduler, component('kube-scheduler', schedulerPort, options.schedulerRate)),
     run(startup, 'kwok', tools.kwok, [

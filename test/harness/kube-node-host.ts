@@ -88,6 +88,25 @@ const forwardRules = (bridge: string) =>
     ['-o', bridge, '!', '-i', bridge],
   ].map((match) => ['FORWARD', ...match, '-m', 'comment', '--comment', FORWARD_RULE_COMMENT, '-j', 'DROP']);
 
+/** While the node is off: this host's packets to its pods go nowhere, as to a machine that is gone (no refusal). */
+const cutOffRule = (bridge: string) => ['OUTPUT', '-o', bridge, '-m', 'comment', '--comment', FORWARD_RULE_COMMENT, '-j', 'DROP'];
+
+/**
+ * The node's machine dies: it is cut off from this host, and its containers and processes (containerd, the
+ * kubelet, the shims) are killed, the runtime's state of its containers lost as in a reboot. Its directory,
+ * the images and the volumes stay, for powerOn.
+ */
+export async function powerOff(changes: HostChanges): Promise<void> {
+  sh('iptables', ['-w', '5', '-I', ...cutOffRule(changes.bridge)]);
+  await killContainers(path.join(changes.dir, 'runc'));
+  killProcessesNaming(changes.dir);
+}
+
+/** The machine is back on the network (its processes are the node's to start again). */
+export function powerOn(changes: HostChanges): void {
+  quietly('iptables', ['-w', '5', '-D', ...cutOffRule(changes.bridge)]);
+}
+
 /**
  * Stops every process of the node and undoes its changes. Each step runs whatever the others did; the first
  * failure is thrown at the end. STATE goes once everything went back.
@@ -113,7 +132,7 @@ export async function undoHostChanges(changes: HostChanges): Promise<void> {
       fs.rmSync(file, { force: true });
     }
   });
-  for (const rule of forwardRules(bridge)) await step('remove a FORWARD rule', () => quietly('iptables', ['-w', '5', '-D', ...rule]));
+  for (const rule of [...forwardRules(bridge), cutOffRule(bridge)]) await step('remove a rule', () => quietly('iptables', ['-w', '5', '-D', ...rule]));
   await step('remove the bridge', () => quietly('ip', ['link', 'del', bridge]));
   await step('remove log links', () => removeContainerLogLinks(dir));
   await step('remove cgroups', removeEmptyKubepods);

@@ -17,13 +17,17 @@ import { startChild, type Child } from '../../lib/local/child';
 import { freePort } from '../../lib/local/ports';
 import { cacheDir, kubeletBinary } from '../../lib/local/tools';
 import type { KubeControlPlane } from './kube-control-plane';
-import { type HostChanges, isolateBridge, lockHost, recordHostChanges, sh, shAsync, undoHostChanges } from './kube-node-host';
+import { type HostChanges, isolateBridge, lockHost, powerOff, powerOn, recordHostChanges, sh, shAsync, undoHostChanges } from './kube-node-host';
 import { waitFor } from './wait';
 
 export interface RealNode {
   name: string;
   /** Where a local PersistentVolume of this node may keep its directories. */
   volumesDir: string;
+  /** Its machine dies (kube-node-host.ts powerOff): no kubelet, no containers, no route to its pods. */
+  crash(): Promise<void>;
+  /** Its machine comes back with what it kept on disk: containerd and the kubelet start again; resolves once the node is Ready. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -34,6 +38,9 @@ const IMAGE_ARCHIVES = ['pause.tar', 'agent.tar'];
 const INSTALL_NODE = 'run `bash scripts/install-node.sh` (npm test does)';
 const CNI_BIN = '/usr/lib/cni';
 const START_TIMEOUT_MS = 240_000; // most of it the agent image's import (1.4 GB) on a busy machine
+/** The node's lease, renewed every quarter of it, and how long a control plane lets it go unrenewed: a dead node is NotReady in 12 s, not 50. */
+const REAL_NODE_LEASE_SECONDS = 8;
+export const REAL_NODE_GRACE_SECONDS = 12;
 /** For a test's beforeAll that starts a control plane and then a real node. */
 export const REAL_NODE_START_TIMEOUT_MS = START_TIMEOUT_MS + 120_000;
 
@@ -78,7 +85,22 @@ export async function startRealNode(controlPlane: KubeControlPlane): Promise<Rea
     throw new Error(`the real node did not start (logs in ${path.join(dir, 'logs')}, removed): ${(err as Error).message}`);
   }
   let stopped: Promise<void> | undefined;
-  return { name: node.name, volumesDir: path.join(dir, 'volumes'), stop: () => (stopped ??= stop()) };
+  return {
+    name: node.name,
+    volumesDir: path.join(dir, 'volumes'),
+    async crash() {
+      await powerOff(node.changes);
+      await Promise.all(node.children.map((child) => child.stop(0)));
+      node.children = [];
+    },
+    async restart() {
+      powerOn(node.changes);
+      const deadline = Date.now() + START_TIMEOUT_MS;
+      await startContainerd(node, deadline);
+      await startKubelet(node, controlPlane, kubelet, deadline);
+    },
+    stop: () => (stopped ??= stop()),
+  };
 }
 
 interface NodeState {
@@ -88,6 +110,9 @@ interface NodeState {
   changes: HostChanges;
   children: Child[];
 }
+
+const nodeFile = (node: NodeState, ...parts: string[]) => path.join(node.dir, ...parts);
+const containerdSocket = (node: NodeState) => nodeFile(node, 'containerd', 'containerd.sock');
 
 /** This host's address towards the outside: the kubelet refuses a loopback node IP. */
 function hostAddress(): string {
@@ -100,27 +125,35 @@ function hostAddress(): string {
 async function start(node: NodeState, controlPlane: KubeControlPlane, kubelet: string, archives: string[]): Promise<void> {
   const { dir } = node;
   const deadline = Date.now() + START_TIMEOUT_MS;
-  const left = () => Math.max(0, deadline - Date.now());
-  const file = (...parts: string[]) => path.join(dir, ...parts);
+  const file = (...parts: string[]) => nodeFile(node, ...parts);
   for (const sub of ['containerd', 'cni/net.d', 'cni/ipam', 'kubelet', 'pod-logs', 'volumes', 'logs']) fs.mkdirSync(file(sub), { recursive: true });
-  const socket = file('containerd', 'containerd.sock');
-  fs.writeFileSync(file('containerd', 'config.toml'), containerdConfig(dir, socket));
+  fs.writeFileSync(file('containerd', 'config.toml'), containerdConfig(dir, containerdSocket(node)));
   fs.writeFileSync(file('cni', 'net.d', '10-rbs.conflist'), JSON.stringify(cniConfig(node)));
   isolateBridge(node.changes.bridge);
+  await startContainerd(node, deadline);
+  const left = Math.max(0, deadline - Date.now());
+  for (const archive of archives) await shAsync('ctr', ['-a', containerdSocket(node), '-n', 'k8s.io', 'images', 'import', archive], { timeout: left });
+  const at = { nodeIp: hostAddress(), port: await freePort(), healthzPort: await freePort() };
+  fs.writeFileSync(file('kubelet', 'config.yaml'), JSON.stringify(kubeletConfig(dir, containerdSocket(node), at, controlPlane.caFile)));
+  await startKubelet(node, controlPlane, kubelet, deadline);
+}
 
-  const containerd = startChild('containerd', '/usr/bin/containerd', ['--config', file('containerd', 'config.toml')], {
-    logFile: file('logs', 'containerd.log'),
+async function startContainerd(node: NodeState, deadline: number): Promise<void> {
+  const socket = containerdSocket(node);
+  fs.rmSync(socket, { force: true }); // a killed containerd's
+  const containerd = startChild('containerd', '/usr/bin/containerd', ['--config', nodeFile(node, 'containerd', 'config.toml')], {
+    logFile: nodeFile(node, 'logs', 'containerd.log'),
   });
   node.children.push(containerd);
-  await waitFor(() => containerd.exited() !== null || fs.existsSync(socket), left(), 'the containerd socket');
+  await waitFor(() => containerd.exited() !== null || fs.existsSync(socket), Math.max(0, deadline - Date.now()), 'the containerd socket');
   if (containerd.exited()) throw new Error(`${containerd.exited()}\n${containerd.logTail()}`);
-  for (const archive of archives) await shAsync('ctr', ['-a', socket, '-n', 'k8s.io', 'images', 'import', archive], { timeout: left() });
+}
 
-  const nodeIp = hostAddress();
-  const port = await freePort();
-  const healthzPort = await freePort();
+/** The kubelet, with the configuration start() wrote; resolves once its node is Ready. */
+async function startKubelet(node: NodeState, controlPlane: KubeControlPlane, kubelet: string, deadline: number): Promise<void> {
+  const file = (...parts: string[]) => nodeFile(node, ...parts);
   const kubeconfig = controlPlane.kubeconfigFor(`system:node:${node.name}`, ['system:nodes']);
-  fs.writeFileSync(file('kubelet', 'config.yaml'), JSON.stringify(kubeletConfig(dir, socket, { nodeIp, port, healthzPort }, controlPlane.caFile)));
+  const nodeIp = (JSON.parse(fs.readFileSync(file('kubelet', 'config.yaml'), 'utf8')) as { address: string }).address;
   const child = startChild(
     'kubelet',
     kubelet,
@@ -144,7 +177,7 @@ async function start(node: NodeState, controlPlane: KubeControlPlane, kubelet: s
       const found = await core.readNode({ name: node.name }).catch(() => null);
       return found?.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
     },
-    left(),
+    Math.max(0, deadline - Date.now()),
     `node ${node.name} Ready`,
   );
   if (child.exited()) throw new Error(`${child.exited()}\n${child.logTail()}`);
@@ -223,6 +256,7 @@ function kubeletConfig(dir: string, socket: string, at: { nodeIp: string; port: 
     imageGCHighThresholdPercent: 100,
     imageGCLowThresholdPercent: 99,
     nodeStatusUpdateFrequency: '4s',
+    nodeLeaseDurationSeconds: REAL_NODE_LEASE_SECONDS, // renewed every quarter of it
     syncFrequency: '10s',
     serializeImagePulls: false,
     makeIPTablesUtilChains: false, // no kube-proxy here: leave the host's iptables alone

@@ -13,7 +13,7 @@ import type { WorkspaceStorageHooks } from '../../lib/compute/kubernetes/volumes
 import { FAKE_STORAGE_CLASS, type FakeVolumeProvisioner, startFakeVolumeProvisioner } from '../fakes/fake-volume-provisioner';
 import { installGatewayApi } from '../harness/gateway-api';
 import { type KubeControlPlane, type KubeControlPlaneOptions, startKubeControlPlane } from '../harness/kube-control-plane';
-import { AGENT_TEST_IMAGE, REAL_NODE_START_TIMEOUT_MS, type RealNode, startRealNode } from '../harness/kube-node';
+import { AGENT_TEST_IMAGE, REAL_NODE_GRACE_SECONDS, REAL_NODE_START_TIMEOUT_MS, type RealNode, startRealNode } from '../harness/kube-node';
 import { waitFor } from '../harness/wait';
 import type { ChartRelease } from './chart-render';
 import { installWorkerIdentity, type WorkerIdentity } from './worker-identity';
@@ -97,7 +97,7 @@ export async function startKubeBackendEnvironment(
   releases: ChartRelease[] = [TEST_RELEASE],
   { gateway = false, realNode: withRealNode = false } = {},
 ): Promise<KubeBackendEnvironment> {
-  const controlPlane = await startKubeControlPlane(options);
+  const controlPlane = await startKubeControlPlane(withRealNode ? { nodeMonitorGracePeriodSeconds: REAL_NODE_GRACE_SECONDS, ...options } : options);
   let realNode: RealNode | undefined;
   try {
     if (withRealNode) {

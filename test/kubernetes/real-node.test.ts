@@ -131,3 +131,49 @@ test("a volume the kubelet cannot mount: the session ends FAILED at its deadline
     await stack.stop();
   }
 });
+
+/** However the node dies, the command in flight ends within this. */
+const NODE_LOSS_COMMAND_BOUND_MS = 180_000;
+
+// Last: the node is down for a while.
+test('the node dies mid-session: the next command ends within its bound, saying why; once the node is back, the command after that builds', async () => {
+  const stack = await startStack({ RBS_AGENT_READY_TIMEOUT_MS: '20000' }, { backend: kube().backend() });
+  const ws = await workspaceOfNewUser(stack, 'gus', network!.env);
+  const node = kube().realNode!;
+  let down = false;
+  try {
+    const build = () => ws.bazel(['build', ...ws.buildOptions, '//:gen']);
+    expect((await build()).code).toBe(0);
+
+    await node.crash();
+    down = true;
+    fs.writeFileSync(path.join(ws.workspace, 'in.txt'), 'after the node came back\n');
+    const started = Date.now();
+    const during = await Promise.race([build(), new Promise<null>((resolve) => setTimeout(resolve, NODE_LOSS_COMMAND_BOUND_MS, null))]);
+    if (!during) throw new Error(`the command hung: still running ${NODE_LOSS_COMMAND_BOUND_MS} ms after the node died`);
+    console.log(`node loss: the command ended with ${during.code} after ${Date.now() - started} ms:\n${during.stderr}`);
+    expect(during.code).not.toBe(0);
+    // Whichever it met first: the agent that does not answer (before the control plane notices the node is gone,
+    // the pod's last status still says Ready), or the session that could not place a new agent (the node holds
+    // the volume), which says why.
+    const sessions = (await stack.worker.store.list()).filter((s) => s.workspace === ws.workspace).sort((a, b) => a.createdAtMs - b.createdAtMs);
+    const last = sessions.at(-1)!;
+    const why = last.phase === 'FAILED' ? last.failureReason!.replace(/^agent restart failed: /, '') : `${last.agentAddress}: no connection within`;
+    expect(during.stderr).toMatch(/did not answer/);
+    expect(during.stderr).toContain(`RBS proxy: the command failed: `);
+    expect(during.stderr).toContain(why);
+
+    await node.restart();
+    down = false;
+    const after = await build();
+    if (after.code !== 0) throw new Error(`the first build after the node came back exited with ${after.code}:\n${after.stderr}`);
+    expect(fs.readFileSync(path.join(ws.workspace, 'bazel-bin', 'gen.txt'), 'utf8')).toBe('after the node came back\n');
+    const [served] = (await stack.worker.store.list()).filter((s) => s.workspace === ws.workspace && s.phase === 'READY');
+    const pod = await kube().admin.core.readNamespacedPod({ name: 'agent', namespace: served.namespace });
+    expect(pod.spec?.nodeName).toBe(node.name);
+  } finally {
+    if (down) await node.restart(); // so that the session's agent can be stopped
+    ws.destroy();
+    await stack.stop();
+  }
+});
