@@ -48,11 +48,11 @@ export async function ceilingRun(
   await Promise.all(
     specs.map(async (spec) => {
       try {
-        await api.create(namespaceObject(spec, config));
-        await Promise.all(namespaceContents(spec, config).map((object) => api.create(object)));
-        await api.create(workspaceClaim(spec.namespace, spec.volume, spec.sessionId, config));
-        await api.create(tlsSecret(spec, CREDENTIALS, config));
-        await createPod(api, agentPod(spec, config, Date.now()));
+        await create(api, namespaceObject(spec, config));
+        await Promise.all(namespaceContents(spec, config).map((object) => create(api, object)));
+        await create(api, workspaceClaim(spec.namespace, spec.volume, spec.sessionId, config));
+        await create(api, tlsSecret(spec, CREDENTIALS, config));
+        await create(api, agentPod(spec, config, Date.now()));
       } catch (err) {
         errors.push(`${spec.namespace}: ${(err as { body?: string }).body ?? (err as Error).message}`);
       }
@@ -64,15 +64,20 @@ export async function ceilingRun(
   return { burstMs: performance.now() - start, readyMs, errors, cpu: cpu(), namespaces: specs.map((s) => s.namespace) };
 }
 
-async function createPod(api: KubernetesObjectApi, pod: KubernetesObject): Promise<void> {
+/**
+ * Creates `object`, waiting out what any client waits out: 429s of API priority and fairness (as
+ * client-go does, after the Retry-After the apiserver gives), and a new namespace's quota not yet counted.
+ */
+async function create(api: KubernetesObjectApi, object: KubernetesObject): Promise<void> {
   for (;;) {
     try {
-      await api.create(pod);
+      await api.create(object);
       return;
     } catch (err) {
-      const { code, body } = err as { code?: number; body?: string };
-      if (code !== 403 || !String(body).includes('status unknown for quota')) throw err;
-      await sleep(QUOTA_RETRY_MS);
+      const { code, body, headers } = err as { code?: number; body?: string; headers?: Record<string, string> };
+      if (code === 429) await sleep(Math.max(1, Number(headers?.['retry-after']) || 1) * 1000);
+      else if (code === 403 && String(body).includes('status unknown for quota')) await sleep(QUOTA_RETRY_MS);
+      else throw err;
     }
   }
 }
