@@ -102,7 +102,11 @@ export interface CpuUse {
  * state directory), of `named` ones, and of this one; the function returned reads the count so far.
  */
 export function startCpuMeter(marker: string, named: Map<string, number>): () => CpuUse {
-  const processes = new Map([...named, ...processesNaming(marker)]);
+  const processes = new Map(named);
+  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    const argv = readProc(pid, 'cmdline')?.split('\0') ?? [];
+    if (argv.some((arg) => arg.includes(marker))) processes.set(path.basename(argv[0]), Number(pid));
+  }
   processes.set('bench (clients, fake provisioner)', process.pid);
   const before = cpuSeconds(processes);
   return () => {
@@ -110,16 +114,6 @@ export function startCpuMeter(marker: string, named: Map<string, number>): () =>
     used.sort((a, b) => b[1] - a[1]);
     return { total: used.reduce((sum, [, s]) => sum + s, 0), byProcess: Object.fromEntries(used) };
   };
-}
-
-/** The processes whose command line names `marker`, by their program's name. */
-export function processesNaming(marker: string): Map<string, number> {
-  const found = new Map<string, number>();
-  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    const argv = readProc(pid, 'cmdline')?.split('\0') ?? [];
-    if (argv.some((arg) => arg.includes(marker))) found.set(path.basename(argv[0]), Number(pid));
-  }
-  return found;
 }
 
 /**

@@ -27,6 +27,7 @@ import { startTemporalDevServer } from '../lib/local/temporal-dev-server';
 import { repoRoot } from '../lib/local/tools';
 import { CertificateAuthority } from '../lib/pki/ca';
 import type { KubeControlPlaneOptions } from '../test/harness/kube-control-plane';
+import { pidsWhere } from '../test/harness/processes';
 import { waitFor } from '../test/harness/wait';
 import {
   TEST_BACKEND_CONFIG,
@@ -36,7 +37,7 @@ import {
   type KubeBackendEnvironment,
 } from '../test/kubernetes/backend-fixture';
 import { ceilingRun } from './kubernetes-ceiling';
-import { type CpuUse, apiRequests, processesNaming, requestRows, requestsPerSession, splitCores, startCpuMeter } from './kubernetes-measures';
+import { type CpuUse, apiRequests, requestRows, requestsPerSession, splitCores, startCpuMeter } from './kubernetes-measures';
 import { percentile, report, type Row } from './stats';
 
 const USERS = 200;
@@ -87,7 +88,12 @@ export async function benchKubernetes(cores: Cores): Promise<void> {
     const address = await startRbs(home, logs, kube.workerKubeconfigPath, children, AGENT_PROFILE);
     const controlPlaneDir = path.dirname(kube.controlPlane.kubeconfigPath);
     const cpuSets =
-      cores === 'split' ? splitCores([...processesNaming(controlPlaneDir).values()], [process.pid, ...children.map((c) => c.process.pid!)]) : null;
+      cores === 'split'
+        ? splitCores(
+            pidsWhere((cmdline) => cmdline.includes(controlPlaneDir)),
+            [process.pid, ...children.map((c) => c.process.pid!)],
+          )
+        : null;
     const ca = await CertificateAuthority.loadOrCreate(homePaths(home).pki);
     const clientFor = async (user: string): Promise<Client> => {
       const orchestrator = new OrchestratorClient(address, { caCertPem: ca.certPem, ...(await ca.issue({ kind: 'user', user, operator: false })) });

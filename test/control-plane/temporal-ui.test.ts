@@ -8,6 +8,8 @@ import * as fs from 'node:fs';
 import type { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
 import type { temporal } from '@temporalio/proto';
+import { jsonPayload } from '../../lib/temporal/json-payload';
+import { localActivityMarker } from '../../lib/temporal/local-activity-marker';
 import { SESSION_END_REASON, SESSION_FAILURE, SESSION_PHASE } from '../../lib/temporal/search-attributes';
 import { checkSearchAttributes } from '../../services/worker/search-attributes';
 import type { cleanupWorkflow } from '../../workflows/cleanup';
@@ -52,15 +54,12 @@ test("a session's workflow tells who, where and what it does now: its summary, i
  */
 async function activitySummaries(workflowId: string): Promise<string[]> {
   const { events } = await stack().temporal.workflow.getHandle(workflowId).fetchHistory();
-  const decode = <T = string>(payload?: temporal.api.common.v1.IPayload | null) =>
-    payload?.data ? (JSON.parse(Buffer.from(payload.data).toString()) as T) : undefined;
-  const localType = (e: temporal.api.history.v1.IHistoryEvent) =>
-    e.markerRecordedEventAttributes?.markerName === 'core_local_activity'
-      ? decode<{ activity_type: string }>(e.markerRecordedEventAttributes.details?.data?.payloads?.[0])?.activity_type
-      : undefined;
   const step = (e: temporal.api.history.v1.IHistoryEvent) =>
-    e.activityTaskScheduledEventAttributes || !['recordSession', 'deriveSession', undefined].includes(localType(e));
-  return events!.filter(step).map((e) => decode(e.userMetadata?.summary) ?? '');
+    e.activityTaskScheduledEventAttributes || !['recordSession', 'deriveSession', undefined].includes(localActivityMarker(e)?.activityType);
+  return events!.filter(step).map((e) => {
+    const summary = jsonPayload(e.userMetadata?.summary);
+    return typeof summary === 'string' ? summary : '';
+  });
 }
 
 test('each step of a session is an activity or a local activity whose summary names what it acts on, and an ended session is found by its end reason', async () => {

@@ -64,6 +64,7 @@ export async function startRealNode(controlPlane: KubeControlPlane): Promise<Rea
       subnet: `198.18.${Math.floor(Math.random() * 250) + 1}.0/24`, // the benchmarking range: no LAN uses it
       changes: recordHostChanges(dir, `rbs${suffix}`),
       children: [],
+      nodeIp: hostAddress(),
     };
   } catch (err) {
     lock.release();
@@ -109,12 +110,13 @@ interface NodeState {
   subnet: string;
   changes: HostChanges;
   children: Child[];
+  /** This host's address towards the outside: the kubelet refuses a loopback node IP. */
+  nodeIp: string;
 }
 
 const nodeFile = (node: NodeState, ...parts: string[]) => path.join(node.dir, ...parts);
 const containerdSocket = (node: NodeState) => nodeFile(node, 'containerd', 'containerd.sock');
 
-/** This host's address towards the outside: the kubelet refuses a loopback node IP. */
 function hostAddress(): string {
   const route = sh('ip', ['-4', '-o', 'route', 'get', '1.1.1.1']);
   const address = / src (\d+\.\d+\.\d+\.\d+)/.exec(route)?.[1];
@@ -133,7 +135,7 @@ async function start(node: NodeState, controlPlane: KubeControlPlane, kubelet: s
   await startContainerd(node, deadline);
   const left = Math.max(0, deadline - Date.now());
   for (const archive of archives) await shAsync('ctr', ['-a', containerdSocket(node), '-n', 'k8s.io', 'images', 'import', archive], { timeout: left });
-  const at = { nodeIp: hostAddress(), port: await freePort(), healthzPort: await freePort() };
+  const at = { nodeIp: node.nodeIp, port: await freePort(), healthzPort: await freePort() };
   fs.writeFileSync(file('kubelet', 'config.yaml'), JSON.stringify(kubeletConfig(dir, containerdSocket(node), at, controlPlane.caFile)));
   await startKubelet(node, controlPlane, kubelet, deadline);
 }
@@ -153,7 +155,6 @@ async function startContainerd(node: NodeState, deadline: number): Promise<void>
 async function startKubelet(node: NodeState, controlPlane: KubeControlPlane, kubelet: string, deadline: number): Promise<void> {
   const file = (...parts: string[]) => nodeFile(node, ...parts);
   const kubeconfig = controlPlane.kubeconfigFor(`system:node:${node.name}`, ['system:nodes']);
-  const nodeIp = (JSON.parse(fs.readFileSync(file('kubelet', 'config.yaml'), 'utf8')) as { address: string }).address;
   const child = startChild(
     'kubelet',
     kubelet,
@@ -163,7 +164,7 @@ async function startKubelet(node: NodeState, controlPlane: KubeControlPlane, kub
       `--root-dir=${file('kubelet')}`,
       `--cert-dir=${file('kubelet', 'pki')}`,
       `--hostname-override=${node.name}`,
-      `--node-ip=${nodeIp}`,
+      `--node-ip=${node.nodeIp}`,
       '--node-labels=rbs.dev/real-node=true',
       '--v=1',
     ],
