@@ -139,7 +139,12 @@ export class Sessions {
         return this.ownView(caller, fromWorkflow(view));
       } catch (err) {
         if (updateFailure(err)?.type !== FAILURE.SESSION_ENDING || attempt >= MAX_ATTACH_ATTEMPTS) throw err;
-        await (await start.workflowHandle()).result().catch(() => undefined);
+        const ended: Session | undefined = await (await start.workflowHandle()).result().catch(() => undefined);
+        // The agent this caller reported could not be replaced: that is this command's answer. A new session
+        // would most likely fail the same way (a lost node that holds the volume), at the cost of another deadline.
+        if (unreachableAgent !== undefined && ended?.phase === 'FAILED' && ended.endReason === 'agent-restart-failed') {
+          throw new RpcError(grpc.status.FAILED_PRECONDITION, `session ${ended.sessionId} failed: ${ended.failureReason}`);
+        }
       }
     }
   }

@@ -5,7 +5,7 @@
  * make it probe.
  */
 import { status } from '@grpc/grpc-js';
-import type { AgentProblem } from '../../lib/compute/backend';
+import { AgentStartError, type AgentProblem } from '../../lib/compute/backend';
 import { useStack } from '../harness/stack';
 
 // The periodic probe would take a minute of silence: whatever replaces an agent here is the report.
@@ -44,6 +44,36 @@ test('a dead agent reported by its proxy is replaced at once, and the same GetSe
   expect(agents.map((a) => a.id)).not.toContain(agent.id);
   expect(agents).toHaveLength(1);
   await rae.endSession(session.sessionId);
+});
+
+test('a reported agent that cannot be replaced: the same GetServer says why, and starts no second session bound to fail alike', async () => {
+  const rue = await stack().client('rue');
+  const session = await rue.getServer(stack().workspace());
+  const [agent] = await stack().worker.backend.listAgents();
+  const backend = stack().worker.backend;
+  const start = backend.startAgent.bind(backend);
+  // As on a lost node that holds the volume: no new agent can be placed.
+  backend.startAgent = async (spec) => {
+    if (spec.namespace === session.namespace) throw new AgentStartError('Unschedulable', `agent of session ${spec.sessionId} cannot be placed`);
+    return start(spec);
+  };
+  try {
+    process.kill(Number(agent.id), 'SIGKILL');
+    await expect(rue.getServer(session.workspace, { unreachableAgent: session.agentAddress })).rejects.toMatchObject({
+      code: status.FAILED_PRECONDITION,
+      details: `session ${session.sessionId} failed: agent restart failed: Unschedulable: agent of session ${session.sessionId} cannot be placed`,
+    });
+    expect(await rue.listSessions({ includeFinished: true })).toEqual([
+      expect.objectContaining({ sessionId: session.sessionId, phase: 'FAILED', endReason: 'agent-restart-failed' }),
+    ]);
+  } finally {
+    backend.startAgent = start;
+  }
+  // The next command starts afresh.
+  const next = await rue.getServer(session.workspace);
+  expect(next).toMatchObject({ phase: 'READY' });
+  expect(next.sessionId).not.toBe(session.sessionId);
+  await rue.endSession(next.sessionId);
 });
 
 test('a reported agent that is alive but does not answer is asked thrice, then replaced', async () => {
