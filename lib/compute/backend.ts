@@ -3,6 +3,7 @@
  * on the embedded default, Kubernetes in production. Every method is idempotent, so an activity
  * that calls it can be retried after a crash at any point.
  */
+import type { AgentLease } from '../agent-lease';
 
 export interface NamespaceSpec {
   namespace: string;
@@ -98,6 +99,8 @@ export class AgentStartError extends Error {
 
 export interface ComputeBackend {
   readonly kind: 'local' | 'kubernetes';
+  /** The volume lease of its agents: a replacement agent waits its predecessor out before it serves. */
+  readonly agentLease: AgentLease;
   ensureNamespace(spec: NamespaceSpec): Promise<void>;
   /** Makes the (user, workspace) volume exist and available to the session's namespace; keeps its data. */
   ensureVolume(spec: AgentSpec): Promise<void>;

@@ -3,6 +3,7 @@
  * and an agent is a detached local process that outlives the worker that started it. Running
  * agents are found through /proc, so a crash that loses every file still leaves them killable.
  */
+import { LOCAL_AGENT_LEASE_MS } from '../agent-lease';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -60,7 +61,6 @@ interface NamespaceRecord {
 
 /** An agent may first wait out the volume's previous holder (services/agent/volume-lease.ts: 11 s). */
 const AGENT_START_TIMEOUT_MS = 30_000;
-const LOCAL_LEASE_MS = 10_000;
 const AGENT_STOP_GRACE_MS = 5_000;
 const AGENT_KILL_WAIT_MS = 2_000;
 const POLL_MS = 25;
@@ -92,6 +92,7 @@ export interface LocalBackendOptions {
 
 export class LocalBackend implements ComputeBackend {
   readonly kind = 'local' as const;
+  readonly agentLease = { ms: LOCAL_AGENT_LEASE_MS, source: 'fixed for local agents' };
   private readonly home: string;
   private readonly agentCommand: string[];
   private readonly workerTls: TlsMaterial | RotatingTls | undefined;
@@ -280,9 +281,8 @@ export class LocalBackend implements ComputeBackend {
     if (this.keepaliveMs !== undefined) flags.push('--keepalive-ms', String(this.keepaliveMs));
     if (this.exitWhenUnusedMs !== undefined) flags.push('--exit-when-unused-ms', String(this.exitWhenUnusedMs));
     if (this.tracesEndpoint !== undefined) flags.push('--otlp-traces-endpoint', this.tracesEndpoint);
-    // Orders the volume's agents (services/agent/volume-lease.ts): a later start is newer. A local
-    // volume is a local directory, which does not stall as a network share may: a shorter lease.
-    flags.push('--generation', String(Date.now()), '--lease-ms', String(LOCAL_LEASE_MS));
+    // Orders the volume's agents (services/agent/volume-lease.ts): a later start is newer.
+    flags.push('--generation', String(Date.now()), '--lease-ms', String(this.agentLease.ms));
     // Builds run under the agent: it gets nothing of the worker's environment (credentials
     // included), and a home on the volume, so Bazel's per-user state lives with the workspace.
     const home = path.join(path.dirname(workspace), 'home');

@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { MAX_AGENT_LEASE_MS, MIN_AGENT_LEASE_MS } from '../../lib/agent-lease';
 import { AGENT_EXIT_ALREADY_RUNNING, type AgentInfo, NAMESPACE_FILES, agentNamespaceDirOf } from '../../lib/compute/local-backend';
 import { fileServiceTls } from '../../lib/pki/service-tls';
 import { installFile } from '../../lib/files';
@@ -15,7 +16,7 @@ import { checkKeepaliveMs } from '../../lib/grpc/keepalive';
 import { InvalidInputError, validateSessionId } from '../../lib/validate';
 import { agentLog, logForSession } from './log';
 import { type AgentServer, type AgentServerOptions, startAgentServer } from './server';
-import { LeaseRefused, MAX_LEASE_MS } from './volume-lease';
+import { LeaseRefused } from './volume-lease';
 import { killDescendantsNow } from './bazel-process';
 import { exitAfterTraces, startTracing } from '../../lib/tracing/tracing';
 
@@ -107,7 +108,7 @@ function leaseSettings(generation: string | undefined, leaseMs: string | undefin
     return value;
   };
   // No longer than a successor waits for at most (volume-lease.ts).
-  return { generation: whole(generation, generationName, 0), leaseMs: whole(leaseMs, leaseMsName, 1000, MAX_LEASE_MS) };
+  return { generation: whole(generation, generationName, 0), leaseMs: whole(leaseMs, leaseMsName, MIN_AGENT_LEASE_MS, MAX_AGENT_LEASE_MS) };
 }
 
 /** The pod's settings (lib/compute/kubernetes/objects.ts agentPod sets them). */

@@ -18,14 +18,12 @@ import { randomUUID } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { DEFAULT_AGENT_LEASE_MS, MAX_AGENT_LEASE_MS, leaseCheckIntervalMs, takeoverWaitMs } from '../../lib/agent-lease';
 import { installFile } from '../../lib/files';
 import { runningProcess } from './bazel-process';
 
 /** The lease file, in the volume's root. */
 export const LEASE_FILE = 'agent-lease.json';
-export const DEFAULT_LEASE_MS = 30_000;
-/** A holder's own lease is waited out up to this long, whatever its file says; no agent's is longer. */
-export const MAX_LEASE_MS = 5 * 60_000;
 /** Generations are the control plane's clock in milliseconds: one from further ahead is forged. */
 const MAX_GENERATION_AHEAD_MS = 24 * 3600_000;
 const MAX_LEASE_BYTES = 4096;
@@ -198,7 +196,7 @@ export class VolumeLease {
     claimedAt: number,
   ) {
     this.leaseMs = mine.leaseMs;
-    this.checkMs = checkIntervalMs(this.leaseMs);
+    this.checkMs = leaseCheckIntervalMs(this.leaseMs);
     this.lost = new Promise((resolve) => (this.markLost = resolve));
     this.lastConfirmed = claimedAt;
     // On timers alone: a volume that does not answer blocks reads, never this.
@@ -235,7 +233,7 @@ export class VolumeLease {
       }
       // Whatever a build made of the path (a directory, a FIFO) goes: RBS owns the volume's root.
       if (current === 'unreadable') await fs.rm(file, { recursive: true, force: true });
-      const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+      const leaseMs = options.leaseMs ?? DEFAULT_AGENT_LEASE_MS;
       const mine: LeaseContent = { claim: randomUUID(), generation, leaseMs, startedAtMs: Date.now(), process: here };
       const claimedAt = performance.now();
       // Where there was no lease, the claim is created exclusively: of two first agents, one gets it.
@@ -243,8 +241,8 @@ export class VolumeLease {
       await removeMarks(file, held ? current.claim : undefined);
       const lease = new VolumeLease(options, mine, claimedAt);
       if (free || current === null) return lease;
-      const holderMs = current === 'unreadable' ? 0 : Math.min(current.leaseMs, MAX_LEASE_MS);
-      const waitMs = Math.max(leaseMs, holderMs) + checkIntervalMs(leaseMs);
+      const holderMs = current === 'unreadable' ? 0 : Math.min(current.leaseMs, MAX_AGENT_LEASE_MS);
+      const waitMs = takeoverWaitMs(Math.max(leaseMs, holderMs));
       const holder = current === 'unreadable' ? `an unreadable ${file}` : describe(current);
       log(`taking the volume over from ${holder}: waiting ${waitMs} ms for it to stop before serving`);
       const why = await Promise.race([lease.lost, pause(waitMs, signal).then(() => undefined)]);
@@ -308,8 +306,6 @@ export class VolumeLease {
     }
   }
 }
-
-const checkIntervalMs = (leaseMs: number) => Math.max(10, Math.floor(leaseMs / 10));
 
 /**
  * Marks of claims this one superseded: all of them but the taken mark of the claim it replaced,

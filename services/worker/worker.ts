@@ -1,4 +1,5 @@
 /** The Temporal worker that runs session and cleanup workflows and their activities. */
+import { checkReadyTimeoutCoversTakeover } from '../../lib/agent-lease';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import { createActivities } from '../../activities';
@@ -106,10 +107,17 @@ export async function createSessionWorker(
 ): Promise<SessionWorker> {
   installRuntime(config.metrics.worker, log);
   const credentials = await serviceCredentials(config, 'worker');
-  const store = await openSessionStore(config.store);
   const filestore = options.workspaceStorage ? null : await filestoreFor(config);
   const workspaceStorage = options.workspaceStorage ?? filestore?.storage;
   const backend = options.backend ?? (await backendFor(config, credentials.tls, workspaceStorage));
+  // Before anything is opened: a deadline no replacement agent can meet would fail sessions after every node loss.
+  try {
+    checkReadyTimeoutCoversTakeover(config.agentReadyTimeoutMs, backend.agentLease);
+  } catch (err) {
+    await filestore?.close();
+    throw err;
+  }
+  const store = await openSessionStore(config.store);
   const temporalOptions = await temporalConnectionOptions(config.temporal);
   const connection = await NativeConnection.connect(temporalOptions);
   const clientConnection = await Connection.connect(temporalOptions);

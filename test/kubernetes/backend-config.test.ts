@@ -21,6 +21,7 @@ test('kubernetes settings with their defaults', () => {
     kubernetes: {
       release: 'rbs',
       agentImage: 'rbs-agent:1',
+      agentLeaseMs: 30_000,
       storageClass: 'enterprise-multishare-rwx',
       profile: {
         requests: { cpu: '2', memory: '8Gi' },
@@ -55,6 +56,7 @@ test('every setting can be given', () => {
     RBS_KUBE_DNS_POD_LABELS: 'app=coredns',
     RBS_KUBE_DNS_CIDRS: '169.254.20.10/32',
     RBS_KUBE_GATEWAY: 'rbs-system/rbs-agents',
+    RBS_KUBE_AGENT_LEASE_MS: '60000',
   });
   expect(backend).toMatchObject({
     kubernetes: {
@@ -65,6 +67,7 @@ test('every setting can be given', () => {
       release: 'rbs-prod',
       dns: { namespaceLabels: { 'kubernetes.io/metadata.name': 'dns' }, podLabels: { app: 'coredns' }, cidrs: ['169.254.20.10/32'] },
       gateway: { namespace: 'rbs-system', name: 'rbs-agents' },
+      agentLeaseMs: 60_000,
     },
   });
 });
@@ -134,6 +137,12 @@ test.each([
   [{ ...traces, RBS_KUBE_TRACES_NAMESPACE_LABELS: 'team' }, /RBS_KUBE_TRACES_NAMESPACE_LABELS: 'team' is not a label/],
 ])('refuses %j', (env, message) => {
   expect(() => loadConfig({ ...base, ...env })).toThrow(message);
+});
+
+test.each(['999', '300001', '1.5e4', '30s', '-30000'])("refuses an agent lease of '%s' ms", (ms) => {
+  expect(() => loadConfig({ ...base, RBS_KUBE_AGENT_LEASE_MS: ms })).toThrow(
+    `RBS_KUBE_AGENT_LEASE_MS must be a whole number of ms from 1000 to 300000, got '${ms}'`,
+  );
 });
 
 test('quantities', () => {

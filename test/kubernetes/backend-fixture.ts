@@ -5,6 +5,7 @@
  * policy (worker-identity.ts), so every test also proves that those suffice and that the policy lets the
  * backend do its work.
  */
+import { DEFAULT_AGENT_LEASE_MS } from '../../lib/agent-lease';
 import { CoreV1Api, KubeConfig, NetworkingV1Api, type V1Namespace } from '@kubernetes/client-node';
 import { MERGE_PATCH } from '../../lib/compute/kubernetes/apply';
 import { KubernetesBackend } from '../../lib/compute/kubernetes/backend';
@@ -24,6 +25,7 @@ export const TEST_RELEASE: ChartRelease = { name: 'rbs', namespace: 'rbs-system'
 export const TEST_BACKEND_CONFIG: KubernetesBackendConfig = {
   release: TEST_RELEASE.name,
   agentImage: 'registry.rbs.test/rbs-agent:test',
+  agentLeaseMs: DEFAULT_AGENT_LEASE_MS,
   storageClass: FAKE_STORAGE_CLASS,
   profile: {
     requests: { cpu: '500m', memory: '1Gi' },

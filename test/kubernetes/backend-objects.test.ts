@@ -19,6 +19,7 @@ import {
 const config: KubernetesBackendConfig = {
   release: 'rbs-prod',
   agentImage: 'registry.example/rbs-agent:1',
+  agentLeaseMs: 45_000,
   storageClass: 'enterprise-multishare-rwx',
   profile: {
     requests: { cpu: '1', memory: '2Gi' },
@@ -178,6 +179,8 @@ test('the agent pod is restricted, token-less, sized by the profile, probed over
   const [container] = podSpec.containers;
   // Stamped by the worker, so that a restarted container keeps its pod's place among the volume's agents.
   expect(container.env).toContainEqual({ name: 'RBS_AGENT_GENERATION', value: '1764892800123' });
+  // The lease the worker allows for when it waits for a replacement (lib/agent-lease.ts).
+  expect(container.env).toContainEqual({ name: 'RBS_AGENT_LEASE_MS', value: '45000' });
   expect(isFencedAgent(pod)).toBe(true);
   // A pod from before the volume lease runs an agent that would not stop: never replaced while it may run.
   const before = { ...pod, spec: { ...podSpec, containers: [{ ...container, env: container.env!.filter((e) => e.name !== 'RBS_AGENT_GENERATION') }] } };

@@ -100,13 +100,13 @@ describe('helm/rbs', () => {
     expect(config.backend.filestore).toBeNull();
   });
 
-  test('passes the Filestore settings of workspace volumes, when given, to lib/config.ts', () => {
+  test("passes the volumes' settings (class, agents' lease, Filestore), when given, to lib/config.ts", () => {
     const filestore = ['project=rbs-test', 'region=us-central1', 'tier=ZONAL', 'quotaGib=10240'].map((v) => `agents.filestore.${v}`);
-    const rendered = chart.render([...chart.valueArgs, '--set', ['agents.storageClass=rbs-zonal', ...filestore].join(',')]);
+    const rendered = chart.render([...chart.valueArgs, '--set', ['agents.storageClass=rbs-zonal', 'agents.leaseMs=60000', ...filestore].join(',')]);
     const { config, unread } = configUse(findObject<V1ConfigMap>(rendered, 'ConfigMap').data ?? {});
     expect(unread).toEqual([]);
     expect(config.backend).toMatchObject({
-      kubernetes: { storageClass: 'rbs-zonal' },
+      kubernetes: { storageClass: 'rbs-zonal', agentLeaseMs: 60000 },
       filestore: { project: 'rbs-test', region: 'us-central1', tier: 'ZONAL', quotaGib: 10240 },
     });
   });

@@ -14,6 +14,8 @@ import { startStack, useStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 import { type BazelWorkspace, workspaceOfNewUser } from '../data-path/fixture';
 import { useKubeBackend } from './backend-fixture';
+import { takeoverWaitMs } from '../../lib/agent-lease';
+import { NODE_LOST_AFTER_MS } from '../../lib/compute/kubernetes/pod-status';
 
 jest.setTimeout(300_000);
 
@@ -119,7 +121,8 @@ test.each([
 
 test("a volume the kubelet cannot mount: the session ends FAILED at its deadline, quoting the kubelet's warning", async () => {
   kube().provisioner.skipLocalDirectories = true;
-  const stack = await startStack({ RBS_AGENT_READY_TIMEOUT_MS: '12000' }, { backend: kube().backend() });
+  // A short deadline needs a short lease: the worker allows for a replacement's wait on the volume (lib/agent-lease.ts).
+  const stack = await startStack({ RBS_AGENT_READY_TIMEOUT_MS: '12000' }, { backend: kube().backend({ agentLeaseMs: 1000 }) });
   try {
     const client = await stack.client('fay');
     const reason = /Timeout: agent of session .* not ready after 12000 ms: .*; last warning: FailedMount: .*does not exist/;
@@ -132,45 +135,76 @@ test("a volume the kubelet cannot mount: the session ends FAILED at its deadline
   }
 });
 
-/** However the node dies, the command in flight ends within this. */
+/** However the node dies, each command ends within this. */
 const NODE_LOSS_COMMAND_BOUND_MS = 180_000;
+/** The agents' lease here, so that a replacement's wait on the volume fits the short deadline below. */
+const NODE_LOSS_LEASE_MS = 5_000;
 
 // Last: the node is down for a while.
-test('the node dies mid-session: the next command ends within its bound, saying why; once the node is back, the command after that builds', async () => {
-  const stack = await startStack({ RBS_AGENT_READY_TIMEOUT_MS: '20000' }, { backend: kube().backend() });
+test('the node dies mid-session: each command ends within its bound, saying why; once the node is back, a new agent takes the volume over and builds', async () => {
+  const stack = await startStack({ RBS_AGENT_READY_TIMEOUT_MS: '20000' }, { backend: kube().backend({ agentLeaseMs: NODE_LOSS_LEASE_MS }) });
   const ws = await workspaceOfNewUser(stack, 'gus', network!.env);
   const node = kube().realNode!;
   let down = false;
+  const build = () => ws.bazel(['build', ...ws.buildOptions, '//:gen']);
+  const sessionsOfWorkspace = async () =>
+    (await stack.worker.store.list()).filter((s) => s.workspace === ws.workspace).sort((a, b) => a.createdAtMs - b.createdAtMs);
+  const failedSessions = async () => (await sessionsOfWorkspace()).filter((s) => s.phase === 'FAILED').length;
+  const boundedBuild = async (when: string) => {
+    const failedBefore = await failedSessions();
+    const started = Date.now();
+    const result = await Promise.race([build(), new Promise<null>((resolve) => setTimeout(resolve, NODE_LOSS_COMMAND_BOUND_MS, null))]);
+    if (!result) throw new Error(`the command ${when} hung: still running after ${NODE_LOSS_COMMAND_BOUND_MS} ms`);
+    console.log(`node loss: the command ${when} ended with ${result.code} after ${Date.now() - started} ms:\n${result.stderr}`);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('RBS proxy: the command failed: ');
+    // A session that could not replace the agent its proxy reported is the command's answer: no second one is tried.
+    expect((await failedSessions()) - failedBefore).toBeLessThanOrEqual(1);
+    return result;
+  };
   try {
-    const build = () => ws.bazel(['build', ...ws.buildOptions, '//:gen']);
     expect((await build()).code).toBe(0);
+    const [first] = await sessionsOfWorkspace();
 
     await node.crash();
     down = true;
     fs.writeFileSync(path.join(ws.workspace, 'in.txt'), 'after the node came back\n');
-    const started = Date.now();
-    const during = await Promise.race([build(), new Promise<null>((resolve) => setTimeout(resolve, NODE_LOSS_COMMAND_BOUND_MS, null))]);
-    if (!during) throw new Error(`the command hung: still running ${NODE_LOSS_COMMAND_BOUND_MS} ms after the node died`);
-    console.log(`node loss: the command ended with ${during.code} after ${Date.now() - started} ms:\n${during.stderr}`);
-    expect(during.code).not.toBe(0);
-    // Whichever it met first: the agent that does not answer (before the control plane notices the node is gone,
-    // the pod's last status still says Ready), or the session that could not place a new agent (the node holds
-    // the volume), which says why.
-    const sessions = (await stack.worker.store.list()).filter((s) => s.workspace === ws.workspace).sort((a, b) => a.createdAtMs - b.createdAtMs);
-    const last = sessions.at(-1)!;
-    const why = last.phase === 'FAILED' ? last.failureReason!.replace(/^agent restart failed: /, '') : `${last.agentAddress}: no connection within`;
-    expect(during.stderr).toMatch(/did not answer/);
-    expect(during.stderr).toContain(`RBS proxy: the command failed: `);
-    expect(during.stderr).toContain(why);
 
+    // At once: the control plane has not noticed yet, and the pod's last status still says Ready. Whichever the
+    // command met first: the agent that does not answer, or (on a slow machine) the session that could not place a
+    // new agent (the node holds the volume), which says why.
+    const early = await boundedBuild('just after the node died');
+    expect(early.stderr).toMatch(/did not answer/);
+    const latest = (await sessionsOfWorkspace()).at(-1)!;
+    const why = latest.phase === 'FAILED' ? latest.failureReason!.replace(/^agent restart failed: /, '') : `${latest.agentAddress}: no connection within`;
+    expect(early.stderr).toContain(why);
+
+    // Once the node counts as lost (silent past its grace, then NODE_LOST_AFTER_MS more): its agent is replaced, and
+    // the replacement cannot be placed, since the node holds the volume. The session ends FAILED, saying so.
+    await waitFor(
+      async () => {
+        const ready = (await kube().admin.core.readNode({ name: node.name })).status?.conditions?.find((c) => c.type === 'Ready');
+        return ready?.status === 'Unknown' && Date.now() - new Date(ready.lastTransitionTime!).getTime() > NODE_LOST_AFTER_MS;
+      },
+      120_000,
+      `node ${node.name} lost`,
+    );
+    const late = await boundedBuild('once the node counted as lost');
+    expect(late.stderr).toMatch(/FAILED_PRECONDITION: session .* failed: Unschedulable: agent of session .* not scheduled: /);
+    const failed = (await sessionsOfWorkspace()).find((s) => s.sessionId === first.sessionId)!;
+    expect(failed).toMatchObject({ phase: 'FAILED', failureReason: expect.stringMatching(/^agent restart failed: Unschedulable: /) });
+
+    // Back: a new session's agent finds the lease of the old one, which it cannot tell is dead, waits it out, and builds.
     await node.restart();
     down = false;
     const after = await build();
     if (after.code !== 0) throw new Error(`the first build after the node came back exited with ${after.code}:\n${after.stderr}`);
     expect(fs.readFileSync(path.join(ws.workspace, 'bazel-bin', 'gen.txt'), 'utf8')).toBe('after the node came back\n');
-    const [served] = (await stack.worker.store.list()).filter((s) => s.workspace === ws.workspace && s.phase === 'READY');
+    const [served] = (await sessionsOfWorkspace()).filter((s) => s.phase === 'READY');
     const pod = await kube().admin.core.readNamespacedPod({ name: 'agent', namespace: served.namespace });
     expect(pod.spec?.nodeName).toBe(node.name);
+    const log = await kube().admin.core.readNamespacedPodLog({ name: 'agent', namespace: served.namespace, container: 'agent' });
+    expect(log).toMatch(new RegExp(`taking the volume over from agent generation \\d+ .*: waiting ${takeoverWaitMs(NODE_LOSS_LEASE_MS)} ms`));
   } finally {
     if (down) await node.restart(); // so that the session's agent can be stopped
     ws.destroy();

@@ -4,6 +4,7 @@
  * workspace) volume, which outlives the namespace as a retained PV (volumes.ts). Everything is
  * server-side applied, so each step converges however often it runs.
  */
+import type { AgentLease } from '../../agent-lease';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeConfig, V1Namespace, V1Pod } from '@kubernetes/client-node';
 import {
@@ -63,6 +64,7 @@ const DELETE_WAIT_MS = 45_000;
 
 export class KubernetesBackend implements ComputeBackend {
   readonly kind = 'kubernetes' as const;
+  readonly agentLease: AgentLease;
   private readonly api: KubeApi;
   private readonly config: KubernetesBackendConfig;
   private readonly volumes: WorkspaceVolumes;
@@ -70,6 +72,7 @@ export class KubernetesBackend implements ComputeBackend {
   constructor({ kubeConfig, config, workspaceStorage }: KubernetesBackendDeps) {
     this.api = kubeApi(kubeConfig);
     this.config = config;
+    this.agentLease = { ms: config.agentLeaseMs, source: 'RBS_KUBE_AGENT_LEASE_MS' };
     this.volumes = new WorkspaceVolumes(this.api, config, workspaceStorage);
   }
 

@@ -4,6 +4,7 @@
  * start with the variable's name instead of failing each session later.
  */
 import * as net from 'node:net';
+import { DEFAULT_AGENT_LEASE_MS, MAX_AGENT_LEASE_MS, MIN_AGENT_LEASE_MS } from '../../agent-lease';
 import { isDns1123Label } from '../../naming';
 import { httpUrl, redacted } from '../../tracing/tracing';
 import { parseQuantity } from './quantity';
@@ -41,6 +42,11 @@ export interface KubernetesBackendConfig {
    */
   release: string;
   agentImage: string;
+  /**
+   * The agent's volume lease (lib/agent-lease.ts): how long an agent that cannot reach its volume keeps
+   * serving, and so how long its replacement waits after its node is lost.
+   */
+  agentLeaseMs: number;
   /** ReadWriteMany class of workspace volumes, e.g. Filestore's `enterprise-multishare-rwx`. */
   storageClass: string;
   profile: ResourceProfile;
@@ -103,6 +109,11 @@ export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv): KubernetesBacke
   }
   const agentImage = get('RBS_KUBE_AGENT_IMAGE', '');
   if (!agentImage || /\s/.test(agentImage)) throw new Error(`RBS_KUBE_AGENT_IMAGE must name the agent's image, got '${agentImage}'`);
+  const leaseText = get('RBS_KUBE_AGENT_LEASE_MS', String(DEFAULT_AGENT_LEASE_MS));
+  const agentLeaseMs = Number(leaseText);
+  if (!/^\d+$/.test(leaseText) || agentLeaseMs < MIN_AGENT_LEASE_MS || agentLeaseMs > MAX_AGENT_LEASE_MS) {
+    throw new Error(`RBS_KUBE_AGENT_LEASE_MS must be a whole number of ms from ${MIN_AGENT_LEASE_MS} to ${MAX_AGENT_LEASE_MS}, got '${leaseText}'`);
+  }
   const storageClass = get('RBS_KUBE_STORAGE_CLASS', 'enterprise-multishare-rwx');
   if (!DNS_SUBDOMAIN.test(storageClass)) throw new Error(`RBS_KUBE_STORAGE_CLASS '${storageClass}' is not a StorageClass name`);
 
@@ -143,6 +154,7 @@ export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv): KubernetesBacke
   return {
     release,
     agentImage,
+    agentLeaseMs,
     storageClass,
     profile: {
       requests: { cpu: cpu[0], memory: memory[0] },

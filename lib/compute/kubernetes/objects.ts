@@ -351,6 +351,7 @@ export function agentPod({ namespace, sessionId, volume }: AgentSpec, config: Ku
             { name: 'RBS_AGENT_TLS_DIR', value: AGENT.tlsMount },
             { name: 'RBS_AGENT_VOLUME_DIR', value: AGENT.volumeMount },
             { name: GENERATION_VARIABLE, value: String(generation) },
+            { name: 'RBS_AGENT_LEASE_MS', value: String(config.agentLeaseMs) },
             // Bazel's per-user state lives with the workspace; scratch stays off the read-only root.
             { name: 'HOME', value: `${AGENT.volumeMount}/home` },
             { name: 'TMPDIR', value: '/tmp' },
