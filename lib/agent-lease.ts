@@ -7,7 +7,11 @@
 export const DEFAULT_AGENT_LEASE_MS = 30_000;
 /** A local agent's volume is a local directory, which does not stall as a network share may. */
 export const LOCAL_AGENT_LEASE_MS = 10_000;
-export const MIN_AGENT_LEASE_MS = 1_000;
+/**
+ * A holder's margin is a tenth of its lease (a successor's extra check) less its watchdog's 100 ms: thinner than
+ * at 5 s, two agents could briefly share the volume, and a share's stall of a second would make healthy agents quit.
+ */
+export const MIN_AGENT_LEASE_MS = 5_000;
 /** A holder's own lease is waited out up to this long, whatever its file says; no agent's is longer. */
 export const MAX_AGENT_LEASE_MS = 5 * 60_000;
 /** What an agent needs after its wait to serve: the issue's aim for a cold start is 5 s, a probe period 2 s. */
@@ -23,9 +27,10 @@ export interface AgentLease {
 export const leaseCheckIntervalMs = (leaseMs: number) => Math.max(10, Math.floor(leaseMs / 10));
 
 /**
- * The longest a new agent with lease `leaseMs` waits for a previous holder that may still run: the
- * longer lease of the two plus one check. A holder started with a longer lease (before the setting was
- * lowered) is waited out longer, up to MAX_AGENT_LEASE_MS.
+ * How long a new agent waits for a previous holder that may still run, `leaseMs` being the longer lease of
+ * the two: that lease plus one check of it. The control plane allows for its own agents' lease; a holder
+ * whose file claims a longer one (started before the setting was lowered, or forged by a build on the
+ * volume) is waited out longer, up to MAX_AGENT_LEASE_MS, and may fail its own session's deadline.
  */
 export const takeoverWaitMs = (leaseMs: number) => leaseMs + leaseCheckIntervalMs(leaseMs);
 

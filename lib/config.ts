@@ -134,7 +134,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RbsConfig {
       retentionMs: int('RBS_VOLUME_RETENTION_MS', 14 * DAY),
       softDeleteWindowMs: int('RBS_VOLUME_SOFT_DELETE_MS', 7 * DAY),
     },
-    // A replacement for an agent that may still run waits it out on the volume first (33 s in a pod): the worker checks.
+    // A replacement for an agent that may still run waits it out on the volume first (33 s in a pod by default): the worker checks.
     agentReadyTimeoutMs: int('RBS_AGENT_READY_TIMEOUT_MS', 2 * MINUTE),
     cleanup: {
       intervalMs: int('RBS_CLEANUP_INTERVAL_MS', 5 * MINUTE),

@@ -30,6 +30,9 @@ export interface SessionInput extends Partial<SessionPlacement> {
 }
 
 /** Failure types the orchestrator maps to gRPC statuses. */
+/** What a caller is told of a session that FAILED: by its workflow's update, or by the orchestrator once it ended. */
+export const sessionFailedMessage = (session: Pick<Session, 'sessionId' | 'failureReason'>) => `session ${session.sessionId} failed: ${session.failureReason}`;
+
 export const FAILURE = {
   SESSION_FAILED: 'SessionFailed',
   SESSION_ENDING: 'SessionEnding',

@@ -31,7 +31,7 @@ import {
   type SessionPhase,
   type SessionPlacement,
 } from '../lib/domain';
-import { FAILURE, endUpdate, getServerUpdate, heartbeatSignal, sessionQuery, type SessionInput, type SessionTimeouts } from './messages';
+import { FAILURE, endUpdate, sessionFailedMessage, getServerUpdate, heartbeatSignal, sessionQuery, type SessionInput, type SessionTimeouts } from './messages';
 import { failureCode, SESSION_END_REASON, SESSION_FAILURE, SESSION_ID, SESSION_PHASE } from '../lib/temporal/search-attributes';
 import { type SessionMoment, sessionCurrentDetails, summarized } from './details';
 import { metrics, type ReadyStart } from './metrics';
@@ -188,7 +188,7 @@ export async function sessionWorkflow(input: SessionInput): Promise<Session> {
       if (session.phase === 'FAILED') {
         throw ApplicationFailure.create({
           type: FAILURE.SESSION_FAILED,
-          message: `session ${session.sessionId} failed: ${session.failureReason}`,
+          message: sessionFailedMessage(session),
           nonRetryable: true,
         });
       }

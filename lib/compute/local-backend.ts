@@ -3,7 +3,7 @@
  * and an agent is a detached local process that outlives the worker that started it. Running
  * agents are found through /proc, so a crash that loses every file still leaves them killable.
  */
-import { LOCAL_AGENT_LEASE_MS } from '../agent-lease';
+import { LOCAL_AGENT_LEASE_MS, takeoverWaitMs } from '../agent-lease';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -59,8 +59,8 @@ interface NamespaceRecord {
   createdAt: string;
 }
 
-/** An agent may first wait out the volume's previous holder (services/agent/volume-lease.ts: 11 s). */
-const AGENT_START_TIMEOUT_MS = 30_000;
+/** An agent may first wait out the volume's previous holder (lib/agent-lease.ts), then starts. */
+const AGENT_START_TIMEOUT_MS = takeoverWaitMs(LOCAL_AGENT_LEASE_MS) + 20_000;
 const AGENT_STOP_GRACE_MS = 5_000;
 const AGENT_KILL_WAIT_MS = 2_000;
 const POLL_MS = 25;

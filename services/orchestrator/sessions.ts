@@ -21,7 +21,7 @@ import type { CertificateSigner } from '../../lib/pki/signer';
 import { placementFor, workflowIdFor } from '../../lib/naming';
 import type { SessionStore } from '../../lib/store/session-store';
 import { validateAgentAddress, validateSessionId, validateWorkspacePath } from '../../lib/validate';
-import { FAILURE, endUpdate, getServerUpdate, heartbeatSignal, sessionQuery, type SessionTimeouts } from '../../workflows/messages';
+import { FAILURE, endUpdate, sessionFailedMessage, getServerUpdate, heartbeatSignal, sessionQuery, type SessionTimeouts } from '../../workflows/messages';
 import { SESSION_ID, SESSION_NAMESPACE, SESSION_PHASE, SESSION_USER } from '../../lib/temporal/search-attributes';
 import type { sessionWorkflow } from '../../workflows';
 import { sessionStaticDetails, sessionSummary } from '../../workflows/details';
@@ -139,11 +139,15 @@ export class Sessions {
         return this.ownView(caller, fromWorkflow(view));
       } catch (err) {
         if (updateFailure(err)?.type !== FAILURE.SESSION_ENDING || attempt >= MAX_ATTACH_ATTEMPTS) throw err;
-        const ended: Session | undefined = await (await start.workflowHandle()).result().catch(() => undefined);
-        // The agent this caller reported could not be replaced: that is this command's answer. A new session
-        // would most likely fail the same way (a lost node that holds the volume), at the cost of another deadline.
+        // The latest run's end: the SDK does not say which run refused. Another run of this workflow is a session of
+        // the same user and workspace, started meanwhile by another of their commands.
+        const result: Session | undefined = await (await start.workflowHandle()).result().catch(() => undefined);
+        const ended = result && this.ownView(caller, fromWorkflow(result));
+        // The agent this caller reported could not be replaced (nor could any other, whatever asked for it): that is
+        // this command's answer. A new session would most likely fail alike (a lost node holding the volume), after
+        // another deadline; the next command starts one.
         if (unreachableAgent !== undefined && ended?.phase === 'FAILED' && ended.endReason === 'agent-restart-failed') {
-          throw new RpcError(grpc.status.FAILED_PRECONDITION, `session ${ended.sessionId} failed: ${ended.failureReason}`);
+          throw new RpcError(grpc.status.FAILED_PRECONDITION, sessionFailedMessage(ended));
         }
       }
     }

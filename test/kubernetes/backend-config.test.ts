@@ -139,9 +139,9 @@ test.each([
   expect(() => loadConfig({ ...base, ...env })).toThrow(message);
 });
 
-test.each(['999', '300001', '1.5e4', '30s', '-30000'])("refuses an agent lease of '%s' ms", (ms) => {
+test.each(['0', '4999', '300001', '1.5e4', '30s', '-30000'])("refuses an agent lease of '%s' ms", (ms) => {
   expect(() => loadConfig({ ...base, RBS_KUBE_AGENT_LEASE_MS: ms })).toThrow(
-    `RBS_KUBE_AGENT_LEASE_MS must be a whole number of ms from 1000 to 300000, got '${ms}'`,
+    `RBS_KUBE_AGENT_LEASE_MS must be a whole number of ms from 5000 to 300000, got '${ms}'`,
   );
 });
 

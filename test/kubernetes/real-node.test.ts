@@ -14,7 +14,7 @@ import { startStack, useStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 import { type BazelWorkspace, workspaceOfNewUser } from '../data-path/fixture';
 import { useKubeBackend } from './backend-fixture';
-import { takeoverWaitMs } from '../../lib/agent-lease';
+import { MIN_AGENT_LEASE_MS, takeoverWaitMs } from '../../lib/agent-lease';
 import { NODE_LOST_AFTER_MS } from '../../lib/compute/kubernetes/pod-status';
 
 jest.setTimeout(300_000);
@@ -122,10 +122,10 @@ test.each([
 test("a volume the kubelet cannot mount: the session ends FAILED at its deadline, quoting the kubelet's warning", async () => {
   kube().provisioner.skipLocalDirectories = true;
   // A short deadline needs a short lease: the worker allows for a replacement's wait on the volume (lib/agent-lease.ts).
-  const stack = await startStack({ RBS_AGENT_READY_TIMEOUT_MS: '12000' }, { backend: kube().backend({ agentLeaseMs: 1000 }) });
+  const stack = await startStack({ RBS_AGENT_READY_TIMEOUT_MS: '16000' }, { backend: kube().backend({ agentLeaseMs: MIN_AGENT_LEASE_MS }) });
   try {
     const client = await stack.client('fay');
-    const reason = /Timeout: agent of session .* not ready after 12000 ms: .*; last warning: FailedMount: .*does not exist/;
+    const reason = /Timeout: agent of session .* not ready after 16000 ms: .*; last warning: FailedMount: .*does not exist/;
     await expect(client.getServer(stack.workspace())).rejects.toMatchObject({ code: status.FAILED_PRECONDITION, details: expect.stringMatching(reason) });
     const [failed] = await client.listSessions({ includeFinished: true });
     await expectRemoved(failed.namespace);
@@ -138,7 +138,7 @@ test("a volume the kubelet cannot mount: the session ends FAILED at its deadline
 /** However the node dies, each command ends within this. */
 const NODE_LOSS_COMMAND_BOUND_MS = 180_000;
 /** The agents' lease here, so that a replacement's wait on the volume fits the short deadline below. */
-const NODE_LOSS_LEASE_MS = 5_000;
+const NODE_LOSS_LEASE_MS = MIN_AGENT_LEASE_MS;
 
 // Last: the node is down for a while.
 test('the node dies mid-session: each command ends within its bound, saying why; once the node is back, a new agent takes the volume over and builds', async () => {
