@@ -1,7 +1,9 @@
 /**
- * npm test runs two jest workers. Without timings from an earlier run (a fresh clone), jest orders
- * suites by file size, which would leave the chaos suite (a small file, minutes long) for the end,
- * with one worker idle. The suites LONG_FIRST names then go first; timings, once known, order the rest.
+ * npm test runs three jest workers on two cores: the suites mostly wait on servers, Bazel and the kubelet
+ * (measured: jest took 1264 s with three, against 1316-1348 s with two). The longest suites go first, so
+ * that none is left running alone at the end: the suites LONG_FIRST names, in its order, then the rest.
+ * Within each group, jest's own order: timings from an earlier run, else file size (which would leave the
+ * chaos suite, a small file minutes long, for the end).
  */
 const Sequencer = require('@jest/test-sequencer').default;
 
@@ -14,9 +16,8 @@ const rank = (test) => {
 
 class LongSuitesFirst extends Sequencer {
   sort(tests) {
-    const sorted = super.sort(tests);
-    if (sorted.some((test) => test.duration != null)) return sorted;
-    return sorted
+    return super
+      .sort(tests)
       .map((test, index) => ({ test, index }))
       .sort((a, b) => rank(a.test) - rank(b.test) || a.index - b.index)
       .map(({ test }) => test);
