@@ -7,7 +7,7 @@ import type { ManagedVolume } from '../lib/filestore/orphans';
 import type { WorkspaceStorage } from '../lib/filestore/workspace-storage';
 import type { SessionStore } from '../lib/store/session-store';
 import { knownVolumes } from '../lib/retained-volumes';
-import { SESSION_ID } from '../lib/temporal/search-attributes';
+import { SESSION_ID, SESSION_NAMESPACE } from '../lib/temporal/search-attributes';
 
 export interface CleanupDeps {
   backend: ComputeBackend;
@@ -43,15 +43,22 @@ export interface OrphanedShares {
 const LIVE_PHASES = SESSION_PHASES.filter((p) => !TERMINAL_PHASES.includes(p));
 
 export function createCleanupActivities({ backend, store, temporal, orphanGraceMs, endedRowRetentionMs, workspaceStorage }: CleanupDeps) {
-  /** Ids of the sessions whose workflows run now. */
-  async function liveSessionIds(): Promise<Set<string>> {
+  /**
+   * The sessions whose workflows run now: their ids, and their namespaces. A workflow carries its namespace
+   * from its start, but its session id only once its first task completes, after the quick steps that create the
+   * namespace (local activities): a namespace a running workflow names is its, whoever's id its record bears.
+   */
+  async function liveSessions(): Promise<{ ids: Set<string>; namespaces: Set<string> }> {
     const ids = new Set<string>();
+    const namespaces = new Set<string>();
     const query = `WorkflowType = 'sessionWorkflow' AND ExecutionStatus = 'Running'`;
     for await (const wf of temporal.workflow.list({ query })) {
       const sessionId = wf.typedSearchAttributes.get(SESSION_ID);
       if (sessionId) ids.add(sessionId);
+      const namespace = wf.typedSearchAttributes.get(SESSION_NAMESPACE);
+      if (namespace) namespaces.add(namespace);
     }
-    return ids;
+    return { ids, namespaces };
   }
 
   return {
@@ -62,12 +69,14 @@ export function createCleanupActivities({ backend, store, temporal, orphanGraceM
     async findOrphans(): Promise<Orphans> {
       const cutoff = Date.now() - orphanGraceMs;
       const [namespaces, agents, rows] = await Promise.all([backend.listNamespaces(), backend.listAgents(), store.list({ phases: LIVE_PHASES })]);
-      const live = await liveSessionIds();
-      const orphan = (sessionId: string, sinceMs: number) => !live.has(sessionId) && sinceMs < cutoff;
+      const live = await liveSessions();
+      const orphan = (sessionId: string, sinceMs: number) => !live.ids.has(sessionId) && sinceMs < cutoff;
+      // What lives in a running session's namespace is that session's to keep or replace (ensureNamespace, startAgent).
+      const orphanIn = (namespace: string, sessionId: string, sinceMs: number) => !live.namespaces.has(namespace) && orphan(sessionId, sinceMs);
       const orphanRows = rows.filter((r) => orphan(r.sessionId, r.updatedAtMs));
       return {
-        namespaces: namespaces.filter((n) => orphan(n.sessionId, n.createdAt.getTime())).map((n) => n.namespace),
-        agents: agents.filter((a) => orphan(a.sessionId, a.startedAt.getTime())),
+        namespaces: namespaces.filter((n) => orphanIn(n.namespace, n.sessionId, n.createdAt.getTime())).map((n) => n.namespace),
+        agents: agents.filter((a) => orphanIn(a.namespace, a.sessionId, a.startedAt.getTime())),
         sessionRows: orphanRows.map((r) => r.sessionId),
         sessionRowVolumes: Object.fromEntries(orphanRows.map((r) => [r.sessionId, r.volume])),
       };

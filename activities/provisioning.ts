@@ -1,7 +1,7 @@
 /** The provisioning and teardown steps of a session, each idempotent and safe to retry. */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { heartbeating } from './heartbeating';
-import { type AgentProblem, AgentStartError, type ComputeBackend } from '../lib/compute/backend';
+import { type AgentProblem, AgentStartError, type ComputeBackend, NamespaceGoneError } from '../lib/compute/backend';
 import { agentCertificateExpiry, certificateExpiry } from '../lib/pki/certificate';
 import { issueCertificate, type CertificateSigner } from '../lib/pki/signer';
 import { FAILURE } from '../workflows/messages';
@@ -28,6 +28,7 @@ export interface ProvisioningDeps {
 
 /** A failure the backend knows to be permanent ends the saga at once, with its reason. */
 function permanent(err: unknown): unknown {
+  if (err instanceof NamespaceGoneError) return ApplicationFailure.create({ type: FAILURE.NAMESPACE_GONE, message: err.message, nonRetryable: true });
   if (!(err instanceof AgentStartError)) return err;
   return ApplicationFailure.create({ type: FAILURE.AGENT_START_FAILED, message: err.message, nonRetryable: true, details: [err.reason] });
 }
@@ -57,7 +58,9 @@ export function createProvisioningActivities({ backend, signer, agentCertificate
         { kind: 'agent', sessionId },
         { ...backend.agentTlsNames(namespace), validityMs: agentCertificateValidityMs },
       );
-      await backend.installAgentCredentials({ namespace, sessionId, volume }, { caCertPem: signer.caCertPem, ...issued });
+      await backend.installAgentCredentials({ namespace, sessionId, volume }, { caCertPem: signer.caCertPem, ...issued }).catch((err) => {
+        throw permanent(err);
+      });
       return renewFrom(certificateExpiry(issued.certPem));
     },
 

@@ -29,10 +29,10 @@ export interface SessionInput extends Partial<SessionPlacement> {
   carried?: CarriedSession;
 }
 
-/** Failure types the orchestrator maps to gRPC statuses. */
 /** What a caller is told of a session that FAILED: by its workflow's update, or by the orchestrator once it ended. */
 export const sessionFailedMessage = (session: Pick<Session, 'sessionId' | 'failureReason'>) => `session ${session.sessionId} failed: ${session.failureReason}`;
 
+/** Failure types the orchestrator maps to gRPC statuses. */
 export const FAILURE = {
   SESSION_FAILED: 'SessionFailed',
   SESSION_ENDING: 'SessionEnding',
@@ -43,6 +43,8 @@ export const FAILURE = {
   QUOTA_EXCEEDED: 'QuotaExceeded',
   /** The agent cannot start, for good; details[0] is the backend's AgentStartFailure reason. */
   AGENT_START_FAILED: 'AgentStartFailed',
+  /** The session's namespace was removed from under it: no retry brings it back. */
+  NAMESPACE_GONE: 'NamespaceGone',
   /** The volume cannot be deleted as configured (it could not be backed up first): its owner keeps it. */
   VOLUME_NOT_REMOVABLE: 'VolumeNotRemovable',
 } as const;

@@ -86,6 +86,11 @@ export const AGENT_START_FAILURES = [
 ] as const;
 export type AgentStartFailure = (typeof AGENT_START_FAILURES)[number];
 
+/** The session's namespace is not there, where an earlier step made it: someone removed it. Activities do not retry it. */
+export class NamespaceGoneError extends Error {
+  override name = 'NamespaceGoneError';
+}
+
 /** A permanent failure to start or reach an agent; activities turn it into a non-retryable failure. */
 export class AgentStartError extends Error {
   constructor(

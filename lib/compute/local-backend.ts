@@ -28,6 +28,7 @@ import {
   type AgentWait,
   type ComputeBackend,
   type ManagedNamespace,
+  NamespaceGoneError,
   type NamespaceSpec,
   type RunningAgent,
 } from './backend';
@@ -321,7 +322,7 @@ export class LocalBackend implements ComputeBackend {
 
   private requireNamespace(namespace: string): NamespaceRecord {
     const record = readNamespaceRecord(this.namespaceDir(namespace));
-    if (!record) throw new Error(`namespace ${namespace} does not exist: ensureNamespace first`);
+    if (!record) throw new NamespaceGoneError(`namespace ${namespace} does not exist: it was removed, or never made (ensureNamespace first)`);
     return record;
   }
 

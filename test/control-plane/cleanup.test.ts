@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { NAMESPACE_FILES } from '../../lib/compute/local-backend';
 import { cleanupScheduleId } from '../../services/worker/cleanup-schedule';
 import type { cleanupWorkflow } from '../../workflows/cleanup';
 import { useStack } from '../harness/stack';
@@ -36,6 +37,27 @@ test('the cleanup schedule removes orphaned agents, namespaces and store rows, a
   expect(await stack().worker.store.get(orphan.sessionId)).toBeNull();
   expect((await gina.describeSession(live.sessionId)).phase).toBe('READY');
   await gina.endSession(live.sessionId);
+});
+
+test("a running session's namespace is kept, whoever's id its record bears: the quick steps make it before the session's id is visible", async () => {
+  const hal = await stack().client('hal');
+  const session = await hal.getServer(stack().workspace());
+  // As the namespace is between its creation and the first workflow task's end: its record names a session the
+  // workflow listing does not show yet.
+  const record = path.join(stack().config.home, 'namespaces', session.namespace, NAMESPACE_FILES.record);
+  const mine = fs.readFileSync(record, 'utf8');
+  fs.writeFileSync(record, JSON.stringify({ ...JSON.parse(mine), sessionId: randomUUID(), createdAt: new Date(Date.now() - 60_000).toISOString() }));
+  try {
+    const report = await stack().temporal.workflow.execute<typeof cleanupWorkflow>('cleanupWorkflow', {
+      taskQueue: stack().config.temporal.taskQueue,
+      workflowId: `cleanup-test-${randomUUID()}`,
+    });
+    expect(report.namespaces).not.toContain(session.namespace);
+    expect((await stack().worker.backend.listNamespaces()).map((n) => n.namespace)).toContain(session.namespace);
+  } finally {
+    fs.writeFileSync(record, mine);
+  }
+  await hal.endSession(session.sessionId);
 });
 
 test('without Filestore the cleanup reports no shares', async () => {

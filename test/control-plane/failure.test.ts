@@ -27,3 +27,26 @@ test('a step that fails for good is undone; the session is FAILED with its reaso
   expect(session.sessionId).not.toBe(failed.sessionId);
   await erin.endSession(session.sessionId);
 });
+
+test('a namespace removed from under a provisioning session fails it at once, naming the namespace, rather than retrying for ever', async () => {
+  const fern = await stack().client('fern');
+  const backend = stack().worker.backend;
+  const install = backend.installAgentCredentials.bind(backend);
+  // As when something else (an operator, a mistaken cleanup) removes it between the quick steps.
+  backend.installAgentCredentials = async (spec, credentials) => {
+    fs.rmSync(path.join(stack().config.home, 'namespaces', spec.namespace), { recursive: true, force: true });
+    return install(spec, credentials);
+  };
+  try {
+    const started = Date.now();
+    await expect(fern.getServer(stack().workspace())).rejects.toMatchObject({
+      code: status.FAILED_PRECONDITION,
+      details: expect.stringMatching(/failed: namespace fern-rbs-\w+ does not exist: it was removed, or never made/),
+    });
+    expect(Date.now() - started).toBeLessThan(30_000);
+    const [failed] = await fern.listSessions({ includeFinished: true });
+    expect(failed).toMatchObject({ phase: 'FAILED' });
+  } finally {
+    backend.installAgentCredentials = install;
+  }
+});
