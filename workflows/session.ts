@@ -19,7 +19,6 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { RetryPolicy } from '@temporalio/common';
 import type { createActivities } from '../activities';
 import {
   activityDebounceMs,
@@ -31,6 +30,7 @@ import {
   type SessionPhase,
   type SessionPlacement,
 } from '../lib/domain';
+import { QUICK, QUICK_LOCAL, RETRY } from './step-options';
 import { FAILURE, endUpdate, sessionFailedMessage, getServerUpdate, heartbeatSignal, sessionQuery, type SessionInput, type SessionTimeouts } from './messages';
 import { failureCode, SESSION_END_REASON, SESSION_FAILURE, SESSION_ID, SESSION_PHASE } from '../lib/temporal/search-attributes';
 import { type SessionMoment, sessionCurrentDetails, summarized } from './details';
@@ -43,10 +43,6 @@ const VOLUME_OWNER_PATCH = 'volume-owner';
 /** The workflow alone writes its row's lastActivityAtMs (before, the orchestrator also did on heartbeats). */
 const ACTIVITY_RECORD_PATCH = 'record-activity';
 
-const RETRY: RetryPolicy = { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s' };
-
-/** Quick, idempotent steps. A step that keeps failing gives up after two minutes. */
-const QUICK = { startToCloseTimeout: '15s', scheduleToCloseTimeout: '2m', retry: RETRY } as const;
 const steps = summarized(proxyActivities<Activities>(QUICK));
 /**
  * The quickest steps (namespace, volume binding, credentials), run in the worker that runs the
@@ -56,7 +52,7 @@ const steps = summarized(proxyActivities<Activities>(QUICK));
  * activities run, the workflow's queries, updates and search attributes wait.
  */
 const LOCAL_STEPS_PATCH = 'local-steps';
-const localSteps = summarized(proxyLocalActivities<Activities>(QUICK));
+const localSteps = summarized(proxyLocalActivities<Activities>(QUICK_LOCAL));
 
 /** Steps that wait on something outside (an agent starting, an rsync): they heartbeat. */
 const waits = summarized(
