@@ -110,7 +110,7 @@ export async function createSessionWorker(
   const filestore = options.workspaceStorage ? null : await filestoreFor(config);
   const workspaceStorage = options.workspaceStorage ?? filestore?.storage;
   const backend = options.backend ?? (await backendFor(config, credentials.tls, workspaceStorage));
-  // Before anything is opened: a deadline no replacement agent can meet would fail sessions after every node loss.
+  // Before the store and Temporal are opened: a deadline no replacement agent can meet would fail sessions after every node loss.
   try {
     checkReadyTimeoutCoversTakeover(config.agentReadyTimeoutMs, backend.agentLease);
   } catch (err) {
