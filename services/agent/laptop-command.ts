@@ -14,6 +14,7 @@ import type { RunRequest__Output } from '../../gen/proto/command_server/RunReque
 import type { RunResponse, RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
 import { infoNote } from './laptop-info';
 import { laptopOutput } from './laptop-output';
+import { onlyOwnEventFile } from './outputs';
 import type { ClientPaths } from './run-request';
 
 /** Bazel's "command line error": a flag RBS cannot honour. */
@@ -80,7 +81,8 @@ export class LaptopCommands {
       ...(client.clientOutputBase ? rootPairs(this.places.outputBase, client.clientOutputBase) : []),
     ];
     let commandId = '';
-    const output = laptopOutput(pairs, send, infoNote(request.arg.map(String)));
+    const args = request.arg.map((arg) => arg.toString('latin1'));
+    const output = laptopOutput(pairs, send, { note: infoNote(args), ownEventFile: onlyOwnEventFile(args) });
     return {
       request: { ...request, arg: mapping.args, startupOptions: mapping.startupOptions },
       mapping,

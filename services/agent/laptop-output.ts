@@ -3,6 +3,7 @@
  * laptop's, each stream on its own, with nothing held back for long (progress lines end in `\r`).
  */
 import { type PathPair, PathRewriter } from '../../lib/bazel/path-rewriter';
+import { EventFileNoticeFilter } from './event-file-notice';
 import type { RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
 
 /** A tail that may begin a path goes out as it is once nothing else has come for this long. */
@@ -30,13 +31,31 @@ export interface LaptopOutput {
   close(): void;
 }
 
+export interface LaptopOutputOptions {
+  /** Printed on stderr after the command's own output. */
+  note?: string;
+  /** The agent added a build event file the developer did not ask for: Bazel's notice of it goes. */
+  ownEventFile?: boolean;
+}
+
+/** Stderr in laptop paths, without what only the agent's own build event file made Bazel print. */
+function laptopStderr(pairs: readonly PathPair[], ownEventFile: boolean): Pick<PathRewriter, 'write' | 'flush'> {
+  const paths = new PathRewriter(pairs);
+  if (!ownEventFile) return paths;
+  const notice = new EventFileNoticeFilter();
+  return {
+    write: (chunk) => paths.write(notice.write(chunk)),
+    flush: () => Buffer.concat([paths.write(notice.flush()), paths.flush()]),
+  };
+}
+
 /**
  * Wraps `send`: every response's output rewritten; what is held back comes out before the final
  * response (followed by `note`, if any, on stderr), or alone after IDLE_FLUSH_MS of quiet.
  */
-export function laptopOutput(pairs: readonly PathPair[], send: Send, note = ''): LaptopOutput {
+export function laptopOutput(pairs: readonly PathPair[], send: Send, { note = '', ownEventFile = false }: LaptopOutputOptions = {}): LaptopOutput {
   const stdout = new PathRewriter(pairs);
-  const stderr = new PathRewriter(pairs);
+  const stderr = laptopStderr(pairs, ownEventFile);
   let idle: NodeJS.Timeout | undefined;
   const flush = () => {
     const [standardOutput, standardError] = [stdout.flush(), stderr.flush()];

@@ -38,6 +38,23 @@ export interface CommandOutputsTracker {
   finish(commandId: string, exitCode: number): Promise<void>;
 }
 
+const BUILD_EVENT_FILE_OPTIONS = ['build_event_json_file', 'build_event_text_file', 'build_event_binary_file'];
+
+/** The files a build event flag may name in `args` (more than one when a --config decides), none if off. */
+function givenFiles(args: string[], flag: string): string[] {
+  const given = effectiveOption(args, flag);
+  return (!given ? [] : 'value' in given ? [given.value] : given.candidates).filter((value) => value !== '');
+}
+
+/**
+ * Whether Bazel's closing "Build Event Protocol files produced successfully." would be RBS's alone:
+ * the agent adds its own file to `args` (a command that builds, without the developer's JSON file),
+ * and the developer asked for no other build event file, which would make local Bazel print it too.
+ */
+export function onlyOwnEventFile(args: string[]): boolean {
+  return BUILDING_COMMANDS.has(args[0] ?? '') && BUILD_EVENT_FILE_OPTIONS.every((flag) => givenFiles(args, flag).length === 0);
+}
+
 export class CommandOutputs {
   private readonly lists = new Map<string, Promise<ListOutputsResponse>>();
 
@@ -51,12 +68,11 @@ export class CommandOutputs {
       rewrite: (mapped) => {
         args = mapped.arg.map((arg) => arg.toString('latin1'));
         if (!BUILDING_COMMANDS.has(args[0])) return mapped;
-        const given = effectiveOption(args, 'build_event_json_file');
-        const values = !given ? [] : 'value' in given ? [given.value] : given.candidates;
-        if (values.some((value) => value !== '')) {
+        const values = givenFiles(args, 'build_event_json_file');
+        if (values.length) {
           // A relative path is the client's working directory's, as Bazel resolves it.
           const cwd = args.find((arg) => arg.startsWith('--client_cwd='))?.slice('--client_cwd='.length);
-          events = { files: values.filter((v) => v !== '').map((v) => path.resolve(cwd ?? this.options.workspaceDir, v)), ours: false };
+          events = { files: values.map((v) => path.resolve(cwd ?? this.options.workspaceDir, v)), ours: false };
           return mapped;
         }
         events = { files: [path.join(this.options.eventsDir, `${randomUUID()}.json`)], ours: true };

@@ -32,6 +32,13 @@ const remote = () => remoteOf(stack(), ws);
 
 const build = (...targets: string[]) => ws.bazel(['build', ...ws.buildOptions, ...targets]);
 
+/** What Bazel prints once the build is done, with its times (the only part two runs differ in) left out. */
+const closingLines = (stderr: string) =>
+  stderr
+    .slice(stderr.indexOf('Target //'))
+    .replace(/\d+\.\d+s/g, 'N.NNs')
+    .split('\n');
+
 it('builds remotely, with the output a local build gives; info, query, test and clean work', async () => {
   const first = await build('//:gen');
   expect(first).toMatchObject({ code: 0 });
@@ -40,7 +47,10 @@ it('builds remotely, with the output a local build gives; info, query, test and 
   const { workspace } = await remote();
   // Built there, fetched here: the laptop's link leads into its own output base.
   expect(fs.readlinkSync(path.join(ws.workspace, 'bazel-bin')).startsWith(`${ws.outputBase}/`)).toBe(true);
-  expect((await ws.local(['build', ...ws.buildOptions, '//:gen'])).code).toBe(0);
+  const local = await ws.local(['build', ...ws.buildOptions, '//:gen']);
+  expect(local.code).toBe(0);
+  // Bazel's closing lines read as the local build's: none from the agent's own build event file.
+  expect(closingLines(first.stderr)).toEqual(closingLines(local.stderr));
   expect(fs.readFileSync(path.join(workspace, 'bazel-bin', 'gen.txt'), 'utf8')).toBe(fs.readFileSync(path.join(ws.workspace, 'bazel-bin', 'gen.txt'), 'utf8'));
 
   expect(await ws.bazel(['info', 'release'])).toMatchObject({ code: 0, stdout: 'development version\n' });

@@ -46,7 +46,7 @@ describe('laptopOutput', () => {
 
   it('puts whatever is held, and the note, into the final response; nothing is sent after it', () => {
     const sent: RunResponse__Output[] = [];
-    const output = laptopOutput(PAIRS, (r) => sent.push(r), 'RBS: a note.\n');
+    const output = laptopOutput(PAIRS, (r) => sent.push(r), { note: 'RBS: a note.\n' });
     output.send(out('/vol/v1/workspace', '/vol/v1/workspace'));
     output.send(out('', '', true));
     output.close();

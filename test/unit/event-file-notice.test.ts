@@ -1,0 +1,113 @@
+/**
+ * The notice Bazel prints only for the agent's own build event file is taken out, and nothing else.
+ * The captures are real Bazel's (the development build these tests run), of `bazel build //:gen`,
+ * without and with --build_event_json_file, from the line naming the target on: on a terminal
+ * (curses and colours) and without one.
+ */
+import { EventFileNoticeFilter } from '../../services/agent/event-file-notice';
+import { onlyOwnEventFile } from '../../services/agent/outputs';
+
+const CAPTURES = {
+  'without a terminal': {
+    local:
+      'Target //:gen up-to-date:\n  bazel-bin/gen.txt\nINFO: Elapsed time: 0.178s, Critical Path: 0.01s\nINFO: 1 process: 1 internal.\n' +
+      'INFO: Build completed successfully, 1 total action\nINFO: Build completed successfully, 1 total action\n',
+    withEventFile:
+      'Target //:gen up-to-date:\n  bazel-bin/gen.txt\nINFO: Elapsed time: 0.237s, Critical Path: 0.01s\nINFO: 1 process: 1 internal.\n' +
+      'INFO: Build completed successfully, 1 total action\nINFO: Build Event Protocol files produced successfully.\n' +
+      'INFO: Build completed successfully, 1 total action\nINFO: Build completed successfully, 1 total action\n',
+  },
+  'on a terminal': {
+    local:
+      '\r\x1b[1A\x1b[KTarget //:gen up-to-date:\r\n\x1b[32m[1 / 1]\x1b[0m checking cached actions\r\n\r\x1b[1A\x1b[K  bazel-bin/gen.txt\r\n' +
+      '\x1b[32m[1 / 1]\x1b[0m checking cached actions\r\n\r\x1b[1A\x1b[K\x1b[32mINFO: \x1b[0mElapsed time: 0.192s, Critical Path: 0.00s\r\n' +
+      '\x1b[32m[1 / 1]\x1b[0m checking cached actions\r\n\r\x1b[1A\x1b[K\x1b[32mINFO: \x1b[0m1 process: 1 internal.\r\n' +
+      '\x1b[32m[1 / 1]\x1b[0m checking cached actions\r\n\r\x1b[1A\x1b[K\x1b[32mINFO:\x1b[0m Build completed successfully, 1 total action\r\n' +
+      '\r\x1b[1A\x1b[K\x1b[32mINFO:\x1b[0m Build completed successfully, 1 total action\r\n\x1b[0m',
+    withEventFile:
+      '\r\x1b[1A\x1b[KTarget //:gen up-to-date:\r\n\x1b[32m[1 / 1]\x1b[0m checking cached actions\r\n\r\x1b[1A\x1b[K  bazel-bin/gen.txt\r\n' +
+      '\x1b[32m[1 / 1]\x1b[0m checking cached actions\r\n\r\x1b[1A\x1b[K\x1b[32mINFO: \x1b[0mElapsed time: 0.156s, Critical Path: 0.00s\r\n' +
+      '\x1b[32m[1 / 1]\x1b[0m checking cached actions\r\n\r\x1b[1A\x1b[K\x1b[32mINFO: \x1b[0m1 process: 1 internal.\r\n' +
+      '\x1b[32m[1 / 1]\x1b[0m checking cached actions\r\n\r\x1b[1A\x1b[K\x1b[32mINFO:\x1b[0m Build completed successfully, 1 total action\r\n' +
+      '\r\x1b[1A\x1b[K\x1b[32mINFO: \x1b[0mBuild Event Protocol files produced successfully.\r\n' +
+      '\x1b[32mINFO:\x1b[0m Build completed successfully, 1 total action\r\n' +
+      '\r\x1b[1A\x1b[K\x1b[32mINFO:\x1b[0m Build completed successfully, 1 total action\r\n\x1b[0m',
+  },
+};
+
+/** The one thing two runs of the same build print differently. */
+const sameTimes = (text: string) => text.replace(/\d+\.\d+s/g, 'N.NNs');
+
+/** `text` through a new filter in the chunks `cuts` make, then flushed. */
+function filtered(text: string, cuts: number[]): string {
+  const filter = new EventFileNoticeFilter();
+  const bounds = [0, ...cuts, text.length];
+  const parts = bounds.slice(1).map((end, i) => filter.write(Buffer.from(text.slice(bounds[i], end), 'latin1')));
+  return Buffer.concat([...parts, filter.flush()]).toString('latin1');
+}
+
+describe.each(Object.entries(CAPTURES))('%s', (_, { local, withEventFile }) => {
+  it('what is left is what local Bazel prints, however the stream is cut', () => {
+    expect(sameTimes(filtered(withEventFile, []))).toBe(sameTimes(local));
+    for (let cut = 1; cut < withEventFile.length; cut++) expect(sameTimes(filtered(withEventFile, [cut]))).toBe(sameTimes(local));
+    const everyByte = Array.from({ length: withEventFile.length - 1 }, (_, i) => i + 1);
+    expect(sameTimes(filtered(withEventFile, everyByte))).toBe(sameTimes(local));
+  });
+
+  it('a stream without the notice passes unchanged', () => {
+    expect(filtered(local, [])).toBe(local);
+    expect(filtered(local, [local.length >> 1])).toBe(local);
+  });
+});
+
+describe('EventFileNoticeFilter', () => {
+  it('takes out the notice once, and only a whole line that reads as it', () => {
+    const text = [
+      'echo INFO: Build Event Protocol files produced successfully.', // a build's own output, in a line of its own
+      'INFO: Build Event Protocol files produced successfully. (not quite)',
+      'INFO: Build Event Protocol files produced successfully.',
+      'INFO: a line that is not the one before the notice',
+      'INFO: Build Event Protocol files produced successfully.',
+      'INFO: Build Event Protocol files produced successfully.',
+      '',
+    ].join('\n');
+    expect(filtered(text, [])).toBe(
+      [
+        'echo INFO: Build Event Protocol files produced successfully.',
+        'INFO: Build Event Protocol files produced successfully. (not quite)',
+        'INFO: a line that is not the one before the notice',
+        'INFO: Build Event Protocol files produced successfully.',
+        'INFO: Build Event Protocol files produced successfully.',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('a line whose start already went out is never cut in half', () => {
+    const filter = new EventFileNoticeFilter();
+    const sent = [filter.write(Buffer.from('INFO: Build Ev')), filter.flush(), filter.write(Buffer.from('ent Protocol files produced successfully.\nnext\n'))];
+    expect(Buffer.concat(sent).toString()).toBe('INFO: Build Event Protocol files produced successfully.\nnext\n');
+  });
+
+  it('holds back only what may still become the notice: other output goes out at once', () => {
+    const filter = new EventFileNoticeFilter();
+    expect(filter.write(Buffer.from('\x1b[32m[3 / 7]\x1b[0m Compiling a.cc\r\n')).toString()).toBe('\x1b[32m[3 / 7]\x1b[0m Compiling a.cc\r\n');
+    expect(filter.write(Buffer.from('Compiling b.cc')).toString()).toBe('Compiling b.cc');
+    expect(filter.write(Buffer.from('\n')).toString()).toBe('\n');
+    expect(filter.write(Buffer.from('\x1b[32mINFO: \x1b[0mBuild')).toString()).toBe('');
+    expect(filter.write(Buffer.from(' started\n')).toString()).toBe('\x1b[32mINFO: \x1b[0mBuild started\n');
+  });
+});
+
+describe('onlyOwnEventFile: whether local Bazel would not print the notice', () => {
+  it.each([
+    [['build', '//:gen'], true],
+    [['test', '--build_event_json_file=', '//:t'], true], // turned off: the agent's own is the only one
+    [['build', '--build_event_json_file=/tmp/mine.json', '//:gen'], false],
+    [['build', '--build_event_text_file', 'events.txt', '//:gen'], false],
+    [['build', '--default_override=0:build=--build_event_text_file=/x.txt', '//:gen'], false],
+    [['build', '--config=ci', '--default_override=0:build:ci=--build_event_json_file=/x.json', '//:gen'], false],
+    [['info'], false], // no file is added to a command that does not build
+    [['build', '--', '--build_event_text_file=/x'], true], // a target pattern, not a flag
+  ])('%j: %s', (args, expected) => expect(onlyOwnEventFile(args)).toBe(expected));
+});
