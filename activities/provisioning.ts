@@ -40,7 +40,9 @@ export function createProvisioningActivities({ backend, signer, agentCertificate
     },
 
     async bindVolume({ namespace, sessionId, volume }: SessionRef): Promise<void> {
-      await backend.ensureVolume({ namespace, sessionId, volume });
+      await backend.ensureVolume({ namespace, sessionId, volume }).catch((err) => {
+        throw permanent(err);
+      });
     },
 
     /**

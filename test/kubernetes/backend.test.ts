@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AgentProgress, AgentSpec, NamespaceSpec } from '../../lib/compute/backend';
+import { MERGE_PATCH } from '../../lib/compute/kubernetes/apply';
 import type { KubernetesBackend } from '../../lib/compute/kubernetes/backend';
 import { isDns1123Label, placementFor } from '../../lib/naming';
 import { CertificateAuthority } from '../../lib/pki/ca';
@@ -294,6 +295,31 @@ test('an image that cannot be pulled fails with ImagePullBackOff; a pod no node 
   // Not scheduled yet is doubt, not certainty: the cluster may yet grow a node for it.
   expect(await huge.agentProblem(big.namespace, big.sessionId)).toEqual({ detail: expect.stringContaining('not scheduled'), gone: false });
   await huge.deleteNamespace(big.namespace);
+});
+
+test('a namespace removed under its session, being deleted or gone: each later step fails with NamespaceGoneError (it ends the session, never retried); a new session makes it again', async () => {
+  const backend = kube().backend();
+  const spec = session();
+  const { namespace } = spec;
+  await backend.ensureNamespace(spec);
+  const steps = [() => backend.ensureVolume(spec), () => backend.installAgentCredentials(spec, credentials), () => backend.startAgent(spec)];
+  // An object with a finalizer holds the namespace in Terminating, as any slow finalizer would.
+  const held = { name: 'held', namespace };
+  await kube().admin.core.createNamespacedConfigMap({ namespace, body: { metadata: { ...held, finalizers: ['rbs.test/hold'] } } });
+  await kube().admin.core.deleteNamespace({ name: namespace });
+  for (const step of steps) {
+    await expect(step()).rejects.toMatchObject({
+      name: 'NamespaceGoneError',
+      message: expect.stringContaining(`namespace ${namespace} was removed under its session`),
+    });
+  }
+  await expect(backend.ensureVolume(spec)).rejects.toThrow(/because it is being terminated/);
+  await kube().admin.core.patchNamespacedConfigMap({ ...held, body: { metadata: { finalizers: null } } }, MERGE_PATCH);
+  await kube().namespaceGone(namespace);
+  for (const step of steps) await expect(step()).rejects.toMatchObject({ name: 'NamespaceGoneError', message: expect.stringContaining('not found') });
+  // The step that makes it makes it again: a new session of the same workspace starts as ever.
+  await provision(backend, { ...spec, sessionId: randomUUID() });
+  await backend.deleteNamespace(namespace);
 });
 
 test('a namespace it does not manage is never deleted, nor taken over', async () => {
