@@ -38,14 +38,23 @@ export interface LaptopOutputOptions {
   ownEventFile?: boolean;
 }
 
+interface Stream {
+  write(chunk: Buffer): Buffer;
+  /** The end of the stream. */
+  flush(): Buffer;
+  /** Nothing came for IDLE_FLUSH_MS. */
+  idle(): Buffer;
+}
+
 /** Stderr in laptop paths, without what only the agent's own build event file made Bazel print. */
-function laptopStderr(pairs: readonly PathPair[], ownEventFile: boolean): Pick<PathRewriter, 'write' | 'flush'> {
+function laptopStderr(pairs: readonly PathPair[], ownEventFile: boolean): Stream {
   const paths = new PathRewriter(pairs);
-  if (!ownEventFile) return paths;
+  if (!ownEventFile) return { write: (chunk) => paths.write(chunk), flush: () => paths.flush(), idle: () => paths.flush() };
   const notice = new EventFileNoticeFilter();
   return {
     write: (chunk) => paths.write(notice.write(chunk)),
     flush: () => Buffer.concat([paths.write(notice.flush()), paths.flush()]),
+    idle: () => Buffer.concat([paths.write(notice.idle()), paths.flush()]),
   };
 }
 
@@ -57,8 +66,8 @@ export function laptopOutput(pairs: readonly PathPair[], send: Send, { note = ''
   const stdout = new PathRewriter(pairs);
   const stderr = laptopStderr(pairs, ownEventFile);
   let idle: NodeJS.Timeout | undefined;
-  const flush = () => {
-    const [standardOutput, standardError] = [stdout.flush(), stderr.flush()];
+  const flush = (quiet = false) => {
+    const [standardOutput, standardError] = [stdout.flush(), quiet ? stderr.idle() : stderr.flush()];
     if (standardOutput.length || standardError.length) send(response({ standardOutput, standardError }));
   };
   const relay = (given: RunResponse__Output) => {
@@ -67,7 +76,7 @@ export function laptopOutput(pairs: readonly PathPair[], send: Send, { note = ''
     const standardError = stderr.write(given.standardError ?? EMPTY);
     if (!given.finished) {
       send({ ...given, standardOutput, standardError });
-      idle = setTimeout(flush, IDLE_FLUSH_MS);
+      idle = setTimeout(() => flush(true), IDLE_FLUSH_MS);
       return;
     }
     const standardErrorEnd = Buffer.concat([standardError, stderr.flush(), Buffer.from(note)]);

@@ -1,14 +1,14 @@
 /**
  * The notice Bazel prints only for the agent's own build event file is taken out, and nothing else.
- * The captures are real Bazel's (the development build these tests run), of `bazel build //:gen`,
- * without and with --build_event_json_file, from the line naming the target on: on a terminal
- * (curses and colours) and without one.
+ * The captures are real Bazel's (the development build these tests run), without and with
+ * --build_event_json_file, from near their ends: on a terminal (curses and colours) and without one.
  */
 import { EventFileNoticeFilter } from '../../services/agent/event-file-notice';
 import { onlyOwnEventFile } from '../../services/agent/outputs';
 
+const FAILED = '\x1b[31m\x1b[1mFAILED:\x1b[0m Build did NOT complete successfully (0 packages loaded)\r\n';
 const CAPTURES = {
-  'without a terminal': {
+  'a build, without a terminal': {
     local:
       'Target //:gen up-to-date:\n  bazel-bin/gen.txt\nINFO: Elapsed time: 0.178s, Critical Path: 0.01s\nINFO: 1 process: 1 internal.\n' +
       'INFO: Build completed successfully, 1 total action\nINFO: Build completed successfully, 1 total action\n',
@@ -17,7 +17,7 @@ const CAPTURES = {
       'INFO: Build completed successfully, 1 total action\nINFO: Build Event Protocol files produced successfully.\n' +
       'INFO: Build completed successfully, 1 total action\nINFO: Build completed successfully, 1 total action\n',
   },
-  'on a terminal': {
+  'a build, on a terminal': {
     local:
       '\r\x1b[1A\x1b[KTarget //:gen up-to-date:\r\n\x1b[32m[1 / 1]\x1b[0m checking cached actions\r\n\r\x1b[1A\x1b[K  bazel-bin/gen.txt\r\n' +
       '\x1b[32m[1 / 1]\x1b[0m checking cached actions\r\n\r\x1b[1A\x1b[K\x1b[32mINFO: \x1b[0mElapsed time: 0.192s, Critical Path: 0.00s\r\n' +
@@ -32,6 +32,34 @@ const CAPTURES = {
       '\r\x1b[1A\x1b[K\x1b[32mINFO: \x1b[0mBuild Event Protocol files produced successfully.\r\n' +
       '\x1b[32mINFO:\x1b[0m Build completed successfully, 1 total action\r\n' +
       '\r\x1b[1A\x1b[K\x1b[32mINFO:\x1b[0m Build completed successfully, 1 total action\r\n\x1b[0m',
+  },
+  'a target that does not exist, without a terminal': {
+    local:
+      'INFO: Elapsed time: 0.130s\nINFO: 0 processes.\nFAILED: Build did NOT complete successfully (0 packages loaded)\n' +
+      'FAILED: Build did NOT complete successfully (0 packages loaded)\n',
+    withEventFile:
+      'INFO: Elapsed time: 0.077s\nINFO: 0 processes.\nFAILED: Build did NOT complete successfully (0 packages loaded)\n' +
+      'INFO: Build Event Protocol files produced successfully.\nFAILED: Build did NOT complete successfully (0 packages loaded)\n',
+  },
+  'a target that does not exist, on a terminal': {
+    local:
+      '\r\x1b[1A\x1b[K\x1b[32mINFO: \x1b[0mElapsed time: 0.068s\r\n\x1b[32mAnalyzing:\x1b[0m 0 targets (0 packages loaded)\r\n' +
+      '\r\x1b[1A\x1b[K\x1b[32mINFO: \x1b[0m0 processes.\r\n\x1b[32mAnalyzing:\x1b[0m 0 targets (0 packages loaded)\r\n' +
+      `\r\x1b[1A\x1b[K${FAILED}\r\x1b[1A\x1b[K${FAILED}\x1b[0m`,
+    withEventFile:
+      '\r\x1b[1A\x1b[K\x1b[32mINFO: \x1b[0mElapsed time: 0.081s\r\n\x1b[32mAnalyzing:\x1b[0m 0 targets (0 packages loaded)\r\n' +
+      '\r\x1b[1A\x1b[K\x1b[32mINFO: \x1b[0m0 processes.\r\n\x1b[32mAnalyzing:\x1b[0m 0 targets (0 packages loaded)\r\n' +
+      `\r\x1b[1A\x1b[K${FAILED}\r\x1b[1A\x1b[K\x1b[32mINFO: \x1b[0mBuild Event Protocol files produced successfully.\r\n` +
+      `${FAILED}\r\x1b[1A\x1b[K${FAILED}\x1b[0m`,
+  },
+  'a run of what is not executable, without a terminal': {
+    local:
+      'INFO: Elapsed time: 0.095s\nINFO: 0 processes.\nFAILED: Build did NOT complete successfully (0 packages loaded)\n' +
+      'ERROR: Build failed. Not running target\nFAILED: Build did NOT complete successfully (0 packages loaded)\n',
+    withEventFile:
+      'INFO: Elapsed time: 0.134s\nINFO: 0 processes.\nFAILED: Build did NOT complete successfully (0 packages loaded)\n' +
+      'ERROR: Build failed. Not running target\nINFO: Build Event Protocol files produced successfully.\n' +
+      'FAILED: Build did NOT complete successfully (0 packages loaded)\n',
   },
 };
 
@@ -61,6 +89,36 @@ describe.each(Object.entries(CAPTURES))('%s', (_, { local, withEventFile }) => {
 });
 
 describe('EventFileNoticeFilter', () => {
+  it('on a terminal, a status bar of several lines is drawn again after the notice: all of them go', () => {
+    const status =
+      '\x1b[31m\x1b[1mFAILED:\x1b[0m Build did NOT complete successfully (0 packages loaded, 0 targets conf\\\r\nigured)\r\n    currently loading: @bazel_tools//src/tools/launcher\r\n';
+    const erase = '\r\x1b[1A\x1b[K'.repeat(3);
+    const start = `${erase}\x1b[31m\x1b[1mERROR: \x1b[0mCouldn't start the build. Unable to run tests\r\n${status}`;
+    const end = `${erase}${status}\x1b[0m`;
+    const withEventFile = `${start}${erase}\x1b[32mINFO: \x1b[0mBuild Event Protocol files produced successfully.\r\n${status}${end}`;
+    for (let cut = 0; cut < withEventFile.length; cut += 7) expect(filtered(withEventFile, cut ? [cut] : [])).toBe(start + end);
+  });
+
+  it('without a terminal, the status line comes before or after the notice as often as timing has it (a failed test, three runs): twice is left, as local Bazel prints it', () => {
+    const status = 'INFO: Build completed, 1 test FAILED, 2 total actions\n';
+    const notice = 'INFO: Build Event Protocol files produced successfully.\n';
+    const start = 'INFO: Elapsed time: 0.486s, Critical Path: 0.22s\nINFO: 2 processes: 2 linux-sandbox.\n';
+    for (const run of [
+      [status, notice, status, status],
+      [status, notice, status],
+      [status, status, notice, status],
+    ]) {
+      const withEventFile = start + run.join('');
+      for (let cut = 0; cut < withEventFile.length; cut += 5) expect(filtered(withEventFile, cut ? [cut] : [])).toBe(start + status + status);
+    }
+  });
+
+  it('without a terminal, a line after the notice that is not the status line again stays', () => {
+    const text =
+      'INFO: Build completed successfully, 1 total action\nINFO: Build Event Protocol files produced successfully.\nRBS: a note\nINFO: Build completed successfully, 1 total action\n';
+    expect(filtered(text, [])).toBe('INFO: Build completed successfully, 1 total action\nRBS: a note\nINFO: Build completed successfully, 1 total action\n');
+  });
+
   it('takes out the notice once, and only a whole line that reads as it', () => {
     const text = [
       'echo INFO: Build Event Protocol files produced successfully.', // a build's own output, in a line of its own

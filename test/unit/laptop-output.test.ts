@@ -55,6 +55,19 @@ describe('laptopOutput', () => {
   });
 });
 
+describe('laptopOutput of a command given the agent’s own build event file', () => {
+  it("waits for the end of the command to tell Bazel's copy of its status line from the final one, however long it takes", () => {
+    const sent: RunResponse__Output[] = [];
+    const output = laptopOutput(PAIRS, (r) => sent.push(r), { ownEventFile: true });
+    const done = 'INFO: Build completed successfully, 2 total actions\n';
+    output.send(out('', done));
+    output.send(out('', `INFO: Build Event Protocol files produced successfully.\n${done}`));
+    jest.advanceTimersByTime(IDLE_FLUSH_MS * 10);
+    output.send(out('', done, true));
+    expect(sent.map((r) => r.standardError.toString()).join('')).toBe(done + done);
+  });
+});
+
 describe('infoNote', () => {
   it('names the keys whose values are the remote machine’s, for the keys asked for or for all', () => {
     expect(infoNote(['info', 'workspace', 'bazel-bin'])).toBe('');
