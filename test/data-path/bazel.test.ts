@@ -32,7 +32,7 @@ const remote = () => remoteOf(stack(), ws);
 
 const build = (...targets: string[]) => ws.bazel(['build', ...ws.buildOptions, ...targets]);
 
-/** What Bazel prints once the build is done, with its times (the only part two runs differ in) left out. */
+/** What Bazel prints once the build is done (from the targets' summary), with its times (the only part two runs differ in) left out. */
 const closingLines = (stderr: string) =>
   stderr
     .slice(stderr.indexOf('Target //'))
@@ -69,7 +69,11 @@ it('passes exit codes through: 1 broken BUILD, 2 bad flag, 3 failing test', asyn
   const badFlag = await ws.bazel(['build', '--no_such_flag', '//:gen']);
   expect(badFlag.code).toBe(2);
   expect(badFlag.stderr).toMatch(/Unrecognized option: --no_such_flag/);
-  expect((await ws.bazel(['test', ...ws.buildOptions, '//:fail'])).code).toBe(3);
+  const failing = await ws.bazel(['test', ...ws.buildOptions, '//:fail']);
+  expect(failing.code).toBe(3);
+  const local = await ws.local(['test', ...ws.buildOptions, '//:fail']);
+  expect(local.code).toBe(3);
+  expect(closingLines(failing.stderr)).toEqual(closingLines(local.stderr));
 
   // Each command's exit code reaches the session's timeline too (rbs describe).
   const { session } = await remote();
