@@ -1,7 +1,7 @@
 /** The provisioning and teardown steps of a session, each idempotent and safe to retry. */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { heartbeating } from './heartbeating';
-import { type AgentProblem, AgentStartError, type ComputeBackend, NamespaceGoneError } from '../lib/compute/backend';
+import { type AgentProblem, AgentStartError, type ComputeBackend, type InitialSync, NamespaceGoneError } from '../lib/compute/backend';
 import { agentCertificateExpiry, certificateExpiry } from '../lib/pki/certificate';
 import { issueCertificate, type CertificateSigner } from '../lib/pki/signer';
 import { FAILURE } from '../workflows/messages';
@@ -39,10 +39,12 @@ export function createProvisioningActivities({ backend, signer, agentCertificate
       await backend.ensureNamespace({ namespace, sessionId, user, volume });
     },
 
-    async bindVolume({ namespace, sessionId, volume }: SessionRef): Promise<void> {
+    /** Says who fills the volume before READY: the workflow leaves out its sync step when the proxy does. */
+    async bindVolume({ namespace, sessionId, volume }: SessionRef): Promise<{ initialSync: InitialSync }> {
       await backend.ensureVolume({ namespace, sessionId, volume }).catch((err) => {
         throw permanent(err);
       });
+      return { initialSync: backend.initialSync };
     },
 
     /**

@@ -40,6 +40,8 @@ type Activities = ReturnType<typeof createActivities>;
 
 /** Sessions claim their volume from its owner (workflows/volume.ts), which alone removes it. */
 const VOLUME_OWNER_PATCH = 'volume-owner';
+/** No sync step where the proxy's first rsync fills the volume (Kubernetes): the step only checked a binding. */
+const PROXY_SYNC_PATCH = 'proxy-initial-sync';
 /** The workflow alone writes its row's lastActivityAtMs (before, the orchestrator also did on heartbeats). */
 const ACTIVITY_RECORD_PATCH = 'record-activity';
 
@@ -266,11 +268,12 @@ export async function sessionWorkflow(input: SessionInput): Promise<Session> {
         () => quick.createNamespace(ref),
         () => teardown.deleteNamespace(ref),
       );
+      let bound: { initialSync?: string } | undefined; // nothing from a worker before PROXY_SYNC_PATCH
       await step('PROVISIONING_VOLUME', async () => {
         // Waits while the volume's owner removes it; the owner then makes a new one.
         if (patched(VOLUME_OWNER_PATCH)) await volumeClaims.claimVolume(volumeClaim);
         holdsVolume = true;
-        await quick.bindVolume(ref);
+        bound = await quick.bindVolume(ref);
       });
       await step('PROVISIONING_CREDENTIALS', async () => {
         credentialsRenewAt = await quick.issueAgentCredentials(ref);
@@ -283,7 +286,9 @@ export async function sessionWorkflow(input: SessionInput): Promise<Session> {
       await step('PROVISIONING_AGENT_READY', async () => {
         session.agentAddress = await waits.waitForAgent(ref);
       });
-      await step('PROVISIONING_SYNC', () => waits.syncWorkspace({ volume: ref.volume, workspace }));
+      if (bound?.initialSync !== 'proxy' || !patched(PROXY_SYNC_PATCH)) {
+        await step('PROVISIONING_SYNC', () => waits.syncWorkspace({ volume: ref.volume, workspace }));
+      }
     } catch (err) {
       await CancellationScope.nonCancellable(async () => {
         for (const compensate of undo) await compensate();

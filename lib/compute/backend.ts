@@ -102,8 +102,15 @@ export class AgentStartError extends Error {
   }
 }
 
+export type InitialSync = 'worker' | 'proxy';
+
 export interface ComputeBackend {
   readonly kind: 'local' | 'kubernetes';
+  /**
+   * Who fills a session's volume with the workspace before READY: the worker (syncWorkspace), or the
+   * proxy, whose first rsync is a full one, when the worker cannot read the developer's machine.
+   */
+  readonly initialSync: InitialSync;
   /** The volume lease of its agents: a replacement agent waits its predecessor out before it serves. */
   readonly agentLease: AgentLease;
   ensureNamespace(spec: NamespaceSpec): Promise<void>;
@@ -126,8 +133,8 @@ export interface ComputeBackend {
   /**
    * The initial sync of the developer's workspace into the volume. Local: the worker runs where the
    * workspace is and copies it (throws an error named WorkspaceNotFound if it is missing).
-   * Kubernetes: the worker cannot read the developer's machine; the proxy's first (full) rsync over
-   * the agent's mTLS Sync stream is the initial sync, so this only checks that the volume is bound.
+   * Kubernetes (initialSync 'proxy'): only sessions begun before that was known run it; it checks
+   * that the volume is bound.
    */
   syncWorkspace(volume: string, sourceDir: string): Promise<void>;
   /** Stops the agent, keeping the namespace and the volume (suspend). */

@@ -93,6 +93,7 @@ export interface LocalBackendOptions {
 
 export class LocalBackend implements ComputeBackend {
   readonly kind = 'local' as const;
+  readonly initialSync = 'worker' as const;
   readonly agentLease = { ms: LOCAL_AGENT_LEASE_MS, source: 'fixed for local agents' };
   private readonly home: string;
   private readonly agentCommand: string[];

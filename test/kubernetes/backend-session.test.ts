@@ -73,6 +73,10 @@ describe('sessions on the Kubernetes backend', () => {
     const { namespace, volume, sessionId } = session;
     expect(session).toMatchObject({ phase: 'READY', agentAddress: `agent.${namespace}.svc:9443` });
     expect(namespace).toMatch(/^uma-nicode-rbs-[0-9a-f]{20}$/);
+    // The proxy's first rsync fills the volume: no sync step between the agent's readiness and READY.
+    const timeline = await (await stack().client('ops', { operator: true })).describeSessionTimeline(sessionId);
+    expect(timeline.phases.map((p) => p.phase).slice(-2)).toEqual(['PROVISIONING_AGENT_READY', 'READY']);
+    expect(timeline.steps.map((step) => step.activity)).not.toContain('syncWorkspace');
     const labels = sessionLabels(sessionId, volume);
     const { core, networking } = kube().admin;
 

@@ -64,6 +64,8 @@ const DELETE_WAIT_MS = 45_000;
 
 export class KubernetesBackend implements ComputeBackend {
   readonly kind = 'kubernetes' as const;
+  /** The worker cannot read the developer's machine: the proxy's first rsync, over the agent's Sync stream, is a full one. */
+  readonly initialSync = 'proxy' as const;
   readonly agentLease: AgentLease;
   private readonly api: KubeApi;
   private readonly config: KubernetesBackendConfig;
