@@ -35,6 +35,7 @@ function permanent(err: unknown): unknown {
 
 export function createProvisioningActivities({ backend, signer, agentCertificateValidityMs, agentReadyTimeoutMs }: ProvisioningDeps) {
   return {
+    /** Not permanent() when the namespace goes from under it: a retry makes it again. */
     async createNamespace({ namespace, sessionId, user, volume }: SessionRef): Promise<void> {
       await backend.ensureNamespace({ namespace, sessionId, user, volume });
     },

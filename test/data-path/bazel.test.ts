@@ -32,12 +32,18 @@ const remote = () => remoteOf(stack(), ws);
 
 const build = (...targets: string[]) => ws.bazel(['build', ...ws.buildOptions, ...targets]);
 
-/** What Bazel prints once the build is done (from the targets' summary), with its times (the only part two runs differ in) left out. */
-const closingLines = (stderr: string) =>
-  stderr
+/**
+ * What Bazel prints once the build is done (from the targets' summary), with its times (the only
+ * part two runs differ in) and RBS's own notes (`RBS: …`, said aloud on purpose) left out.
+ */
+function closingLines(stderr: string): string[] {
+  expect(stderr).toContain('Target //');
+  return stderr
     .slice(stderr.indexOf('Target //'))
     .replace(/\d+\.\d+s/g, 'N.NNs')
-    .split('\n');
+    .split('\n')
+    .filter((line) => !/^(INFO: )?RBS: /.test(line));
+}
 
 it('builds remotely, with the output a local build gives; info, query, test and clean work', async () => {
   const first = await build('//:gen');
@@ -51,6 +57,10 @@ it('builds remotely, with the output a local build gives; info, query, test and 
   expect(local.code).toBe(0);
   // Bazel's closing lines read as the local build's: none from the agent's own build event file.
   expect(closingLines(first.stderr)).toEqual(closingLines(local.stderr));
+  // And a `bazel run`'s, whose target's command line comes between the status line and the final one.
+  const [remoteRun, localRun] = [await ws.bazel(['run', ...ws.buildOptions, '//:pass']), await ws.local(['run', ...ws.buildOptions, '//:pass'])];
+  expect(remoteRun.code).toBe(0);
+  expect(closingLines(remoteRun.stderr)).toEqual(closingLines(localRun.stderr));
   expect(fs.readFileSync(path.join(workspace, 'bazel-bin', 'gen.txt'), 'utf8')).toBe(fs.readFileSync(path.join(ws.workspace, 'bazel-bin', 'gen.txt'), 'utf8'));
 
   expect(await ws.bazel(['info', 'release'])).toMatchObject({ code: 0, stdout: 'development version\n' });

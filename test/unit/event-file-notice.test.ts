@@ -3,7 +3,7 @@
  * The captures are real Bazel's (the development build these tests run), without and with
  * --build_event_json_file, from near their ends: on a terminal (curses and colours) and without one.
  */
-import { EventFileNoticeFilter } from '../../services/agent/event-file-notice';
+import { EventFileNoticeFilter, NOTICE_HOLD_MS } from '../../services/agent/event-file-notice';
 import { onlyOwnEventFile } from '../../services/agent/outputs';
 
 const FAILED = '\x1b[31m\x1b[1mFAILED:\x1b[0m Build did NOT complete successfully (0 packages loaded)\r\n';
@@ -88,7 +88,44 @@ describe.each(Object.entries(CAPTURES))('%s', (_, { local, withEventFile }) => {
   });
 });
 
-describe('EventFileNoticeFilter', () => {
+describe('EventFileNoticeFilter, against what a build prints', () => {
+  const notice = 'INFO: Build Event Protocol files produced successfully.\n';
+  const status = 'INFO: Build completed successfully, 2 total actions\n';
+
+  it('the notice printed by a build (a Bazel run inside a test, say) and followed by more output goes out unchanged; the real one is still taken out', () => {
+    const build = ['INFO: From Testing //:nested:\n', notice, ...Array.from({ length: 40 }, (_, i) => `line ${i}\n`)].join('');
+    expect(filtered(build + status + notice + status, [])).toBe(build + status + status);
+  });
+
+  it('a "notice" that erases more than a status bar has lines, or moves the cursor elsewhere, is not the notice', () => {
+    const many = `${'\r\x1b[1A\x1b[K'.repeat(100_000)}${notice}`;
+    const later = 'ERROR: another action failed\n'.repeat(5);
+    expect(filtered(many + later, [])).toBe(many + later);
+    const inside = `\x1b[32mINFO: \x1b[0m\x1b[1ABuild Event Protocol files produced successfully.\n${later}`;
+    expect(filtered(inside, [])).toBe(inside);
+  });
+
+  it('a notice followed by silence goes out, with what came after it, once held for NOTICE_HOLD_MS', () => {
+    jest.useFakeTimers();
+    try {
+      const filter = new EventFileNoticeFilter();
+      expect(filter.write(Buffer.from(notice + status)).toString()).toBe('');
+      expect(filter.idle().toString()).toBe('');
+      jest.advanceTimersByTime(NOTICE_HOLD_MS);
+      expect(filter.idle().toString()).toBe(notice + status);
+      expect(filter.write(Buffer.from('more\n')).toString()).toBe('more\n');
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('holds back no more than a line: a long tail after the notice lets it all go', () => {
+    const filter = new EventFileNoticeFilter();
+    expect(filter.write(Buffer.from(notice)).toString()).toBe('');
+    const long = 'x'.repeat(5000);
+    expect(filter.write(Buffer.from(long)).toString()).toBe(notice + long);
+  });
+
   it('on a terminal, a status bar of several lines is drawn again after the notice: all of them go', () => {
     const status =
       '\x1b[31m\x1b[1mFAILED:\x1b[0m Build did NOT complete successfully (0 packages loaded, 0 targets conf\\\r\nigured)\r\n    currently loading: @bazel_tools//src/tools/launcher\r\n';
@@ -110,6 +147,20 @@ describe('EventFileNoticeFilter', () => {
     ]) {
       const withEventFile = start + run.join('');
       for (let cut = 0; cut < withEventFile.length; cut += 5) expect(filtered(withEventFile, cut ? [cut] : [])).toBe(start + status + status);
+    }
+  });
+
+  it('without a terminal, after events that follow the status line (a `bazel run`), one final status line is left, wherever the copies fall', () => {
+    const status = 'INFO: Build completed successfully, 1 total action\n';
+    const notice = 'INFO: Build Event Protocol files produced successfully.\n';
+    const running = 'INFO: Running command line: external/bazel_tools/tools/test/test-setup.sh ./pass\n';
+    const local = status + running + status;
+    for (const run of [
+      [status, running, notice, status],
+      [status, running, status, notice, status],
+      [status, running, notice, status, status],
+    ]) {
+      expect(filtered(run.join(''), [])).toBe(local);
     }
   });
 
