@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { temporal as proto } from '@temporalio/proto';
 import { startTemporalDevServer } from '../../lib/local/temporal-dev-server';
+import type { InitialSync } from '../../lib/compute/backend';
 import { cleanupScheduleId } from '../../services/worker/cleanup-schedule';
 import { volumeWorkflowIdFor } from '../../lib/naming';
 import { heartbeatSignal } from '../../workflows/messages';
@@ -18,7 +19,7 @@ import { startStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 
 const OUT = path.resolve(__dirname, '..', '..', '..', 'test', 'replay', 'histories');
-const GENERATION = '2026-12-05-local-steps';
+const GENERATION = '2026-12-05-proxy-sync';
 const IDS = path.join(OUT, 'workflow-ids.json');
 
 async function main() {
@@ -85,6 +86,14 @@ async function main() {
     await client.getServer(reporter.workspace, { unreachableAgent: reporter.agentAddress });
     await client.endSession(reporter.sessionId);
     await save('reported-agent', reporter.workflowId, reporterRun); // the run that probed (it may have continued as new since)
+
+    // A backend whose volumes the proxy's first rsync fills (Kubernetes): no sync step before READY.
+    const backend = stack.worker.backend as unknown as { initialSync: InitialSync };
+    backend.initialSync = 'proxy';
+    const filledByProxy = await client.getServer(stack.workspace());
+    backend.initialSync = 'worker';
+    await client.endSession(filledByProxy.sessionId);
+    await save('proxy-sync', filledByProxy.workflowId);
 
     const schedule = stack.temporal.schedule.getHandle(cleanupScheduleId(stack.config.temporal.taskQueue));
     await schedule.trigger();

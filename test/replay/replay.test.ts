@@ -17,7 +17,8 @@ const SCENARIOS = ['cleanup', 'continued-as-new', 'failed-provisioning', 'lifecy
 /**
  * One per recording since workflow ids were kept, with the scenarios it added: 2026-12-04 brought
  * end reasons and summaries; 2026-12-04-volumes, volume owners; 2026-12-04-activity, the workflow
- * recording activity in the store itself; 2026-12-05-local-steps, the quick steps as local activities.
+ * recording activity in the store itself; 2026-12-05-local-steps, the quick steps as local activities;
+ * 2026-12-05-proxy-sync, sessions whose volume the proxy fills (no sync step).
  */
 const GENERATIONS: Array<[string, string[]]> = [
   ['2026-12', []],
@@ -25,6 +26,7 @@ const GENERATIONS: Array<[string, string[]]> = [
   ['2026-12-04-volumes', ['volume']],
   ['2026-12-04-activity', []],
   ['2026-12-05-local-steps', []],
+  ['2026-12-05-proxy-sync', ['proxy-sync']],
 ];
 
 test('there are recorded histories for every workflow, each newer one with its workflow id', () => {
