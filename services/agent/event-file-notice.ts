@@ -13,8 +13,9 @@
  *   after the status line and its events.
  *
  * The notice ends a command: only a notice that the end of the stream follows within a few lines
- * is taken out. The same line printed by a build (its own output, a Bazel it runs) is followed by
- * more, or by silence, and then goes out unchanged with what came after it.
+ * is taken out, and of several only the last. The same line printed by a build (its own output, a
+ * Bazel it runs) is followed by more, by another notice, or by silence, and then goes out unchanged
+ * with what came after it.
  *
  * Works on bytes (as Latin-1), line by line. What is held back is bounded in lines, bytes and time.
  */
@@ -33,9 +34,12 @@ const MOST_LINES_AFTER = 2 * MOST_STATUS_LINES + 2;
 const LONGEST_LINE = 1024;
 const MOST_HELD = MOST_LINES_AFTER * LONGEST_LINE;
 /** The command's end follows its notice at once; after this long, whatever was held goes out. */
-export const NOTICE_HOLD_MS = 1000;
+export const NOTICE_HOLD_MS = 3000;
 /** Lines kept, as they read, to find the status line's first print before the notice. */
 const RECENT_LINES = 32;
+
+/** Colours: the only escapes a notice has past its erases. */
+const SGR = /\x1b\[[0-9;]*m/g;
 
 /** A line as it reads: no colours or cursor moves, no carriage returns, no line feed. */
 const visible = (line: string) => line.replace(CSI, '').replace(/[\r\n]/g, '');
@@ -46,7 +50,7 @@ function noticeErasing(line: string): number | undefined {
   let erased = 0;
   let rest = line;
   while (rest.startsWith(ERASE)) [rest, erased] = [rest.slice(ERASE.length), erased + 1];
-  if (erased > MOST_STATUS_LINES || rest.includes(CURSOR_UP) || visible(rest) !== NOTICE) return undefined;
+  if (erased > MOST_STATUS_LINES || rest.replace(SGR, '').includes('\x1b') || visible(rest) !== NOTICE) return undefined;
   return erased;
 }
 
@@ -89,6 +93,11 @@ export class EventFileNoticeFilter {
     return Buffer.from(out, 'latin1');
   }
 
+  /** How long until idle() lets a held notice go; undefined when none is held. */
+  holdingFor(): number | undefined {
+    return this.noticed && Math.max(0, this.noticed.at + NOTICE_HOLD_MS - Date.now());
+  }
+
   /** Nothing came for a while: a tail goes out, and a notice held too long with what followed it. */
   idle(): Buffer {
     if (this.noticed && Date.now() - this.noticed.at < NOTICE_HOLD_MS) return Buffer.alloc(0);
@@ -115,13 +124,19 @@ export class EventFileNoticeFilter {
     const partial = this.current !== ''; // its start went out already: it cannot be taken out whole
     const whole = this.current + line;
     this.current = '';
+    const erased = partial ? undefined : noticeErasing(whole);
+    if (this.noticed && erased !== undefined) {
+      // Bazel's notice is the last: the one held was a build's, and goes out with what followed it.
+      const before = this.release();
+      this.noticed = { line: whole, erased, after: [], bytes: whole.length, at: Date.now() };
+      return before;
+    }
     if (this.noticed) {
       this.noticed.after.push(whole);
       this.noticed.bytes += whole.length;
       const tooMuch = this.noticed.after.length > MOST_LINES_AFTER || this.noticed.bytes > MOST_HELD;
       return tooMuch ? this.release() : '';
     }
-    const erased = partial ? undefined : noticeErasing(whole);
     if (erased !== undefined) {
       this.noticed = { line: whole, erased, after: [], bytes: whole.length, at: Date.now() };
       return '';

@@ -44,17 +44,20 @@ interface Stream {
   flush(): Buffer;
   /** Nothing came for IDLE_FLUSH_MS. */
   idle(): Buffer;
+  /** How long until idle() should be called again for what it still holds; undefined if nothing. */
+  holdingFor(): number | undefined;
 }
 
 /** Stderr in laptop paths, without what only the agent's own build event file made Bazel print. */
 function laptopStderr(pairs: readonly PathPair[], ownEventFile: boolean): Stream {
   const paths = new PathRewriter(pairs);
-  if (!ownEventFile) return { write: (chunk) => paths.write(chunk), flush: () => paths.flush(), idle: () => paths.flush() };
+  if (!ownEventFile) return { write: (chunk) => paths.write(chunk), flush: () => paths.flush(), idle: () => paths.flush(), holdingFor: () => undefined };
   const notice = new EventFileNoticeFilter();
   return {
     write: (chunk) => paths.write(notice.write(chunk)),
     flush: () => Buffer.concat([paths.write(notice.flush()), paths.flush()]),
     idle: () => Buffer.concat([paths.write(notice.idle()), paths.flush()]),
+    holdingFor: () => notice.holdingFor(),
   };
 }
 
@@ -69,6 +72,8 @@ export function laptopOutput(pairs: readonly PathPair[], send: Send, { note = ''
   const flush = (quiet = false) => {
     const [standardOutput, standardError] = [stdout.flush(), quiet ? stderr.idle() : stderr.flush()];
     if (standardOutput.length || standardError.length) send(response({ standardOutput, standardError }));
+    const holding = quiet ? stderr.holdingFor() : undefined;
+    if (holding !== undefined) idle = setTimeout(() => flush(true), holding);
   };
   const relay = (given: RunResponse__Output) => {
     clearTimeout(idle);

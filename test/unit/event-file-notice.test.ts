@@ -97,12 +97,28 @@ describe('EventFileNoticeFilter, against what a build prints', () => {
     expect(filtered(build + status + notice + status, [])).toBe(build + status + status);
   });
 
+  it("a test's log with a nested Bazel's notice, shown within a few lines of the end: that notice stays, Bazel's goes", () => {
+    const log = ['INFO: From Testing //:it:\n', '==== Test output for //:it:\n', notice, 'FAIL: expected 3 targets, got 2\n', '====\n'].join('');
+    expect(filtered(log + status + notice + status, [])).toBe(log + status + status);
+  });
+
+  it('on a terminal, lines after a notice printed by a build are never taken for the status bar drawn again', () => {
+    const erase = '\r\x1b[1A\x1b[K';
+    const fake = `${erase.repeat(16)}\x1b[32mINFO: \x1b[0mBuild Event Protocol files produced successfully.\r\n`;
+    const errors = Array.from({ length: 16 }, (_, i) => `ERROR: important line ${i}\r\n`).join('');
+    const end = `${erase}\x1b[32mINFO:\x1b[0m Build completed successfully, 2 total actions\r\n`;
+    const bazels = `${erase}\x1b[32mINFO: \x1b[0mBuild Event Protocol files produced successfully.\r\n\x1b[32mINFO:\x1b[0m Build completed successfully, 2 total actions\r\n`;
+    expect(filtered(fake + errors + end + bazels + end, [])).toBe(fake + errors + end + end);
+  });
+
   it('a "notice" that erases more than a status bar has lines, or moves the cursor elsewhere, is not the notice', () => {
     const many = `${'\r\x1b[1A\x1b[K'.repeat(100_000)}${notice}`;
     const later = 'ERROR: another action failed\n'.repeat(5);
     expect(filtered(many + later, [])).toBe(many + later);
-    const inside = `\x1b[32mINFO: \x1b[0m\x1b[1ABuild Event Protocol files produced successfully.\n${later}`;
-    expect(filtered(inside, [])).toBe(inside);
+    for (const move of ['\x1b[1A', '\x1b[5A', '\x1b[H', '\x1b[2J']) {
+      const inside = `\x1b[32mINFO: \x1b[0m${move}Build Event Protocol files produced successfully.\n${later}`;
+      expect(filtered(inside, [])).toBe(inside);
+    }
   });
 
   it('a notice followed by silence goes out, with what came after it, once held for NOTICE_HOLD_MS', () => {
@@ -170,7 +186,7 @@ describe('EventFileNoticeFilter, against what a build prints', () => {
     expect(filtered(text, [])).toBe('INFO: Build completed successfully, 1 total action\nRBS: a note\nINFO: Build completed successfully, 1 total action\n');
   });
 
-  it('takes out the notice once, and only a whole line that reads as it', () => {
+  it('takes out only a whole line that reads as the notice, and of several only the last, as Bazel prints its own last', () => {
     const text = [
       'echo INFO: Build Event Protocol files produced successfully.', // a build's own output, in a line of its own
       'INFO: Build Event Protocol files produced successfully. (not quite)',
@@ -184,8 +200,8 @@ describe('EventFileNoticeFilter, against what a build prints', () => {
       [
         'echo INFO: Build Event Protocol files produced successfully.',
         'INFO: Build Event Protocol files produced successfully. (not quite)',
-        'INFO: a line that is not the one before the notice',
         'INFO: Build Event Protocol files produced successfully.',
+        'INFO: a line that is not the one before the notice',
         'INFO: Build Event Protocol files produced successfully.',
         '',
       ].join('\n'),

@@ -1,4 +1,5 @@
 import type { RunResponse__Output } from '../../gen/proto/command_server/RunResponse';
+import { NOTICE_HOLD_MS } from '../../services/agent/event-file-notice';
 import { IDLE_FLUSH_MS, laptopOutput } from '../../services/agent/laptop-output';
 import { infoNote } from '../../services/agent/laptop-info';
 
@@ -56,7 +57,7 @@ describe('laptopOutput', () => {
 });
 
 describe('laptopOutput of a command given the agent’s own build event file', () => {
-  it("waits for the end of the command to tell Bazel's copy of its status line from the final one, however long it takes", () => {
+  it("waits for the end of the command to tell Bazel's copy of its status line from the final one, within NOTICE_HOLD_MS", () => {
     const sent: RunResponse__Output[] = [];
     const output = laptopOutput(PAIRS, (r) => sent.push(r), { ownEventFile: true });
     const done = 'INFO: Build completed successfully, 2 total actions\n';
@@ -65,6 +66,17 @@ describe('laptopOutput of a command given the agent’s own build event file', (
     jest.advanceTimersByTime(IDLE_FLUSH_MS * 10);
     output.send(out('', done, true));
     expect(sent.map((r) => r.standardError.toString()).join('')).toBe(done + done);
+  });
+
+  it('lets a notice that the end of the command does not follow go, with the lines after it, once held NOTICE_HOLD_MS', () => {
+    const sent: RunResponse__Output[] = [];
+    const output = laptopOutput(PAIRS, (r) => sent.push(r), { ownEventFile: true });
+    const held = 'INFO: Build Event Protocol files produced successfully.\nERROR: a nested test failed: see above\n';
+    output.send(out('', `INFO: From Testing //:nested:\n${held}`));
+    jest.advanceTimersByTime(NOTICE_HOLD_MS - 1);
+    expect(sent.map((r) => r.standardError.toString()).join('')).toBe('INFO: From Testing //:nested:\n');
+    jest.advanceTimersByTime(IDLE_FLUSH_MS);
+    expect(sent.map((r) => r.standardError.toString()).join('')).toBe(`INFO: From Testing //:nested:\n${held}`);
   });
 });
 
