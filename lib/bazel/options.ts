@@ -5,10 +5,10 @@
 
 /** The commands that build, each with the commands whose rc lines apply to it (Bazel's inheritance). */
 const INHERITS: Record<string, string[]> = {
-  build: ['common', 'build'],
-  test: ['common', 'build', 'test'],
-  run: ['common', 'build', 'run'],
-  coverage: ['common', 'build', 'test', 'coverage'],
+  build: ['always', 'common', 'build'],
+  test: ['always', 'common', 'build', 'test'],
+  run: ['always', 'common', 'build', 'run'],
+  coverage: ['always', 'common', 'build', 'test', 'coverage'],
 };
 
 /** Commands that build, and so leave outputs. */
@@ -24,10 +24,17 @@ export type EffectiveOption = { value: string } | { unknown: string; candidates:
 
 export function effectiveOption(args: string[], name: string): EffectiveOption {
   const [command = '', ...options] = args;
-  const applies = new Set(INHERITS[command] ?? ['common', command]);
+  const applies = new Set(INHERITS[command] ?? ['always', 'common', command]);
   const end = options.indexOf('--');
   const own = end < 0 ? options : options.slice(0, end);
-  const configs = new Set(own.flatMap((arg, i) => (arg.startsWith('--config=') ? [arg.slice(9)] : arg === '--config' ? [own[i + 1]] : [])));
+  // In use: a --config on the command line, or in an rc line of a command this one inherits from.
+  const configs = new Set(
+    own.flatMap((arg, i) => {
+      const rcConfig = /^--default_override=\d+:([^=:]+)=--config=(.+)$/s.exec(arg);
+      if (rcConfig) return applies.has(rcConfig[1]) ? [rcConfig[2]] : [];
+      return arg.startsWith('--config=') ? [arg.slice(9)] : arg === '--config' ? [own[i + 1]] : [];
+    }),
+  );
   const flag = `--${name}`;
   let fromRc: string | undefined;
   let fromCommandLine: string | undefined;

@@ -232,6 +232,8 @@ describe('onlyOwnEventFile: whether local Bazel would not print the notice', () 
     [['build', '--build_event_text_file', 'events.txt', '//:gen'], false],
     [['build', '--default_override=0:build=--build_event_text_file=/x.txt', '//:gen'], false],
     [['build', '--config=ci', '--default_override=0:build:ci=--build_event_json_file=/x.json', '//:gen'], false],
+    [['build', '--default_override=0:build=--config=ci', '--default_override=0:build:ci=--build_event_text_file=/x.txt', '//:gen'], false],
+    [['test', '--default_override=0:always=--build_event_text_file=/x.txt', '//:t'], false],
     [['info'], false], // no file is added to a command that does not build
     [['build', '--', '--build_event_text_file=/x'], true], // a target pattern, not a flag
   ])('%j: %s', (args, expected) => expect(onlyOwnEventFile(args)).toBe(expected));

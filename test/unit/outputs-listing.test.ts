@@ -44,6 +44,17 @@ test('the build event file the developer gave, or none', () => {
     unknown: '--build_event_json_file in the rc lines of --config=ci',
     candidates: ['/a', '/b'],
   });
+  // `always` (Bazel 7) applies to every command; a --config given in an rc line is in use too.
+  expect(effectiveOption(['test', '--default_override=0:always=--build_event_json_file=/always.json'], 'build_event_json_file')).toEqual({
+    value: '/always.json',
+  });
+  const rcConfigured = ['build', '--default_override=0:build=--config=ci', '--default_override=0:build:ci=--build_event_json_file=/b'];
+  expect(effectiveOption(rcConfigured, 'build_event_json_file')).toEqual({
+    unknown: '--build_event_json_file in the rc lines of --config=ci',
+    candidates: ['/b'],
+  });
+  const otherCommand = ['build', '--default_override=0:test=--config=ci', '--default_override=0:build:ci=--build_event_json_file=/b'];
+  expect(effectiveOption(otherCommand, 'build_event_json_file')).toBeUndefined();
 });
 
 test('a build event file: output groups through nested named sets, test outputs, no duplicates, file URIs only', async () => {
