@@ -18,43 +18,101 @@ export const BUILDING_COMMANDS: ReadonlySet<string> = new Set(Object.keys(INHERI
  * The value a single-valued option has: the command line's last, else the last rc line's of a
  * command the request's command inherits from; undefined when it is not given. An rc line of a
  * --config in use is not modelled (its place depends on where --config stands): `unknown` names it,
- * and `candidates` are every value the option is given, one of which Bazel uses.
+ * and `candidates` are every value the option is given, one of which Bazel uses. A config turned
+ * on in an rc line expands among the rc lines, so a command-line value still wins over it.
  */
 export type EffectiveOption = { value: string } | { unknown: string; candidates: string[] } | undefined;
+
+/** One option of an rc line: `--default_override=N:<command>[:<config>]=<option>`, a word each. */
+interface RcOption {
+  /** `N:<command>[:<config>]`: the words of one rc line share it. */
+  line: string;
+  command: string;
+  config?: string;
+  word: string;
+}
+
+const RC_OPTION = /^--default_override=(\d+:([^=:]+)(?::([^=]+))?)=(.*)$/s;
+
+/** `flag`'s value in `words[i]` (`--flag=v`), or in the next word of the same line (`--flag v`); undefined if not `flag`. */
+function valueAt<T>(words: T[], i: number, flag: string, word: (w: T) => string, sameLine: (a: T, b: T) => boolean): string | undefined {
+  const at = word(words[i]);
+  if (at.startsWith(`${flag}=`)) return at.slice(flag.length + 1);
+  if (at !== flag) return undefined;
+  const next = words[i + 1];
+  return next !== undefined && sameLine(words[i], next) ? word(next) : '';
+}
 
 export function effectiveOption(args: string[], name: string): EffectiveOption {
   const [command = '', ...options] = args;
   const applies = new Set(INHERITS[command] ?? ['always', 'common', command]);
   const end = options.indexOf('--');
   const own = end < 0 ? options : options.slice(0, end);
-  // In use: a --config on the command line, or in an rc line of a command this one inherits from.
-  const configs = new Set(
-    own.flatMap((arg, i) => {
-      const rcConfig = /^--default_override=\d+:([^=:]+)=--config=(.+)$/s.exec(arg);
-      if (rcConfig) return applies.has(rcConfig[1]) ? [rcConfig[2]] : [];
-      return arg.startsWith('--config=') ? [arg.slice(9)] : arg === '--config' ? [own[i + 1]] : [];
-    }),
-  );
+  const rc: RcOption[] = [];
+  const commandLine: string[] = [];
+  for (const arg of own) {
+    const m = RC_OPTION.exec(arg);
+    if (!m) commandLine.push(arg);
+    else if (applies.has(m[2])) rc.push({ line: m[1], command: m[2], config: m[3], word: m[4] });
+  }
+  const rcValue = (i: number, flag: string) =>
+    valueAt(
+      rc,
+      i,
+      flag,
+      (o) => o.word,
+      (a, b) => a.line === b.line,
+    );
+  const cliValue = (i: number, flag: string) =>
+    valueAt(
+      commandLine,
+      i,
+      flag,
+      (w) => w,
+      () => true,
+    );
+
+  // Configs in use: from the command line, or from rc lines; and those their own rc lines turn on.
+  const closure = (start: Iterable<string>) => {
+    const configs = new Set([...start].filter(Boolean));
+    for (let grew = true; grew;) {
+      grew = false;
+      rc.forEach((o, i) => {
+        const turnedOn = o.config !== undefined && configs.has(o.config) ? rcValue(i, '--config') : undefined;
+        if (turnedOn && !configs.has(turnedOn)) {
+          configs.add(turnedOn);
+          grew = true;
+        }
+      });
+    }
+    return configs;
+  };
+  const fromCli = closure(commandLine.flatMap((_, i) => cliValue(i, '--config') ?? []));
+  const fromRcLines = closure(rc.flatMap((o, i) => (o.config === undefined ? (rcValue(i, '--config') ?? []) : [])));
+
   const flag = `--${name}`;
   let fromRc: string | undefined;
   let fromCommandLine: string | undefined;
   let unknown: string | undefined;
+  let rcUnknown: string | undefined;
   const candidates: string[] = [];
-  for (let i = 0; i < own.length; i++) {
-    const arg = own[i];
-    const rc = /^--default_override=\d+:([^=:]+)(?::([^=]+))?=(.*)$/s.exec(arg);
-    if (rc) {
-      const [, rcCommand, config, option] = rc;
-      if (!applies.has(rcCommand) || (option !== flag && !option.startsWith(`${flag}=`))) continue;
-      if (config === undefined) candidates.push((fromRc = option.slice(flag.length + 1)));
-      else if (configs.has(config)) {
-        unknown ??= `${flag} in the rc lines of --config=${config}`;
-        candidates.push(option.slice(flag.length + 1));
-      }
-    } else if (arg.startsWith(`${flag}=`)) candidates.push((fromCommandLine = arg.slice(flag.length + 1)));
-    else if (arg === flag) candidates.push((fromCommandLine = own[++i] ?? ''));
-  }
+  rc.forEach((o, i) => {
+    const value = rcValue(i, flag);
+    if (value === undefined) return;
+    if (o.config === undefined) candidates.push((fromRc = value));
+    else if (fromCli.has(o.config) || fromRcLines.has(o.config)) {
+      const which = `${flag} in the rc lines of --config=${o.config}`;
+      if (fromCli.has(o.config)) unknown ??= which;
+      else rcUnknown ??= which;
+      candidates.push(value);
+    }
+  });
+  commandLine.forEach((_, i) => {
+    const value = cliValue(i, flag);
+    if (value !== undefined) candidates.push((fromCommandLine = value));
+  });
   if (unknown) return { unknown, candidates };
-  const value = fromCommandLine ?? fromRc;
-  return value === undefined ? undefined : { value };
+  if (fromCommandLine !== undefined) return { value: fromCommandLine };
+  if (rcUnknown) return { unknown: rcUnknown, candidates };
+  return fromRc === undefined ? undefined : { value: fromRc };
 }

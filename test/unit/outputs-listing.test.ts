@@ -55,6 +55,30 @@ test('the build event file the developer gave, or none', () => {
   });
   const otherCommand = ['build', '--default_override=0:test=--config=ci', '--default_override=0:build:ci=--build_event_json_file=/b'];
   expect(effectiveOption(otherCommand, 'build_event_json_file')).toBeUndefined();
+  // A config an rc line turns on expands among the rc lines: the command line still wins.
+  expect(effectiveOption([...rcConfigured, '--build_event_json_file=/mine'], 'build_event_json_file')).toEqual({ value: '/mine' });
+});
+
+test('rc lines as the client sends them: a word each, so `--flag value` is two; configs that configs turn on', () => {
+  const option = (command: string, word: string) => `--default_override=2:${command}=${word}`;
+  expect(effectiveOption(['build', option('build', '--build_event_json_file'), option('build', '/x.json')], 'build_event_json_file')).toEqual({
+    value: '/x.json',
+  });
+  expect(effectiveOption(['build', '--default_override=2:build=--symlink_prefix', '--default_override=3:build=x-'], 'symlink_prefix')).toEqual({ value: '' }); // another line's word is not its value
+  const nested = [
+    'build',
+    option('common', '--config'),
+    option('common', 'ci'),
+    option('build:ci', '--config=remote.v2'),
+    option('build:remote.v2', '--build_event_json_file=/r.json'),
+  ];
+  expect(effectiveOption(nested, 'build_event_json_file')).toEqual({
+    unknown: '--build_event_json_file in the rc lines of --config=remote.v2',
+    candidates: ['/r.json'],
+  });
+  const fromCommandLine = ['build', '--config', 'ci', option('build:ci', '--config=remote'), option('build:remote', '--symlink_prefix=r-')];
+  expect(effectiveOption(fromCommandLine, 'symlink_prefix')).toEqual({ unknown: '--symlink_prefix in the rc lines of --config=remote', candidates: ['r-'] });
+  expect(effectiveOption(['build', option('build:ci', '--config=ci'), '--config=ci'], 'symlink_prefix')).toBeUndefined(); // a config that turns itself on ends
 });
 
 test('a build event file: output groups through nested named sets, test outputs, no duplicates, file URIs only', async () => {
