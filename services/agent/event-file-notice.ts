@@ -69,7 +69,7 @@ export class EventFileNoticeFilter {
   private held = '';
   /** The line let through so far, when its end has not come yet. */
   private current = '';
-  /** The last lines let through whole, as they read, newest last. */
+  /** The last lines let through whole (their ends), newest last: read only when a notice is taken out. */
   private recent: string[] = [];
   private noticed: Noticed | undefined;
   /** The notice was taken out: the rest passes through. */
@@ -80,10 +80,9 @@ export class EventFileNoticeFilter {
     let text = this.held + chunk.toString('latin1');
     this.held = '';
     let out = '';
-    for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n')) {
-      out += this.line(text.slice(0, end + 1));
-      text = text.slice(end + 1);
-    }
+    let start = 0;
+    for (let end = text.indexOf('\n'); end >= 0; start = end + 1, end = text.indexOf('\n', start)) out += this.line(text.slice(start, end + 1));
+    text = text.slice(start);
     if (text === '') return Buffer.from(out, 'latin1');
     if (this.mayHold(text)) this.held = text;
     else {
@@ -125,8 +124,8 @@ export class EventFileNoticeFilter {
     const whole = this.current + line;
     this.current = '';
     const erased = partial ? undefined : noticeErasing(whole);
-    if (this.noticed && erased !== undefined) {
-      // Bazel's notice is the last: the one held was a build's, and goes out with what followed it.
+    if (erased !== undefined) {
+      // Bazel's notice is the last: one held before was a build's, and goes out with what followed it.
       const before = this.release();
       this.noticed = { line: whole, erased, after: [], bytes: whole.length, at: Date.now() };
       return before;
@@ -137,16 +136,13 @@ export class EventFileNoticeFilter {
       const tooMuch = this.noticed.after.length > MOST_LINES_AFTER || this.noticed.bytes > MOST_HELD;
       return tooMuch ? this.release() : '';
     }
-    if (erased !== undefined) {
-      this.noticed = { line: whole, erased, after: [], bytes: whole.length, at: Date.now() };
-      return '';
-    }
     this.remember(whole);
     return line;
   }
 
   private remember(line: string): void {
-    this.recent = [...this.recent.slice(1 - RECENT_LINES), visible(line.slice(-LONGEST_LINE))];
+    this.recent.push(line.slice(-LONGEST_LINE));
+    if (this.recent.length > RECENT_LINES) this.recent.shift();
   }
 
   /** A held notice was not the command's end: it and what followed go out as they came. */
@@ -167,9 +163,10 @@ export class EventFileNoticeFilter {
       return isRedraw ? after.slice(erased).join('') : line + after.join('');
     }
     const status = after.length ? visible(after[0]) : undefined;
-    const last = this.recent.length - 1;
+    const recent = this.recent.map(visible);
+    const last = recent.length - 1;
     // Out already as its final print: the last line, and printed before it too (when the build ended).
-    let finalOut = this.recent[last] === status && this.recent.slice(0, last).includes(status);
+    let finalOut = recent[last] === status && recent.slice(0, last).includes(status);
     let out = '';
     let copies = true;
     for (const held of after) {
