@@ -27,6 +27,8 @@ export interface Orphans {
   sessionRows: string[];
   /** The volume each of sessionRows names (absent in results recorded before it). */
   sessionRowVolumes?: Record<string, string>;
+  /** The session each of namespaces was found to be a leftover of (absent in results recorded before it). */
+  namespaceSessions?: Record<string, string>;
 }
 
 /**
@@ -74,8 +76,10 @@ export function createCleanupActivities({ backend, store, temporal, orphanGraceM
       // What lives in a running session's namespace is that session's to keep or replace (ensureNamespace, startAgent).
       const orphanIn = (namespace: string, sessionId: string, sinceMs: number) => !live.namespaces.has(namespace) && orphan(sessionId, sinceMs);
       const orphanRows = rows.filter((r) => orphan(r.sessionId, r.updatedAtMs));
+      const orphanNamespaces = namespaces.filter((n) => orphanIn(n.namespace, n.sessionId, n.createdAt.getTime()));
       return {
-        namespaces: namespaces.filter((n) => orphanIn(n.namespace, n.sessionId, n.createdAt.getTime())).map((n) => n.namespace),
+        namespaces: orphanNamespaces.map((n) => n.namespace),
+        namespaceSessions: Object.fromEntries(orphanNamespaces.map((n) => [n.namespace, n.sessionId])),
         agents: agents.filter((a) => orphanIn(a.namespace, a.sessionId, a.startedAt.getTime())),
         sessionRows: orphanRows.map((r) => r.sessionId),
         sessionRowVolumes: Object.fromEntries(orphanRows.map((r) => [r.sessionId, r.volume])),

@@ -116,8 +116,9 @@ export function createProvisioningActivities({ backend, signer, agentCertificate
       await backend.stopAgent(namespace);
     },
 
-    async deleteNamespace({ namespace }: Pick<SessionRef, 'namespace'>): Promise<void> {
-      await backend.deleteNamespace(namespace);
+    /** `orphanOf`: the session whose leftover the cleanup found it to be (ComputeBackend.deleteNamespace). */
+    async deleteNamespace({ namespace, orphanOf }: Pick<SessionRef, 'namespace'> & { orphanOf?: string }): Promise<void> {
+      await backend.deleteNamespace(namespace, orphanOf);
     },
 
     /** What the volume costs, in bytes (ComputeBackend.volumeSize). */

@@ -54,7 +54,8 @@ export async function cleanupWorkflow(): Promise<CleanupReport> {
   const found = { ...orphans, agents: orphans.agents.map((a) => `${a.namespace}/${a.id}`) };
   setCurrentDetails(cleanupDetails(found, false));
   await Promise.all(orphans.agents.map((agent) => killAgent(agent)));
-  await Promise.all(orphans.namespaces.map((namespace) => deleteNamespace({ namespace })));
+  // Each only while still its session's: a new session of the same workspace may have made it again since.
+  await Promise.all(orphans.namespaces.map((namespace) => deleteNamespace({ namespace, orphanOf: orphans.namespaceSessions?.[namespace] })));
   // A volume made before owners gets one before the session rows that tell of it can go.
   const owners = patched(VOLUME_OWNER_PATCH);
   const unowned = owners ? await findUnownedVolumes() : { adopt: [], restart: [], notAdopted: [] };

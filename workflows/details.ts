@@ -77,11 +77,13 @@ interface ActivityTarget {
   workspace?: string;
   sessionId?: string;
   id?: string;
+  orphanOf?: string;
 }
 
 const ACTIVITY_SUMMARIES: Partial<Record<string, (target: ActivityTarget) => string>> = {
   createNamespace: (t) => `create namespace ${literal(t.namespace)}`,
-  deleteNamespace: (t) => `delete namespace ${literal(t.namespace)} and everything in it`,
+  deleteNamespace: (t) =>
+    `delete namespace ${literal(t.namespace)} and everything in it${t.orphanOf === undefined ? '' : `, if still the leftover of session ${literal(t.orphanOf)}`}`,
   bindVolume: (t) => `bind volume ${literal(t.volume)}`,
   issueAgentCredentials: (t) => `issue the agent's certificate in ${literal(t.namespace)}`,
   startAgent: (t) => `start the agent in ${literal(t.namespace)}`,

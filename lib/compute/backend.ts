@@ -139,8 +139,11 @@ export interface ComputeBackend {
   syncWorkspace(volume: string, sourceDir: string): Promise<void>;
   /** Stops the agent, keeping the namespace and the volume (suspend). */
   stopAgent(namespace: string): Promise<void>;
-  /** Removes the namespace and all it holds, and waits until it is gone. */
-  deleteNamespace(namespace: string): Promise<void>;
+  /**
+   * Removes the namespace and all it holds, and waits until it is gone. With `orphanOf`, only while it
+   * is still that session's: a new session of the same workspace may have made it again since it was found.
+   */
+  deleteNamespace(namespace: string, orphanOf?: string): Promise<void>;
   /** Removes the volume and its data for good. */
   deleteVolume(volume: string): Promise<void>;
   /**
@@ -150,6 +153,6 @@ export interface ComputeBackend {
   volumeSize(volume: string): Promise<number | null>;
   listNamespaces(): Promise<ManagedNamespace[]>;
   listAgents(): Promise<RunningAgent[]>;
-  /** Stops one agent found by listAgents. */
+  /** Stops one agent found by listAgents, not one of another session started since under its name. */
   killAgent(agent: RunningAgent): Promise<void>;
 }

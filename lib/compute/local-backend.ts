@@ -237,7 +237,8 @@ export class LocalBackend implements ComputeBackend {
     await Promise.all(agentsServing(dir).map((pid) => terminateAgent(pid, dir)));
   }
 
-  async deleteNamespace(namespace: string): Promise<void> {
+  async deleteNamespace(namespace: string, orphanOf?: string): Promise<void> {
+    if (orphanOf !== undefined && readNamespaceRecord(this.namespaceDir(namespace))?.sessionId !== orphanOf) return;
     await this.stopAgent(namespace);
     removeTree(this.namespaceDir(namespace));
   }

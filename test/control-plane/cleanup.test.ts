@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { createCleanupActivities } from '../../activities/cleanup';
 import { NAMESPACE_FILES } from '../../lib/compute/local-backend';
 import { cleanupScheduleId } from '../../services/worker/cleanup-schedule';
 import type { cleanupWorkflow } from '../../workflows/cleanup';
@@ -58,6 +59,28 @@ test("a running session's namespace is kept, whoever's id its record bears: the 
     fs.writeFileSync(record, mine);
   }
   await hal.endSession(session.sessionId);
+});
+
+test('what a cleanup pass found of an ended session is not removed once a new session of its workspace made it again: the new namespace and agent stay', async () => {
+  const ivy = await stack().client('ivy');
+  const workspace = stack().workspace();
+  const old = await ivy.getServer(workspace);
+  await stack().temporal.workflow.getHandle(old.workflowId).terminate('test: orphan it');
+  const { backend, store } = stack().worker;
+  const found = await createCleanupActivities({ backend, store, temporal: stack().temporal, orphanGraceMs: 1, endedRowRetentionMs: 60_000 }).findOrphans();
+  expect(found.namespaceSessions?.[old.namespace]).toBe(old.sessionId);
+  const oldAgent = found.agents.find((a) => a.namespace === old.namespace)!;
+  expect(oldAgent.sessionId).toBe(old.sessionId);
+
+  const next = await ivy.getServer(workspace);
+  expect(next.namespace).toBe(old.namespace);
+  // The pass's removals, as its workflow asks for them (the activity summary test checks what it asks).
+  await backend.killAgent(oldAgent);
+  await backend.deleteNamespace(old.namespace, found.namespaceSessions![old.namespace]);
+  expect(await backend.listNamespaces()).toContainEqual(expect.objectContaining({ namespace: next.namespace, sessionId: next.sessionId }));
+  expect(await backend.listAgents()).toContainEqual(expect.objectContaining({ namespace: next.namespace, sessionId: next.sessionId }));
+  expect((await ivy.describeSession(next.sessionId)).phase).toBe('READY');
+  await ivy.endSession(next.sessionId);
 });
 
 test('without Filestore the cleanup reports no shares', async () => {

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import type { AgentProgress, AgentSpec, NamespaceSpec } from '../../lib/compute/backend';
 import { MERGE_PATCH } from '../../lib/compute/kubernetes/apply';
 import type { KubernetesBackend } from '../../lib/compute/kubernetes/backend';
+import { deleteByUid } from '../../lib/compute/kubernetes/requests';
 import { isDns1123Label, placementFor } from '../../lib/naming';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { OVER_QUOTA, TEST_BACKEND_CONFIG, useKubeBackend } from './backend-fixture';
@@ -297,11 +298,12 @@ test('an image that cannot be pulled fails with ImagePullBackOff; a pod no node 
   await huge.deleteNamespace(big.namespace);
 });
 
-test('a namespace removed under its session, being deleted or gone: each later step fails with NamespaceGoneError (it ends the session, never retried); a new session makes it again', async () => {
+test("a namespace removed under its session, being deleted or gone: each later step fails with NamespaceGoneError (it ends the session, never retried); a new session makes it again, and the cleanup's removals of the old one spare it", async () => {
   const backend = kube().backend();
   const spec = session();
   const { namespace } = spec;
   await backend.ensureNamespace(spec);
+  const { uid } = (await kube().namespace(namespace))!.metadata!;
   const steps = [() => backend.ensureVolume(spec), () => backend.installAgentCredentials(spec, credentials), () => backend.startAgent(spec)];
   // An object with a finalizer holds the namespace in Terminating, as any slow finalizer would.
   const held = { name: 'held', namespace };
@@ -318,8 +320,22 @@ test('a namespace removed under its session, being deleted or gone: each later s
   await kube().namespaceGone(namespace);
   for (const step of steps) await expect(step()).rejects.toMatchObject({ name: 'NamespaceGoneError', message: expect.stringContaining('not found') });
   // The step that makes it makes it again: a new session of the same workspace starts as ever.
-  await provision(backend, { ...spec, sessionId: randomUUID() });
-  await backend.deleteNamespace(namespace);
+  const next = { ...spec, sessionId: randomUUID() };
+  await provision(backend, next);
+  await backend.startAgent(next);
+  // A cleanup pass found the old session's namespace and agent before then: removing them spares the new ones of the same names.
+  await backend.deleteNamespace(namespace, spec.sessionId);
+  await backend.killAgent({ namespace, sessionId: spec.sessionId, id: 'agent', startedAt: new Date() });
+  expect((await kube().namespace(namespace))?.metadata?.labels).toMatchObject({ 'rbs.dev/session-id': next.sessionId });
+  const agent = await kube().admin.core.readNamespacedPod({ namespace, name: 'agent' });
+  expect(agent.metadata?.labels).toMatchObject({ 'rbs.dev/session-id': next.sessionId });
+  expect(agent.metadata?.deletionTimestamp).toBeUndefined();
+  // Made again between a deletion's read and its request: the request names the object read, so it deletes nothing.
+  const remove = (preconditions: { uid: string }) => kube().admin.core.deleteNamespace({ name: namespace, body: { preconditions } });
+  expect(await deleteByUid(`delete namespace ${namespace}`, uid!, remove)).toBe(false);
+  expect((await kube().namespace(namespace))?.metadata?.deletionTimestamp).toBeUndefined();
+  await backend.deleteNamespace(namespace, next.sessionId);
+  expect(await kube().namespace(namespace)).toBeNull();
 });
 
 test('a namespace it does not manage is never deleted, nor taken over', async () => {

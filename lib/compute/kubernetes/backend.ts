@@ -45,7 +45,7 @@ import {
 import { judgePod, nodeOutage, podRejection } from './pod-status';
 import { waitForAgentPod } from './readiness';
 import { routeRefusal } from './route';
-import { deleteIfPresent, kubeRequest, readOrNull, waitUntilGone } from './requests';
+import { deleteByUid, deleteIfPresent, kubeRequest, readOrNull, readThisOne, waitUntilGone } from './requests';
 import { type WorkspaceStorageHooks, WorkspaceVolumes } from './volumes';
 
 export interface KubernetesBackendDeps {
@@ -188,15 +188,25 @@ export class KubernetesBackend implements ComputeBackend {
     await this.deletePod(namespace, AGENT.name);
   }
 
-  async deleteNamespace(namespace: string): Promise<void> {
+  async deleteNamespace(namespace: string, orphanOf?: string): Promise<void> {
     const existing = await this.readNamespace(namespace);
     if (!existing) return;
     if (!isOfRelease(existing.metadata?.labels, this.config.release)) {
       const labels = selector(releaseLabels(this.config.release));
       throw new Error(`namespace ${namespace} is not managed by rbs release ${this.config.release} (no ${labels} labels): not deleting it`);
     }
-    await deleteIfPresent(`delete namespace ${namespace}`, () => this.api.core.deleteNamespace({ name: namespace }));
-    await waitUntilGone(`namespace ${namespace}`, () => this.readNamespace(namespace), DELETE_WAIT_MS);
+    if (orphanOf !== undefined && sessionOf(existing) !== orphanOf) return;
+    const uid = existing.metadata!.uid!;
+    const request = `delete namespace ${namespace}`;
+    // Made again between the read and the delete: judged afresh.
+    if (!(await deleteByUid(request, uid, (preconditions) => this.api.core.deleteNamespace({ name: namespace, body: { preconditions } })))) {
+      return this.deleteNamespace(namespace, orphanOf);
+    }
+    await waitUntilGone(
+      `namespace ${namespace}`,
+      readThisOne(() => this.readNamespace(namespace), uid),
+      DELETE_WAIT_MS,
+    );
   }
 
   async deleteVolume(volume: string): Promise<void> {
@@ -229,21 +239,26 @@ export class KubernetesBackend implements ComputeBackend {
   }
 
   async killAgent(agent: RunningAgent): Promise<void> {
-    await this.deletePod(checkLabel('namespace', agent.namespace), checkLabel('pod', agent.id));
+    await this.deletePod(checkLabel('namespace', agent.namespace), checkLabel('pod', agent.id), agent.sessionId);
   }
 
   /**
    * No kubelet confirms a graceful deletion on a node that no longer exists or answers: such a pod
    * is deleted at once (grace 0), as Kubernetes's own pod garbage collector does for a deleted node,
    * only sooner. On a node that is only cut off, its agent may still run: the volume lease fences it.
+   * With `ofSession`, only that session's pod goes, not one a new session started since under its name.
    */
-  private async deletePod(namespace: string, name: string): Promise<void> {
+  private async deletePod(namespace: string, name: string, ofSession?: string): Promise<void> {
     const read = () => readOrNull(`read pod ${namespace}/${name}`, () => this.api.core.readNamespacedPod({ name, namespace }));
     const pod = await read();
     if (!pod) return;
+    if (ofSession !== undefined && pod.metadata?.labels?.[LABEL.sessionId] !== ofSession) return;
+    const uid = pod.metadata!.uid!;
+    // A request body replaces the query's options: the grace period goes in it too.
     const gracePeriodSeconds = (await this.lostNode(pod)) ? 0 : undefined;
-    await deleteIfPresent(`delete pod ${namespace}/${name}`, () => this.api.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds }));
-    await waitUntilGone(`pod ${namespace}/${name}`, read, DELETE_WAIT_MS);
+    const remove = (preconditions: { uid: string }) => this.api.core.deleteNamespacedPod({ name, namespace, body: { gracePeriodSeconds, preconditions } });
+    if (!(await deleteByUid(`delete pod ${namespace}/${name}`, uid, remove))) return this.deletePod(namespace, name, ofSession);
+    await waitUntilGone(`pod ${namespace}/${name}`, readThisOne(read, uid), DELETE_WAIT_MS);
   }
 
   /**

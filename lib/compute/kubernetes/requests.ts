@@ -58,6 +58,28 @@ export async function deleteIfPresent(request: string, remove: () => Promise<unk
   await readOrNull(request, remove);
 }
 
+/**
+ * Deletes the very object that was read (`uid`), not one made again under its name since: false if it
+ * was replaced meanwhile (the precondition fails with 409), true once deleted or already gone.
+ */
+export async function deleteByUid(request: string, uid: string, remove: (preconditions: { uid: string }) => Promise<unknown>): Promise<boolean> {
+  try {
+    await deleteIfPresent(request, () => remove({ uid }));
+    return true;
+  } catch (err) {
+    if (hasStatus(err, 409)) return false;
+    throw err;
+  }
+}
+
+/** What `read` returns while it is still the object `uid`, then null: for waitUntilGone after deleteByUid. */
+export function readThisOne<T extends { metadata?: { uid?: string } }>(read: () => Promise<T | null>, uid: string): () => Promise<T | null> {
+  return async () => {
+    const object = await read();
+    return object?.metadata?.uid === uid ? object : null;
+  };
+}
+
 const GONE_POLL_MS = 200;
 const GONE_POLL_MAX_MS = 2000;
 
