@@ -116,9 +116,12 @@ export function createProvisioningActivities({ backend, signer, agentCertificate
       await backend.stopAgent(namespace);
     },
 
-    /** `orphanOf`: the session whose leftover the cleanup found it to be (ComputeBackend.deleteNamespace). */
-    async deleteNamespace({ namespace, orphanOf }: Pick<SessionRef, 'namespace'> & { orphanOf?: string }): Promise<void> {
-      await backend.deleteNamespace(namespace, orphanOf);
+    /**
+     * Only while it is still the session's (ComputeBackend.deleteNamespace): a session's own, or the one the
+     * cleanup found it a leftover of (`orphanOf`). A cleanup pass recorded before `orphanOf` gives neither.
+     */
+    async deleteNamespace({ namespace, sessionId, orphanOf }: Pick<SessionRef, 'namespace'> & { sessionId?: string; orphanOf?: string }): Promise<void> {
+      await backend.deleteNamespace(namespace, orphanOf ?? sessionId);
     },
 
     /** What the volume costs, in bytes (ComputeBackend.volumeSize). */

@@ -95,9 +95,9 @@ export class NamespaceGoneError extends Error {
 export class AgentStartError extends Error {
   constructor(
     readonly reason: AgentStartFailure,
-    message: string,
+    readonly detail: string,
   ) {
-    super(`${reason}: ${message}`);
+    super(`${reason}: ${detail}`);
     this.name = 'AgentStartError';
   }
 }
@@ -140,10 +140,10 @@ export interface ComputeBackend {
   /** Stops the agent, keeping the namespace and the volume (suspend). */
   stopAgent(namespace: string): Promise<void>;
   /**
-   * Removes the namespace and all it holds, and waits until it is gone. With `orphanOf`, only while it
+   * Removes the namespace and all it holds, and waits until it is gone. With `ofSession`, only while it
    * is still that session's: a new session of the same workspace may have made it again since it was found.
    */
-  deleteNamespace(namespace: string, orphanOf?: string): Promise<void>;
+  deleteNamespace(namespace: string, ofSession?: string): Promise<void>;
   /** Removes the volume and its data for good. */
   deleteVolume(volume: string): Promise<void>;
   /**

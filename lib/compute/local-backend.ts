@@ -237,10 +237,14 @@ export class LocalBackend implements ComputeBackend {
     await Promise.all(agentsServing(dir).map((pid) => terminateAgent(pid, dir)));
   }
 
-  async deleteNamespace(namespace: string, orphanOf?: string): Promise<void> {
-    if (orphanOf !== undefined && readNamespaceRecord(this.namespaceDir(namespace))?.sessionId !== orphanOf) return;
-    await this.stopAgent(namespace);
-    removeTree(this.namespaceDir(namespace));
+  async deleteNamespace(namespace: string, ofSession?: string): Promise<void> {
+    const dir = this.namespaceDir(namespace);
+    const judged = () => ofSession === undefined || readNamespaceRecord(dir)?.sessionId === ofSession;
+    if (!judged()) return;
+    const agents = runningAgents().filter((agent) => agent.namespaceDir === dir && (ofSession === undefined || agent.sessionId === ofSession));
+    await Promise.all(agents.map((agent) => terminateAgent(agent.pid, dir)));
+    // Judged again with no wait in between: a new session may have made it again while the agents stopped.
+    if (judged()) removeTree(dir);
   }
 
   async deleteVolume(volume: string): Promise<void> {
@@ -275,7 +279,9 @@ export class LocalBackend implements ComputeBackend {
   async killAgent(agent: RunningAgent): Promise<void> {
     const pid = Number(agent.id);
     if (!Number.isSafeInteger(pid) || pid <= 0) throw new Error(`'${agent.id}' is not a local agent's pid`);
-    await terminateAgent(pid, this.namespaceDir(agent.namespace));
+    const dir = this.namespaceDir(agent.namespace);
+    if (agentProcessOf(pid)?.sessionId !== agent.sessionId) return; // gone, or its pid now another's
+    await terminateAgent(pid, dir);
   }
 
   private spawnAgent(dir: string, sessionId: string, workspace: string): Child {

@@ -1,7 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { createCleanupActivities } from '../../activities/cleanup';
 import { NAMESPACE_FILES } from '../../lib/compute/local-backend';
 import { cleanupScheduleId } from '../../services/worker/cleanup-schedule';
 import type { cleanupWorkflow } from '../../workflows/cleanup';
@@ -61,26 +60,30 @@ test("a running session's namespace is kept, whoever's id its record bears: the 
   await hal.endSession(session.sessionId);
 });
 
-test('what a cleanup pass found of an ended session is not removed once a new session of its workspace made it again: the new namespace and agent stay', async () => {
+test('a new session of the workspace, started while a cleanup pass removes what it found of the old one, keeps its namespace and agent', async () => {
   const ivy = await stack().client('ivy');
   const workspace = stack().workspace();
   const old = await ivy.getServer(workspace);
   await stack().temporal.workflow.getHandle(old.workflowId).terminate('test: orphan it');
-  const { backend, store } = stack().worker;
-  const found = await createCleanupActivities({ backend, store, temporal: stack().temporal, orphanGraceMs: 1, endedRowRetentionMs: 60_000 }).findOrphans();
-  expect(found.namespaceSessions?.[old.namespace]).toBe(old.sessionId);
-  const oldAgent = found.agents.find((a) => a.namespace === old.namespace)!;
-  expect(oldAgent.sessionId).toBe(old.sessionId);
-
-  const next = await ivy.getServer(workspace);
-  expect(next.namespace).toBe(old.namespace);
-  // The pass's removals, as its workflow asks for them (the activity summary test checks what it asks).
-  await backend.killAgent(oldAgent);
-  await backend.deleteNamespace(old.namespace, found.namespaceSessions![old.namespace]);
-  expect(await backend.listNamespaces()).toContainEqual(expect.objectContaining({ namespace: next.namespace, sessionId: next.sessionId }));
-  expect(await backend.listAgents()).toContainEqual(expect.objectContaining({ namespace: next.namespace, sessionId: next.sessionId }));
-  expect((await ivy.describeSession(next.sessionId)).phase).toBe('READY');
-  await ivy.endSession(next.sessionId);
+  // The new session starts after the pass has looked, as it removes the old agent, before the old namespace.
+  const { backend } = stack().worker;
+  const killAgent = backend.killAgent.bind(backend);
+  let next: Awaited<ReturnType<typeof ivy.getServer>> | undefined;
+  jest.spyOn(backend, 'killAgent').mockImplementationOnce(async (agent) => {
+    next = await ivy.getServer(workspace);
+    await killAgent(agent);
+  });
+  const report = await stack().temporal.workflow.execute<typeof cleanupWorkflow>('cleanupWorkflow', {
+    taskQueue: stack().config.temporal.taskQueue,
+    workflowId: `cleanup-test-${randomUUID()}`,
+  });
+  expect(report.namespaces).toContain(old.namespace);
+  expect(report.agents).toContainEqual(expect.stringMatching(new RegExp(`^${old.namespace}/`)));
+  expect(next!.namespace).toBe(old.namespace);
+  expect(await backend.listNamespaces()).toContainEqual(expect.objectContaining({ namespace: next!.namespace, sessionId: next!.sessionId }));
+  expect(await backend.listAgents()).toContainEqual(expect.objectContaining({ namespace: next!.namespace, sessionId: next!.sessionId }));
+  expect((await ivy.describeSession(next!.sessionId)).phase).toBe('READY');
+  await ivy.endSession(next!.sessionId);
 });
 
 test('without Filestore the cleanup reports no shares', async () => {

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import type { AgentProgress, AgentSpec, NamespaceSpec } from '../../lib/compute/backend';
 import { MERGE_PATCH } from '../../lib/compute/kubernetes/apply';
 import type { KubernetesBackend } from '../../lib/compute/kubernetes/backend';
-import { deleteByUid } from '../../lib/compute/kubernetes/requests';
+import { releaseLabels } from '../../lib/compute/kubernetes/objects';
 import { isDns1123Label, placementFor } from '../../lib/naming';
 import { CertificateAuthority } from '../../lib/pki/ca';
 import { OVER_QUOTA, TEST_BACKEND_CONFIG, useKubeBackend } from './backend-fixture';
@@ -303,7 +303,6 @@ test("a namespace removed under its session, being deleted or gone: each later s
   const spec = session();
   const { namespace } = spec;
   await backend.ensureNamespace(spec);
-  const { uid } = (await kube().namespace(namespace))!.metadata!;
   const steps = [() => backend.ensureVolume(spec), () => backend.installAgentCredentials(spec, credentials), () => backend.startAgent(spec)];
   // An object with a finalizer holds the namespace in Terminating, as any slow finalizer would.
   const held = { name: 'held', namespace };
@@ -330,11 +329,21 @@ test("a namespace removed under its session, being deleted or gone: each later s
   const agent = await kube().admin.core.readNamespacedPod({ namespace, name: 'agent' });
   expect(agent.metadata?.labels).toMatchObject({ 'rbs.dev/session-id': next.sessionId });
   expect(agent.metadata?.deletionTimestamp).toBeUndefined();
-  // Made again between a deletion's read and its request: the request names the object read, so it deletes nothing.
-  const remove = (preconditions: { uid: string }) => kube().admin.core.deleteNamespace({ name: namespace, body: { preconditions } });
-  expect(await deleteByUid(`delete namespace ${namespace}`, uid!, remove)).toBe(false);
-  expect((await kube().namespace(namespace))?.metadata?.deletionTimestamp).toBeUndefined();
+  // Made again (for a third session) between the deletion's read and its request: the request names the
+  // object read, so it fails, and the namespace there now is judged afresh, and kept.
+  const { core } = backend['api'];
+  const forward = core.deleteNamespace.bind(core);
+  const third = randomUUID();
+  jest.spyOn(core, 'deleteNamespace').mockImplementationOnce(async (request) => {
+    await kube().admin.core.deleteNamespace({ name: namespace });
+    await kube().namespaceGone(namespace);
+    await kube().admin.core.createNamespace({ body: { metadata: { name: namespace, labels: { ...releaseLabels('rbs'), 'rbs.dev/session-id': third } } } });
+    return forward(request);
+  });
   await backend.deleteNamespace(namespace, next.sessionId);
+  expect((await kube().namespace(namespace))?.metadata).toMatchObject({ labels: { 'rbs.dev/session-id': third } });
+  expect((await kube().namespace(namespace))?.metadata?.deletionTimestamp).toBeUndefined();
+  await backend.deleteNamespace(namespace, third);
   expect(await kube().namespace(namespace)).toBeNull();
 });
 

@@ -45,7 +45,7 @@ import {
 import { judgePod, nodeOutage, podRejection } from './pod-status';
 import { waitForAgentPod } from './readiness';
 import { routeRefusal } from './route';
-import { deleteByUid, deleteIfPresent, kubeRequest, readOrNull, readThisOne, waitUntilGone } from './requests';
+import { deleteIfPresent, deleteJudged, kubeRequest, readOrNull, readThisOne, waitUntilGone } from './requests';
 import { type WorkspaceStorageHooks, WorkspaceVolumes } from './volumes';
 
 export interface KubernetesBackendDeps {
@@ -188,25 +188,18 @@ export class KubernetesBackend implements ComputeBackend {
     await this.deletePod(namespace, AGENT.name);
   }
 
-  async deleteNamespace(namespace: string, orphanOf?: string): Promise<void> {
-    const existing = await this.readNamespace(namespace);
-    if (!existing) return;
-    if (!isOfRelease(existing.metadata?.labels, this.config.release)) {
-      const labels = selector(releaseLabels(this.config.release));
-      throw new Error(`namespace ${namespace} is not managed by rbs release ${this.config.release} (no ${labels} labels): not deleting it`);
-    }
-    if (orphanOf !== undefined && sessionOf(existing) !== orphanOf) return;
-    const uid = existing.metadata!.uid!;
-    const request = `delete namespace ${namespace}`;
-    // Made again between the read and the delete: judged afresh.
-    if (!(await deleteByUid(request, uid, (preconditions) => this.api.core.deleteNamespace({ name: namespace, body: { preconditions } })))) {
-      return this.deleteNamespace(namespace, orphanOf);
-    }
-    await waitUntilGone(
-      `namespace ${namespace}`,
-      readThisOne(() => this.readNamespace(namespace), uid),
-      DELETE_WAIT_MS,
-    );
+  async deleteNamespace(namespace: string, ofSession?: string): Promise<void> {
+    const read = () => this.readNamespace(namespace);
+    const judge = (existing: V1Namespace) => {
+      if (!isOfRelease(existing.metadata?.labels, this.config.release)) {
+        const labels = selector(releaseLabels(this.config.release));
+        throw new Error(`namespace ${namespace} is not managed by rbs release ${this.config.release} (no ${labels} labels): not deleting it`);
+      }
+      return ofSession === undefined || sessionOf(existing) === ofSession;
+    };
+    const remove = (_: V1Namespace, preconditions: { uid: string }) => this.api.core.deleteNamespace({ name: namespace, body: { preconditions } });
+    const uid = await deleteJudged(`delete namespace ${namespace}`, read, judge, remove);
+    if (uid) await waitUntilGone(`namespace ${namespace}`, readThisOne(read, uid), DELETE_WAIT_MS);
   }
 
   async deleteVolume(volume: string): Promise<void> {
@@ -232,7 +225,7 @@ export class KubernetesBackend implements ComputeBackend {
     const list = await kubeRequest('list agent pods', () => this.api.core.listPodForAllNamespaces({ labelSelector }));
     return list.items.map((pod) => ({
       namespace: pod.metadata!.namespace!,
-      sessionId: pod.metadata!.labels![LABEL.sessionId],
+      sessionId: sessionOfPod(pod),
       startedAt: new Date(pod.metadata!.creationTimestamp!),
       id: pod.metadata!.name!,
     }));
@@ -250,15 +243,14 @@ export class KubernetesBackend implements ComputeBackend {
    */
   private async deletePod(namespace: string, name: string, ofSession?: string): Promise<void> {
     const read = () => readOrNull(`read pod ${namespace}/${name}`, () => this.api.core.readNamespacedPod({ name, namespace }));
-    const pod = await read();
-    if (!pod) return;
-    if (ofSession !== undefined && pod.metadata?.labels?.[LABEL.sessionId] !== ofSession) return;
-    const uid = pod.metadata!.uid!;
-    // A request body replaces the query's options: the grace period goes in it too.
-    const gracePeriodSeconds = (await this.lostNode(pod)) ? 0 : undefined;
-    const remove = (preconditions: { uid: string }) => this.api.core.deleteNamespacedPod({ name, namespace, body: { gracePeriodSeconds, preconditions } });
-    if (!(await deleteByUid(`delete pod ${namespace}/${name}`, uid, remove))) return this.deletePod(namespace, name, ofSession);
-    await waitUntilGone(`pod ${namespace}/${name}`, readThisOne(read, uid), DELETE_WAIT_MS);
+    const judge = (pod: V1Pod) => ofSession === undefined || sessionOfPod(pod) === ofSession;
+    const remove = async (pod: V1Pod, preconditions: { uid: string }) => {
+      const gracePeriodSeconds = (await this.lostNode(pod)) ? 0 : undefined;
+      // A request body replaces the query's options: the grace period goes in it too.
+      return this.api.core.deleteNamespacedPod({ name, namespace, body: { gracePeriodSeconds, preconditions } });
+    };
+    const uid = await deleteJudged(`delete pod ${namespace}/${name}`, read, judge, remove);
+    if (uid) await waitUntilGone(`pod ${namespace}/${name}`, readThisOne(read, uid), DELETE_WAIT_MS);
   }
 
   /**
@@ -310,4 +302,8 @@ function isLiveAgentOf(pod: V1Pod, sessionId: string): boolean {
 
 function sessionOf(namespace: V1Namespace): string {
   return namespace.metadata?.labels?.[LABEL.sessionId] ?? '';
+}
+
+function sessionOfPod(pod: V1Pod): string {
+  return pod.metadata?.labels?.[LABEL.sessionId] ?? '';
 }

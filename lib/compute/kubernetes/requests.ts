@@ -58,21 +58,35 @@ export async function deleteIfPresent(request: string, remove: () => Promise<unk
   await readOrNull(request, remove);
 }
 
+/** How often an object made again under its name between a read and its deletion is read and judged afresh. */
+const REPLACED_LOOKS = 3;
+
 /**
- * Deletes the very object that was read (`uid`), not one made again under its name since: false if it
- * was replaced meanwhile (the precondition fails with 409), true once deleted or already gone.
+ * Deletes the object `read` finds if `judge` says so (it may throw, to refuse loudly), naming the very
+ * object read (a UID precondition): one made again under its name since is not deleted unjudged, but
+ * read and judged afresh. Resolves with the deleted object's uid, or null if there was none to delete.
  */
-export async function deleteByUid(request: string, uid: string, remove: (preconditions: { uid: string }) => Promise<unknown>): Promise<boolean> {
-  try {
-    await deleteIfPresent(request, () => remove({ uid }));
-    return true;
-  } catch (err) {
-    if (hasStatus(err, 409)) return false;
-    throw err;
+export async function deleteJudged<T extends { metadata?: { uid?: string } }>(
+  request: string,
+  read: () => Promise<T | null>,
+  judge: (object: T) => boolean,
+  remove: (object: T, preconditions: { uid: string }) => Promise<unknown>,
+): Promise<string | null> {
+  for (let look = 1; ; look++) {
+    const object = await read();
+    if (!object || !judge(object)) return null;
+    const uid = object.metadata!.uid!;
+    try {
+      await deleteIfPresent(request, () => remove(object, { uid }));
+      return uid;
+    } catch (err) {
+      // A failed precondition is a 409 Conflict.
+      if (!hasStatus(err, 409) || look >= REPLACED_LOOKS) throw err;
+    }
   }
 }
 
-/** What `read` returns while it is still the object `uid`, then null: for waitUntilGone after deleteByUid. */
+/** What `read` returns while it is still the object `uid`, then null: for waitUntilGone after deleteJudged. */
 export function readThisOne<T extends { metadata?: { uid?: string } }>(read: () => Promise<T | null>, uid: string): () => Promise<T | null> {
   return async () => {
     const object = await read();
