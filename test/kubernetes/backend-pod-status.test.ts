@@ -1,6 +1,7 @@
 /** How the agent pod's status (as the kubelet and scheduler write it) and pod-create refusals are read. */
-import type { V1Node, V1Pod } from '@kubernetes/client-node';
-import { NODE_LOST_AFTER_MS, judgePod, nodeOutage, podRejection } from '../../lib/compute/kubernetes/pod-status';
+import type { V1Node, V1NodeSelectorRequirement, V1PersistentVolume, V1Pod } from '@kubernetes/client-node';
+import { NODE_LOST_AFTER_MS, judgePod, nodeOutage, podRejection, volumeNodeTrouble } from '../../lib/compute/kubernetes/pod-status';
+import { onlyNodeOf } from '../../lib/compute/kubernetes/volumes';
 import { KubeRequestError } from '../../lib/compute/kubernetes/requests';
 
 const SESSION = '3f2c7a4e-1b2d-4c5e-8f9a-0b1c2d3e4f50';
@@ -132,5 +133,52 @@ describe('a node counts as lost once its kubelet has been silent (Ready Unknown)
   test('a transition time that is missing or not a time never makes a node lost', () => {
     expect(nodeOutage(node({ status: 'Unknown' }), NOW)).toBeNull();
     expect(nodeOutage(node({ status: 'Unknown', since: 'yesterday' }), NOW)).toBeNull();
+  });
+});
+
+describe("an agent no node takes, because its volume's one node cannot: the reason names that node", () => {
+  const NOW = Date.parse('2026-12-04T12:00:00Z');
+  const pv = (...terms: V1NodeSelectorRequirement[][]): V1PersistentVolume => ({
+    spec: { nodeAffinity: { required: { nodeSelectorTerms: terms.map((matchExpressions) => ({ matchExpressions })) } } },
+  });
+  const host = (operator: string, ...values: string[]) => ({ key: 'kubernetes.io/hostname', operator, values });
+
+  test("a local volume's node affinity names its one node; any other affinity, or none, ties it to no node", () => {
+    expect(onlyNodeOf(pv([host('In', 'node-7')]))).toBe('node-7');
+    expect(onlyNodeOf(pv([host('In', 'node-7'), { key: 'topology.kubernetes.io/zone', operator: 'In', values: ['a'] }]))).toBe('node-7');
+    expect(onlyNodeOf({ spec: {} })).toBeNull();
+    expect(onlyNodeOf(pv([host('In', 'node-7', 'node-8')]))).toBeNull();
+    expect(onlyNodeOf(pv([host('NotIn', 'node-7')]))).toBeNull();
+    expect(onlyNodeOf(pv([host('In', 'node-7')], [host('In', 'node-8')]))).toBeNull();
+    expect(onlyNodeOf(pv([{ key: 'topology.kubernetes.io/zone', operator: 'In', values: ['a'] }]))).toBeNull();
+    expect(onlyNodeOf(pv([host('In', 'node-7'), host('In', 'node-8')]))).toBeNull();
+  });
+
+  test('the node gone, not Ready (silent or reporting), or cordoned is named with why; a node that could take it is no reason', () => {
+    const node = (status?: string, extra: Partial<V1Node['spec']> = {}): V1Node => ({
+      metadata: { name: 'node-7' },
+      spec: extra,
+      status: status
+        ? {
+            conditions: [
+              {
+                type: 'Ready',
+                status,
+                lastTransitionTime: new Date(NOW - 95_000),
+                reason: 'NodeStatusUnknown',
+                message: 'Kubelet stopped posting node status.',
+              },
+            ],
+          }
+        : {},
+    });
+    expect(volumeNodeTrouble(null, 'node-7', NOW)).toBe('node node-7 no longer exists');
+    expect(volumeNodeTrouble(node('Unknown'), 'node-7', NOW)).toBe(
+      'node node-7 has not been Ready for 95 s (Unknown, NodeStatusUnknown: Kubelet stopped posting node status.)',
+    );
+    expect(volumeNodeTrouble(node('False'), 'node-7', NOW)).toMatch(/^node node-7 has not been Ready for 95 s \(False, /);
+    expect(volumeNodeTrouble(node(), 'node-7', NOW)).toBe('node node-7 has not been Ready (no Ready condition)');
+    expect(volumeNodeTrouble(node('True', { unschedulable: true }), 'node-7', NOW)).toBe('node node-7 is cordoned (unschedulable)');
+    expect(volumeNodeTrouble(node('True'), 'node-7', NOW)).toBeNull();
   });
 });

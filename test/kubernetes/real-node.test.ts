@@ -191,6 +191,8 @@ test('the node dies mid-session: each command ends within its bound, saying why;
     );
     const late = await boundedBuild('once the node counted as lost');
     expect(late.stderr).toMatch(/FAILED_PRECONDITION: session .* failed: Unschedulable: agent of session .* not scheduled: /);
+    // The scheduler only counts nodes: the reason also names the one node the volume is on, and why it is out.
+    expect(late.stderr).toContain(`its volume ${first.volume} can only be mounted on node ${node.name}, and node ${node.name} has not been Ready for `);
     const failed = (await sessionsOfWorkspace()).find((s) => s.sessionId === first.sessionId)!;
     expect(failed).toMatchObject({ phase: 'FAILED', failureReason: expect.stringMatching(/^agent restart failed: Unschedulable: /) });
 

@@ -42,7 +42,7 @@ import {
   TLS_ROUTE_TYPE,
   type TlsRoute,
 } from './objects';
-import { judgePod, nodeOutage, podRejection } from './pod-status';
+import { judgePod, nodeOutage, podRejection, volumeNodeTrouble } from './pod-status';
 import { waitForAgentPod } from './readiness';
 import { routeRefusal } from './route';
 import { deleteIfPresent, deleteJudged, kubeRequest, readOrNull, readThisOne, waitUntilGone } from './requests';
@@ -156,7 +156,12 @@ export class KubernetesBackend implements ComputeBackend {
 
   /** Ready is the pod's Ready condition (the kubelet's gRPC probe); then the volume is kept for good. */
   async waitForAgent(spec: AgentSpec, wait: AgentWait): Promise<string> {
-    await waitForAgentPod(this.api, checkLabel('namespace', spec.namespace), spec.sessionId, wait);
+    try {
+      await waitForAgentPod(this.api, checkLabel('namespace', spec.namespace), spec.sessionId, wait);
+    } catch (err) {
+      if (!(err instanceof AgentStartError && err.reason === 'Unschedulable')) throw err;
+      throw new AgentStartError('Unschedulable', `${err.detail}${await this.volumeNodeNote(spec.volume)}`);
+    }
     await this.checkRoute(spec);
     await this.volumes.retain(spec.namespace, spec.volume);
     return agentAddress(spec.namespace, this.config);
@@ -281,6 +286,22 @@ export class KubernetesBackend implements ComputeBackend {
     }
     const refusal = routeRefusal(route, gateway);
     if (refusal) throw new AgentStartError('RouteRejected', `agent of session ${sessionId} in ${namespace}: ${refusal}`);
+  }
+
+  /**
+   * '; its volume V can only be mounted on node N, and N …' when that is why no node takes the agent (a
+   * local volume whose node died, say), else ''. Only an explanation: a failed look leaves it unsaid.
+   */
+  private async volumeNodeNote(volume: string): Promise<string> {
+    try {
+      const name = await this.volumes.node(volume);
+      if (!name) return '';
+      const node = await readOrNull(`read node ${name}`, () => this.api.core.readNode({ name }));
+      const trouble = volumeNodeTrouble(node, name, Date.now());
+      return trouble ? `; its volume ${volume} can only be mounted on node ${name}, and ${trouble}` : '';
+    } catch {
+      return '';
+    }
   }
 
   private readAgentPod(namespace: string): Promise<V1Pod | null> {

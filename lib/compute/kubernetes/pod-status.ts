@@ -82,10 +82,30 @@ export function podRejection(err: unknown, namespace: string, sessionId: string)
  * (under pressure, say): it still runs its pods, and confirms their deletion, so that is not lost.
  */
 export function nodeOutage(node: V1Node, nowMs: number): string | null {
-  const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
+  const ready = readyCondition(node);
   if (ready?.status !== 'Unknown') return null;
   const since = new Date(ready.lastTransitionTime ?? Number.NaN).getTime();
   if (!Number.isFinite(since) || nowMs - since < NODE_LOST_AFTER_MS) return null;
-  const why = [ready.reason, ready.message].filter(Boolean).join(': ');
-  return `its node ${node.metadata?.name} has not been Ready for ${Math.round((nowMs - since) / 1000)} s (${ready.status}${why ? `, ${why}` : ''})`;
+  return `its ${notReady(node, nowMs)}`;
+}
+
+/**
+ * Why the node a volume is tied to cannot take the agent now (gone, not Ready, cordoned), else null: the
+ * scheduler's message only counts nodes, and never says that the volume's one node is the one missing.
+ */
+export function volumeNodeTrouble(node: V1Node | null, name: string, nowMs: number): string | null {
+  if (!node) return `node ${name} no longer exists`;
+  if (readyCondition(node)?.status !== 'True') return notReady(node, nowMs);
+  return node.spec?.unschedulable ? `node ${name} is cordoned (unschedulable)` : null;
+}
+
+const readyCondition = (node: V1Node) => node.status?.conditions?.find((c) => c.type === 'Ready');
+
+/** 'node N has not been Ready for S s (status, reason: message)'; without a time of its own, for how long is not said. */
+function notReady(node: V1Node, nowMs: number): string {
+  const ready = readyCondition(node);
+  const since = new Date(ready?.lastTransitionTime ?? Number.NaN).getTime();
+  const period = Number.isFinite(since) ? ` for ${Math.round((nowMs - since) / 1000)} s` : '';
+  const why = [ready?.reason, ready?.message].filter(Boolean).join(': ');
+  return `node ${node.metadata?.name} has not been Ready${period} (${ready?.status ?? 'no Ready condition'}${why ? `, ${why}` : ''})`;
 }

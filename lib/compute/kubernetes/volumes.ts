@@ -110,6 +110,12 @@ export class WorkspaceVolumes {
     return capacity === undefined ? null : Math.round(parseQuantity(capacity));
   }
 
+  /** The one node the volume can be mounted on (a local volume's node affinity); null if any node can, or it has no PV yet. */
+  async node(volume: string): Promise<string | null> {
+    const pv = await this.find(volume);
+    return pv ? onlyNodeOf(pv) : null;
+  }
+
   /**
    * The volume's PV, found by its labels; null before its first session's agent was ready. Another
    * release's volume of the same name (same user and workspace) is not this one.
@@ -173,6 +179,15 @@ export class WorkspaceVolumes {
     };
     await kubeRequest(`re-bind PV ${name} to ${namespace}/${volume}`, () => this.api.core.patchPersistentVolume({ name, body: patch }, MERGE_PATCH));
   }
+}
+
+/** The node a PV's affinity names as its only one (`kubernetes.io/hostname In [node]`, as local volumes have), else null. */
+export function onlyNodeOf(pv: V1PersistentVolume): string | null {
+  const terms = pv.spec?.nodeAffinity?.required?.nodeSelectorTerms ?? [];
+  if (terms.length !== 1 || terms[0].matchFields?.length) return null;
+  const hosts = (terms[0].matchExpressions ?? []).filter((e) => e.key === 'kubernetes.io/hostname');
+  const [host] = hosts;
+  return hosts.length === 1 && host.operator === 'In' && host.values?.length === 1 ? host.values[0] : null;
 }
 
 function claimOf(pv: V1PersistentVolume): string {
