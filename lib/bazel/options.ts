@@ -19,9 +19,28 @@ export const BUILDING_COMMANDS: ReadonlySet<string> = new Set(Object.keys(INHERI
  * command the request's command inherits from; undefined when it is not given. An rc line of a
  * --config in use is not modelled (its place depends on where --config stands): `unknown` names it,
  * and `candidates` are every value the option is given, one of which Bazel uses. A config turned
- * on in an rc line expands among the rc lines, so a command-line value still wins over it.
+ * on in an rc line expands among the rc lines, so a command-line value still wins over it. So does
+ * the platform's config that --enable_platform_specific_config turns on (`build:linux`, say).
  */
 export type EffectiveOption = { value: string } | { unknown: string; candidates: string[] } | undefined;
+
+/** The config --enable_platform_specific_config turns on where the Bazel server runs (Bazel's ConfigExpander). */
+const PLATFORM_CONFIGS: Partial<Record<NodeJS.Platform, string>> = {
+  linux: 'linux',
+  darwin: 'macos',
+  win32: 'windows',
+  freebsd: 'freebsd',
+  openbsd: 'openbsd',
+};
+
+/** A boolean option's value in one word: `--name`, `--noname`, `--name=<bool>`; undefined if not it. */
+function booleanAt(word: string, name: string): boolean | undefined {
+  if (word === `--${name}`) return true;
+  if (word === `--no${name}`) return false;
+  if (!word.startsWith(`--${name}=`)) return undefined;
+  const value = word.slice(name.length + 3).toLowerCase();
+  return ['true', 'yes', '1'].includes(value) ? true : ['false', 'no', '0'].includes(value) ? false : undefined;
+}
 
 /** One option of an rc line: `--default_override=N:<command>[:<config>]=<option>`, a word each. */
 interface RcOption {
@@ -43,7 +62,11 @@ function valueAt<T>(words: T[], i: number, flag: string, word: (w: T) => string,
   return next !== undefined && sameLine(words[i], next) ? word(next) : '';
 }
 
-export function effectiveOption(args: string[], name: string): EffectiveOption {
+/**
+ * `platform`: where the Bazel server that reads `args` runs (this process's by default: the agent
+ * reads what its Bazel did, the proxy names links as the laptop's Bazel would).
+ */
+export function effectiveOption(args: string[], name: string, platform: NodeJS.Platform = process.platform): EffectiveOption {
   const [command = '', ...options] = args;
   const applies = new Set(INHERITS[command] ?? ['always', 'common', command]);
   const end = options.indexOf('--');
@@ -87,8 +110,27 @@ export function effectiveOption(args: string[], name: string): EffectiveOption {
     }
     return configs;
   };
-  const fromCli = closure(commandLine.flatMap((_, i) => cliValue(i, '--config') ?? []));
-  const fromRcLines = closure(rc.flatMap((o, i) => (o.config === undefined ? (rcValue(i, '--config') ?? []) : [])));
+  let fromCli = closure(commandLine.flatMap((_, i) => cliValue(i, '--config') ?? []));
+  let fromRcLines = closure(rc.flatMap((o, i) => (o.config === undefined ? (rcValue(i, '--config') ?? []) : [])));
+
+  // The platform's config expands where --enable_platform_specific_config stands: on the command line (or in
+  // the lines of a config given there), else among the rc lines. The command line's last word decides, else the rc lines'.
+  const enabling = 'enable_platform_specific_config';
+  const cliEnabled = commandLine.flatMap((word) => booleanAt(word, enabling) ?? []).at(-1);
+  const rcEnabled = rc
+    .flatMap((o) => {
+      const value = booleanAt(o.word, enabling);
+      if (value === undefined) return [];
+      if (o.config === undefined || fromRcLines.has(o.config)) return [{ value, cli: o.config !== undefined && fromCli.has(o.config) }];
+      return fromCli.has(o.config) ? [{ value, cli: true }] : [];
+    })
+    .at(-1);
+  const enabled = cliEnabled !== undefined ? { value: cliEnabled, cli: true } : rcEnabled;
+  const platformConfig = PLATFORM_CONFIGS[platform];
+  if (platformConfig && enabled?.value) {
+    if (enabled.cli) fromCli = closure([...fromCli, platformConfig]);
+    else fromRcLines = closure([...fromRcLines, platformConfig]);
+  }
 
   const flag = `--${name}`;
   let fromRc: string | undefined;

@@ -81,6 +81,40 @@ test('rc lines as the client sends them: a word each, so `--flag value` is two; 
   expect(effectiveOption(['build', option('build:ci', '--config=ci'), '--config=ci'], 'symlink_prefix')).toBeUndefined(); // a config that turns itself on ends
 });
 
+test('--enable_platform_specific_config turns on the config of the platform the Bazel server runs on, where the flag stands', () => {
+  const option = (command: string, word: string) => `--default_override=1:${command}=${word}`;
+  const platformLines = [option('build:linux', '--symlink_prefix=lx-'), option('build:macos', '--symlink_prefix=mac-')];
+  const rcEnabled = ['build', option('common', '--enable_platform_specific_config'), ...platformLines];
+  const linuxOnly = (candidates: string[]) => ({ unknown: '--symlink_prefix in the rc lines of --config=linux', candidates });
+  // Turned on in an rc line: it expands among the rc lines, as a config an rc line turns on; the command line still wins.
+  expect(effectiveOption(rcEnabled, 'symlink_prefix', 'linux')).toEqual(linuxOnly(['lx-']));
+  expect(effectiveOption(rcEnabled, 'symlink_prefix', 'darwin')).toEqual({
+    unknown: '--symlink_prefix in the rc lines of --config=macos',
+    candidates: ['mac-'],
+  });
+  expect(effectiveOption([...rcEnabled, '--symlink_prefix=mine-'], 'symlink_prefix', 'linux')).toEqual({ value: 'mine-' });
+  expect(effectiveOption(rcEnabled, 'symlink_prefix', 'aix')).toBeUndefined(); // Bazel names no config for it
+  // Turned on by the command line, or by a config given there: as a config given there.
+  expect(effectiveOption(['build', ...platformLines, '--enable_platform_specific_config=yes', '--symlink_prefix=mine-'], 'symlink_prefix', 'linux')).toEqual(
+    linuxOnly(['lx-', 'mine-']),
+  );
+  const fromCliConfig = ['build', option('build:ci', '--enable_platform_specific_config'), ...platformLines, '--config=ci', '--symlink_prefix=mine-'];
+  expect(effectiveOption(fromCliConfig, 'symlink_prefix', 'linux')).toEqual(linuxOnly(['lx-', 'mine-']));
+  // Off: never given, given false, turned off last, or only in a config not in use.
+  expect(effectiveOption(['build', ...platformLines], 'symlink_prefix', 'linux')).toBeUndefined();
+  expect(effectiveOption(['build', option('common', '--enable_platform_specific_config=false'), ...platformLines], 'symlink_prefix', 'linux')).toBeUndefined();
+  expect(effectiveOption([...rcEnabled, '--noenable_platform_specific_config'], 'symlink_prefix', 'linux')).toBeUndefined();
+  expect(effectiveOption(['build', option('build:ci', '--enable_platform_specific_config'), ...platformLines], 'symlink_prefix', 'linux')).toBeUndefined();
+  // The config's own lines may turn on others.
+  const nested = [
+    'build',
+    option('common', '--enable_platform_specific_config'),
+    option('build:linux', '--config=fast'),
+    option('build:fast', '--symlink_prefix=f-'),
+  ];
+  expect(effectiveOption(nested, 'symlink_prefix', 'linux')).toEqual({ unknown: '--symlink_prefix in the rc lines of --config=fast', candidates: ['f-'] });
+});
+
 test('a build event file: output groups through nested named sets, test outputs, no duplicates, file URIs only', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-bep-'));
   try {
