@@ -2,7 +2,8 @@
  * What of a developer's workspace reaches the agent: exactly the files local Bazel would read. In a
  * git work tree that is every tracked file (even one an ignore pattern matches) and every untracked
  * file git's own rules keep, as git itself lists them (git-view.ts); outside git, everything. In
- * both, `.git` and the top-level bazel-* convenience links stay home, and the workspace's .rbs.json
+ * both, `.git` and the top-level convenience links stay home (bazel-*, and any other into the laptop's
+ * output base: another --symlink_prefix's), and the workspace's .rbs.json
  * adds (sync.include) and removes (sync.exclude) paths. `.bazelignore` removes nothing: local Bazel
  * still reads those directories, e.g. through local_repository.
  *
@@ -12,6 +13,7 @@
  * survives.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { readWorkspaceSettings } from '../workspace-settings';
 import { byRepository, gitView, gitViewOf, type GitView } from './git-view';
 import { refuseOutsideLinks } from './outside-links';
@@ -30,6 +32,8 @@ export interface SourceSetOptions {
   changed?: string[];
   /** Symlinks that leave the workspace are refused (the default), or left to the receiver's --safe-links. */
   outsideLinks?: 'refuse' | 'skip';
+  /** The laptop's output base: top-level links into it are Bazel's convenience links, whatever --symlink_prefix named them. */
+  outputBase?: string;
 }
 
 /**
@@ -42,18 +46,21 @@ export async function sourceSetRules(workspace: string, options: SourceSetOption
   const { changed } = options;
   const excluded = sync.exclude.map((file) => Buffer.from(file));
   const git = await gitViewOfChanges(workspace, changed);
+  // The remote Bazel makes its own; the rules also keep the receiver's from --delete.
+  const convenience = options.outputBase ? convenienceLinks(workspace, options.outputBase) : [];
   if (options.outsideLinks !== 'skip') {
     const links = git ? git.links : findLinks(workspace, changed ?? ['']);
     // git lists no links under the ignored paths that sync.include brings in.
     const included = git ? findLinks(workspace, changed ? overlap(changed, sync.include) : sync.include) : [];
     refuseOutsideLinks(
       workspace,
-      [...links, ...included].filter((link) => !staysHome(link) && !isUnder(link, excluded)),
+      [...links, ...included].filter((link) => !staysHome(link) && !isUnder(link, excluded) && !isUnder(link, convenience)),
     );
   }
   const ignored = git?.ignored ?? [];
   const rules = [
     ...FIXED_RULES.map((rule) => Buffer.from(rule)),
+    ...convenience.map((link) => rule('-', link)),
     ...excluded.map((file) => rule('-', file)),
     ...includeRules(sync.include, ignored),
     ...ignored.map((file) => rule('-', file)),
@@ -118,6 +125,20 @@ const ESCAPED_BYTES = new Set([...'*?[\\'].map((c) => c.charCodeAt(0)));
 /** Whether `link` is one of `paths` or lies under one. */
 function isUnder(link: Buffer, paths: Buffer[]): boolean {
   return paths.some((p) => link.equals(p) || (link.length > p.length && link[p.length] === 0x2f && link.subarray(0, p.length).equals(p)));
+}
+
+/**
+ * The workspace's top-level symlinks whose target is an absolute path in `outputBase`, as Bazel makes its
+ * convenience links (a relative one through bazel-out, say, is a developer's, judged as any other link).
+ */
+function convenienceLinks(workspace: string, outputBase: string): Buffer[] {
+  const base = path.resolve(outputBase);
+  return fs.readdirSync(workspace, { encoding: 'buffer' }).filter((name) => {
+    const full = Buffer.concat([Buffer.from(`${workspace}/`), name]);
+    if (!fs.lstatSync(full, { throwIfNoEntry: false })?.isSymbolicLink()) return false;
+    const target = fs.readlinkSync(full, { encoding: 'buffer' }).toString('latin1');
+    return target === base || target.startsWith(`${base}/`);
+  });
 }
 
 /** Whether the FIXED_RULES keep `file` home. */

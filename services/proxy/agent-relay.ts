@@ -36,7 +36,7 @@ export interface AgentRelay extends CommandRelay {
 
 export function agentRelay({ workspace, outputBase, log }: AgentRelayOptions): AgentRelay {
   let link: Promise<SessionLink> | undefined;
-  const syncer = workspaceSyncer(workspace, log);
+  const syncer = workspaceSyncer(workspace, outputBase, log);
 
   /** Opens the session; a failure fails this command only, and the next one asks again. */
   const open = (tell: (message: string) => void, unreachableAgent?: string) => {

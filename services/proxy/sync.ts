@@ -37,6 +37,8 @@ export interface SyncWorkspaceOptions {
   compareContent?: boolean;
   /** Interrupts the sync (rsync is stopped; the agent refuses a Run naming it). */
   signal?: AbortSignal;
+  /** The laptop's output base, whose convenience links in the workspace stay home (sourceSetRules). */
+  outputBase?: string;
 }
 
 /**
@@ -59,7 +61,7 @@ export async function syncWorkspace(options: SyncWorkspaceOptions): Promise<{ sy
   // Changed paths are all there is to sync only while the rules that choose the files are the same.
   const stamp = await sourceRulesStamp(workspace);
   const changed = stampOfLastFullSync.get(workspace) === stamp ? options.changed : undefined;
-  const rules = await sourceSetRules(workspace, { changed });
+  const rules = await sourceSetRules(workspace, { changed, outputBase: options.outputBase });
   // rsync's quick check compares whole seconds: a same-size edit within the second of the last
   // sync would look unchanged, so paths known to have changed skip it.
   const scope = changed ? ['--ignore-times', ...onlyChangesOf(changed)] : options.compareContent ? ['--ignore-times'] : [];

@@ -29,7 +29,8 @@ export interface SyncTarget {
 const BUSY_WAIT_MS = 30_000;
 const BUSY_RETRY_MS = 200;
 
-export function workspaceSyncer(workspace: string, log: (message: string) => void): WorkspaceSyncer {
+/** `outputBase`: the laptop's, whose convenience links in the workspace stay home. */
+export function workspaceSyncer(workspace: string, outputBase: string, log: (message: string) => void): WorkspaceSyncer {
   // Watching starts before the first sync, so nothing edited during a sync goes unnoticed.
   const changes = watchWorkspace(workspace, log);
   /** The last sync that completed, and where: what a command runs against when nothing changed. */
@@ -60,10 +61,10 @@ export function workspaceSyncer(workspace: string, log: (message: string) => voi
         const full = () => {
           what = 'everything';
           if (!trusted) how = ", by content: the agent's copy may not be this proxy's last sync";
-          return syncWorkspace({ workspace, agent, sessionId, compareContent: !trusted, signal });
+          return syncWorkspace({ workspace, outputBase, agent, sessionId, compareContent: !trusted, signal });
         };
         const attempt = () =>
-          (paths ? syncWorkspace({ workspace, agent, sessionId, changed: paths, baseSyncId: base, signal }) : full()).catch((err: Error) => {
+          (paths ? syncWorkspace({ workspace, outputBase, agent, sessionId, changed: paths, baseSyncId: base, signal }) : full()).catch((err: Error) => {
             if (!(err instanceof StaleBaseError) || signal?.aborted) throw err;
             log(`${err.message}: syncing everything`);
             trusted = false;

@@ -21,7 +21,7 @@ const syncers: WorkspaceSyncer[] = [];
 /** A proxy on a machine whose workspace is `dir`. */
 function machine(dir: string): { dir: string; syncer: WorkspaceSyncer; sync(agentAddress?: string): Promise<string> } {
   fs.mkdirSync(dir, { recursive: true });
-  const syncer = workspaceSyncer(dir, (message) => logged.push(message));
+  const syncer = workspaceSyncer(dir, path.join(dir, '..', 'output-base'), (message) => logged.push(message));
   syncers.push(syncer);
   return {
     dir,

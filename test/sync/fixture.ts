@@ -33,7 +33,10 @@ export interface Fixture {
   proxyTls: TlsMaterial;
   otherProxyTls: TlsMaterial;
   /** The proxy's syncWorkspace from `source`, as this session's proxy unless `tls` says otherwise. */
-  sync(options?: { tls?: TlsMaterial; sessionId?: string; syncId?: string; changed?: string[]; baseSyncId?: string }): Promise<{ syncId: string; ms: number }>;
+  sync(options?: { tls?: TlsMaterial; sessionId?: string; syncId?: string; changed?: string[]; baseSyncId?: string; outputBase?: string }): Promise<{
+    syncId: string;
+    ms: number;
+  }>;
   /** An mTLS client of the agent, as this session's proxy unless `tls` says otherwise; close it after use. */
   client(tls?: TlsMaterial): AgentClient;
   /** rawSync to this agent, as this session's proxy unless `tls` says otherwise. */

@@ -252,6 +252,32 @@ test.each(Object.entries(CASES))('%s', async (_name, c) => {
   expect(contentOf(f.workspace, filesUnder(f.workspace))).toEqual(contentOf(src, expectedSet(src)));
 });
 
+test("top-level links into the laptop's output base stay home, whatever --symlink_prefix named them; other links out are still refused", async () => {
+  git(f.source, 'init', '-q');
+  write(f.source, { BUILD: SRC, 'pkg/a.cc': 'a' });
+  const outputBase = path.join(f.root, 'output-base');
+  fs.mkdirSync(path.join(outputBase, 'execroot', 'bazel-out'), { recursive: true });
+  fs.symlinkSync(path.join(outputBase, 'execroot', 'bazel-out'), path.join(f.source, 'cl-out'));
+  fs.symlinkSync(`${outputBase}/`, path.join(f.source, 'cl-src')); // a dangling one, or one to the base itself, alike
+  fs.symlinkSync(path.join(outputBase, 'execroot', 'gone'), path.join(f.source, 'cl-testlogs'));
+  try {
+    await f.sync({ outputBase });
+    expect(filesUnder(f.workspace).map(String).sort()).toEqual(['BUILD', 'pkg/a.cc']);
+    // Each of these is judged as ever: the output base unknown, a link below the top, a relative one, a link elsewhere.
+    await expect(f.sync()).rejects.toThrow(/3 symlink\(s\) .* point outside it/);
+    const refused = async (link: string, target: string) => {
+      fs.symlinkSync(target, path.join(f.source, link));
+      await expect(f.sync({ outputBase })).rejects.toThrow(`${link} -> ${target}`);
+      fs.unlinkSync(path.join(f.source, link));
+    };
+    await refused('pkg/cl-out', path.join(outputBase, 'execroot'));
+    await refused('via-out', 'cl-out/../../..');
+    await refused('cl-bin', f.canary);
+  } finally {
+    fs.rmSync(outputBase, { recursive: true, force: true });
+  }
+});
+
 test('a sync of changed paths asks git about them: an ignored new file stays home, an included one goes', async () => {
   git(f.source, 'init', '-q');
   write(f.source, { '.gitignore': '*.o\ngen/\n', '.rbs.json': '{"sync": {"include": ["gen/config.h"]}}', 'a.c': 'a' });
