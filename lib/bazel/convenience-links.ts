@@ -10,13 +10,15 @@ import { effectiveOption } from './options';
 export const LINK_ROLES = ['bin', 'out', 'testlogs', 'execroot'] as const;
 export type LinkRole = (typeof LINK_ROLES)[number];
 
+export const DEFAULT_SYMLINK_PREFIX = 'bazel-';
+
 export type SymlinkPrefix = { prefix: string } | { none: true } | { refused: string };
 
 /** The --symlink_prefix in effect; one naming a directory, or one this cannot place, is refused. */
 export function symlinkPrefixOf(args: string[]): SymlinkPrefix {
   const option = effectiveOption(args, 'symlink_prefix');
   if (option && 'unknown' in option) return { refused: option.unknown };
-  const prefix = option?.value ?? 'bazel-';
+  const prefix = option?.value ?? DEFAULT_SYMLINK_PREFIX;
   if (prefix === '/') return { none: true };
   if (prefix.includes('/') || prefix.includes('\0')) return { refused: `--symlink_prefix=${prefix} (a prefix naming a directory)` };
   return { prefix };

@@ -67,6 +67,20 @@ function valueAt<T>(words: T[], i: number, flag: string, word: (w: T) => string,
  * reads what its Bazel did, the proxy names links as the laptop's Bazel would).
  */
 export function effectiveOption(args: string[], name: string, platform: NodeJS.Platform = process.platform): EffectiveOption {
+  return effective(args, name, platform, false);
+}
+
+/** A boolean option's value (`--name`, `--noname`, `--name=<bool>`), read as effectiveOption reads others. */
+export function effectiveFlag(
+  args: string[],
+  name: string,
+  platform: NodeJS.Platform = process.platform,
+): { value: boolean } | { unknown: string } | undefined {
+  const option = effective(args, name, platform, true);
+  return option && 'value' in option ? { value: option.value === 'true' } : option && { unknown: option.unknown };
+}
+
+function effective(args: string[], name: string, platform: NodeJS.Platform, boolean: boolean): EffectiveOption {
   const [command = '', ...options] = args;
   const applies = new Set(INHERITS[command] ?? ['always', 'common', command]);
   const end = options.indexOf('--');
@@ -138,8 +152,9 @@ export function effectiveOption(args: string[], name: string, platform: NodeJS.P
   let unknown: string | undefined;
   let rcUnknown: string | undefined;
   const candidates: string[] = [];
+  const read = (word: string, valueAt: () => string | undefined) => (boolean ? booleanAt(word, name)?.toString() : valueAt());
   rc.forEach((o, i) => {
-    const value = rcValue(i, flag);
+    const value = read(o.word, () => rcValue(i, flag));
     if (value === undefined) return;
     if (o.config === undefined) candidates.push((fromRc = value));
     else if (fromCli.has(o.config) || fromRcLines.has(o.config)) {
@@ -149,8 +164,8 @@ export function effectiveOption(args: string[], name: string, platform: NodeJS.P
       candidates.push(value);
     }
   });
-  commandLine.forEach((_, i) => {
-    const value = cliValue(i, flag);
+  commandLine.forEach((word, i) => {
+    const value = read(word, () => cliValue(i, flag));
     if (value !== undefined) candidates.push((fromCommandLine = value));
   });
   if (unknown) return { unknown, candidates };

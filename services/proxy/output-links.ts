@@ -7,7 +7,8 @@
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { LINK_ROLES, type LinkRole, linkName, symlinkPrefixOf } from '../../lib/bazel/convenience-links';
+import { DEFAULT_SYMLINK_PREFIX, LINK_ROLES, type LinkRole, linkName, symlinkPrefixOf } from '../../lib/bazel/convenience-links';
+import { effectiveFlag } from '../../lib/bazel/options';
 
 export interface AgentLink {
   role: string;
@@ -37,27 +38,40 @@ export async function mirrorLinks(workspace: string, outputBase: string, args: s
   if ('none' in prefix) return [];
   if ('refused' in prefix) return [`convenience links not made: ${prefix.refused} is not supported`];
   const base = path.resolve(outputBase);
+  const targetOf = (role: LinkRole) => {
+    const wanted = links.find((l) => l.role === role);
+    return wanted && path.join(base, wanted.target);
+  };
   const notes: string[] = [];
   for (const role of LINK_ROLES) {
-    const link = path.join(workspace, linkName(prefix.prefix, role as LinkRole, path.basename(workspace)));
-    const wanted = links.find((l) => l.role === role);
-    const target = wanted && path.join(base, wanted.target);
-    const existing = await fs.lstat(link).catch(() => undefined);
-    if (existing && !existing.isSymbolicLink()) {
-      if (target) notes.push(`${link} is not a link: left alone, so it does not lead to ${target}`);
-      continue;
-    }
-    const current = existing && (await fs.readlink(link));
-    if (current === target) continue;
-    if (current !== undefined) {
-      const ours = current === base || current.startsWith(`${base}/`);
-      if (!ours) {
-        notes.push(`${link} links to ${current}, not into ${base}: left alone`);
-        continue;
-      }
-      await fs.unlink(link);
-    }
-    if (target) await fs.symlink(target, link);
+    await mirrorLink(path.join(workspace, linkName(prefix.prefix, role, path.basename(workspace))), targetOf(role), base, notes);
+  }
+  // Whatever the prefix, Bazel also links bazel-out to its output path, unless told not to (bazelbuild/bazel#3796); a clean removes it.
+  if (prefix.prefix !== DEFAULT_SYMLINK_PREFIX) {
+    const productOut = path.join(workspace, linkName(DEFAULT_SYMLINK_PREFIX, 'out', path.basename(workspace)));
+    const notMade = effectiveFlag(args, 'experimental_no_product_name_out_symlink');
+    if (notMade && 'unknown' in notMade) notes.push(`${productOut} left as it was: ${notMade.unknown} is not supported`);
+    else if (!notMade?.value) await mirrorLink(productOut, targetOf('out'), base, notes);
   }
   return notes;
+}
+
+/** Makes `link` lead to `target` (or go, if undefined), if it is ours to change: a link into `base`, or none. */
+async function mirrorLink(link: string, target: string | undefined, base: string, notes: string[]): Promise<void> {
+  const existing = await fs.lstat(link).catch(() => undefined);
+  if (existing && !existing.isSymbolicLink()) {
+    if (target) notes.push(`${link} is not a link: left alone, so it does not lead to ${target}`);
+    return;
+  }
+  const current = existing && (await fs.readlink(link));
+  if (current === target) return;
+  if (current !== undefined) {
+    const ours = current === base || current.startsWith(`${base}/`);
+    if (!ours) {
+      notes.push(`${link} links to ${current}, not into ${base}: left alone`);
+      return;
+    }
+    await fs.unlink(link);
+  }
+  if (target) await fs.symlink(target, link);
 }

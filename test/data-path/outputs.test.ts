@@ -93,3 +93,39 @@ it('a fetch that cannot land fails the command, naming the path, and writes noth
   );
   expect(fs.readdirSync(elsewhere)).toEqual([]);
 });
+
+it('with a --symlink_prefix, the laptop gets the links the remote Bazel made: the prefixed ones and bazel-out beside them; a clean removes them all', async () => {
+  /** The links in `dir` into `base`, by name (the one named after the directory as `<prefix>WS`), with their targets relative to it. */
+  const linksInto = (dir: string, base: string) =>
+    Object.fromEntries(
+      fs.readdirSync(dir).flatMap((name) => {
+        if (!fs.lstatSync(path.join(dir, name)).isSymbolicLink()) return [];
+        const target = fs.readlinkSync(path.join(dir, name));
+        const role = name.endsWith(`-${path.basename(dir)}`) ? `${name.slice(0, -path.basename(dir).length)}WS` : name;
+        return target === base || target.startsWith(`${base}/`) ? [[role, path.relative(base, target)]] : [];
+      }),
+    );
+  const succeeds = async (args: string[]) => {
+    const result = await ws.bazel(args);
+    if (result.code !== 0) throw new Error(`bazel ${args.join(' ')} exited with ${result.code}:\n${result.stderr}`);
+  };
+  const same = () => expect(linksInto(ws.workspace, ws.outputBase)).toEqual(linksInto(remote.workspace, remote.outputBase));
+  fs.rmSync(path.join(ws.workspace, 'bazel-out'), { force: true });
+  await succeeds(['build', ...ws.buildOptions, '--symlink_prefix=cl-', '//:gen']);
+  const remote = await remoteOf(stack(), ws);
+  same();
+  expect(Object.keys(linksInto(ws.workspace, ws.outputBase))).toEqual(expect.arrayContaining(['cl-bin', 'cl-out', 'cl-testlogs', 'cl-WS', 'bazel-out']));
+  const made = ['cl-bin', 'cl-out', 'cl-testlogs', `cl-${path.basename(ws.workspace)}`, 'bazel-out'];
+
+  // Told not to make bazel-out, Bazel leaves it as it was (here: gone).
+  for (const dir of [ws.workspace, remote.workspace]) fs.rmSync(path.join(dir, 'bazel-out'));
+  const build = ['build', ...ws.buildOptions, '--symlink_prefix=cl-', '--experimental_no_product_name_out_symlink', '//:gen'];
+  await succeeds(build);
+  same();
+  expect(fs.existsSync(path.join(ws.workspace, 'bazel-out'))).toBe(false);
+
+  await succeeds(['build', ...ws.buildOptions, '--symlink_prefix=cl-', '//:gen']);
+  await succeeds(['clean', '--symlink_prefix=cl-']);
+  same();
+  for (const name of made) expect(fs.existsSync(path.join(ws.workspace, name))).toBe(false);
+});
