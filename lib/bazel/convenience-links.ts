@@ -4,6 +4,8 @@
  * --symlink_prefix (default `bazel-`; `/` means none). The agent reads its own, the proxy makes
  * the laptop's: both find the prefix here, from the same request.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { effectiveOption } from './options';
 
 /** `execroot` stands for the link named after the workspace directory, which points at the execroot. */
@@ -25,6 +27,24 @@ export function symlinkPrefixOf(args: string[]): SymlinkPrefix {
 }
 
 /** The link's name in a workspace whose directory is named `workspaceName`. */
-export function linkName(prefix: string, role: LinkRole, workspaceName: string): string {
+export function linkName(prefix: string, role: LinkRole | 'genfiles', workspaceName: string): string {
   return `${prefix}${role === 'execroot' ? workspaceName : role}`;
+}
+
+/**
+ * Whether the top-level entry `name` of `workspace` is a convenience link as Bazel makes them, under any
+ * --symlink_prefix: a symlink whose target is an absolute path in `outputBase`'s execroot. Bytes are
+ * compared as bytes (a name or base need not be UTF-8); one gone meanwhile is not a link.
+ */
+export function isConvenienceLink(workspace: string, name: Buffer, outputBase: string): boolean {
+  let target: Buffer;
+  try {
+    target = fs.readlinkSync(Buffer.concat([Buffer.from(`${workspace}/`), name]), { encoding: 'buffer' });
+  } catch {
+    return false; // not a link, or gone
+  }
+  const normal = Buffer.from(path.posix.normalize(target.toString('latin1')), 'latin1');
+  const execroot = Buffer.from(path.join(path.resolve(outputBase), 'execroot'));
+  const inside = normal.length === execroot.length || normal[execroot.length] === 0x2f;
+  return inside && normal.subarray(0, execroot.length).equals(execroot);
 }

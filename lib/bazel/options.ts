@@ -4,15 +4,17 @@
  */
 
 /** The commands that build, each with the commands whose rc lines apply to it (Bazel's inheritance). */
-const INHERITS: Record<string, string[]> = {
+const BUILDING: Record<string, string[]> = {
   build: ['always', 'common', 'build'],
   test: ['always', 'common', 'build', 'test'],
   run: ['always', 'common', 'build', 'run'],
   coverage: ['always', 'common', 'build', 'test', 'coverage'],
 };
+/** Every command whose options the data path reads: clean takes build's too (its --symlink_prefix, say). */
+const INHERITS: Record<string, string[]> = { ...BUILDING, clean: ['always', 'common', 'build', 'clean'] };
 
 /** Commands that build, and so leave outputs. */
-export const BUILDING_COMMANDS: ReadonlySet<string> = new Set(Object.keys(INHERITS));
+export const BUILDING_COMMANDS: ReadonlySet<string> = new Set(Object.keys(BUILDING));
 
 /**
  * The value a single-valued option has: the command line's last, else the last rc line's of a
@@ -24,7 +26,7 @@ export const BUILDING_COMMANDS: ReadonlySet<string> = new Set(Object.keys(INHERI
  */
 export type EffectiveOption = { value: string } | { unknown: string; candidates: string[] } | undefined;
 
-/** The config --enable_platform_specific_config turns on where the Bazel server runs (Bazel's ConfigExpander). */
+/** The config --enable_platform_specific_config turns on where the Bazel server runs (Bazel's ConfigExpander; `unknown` for others). */
 const PLATFORM_CONFIGS: Partial<Record<NodeJS.Platform, string>> = {
   linux: 'linux',
   darwin: 'macos',
@@ -33,13 +35,17 @@ const PLATFORM_CONFIGS: Partial<Record<NodeJS.Platform, string>> = {
   openbsd: 'openbsd',
 };
 
-/** A boolean option's value in one word: `--name`, `--noname`, `--name=<bool>`; undefined if not it. */
+/** Bazel's BooleanConverter. */
+const TRUE_WORDS = ['true', '1', 'yes', 't', 'y'];
+const FALSE_WORDS = ['false', '0', 'no', 'f', 'n'];
+
+/** A boolean option's value in one word: `--name`, `--noname`, `--name=<bool>`; undefined if not it (or not a boolean Bazel takes). */
 function booleanAt(word: string, name: string): boolean | undefined {
   if (word === `--${name}`) return true;
   if (word === `--no${name}`) return false;
   if (!word.startsWith(`--${name}=`)) return undefined;
   const value = word.slice(name.length + 3).toLowerCase();
-  return ['true', 'yes', '1'].includes(value) ? true : ['false', 'no', '0'].includes(value) ? false : undefined;
+  return TRUE_WORDS.includes(value) ? true : FALSE_WORDS.includes(value) ? false : undefined;
 }
 
 /** One option of an rc line: `--default_override=N:<command>[:<config>]=<option>`, a word each. */
@@ -80,7 +86,8 @@ export function effectiveFlag(
   return option && 'value' in option ? { value: option.value === 'true' } : option && { unknown: option.unknown };
 }
 
-function effective(args: string[], name: string, platform: NodeJS.Platform, boolean: boolean): EffectiveOption {
+/** `platform` null: the platform's config is left out (to read --enable_platform_specific_config itself). */
+function effective(args: string[], name: string, platform: NodeJS.Platform | null, boolean: boolean): EffectiveOption {
   const [command = '', ...options] = args;
   const applies = new Set(INHERITS[command] ?? ['always', 'common', command]);
   const end = options.indexOf('--');
@@ -127,23 +134,20 @@ function effective(args: string[], name: string, platform: NodeJS.Platform, bool
   let fromCli = closure(commandLine.flatMap((_, i) => cliValue(i, '--config') ?? []));
   let fromRcLines = closure(rc.flatMap((o, i) => (o.config === undefined ? (rcValue(i, '--config') ?? []) : [])));
 
-  // The platform's config expands where --enable_platform_specific_config stands: on the command line (or in
-  // the lines of a config given there), else among the rc lines. The command line's last word decides, else the rc lines'.
-  const enabling = 'enable_platform_specific_config';
-  const cliEnabled = commandLine.flatMap((word) => booleanAt(word, enabling) ?? []).at(-1);
-  const rcEnabled = rc
-    .flatMap((o) => {
-      const value = booleanAt(o.word, enabling);
-      if (value === undefined) return [];
-      if (o.config === undefined || fromRcLines.has(o.config)) return [{ value, cli: o.config !== undefined && fromCli.has(o.config) }];
-      return fromCli.has(o.config) ? [{ value, cli: true }] : [];
-    })
-    .at(-1);
-  const enabled = cliEnabled !== undefined ? { value: cliEnabled, cli: true } : rcEnabled;
-  const platformConfig = PLATFORM_CONFIGS[platform];
-  if (platformConfig && enabled?.value) {
-    if (enabled.cli) fromCli = closure([...fromCli, platformConfig]);
-    else fromRcLines = closure([...fromRcLines, platformConfig]);
+  // The platform's config expands where --enable_platform_specific_config stands: among the rc lines when an
+  // rc line decides it, else as a config given on the command line (which makes its options unknown, as when
+  // which of the flag's values wins is not known).
+  if (platform !== null) {
+    const enabling = 'enable_platform_specific_config';
+    const enabled = effective(args, enabling, null, true);
+    const platformConfig = PLATFORM_CONFIGS[platform] ?? 'unknown';
+    const onCommandLine = commandLine.some((word) => booleanAt(word, enabling) !== undefined);
+    if (enabled && 'unknown' in enabled) {
+      if (enabled.candidates.includes('true')) fromCli = closure([...fromCli, platformConfig]);
+    } else if (enabled?.value === 'true') {
+      if (onCommandLine) fromCli = closure([...fromCli, platformConfig]);
+      else fromRcLines = closure([...fromRcLines, platformConfig]);
+    }
   }
 
   const flag = `--${name}`;

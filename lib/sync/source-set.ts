@@ -3,7 +3,7 @@
  * git work tree that is every tracked file (even one an ignore pattern matches) and every untracked
  * file git's own rules keep, as git itself lists them (git-view.ts); outside git, everything. In
  * both, `.git` and the top-level convenience links stay home (bazel-*, and any other into the laptop's
- * output base: another --symlink_prefix's), and the workspace's .rbs.json
+ * execroot: another --symlink_prefix's), and the workspace's .rbs.json
  * adds (sync.include) and removes (sync.exclude) paths. `.bazelignore` removes nothing: local Bazel
  * still reads those directories, e.g. through local_repository.
  *
@@ -13,7 +13,7 @@
  * survives.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { isConvenienceLink } from '../bazel/convenience-links';
 import { readWorkspaceSettings } from '../workspace-settings';
 import { byRepository, gitView, gitViewOf, type GitView } from './git-view';
 import { refuseOutsideLinks } from './outside-links';
@@ -127,18 +127,9 @@ function isUnder(link: Buffer, paths: Buffer[]): boolean {
   return paths.some((p) => link.equals(p) || (link.length > p.length && link[p.length] === 0x2f && link.subarray(0, p.length).equals(p)));
 }
 
-/**
- * The workspace's top-level symlinks whose target is an absolute path in `outputBase`, as Bazel makes its
- * convenience links (a relative one through bazel-out, say, is a developer's, judged as any other link).
- */
+/** The workspace's top-level convenience links into `outputBase`, whatever --symlink_prefix named them. */
 function convenienceLinks(workspace: string, outputBase: string): Buffer[] {
-  const base = path.resolve(outputBase);
-  return fs.readdirSync(workspace, { encoding: 'buffer' }).filter((name) => {
-    const full = Buffer.concat([Buffer.from(`${workspace}/`), name]);
-    if (!fs.lstatSync(full, { throwIfNoEntry: false })?.isSymbolicLink()) return false;
-    const target = fs.readlinkSync(full, { encoding: 'buffer' }).toString('latin1');
-    return target === base || target.startsWith(`${base}/`);
-  });
+  return fs.readdirSync(workspace, { encoding: 'buffer' }).filter((name) => isConvenienceLink(workspace, name, outputBase));
 }
 
 /** Whether the FIXED_RULES keep `file` home. */

@@ -15,6 +15,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { isConvenienceLink } from '../../lib/bazel/convenience-links';
 import { removeTree } from '../../lib/remove-tree';
 import { type TreeWatch, watchTree } from '../../lib/watch/tree-watch';
 
@@ -44,8 +45,10 @@ export class DriftWatch {
   private readonly inode: number;
   readonly ready: Promise<void>;
 
+  /** `outputBase`: the agent's Bazel's, whose convenience links (any --symlink_prefix) in the copy are not drift. */
   constructor(
     private readonly workspaceDir: string,
+    private readonly outputBase: string,
     private readonly listener: DriftListener,
   ) {
     this.inode = fs.statSync(workspaceDir).ino;
@@ -68,7 +71,7 @@ export class DriftWatch {
             return this.record(null, `${workspaceDir} itself was replaced`);
           }
           const inside = paths.filter((p) => p.startsWith(`${name}/`)).map((p) => p.slice(name.length + 1));
-          this.record(inside.filter((p) => !isBazelLink(p)));
+          this.record(inside.filter((p) => !this.isBazelLink(p)));
         },
         onDoubt: (why) => this.record(null, why),
       },
@@ -103,7 +106,7 @@ export class DriftWatch {
       // Its changes keep arriving until the watch has caught up.
       this.received = receiveEnded.then(() => this.tree.settle());
     } else {
-      if (this.drifted === null) wipe(this.workspaceDir);
+      if (this.drifted === null) wipe(this.workspaceDir, (name) => this.isBazelLink(name));
       else for (const file of outermost(this.drifted)) removeInside(this.workspaceDir, file);
       this.drifted = new Set();
       const stopped = this.tree.close();
@@ -113,6 +116,11 @@ export class DriftWatch {
       });
     }
     this.received = this.received.then(() => void (this.receiving = false));
+  }
+
+  /** Bazel's convenience links, which the agent's own Bazel writes at the top of its copy. */
+  private isBazelLink(file: string): boolean {
+    return !file.includes('/') && (file.startsWith('bazel-') || isConvenienceLink(this.workspaceDir, Buffer.from(file), this.outputBase));
   }
 
   /** The sync's rsync exited. */
@@ -140,11 +148,6 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** Bazel's convenience links, which the agent's own Bazel writes at the top of its copy. */
-function isBazelLink(file: string): boolean {
-  return !file.includes('/') && file.startsWith('bazel-');
-}
-
 /** The paths of `files` not inside another of them. */
 function outermost(files: Set<string>): string[] {
   return [...files].filter((file) => !file.split('/').some((_, i, parts) => i > 0 && files.has(parts.slice(0, i).join('/'))));
@@ -167,6 +170,6 @@ function removeInside(workspaceDir: string, file: string): void {
 }
 
 /** Everything but Bazel's links: the next sync sends it all again. */
-function wipe(workspaceDir: string): void {
+function wipe(workspaceDir: string, isBazelLink: (name: string) => boolean): void {
   for (const name of fs.readdirSync(workspaceDir)) if (!isBazelLink(name)) removeTree(path.join(workspaceDir, name));
 }

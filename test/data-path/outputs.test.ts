@@ -94,38 +94,82 @@ it('a fetch that cannot land fails the command, naming the path, and writes noth
   expect(fs.readdirSync(elsewhere)).toEqual([]);
 });
 
+/** The links in `dir` into `base`, by name (the one named after the directory as `<prefix>WS`), with their targets relative to it. */
+function linksInto(dir: string, base: string): Record<string, string> {
+  return Object.fromEntries(
+    fs.readdirSync(dir).flatMap((name) => {
+      if (!fs.lstatSync(path.join(dir, name)).isSymbolicLink()) return [];
+      const target = fs.readlinkSync(path.join(dir, name));
+      const role = name.endsWith(`-${path.basename(dir)}`) ? `${name.slice(0, -path.basename(dir).length)}WS` : name;
+      return target === base || target.startsWith(`${base}/`) ? [[role, path.relative(base, target)]] : [];
+    }),
+  );
+}
+
+/** The laptop's convenience links, which must be those the remote Bazel made in its copy; returned. */
+async function sameLinks(): Promise<Record<string, string>> {
+  const remote = await remoteOf(stack(), ws);
+  const laptop = linksInto(ws.workspace, ws.outputBase);
+  expect(laptop).toEqual(linksInto(remote.workspace, remote.outputBase));
+  return laptop;
+}
+
+async function succeeds(args: string[]): Promise<void> {
+  const result = await ws.bazel(args);
+  if (result.code !== 0) throw new Error(`bazel ${args.join(' ')} exited with ${result.code}:\n${result.stderr}`);
+}
+
 it('with a --symlink_prefix, the laptop gets the links the remote Bazel made: the prefixed ones and bazel-out beside them; a clean removes them all', async () => {
-  /** The links in `dir` into `base`, by name (the one named after the directory as `<prefix>WS`), with their targets relative to it. */
-  const linksInto = (dir: string, base: string) =>
-    Object.fromEntries(
-      fs.readdirSync(dir).flatMap((name) => {
-        if (!fs.lstatSync(path.join(dir, name)).isSymbolicLink()) return [];
-        const target = fs.readlinkSync(path.join(dir, name));
-        const role = name.endsWith(`-${path.basename(dir)}`) ? `${name.slice(0, -path.basename(dir).length)}WS` : name;
-        return target === base || target.startsWith(`${base}/`) ? [[role, path.relative(base, target)]] : [];
-      }),
-    );
-  const succeeds = async (args: string[]) => {
-    const result = await ws.bazel(args);
-    if (result.code !== 0) throw new Error(`bazel ${args.join(' ')} exited with ${result.code}:\n${result.stderr}`);
-  };
-  const same = () => expect(linksInto(ws.workspace, ws.outputBase)).toEqual(linksInto(remote.workspace, remote.outputBase));
   fs.rmSync(path.join(ws.workspace, 'bazel-out'), { force: true });
   await succeeds(['build', ...ws.buildOptions, '--symlink_prefix=cl-', '//:gen']);
-  const remote = await remoteOf(stack(), ws);
-  same();
-  expect(Object.keys(linksInto(ws.workspace, ws.outputBase))).toEqual(expect.arrayContaining(['cl-bin', 'cl-out', 'cl-testlogs', 'cl-WS', 'bazel-out']));
-  const made = ['cl-bin', 'cl-out', 'cl-testlogs', `cl-${path.basename(ws.workspace)}`, 'bazel-out'];
+  expect(Object.keys(await sameLinks())).toEqual(expect.arrayContaining(['cl-bin', 'cl-out', 'cl-testlogs', 'cl-WS', 'bazel-out']));
 
   // Told not to make bazel-out, Bazel leaves it as it was (here: gone).
+  const remote = await remoteOf(stack(), ws);
   for (const dir of [ws.workspace, remote.workspace]) fs.rmSync(path.join(dir, 'bazel-out'));
-  const build = ['build', ...ws.buildOptions, '--symlink_prefix=cl-', '--experimental_no_product_name_out_symlink', '//:gen'];
-  await succeeds(build);
-  same();
-  expect(fs.existsSync(path.join(ws.workspace, 'bazel-out'))).toBe(false);
+  await succeeds(['build', ...ws.buildOptions, '--symlink_prefix=cl-', '--experimental_no_product_name_out_symlink', '//:gen']);
+  expect(await sameLinks()).not.toHaveProperty('bazel-out');
 
+  // The agent's Bazel rewriting its links is not drift: the next sync is not a full one.
+  const fullSyncs = () => (ws.serverFile('jvm.out') ?? '').split('syncing everything').length;
+  const before = fullSyncs();
   await succeeds(['build', ...ws.buildOptions, '--symlink_prefix=cl-', '//:gen']);
-  await succeeds(['clean', '--symlink_prefix=cl-']);
-  same();
-  for (const name of made) expect(fs.existsSync(path.join(ws.workspace, name))).toBe(false);
+  fs.writeFileSync(path.join(ws.workspace, 'in.txt'), 'edited\n');
+  await succeeds(['build', ...ws.buildOptions, '--symlink_prefix=cl-', '//:gen']);
+  expect(fullSyncs()).toBe(before);
+  // A clean removes bazel-out whatever the flag; with the prefix in .bazelrc, it reads it there.
+  await succeeds(['clean', '--symlink_prefix=cl-', '--experimental_no_product_name_out_symlink']);
+  expect(Object.keys(await sameLinks()).filter((name) => name.startsWith('cl-') || name === 'bazel-out')).toEqual([]);
+  const bazelrc = path.join(ws.workspace, '.bazelrc');
+  const rc = fs.existsSync(bazelrc) ? fs.readFileSync(bazelrc) : null;
+  try {
+    fs.appendFileSync(bazelrc, 'build --symlink_prefix=rc-\n');
+    await succeeds(['build', ...ws.buildOptions, '//:gen']);
+    expect(Object.keys(await sameLinks())).toEqual(expect.arrayContaining(['rc-bin', 'bazel-out']));
+    await succeeds(['clean']);
+    expect(Object.keys(await sameLinks()).filter((name) => name.startsWith('rc-') || name === 'bazel-out')).toEqual([]);
+  } finally {
+    if (rc) fs.writeFileSync(bazelrc, rc);
+    else fs.rmSync(bazelrc);
+  }
+});
+
+it('bazel-genfiles, kept or merged, and --experimental_convenience_symlinks as local Bazel has them', async () => {
+  const genfiles = ['build', ...ws.buildOptions, '--noincompatible_skip_genfiles_symlink'];
+  await succeeds([...genfiles, '//:gen']);
+  expect(await sameLinks()).toMatchObject({ 'bazel-genfiles': 'execroot/__main__/bazel-out/k8-fastbuild/bin' });
+  await succeeds([...genfiles, '--noincompatible_merge_genfiles_directory', '//:gen']);
+  expect(await sameLinks()).toMatchObject({ 'bazel-genfiles': 'execroot/__main__/bazel-out/k8-fastbuild/genfiles' });
+  await succeeds(['build', ...ws.buildOptions, '//:gen']); // skipped, as by default: removed
+  expect(await sameLinks()).not.toHaveProperty('bazel-genfiles');
+
+  // ignore touches no link, here one gone on both sides; clean removes them all.
+  const remote = await remoteOf(stack(), ws);
+  for (const dir of [ws.workspace, remote.workspace]) fs.rmSync(path.join(dir, 'bazel-bin'));
+  await succeeds(['build', ...ws.buildOptions, '--experimental_convenience_symlinks=ignore', '//:gen']);
+  expect(await sameLinks()).not.toHaveProperty('bazel-bin');
+  await succeeds(['build', ...ws.buildOptions, '--experimental_convenience_symlinks=clean', '//:gen']);
+  expect(await sameLinks()).toEqual({});
+  await succeeds(['build', ...ws.buildOptions, '//:gen']);
+  expect(Object.keys(await sameLinks()).sort()).toEqual(['bazel-WS', 'bazel-bin', 'bazel-out', 'bazel-testlogs']);
 });

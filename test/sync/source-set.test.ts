@@ -252,14 +252,14 @@ test.each(Object.entries(CASES))('%s', async (_name, c) => {
   expect(contentOf(f.workspace, filesUnder(f.workspace))).toEqual(contentOf(src, expectedSet(src)));
 });
 
-test("top-level links into the laptop's output base stay home, whatever --symlink_prefix named them; other links out are still refused", async () => {
+test("top-level links into the laptop's execroot stay home, whatever --symlink_prefix named them; other links out are still refused", async () => {
   git(f.source, 'init', '-q');
   write(f.source, { BUILD: SRC, 'pkg/a.cc': 'a' });
-  const outputBase = path.join(f.root, 'output-base');
-  fs.mkdirSync(path.join(outputBase, 'execroot', 'bazel-out'), { recursive: true });
-  fs.symlinkSync(path.join(outputBase, 'execroot', 'bazel-out'), path.join(f.source, 'cl-out'));
-  fs.symlinkSync(`${outputBase}/`, path.join(f.source, 'cl-src')); // a dangling one, or one to the base itself, alike
-  fs.symlinkSync(path.join(outputBase, 'execroot', 'gone'), path.join(f.source, 'cl-testlogs'));
+  const outputBase = path.join(f.root, 'output-base-josé'); // not ASCII: compared as bytes
+  fs.mkdirSync(path.join(outputBase, 'execroot', '__main__', 'bazel-out'), { recursive: true });
+  fs.symlinkSync(path.join(outputBase, 'execroot', '__main__', 'bazel-out'), path.join(f.source, 'cl-out'));
+  fs.symlinkSync(path.join(outputBase, 'execroot', '__main__'), path.join(f.source, 'cl-src'));
+  fs.symlinkSync(path.join(outputBase, 'execroot', 'gone'), path.join(f.source, 'cl-testlogs')); // dangling, alike
   try {
     await f.sync({ outputBase });
     expect(filesUnder(f.workspace).map(String).sort()).toEqual(['BUILD', 'pkg/a.cc']);
@@ -273,6 +273,9 @@ test("top-level links into the laptop's output base stay home, whatever --symlin
     await refused('pkg/cl-out', path.join(outputBase, 'execroot'));
     await refused('via-out', 'cl-out/../../..');
     await refused('cl-bin', f.canary);
+    // Local Bazel reads through a link into the output base that is not into its execroot.
+    await refused('mine', path.join(outputBase, 'mine'));
+    await refused('climbs', `${outputBase}/execroot/../../elsewhere`);
   } finally {
     fs.rmSync(outputBase, { recursive: true, force: true });
   }

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { symlinkPrefixOf } from '../../lib/bazel/convenience-links';
-import { effectiveOption } from '../../lib/bazel/options';
+import { BUILDING_COMMANDS, effectiveFlag, effectiveOption } from '../../lib/bazel/options';
 import { outputsInBuildEvents } from '../../services/agent/build-events';
 
 test.each<[string, string[], ReturnType<typeof symlinkPrefixOf>]>([
@@ -93,7 +93,10 @@ test('--enable_platform_specific_config turns on the config of the platform the 
     candidates: ['mac-'],
   });
   expect(effectiveOption([...rcEnabled, '--symlink_prefix=mine-'], 'symlink_prefix', 'linux')).toEqual({ value: 'mine-' });
-  expect(effectiveOption(rcEnabled, 'symlink_prefix', 'aix')).toBeUndefined(); // Bazel names no config for it
+  // Bazel's other platforms are `unknown` to it.
+  expect(
+    effectiveOption(['build', option('common', '--enable_platform_specific_config'), option('build:unknown', '--symlink_prefix=u-')], 'symlink_prefix', 'aix'),
+  ).toMatchObject({ candidates: ['u-'] });
   // Turned on by the command line, or by a config given there: as a config given there.
   expect(effectiveOption(['build', ...platformLines, '--enable_platform_specific_config=yes', '--symlink_prefix=mine-'], 'symlink_prefix', 'linux')).toEqual(
     linuxOnly(['lx-', 'mine-']),
@@ -105,6 +108,29 @@ test('--enable_platform_specific_config turns on the config of the platform the 
   expect(effectiveOption(['build', option('common', '--enable_platform_specific_config=false'), ...platformLines], 'symlink_prefix', 'linux')).toBeUndefined();
   expect(effectiveOption([...rcEnabled, '--noenable_platform_specific_config'], 'symlink_prefix', 'linux')).toBeUndefined();
   expect(effectiveOption(['build', option('build:ci', '--enable_platform_specific_config'), ...platformLines], 'symlink_prefix', 'linux')).toBeUndefined();
+  // Where which of the flag's values wins depends on where configs stand, the platform's options are unknown, not guessed.
+  const cliConfigOverRc = [
+    'build',
+    option('build:ci', '--enable_platform_specific_config'),
+    option('build', '--noenable_platform_specific_config'),
+    ...platformLines,
+    '--config=ci',
+  ];
+  expect(effectiveOption(cliConfigOverRc, 'symlink_prefix', 'linux')).toEqual(linuxOnly(['lx-']));
+  const rcConfig = [
+    'build',
+    option('build', '--config=foo'),
+    option('build', '--enable_platform_specific_config'),
+    option('build:foo', '--noenable_platform_specific_config'),
+    ...platformLines,
+  ];
+  expect(effectiveOption(rcConfig, 'symlink_prefix', 'linux')).toEqual(linuxOnly(['lx-']));
+  // Every boolean Bazel takes.
+  for (const yes of ['t', 'Y', '1', 'yes', 'TRUE']) {
+    expect(effectiveOption(['build', option('common', `--enable_platform_specific_config=${yes}`), ...platformLines], 'symlink_prefix', 'linux')).toEqual(
+      linuxOnly(['lx-']),
+    );
+  }
   // The config's own lines may turn on others.
   const nested = [
     'build',
@@ -113,6 +139,22 @@ test('--enable_platform_specific_config turns on the config of the platform the 
     option('build:fast', '--symlink_prefix=f-'),
   ];
   expect(effectiveOption(nested, 'symlink_prefix', 'linux')).toEqual({ unknown: '--symlink_prefix in the rc lines of --config=fast', candidates: ['f-'] });
+});
+
+test('a boolean option, as Bazel reads it: --name, --noname, --name=<bool>, the command line over rc lines, unknown where a config decides', () => {
+  const flag = 'experimental_no_product_name_out_symlink';
+  expect(effectiveFlag(['build'], flag)).toBeUndefined();
+  expect(effectiveFlag(['build', `--${flag}`], flag)).toEqual({ value: true });
+  expect(effectiveFlag(['build', `--${flag}=n`], flag)).toEqual({ value: false });
+  expect(effectiveFlag(['build', `--default_override=0:common=--${flag}`, `--no${flag}`], flag)).toEqual({ value: false });
+  expect(effectiveFlag(['build', `--default_override=0:build=--${flag}=yes`], flag)).toEqual({ value: true });
+  expect(effectiveFlag(['build', `--${flag}=maybe`], flag)).toBeUndefined(); // Bazel refuses the command
+  expect(effectiveFlag(['build', `--default_override=0:build:x=--${flag}`, '--config=x'], flag)).toEqual({
+    unknown: `--${flag} in the rc lines of --config=x`,
+  });
+  // clean reads build's rc lines, as Bazel's clean does.
+  expect(effectiveOption(['clean', '--default_override=0:build=--symlink_prefix=cl-'], 'symlink_prefix')).toEqual({ value: 'cl-' });
+  expect(BUILDING_COMMANDS.has('clean')).toBe(false);
 });
 
 test('a build event file: output groups through nested named sets, test outputs, no duplicates, file URIs only', async () => {
