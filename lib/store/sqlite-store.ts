@@ -172,6 +172,8 @@ function fromVolumeRow(row: VolumeRow): VolumeRecord {
 
 export class SqliteSessionStore implements SessionStore {
   private readonly db: Database.Database;
+  /** Prepared once per text: preparing took more of a busy worker's time than running them. */
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(file: string) {
     if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
@@ -181,10 +183,16 @@ export class SqliteSessionStore implements SessionStore {
     this.db.pragma('journal_mode = WAL');
   }
 
+  private statement(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) this.statements.set(sql, (statement = this.db.prepare(sql)));
+    return statement;
+  }
+
   async init(): Promise<void> {
     this.db.exec(SCHEMA);
     // A store from before versioned session rows (its rows count as the oldest version), or before end reasons.
-    const columns = (this.db.prepare('PRAGMA table_info(sessions)').all() as Array<{ name: string }>).map((c) => c.name);
+    const columns = (this.statement('PRAGMA table_info(sessions)').all() as Array<{ name: string }>).map((c) => c.name);
     for (const [column, type] of [
       ['generation', 'INTEGER NOT NULL DEFAULT 0'],
       ['seq', 'INTEGER NOT NULL DEFAULT 0'],
@@ -205,7 +213,7 @@ export class SqliteSessionStore implements SessionStore {
   }
 
   async get(sessionId: string): Promise<SessionRecord | null> {
-    const row = this.db.prepare('SELECT * FROM sessions WHERE session_id = ?').get(sessionId) as Row | undefined;
+    const row = this.statement('SELECT * FROM sessions WHERE session_id = ?').get(sessionId) as Row | undefined;
     return row ? fromRow(row) : null;
   }
 
@@ -222,11 +230,11 @@ export class SqliteSessionStore implements SessionStore {
       params.push(...filter.phases);
     }
     const sql = 'SELECT * FROM sessions' + (where.length ? ` WHERE ${where.join(' AND ')}` : '') + ' ORDER BY created_at DESC, session_id';
-    return (this.db.prepare(sql).all(...params) as Row[]).map(fromRow);
+    return (this.statement(sql).all(...params) as Row[]).map(fromRow);
   }
 
   async delete(sessionId: string): Promise<void> {
-    this.db.prepare('DELETE FROM sessions WHERE session_id = ?').run(sessionId);
+    this.statement('DELETE FROM sessions WHERE session_id = ?').run(sessionId);
   }
 
   async putVolume(record: VolumeRecord): Promise<boolean> {
@@ -240,48 +248,48 @@ export class SqliteSessionStore implements SessionStore {
       `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map((c) => `@${c}`).join(', ')}) ` +
       `ON CONFLICT (${key}) DO UPDATE SET ${columns.map((c) => `${c} = excluded.${c}`).join(', ')} ` +
       `WHERE excluded.generation > ${table}.generation OR (excluded.generation = ${table}.generation AND excluded.seq > ${table}.seq)`;
-    return this.db.prepare(sql).run(row).changes > 0;
+    return this.statement(sql).run(row).changes > 0;
   }
 
   async getVolume(volume: string): Promise<VolumeRecord | null> {
-    const row = this.db.prepare('SELECT * FROM volumes WHERE volume = ?').get(volume) as VolumeRow | undefined;
+    const row = this.statement('SELECT * FROM volumes WHERE volume = ?').get(volume) as VolumeRow | undefined;
     return row ? fromVolumeRow(row) : null;
   }
 
   async listVolumes(filter: { user?: string } = {}): Promise<VolumeRecord[]> {
     const where = filter.user === undefined ? '' : ' WHERE user = ?';
     const params = filter.user === undefined ? [] : [filter.user];
-    return (this.db.prepare(`SELECT * FROM volumes${where} ORDER BY last_used_at DESC, volume`).all(...params) as VolumeRow[]).map(fromVolumeRow);
+    return (this.statement(`SELECT * FROM volumes${where} ORDER BY last_used_at DESC, volume`).all(...params) as VolumeRow[]).map(fromVolumeRow);
   }
 
   async deleteRemovedVolume(volume: string): Promise<boolean> {
-    return this.db.prepare("DELETE FROM volumes WHERE volume = ? AND state = 'REMOVED'").run(volume).changes > 0;
+    return this.statement("DELETE FROM volumes WHERE volume = ? AND state = 'REMOVED'").run(volume).changes > 0;
   }
 
   async pinVolume(pin: VolumePin): Promise<void> {
-    this.db.prepare('INSERT OR REPLACE INTO volume_pins (volume, pinned_by, pinned_at) VALUES (?, ?, ?)').run(pin.volume, pin.pinnedBy, pin.pinnedAt.getTime());
+    this.statement('INSERT OR REPLACE INTO volume_pins (volume, pinned_by, pinned_at) VALUES (?, ?, ?)').run(pin.volume, pin.pinnedBy, pin.pinnedAt.getTime());
   }
 
   async unpinVolume(volume: string): Promise<boolean> {
-    return this.db.prepare('DELETE FROM volume_pins WHERE volume = ?').run(volume).changes > 0;
+    return this.statement('DELETE FROM volume_pins WHERE volume = ?').run(volume).changes > 0;
   }
 
   async volumePin(volume: string): Promise<VolumePin | null> {
-    const row = this.db.prepare('SELECT pinned_by, pinned_at FROM volume_pins WHERE volume = ?').get(volume) as
+    const row = this.statement('SELECT pinned_by, pinned_at FROM volume_pins WHERE volume = ?').get(volume) as
       { pinned_by: string; pinned_at: number } | undefined;
     return row ? { volume, pinnedBy: row.pinned_by, pinnedAt: new Date(row.pinned_at) } : null;
   }
 
   async revoke(r: Revocation): Promise<void> {
-    this.db.prepare('INSERT OR REPLACE INTO revocations (user, revoked_by, revoked_at) VALUES (?, ?, ?)').run(r.user, r.revokedBy, r.revokedAt.getTime());
+    this.statement('INSERT OR REPLACE INTO revocations (user, revoked_by, revoked_at) VALUES (?, ?, ?)').run(r.user, r.revokedBy, r.revokedAt.getTime());
   }
 
   async unrevoke(user: string): Promise<boolean> {
-    return this.db.prepare('DELETE FROM revocations WHERE user = ?').run(user).changes > 0;
+    return this.statement('DELETE FROM revocations WHERE user = ?').run(user).changes > 0;
   }
 
   async revocation(user: string): Promise<Revocation | null> {
-    const row = this.db.prepare('SELECT revoked_by, revoked_at FROM revocations WHERE user = ?').get(user) as
+    const row = this.statement('SELECT revoked_by, revoked_at FROM revocations WHERE user = ?').get(user) as
       { revoked_by: string; revoked_at: number } | undefined;
     return row ? { user, revokedBy: row.revoked_by, revokedAt: new Date(row.revoked_at) } : null;
   }
