@@ -44,6 +44,9 @@ export async function mirrorLinks(workspace: string, outputBase: string, args: s
   if (mode && 'unknown' in mode) return [`convenience links left as they were: ${mode.unknown} is not supported`];
   // ignore and log_only touch no link; clean removes every one.
   if (mode?.value === 'ignore' || mode?.value === 'log_only') return [];
+  // Bazel makes links even when analysis fails: a command that left none ended before that (a bad option, say), and
+  // local Bazel would have touched none of the laptop's.
+  if (!clean && mode?.value !== 'clean' && links.length === 0) return [];
   const base = path.resolve(outputBase);
   const targetOf = (role: LinkRole) => {
     const wanted = mode?.value === 'clean' ? undefined : links.find((l) => l.role === role);

@@ -173,3 +173,16 @@ it('bazel-genfiles, kept or merged, and --experimental_convenience_symlinks as l
   await succeeds(['build', ...ws.buildOptions, '//:gen']);
   expect(Object.keys(await sameLinks()).sort()).toEqual(['bazel-WS', 'bazel-bin', 'bazel-out', 'bazel-testlogs']);
 });
+
+it('a command that ends before Bazel makes any link, on a fresh agent, leaves the laptop links a local build made', async () => {
+  const fresh = await workspaceOfNewUser(stack(), 'fresh');
+  try {
+    const bin = path.join(fresh.outputBase, 'execroot', '__main__', 'bazel-out', 'k8-fastbuild', 'bin');
+    fs.symlinkSync(bin, path.join(fresh.workspace, 'bazel-bin'));
+    const result = await fresh.bazel(['build', '--no_such_option', '//:gen']);
+    expect(result.code).toBe(2);
+    expect(fs.readlinkSync(path.join(fresh.workspace, 'bazel-bin'))).toBe(bin);
+  } finally {
+    fresh.destroy();
+  }
+});
