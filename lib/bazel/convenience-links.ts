@@ -26,6 +26,17 @@ export function symlinkPrefixOf(args: string[]): SymlinkPrefix {
   return { prefix };
 }
 
+/**
+ * The names of every link Bazel may make or remove at the top of a workspace named `workspaceName` for `args`:
+ * the prefix's (genfiles too) and, beside another prefix, bazel-out. None for `/`, or a prefix this refuses.
+ */
+export function linkNamesOf(args: string[], workspaceName: string): string[] {
+  const prefix = symlinkPrefixOf(args);
+  if (!('prefix' in prefix)) return [];
+  const names = [...LINK_ROLES, 'genfiles' as const].map((role) => linkName(prefix.prefix, role, workspaceName));
+  return prefix.prefix === DEFAULT_SYMLINK_PREFIX ? names : [...names, linkName(DEFAULT_SYMLINK_PREFIX, 'out', workspaceName)];
+}
+
 /** The link's name in a workspace whose directory is named `workspaceName`. */
 export function linkName(prefix: string, role: LinkRole | 'genfiles', workspaceName: string): string {
   return `${prefix}${role === 'execroot' ? workspaceName : role}`;

@@ -56,6 +56,7 @@ export async function serveRun(call: RunCall, { bazel, syncs, laptop, outputs, r
   const abort = new AbortController();
   call.on('cancelled', () => abort.abort());
   const tracker = outputs.track();
+  drift?.expectLinksOf(request.arg!.map((arg) => arg.toString('latin1')));
   let commandId = '';
   let exitCode = 0;
   const relay = (r: RunResponse__Output) => {

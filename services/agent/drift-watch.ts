@@ -15,7 +15,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { isConvenienceLink } from '../../lib/bazel/convenience-links';
+import { linkNamesOf } from '../../lib/bazel/convenience-links';
 import { removeTree } from '../../lib/remove-tree';
 import { type TreeWatch, watchTree } from '../../lib/watch/tree-watch';
 
@@ -45,10 +45,11 @@ export class DriftWatch {
   private readonly inode: number;
   readonly ready: Promise<void>;
 
-  /** `outputBase`: the agent's Bazel's, whose convenience links (any --symlink_prefix) in the copy are not drift. */
+  /** Top-level names of the convenience links the agent's Bazel was asked for (another --symlink_prefix's), beside bazel-*. */
+  private readonly linkNames = new Set<string>();
+
   constructor(
     private readonly workspaceDir: string,
-    private readonly outputBase: string,
     private readonly listener: DriftListener,
   ) {
     this.inode = fs.statSync(workspaceDir).ino;
@@ -118,9 +119,17 @@ export class DriftWatch {
     this.received = this.received.then(() => void (this.receiving = false));
   }
 
+  /**
+   * A command with `args` is about to run: the links its Bazel writes (or removes) at the top of the copy are
+   * not drift. By name, as bazel-* are: a build action that put a link into the execroot in a source's place still is.
+   */
+  expectLinksOf(args: string[]): void {
+    for (const name of linkNamesOf(args, path.basename(this.workspaceDir))) this.linkNames.add(name);
+  }
+
   /** Bazel's convenience links, which the agent's own Bazel writes at the top of its copy. */
   private isBazelLink(file: string): boolean {
-    return !file.includes('/') && (file.startsWith('bazel-') || isConvenienceLink(this.workspaceDir, Buffer.from(file), this.outputBase));
+    return !file.includes('/') && (file.startsWith('bazel-') || this.linkNames.has(file));
   }
 
   /** The sync's rsync exited. */

@@ -110,7 +110,7 @@ async function serveWithLease(options: AgentServerOptions, lease: VolumeLease): 
   // On the volume beside the workspace, so Bazel's caches survive agent restarts and suspensions.
   const volumeDir = path.dirname(workspaceDir);
   const outputBase = path.join(volumeDir, 'output_base');
-  const drift = new DriftWatch(workspaceDir, outputBase, { drifted: (why) => syncs.invalidate(why) });
+  const drift = new DriftWatch(workspaceDir, { drifted: (why) => syncs.invalidate(why) });
   const bazel = new BazelServer({ workspaceDir, outputBase, maxIdleSecs: BAZEL_MAX_IDLE_SECS });
   const laptop = new LaptopCommands({ workspaceDir, outputBase, volumeDir });
   const outputs = new CommandOutputs({ workspaceDir, outputBase, eventsDir: path.join(volumeDir, 'build-events') });

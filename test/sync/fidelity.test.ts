@@ -125,6 +125,21 @@ test('a source changed on the agent outside a sync is refused before the next co
   expect(await accepted(third)).toBe(true);
 });
 
+test("the links a command's --symlink_prefix names are not drift once it runs; a source put in their place as a link into the execroot is", async () => {
+  const laptop = machine(path.join(f.root, 'prefixed'));
+  write(laptop.dir, { 'src/a.c': 'int a = 1;\n', BUILD: 'cc_library(name = "a")\n' });
+  const first = await laptop.sync();
+  const execroot = path.join(path.dirname(f.workspace), 'output_base', 'execroot', '__main__');
+  f.agent.drift.expectLinksOf(['build', '--symlink_prefix=cl-', '//:a']);
+  for (const name of ['cl-bin', 'cl-out', `cl-${path.basename(f.workspace)}`, 'bazel-out']) fs.symlinkSync(execroot, path.join(f.workspace, name));
+  expect(await accepted(first)).toBe(true);
+
+  fs.rmSync(path.join(f.workspace, 'src'), { recursive: true });
+  fs.symlinkSync(execroot, path.join(f.workspace, 'src'));
+  const refused = await refusal(first);
+  expect(refused.details).toContain("the agent's copy of the workspace changed outside a sync (src");
+});
+
 test("two machines on one workspace path: each one's sync after the other's is a full one", async () => {
   const a = machine(path.join(f.root, 'machine-a'));
   const b = machine(path.join(f.root, 'machine-b'));
