@@ -28,13 +28,18 @@ export function symlinkPrefixOf(args: string[]): SymlinkPrefix {
 
 /**
  * The names of every link Bazel may make or remove at the top of a workspace named `workspaceName` for `args`:
- * the prefix's (genfiles too) and, beside another prefix, bazel-out. None for `/`, or a prefix this refuses.
+ * the prefix's (genfiles too) and, beside another prefix, bazel-out; for each prefix Bazel may use, where a
+ * config decides which. None for `/`; a prefix naming a directory puts its links below the top.
  */
 export function linkNamesOf(args: string[], workspaceName: string): string[] {
-  const prefix = symlinkPrefixOf(args);
-  if (!('prefix' in prefix)) return [];
-  const names = [...LINK_ROLES, 'genfiles' as const].map((role) => linkName(prefix.prefix, role, workspaceName));
-  return prefix.prefix === DEFAULT_SYMLINK_PREFIX ? names : [...names, linkName(DEFAULT_SYMLINK_PREFIX, 'out', workspaceName)];
+  const option = effectiveOption(args, 'symlink_prefix');
+  const prefixes = !option ? [DEFAULT_SYMLINK_PREFIX] : 'value' in option ? [option.value] : option.candidates;
+  return prefixes
+    .filter((prefix) => !prefix.includes('/') && !prefix.includes('\0'))
+    .flatMap((prefix) => {
+      const names = [...LINK_ROLES, 'genfiles' as const].map((role) => linkName(prefix, role, workspaceName));
+      return prefix === DEFAULT_SYMLINK_PREFIX ? names : [...names, linkName(DEFAULT_SYMLINK_PREFIX, 'out', workspaceName)];
+    });
 }
 
 /** The link's name in a workspace whose directory is named `workspaceName`. */

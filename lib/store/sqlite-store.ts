@@ -192,7 +192,7 @@ export class SqliteSessionStore implements SessionStore {
   async init(): Promise<void> {
     this.db.exec(SCHEMA);
     // A store from before versioned session rows (its rows count as the oldest version), or before end reasons.
-    const columns = (this.statement('PRAGMA table_info(sessions)').all() as Array<{ name: string }>).map((c) => c.name);
+    const columns = (this.db.prepare('PRAGMA table_info(sessions)').all() as Array<{ name: string }>).map((c) => c.name);
     for (const [column, type] of [
       ['generation', 'INTEGER NOT NULL DEFAULT 0'],
       ['seq', 'INTEGER NOT NULL DEFAULT 0'],

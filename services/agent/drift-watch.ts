@@ -127,9 +127,14 @@ export class DriftWatch {
     for (const name of linkNamesOf(args, path.basename(this.workspaceDir))) this.linkNames.add(name);
   }
 
-  /** Bazel's convenience links, which the agent's own Bazel writes at the top of its copy. */
+  /**
+   * Bazel's convenience links, which the agent's own Bazel writes (or removes) at the top of its copy: a name it
+   * uses, while that is a link or nothing (an empty --symlink_prefix names `bin`, which may be a source directory).
+   */
   private isBazelLink(file: string): boolean {
-    return !file.includes('/') && (file.startsWith('bazel-') || this.linkNames.has(file));
+    if (file.includes('/') || !(file.startsWith('bazel-') || this.linkNames.has(file))) return false;
+    const stat = fs.lstatSync(path.join(this.workspaceDir, file), { throwIfNoEntry: false });
+    return !stat || stat.isSymbolicLink();
   }
 
   /** The sync's rsync exited. */

@@ -140,6 +140,17 @@ test("the links a command's --symlink_prefix names are not drift once it runs; a
   expect(refused.details).toContain("the agent's copy of the workspace changed outside a sync (src");
 });
 
+test('an empty --symlink_prefix names links `bin` and `out`: a source of that name changed on the agent is still drift', async () => {
+  const laptop = machine(path.join(f.root, 'unprefixed'));
+  write(laptop.dir, { 'src/a.c': 'int a = 1;\n' });
+  fs.mkdirSync(path.join(laptop.dir, 'bin'));
+  const first = await laptop.sync();
+  f.agent.drift.expectLinksOf(['build', '--symlink_prefix=', '//:a']);
+  fs.rmdirSync(path.join(f.workspace, 'bin'));
+  fs.writeFileSync(path.join(f.workspace, 'bin'), 'a build put a file in its place');
+  expect((await refusal(first)).details).toContain("the agent's copy of the workspace changed outside a sync (bin)");
+});
+
 test("two machines on one workspace path: each one's sync after the other's is a full one", async () => {
   const a = machine(path.join(f.root, 'machine-a'));
   const b = machine(path.join(f.root, 'machine-b'));

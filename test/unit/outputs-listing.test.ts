@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { symlinkPrefixOf } from '../../lib/bazel/convenience-links';
+import { linkNamesOf, symlinkPrefixOf } from '../../lib/bazel/convenience-links';
 import { BUILDING_COMMANDS, effectiveFlag, effectiveOption } from '../../lib/bazel/options';
 import { outputsInBuildEvents } from '../../services/agent/build-events';
 
@@ -28,6 +28,17 @@ test.each<[string, string[], ReturnType<typeof symlinkPrefixOf>]>([
   ['a --config not in use', ['build', '--default_override=0:build:ci=--symlink_prefix=ci-'], { prefix: 'bazel-' }],
 ])('--symlink_prefix from %s', (_what, args, expected) => {
   expect(symlinkPrefixOf(args)).toEqual(expected);
+});
+
+test('the names of the links Bazel may write at the top of the workspace, for every prefix it may use', () => {
+  const roles = (prefix: string) => ['bin', 'out', 'testlogs', 'ws', 'genfiles'].map((role) => `${prefix}${role}`);
+  expect(linkNamesOf(['build'], 'ws')).toEqual(roles('bazel-'));
+  expect(linkNamesOf(['build', '--symlink_prefix=cl-'], 'ws')).toEqual([...roles('cl-'), 'bazel-out']);
+  expect(linkNamesOf(['build', '--symlink_prefix='], 'ws')).toEqual([...roles(''), 'bazel-out']);
+  const configured = ['build', '--default_override=0:build:ci=--symlink_prefix=ci-', '--config=ci', '--symlink_prefix=cl-'];
+  expect(linkNamesOf(configured, 'ws')).toEqual([...roles('ci-'), 'bazel-out', ...roles('cl-'), 'bazel-out']);
+  expect(linkNamesOf(['build', '--symlink_prefix=/'], 'ws')).toEqual([]);
+  expect(linkNamesOf(['build', '--symlink_prefix=dir/'], 'ws')).toEqual([]);
 });
 
 test('the build event file the developer gave, or none', () => {
