@@ -142,13 +142,11 @@ test("the links a command's --symlink_prefix names are not drift once it runs; a
 
 test('an empty --symlink_prefix names links `bin` and `out`: a source of that name changed on the agent is still drift', async () => {
   const laptop = machine(path.join(f.root, 'unprefixed'));
-  write(laptop.dir, { 'src/a.c': 'int a = 1;\n' });
-  fs.mkdirSync(path.join(laptop.dir, 'bin'));
+  write(laptop.dir, { 'src/a.c': 'int a = 1;\n', out: 'a source named out\n' });
   const first = await laptop.sync();
   f.agent.drift.expectLinksOf(['build', '--symlink_prefix=', '//:a']);
-  fs.rmdirSync(path.join(f.workspace, 'bin'));
-  fs.writeFileSync(path.join(f.workspace, 'bin'), 'a build put a file in its place');
-  expect((await refusal(first)).details).toContain("the agent's copy of the workspace changed outside a sync (bin)");
+  fs.appendFileSync(path.join(f.workspace, 'out'), 'changed by a build\n');
+  expect((await refusal(first)).details).toContain("the agent's copy of the workspace changed outside a sync (out)");
 });
 
 test("two machines on one workspace path: each one's sync after the other's is a full one", async () => {
