@@ -47,10 +47,14 @@ export function linkName(prefix: string, role: LinkRole | 'genfiles', workspaceN
   return `${prefix}${role === 'execroot' ? workspaceName : role}`;
 }
 
+/** Where Bazel's links lead, below `<output base>/execroot/`: the execroot, bazel-out, or a configuration's bin, testlogs or genfiles. */
+const LINK_TARGET_SHAPES = [/^[^/]+$/, /^[^/]+\/bazel-out$/, /^[^/]+\/bazel-out\/[^/]+\/(bin|testlogs|genfiles)$/];
+
 /**
  * Whether the top-level entry `name` of `workspace` is a convenience link as Bazel makes them, under any
- * --symlink_prefix: a symlink whose target is an absolute path in `outputBase`'s execroot. Bytes are
- * compared as bytes (a name or base need not be UTF-8); one gone meanwhile is not a link.
+ * --symlink_prefix: a symlink whose target is an absolute path of one of LINK_TARGET_SHAPES in `outputBase`'s
+ * execroot (local Bazel reads through a link of another shape there, a developer's own). Bytes are compared as
+ * bytes (a name or base need not be UTF-8); one gone meanwhile is not a link.
  */
 export function isConvenienceLink(workspace: string, name: Buffer, outputBase: string): boolean {
   let target: Buffer;
@@ -60,7 +64,8 @@ export function isConvenienceLink(workspace: string, name: Buffer, outputBase: s
     return false; // not a link, or gone
   }
   const normal = Buffer.from(path.posix.normalize(target.toString('latin1')), 'latin1');
-  const execroot = Buffer.from(path.join(path.resolve(outputBase), 'execroot'));
-  const inside = normal.length === execroot.length || normal[execroot.length] === 0x2f;
-  return inside && normal.subarray(0, execroot.length).equals(execroot);
+  const execroot = Buffer.from(`${path.join(path.resolve(outputBase), 'execroot')}/`);
+  if (normal.length <= execroot.length || !normal.subarray(0, execroot.length).equals(execroot)) return false;
+  const below = normal.subarray(execroot.length).toString('latin1');
+  return LINK_TARGET_SHAPES.some((shape) => shape.test(below));
 }

@@ -2,7 +2,7 @@
  * What of a developer's workspace reaches the agent: exactly the files local Bazel would read. In a
  * git work tree that is every tracked file (even one an ignore pattern matches) and every untracked
  * file git's own rules keep, as git itself lists them (git-view.ts); outside git, everything. In
- * both, `.git` and the top-level convenience links stay home (bazel-*, and any other into the laptop's
+ * both, `.git` and the top-level convenience links stay home (bazel-*, and any other Bazel makes into the laptop's
  * execroot: another --symlink_prefix's), and the workspace's .rbs.json
  * adds (sync.include) and removes (sync.exclude) paths. `.bazelignore` removes nothing: local Bazel
  * still reads those directories, e.g. through local_repository.

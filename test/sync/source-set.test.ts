@@ -252,7 +252,7 @@ test.each(Object.entries(CASES))('%s', async (_name, c) => {
   expect(contentOf(f.workspace, filesUnder(f.workspace))).toEqual(contentOf(src, expectedSet(src)));
 });
 
-test("top-level links into the laptop's execroot stay home, whatever --symlink_prefix named them; other links out are still refused", async () => {
+test("top-level links as Bazel makes them into the laptop's execroot stay home, whatever --symlink_prefix named them; other links out are still refused", async () => {
   git(f.source, 'init', '-q');
   write(f.source, { BUILD: SRC, 'pkg/a.cc': 'a' });
   const outputBase = path.join(f.root, 'output-base-josé'); // not ASCII: compared as bytes
@@ -273,8 +273,10 @@ test("top-level links into the laptop's execroot stay home, whatever --symlink_p
     await refused('pkg/cl-out', path.join(outputBase, 'execroot'));
     await refused('via-out', 'cl-out/../../..');
     await refused('cl-bin', f.canary);
-    // Local Bazel reads through a link into the output base that is not into its execroot.
+    // Local Bazel reads through a link into the output base that is not into its execroot, or one in it that Bazel does not make.
     await refused('mine', path.join(outputBase, 'mine'));
+    await refused('gen', path.join(outputBase, 'execroot', '__main__', 'bazel-out', 'k8-fastbuild', 'bin', 'gen'));
+    await refused('tree', path.join(outputBase, 'execroot', '__main__', 'pkg'));
     await refused('climbs', `${outputBase}/execroot/../../elsewhere`);
   } finally {
     fs.rmSync(outputBase, { recursive: true, force: true });
