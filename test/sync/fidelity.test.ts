@@ -145,6 +145,7 @@ test('an empty --symlink_prefix names links `bin` and `out`: a source of that na
   write(laptop.dir, { 'src/a.c': 'int a = 1;\n', out: 'a source named out\n' });
   const first = await laptop.sync();
   f.agent.drift.expectLinksOf(['build', '--symlink_prefix=', '//:a']);
+  expect(await accepted(first)).toBe(true); // the watch has caught up with the full sync: it sees what follows
   fs.appendFileSync(path.join(f.workspace, 'out'), 'changed by a build\n');
   expect((await refusal(first)).details).toContain("the agent's copy of the workspace changed outside a sync (out)");
 });
