@@ -230,7 +230,7 @@ export class KubernetesBackend implements ComputeBackend {
     const list = await kubeRequest('list agent pods', () => this.api.core.listPodForAllNamespaces({ labelSelector }));
     return list.items.map((pod) => ({
       namespace: pod.metadata!.namespace!,
-      sessionId: sessionOfPod(pod),
+      sessionId: sessionOf(pod),
       startedAt: new Date(pod.metadata!.creationTimestamp!),
       id: pod.metadata!.name!,
     }));
@@ -248,7 +248,7 @@ export class KubernetesBackend implements ComputeBackend {
    */
   private async deletePod(namespace: string, name: string, ofSession?: string): Promise<void> {
     const read = () => readOrNull(`read pod ${namespace}/${name}`, () => this.api.core.readNamespacedPod({ name, namespace }));
-    const judge = (pod: V1Pod) => ofSession === undefined || sessionOfPod(pod) === ofSession;
+    const judge = (pod: V1Pod) => ofSession === undefined || sessionOf(pod) === ofSession;
     const remove = async (pod: V1Pod, preconditions: { uid: string }) => {
       const gracePeriodSeconds = (await this.lostNode(pod)) ? 0 : undefined;
       // A request body replaces the query's options: the grace period goes in it too.
@@ -321,10 +321,7 @@ function isLiveAgentOf(pod: V1Pod, sessionId: string): boolean {
   return pod.metadata?.labels?.[LABEL.sessionId] === sessionId && !ended && !pod.metadata?.deletionTimestamp;
 }
 
-function sessionOf(namespace: V1Namespace): string {
-  return namespace.metadata?.labels?.[LABEL.sessionId] ?? '';
-}
-
-function sessionOfPod(pod: V1Pod): string {
-  return pod.metadata?.labels?.[LABEL.sessionId] ?? '';
+/** The session a namespace or pod is labelled for; '' when it is not. */
+function sessionOf(object: V1Namespace | V1Pod): string {
+  return object.metadata?.labels?.[LABEL.sessionId] ?? '';
 }
