@@ -23,6 +23,15 @@ import { checkSearchAttributes } from './search-attributes';
 
 const WORKFLOWS = require.resolve('../../workflows');
 
+/**
+ * The SDK stops a workflow activation that runs longer than this (wall clock, default 5 s) by ending its
+ * script with `vm`'s timeout, which corrupts Node's async-hook stack and crashes the whole worker
+ * (nodejs/node#38503). Our activations take milliseconds, so the watchdog only ever fires on a host that
+ * stalled (a frozen VM, a long GC pause) mid-activation; past such a stall the worker should carry on.
+ * The option is not in the SDK's types but is read from them (worker-options.js), so a test checks it.
+ */
+export const ACTIVATION_WATCHDOG = { isolateExecutionTimeout: '5m' };
+
 let bundle: Promise<WorkflowBundle> | undefined;
 let runtimeInstalled = false;
 
@@ -149,6 +158,7 @@ export async function createSessionWorker(
     // before any worker takes them (Temporal's default is 10 s). Our histories are short (continue-as-new),
     // so replaying one elsewhere is cheap, and a developer waiting on a crashed worker waits less.
     stickyQueueScheduleToStartTimeout: '3s',
+    ...ACTIVATION_WATCHDOG,
   });
   return {
     worker,
