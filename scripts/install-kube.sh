@@ -3,6 +3,7 @@
 #   $RBS_CACHE/kubernetes-<v>/{kube-apiserver,kube-controller-manager,kube-scheduler}  (built from Go modules)
 #   $RBS_CACHE/kwok-<v>/kwok and $RBS_CACHE/helm-<v>/helm                           (go install)
 #   $RBS_CACHE/gateway-api-<v>/*.yaml: Gateway API's standard-channel CRDs         (from the Go module)
+#   $RBS_CACHE/traefik-<v>/traefik: an SNI-passthrough Gateway API controller       (built from its Go module)
 #   etcd from the Debian package etcd-server                                          (apt)
 # RBS_CACHE defaults to ~/.cache/rbs. Idempotent: what is already cached is skipped. Each tool is built in a
 # temporary directory under the cache and moved into place in one rename, so a cache entry is never partial.
@@ -164,4 +165,40 @@ if [ ! -f "$gateway_dir/gateway.networking.k8s.io_tlsroutes.yaml" ]; then
   chmod 644 "$tmp"/*.yaml
   rm -rf "$gateway_dir"
   install_dir "$tmp" "$gateway_dir"
+fi
+
+# --- Traefik: a real SNI-passthrough gateway (Gateway API TLSRoute) for the route tests -------------------------
+# Its go.mod has replace directives, so it is built inside a copy of its module, not with go install. Three things
+# it needs are not served by the Go proxy here; none is on the path of a TLS-passthrough route:
+#   - the ACME DNS-01 providers (lego's providers/dns: several cloud SDKs are refused), so a DNS challenge is refused;
+#   - the revision of its fork of go-http-auth (the basic and digest auth middlewares) that v3.7 names: the revision
+#     v3.6 names instead, which has the same two functions v3.7 calls;
+#   - the dynamic/ext module, a nested module left out of the zip: its two empty extension types.
+traefik_dir="$CACHE/traefik-$TRAEFIK_VERSION"
+if [ ! -x "$traefik_dir/traefik" ]; then
+  need_go "Traefik $TRAEFIK_VERSION"
+  say "building Traefik $TRAEFIK_VERSION (a few minutes, once)"
+  start=$(date +%s)
+  module_dir=$(go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p') || true
+  [ -d "$module_dir/cmd/traefik" ] || { say "cannot download github.com/traefik/traefik/v3@$TRAEFIK_VERSION"; exit 1; }
+  new_tmp "traefik-$TRAEFIK_VERSION"
+  src="$tmp/src"
+  cp -r "$module_dir" "$src"
+  chmod -R u+w "$src"
+  acme="$src/pkg/provider/acme/provider.go"
+  grep -q '"github.com/go-acme/lego/v5/providers/dns"' "$acme" || { say "Traefik's $acme no longer imports lego's DNS providers: revisit this build"; exit 1; }
+  sed -i -e '\#"github.com/go-acme/lego/v5/providers/dns"#d' \
+    -e 's#dns\.NewDNSChallengeProviderByName(p\.DNSChallenge\.Provider)#nil, fmt.Errorf("this build has no ACME DNS providers: %s", p.DNSChallenge.Provider)#' "$acme"
+  mkdir -p "$src/pkg/config/dynamic/ext"
+  printf 'module github.com/traefik/traefik/dynamic/ext\n\ngo 1.26.0\n' >"$src/pkg/config/dynamic/ext/go.mod"
+  printf 'package ext\n\n// HTTP is a dynamic.HTTP extension.\ntype HTTP struct{}\n\n// Router is a dynamic.Router extension.\ntype Router struct{}\n' \
+    >"$src/pkg/config/dynamic/ext/ext.go"
+  (cd "$src" && go mod edit -replace github.com/abbot/go-http-auth=github.com/containous/go-http-auth@v0.4.1-0.20200324110947-a37a7636d23e &&
+    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$tmp/traefik" \
+      -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" ./cmd/traefik)
+  rm -rf "$src"
+  say "  built Traefik in $(seconds_since "$start")s"
+  rm -rf "$traefik_dir"
+  install_dir "$tmp" "$traefik_dir"
 fi

@@ -95,6 +95,11 @@ export function gatewayApiCrdFiles(): string[] {
   return files.sort().map((f) => path.join(dir, f));
 }
 
+/** Traefik, the route tests' SNI-passthrough gateway (scripts/install-kube.sh builds it from its Go module). */
+export function traefikBinary(): string {
+  return cachedTool(`traefik-${versions().TRAEFIK_VERSION}`, 'traefik', INSTALL_KUBE);
+}
+
 /** go.temporal.io/server's cmd/server, which unlike the CLI's dev server can require mTLS (scripts/install-temporal-server.sh). */
 export function temporalServerBinary(): string {
   return cachedTool(`temporal-server-${versions().TEMPORAL_SERVER_VERSION}`, 'temporal-server', 'run `npm run setup`');

@@ -2,7 +2,8 @@
  * A laptop's way into the test cluster's network, standing in for what a VPN or VPC-native routing gives in
  * production (no cluster DNS or kube-proxy runs here): an HTTP CONNECT proxy on loopback that resolves
  * `<service>.<namespace>.svc:<port>` as cluster DNS and a Service would, to a Ready pod the Service selects,
- * read from the apiserver at each connection. Processes reach it through grpc-js's own `grpc_proxy`
+ * read from the apiserver at each connection; and, as public DNS would, the hosts of a gateway's wildcard records to
+ * its address (WildcardRecord). Processes reach it through grpc-js's own `grpc_proxy`
  * setting (clusterNetworkEnv); the bytes are relayed untouched, so TLS is end to end.
  */
 import * as http from 'node:http';
@@ -19,7 +20,13 @@ export interface ClusterNetwork {
 
 const SERVICE_HOST = /^([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.cluster\.local)?$/;
 
-export async function startClusterNetwork(kubeConfig: KubeConfig): Promise<ClusterNetwork> {
+/** A wildcard DNS record: every host of `domain` (one label deep) resolves to `ip`, a gateway's. */
+export interface WildcardRecord {
+  domain: string;
+  ip: string;
+}
+
+export async function startClusterNetwork(kubeConfig: KubeConfig, records: WildcardRecord[] = []): Promise<ClusterNetwork> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const connections: string[] = [];
   const sockets = new Set<net.Socket>();
@@ -28,6 +35,8 @@ export async function startClusterNetwork(kubeConfig: KubeConfig): Promise<Clust
   async function route(target: string): Promise<string> {
     const at = target.lastIndexOf(':');
     const [host, port] = [target.slice(0, at), Number(target.slice(at + 1))];
+    const record = records.find((r) => host.endsWith(`.${r.domain}`) && !host.slice(0, -r.domain.length - 1).includes('.'));
+    if (record) return `${record.ip}:${port}`;
     const [, name, namespace] = SERVICE_HOST.exec(host) ?? [];
     if (!name) throw new Error(`${host} is not a Service name`);
     const service = await core.readNamespacedService({ name, namespace });

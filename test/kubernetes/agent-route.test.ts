@@ -10,8 +10,8 @@ import type { AgentSpec, NamespaceSpec } from '../../lib/compute/backend';
 import { AGENT, GATEWAY_API_GROUP, TLS_ROUTE_TYPE, type TlsRoute } from '../../lib/compute/kubernetes/objects';
 import { routeRefusal } from '../../lib/compute/kubernetes/route';
 import { placementFor } from '../../lib/naming';
-import { TEST_GATEWAY, TEST_RELEASE, useKubeBackend } from './backend-fixture';
-import { findObject, renderRelease } from './chart-render';
+import { TEST_GATEWAY, installTestGateway, testGatewayObjects, useKubeBackend } from './backend-fixture';
+import { findObject } from './chart-render';
 import { type Request, outcome, waitForPolicy } from './worker-identity';
 
 const kube = useKubeBackend(undefined, { gateway: true });
@@ -73,16 +73,11 @@ test("each session's TLSRoute sends its host, the one its agent's certificate na
 });
 
 /** The chart's gateway.yaml (the Gateway, and the policy on routes through it), installed by the first test. */
-const chartObjects = renderRelease(TEST_RELEASE, ['templates/gateway.yaml'], TEST_GATEWAY.values);
+const chartObjects = testGatewayObjects();
 
 test("the chart's Gateway is valid, listens for every session's host and admits routes from session namespaces only", async () => {
   const gateway = findObject<any>(chartObjects, 'Gateway', GATEWAY.name);
-  const admin = KubernetesObjectApi.makeApiClient(kube().controlPlane.kubeConfig);
-  await kube()
-    .admin.core.createNamespace({ body: { metadata: { name: TEST_RELEASE.namespace } } })
-    .catch(() => undefined);
-  for (const object of chartObjects)
-    await admin.create({ ...object, metadata: { ...object.metadata, namespace: object.kind === 'Gateway' ? TEST_RELEASE.namespace : undefined } });
+  await installTestGateway(kube().controlPlane, chartObjects);
 
   const [listener] = gateway.spec.listeners;
   expect(listener).toMatchObject({ hostname: '*.agents.rbs.test', protocol: 'TLS', tls: { mode: 'Passthrough' }, port: 443 });

@@ -6,7 +6,7 @@
  * backend do its work.
  */
 import { DEFAULT_AGENT_LEASE_MS } from '../../lib/agent-lease';
-import { CoreV1Api, KubeConfig, NetworkingV1Api, type V1Namespace } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, KubernetesObjectApi, NetworkingV1Api, type KubernetesObject, type V1Namespace } from '@kubernetes/client-node';
 import { MERGE_PATCH } from '../../lib/compute/kubernetes/apply';
 import { KubernetesBackend } from '../../lib/compute/kubernetes/backend';
 import { DEFAULT_AGENT_ADDRESS_TEMPLATE, type KubernetesBackendConfig } from '../../lib/compute/kubernetes/config';
@@ -16,7 +16,7 @@ import { installGatewayApi } from '../harness/gateway-api';
 import { type KubeControlPlane, type KubeControlPlaneOptions, startKubeControlPlane } from '../harness/kube-control-plane';
 import { AGENT_TEST_IMAGE, REAL_NODE_GRACE_SECONDS, REAL_NODE_START_TIMEOUT_MS, type RealNode, startRealNode } from '../harness/kube-node';
 import { waitFor } from '../harness/wait';
-import type { ChartRelease } from './chart-render';
+import { type ChartRelease, renderRelease } from './chart-render';
 import { installWorkerIdentity, type WorkerIdentity } from './worker-identity';
 
 /** The release the tests' worker belongs to, as helm would install it. */
@@ -46,6 +46,22 @@ export const TEST_GATEWAY = {
     agentAddressTemplate: '{namespace}.agents.rbs.test:443',
   } satisfies Partial<KubernetesBackendConfig>,
 };
+
+/** The chart's gateway.yaml with TEST_GATEWAY's values: the Gateway, and the admission policy on routes through it. */
+export function testGatewayObjects(): KubernetesObject[] {
+  return renderRelease(TEST_RELEASE, ['templates/gateway.yaml'], TEST_GATEWAY.values);
+}
+
+/** Creates `objects` (testGatewayObjects) as the release's install would: the Gateway in the release's namespace. */
+export async function installTestGateway(controlPlane: KubeControlPlane, objects: KubernetesObject[]): Promise<void> {
+  await controlPlane.kubeConfig
+    .makeApiClient(CoreV1Api)
+    .createNamespace({ body: { metadata: { name: TEST_RELEASE.namespace } } })
+    .catch(() => undefined); // the worker's identity may have made it
+  const admin = KubernetesObjectApi.makeApiClient(controlPlane.kubeConfig);
+  for (const object of objects)
+    await admin.create({ ...object, metadata: { ...object.metadata, namespace: object.kind === 'Gateway' ? TEST_RELEASE.namespace : undefined } });
+}
 
 /** Limits above the namespace's quota: quota admission refuses the agent pod. */
 export const OVER_QUOTA = { ...TEST_BACKEND_CONFIG.profile, quota: { cpu: '500m', memory: '2Gi' } };

@@ -3,17 +3,25 @@
  * backend (as the chart's worker) and the agent pod, whose Bazel server runs inside the container. The pod is
  * built from the Dockerfile (scripts/install-node.sh), runs under Pod Security `restricted` with its own security
  * context, is Ready through the kubelet's gRPC probe, and keeps the workspace on a real mount. Suspended, the
- * session's pod goes; resumed, a new pod on the same volume builds warm.
+ * session's pod goes; resumed, a new pod on the same volume builds warm. A laptop outside the cluster builds through a
+ * real SNI-passthrough gateway (Traefik) that routes by the session's TLSRoute.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { status } from '@grpc/grpc-js';
+import { X509Certificate } from 'node:crypto';
+import { KubernetesObjectApi } from '@kubernetes/client-node';
+import { identityFromUris } from '../../lib/pki/identity';
+import { presentedCertificate } from '../harness/presented-certificate';
 import { type ClusterNetwork, startClusterNetwork } from '../harness/cluster-network';
+import { type SniGateway, TRAEFIK_CONTROLLER, startSniGateway } from '../harness/sni-gateway';
 import { PAUSE_TEST_IMAGE } from '../harness/kube-node';
 import { startStack, useStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 import { type BazelWorkspace, workspaceOfNewUser } from '../data-path/fixture';
-import { useKubeBackend } from './backend-fixture';
+import { TEST_GATEWAY, installTestGateway, testGatewayObjects, useKubeBackend } from './backend-fixture';
+import { DEFAULT_AGENT_ADDRESS_TEMPLATE } from '../../lib/compute/kubernetes/config';
+import { AGENT, TLS_ROUTE_TYPE, type TlsRoute } from '../../lib/compute/kubernetes/objects';
 import { MIN_AGENT_LEASE_MS, takeoverWaitMs } from '../../lib/agent-lease';
 import { NODE_LOST_AFTER_MS } from '../../lib/compute/kubernetes/pod-status';
 
@@ -22,7 +30,9 @@ jest.setTimeout(300_000);
 /** Bazel's summary when the genrule ran (not when its result came from the action cache). */
 const EXECUTED = /processes?: .*\b1 (linux-sandbox|local|processwrapper-sandbox)\b/;
 
-const kube = useKubeBackend(undefined, { realNode: true });
+const kube = useKubeBackend(undefined, { realNode: true, gateway: true });
+/** The route of every test here but the gateway's: the cluster's network, as a VPN gives (the chart's default). */
+const IN_CLUSTER = { gateway: undefined, agentAddressTemplate: DEFAULT_AGENT_ADDRESS_TEMPLATE };
 let network: ClusterNetwork | undefined;
 beforeAll(async () => {
   network = await startClusterNetwork(kube().controlPlane.kubeConfig);
@@ -31,7 +41,7 @@ afterAll(() => network?.close());
 
 // In a describe block, so that the stack stops (its afterAll runs) before the cluster does.
 describe('a session on a real node', () => {
-  const stack = useStack({ RBS_IDLE_TIMEOUT_MS: '15000' }, () => ({ backend: kube().backend() }));
+  const stack = useStack({ RBS_IDLE_TIMEOUT_MS: '15000' }, () => ({ backend: kube().backend(IN_CLUSTER) }));
   let ws: BazelWorkspace | undefined;
   afterAll(() => ws?.destroy());
 
@@ -91,6 +101,65 @@ describe('a session on a real node', () => {
   });
 });
 
+describe('a laptop outside the cluster, through a real SNI-passthrough gateway', () => {
+  const domain = TEST_GATEWAY.values['agents.gateway.domain'];
+  let gateway: SniGateway | undefined;
+  let outside: ClusterNetwork | undefined;
+  beforeAll(async () => {
+    gateway = await startSniGateway(kube().controlPlane, TEST_GATEWAY.values['agents.gateway.className'], 443);
+    await installTestGateway(kube().controlPlane, testGatewayObjects());
+    await gateway.programmed(TEST_GATEWAY.config.gateway);
+    // The laptop's DNS has the agents' wildcard record, pointing at the gateway.
+    outside = await startClusterNetwork(kube().controlPlane.kubeConfig, [{ domain, ip: gateway.ip }]);
+  });
+  afterAll(async () => {
+    await outside?.close();
+    await gateway?.stop();
+  });
+  // Routes by the gateway (the fixture's default with `gateway`).
+  const stack = useStack({}, () => ({ backend: kube().backend() }));
+  let ws: BazelWorkspace | undefined;
+  afterAll(() => ws?.destroy());
+
+  test("the stock client builds through the gateway, which routes the session's host by its TLSRoute to the agent pod", async () => {
+    ws = await workspaceOfNewUser(stack(), 'hal', outside!.env);
+    const result = await ws.bazel(['build', ...ws.buildOptions, '//:gen']);
+    if (result.code !== 0) throw new Error(`bazel build exited with ${result.code}:\n${result.stderr}\nTraefik:\n${gateway!.logTail(40)}`);
+    expect(fs.readFileSync(path.join(ws.workspace, 'bazel-bin', 'gen.txt'), 'utf8')).toBe('hello\n');
+
+    const [session] = (await stack().worker.store.list()).filter((s) => s.workspace === ws!.workspace);
+    expect(session.agentAddress).toBe(`${session.namespace}.${domain}:443`);
+    // Every connection of the proxy went to the gateway: the host resolved by the wildcard record, nothing else.
+    expect(outside!.connections.length).toBeGreaterThan(0);
+    expect(outside!.connections.every((c) => c === `${session.agentAddress} -> ${gateway!.ip}:443`)).toBe(true);
+    // The route's verdict is the real controller's: accepted by the chart's Gateway, its Service resolved.
+    const route = await KubernetesObjectApi.makeApiClient(kube().controlPlane.kubeConfig).read<TlsRoute & { status?: any }>({
+      ...TLS_ROUTE_TYPE,
+      metadata: { name: AGENT.name, namespace: session.namespace },
+    });
+    // Passthrough: at the gateway, the session's host meets the agent's own certificate, for that host. A host of the
+    // domain that no route has meets no RBS certificate at all.
+    const ca = new X509Certificate(stack().ca.certPem);
+    const met = await presentedCertificate(`${gateway!.ip}:443`, `${session.namespace}.${domain}`);
+    expect(met.checkIssued(ca)).toBe(true);
+    const uris = met.subjectAltName!.split(', ').flatMap((name) => (name.startsWith('URI:') ? [name.slice(4)] : []));
+    expect(identityFromUris(uris)).toEqual({ kind: 'agent', sessionId: session.sessionId });
+    expect(met.subjectAltName).toContain(`DNS:${session.namespace}.${domain}`);
+    const stranger = await presentedCertificate(`${gateway!.ip}:443`, `nobody.${domain}`).catch(() => null);
+    expect(stranger?.checkIssued(ca) ?? false).toBe(false);
+    expect(route.status?.parents).toEqual([
+      expect.objectContaining({
+        controllerName: TRAEFIK_CONTROLLER,
+        parentRef: expect.objectContaining(TEST_GATEWAY.config.gateway),
+        conditions: expect.arrayContaining([
+          expect.objectContaining({ type: 'Accepted', status: 'True' }),
+          expect.objectContaining({ type: 'ResolvedRefs', status: 'True' }),
+        ]),
+      }),
+    ]);
+  });
+});
+
 /** The failed session's namespace is on its way out (the kwok suites wait for it to go) and its agent is gone. */
 async function expectRemoved(namespace: string): Promise<void> {
   const left = await kube().namespace(namespace);
@@ -107,7 +176,7 @@ test.each([
     /ContainerConfigError: agent of session .* cannot be created: CreateContainerConfigError: container has runAsNonRoot and image will run as root/,
   ],
 ])("%s: the session ends FAILED with the kubelet's reason, and nothing is left", async (_what, agentImage, reason) => {
-  const stack = await startStack({}, { backend: kube().backend({ agentImage }) });
+  const stack = await startStack({}, { backend: kube().backend({ ...IN_CLUSTER, agentImage }) });
   try {
     const client = await stack.client('erin');
     await expect(client.getServer(stack.workspace())).rejects.toMatchObject({ code: status.FAILED_PRECONDITION, details: expect.stringMatching(reason) });
@@ -122,7 +191,7 @@ test.each([
 test("a volume the kubelet cannot mount: the session ends FAILED at its deadline, quoting the kubelet's warning", async () => {
   kube().provisioner.skipLocalDirectories = true;
   // A short deadline needs a short lease: the worker allows for a replacement's wait on the volume (lib/agent-lease.ts).
-  const stack = await startStack({ RBS_AGENT_READY_TIMEOUT_MS: '16000' }, { backend: kube().backend({ agentLeaseMs: MIN_AGENT_LEASE_MS }) });
+  const stack = await startStack({ RBS_AGENT_READY_TIMEOUT_MS: '16000' }, { backend: kube().backend({ ...IN_CLUSTER, agentLeaseMs: MIN_AGENT_LEASE_MS }) });
   try {
     const client = await stack.client('fay');
     const reason = /Timeout: agent of session .* not ready after 16000 ms: .*; last warning: FailedMount: .*does not exist/;
@@ -142,7 +211,7 @@ const NODE_LOSS_LEASE_MS = MIN_AGENT_LEASE_MS;
 
 // Last: the node is down for a while.
 test('the node dies mid-session: each command ends within its bound, saying why; once the node is back, a new agent takes the volume over and builds', async () => {
-  const stack = await startStack({ RBS_AGENT_READY_TIMEOUT_MS: '20000' }, { backend: kube().backend({ agentLeaseMs: NODE_LOSS_LEASE_MS }) });
+  const stack = await startStack({ RBS_AGENT_READY_TIMEOUT_MS: '20000' }, { backend: kube().backend({ ...IN_CLUSTER, agentLeaseMs: NODE_LOSS_LEASE_MS }) });
   const ws = await workspaceOfNewUser(stack, 'gus', network!.env);
   const node = kube().realNode!;
   let down = false;
