@@ -1,7 +1,7 @@
 /** Finding what no live session owns, for the scheduled cleanup workflow. */
 import { log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import type { ComputeBackend, RunningAgent } from '../lib/compute/backend';
+import type { ComputeBackend, Removal, RunningAgent } from '../lib/compute/backend';
 import { EXPIRY_REASON, TERMINAL_PHASES, SESSION_PHASES } from '../lib/domain';
 import type { ManagedVolume } from '../lib/filestore/orphans';
 import type { WorkspaceStorage } from '../lib/filestore/workspace-storage';
@@ -125,8 +125,8 @@ export function createCleanupActivities({ backend, store, temporal, orphanGraceM
       if (await store.deleteRemovedVolume(volume)) await store.unpinVolume(volume);
     },
 
-    async killAgent(agent: RunningAgent): Promise<void> {
-      await backend.killAgent(agent);
+    async killAgent(agent: RunningAgent): Promise<Removal> {
+      return backend.killAgent(agent);
     },
 
     /**

@@ -1,7 +1,7 @@
 /** The provisioning and teardown steps of a session, each idempotent and safe to retry. */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { heartbeating } from './heartbeating';
-import { type AgentProblem, AgentStartError, type ComputeBackend, type InitialSync, NamespaceGoneError } from '../lib/compute/backend';
+import { type AgentProblem, AgentStartError, type ComputeBackend, type InitialSync, NamespaceGoneError, type Removal } from '../lib/compute/backend';
 import { agentCertificateExpiry, certificateExpiry } from '../lib/pki/certificate';
 import { issueCertificate, type CertificateSigner } from '../lib/pki/signer';
 import { FAILURE } from '../workflows/messages';
@@ -120,8 +120,8 @@ export function createProvisioningActivities({ backend, signer, agentCertificate
      * Only while it is still the session's (ComputeBackend.deleteNamespace): a session's own, or the one the
      * cleanup found it a leftover of (`orphanOf`). A cleanup pass recorded before `orphanOf` gives neither.
      */
-    async deleteNamespace({ namespace, sessionId, orphanOf }: Pick<SessionRef, 'namespace'> & { sessionId?: string; orphanOf?: string }): Promise<void> {
-      await backend.deleteNamespace(namespace, orphanOf ?? sessionId);
+    async deleteNamespace({ namespace, sessionId, orphanOf }: Pick<SessionRef, 'namespace'> & { sessionId?: string; orphanOf?: string }): Promise<Removal> {
+      return backend.deleteNamespace(namespace, orphanOf ?? sessionId);
     },
 
     /** What the volume costs, in bytes (ComputeBackend.volumeSize). */

@@ -37,8 +37,11 @@ const SHARE_REPORT_PATCH = 'report-orphaned-shares';
 const VOLUME_OWNER_PATCH = 'adopt-volumes-expire-rows';
 
 export interface CleanupReport {
+  /** Leftovers removed (or found gone). */
   namespaces: string[];
   agents: string[];
+  /** Leftovers found but kept, since they had become a new session's by then (a pass recorded before this: none). */
+  spared?: { namespaces: string[]; agents: string[] };
   sessionRows: string[];
   shares: OrphanedShares;
   /** Volumes from before volume owners that were given one (workflows/volume.ts). */
@@ -53,9 +56,15 @@ export async function cleanupWorkflow(): Promise<CleanupReport> {
   const orphans = await findOrphans();
   const found = { ...orphans, agents: orphans.agents.map((a) => `${a.namespace}/${a.id}`) };
   setCurrentDetails(cleanupDetails(found, false));
-  await Promise.all(orphans.agents.map((agent) => killAgent(agent)));
+  const agentRemovals = await Promise.all(orphans.agents.map((agent) => killAgent(agent)));
   // Each only while still its session's: a new session of the same workspace may have made it again since.
-  await Promise.all(orphans.namespaces.map((namespace) => deleteNamespace({ namespace, orphanOf: orphans.namespaceSessions?.[namespace] })));
+  const namespaceRemovals = await Promise.all(
+    orphans.namespaces.map((namespace) => deleteNamespace({ namespace, orphanOf: orphans.namespaceSessions?.[namespace] })),
+  );
+  // A pass recorded before removals said what they did has undefined for each: removed, as it reported then.
+  const kept = <T>(items: T[], removals: Array<string | undefined>, spared: boolean) => items.filter((_, i) => (removals[i] === 'spared') === spared);
+  const removed = { namespaces: kept(found.namespaces, namespaceRemovals, false), agents: kept(found.agents, agentRemovals, false) };
+  const spared = { namespaces: kept(found.namespaces, namespaceRemovals, true), agents: kept(found.agents, agentRemovals, true) };
   // A volume made before owners gets one before the session rows that tell of it can go.
   const owners = patched(VOLUME_OWNER_PATCH);
   const unowned = owners ? await findUnownedVolumes() : { adopt: [], restart: [], notAdopted: [] };
@@ -81,16 +90,16 @@ export async function cleanupWorkflow(): Promise<CleanupReport> {
   const shares = patched(SHARE_REPORT_PATCH) ? await findOrphanedShares() : { orphans: [], unattributed: [] };
   const restarted = unowned.restart.map((claim) => claim.volume);
   const volumes = owners ? { adopted, restarted, expiredRows: [...expired.sessionRows, ...expired.volumeRows] } : undefined;
-  setCurrentDetails(cleanupDetails({ ...found, sessionRows: rowsToDelete }, true, shares, volumes));
+  setCurrentDetails(cleanupDetails({ ...removed, sessionRows: rowsToDelete }, true, shares, volumes, spared));
   metrics.cleanupPass({
-    namespaces: found.namespaces.length,
-    agents: found.agents.length,
+    namespaces: removed.namespaces.length,
+    agents: removed.agents.length,
     sessionRows: rowsToDelete.length,
     adoptedVolumes: adopted.length,
     restartedOwners: restarted.length,
     expiredRows: expired.sessionRows.length + expired.volumeRows.length,
     orphanedShares: shares.orphans.length + shares.unattributed.length,
   });
-  const report = { namespaces: found.namespaces, agents: found.agents, sessionRows: rowsToDelete, shares };
+  const report = { ...removed, spared, sessionRows: rowsToDelete, shares };
   return owners ? { ...report, adoptedVolumes: adopted, restartedOwners: restarted, expiredRows: expired } : report;
 }

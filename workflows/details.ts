@@ -127,6 +127,7 @@ export function cleanupDetails(
   removed: boolean,
   shares?: { orphans: string[]; unattributed: string[] },
   volumes?: { adopted: string[]; restarted: string[]; expiredRows: string[] },
+  spared?: { namespaces: string[]; agents: string[] },
 ): string {
   const list = (what: string, items: string[]) => `${what}: ${items.length === 0 ? 'none' : items.map((item) => literal(item)).join(', ')}`;
   const lines = [
@@ -135,6 +136,8 @@ export function cleanupDetails(
     list('Agents', found.agents),
     list('Store rows', found.sessionRows),
   ];
+  const keptItems = spared ? [...spared.namespaces, ...spared.agents] : [];
+  if (keptItems.length > 0) lines.push(list("Kept, a new session's since it was found", keptItems));
   if (volumes) {
     lines.push(
       list('Volumes given an owner', volumes.adopted),

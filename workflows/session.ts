@@ -255,8 +255,8 @@ export async function sessionWorkflow(input: SessionInput): Promise<Session> {
 
   /** The saga: each step registers how to undo it; a step that fails for good undoes them all. */
   async function provision(): Promise<void> {
-    const undo: Array<() => Promise<void>> = [];
-    const step = async (phase: SessionPhase, run: () => Promise<void>, compensate?: () => Promise<void>) => {
+    const undo: Array<() => Promise<unknown>> = [];
+    const step = async (phase: SessionPhase, run: () => Promise<void>, compensate?: () => Promise<unknown>) => {
       if (endRequested) throw new EndRequested();
       await enter(phase);
       if (compensate) undo.unshift(compensate);

@@ -39,6 +39,12 @@ export interface ManagedNamespace {
   createdAt: Date;
 }
 
+/**
+ * What a removal of something found earlier did: removed it (or found it gone), or spared it, since it had
+ * become another session's (a new session of the same workspace made it again under the same name).
+ */
+export type Removal = 'removed' | 'spared';
+
 /** A running agent, as found when listing (an agent may outlive its namespace after a crash). */
 export interface RunningAgent {
   namespace: string;
@@ -143,7 +149,7 @@ export interface ComputeBackend {
    * Removes the namespace and all it holds, and waits until it is gone. With `ofSession`, only while it
    * is still that session's: a new session of the same workspace may have made it again since it was found.
    */
-  deleteNamespace(namespace: string, ofSession?: string): Promise<void>;
+  deleteNamespace(namespace: string, ofSession?: string): Promise<Removal>;
   /** Removes the volume and its data for good. */
   deleteVolume(volume: string): Promise<void>;
   /**
@@ -154,5 +160,5 @@ export interface ComputeBackend {
   listNamespaces(): Promise<ManagedNamespace[]>;
   listAgents(): Promise<RunningAgent[]>;
   /** Stops one agent found by listAgents, not one of another session started since under its name. */
-  killAgent(agent: RunningAgent): Promise<void>;
+  killAgent(agent: RunningAgent): Promise<Removal>;
 }

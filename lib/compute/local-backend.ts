@@ -30,6 +30,7 @@ import {
   type ManagedNamespace,
   NamespaceGoneError,
   type NamespaceSpec,
+  type Removal,
   type RunningAgent,
 } from './backend';
 
@@ -237,14 +238,16 @@ export class LocalBackend implements ComputeBackend {
     await Promise.all(agentsServing(dir).map((pid) => terminateAgent(pid, dir)));
   }
 
-  async deleteNamespace(namespace: string, ofSession?: string): Promise<void> {
+  async deleteNamespace(namespace: string, ofSession?: string): Promise<Removal> {
     const dir = this.namespaceDir(namespace);
-    const judged = () => ofSession === undefined || readNamespaceRecord(dir)?.sessionId === ofSession;
-    if (!judged()) return;
+    const judged = () => ofSession === undefined || !fs.existsSync(dir) || readNamespaceRecord(dir)?.sessionId === ofSession;
+    if (!judged()) return 'spared';
     const agents = runningAgents().filter((agent) => agent.namespaceDir === dir && (ofSession === undefined || agent.sessionId === ofSession));
     await Promise.all(agents.map((agent) => terminateAgent(agent.pid, dir)));
     // Judged again with no wait in between: a new session may have made it again while the agents stopped.
-    if (judged()) removeTree(dir);
+    if (!judged()) return 'spared';
+    removeTree(dir);
+    return 'removed';
   }
 
   async deleteVolume(volume: string): Promise<void> {
@@ -276,12 +279,15 @@ export class LocalBackend implements ComputeBackend {
       }));
   }
 
-  async killAgent(agent: RunningAgent): Promise<void> {
+  async killAgent(agent: RunningAgent): Promise<Removal> {
     const pid = Number(agent.id);
     if (!Number.isSafeInteger(pid) || pid <= 0) throw new Error(`'${agent.id}' is not a local agent's pid`);
     const dir = this.namespaceDir(agent.namespace);
-    if (agentProcessOf(pid)?.sessionId !== agent.sessionId) return; // gone, or its pid now another's
+    const found = agentProcessOf(pid);
+    if (!found) return 'removed'; // gone
+    if (found.sessionId !== agent.sessionId) return 'spared'; // its pid now another agent's
     await terminateAgent(pid, dir);
+    return 'removed';
   }
 
   private spawnAgent(dir: string, sessionId: string, workspace: string): Child {

@@ -204,8 +204,8 @@ test('an agent whose namespace directory vanished is still listed and can be kil
   expect(others).toEqual([]);
   expect(orphan.namespace).toBe(NAMESPACE);
   expect(await backend.agentAddress(NAMESPACE)).toBeNull();
-  await backend.killAgent(orphan);
-  await backend.killAgent(orphan);
+  expect(await backend.killAgent(orphan)).toBe('removed');
+  expect(await backend.killAgent(orphan)).toBe('removed'); // gone already
   expect(await backend.listAgents()).toEqual([]);
   expect(alive(Number(orphan.id))).toBe(false);
 });
@@ -234,6 +234,17 @@ test('a namespace given to a new session stops what the old session left in it',
   expect(await backend.listAgents()).toEqual([]);
   expect(await backend.listNamespaces()).toEqual([{ namespace: NAMESPACE, sessionId: OTHER_SESSION, createdAt: expect.any(Date) }]);
   expect(await backend.agentCertificate(NAMESPACE)).toBeNull();
+
+  // A cleanup pass that found the old session's namespace and agent spares the new session's, and says so.
+  await backend.installAgentCredentials(next, await tlsFor({ kind: 'agent', sessionId: OTHER_SESSION }));
+  await backend.startAgent(next);
+  const [agent] = await backend.listAgents();
+  expect(await backend.killAgent({ ...agent, sessionId: SESSION })).toBe('spared');
+  expect(await backend.deleteNamespace(NAMESPACE, SESSION)).toBe('spared');
+  expect(await backend.listAgents()).toEqual([agent]);
+  expect(await backend.deleteNamespace(NAMESPACE, OTHER_SESSION)).toBe('removed');
+  expect(await backend.listAgents()).toEqual([]);
+  expect(await backend.listNamespaces()).toEqual([]);
 });
 
 test('refuses names that are not DNS-1123 labels', async () => {

@@ -71,14 +71,20 @@ test('a new session of the workspace, started while a cleanup pass removes what 
   let next: Awaited<ReturnType<typeof ivy.getServer>> | undefined;
   jest.spyOn(backend, 'killAgent').mockImplementationOnce(async (agent) => {
     next = await ivy.getServer(workspace);
-    await killAgent(agent);
+    return killAgent(agent);
   });
+  const workflowId = `cleanup-test-${randomUUID()}`;
   const report = await stack().temporal.workflow.execute<typeof cleanupWorkflow>('cleanupWorkflow', {
     taskQueue: stack().config.temporal.taskQueue,
-    workflowId: `cleanup-test-${randomUUID()}`,
+    workflowId,
   });
-  expect(report.namespaces).toContain(old.namespace);
+  // The pass says what it did: the old agent removed, the namespace (the new session's by then) kept.
   expect(report.agents).toContainEqual(expect.stringMatching(new RegExp(`^${old.namespace}/`)));
+  expect(report.namespaces).not.toContain(old.namespace);
+  expect(report.spared).toEqual({ namespaces: [old.namespace], agents: [] });
+  const { currentDetails } = await stack().temporal.workflow.getHandle(workflowId).query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+  expect(currentDetails).not.toMatch(new RegExp(`Namespaces: [^\\n]*${old.namespace}`));
+  expect(currentDetails).toContain(`Kept, a new session's since it was found: \`${old.namespace}\``);
   expect(next!.namespace).toBe(old.namespace);
   expect(await backend.listNamespaces()).toContainEqual(expect.objectContaining({ namespace: next!.namespace, sessionId: next!.sessionId }));
   expect(await backend.listAgents()).toContainEqual(expect.objectContaining({ namespace: next!.namespace, sessionId: next!.sessionId }));

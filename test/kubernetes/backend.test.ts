@@ -323,8 +323,8 @@ test("a namespace removed under its session, being deleted or gone: each later s
   await provision(backend, next);
   await backend.startAgent(next);
   // A cleanup pass found the old session's namespace and agent before then: removing them spares the new ones of the same names.
-  await backend.deleteNamespace(namespace, spec.sessionId);
-  await backend.killAgent({ namespace, sessionId: spec.sessionId, id: 'agent', startedAt: new Date() });
+  expect(await backend.deleteNamespace(namespace, spec.sessionId)).toBe('spared');
+  expect(await backend.killAgent({ namespace, sessionId: spec.sessionId, id: 'agent', startedAt: new Date() })).toBe('spared');
   expect((await kube().namespace(namespace))?.metadata?.labels).toMatchObject({ 'rbs.dev/session-id': next.sessionId });
   const agent = await kube().admin.core.readNamespacedPod({ namespace, name: 'agent' });
   expect(agent.metadata?.labels).toMatchObject({ 'rbs.dev/session-id': next.sessionId });
@@ -340,11 +340,12 @@ test("a namespace removed under its session, being deleted or gone: each later s
     await kube().admin.core.createNamespace({ body: { metadata: { name: namespace, labels: { ...releaseLabels('rbs'), 'rbs.dev/session-id': third } } } });
     return forward(request);
   });
-  await backend.deleteNamespace(namespace, next.sessionId);
+  expect(await backend.deleteNamespace(namespace, next.sessionId)).toBe('spared');
   expect((await kube().namespace(namespace))?.metadata).toMatchObject({ labels: { 'rbs.dev/session-id': third } });
   expect((await kube().namespace(namespace))?.metadata?.deletionTimestamp).toBeUndefined();
-  await backend.deleteNamespace(namespace, third);
+  expect(await backend.deleteNamespace(namespace, third)).toBe('removed');
   expect(await kube().namespace(namespace)).toBeNull();
+  expect(await backend.deleteNamespace(namespace, third)).toBe('removed'); // gone already
 });
 
 test('a namespace it does not manage is never deleted, nor taken over', async () => {

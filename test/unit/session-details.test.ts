@@ -71,7 +71,7 @@ test("each session activity's summary names what it acts on; unknown activities 
   expect(activitySummary('startAgent', null)).toBeUndefined();
 });
 
-test('a cleanup pass says what it found, then what it removed, and which shares it left to an operator', () => {
+test('a cleanup pass says what it found, then what it removed, what it kept, and which shares it left to an operator', () => {
   const found = { namespaces: ['a-rbs-1'], agents: ['a-rbs-1/77'], sessionRows: [] };
   expect(cleanupDetails(found, false).split('\n\n')).toEqual(['**Found, removing**', 'Namespaces: `a-rbs-1`', 'Agents: `a-rbs-1/77`', 'Store rows: none']);
   const done = cleanupDetails(found, true, { orphans: ['projects/p/locations/l/instances/x'], unattributed: [] });
@@ -80,6 +80,11 @@ test('a cleanup pass says what it found, then what it removed, and which shares 
   const volumes = cleanupDetails(found, true, { orphans: [], unattributed: [] }, { adopted: ['a-vol-1'], restarted: [], expiredRows: ['s-1', 'b-vol-2'] });
   expect(volumes).toContain('Volumes given an owner: `a-vol-1`');
   expect(volumes).toContain('Expired store rows: `s-1`, `b-vol-2`');
+  expect(volumes).not.toContain('Kept');
+  const spared = { namespaces: ['b-rbs-2'], agents: ['b-rbs-2/agent'] };
+  expect(cleanupDetails(found, true, undefined, undefined, spared).split('\n\n')).toContain(
+    "Kept, a new session's since it was found: `b-rbs-2`, `b-rbs-2/agent`",
+  );
 });
 
 test("a user's workspace path or a failure text is shown as itself, never read as markdown", () => {

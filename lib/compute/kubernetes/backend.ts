@@ -17,6 +17,7 @@ import {
   type ComputeBackend,
   type ManagedNamespace,
   type NamespaceSpec,
+  type Removal,
   type RunningAgent,
 } from '../backend';
 import { checkLabel } from '../names';
@@ -193,7 +194,7 @@ export class KubernetesBackend implements ComputeBackend {
     await this.deletePod(namespace, AGENT.name);
   }
 
-  async deleteNamespace(namespace: string, ofSession?: string): Promise<void> {
+  async deleteNamespace(namespace: string, ofSession?: string): Promise<Removal> {
     const read = () => this.readNamespace(namespace);
     const judge = (existing: V1Namespace) => {
       if (!isOfRelease(existing.metadata?.labels, this.config.release)) {
@@ -203,8 +204,10 @@ export class KubernetesBackend implements ComputeBackend {
       return ofSession === undefined || sessionOf(existing) === ofSession;
     };
     const remove = (_: V1Namespace, preconditions: { uid: string }) => this.api.core.deleteNamespace({ name: namespace, body: { preconditions } });
-    const uid = await deleteJudged(`delete namespace ${namespace}`, read, judge, remove);
-    if (uid) await waitUntilGone(`namespace ${namespace}`, readThisOne(read, uid), DELETE_WAIT_MS);
+    const judged = await deleteJudged(`delete namespace ${namespace}`, read, judge, remove);
+    if (judged === 'spared') return 'spared';
+    if (judged !== 'absent') await waitUntilGone(`namespace ${namespace}`, readThisOne(read, judged.deleted), DELETE_WAIT_MS);
+    return 'removed';
   }
 
   async deleteVolume(volume: string): Promise<void> {
@@ -236,8 +239,8 @@ export class KubernetesBackend implements ComputeBackend {
     }));
   }
 
-  async killAgent(agent: RunningAgent): Promise<void> {
-    await this.deletePod(checkLabel('namespace', agent.namespace), checkLabel('pod', agent.id), agent.sessionId);
+  async killAgent(agent: RunningAgent): Promise<Removal> {
+    return this.deletePod(checkLabel('namespace', agent.namespace), checkLabel('pod', agent.id), agent.sessionId);
   }
 
   /**
@@ -246,7 +249,7 @@ export class KubernetesBackend implements ComputeBackend {
    * only sooner. On a node that is only cut off, its agent may still run: the volume lease fences it.
    * With `ofSession`, only that session's pod goes, not one a new session started since under its name.
    */
-  private async deletePod(namespace: string, name: string, ofSession?: string): Promise<void> {
+  private async deletePod(namespace: string, name: string, ofSession?: string): Promise<Removal> {
     const read = () => readOrNull(`read pod ${namespace}/${name}`, () => this.api.core.readNamespacedPod({ name, namespace }));
     const judge = (pod: V1Pod) => ofSession === undefined || sessionOf(pod) === ofSession;
     const remove = async (pod: V1Pod, preconditions: { uid: string }) => {
@@ -254,8 +257,10 @@ export class KubernetesBackend implements ComputeBackend {
       // A request body replaces the query's options: the grace period goes in it too.
       return this.api.core.deleteNamespacedPod({ name, namespace, body: { gracePeriodSeconds, preconditions } });
     };
-    const uid = await deleteJudged(`delete pod ${namespace}/${name}`, read, judge, remove);
-    if (uid) await waitUntilGone(`pod ${namespace}/${name}`, readThisOne(read, uid), DELETE_WAIT_MS);
+    const judged = await deleteJudged(`delete pod ${namespace}/${name}`, read, judge, remove);
+    if (judged === 'spared') return 'spared';
+    if (judged !== 'absent') await waitUntilGone(`pod ${namespace}/${name}`, readThisOne(read, judged.deleted), DELETE_WAIT_MS);
+    return 'removed';
   }
 
   /**

@@ -71,14 +71,15 @@ export async function deleteJudged<T extends { metadata?: { uid?: string } }>(
   read: () => Promise<T | null>,
   judge: (object: T) => boolean,
   remove: (object: T, preconditions: { uid: string }) => Promise<unknown>,
-): Promise<string | null> {
+): Promise<{ deleted: string } | 'absent' | 'spared'> {
   for (let look = 1; ; look++) {
     const object = await read();
-    if (!object || !judge(object)) return null;
+    if (!object) return 'absent';
+    if (!judge(object)) return 'spared';
     const uid = object.metadata!.uid!;
     try {
       await deleteIfPresent(request, () => remove(object, { uid }));
-      return uid;
+      return { deleted: uid };
     } catch (err) {
       // A failed precondition is a 409 Conflict.
       if (!hasStatus(err, 409) || look >= REPLACED_LOOKS) throw err;
