@@ -172,7 +172,7 @@ fi
 # it needs are not served by the Go proxy here; none is on the path of a TLS-passthrough route:
 #   - the ACME DNS-01 providers (lego's providers/dns: several cloud SDKs are refused), so a DNS challenge is refused;
 #   - the revision of its fork of go-http-auth (the basic and digest auth middlewares) that v3.7 names: the revision
-#     v3.6 names instead, which has the same two functions v3.7 calls;
+#     v3.6 names instead, which has everything v3.7 uses of it (fixes made since may be missing: a test binary only);
 #   - the dynamic/ext module, a nested module left out of the zip: its two empty extension types.
 traefik_dir="$CACHE/traefik-$TRAEFIK_VERSION"
 if [ ! -x "$traefik_dir/traefik" ]; then
@@ -187,7 +187,8 @@ if [ ! -x "$traefik_dir/traefik" ]; then
   cp -r "$module_dir" "$src"
   chmod -R u+w "$src"
   acme="$src/pkg/provider/acme/provider.go"
-  grep -q '"github.com/go-acme/lego/v5/providers/dns"' "$acme" || { say "Traefik's $acme no longer imports lego's DNS providers: revisit this build"; exit 1; }
+  grep -q '"github.com/go-acme/lego/v5/providers/dns"' "$acme" && grep -q 'dns\.NewDNSChallengeProviderByName(p\.DNSChallenge\.Provider)' "$acme" ||
+    { say "Traefik's $acme no longer uses lego's DNS providers as this build expects: revisit it"; exit 1; }
   sed -i -e '\#"github.com/go-acme/lego/v5/providers/dns"#d' \
     -e 's#dns\.NewDNSChallengeProviderByName(p\.DNSChallenge\.Provider)#nil, fmt.Errorf("this build has no ACME DNS providers: %s", p.DNSChallenge.Provider)#' "$acme"
   mkdir -p "$src/pkg/config/dynamic/ext"
@@ -195,7 +196,7 @@ if [ ! -x "$traefik_dir/traefik" ]; then
   printf 'package ext\n\n// HTTP is a dynamic.HTTP extension.\ntype HTTP struct{}\n\n// Router is a dynamic.Router extension.\ntype Router struct{}\n' \
     >"$src/pkg/config/dynamic/ext/ext.go"
   (cd "$src" && go mod edit -replace github.com/abbot/go-http-auth=github.com/containous/go-http-auth@v0.4.1-0.20200324110947-a37a7636d23e &&
-    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$tmp/traefik" \
+    CGO_ENABLED=0 go build -mod=mod -buildvcs=false -trimpath -o "$tmp/traefik" \
       -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" ./cmd/traefik)
   rm -rf "$src"
   say "  built Traefik in $(seconds_since "$start")s"

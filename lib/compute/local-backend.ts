@@ -245,6 +245,7 @@ export class LocalBackend implements ComputeBackend {
     const agents = runningAgents().filter((agent) => agent.namespaceDir === dir && (ofSession === undefined || agent.sessionId === ofSession));
     await Promise.all(agents.map((agent) => terminateAgent(agent.pid, dir)));
     // Judged again with no wait in between: a new session may have made it again while the agents stopped.
+    if (!fs.existsSync(dir)) return 'removed';
     if (!judged()) return 'spared';
     removeTree(dir);
     return 'removed';

@@ -28,9 +28,11 @@ const WORKFLOWS = require.resolve('../../workflows');
  * script with `vm`'s timeout, which corrupts Node's async-hook stack and crashes the whole worker
  * (nodejs/node#38503). Our activations take milliseconds, so the watchdog only ever fires on a host that
  * stalled (a frozen VM, a long GC pause) mid-activation; past such a stall the worker should carry on.
- * The option is not in the SDK's types but is read from them (worker-options.js), so a test checks it.
+ * It is also what stops a workflow stuck in a loop, which holds the worker's workflow thread meanwhile:
+ * a minute covers any stall worth surviving. The option is not in the SDK's types but is read from
+ * them (worker-options.js), so a test checks it.
  */
-export const ACTIVATION_WATCHDOG = { isolateExecutionTimeout: '5m' };
+export const ACTIVATION_WATCHDOG = { isolateExecutionTimeout: '1m' };
 
 let bundle: Promise<WorkflowBundle> | undefined;
 let runtimeInstalled = false;

@@ -210,6 +210,16 @@ test('an agent whose namespace directory vanished is still listed and can be kil
   expect(alive(Number(orphan.id))).toBe(false);
 });
 
+test("a namespace whose directory vanished: its session's removal stops its agent, and says it removed it", async () => {
+  await provision();
+  await backend.startAgent({ namespace: NAMESPACE, sessionId: SESSION, volume: VOLUME });
+  const [agent] = await backend.listAgents();
+  fs.rmSync(path.join(home, 'namespaces', NAMESPACE), { recursive: true, force: true });
+  expect(await backend.deleteNamespace(NAMESPACE, SESSION)).toBe('removed');
+  expect(await backend.listAgents()).toEqual([]);
+  expect(alive(Number(agent.id))).toBe(false);
+});
+
 test('an agent killed without warning leaves a stale lock that its successor takes over', async () => {
   await provision();
   const spec = { namespace: NAMESPACE, sessionId: SESSION, volume: VOLUME };

@@ -32,6 +32,7 @@ export interface SniGateway {
 
 /** Starts Traefik as the controller of GatewayClass `className` (made here), its entry point on `port`. */
 export async function startSniGateway(controlPlane: KubeControlPlane, className: string, port: number): Promise<SniGateway> {
+  const binary = traefikBinary();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-sni-gateway-'));
   const ip = `127.${1 + Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}`;
   const objects = controlPlane.kubeConfig.makeApiClient(CustomObjectsApi);
@@ -43,7 +44,7 @@ export async function startSniGateway(controlPlane: KubeControlPlane, className:
   });
   const child: Child = startChild(
     'traefik',
-    traefikBinary(),
+    binary,
     [
       `--entryPoints.agents.address=${ip}:${port}`,
       '--providers.kubernetesGateway=true',

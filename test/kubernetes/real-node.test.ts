@@ -112,14 +112,15 @@ describe('a laptop outside the cluster, through a real SNI-passthrough gateway',
     // The laptop's DNS has the agents' wildcard record, pointing at the gateway.
     outside = await startClusterNetwork(kube().controlPlane.kubeConfig, [{ domain, ip: gateway.ip }]);
   });
-  afterAll(async () => {
-    await outside?.close();
-    await gateway?.stop();
-  });
   // Routes by the gateway (the fixture's default with `gateway`).
   const stack = useStack({}, () => ({ backend: kube().backend() }));
   let ws: BazelWorkspace | undefined;
   afterAll(() => ws?.destroy());
+  // After the stack's (jest runs afterAll hooks in their order): the session ends before its route goes.
+  afterAll(async () => {
+    await outside?.close();
+    await gateway?.stop();
+  });
 
   test("the stock client builds through the gateway, which routes the session's host by its TLSRoute to the agent pod", async () => {
     ws = await workspaceOfNewUser(stack(), 'hal', outside!.env);

@@ -64,7 +64,8 @@ const REPLACED_LOOKS = 3;
 /**
  * Deletes the object `read` finds if `judge` says so (it may throw, to refuse loudly), naming the very
  * object read (a UID precondition): one made again under its name since is not deleted unjudged, but
- * read and judged afresh. Resolves with the deleted object's uid, or null if there was none to delete.
+ * read and judged afresh. Resolves with the deleted object's uid, 'absent' if there was none, or 'spared' if
+ * `judge` kept the one there.
  */
 export async function deleteJudged<T extends { metadata?: { uid?: string } }>(
   request: string,
