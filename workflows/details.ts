@@ -137,7 +137,7 @@ export function cleanupDetails(
     list('Store rows', found.sessionRows),
   ];
   const keptItems = spared ? [...spared.namespaces, ...spared.agents] : [];
-  if (keptItems.length > 0) lines.push(list("Kept, a new session's since it was found", keptItems));
+  if (keptItems.length > 0) lines.push(list("Kept, another session's by the time of removal", keptItems));
   if (volumes) {
     lines.push(
       list('Volumes given an owner', volumes.adopted),

@@ -84,7 +84,7 @@ test('a new session of the workspace, started while a cleanup pass removes what 
   expect(report.spared).toEqual({ namespaces: [old.namespace], agents: [] });
   const { currentDetails } = await stack().temporal.workflow.getHandle(workflowId).query<{ currentDetails?: string }>('__temporal_workflow_metadata');
   expect(currentDetails).not.toMatch(new RegExp(`Namespaces: [^\\n]*${old.namespace}`));
-  expect(currentDetails).toContain(`Kept, a new session's since it was found: \`${old.namespace}\``);
+  expect(currentDetails).toContain(`Kept, another session's by the time of removal: \`${old.namespace}\``);
   expect(next!.namespace).toBe(old.namespace);
   expect(await backend.listNamespaces()).toContainEqual(expect.objectContaining({ namespace: next!.namespace, sessionId: next!.sessionId }));
   expect(await backend.listAgents()).toContainEqual(expect.objectContaining({ namespace: next!.namespace, sessionId: next!.sessionId }));

@@ -83,7 +83,7 @@ test('a cleanup pass says what it found, then what it removed, what it kept, and
   expect(volumes).not.toContain('Kept');
   const spared = { namespaces: ['b-rbs-2'], agents: ['b-rbs-2/agent'] };
   expect(cleanupDetails(found, true, undefined, undefined, spared).split('\n\n')).toContain(
-    "Kept, a new session's since it was found: `b-rbs-2`, `b-rbs-2/agent`",
+    "Kept, another session's by the time of removal: `b-rbs-2`, `b-rbs-2/agent`",
   );
 });
 
