@@ -32,7 +32,7 @@ const WORKFLOWS = require.resolve('../../workflows');
  * a minute covers any stall worth surviving. The option is not in the SDK's types but is read from
  * them (worker-options.js), so a test checks it.
  */
-export const ACTIVATION_WATCHDOG = { isolateExecutionTimeout: '1m' };
+const ACTIVATION_WATCHDOG = { isolateExecutionTimeout: '1m' };
 
 let bundle: Promise<WorkflowBundle> | undefined;
 let runtimeInstalled = false;

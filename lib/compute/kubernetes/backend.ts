@@ -46,7 +46,7 @@ import {
 import { judgePod, nodeOutage, podRejection, volumeNodeTrouble } from './pod-status';
 import { waitForAgentPod } from './readiness';
 import { routeRefusal } from './route';
-import { deleteIfPresent, deleteJudged, kubeRequest, readOrNull, readThisOne, waitUntilGone } from './requests';
+import { deleteIfPresent, deleteJudged, kubeRequest, readOrNull } from './requests';
 import { type WorkspaceStorageHooks, WorkspaceVolumes } from './volumes';
 
 export interface KubernetesBackendDeps {
@@ -204,10 +204,7 @@ export class KubernetesBackend implements ComputeBackend {
       return ofSession === undefined || sessionOf(existing) === ofSession;
     };
     const remove = (_: V1Namespace, preconditions: { uid: string }) => this.api.core.deleteNamespace({ name: namespace, body: { preconditions } });
-    const judged = await deleteJudged(`delete namespace ${namespace}`, read, judge, remove);
-    if (judged === 'spared') return 'spared';
-    if (judged !== 'absent') await waitUntilGone(`namespace ${namespace}`, readThisOne(read, judged.deleted), DELETE_WAIT_MS);
-    return 'removed';
+    return deleteJudged(`namespace ${namespace}`, read, judge, remove, DELETE_WAIT_MS);
   }
 
   async deleteVolume(volume: string): Promise<void> {
@@ -257,10 +254,7 @@ export class KubernetesBackend implements ComputeBackend {
       // A request body replaces the query's options: the grace period goes in it too.
       return this.api.core.deleteNamespacedPod({ name, namespace, body: { gracePeriodSeconds, preconditions } });
     };
-    const judged = await deleteJudged(`delete pod ${namespace}/${name}`, read, judge, remove);
-    if (judged === 'spared') return 'spared';
-    if (judged !== 'absent') await waitUntilGone(`pod ${namespace}/${name}`, readThisOne(read, judged.deleted), DELETE_WAIT_MS);
-    return 'removed';
+    return deleteJudged(`pod ${namespace}/${name}`, read, judge, remove, DELETE_WAIT_MS);
   }
 
   /**

@@ -3,6 +3,7 @@
  * (the apiserver's own message), reads where absence is an answer, and waiting for an object to go.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Removal } from '../backend';
 
 /** A failed API request: `code` is the HTTP status, the message names the request and the apiserver's reason. */
 export class KubeRequestError extends Error {
@@ -62,38 +63,33 @@ export async function deleteIfPresent(request: string, remove: () => Promise<unk
 const REPLACED_LOOKS = 3;
 
 /**
- * Deletes the object `read` finds if `judge` says so (it may throw, to refuse loudly), naming the very
- * object read (a UID precondition): one made again under its name since is not deleted unjudged, but
- * read and judged afresh. Resolves with the deleted object's uid, 'absent' if there was none, or 'spared' if
- * `judge` kept the one there.
+ * Deletes `what` (e.g. "namespace x"), the object `read` finds, if `judge` says so (it may throw, to
+ * refuse loudly), naming the very object read (a UID precondition): one made again under its name since
+ * is not deleted unjudged, but read and judged afresh. Then waits up to `waitMs` until that very object
+ * is gone. 'removed' also when there was none; 'spared' when `judge` kept the one there.
  */
 export async function deleteJudged<T extends { metadata?: { uid?: string } }>(
-  request: string,
+  what: string,
   read: () => Promise<T | null>,
   judge: (object: T) => boolean,
   remove: (object: T, preconditions: { uid: string }) => Promise<unknown>,
-): Promise<{ deleted: string } | 'absent' | 'spared'> {
+  waitMs: number,
+): Promise<Removal> {
   for (let look = 1; ; look++) {
     const object = await read();
-    if (!object) return 'absent';
+    if (!object) return 'removed';
     if (!judge(object)) return 'spared';
     const uid = object.metadata!.uid!;
     try {
-      await deleteIfPresent(request, () => remove(object, { uid }));
-      return { deleted: uid };
+      await deleteIfPresent(`delete ${what}`, () => remove(object, { uid }));
     } catch (err) {
       // A failed precondition is a 409 Conflict.
       if (!hasStatus(err, 409) || look >= REPLACED_LOOKS) throw err;
+      continue;
     }
+    await waitUntilGone(what, async () => ((await read())?.metadata?.uid === uid ? true : null), waitMs);
+    return 'removed';
   }
-}
-
-/** What `read` returns while it is still the object `uid`, then null: for waitUntilGone after deleteJudged. */
-export function readThisOne<T extends { metadata?: { uid?: string } }>(read: () => Promise<T | null>, uid: string): () => Promise<T | null> {
-  return async () => {
-    const object = await read();
-    return object?.metadata?.uid === uid ? object : null;
-  };
 }
 
 const GONE_POLL_MS = 200;
