@@ -15,6 +15,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -37,6 +38,9 @@ const records = proxyLocalActivities<Activities>({ startToCloseTimeout: '10s', r
 const checks = summarized(proxyActivities<Activities>({ startToCloseTimeout: '30s', retry: RETRY }));
 /** Steps that can take long (a backup before the deletion, walking a large tree): they heartbeat. */
 const lengthy = summarized(proxyActivities<Activities>({ startToCloseTimeout: '2h', heartbeatTimeout: '1m', retry: RETRY }));
+
+/** A claim waiting when the owner looks at its PRESENT volume is granted before anything else. */
+const CLAIMS_FIRST_PATCH = 'claims-first';
 
 /** Continue as new past this many events: each session adds a handful. */
 const MAX_HISTORY_EVENTS = 1000;
@@ -177,6 +181,9 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
    * workflow was terminated never releases: a held volume is checked once a retention period.
    */
   async function keep(): Promise<void> {
+    // A claim waiting here is granted at once (the one that started this owner, say): let it in first,
+    // so that a volume about to be held is neither measured nor recorded as unheld in between.
+    if (claims > 0 && patched(CLAIMS_FIRST_PATCH)) await condition(() => claims === 0);
     const seen = events;
     const held = view.holder !== null;
     if (!held && !measured) {

@@ -19,7 +19,7 @@ import { startStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 
 const OUT = path.resolve(__dirname, '..', '..', '..', 'test', 'replay', 'histories');
-const GENERATION = '2026-12-05-proxy-sync';
+const GENERATION = '2026-12-06-claims-first';
 const IDS = path.join(OUT, 'workflow-ids.json');
 
 async function main() {

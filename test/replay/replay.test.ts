@@ -18,7 +18,8 @@ const SCENARIOS = ['cleanup', 'continued-as-new', 'failed-provisioning', 'lifecy
  * One per recording since workflow ids were kept, with the scenarios it added: 2026-12-04 brought
  * end reasons and summaries; 2026-12-04-volumes, volume owners; 2026-12-04-activity, the workflow
  * recording activity in the store itself; 2026-12-05-local-steps, the quick steps as local activities;
- * 2026-12-05-proxy-sync, sessions whose volume the proxy fills (no sync step).
+ * 2026-12-05-proxy-sync, sessions whose volume the proxy fills (no sync step); 2026-12-06-claims-first, volume
+ * owners that grant a waiting claim before they look at the volume.
  */
 const GENERATIONS: Array<[string, string[]]> = [
   ['2026-12', []],
@@ -27,6 +28,7 @@ const GENERATIONS: Array<[string, string[]]> = [
   ['2026-12-04-activity', []],
   ['2026-12-05-local-steps', []],
   ['2026-12-05-proxy-sync', ['proxy-sync']],
+  ['2026-12-06-claims-first', []],
 ];
 
 test('there are recorded histories for every workflow, each newer one with its workflow id', () => {
