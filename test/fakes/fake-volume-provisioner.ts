@@ -47,6 +47,9 @@ export interface LocalVolumes {
   dir: string;
 }
 
+/** The PV made for a claim is named after its uid, as the external-provisioner names it. */
+const volumeNameOf = (claim: V1PersistentVolumeClaim) => `pvc-${claim.metadata!.uid}`;
+
 /** Creates the fake StorageClass (if missing) and provisions for it until stop(). */
 export async function startFakeVolumeProvisioner(kubeConfig: KubeConfig, local?: LocalVolumes): Promise<FakeVolumeProvisioner> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
@@ -79,7 +82,7 @@ export async function startFakeVolumeProvisioner(kubeConfig: KubeConfig, local?:
   };
 
   async function provision(claim: V1PersistentVolumeClaim): Promise<void> {
-    const name = `pvc-${claim.metadata!.uid}`;
+    const name = volumeNameOf(claim);
     const onNode = local && claim.metadata!.annotations![SELECTED_NODE] === local.node ? local : undefined;
     const volumeHandle = onNode ? path.join(onNode.dir, name) : `modeInstance/fake-zone/fake-${claim.metadata!.uid}/vol1`;
     if (onNode && !provisioner.skipLocalDirectories) fs.mkdirSync(volumeHandle, { recursive: true });
@@ -135,8 +138,11 @@ export async function startFakeVolumeProvisioner(kubeConfig: KubeConfig, local?:
 
   async function reconcile(): Promise<void> {
     const [claims, volumes] = await Promise.all([core.listPersistentVolumeClaimForAllNamespaces(), core.listPersistentVolume()]);
+    // A claim whose PV is made but not yet bound by the PV controller is not provisioned again (as a real
+    // provisioner remembers): under a burst, binding lags by seconds, and each poll would post a conflict.
+    const made = new Set(volumes.items.map((pv) => pv.metadata?.name));
     const waiting = claims.items.filter(
-      (c) => c.spec?.storageClassName === FAKE_STORAGE_CLASS && !c.spec.volumeName && c.metadata?.annotations?.[SELECTED_NODE],
+      (c) => c.spec?.storageClassName === FAKE_STORAGE_CLASS && !c.spec.volumeName && c.metadata?.annotations?.[SELECTED_NODE] && !made.has(volumeNameOf(c)),
     );
     const ours = volumes.items.filter((pv) => pv.metadata?.annotations?.[PROVISIONED_BY] === FAKE_CSI_DRIVER);
     await Promise.all([...waiting.map(provision), ...ours.map(reclaim)]);
