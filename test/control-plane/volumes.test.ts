@@ -52,13 +52,14 @@ test('an ended session leaves its volume for the retention period; unused, it is
   expect(fs.existsSync(volumeDir(session.volume))).toBe(false);
 });
 
-test("a new volume's first claim is granted before its owner looks at it: the volume is neither measured nor recorded unheld", async () => {
+test("a new volume's first claim is granted before its owner looks at it: the volume is not measured before it exists", async () => {
   const client = await stack().client('ines');
   const session = await client.getServer(stack().workspace());
   const owner = stack().temporal.workflow.getHandle(volumeWorkflowIdFor(session.volume));
   const { events } = await owner.fetchHistory();
   const activities = events!.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
   expect(activities).not.toContain('measureVolume');
+  expect(await owner.query(volumeQuery)).toMatchObject({ state: 'PRESENT', holder: session.sessionId, removeAtMs: null });
   expect(await record(session.volume)).toMatchObject({ state: 'PRESENT', removeAtMs: null, sizeBytes: null });
   await client.endSession(session.sessionId);
   // Released, it is measured: the size its listing shows.
