@@ -251,7 +251,15 @@ async function endAll(kube: KubeBackendEnvironment, ready: Array<{ orchestrator:
     ),
   );
   const endMs = performance.now() - start;
-  await waitFor(async () => (await backend.listNamespaces()).length === 0, PHASE_TIMEOUT_MS, 'the managed namespaces to go');
+  // A session is ENDED only once its teardown saw its namespace gone: one still listed here is named, to look at.
+  let listed: string[] = [];
+  await waitFor(
+    async () => (listed = (await backend.listNamespaces()).map((ns) => ns.namespace)).length === 0,
+    PHASE_TIMEOUT_MS,
+    'the managed namespaces to go',
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}: ${listed.length} still listed, the first ${listed.slice(0, 5).join(', ')}`);
+  });
   const goneMs = performance.now() - start;
   const used = cpu();
   const left = (await backend.listNamespaces()).length + (await backend.listAgents()).length;
