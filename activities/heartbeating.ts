@@ -4,8 +4,8 @@ import { Context } from '@temporalio/activity';
 /**
  * Runs `work` while heartbeating with the latest detail it reported: at once on each report, and
  * meanwhile five times per heartbeat timeout (the SDK sends the server at most one per 80% of it; a
- * beat a second cost the worker CPU for each of hundreds of agents starting at once). A stall of the
- * worker's event loop of 8 s, not 9 s as before, lets a 10 s heartbeat timeout pass.
+ * beat a second cost the worker CPU for each of hundreds of agents starting at once). The worker's
+ * event loop may then stall up to 8 s before a 10 s heartbeat timeout passes.
  */
 export async function heartbeating<T>(work: (report: (detail: unknown) => void) => Promise<T>): Promise<T> {
   const ctx = Context.current();
