@@ -73,11 +73,18 @@ export function createVolumeActivities({ temporal, store, backend }: VolumeDeps)
     async claimVolume(claim: VolumeClaim): Promise<void> {
       const start = new WithStartWorkflowOperation<typeof volumeWorkflow>('volumeWorkflow', { ...owner(claim), workflowIdConflictPolicy: 'USE_EXISTING' });
       try {
-        await heartbeating(() => temporal.workflow.executeUpdateWithStart(claimVolumeUpdate, { args: [claim.sessionId], startWorkflowOperation: start }));
+        // Cancelled (its session ended while it waited), it stops waiting: the session's release withdraws the claim.
+        await heartbeating(() =>
+          temporal.withAbortSignal(Context.current().cancellationSignal, () =>
+            temporal.workflow.executeUpdateWithStart(claimVolumeUpdate, { args: [claim.sessionId], startWorkflowOperation: start }),
+          ),
+        );
       } catch (err) {
         const type = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure ? err.cause.type : undefined;
         if (type === VOLUME_FAILURE.VOLUME_REMOVED)
           throw new Error(`volume ${claim.volume} was removed while session ${claim.sessionId} waited: claiming a new one`);
+        // Only a session that ended releases: no retry of its claim can be granted.
+        if (type === VOLUME_FAILURE.CLAIM_WITHDRAWN) throw ApplicationFailure.nonRetryable((err as WorkflowUpdateFailedError).cause!.message, type);
         throw err;
       }
     },

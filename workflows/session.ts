@@ -44,6 +44,8 @@ const VOLUME_OWNER_PATCH = 'volume-owner';
 const PROXY_SYNC_PATCH = 'proxy-initial-sync';
 /** The workflow alone writes its row's lastActivityAtMs (before, the orchestrator also did on heartbeats). */
 const ACTIVITY_RECORD_PATCH = 'record-activity';
+/** A session that ends while its claim waits releases too, which withdraws the claim (workflows/volume.ts). */
+const RELEASE_CLAIM_PATCH = 'release-waiting-claim';
 
 const steps = summarized(proxyActivities<Activities>(QUICK));
 /**
@@ -122,6 +124,8 @@ export async function sessionWorkflow(input: SessionInput): Promise<Session> {
   let agentReported = false;
   /** The session claimed its volume (or, before volume owners, bound it): it releases it as it ends. */
   let holdsVolume = carried !== undefined;
+  /** The session asked for its volume: granted or not, it releases it as it ends. */
+  let claimedVolume = holdsVolume;
   /** The store writes so far: the second part of each row's version, after the workflow time. */
   let recordSeq = carried?.seq ?? 0;
   /** Why a FAILED session failed, as a short code (failureCode): its RbsFailureReason. */
@@ -271,7 +275,10 @@ export async function sessionWorkflow(input: SessionInput): Promise<Session> {
       let bound: { initialSync?: string } | undefined; // nothing from a worker before PROXY_SYNC_PATCH
       await step('PROVISIONING_VOLUME', async () => {
         // Waits while the volume's owner removes it; the owner then makes a new one.
-        if (patched(VOLUME_OWNER_PATCH)) await volumeClaims.claimVolume(volumeClaim);
+        if (patched(VOLUME_OWNER_PATCH)) {
+          claimedVolume = true;
+          await volumeClaims.claimVolume(volumeClaim);
+        }
         holdsVolume = true;
         bound = await quick.bindVolume(ref);
       });
@@ -343,7 +350,8 @@ export async function sessionWorkflow(input: SessionInput): Promise<Session> {
   async function finish(phase: 'ENDED' | 'FAILED', why: EndReason, reason: string | null, code?: string): Promise<void> {
     failedWith = code ?? null;
     // The volume's owner keeps it for the retention period from now, then removes it.
-    if (holdsVolume && patched(VOLUME_OWNER_PATCH)) await CancellationScope.nonCancellable(() => teardown.releaseVolume(volumeClaim));
+    const release = holdsVolume || (claimedVolume && patched(RELEASE_CLAIM_PATCH));
+    if (release && patched(VOLUME_OWNER_PATCH)) await CancellationScope.nonCancellable(() => teardown.releaseVolume(volumeClaim));
     session.failureReason = reason;
     session.endReason = why;
     await CancellationScope.nonCancellable(() => enter(phase));

@@ -27,6 +27,8 @@ export interface CarriedVolume {
   sizeBytes: number | null;
   measured: boolean;
   notRemovable?: string;
+  /** Sessions that released the volume, newest last (absent before 'withdrawn-claims'). */
+  released?: string[];
   generation: number;
   seq: number;
 }
@@ -50,14 +52,20 @@ export interface VolumeView {
 export const VOLUME_FAILURE = {
   /** The volume was removed while the claim waited: claim again, and a new volume is made. */
   VOLUME_REMOVED: 'VolumeRemoved',
+  /** The session released the volume (it ended) before its claim was granted: the claim is void. */
+  CLAIM_WITHDRAWN: 'ClaimWithdrawn',
 } as const;
 
 /**
  * A session (by its id) is about to use the volume: resolves once it may, restoring a trashed volume
- * first and waiting out a removal under way (which then fails the claim with VOLUME_REMOVED).
+ * first and waiting out a removal under way (which then fails the claim with VOLUME_REMOVED). A claim
+ * of a session that released the volume meanwhile fails with CLAIM_WITHDRAWN.
  */
 export const claimVolumeUpdate = defineUpdate<VolumeView, [sessionId: string]>('claim');
-/** The session is over: the retention period starts now. A hint only; removal checks for itself. */
+/**
+ * The session is over: the retention period starts now, and a claim of that session still waiting,
+ * or arriving late, is withdrawn. A hint only; removal checks for itself.
+ */
 export const releaseVolumeSignal = defineSignal<[sessionId: string]>('release');
 /**
  * An operator's pin changed in the store (which only the orchestrator writes): the owner reads it,

@@ -42,6 +42,11 @@ const lengthy = summarized(proxyActivities<Activities>({ startToCloseTimeout: '2
 /** A claim waiting when the owner looks at its PRESENT volume is granted before anything else. */
 const CLAIMS_FIRST_PATCH = 'claims-first';
 
+/** A claim of a session that already released the volume (it ended waiting) is refused, not granted. */
+const WITHDRAWN_CLAIMS_PATCH = 'withdrawn-claims';
+/** How many released sessions are remembered: one volume's sessions come one after another. */
+const RELEASED_KEPT = 16;
+
 /** Continue as new past this many events: each session adds a handful. */
 const MAX_HISTORY_EVENTS = 1000;
 
@@ -68,6 +73,12 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
   let events = 0;
   /** Claims waiting for the volume: a trashed volume with one is restored. */
   let claims = 0;
+  /**
+   * Sessions that released the volume, newest last. A session releases once, as it ends, whether or
+   * not its claim was granted: a claim of one of them that is granted later would hold the volume
+   * for a session that is gone.
+   */
+  const released = carried?.released ?? [];
   /** Why the volume could not be removed: it is then kept, until an operator pins or unpins it. */
   let notRemovable = carried?.notRemovable;
   /** Set once derived: handlers must be set before the first await, and messages wait for it. */
@@ -75,6 +86,12 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
 
   const removedFailure = () =>
     ApplicationFailure.create({ type: VOLUME_FAILURE.VOLUME_REMOVED, message: `volume ${view.volume} was removed`, nonRetryable: true });
+  const withdrawnFailure = (sessionId: string) =>
+    ApplicationFailure.create({
+      type: VOLUME_FAILURE.CLAIM_WITHDRAWN,
+      message: `the claim of volume ${view.volume} by session ${sessionId} was withdrawn: the session released the volume before it was granted`,
+      nonRetryable: true,
+    });
 
   setHandler(volumeQuery, () => ({ ...view }));
   setHandler(claimVolumeUpdate, async (sessionId) => {
@@ -86,12 +103,15 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
       claims--;
     }
     if (view.state === 'REMOVED') throw removedFailure();
+    if (released.includes(sessionId) && patched(WITHDRAWN_CLAIMS_PATCH)) throw withdrawnFailure(sessionId);
     view.holder = sessionId;
     view.lastUsedAtMs = Date.now();
     events++;
     return { ...view };
   });
   setHandler(releaseVolumeSignal, (sessionId) => {
+    if (!released.includes(sessionId)) released.push(sessionId);
+    released.splice(0, released.length - RELEASED_KEPT);
     // A release by an older session after a newer one claimed would free the newer one's volume.
     if (view.holder !== null && view.holder !== sessionId) return;
     view.holder = null;
@@ -248,7 +268,7 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
     // Only with no message in flight: a handler waiting for the loop would wait for ever.
     if ((state() === 'PRESENT' || state() === 'TRASHED') && historyFull && claims === 0 && allHandlersFinished()) {
       const resting = view.state as 'PRESENT' | 'TRASHED';
-      await continueAsNew<typeof volumeWorkflow>({ ...input, carried: { ...view, state: resting, generation, seq, measured, notRemovable } });
+      await continueAsNew<typeof volumeWorkflow>({ ...input, carried: { ...view, state: resting, generation, seq, measured, notRemovable, released } });
     }
   }
   await condition(allHandlersFinished);

@@ -1,7 +1,7 @@
 /** How failures become gRPC statuses: one place, so every RPC answers the same way. */
 import * as grpc from '@grpc/grpc-js';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { InvalidInputError } from '../../lib/validate';
 import { FAILURE } from '../../workflows/messages';
 
@@ -43,6 +43,10 @@ export function toServiceError(err: unknown, rpc: string): Partial<grpc.ServiceE
   const failure = updateFailure(err);
   if (failure?.type && failure.type in FAILURE_STATUS) {
     return { code: FAILURE_STATUS[failure.type], details: failure.message };
+  }
+  // Someone cancelled the workflow in Temporal (its UI, say): the session ends, as if ending, and the next call starts another.
+  if (err instanceof WorkflowUpdateFailedError && err.cause instanceof CancelledFailure) {
+    return { code: grpc.status.UNAVAILABLE, details: `${rpc}: the session's workflow was cancelled in Temporal before it answered` };
   }
   return { code: grpc.status.INTERNAL, details: `${rpc} failed: internal error` };
 }

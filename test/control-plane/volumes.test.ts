@@ -9,6 +9,7 @@ import type { VolumeRecord, VolumeState } from '../../lib/domain';
 import { UnsupportedVolumeError } from '../../lib/filestore/errors';
 import { placementFor, volumeWorkflowIdFor } from '../../lib/naming';
 import { pinVolumeUpdate, releaseVolumeSignal, volumeQuery } from '../../workflows/volume-messages';
+import { cancelClaimDuringRemoval } from '../harness/cancelled-claim';
 import { useStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 
@@ -118,6 +119,21 @@ test('a session that asks for its volume while it is being removed waits, then g
     backend.deleteVolume = deleteVolume;
     finishDeletion();
   }
+});
+
+test('a session cancelled while its claim waits out a removal releases it: the volume restored later is not held for the session that is gone', async () => {
+  const workspace = stack().workspace();
+  const { ended, answer } = await cancelClaimDuringRemoval(stack(), 'cora', workspace);
+  // A cancel in Temporal (its UI, say) answers the waiting GetServer clearly; a proxy asks again.
+  expect(String(answer)).toMatch(/UNAVAILABLE: GetServer: the session's workflow was cancelled in Temporal/);
+  const owner = stack().temporal.workflow.getHandle(volumeWorkflowIdFor(ended.volume));
+  expect(await owner.query(volumeQuery)).toMatchObject({ state: 'PRESENT', holder: null });
+  // Nobody else is kept out: the next session gets the volume.
+  const client = await stack().client('cora');
+  const next = await client.getServer(workspace);
+  expect(next.volume).toBe(ended.volume);
+  expect((await owner.query(volumeQuery)).holder).toBe(next.sessionId);
+  await client.endSession(next.sessionId);
 });
 
 test('a volume that cannot be backed up before its removal is kept, pinned, and its owner says why', async () => {

@@ -15,11 +15,12 @@ import { cleanupScheduleId } from '../../services/worker/cleanup-schedule';
 import { volumeWorkflowIdFor } from '../../lib/naming';
 import { heartbeatSignal } from '../../workflows/messages';
 import { volumeQuery } from '../../workflows/volume-messages';
+import { cancelClaimDuringRemoval } from '../harness/cancelled-claim';
 import { startStack } from '../harness/stack';
 import { waitFor } from '../harness/wait';
 
 const OUT = path.resolve(__dirname, '..', '..', '..', 'test', 'replay', 'histories');
-const GENERATION = '2026-12-06-claims-first';
+const GENERATION = '2026-12-06-withdrawn-claims';
 const IDS = path.join(OUT, 'workflow-ids.json');
 
 async function main() {
@@ -94,6 +95,12 @@ async function main() {
     backend.initialSync = 'worker';
     await client.endSession(filledByProxy.sessionId);
     await save('proxy-sync', filledByProxy.workflowId);
+
+    // A session cancelled while its claim waits out a removal: it releases, which withdraws the claim; its
+    // owner, refused the removal, keeps the volume for nobody.
+    const { ended, cancelled } = await cancelClaimDuringRemoval(stack, 'recorder', stack.workspace());
+    await save('cancelled-claim', cancelled.workflowId);
+    await save('withdrawn-claim', volumeWorkflowIdFor(ended.volume));
 
     const schedule = stack.temporal.schedule.getHandle(cleanupScheduleId(stack.config.temporal.taskQueue));
     await schedule.trigger();

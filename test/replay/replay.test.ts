@@ -19,7 +19,8 @@ const SCENARIOS = ['cleanup', 'continued-as-new', 'failed-provisioning', 'lifecy
  * end reasons and summaries; 2026-12-04-volumes, volume owners; 2026-12-04-activity, the workflow
  * recording activity in the store itself; 2026-12-05-local-steps, the quick steps as local activities;
  * 2026-12-05-proxy-sync, sessions whose volume the proxy fills (no sync step); 2026-12-06-claims-first, volume
- * owners that grant a waiting claim before they look at the volume.
+ * owners that grant a waiting claim before they look at the volume; 2026-12-06-withdrawn-claims, a session
+ * cancelled while its claim waits, which releases, and the owner that withdraws its claim.
  */
 const GENERATIONS: Array<[string, string[]]> = [
   ['2026-12', []],
@@ -29,6 +30,7 @@ const GENERATIONS: Array<[string, string[]]> = [
   ['2026-12-05-local-steps', []],
   ['2026-12-05-proxy-sync', ['proxy-sync']],
   ['2026-12-06-claims-first', []],
+  ['2026-12-06-withdrawn-claims', ['cancelled-claim', 'withdrawn-claim']],
 ];
 
 test('there are recorded histories for every workflow, each newer one with its workflow id', () => {
