@@ -89,9 +89,20 @@ export function createVolumeActivities({ temporal, store, backend }: VolumeDeps)
       }
     },
 
-    /** The session is over. Starts an owner for a volume that has none (one made before owners were). */
-    async releaseVolume(claim: VolumeClaim): Promise<void> {
-      await release(claim);
+    /**
+     * The session is over. Starts an owner for a volume that has none (one made before owners were),
+     * unless the session's claim was never granted: then there is a volume only if its owner runs.
+     */
+    async releaseVolume(claim: VolumeClaim & { granted?: false }): Promise<void> {
+      if (claim.granted !== false) {
+        await release(claim);
+        return;
+      }
+      try {
+        await temporal.workflow.getHandle(volumeWorkflowIdFor(claim.volume)).signal(releaseVolumeSignal, claim.sessionId);
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      }
     },
 
     /**

@@ -351,7 +351,8 @@ export async function sessionWorkflow(input: SessionInput): Promise<Session> {
     failedWith = code ?? null;
     // The volume's owner keeps it for the retention period from now, then removes it.
     const release = holdsVolume || (claimedVolume && patched(RELEASE_CLAIM_PATCH));
-    if (release && patched(VOLUME_OWNER_PATCH)) await CancellationScope.nonCancellable(() => teardown.releaseVolume(volumeClaim));
+    const claim = holdsVolume ? volumeClaim : { ...volumeClaim, granted: false as const };
+    if (release && patched(VOLUME_OWNER_PATCH)) await CancellationScope.nonCancellable(() => teardown.releaseVolume(claim));
     session.failureReason = reason;
     session.endReason = why;
     await CancellationScope.nonCancellable(() => enter(phase));

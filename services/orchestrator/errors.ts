@@ -44,9 +44,9 @@ export function toServiceError(err: unknown, rpc: string): Partial<grpc.ServiceE
   if (failure?.type && failure.type in FAILURE_STATUS) {
     return { code: FAILURE_STATUS[failure.type], details: failure.message };
   }
-  // Someone cancelled the workflow in Temporal (its UI, say): the session ends, as if ending, and the next call starts another.
+  // An operator cancelled the workflow in Temporal (its UI, say): said, and not retried; the next command starts afresh.
   if (err instanceof WorkflowUpdateFailedError && err.cause instanceof CancelledFailure) {
-    return { code: grpc.status.UNAVAILABLE, details: `${rpc}: the session's workflow was cancelled in Temporal before it answered` };
+    return { code: grpc.status.ABORTED, details: `${rpc}: the workflow it waited on was cancelled in Temporal; run the command again` };
   }
   return { code: grpc.status.INTERNAL, details: `${rpc} failed: internal error` };
 }

@@ -4,7 +4,7 @@
  * Shared by the volume tests and the replay recorder.
  */
 import { UnsupportedVolumeError } from '../../lib/filestore/errors';
-import { placementFor } from '../../lib/naming';
+import { placementFor, volumeWorkflowIdFor } from '../../lib/naming';
 import type { SessionRecord } from '../../lib/domain';
 import type { startStack } from './stack';
 import { waitFor } from './wait';
@@ -18,6 +18,8 @@ export interface CancelledClaim {
   cancelled: SessionRecord;
   /** What its GetServer answered. */
   answer: unknown;
+  /** The failure types of the owner's updates, in order: how each claim ended. */
+  claimFailures: Array<string | null>;
 }
 
 /** Returns once the cancelled session ended and the owner, refused the removal, kept the volume. */
@@ -39,16 +41,25 @@ export async function cancelClaimDuringRemoval(stack: Stack, user: string, works
     const ended = await client.getServer(workspace);
     await client.endSession(ended.sessionId);
     await waitFor(() => removing, 15_000, 'the removal to start');
+    const owner = stack.temporal.workflow.getHandle(volumeWorkflowIdFor(volume));
+    const updates = async () => (await owner.fetchHistory()).events!;
+    const accepted = async () => (await updates()).filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes).length;
+    const claimsBefore = await accepted();
     const asked = client.getServer(workspace, { timeoutMs: 60_000 }).catch((err: Error) => err);
     const waiting = async () => (await store.list({ user })).find((row) => row.workspace === workspace && row.sessionId !== ended.sessionId);
-    await waitFor(async () => (await waiting())?.phase === 'PROVISIONING_VOLUME', 15_000, 'the claim to wait');
+    // Cancelled only once the owner has the claim: before, there would be no claim to withdraw.
+    await waitFor(async () => (await accepted()) > claimsBefore, 15_000, 'the claim to reach the owner');
     await stack.temporal.workflow.getHandle((await waiting())!.workflowId).cancel();
     await waitFor(async () => (await waiting())?.phase === 'ENDED', 15_000, 'the cancelled session to end');
     const answer = await asked;
     refuse();
     // Refused, the volume is kept: pinned in the store.
     await waitFor(async () => (await store.getVolume(volume))?.pinned === true, 15_000, 'the refused removal');
-    return { ended: { sessionId: ended.sessionId, volume }, cancelled: (await waiting())!, answer };
+    const claimFailures = (await updates()).flatMap((e) => {
+      const outcome = e.workflowExecutionUpdateCompletedEventAttributes?.outcome;
+      return outcome ? [outcome.failure?.applicationFailureInfo?.type ?? null] : [];
+    });
+    return { ended: { sessionId: ended.sessionId, volume }, cancelled: (await waiting())!, answer, claimFailures };
   } finally {
     refuse();
     backend.deleteVolume = deleteVolume;
