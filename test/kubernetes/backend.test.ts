@@ -348,6 +348,31 @@ test("a namespace removed under its session, being deleted or gone: each later s
   expect(await backend.deleteNamespace(namespace, third)).toBe('removed'); // gone already
 });
 
+test('a namespace slow to go is watched until it is gone: one read and one list, not a read per look', async () => {
+  const backend = kube().backend();
+  const spec = session();
+  await backend.ensureNamespace(spec);
+  // Someone else's finalizer holds the namespace in Terminating until it is taken off.
+  const hold = (finalizers: string[] | null) => kube().admin.core.patchNamespace({ name: spec.namespace, body: { metadata: { finalizers } } }, MERGE_PATCH);
+  await hold(['rbs.test/hold']);
+  const { core } = backend['api'];
+  const reads = jest.spyOn(core, 'readNamespace');
+  const lists = jest.spyOn(core, 'listNamespace');
+  let settled = false;
+  const deleting = backend.deleteNamespace(spec.namespace).finally(() => (settled = true));
+  await new Promise((r) => setTimeout(r, 5000));
+  expect(settled).toBe(false);
+  const released = Date.now();
+  await hold(null);
+  expect(await deleting).toBe('removed');
+  expect(Date.now() - released).toBeLessThan(3000);
+  expect(await kube().namespace(spec.namespace)).toBeNull();
+  expect(reads).toHaveBeenCalledTimes(1); // the one judged before the deletion
+  expect(lists).toHaveBeenCalledTimes(1);
+  reads.mockRestore();
+  lists.mockRestore();
+});
+
 test('a namespace it does not manage is never deleted, nor taken over', async () => {
   const backend = kube().backend();
   const spec = session();

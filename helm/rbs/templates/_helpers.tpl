@@ -251,7 +251,7 @@ agentTlsSecret: agent-tls
 {{- define "rbs.workerRules" -}}
 - apiGroups: [""]
   resources: [namespaces]
-  verbs: [get, list, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [serviceaccounts, services, resourcequotas, limitranges, persistentvolumeclaims]
   verbs: [create, patch]

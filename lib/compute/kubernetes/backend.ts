@@ -45,6 +45,7 @@ import {
 } from './objects';
 import { judgePod, nodeOutage, podRejection, volumeNodeTrouble } from './pod-status';
 import { waitForAgentPod } from './readiness';
+import { watchUntilGone } from './watch-one';
 import { routeRefusal } from './route';
 import { deleteIfPresent, deleteJudged, kubeRequest, readOrNull } from './requests';
 import { type WorkspaceStorageHooks, WorkspaceVolumes } from './volumes';
@@ -204,7 +205,9 @@ export class KubernetesBackend implements ComputeBackend {
       return ofSession === undefined || sessionOf(existing) === ofSession;
     };
     const remove = (_: V1Namespace, preconditions: { uid: string }) => this.api.core.deleteNamespace({ name: namespace, body: { preconditions } });
-    return deleteJudged(`namespace ${namespace}`, read, judge, remove, DELETE_WAIT_MS);
+    const list = () => this.api.core.listNamespace({ fieldSelector: `metadata.name=${namespace}` });
+    const gone = (uid: string) => watchUntilGone(this.api, `namespace ${namespace}`, '/api/v1/namespaces', namespace, list, uid, DELETE_WAIT_MS);
+    return deleteJudged(`namespace ${namespace}`, read, judge, remove, gone);
   }
 
   async deleteVolume(volume: string): Promise<void> {
@@ -254,7 +257,10 @@ export class KubernetesBackend implements ComputeBackend {
       // A request body replaces the query's options: the grace period goes in it too.
       return this.api.core.deleteNamespacedPod({ name, namespace, body: { gracePeriodSeconds, preconditions } });
     };
-    return deleteJudged(`pod ${namespace}/${name}`, read, judge, remove, DELETE_WAIT_MS);
+    const what = `pod ${namespace}/${name}`;
+    const list = () => this.api.core.listNamespacedPod({ namespace, fieldSelector: `metadata.name=${name}` });
+    const gone = (uid: string) => watchUntilGone(this.api, what, `/api/v1/namespaces/${namespace}/pods`, name, list, uid, DELETE_WAIT_MS);
+    return deleteJudged(what, read, judge, remove, gone);
   }
 
   /**

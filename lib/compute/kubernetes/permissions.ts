@@ -9,8 +9,8 @@ import type { V1PolicyRule } from '@kubernetes/client-node';
 import { AGENT, GATEWAY_API_GROUP, OPTIONAL_AGENT_POLICIES } from './objects';
 
 export const BACKEND_RULES: V1PolicyRule[] = [
-  // ensureNamespace reads and applies; deleteNamespace deletes and waits; cleanup lists.
-  { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'create', 'patch', 'delete'] },
+  // ensureNamespace reads and applies; deleteNamespace deletes and watches it go; cleanup lists.
+  { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
   // The namespace's fixed contents and the workspace claim, applied.
   {
     apiGroups: [''],
@@ -25,7 +25,7 @@ export const BACKEND_RULES: V1PolicyRule[] = [
   { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get'] },
   { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
   { apiGroups: [''], resources: ['secrets'], resourceNames: [AGENT.tlsSecret], verbs: ['get', 'patch'] },
-  // The agent: applied, read, watched until ready, listed by cleanup, deleted on suspend.
+  // The agent: applied, read, watched until ready, listed by cleanup, deleted on suspend and watched going.
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
   // Why an agent pod was never Ready (a volume that did not mount, a probe that never passed): its last warning.
   { apiGroups: [''], resources: ['events'], verbs: ['list'] },

@@ -10,11 +10,7 @@ import type { KubeApi } from './api';
 import { AGENT } from './objects';
 import { type PodVerdict, judgePod } from './pod-status';
 import { kubeRequest } from './requests';
-
-/** Longest single watch request: the apiserver ends it, and a re-list picks up from there. */
-const MAX_WATCH_MS = 60_000;
-/** After a watch that failed at once (not merely ended), before listing again. */
-const WATCH_RETRY_MS = 1_000;
+import { MAX_WATCH_MS, WATCH_RETRY_MS, watchOne } from './watch-one';
 
 /** Resolves once the session's agent pod is Ready; throws AgentStartError if it fails or the deadline passes. */
 export async function waitForAgentPod(api: KubeApi, namespace: string, sessionId: string, wait: AgentWait): Promise<void> {
@@ -38,7 +34,15 @@ export async function waitForAgentPod(api: KubeApi, namespace: string, sessionId
     verdict = judge(list.items[0] ?? null);
     const remainingMs = deadline - Date.now();
     if (verdict.kind !== 'pending' || remainingMs <= 0) break;
-    const watched = await watchPod(api, namespace, list.metadata?.resourceVersion, Math.min(remainingMs, MAX_WATCH_MS), judge, wait.signal);
+    const watched = await watchOne<V1Pod, PodVerdict>(
+      api,
+      `/api/v1/namespaces/${namespace}/pods`,
+      AGENT.name,
+      list.metadata?.resourceVersion,
+      Math.min(remainingMs, MAX_WATCH_MS),
+      (pod) => settled(judge(pod)),
+      wait.signal,
+    );
     if (watched === 'failed') await sleep(Math.min(WATCH_RETRY_MS, Math.max(0, deadline - Date.now())));
     else if (watched !== 'ended') verdict = watched;
     if (verdict.kind !== 'pending') break;
@@ -50,6 +54,9 @@ export async function waitForAgentPod(api: KubeApi, namespace: string, sessionId
   const warning = verdict.unschedulable ? '' : await lastWarning(api, namespace);
   throw new AgentStartError(reason, `${agent} not ready after ${wait.deadlineMs} ms: ${verdict.progress.detail}${warning}`);
 }
+
+/** A verdict that ends the wait, or undefined while the pod is still on its way. */
+const settled = (verdict: PodVerdict) => (verdict.kind === 'pending' ? undefined : verdict);
 
 /** Longest warning message quoted (a probe's output can be long). */
 const WARNING_CHARS = 400;
@@ -73,59 +80,4 @@ async function lastWarning(api: KubeApi, namespace: string): Promise<string> {
   } catch {
     return '';
   }
-}
-
-/**
- * One watch request from `resourceVersion`, for at most `windowMs`: resolves with the first final
- * verdict, 'ended' when the watch ends (time up, 410 Gone, closed), 'failed' when it could not start.
- */
-function watchPod(
-  api: KubeApi,
-  namespace: string,
-  resourceVersion: string | undefined,
-  windowMs: number,
-  judge: (pod: V1Pod | null) => PodVerdict,
-  signal?: AbortSignal,
-): Promise<PodVerdict | 'ended' | 'failed'> {
-  return new Promise((resolve) => {
-    let controller: AbortController | undefined;
-    let settled = false;
-    const finish = (outcome: PodVerdict | 'ended' | 'failed') => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      controller?.abort();
-      resolve(outcome);
-    };
-    const onAbort = () => finish('ended');
-    const timer = setTimeout(() => finish('ended'), windowMs);
-    signal?.addEventListener('abort', onAbort);
-    const path = `/api/v1/namespaces/${namespace}/pods`;
-    const query = {
-      fieldSelector: `metadata.name=${AGENT.name}`,
-      resourceVersion,
-      allowWatchBookmarks: true,
-      timeoutSeconds: Math.ceil(windowMs / 1000) + 1,
-    };
-    api.watch
-      .watch(
-        path,
-        query,
-        (type: string, object: V1Pod) => {
-          if (type === 'ERROR') return finish('ended'); // 410 Gone and its like: list afresh
-          if (type === 'BOOKMARK') return;
-          const verdict = judge(type === 'DELETED' ? null : object);
-          if (verdict.kind !== 'pending') finish(verdict);
-        },
-        (err: unknown) => finish(err ? 'failed' : 'ended'),
-      )
-      .then(
-        (c) => {
-          controller = c;
-          if (settled) c.abort();
-        },
-        () => finish('failed'),
-      );
-  });
 }

@@ -65,15 +65,15 @@ const REPLACED_LOOKS = 3;
 /**
  * Deletes `what` (e.g. "namespace x"), the object `read` finds, if `judge` says so (it may throw, to
  * refuse loudly), naming the very object read (a UID precondition): one made again under its name since
- * is not deleted unjudged, but read and judged afresh. Then waits up to `waitMs` until that very object
- * is gone. 'removed' also when there was none; 'spared' when `judge` kept the one there.
+ * is not deleted unjudged, but read and judged afresh. Then waits until that very object is gone
+ * (`gone`, given its UID). 'removed' also when there was none; 'spared' when `judge` kept the one there.
  */
 export async function deleteJudged<T extends { metadata?: { uid?: string } }>(
   what: string,
   read: () => Promise<T | null>,
   judge: (object: T) => boolean,
   remove: (object: T, preconditions: { uid: string }) => Promise<unknown>,
-  waitMs: number,
+  gone: (uid: string) => Promise<void>,
 ): Promise<Removal> {
   for (let look = 1; ; look++) {
     const object = await read();
@@ -87,7 +87,7 @@ export async function deleteJudged<T extends { metadata?: { uid?: string } }>(
       if (!hasStatus(err, 409) || look >= REPLACED_LOOKS) throw err;
       continue;
     }
-    await waitUntilGone(what, async () => ((await read())?.metadata?.uid === uid ? true : null), waitMs);
+    await gone(uid);
     return 'removed';
   }
 }
