@@ -107,7 +107,7 @@ export function startCpuMeter(marker: string, named: Map<string, number>): () =>
     const argv = readProc(pid, 'cmdline')?.split('\0') ?? [];
     if (argv.some((arg) => arg.includes(marker))) processes.set(path.basename(argv[0]), Number(pid));
   }
-  processes.set('bench (clients, fake provisioner)', process.pid);
+  processes.set('bench (clients)', process.pid);
   const before = cpuSeconds(processes);
   return () => {
     const used = Object.entries(cpuSeconds(processes)).map(([name, s]): [string, number] => [name, s - before[name]]);

@@ -10,7 +10,8 @@
  *
  * `cores`: 'split' confines the control plane to half the CPUs and RBS, the clients and the ceiling's
  * client to the other half, as in a cluster, where the apiserver and etcd do not share RBS's
- * machines. 'shared' lets everything share every CPU: on 2 cores, RBS then slows the control plane
+ * machines. The fake volume provisioner stands for the CSI driver's, which runs in the cluster: it
+ * runs in a process of its own (provisioner-process.ts) beside the control plane, counted on neither side. 'shared' lets everything share every CPU: on 2 cores, RBS then slows the control plane
  * it drives by the CPU it takes, and its rate is at most about the control plane's CPU per session
  * ÷ both together.
  */
@@ -37,6 +38,7 @@ import {
   type KubeBackendEnvironment,
 } from '../test/kubernetes/backend-fixture';
 import { ceilingRun } from './kubernetes-ceiling';
+import { PROVISIONER_RUNNING } from './provisioner-process';
 import { type CpuUse, apiRequests, requestRows, requestsPerSession, splitCores, startCpuMeter } from './kubernetes-measures';
 import { percentile, report, type Row } from './stats';
 
@@ -84,13 +86,15 @@ export async function benchKubernetes(cores: Cores): Promise<void> {
   const logs = fs.mkdtempSync(path.join(os.tmpdir(), 'rbs-bench-kube-logs-')); // kept for a post-mortem, as the cluster's are
   const children: Child[] = [];
   const clients: Client[] = [];
+  let provisioner: Child | undefined;
   try {
+    provisioner = await provisionerProcess(kube, logs);
     const address = await startRbs(home, logs, kube.workerKubeconfigPath, children, AGENT_PROFILE);
     const controlPlaneDir = path.dirname(kube.controlPlane.kubeconfigPath);
     const cpuSets =
       cores === 'split'
         ? splitCores(
-            pidsWhere((cmdline) => cmdline.includes(controlPlaneDir)),
+            [...pidsWhere((cmdline) => cmdline.includes(controlPlaneDir)), provisioner.process.pid!],
             [process.pid, ...children.map((c) => c.process.pid!)],
           )
         : null;
@@ -109,7 +113,7 @@ export async function benchKubernetes(cores: Cores): Promise<void> {
     await warmup.orchestrator.endSession(first.sessionId);
 
     const users = await Promise.all(Array.from({ length: USERS }, (_, i) => clientFor(`user${i}`)));
-    const cpuMeter = () => startCpuMeter(controlPlaneDir, new Map(children.map((c) => [c.name, c.process.pid!])));
+    const cpuMeter = () => startCpuMeter(controlPlaneDir, new Map([...children, provisioner!].map((c) => [c.name, c.process.pid!])));
     const requestsAtStart = await apiRequests(kube.controlPlane.kubeConfig);
     const provisioned = await provisionAll(users, cpuMeter());
     const requestsWhenReady = await apiRequests(kube.controlPlane.kubeConfig);
@@ -172,8 +176,30 @@ export async function benchKubernetes(cores: Cores): Promise<void> {
   } finally {
     for (const { orchestrator } of clients) orchestrator.close();
     for (const child of children.reverse()) await child.stop();
+    await provisioner?.stop();
     await kube.stop();
     fs.rmSync(home, { recursive: true, force: true });
+  }
+}
+
+/** The fake volume provisioner moved out of this process, which holds the clients, into its own. */
+async function provisionerProcess(kube: KubeBackendEnvironment, logs: string): Promise<Child> {
+  await kube.provisioner.stop();
+  const child = startChild(
+    'fake provisioner',
+    process.execPath,
+    [path.join(repoRoot(), 'dist', 'bench', 'provisioner-process.js'), kube.controlPlane.kubeconfigPath],
+    {
+      logFile: path.join(logs, 'fake-provisioner.log'),
+    },
+  );
+  try {
+    await waitFor(() => child.logTail().includes(PROVISIONER_RUNNING) || child.exited() !== null, 30_000, 'the fake provisioner to start');
+    if (child.exited()) throw new Error(`${child.exited()}:\n${child.logTail()}`);
+    return child;
+  } catch (err) {
+    await child.stop();
+    throw err;
   }
 }
 
