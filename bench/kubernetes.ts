@@ -185,14 +185,10 @@ export async function benchKubernetes(cores: Cores): Promise<void> {
 /** The fake volume provisioner moved out of this process, which holds the clients, into its own. */
 async function provisionerProcess(kube: KubeBackendEnvironment, logs: string): Promise<Child> {
   await kube.provisioner.stop();
-  const child = startChild(
-    'fake provisioner',
-    process.execPath,
-    [path.join(repoRoot(), 'dist', 'bench', 'provisioner-process.js'), kube.controlPlane.kubeconfigPath],
-    {
-      logFile: path.join(logs, 'fake-provisioner.log'),
-    },
-  );
+  const child = startChild('fake provisioner', process.execPath, [path.join(repoRoot(), 'dist', 'bench', 'provisioner-process.js')], {
+    logFile: path.join(logs, 'fake-provisioner.log'),
+    env: { ...process.env, KUBECONFIG: kube.controlPlane.kubeconfigPath },
+  });
   try {
     await waitFor(() => child.logTail().includes(PROVISIONER_RUNNING) || child.exited() !== null, 30_000, 'the fake provisioner to start');
     if (child.exited()) throw new Error(`${child.exited()}:\n${child.logTail()}`);

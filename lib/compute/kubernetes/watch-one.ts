@@ -15,7 +15,7 @@ export const WATCH_RETRY_MS = 1_000;
  * Watches the object `name` in the collection at `path` (e.g. /api/v1/namespaces) from `resourceVersion`,
  * for at most `windowMs`. `decide` sees each change (null once the object is deleted) and settles the
  * watch by returning anything but undefined. Resolves with that, 'ended' when the watch ends (time up,
- * 410 Gone, closed, `signal` aborted) and 'failed' when it could not start.
+ * 410 Gone, closed, `signal` aborted) and 'failed' when it could not start or the apiserver sent another error.
  */
 export function watchOne<T, R>(
   api: KubeApi,
@@ -40,6 +40,7 @@ export function watchOne<T, R>(
     const onAbort = () => finish('ended');
     const timer = setTimeout(() => finish('ended'), windowMs);
     signal?.addEventListener('abort', onAbort);
+    if (signal?.aborted) return finish('ended');
     const query = {
       fieldSelector: `metadata.name=${name}`,
       resourceVersion,
@@ -51,7 +52,8 @@ export function watchOne<T, R>(
         path,
         query,
         (type: string, object: T) => {
-          if (type === 'ERROR') return finish('ended'); // 410 Gone and its like: list afresh
+          // 410 Gone: the resourceVersion expired, list afresh now; any other error, after a pause.
+          if (type === 'ERROR') return finish((object as { code?: number }).code === 410 ? 'ended' : 'failed');
           if (type === 'BOOKMARK') return;
           const decided = decide(type === 'DELETED' ? null : object);
           if (decided !== undefined) finish(decided);
