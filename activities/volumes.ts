@@ -80,11 +80,11 @@ export function createVolumeActivities({ temporal, store, backend }: VolumeDeps)
           ),
         );
       } catch (err) {
-        const type = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure ? err.cause.type : undefined;
-        if (type === VOLUME_FAILURE.VOLUME_REMOVED)
+        const failure = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+        if (failure?.type === VOLUME_FAILURE.VOLUME_REMOVED)
           throw new Error(`volume ${claim.volume} was removed while session ${claim.sessionId} waited: claiming a new one`);
         // Only a session that ended releases: no retry of its claim can be granted.
-        if (type === VOLUME_FAILURE.CLAIM_WITHDRAWN) throw ApplicationFailure.nonRetryable((err as WorkflowUpdateFailedError).cause!.message, type);
+        if (failure?.type === VOLUME_FAILURE.CLAIM_WITHDRAWN) throw ApplicationFailure.nonRetryable(failure.message, failure.type);
         throw err;
       }
     },

@@ -11,9 +11,10 @@
  * `cores`: 'split' confines the control plane to half the CPUs and RBS, the clients and the ceiling's
  * client to the other half, as in a cluster, where the apiserver and etcd do not share RBS's
  * machines. The fake volume provisioner stands for the CSI driver's, which runs in the cluster: it
- * runs in a process of its own (provisioner-process.ts) beside the control plane, counted on neither side. 'shared' lets everything share every CPU: on 2 cores, RBS then slows the control plane
- * it drives by the CPU it takes, and its rate is at most about the control plane's CPU per session
- * ÷ both together.
+ * runs in a process of its own (provisioner-process.ts) beside the control plane, counted on neither
+ * side. 'shared' lets everything share every CPU: on 2 cores, RBS then slows the control plane it
+ * drives by the CPU it takes, and its rate is at most about the control plane's CPU per session ÷
+ * both together.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';

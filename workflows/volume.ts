@@ -111,7 +111,7 @@ export async function volumeWorkflow(input: VolumeInput): Promise<VolumeView> {
   });
   setHandler(releaseVolumeSignal, (sessionId) => {
     if (!released.includes(sessionId)) released.push(sessionId);
-    released.splice(0, released.length - RELEASED_KEPT);
+    if (released.length > RELEASED_KEPT) released.shift();
     // A release by an older session after a newer one claimed would free the newer one's volume.
     if (view.holder !== null && view.holder !== sessionId) return;
     view.holder = null;

@@ -42,8 +42,8 @@ export async function cancelClaimDuringRemoval(stack: Stack, user: string, works
     await client.endSession(ended.sessionId);
     await waitFor(() => removing, 15_000, 'the removal to start');
     const owner = stack.temporal.workflow.getHandle(volumeWorkflowIdFor(volume));
-    const updates = async () => (await owner.fetchHistory()).events!;
-    const accepted = async () => (await updates()).filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes).length;
+    const history = async () => (await owner.fetchHistory()).events!;
+    const accepted = async () => (await history()).filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes).length;
     const claimsBefore = await accepted();
     const asked = client.getServer(workspace, { timeoutMs: 60_000 }).catch((err: Error) => err);
     const waiting = async () => (await store.list({ user })).find((row) => row.workspace === workspace && row.sessionId !== ended.sessionId);
@@ -55,7 +55,7 @@ export async function cancelClaimDuringRemoval(stack: Stack, user: string, works
     refuse();
     // Refused, the volume is kept: pinned in the store.
     await waitFor(async () => (await store.getVolume(volume))?.pinned === true, 15_000, 'the refused removal');
-    const claimFailures = (await updates()).flatMap((e) => {
+    const claimFailures = (await history()).flatMap((e) => {
       const outcome = e.workflowExecutionUpdateCompletedEventAttributes?.outcome;
       return outcome ? [outcome.failure?.applicationFailureInfo?.type ?? null] : [];
     });

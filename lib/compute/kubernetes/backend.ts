@@ -45,10 +45,10 @@ import {
 } from './objects';
 import { judgePod, nodeOutage, podRejection, volumeNodeTrouble } from './pod-status';
 import { waitForAgentPod } from './readiness';
-import { watchUntilGone } from './watch-one';
 import { routeRefusal } from './route';
 import { deleteIfPresent, deleteJudged, kubeRequest, readOrNull } from './requests';
 import { type WorkspaceStorageHooks, WorkspaceVolumes } from './volumes';
+import { watchUntilGone } from './watch-one';
 
 export interface KubernetesBackendDeps {
   kubeConfig: KubeConfig;
