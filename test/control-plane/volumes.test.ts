@@ -227,6 +227,22 @@ describe('someone who reaches only Temporal', () => {
     await client.endSession(session.sessionId);
   });
 
+  test('cannot keep a user from their volume with forged releases: a release withdraws only the claim of the session it names', async () => {
+    const client = await stack().client('ruth');
+    const workspace = stack().workspace();
+    const first = await client.getServer(workspace);
+    const owner = stack().temporal.workflow.getHandle(volumeWorkflowIdFor(first.volume));
+    // More forged ids than the owner remembers, and the live session's own.
+    for (let i = 0; i < 20; i++) await owner.signal(releaseVolumeSignal, `forged-${i}`);
+    await owner.signal(releaseVolumeSignal, first.sessionId);
+    await client.endSession(first.sessionId);
+    // The user's next session is a new id: its claim is granted, on the same volume.
+    const next = await client.getServer(workspace);
+    expect(next.volume).toBe(first.volume);
+    expect((await owner.query(volumeQuery)).holder).toBe(next.sessionId);
+    await client.endSession(next.sessionId);
+  });
+
   test('an owner started to resume a volume that has no record ends at once, and records nothing', async () => {
     const nobody = placementFor('zoe', '/home/zoe/never');
     const started = await stack().temporal.workflow.start('volumeWorkflow', {
